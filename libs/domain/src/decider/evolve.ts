@@ -1,0 +1,199 @@
+import type { EventOf, FlowEvent } from '../events/catalogue.js';
+import { dependentsMap, topologicalOrder } from '../flow/graph.js';
+import {
+  TASK_STATUS_RANK,
+  TERMINAL_FLOW_STATUSES,
+  TERMINAL_TASK_STATUSES,
+  type AttemptRecord,
+  type FlowState,
+  type TaskState,
+  type TaskStatus,
+} from './state.js';
+
+/**
+ * Folds one event into a flow's state. Deterministic and free of I/O; it takes time only from the
+ * event. For speed on large flows it updates `state` in place and returns it: callers own their
+ * state object (use `cloneState` to keep a copy).
+ *
+ * Every transition only moves forward, so a duplicated, re-delivered or out-of-date event is a
+ * no-op: folding a history twice, or with duplicates, gives the same state.
+ */
+export function evolve(state: FlowState | null, event: FlowEvent, seq = 0): FlowState | null {
+  if (event.type === 'flow.submitted') return state ?? initialState(event, seq);
+  if (state === null || event.flow_id !== state.flow_id) return state;
+  if (seq > state.last_seq) state.last_seq = seq;
+  apply(state, event);
+  return state;
+}
+
+export function fold(events: Iterable<FlowEvent>): FlowState | null {
+  let state: FlowState | null = null;
+  for (const event of events) state = evolve(state, event);
+  return state;
+}
+
+export function cloneState(state: FlowState): FlowState {
+  return structuredClone(state);
+}
+
+function initialState(event: EventOf<'flow.submitted'>, seq: number): FlowState {
+  const { definition } = event.data;
+  const deps = new Map(definition.tasks.map((t) => [t.id, t.depends_on]));
+  const tasks: Record<string, TaskState> = {};
+  for (const spec of definition.tasks) tasks[spec.id] = { id: spec.id, spec, status: 'pending', attempts: [] };
+  return {
+    flow_id: event.flow_id,
+    status: 'submitted',
+    definition,
+    order: topologicalOrder(deps),
+    tasks,
+    dependents: Object.fromEntries(dependentsMap(deps)),
+    terminal_count: 0,
+    submitted_at: event.time,
+    ...(event.data.idempotency_key !== undefined && { idempotency_key: event.data.idempotency_key }),
+    last_seq: seq,
+  };
+}
+
+function apply(state: FlowState, event: FlowEvent): void {
+  switch (event.type) {
+    case 'flow.submitted':
+      return;
+    case 'flow.started':
+      if (state.status === 'submitted') {
+        state.status = 'running';
+        state.started_at = event.time;
+      }
+      return;
+    case 'flow.cancel_requested':
+      if (!TERMINAL_FLOW_STATUSES.has(state.status) && state.status !== 'cancelling') {
+        state.status = 'cancelling';
+        state.cancel_requested_at = event.time;
+        if (event.data.reason !== undefined) state.cancel_reason = event.data.reason;
+      }
+      return;
+    case 'flow.succeeded':
+    case 'flow.failed':
+    case 'flow.cancelled':
+      if (!TERMINAL_FLOW_STATUSES.has(state.status)) {
+        state.status = event.type === 'flow.succeeded' ? 'succeeded' : event.type === 'flow.failed' ? 'failed' : 'cancelled';
+        state.finished_at = event.time;
+        if (event.type !== 'flow.succeeded') state.error = event.data.reason;
+      }
+      return;
+    case 'task.ready':
+      withTask(state, event.task_id, (task) => {
+        if (advance(state, task, 'ready')) task.ready_at = event.time;
+      });
+      return;
+    case 'task.dispatched':
+      withTask(state, event.task_id, (task) => {
+        if (advance(state, task, 'dispatched')) task.dispatched_at = event.time;
+      });
+      return;
+    case 'task.started':
+      withTask(state, event.task_id, (task) => {
+        if (TERMINAL_TASK_STATUSES.has(task.status)) return;
+        advance(state, task, 'running');
+        task.started_at ??= event.time;
+        const attempt = attemptOf(task, event.attempt);
+        attempt.started_at ??= event.time;
+        attempt.executor_id = event.data.executor_id;
+      });
+      return;
+    case 'task.attempt_failed':
+      withTask(state, event.task_id, (task) => {
+        if (TERMINAL_TASK_STATUSES.has(task.status)) return;
+        const attempt = attemptOf(task, event.attempt);
+        attempt.outcome = event.data.error.code === 'TIMEOUT' ? 'timed_out' : 'failed';
+        attempt.error = event.data.error;
+        attempt.duration_ms = event.data.duration_ms;
+        attempt.finished_at = event.time;
+        task.error = event.data.error;
+      });
+      return;
+    case 'task.retry_scheduled':
+      withTask(state, event.task_id, (task) => {
+        if (TERMINAL_TASK_STATUSES.has(task.status)) return;
+        attemptOf(task, event.attempt).retry_delay_ms = event.data.delay_ms;
+      });
+      return;
+    case 'task.succeeded':
+      withTask(state, event.task_id, (task) => {
+        if (!finish(state, task, 'succeeded', event.time)) return;
+        const attempt = attemptOf(task, event.attempt);
+        attempt.outcome = 'succeeded';
+        attempt.duration_ms = event.data.duration_ms;
+        attempt.finished_at = event.time;
+        task.duration_ms = event.data.duration_ms;
+        task.output = event.data.output;
+        delete task.error;
+      });
+      return;
+    case 'task.failed':
+    case 'task.timed_out':
+      withTask(state, event.task_id, (task) => {
+        if (!finish(state, task, event.type === 'task.failed' ? 'failed' : 'timed_out', event.time)) return;
+        const attempt = attemptOf(task, event.attempt);
+        attempt.outcome = event.type === 'task.failed' ? 'failed' : 'timed_out';
+        attempt.error = event.data.error;
+        attempt.finished_at ??= event.time;
+        task.error = event.data.error;
+        if (event.type === 'task.failed') task.duration_ms = event.data.duration_ms;
+      });
+      return;
+    case 'task.skipped':
+      withTask(state, event.task_id, (task) => {
+        if (!finish(state, task, 'skipped', event.time)) return;
+        task.skipped_because = event.data.upstream;
+        task.reason = event.data.reason;
+      });
+      return;
+    case 'task.cancelled':
+      withTask(state, event.task_id, (task) => {
+        if (!finish(state, task, 'cancelled', event.time)) return;
+        task.reason = event.data.reason;
+        const last = task.attempts[task.attempts.length - 1];
+        if (last && last.outcome === undefined) {
+          last.outcome = 'cancelled';
+          last.finished_at = event.time;
+        }
+      });
+      return;
+    default:
+      return assertNever(event);
+  }
+}
+
+function withTask(state: FlowState, taskId: string, update: (task: TaskState) => void): void {
+  const task = state.tasks[taskId];
+  if (task !== undefined) update(task);
+}
+
+/** Moves a non-terminal task forward to `status`; false when that would be a step back or sideways. */
+function advance(state: FlowState, task: TaskState, status: TaskStatus): boolean {
+  if (TASK_STATUS_RANK[status] <= TASK_STATUS_RANK[task.status]) return false;
+  task.status = status;
+  if (TERMINAL_TASK_STATUSES.has(status)) state.terminal_count++;
+  return true;
+}
+
+function finish(state: FlowState, task: TaskState, status: TaskStatus, time: string): boolean {
+  if (!advance(state, task, status)) return false;
+  task.finished_at = time;
+  return true;
+}
+
+function attemptOf(task: TaskState, number: number): AttemptRecord {
+  let record = task.attempts.find((a) => a.attempt === number);
+  if (record === undefined) {
+    record = { attempt: number };
+    task.attempts.push(record);
+    task.attempts.sort((a, b) => a.attempt - b.attempt);
+  }
+  return record;
+}
+
+export function assertNever(value: never): never {
+  throw new Error(`unhandled event: ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,92 @@
+import type { TaskError } from '../events/catalogue.js';
+import type { FlowDefinition, TaskSpec } from '../flow/definition.js';
+
+export type TaskStatus =
+  | 'pending'
+  | 'ready'
+  | 'dispatched'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'timed_out'
+  | 'skipped'
+  | 'cancelled';
+
+export type FlowStatus = 'submitted' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
+
+export const TERMINAL_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set([
+  'succeeded',
+  'failed',
+  'timed_out',
+  'skipped',
+  'cancelled',
+]);
+/** A task in one of these states stops everything downstream of it. */
+export const BLOCKING_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set(['failed', 'timed_out', 'skipped', 'cancelled']);
+export const TERMINAL_FLOW_STATUSES: ReadonlySet<FlowStatus> = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** Rank of each task status: a transition only ever moves forward, which makes old events harmless. */
+export const TASK_STATUS_RANK: Record<TaskStatus, number> = {
+  pending: 0,
+  ready: 1,
+  dispatched: 2,
+  running: 3,
+  succeeded: 4,
+  failed: 4,
+  timed_out: 4,
+  skipped: 4,
+  cancelled: 4,
+};
+
+export interface AttemptRecord {
+  attempt: number;
+  started_at?: string;
+  finished_at?: string;
+  duration_ms?: number;
+  outcome?: 'succeeded' | 'failed' | 'timed_out' | 'cancelled';
+  error?: TaskError;
+  retry_delay_ms?: number;
+  executor_id?: string;
+}
+
+export interface TaskState {
+  id: string;
+  spec: TaskSpec;
+  status: TaskStatus;
+  attempts: AttemptRecord[];
+  ready_at?: string;
+  dispatched_at?: string;
+  started_at?: string;
+  finished_at?: string;
+  duration_ms?: number;
+  error?: TaskError;
+  output?: unknown;
+  /** Upstream tasks whose failure skipped this one. */
+  skipped_because?: string[];
+  reason?: string;
+}
+
+export interface FlowState {
+  flow_id: string;
+  status: FlowStatus;
+  definition: FlowDefinition;
+  /** Task ids in a topological order (declaration order among equals). */
+  order: string[];
+  tasks: Record<string, TaskState>;
+  dependents: Record<string, string[]>;
+  /** Count of tasks in a terminal state, kept so completion checks cost O(1). */
+  terminal_count: number;
+  submitted_at: string;
+  started_at?: string;
+  finished_at?: string;
+  cancel_requested_at?: string;
+  cancel_reason?: string;
+  error?: string;
+  idempotency_key?: string;
+  /** Stream sequence of the last event folded, when the shell provides it. */
+  last_seq: number;
+}
+
+export function isTerminalFlow(state: FlowState | null): boolean {
+  return state !== null && TERMINAL_FLOW_STATUSES.has(state.status);
+}

@@ -1,0 +1,159 @@
+import { z } from 'zod';
+import { FlowDefinition, QueueName, TaskId, TaskSpec } from '../flow/definition.js';
+import { ULID_PATTERN } from '../ids.js';
+
+export const EVENT_VERSION = 1 as const;
+
+export const EventId = z.string().regex(ULID_PATTERN, 'must be a ULID');
+export const FlowId = z.string().regex(ULID_PATTERN, 'must be a ULID');
+
+/** Why an attempt or a task failed, in a form a person can act on. */
+export const TaskError = z.object({
+  message: z.string(),
+  /** Machine-readable cause: EXIT_CODE, SPAWN, TIMEOUT, HTTP_STATUS, NETWORK, CANCELLED, SHELL_DISABLED, ... */
+  code: z.string(),
+  retryable: z.boolean(),
+  exit_code: z.number().int().optional(),
+  signal: z.string().optional(),
+  http_status: z.number().int().optional(),
+  stdout_tail: z.string().optional(),
+  stderr_tail: z.string().optional(),
+});
+export type TaskError = z.infer<typeof TaskError>;
+
+type Shape = z.ZodRawShape;
+
+function envelope<T extends string, D extends z.ZodType, S extends Shape>(type: T, data: D, scope: S) {
+  return z.strictObject({
+    id: EventId,
+    type: z.literal(type),
+    version: z.literal(EVENT_VERSION),
+    flow_id: FlowId,
+    ...scope,
+    time: z.iso.datetime({ offset: true }),
+    data,
+  });
+}
+
+const flowScope = {};
+const taskScope = { task_id: TaskId };
+const attemptScope = { task_id: TaskId, attempt: z.number().int().min(1) };
+
+// Flow lifecycle.
+export const FlowSubmitted = envelope(
+  'flow.submitted',
+  z.object({
+    definition: FlowDefinition,
+    idempotency_key: z.string().optional(),
+    submitted_by: z.string().optional(),
+  }),
+  flowScope,
+);
+export const FlowStarted = envelope('flow.started', z.object({}), flowScope);
+export const FlowSucceeded = envelope(
+  'flow.succeeded',
+  z.object({ succeeded: z.number().int(), total: z.number().int() }),
+  flowScope,
+);
+export const FlowFailed = envelope(
+  'flow.failed',
+  z.object({
+    failed_tasks: z.array(TaskId),
+    skipped_tasks: z.array(TaskId),
+    succeeded: z.number().int(),
+    total: z.number().int(),
+    reason: z.string(),
+  }),
+  flowScope,
+);
+export const FlowCancelRequested = envelope(
+  'flow.cancel_requested',
+  z.object({ reason: z.string().optional(), requested_by: z.string().optional() }),
+  flowScope,
+);
+export const FlowCancelled = envelope(
+  'flow.cancelled',
+  z.object({ reason: z.string(), succeeded: z.number().int(), total: z.number().int() }),
+  flowScope,
+);
+
+// Task lifecycle.
+export const TaskReady = envelope(
+  'task.ready',
+  z.object({ queue: QueueName, priority: z.number().int(), concurrency_key: z.string().optional(), spec: TaskSpec }),
+  taskScope,
+);
+export const TaskDispatched = envelope('task.dispatched', z.object({ queue: QueueName }), taskScope);
+export const TaskStarted = envelope('task.started', z.object({ executor_id: z.string() }), attemptScope);
+export const TaskAttemptFailed = envelope(
+  'task.attempt_failed',
+  z.object({ error: TaskError, duration_ms: z.number().min(0) }),
+  attemptScope,
+);
+export const TaskRetryScheduled = envelope(
+  'task.retry_scheduled',
+  z.object({ next_attempt: z.number().int().min(2), delay_ms: z.number().min(0) }),
+  attemptScope,
+);
+export const TaskSucceeded = envelope(
+  'task.succeeded',
+  z.object({ output: z.unknown().optional(), duration_ms: z.number().min(0) }),
+  attemptScope,
+);
+export const TaskFailed = envelope(
+  'task.failed',
+  z.object({ error: TaskError, duration_ms: z.number().min(0) }),
+  attemptScope,
+);
+export const TaskTimedOut = envelope(
+  'task.timed_out',
+  z.object({ timeout_ms: z.number().min(0), error: TaskError }),
+  attemptScope,
+);
+export const TaskSkipped = envelope(
+  'task.skipped',
+  z.object({ reason: z.string(), upstream: z.array(TaskId) }),
+  taskScope,
+);
+export const TaskCancelled = envelope('task.cancelled', z.object({ reason: z.string() }), taskScope);
+
+export const FlowEvent = z.discriminatedUnion('type', [
+  FlowSubmitted,
+  FlowStarted,
+  FlowSucceeded,
+  FlowFailed,
+  FlowCancelRequested,
+  FlowCancelled,
+  TaskReady,
+  TaskDispatched,
+  TaskStarted,
+  TaskAttemptFailed,
+  TaskRetryScheduled,
+  TaskSucceeded,
+  TaskFailed,
+  TaskTimedOut,
+  TaskSkipped,
+  TaskCancelled,
+]);
+export type FlowEvent = z.infer<typeof FlowEvent>;
+export type EventType = FlowEvent['type'];
+export type EventOf<T extends EventType> = Extract<FlowEvent, { type: T }>;
+
+export const EVENT_TYPES = FlowEvent.options.map((o) => o.shape.type.value) as EventType[];
+
+export const TERMINAL_FLOW_EVENTS = new Set<EventType>(['flow.succeeded', 'flow.failed', 'flow.cancelled']);
+export const TERMINAL_TASK_EVENTS = new Set<EventType>([
+  'task.succeeded',
+  'task.failed',
+  'task.timed_out',
+  'task.skipped',
+  'task.cancelled',
+]);
+
+/** An event minus what the shell stamps on it (id, version, time). The decider only produces drafts. */
+export type EventDraft = {
+  [T in EventType]: Omit<EventOf<T>, 'id' | 'version' | 'time'> & {
+    /** Deterministic de-duplication key: the same decision always gets the same key. */
+    key: string;
+  };
+}[EventType];

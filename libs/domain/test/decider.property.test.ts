@@ -1,0 +1,156 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  decide,
+  decideAll,
+  descendantsOf,
+  evolve,
+  fold,
+  TERMINAL_FLOW_EVENTS,
+  type EventDraft,
+  type FlowDefinition,
+  type FlowEvent,
+  type FlowState,
+} from '../src/index.js';
+import { definition, ev, FLOW, fromDraft } from './fixtures.js';
+
+/** A random DAG: edges only point from a later task to an earlier one, so it is acyclic by construction. */
+const dagArbitrary = fc
+  .integer({ min: 1, max: 12 })
+  .chain((n) =>
+    fc.record({
+      n: fc.constant(n),
+      edges: fc.array(fc.tuple(fc.nat(n - 1), fc.nat(n - 1)), { maxLength: n * 2 }),
+      outcomes: fc.array(fc.boolean(), { minLength: n, maxLength: n }),
+      choices: fc.array(fc.nat(), { minLength: 64, maxLength: 64 }),
+      cancelAt: fc.option(fc.nat(30), { nil: undefined }),
+    }),
+  )
+  .map(({ n, edges, outcomes, choices, cancelAt }) => {
+    const deps = Array.from({ length: n }, () => new Set<string>());
+    for (const [a, b] of edges) if (a !== b) deps[Math.max(a, b)]!.add(`t${Math.min(a, b)}`);
+    const def = definition(deps.map((ds, i) => ({ id: `t${i}`, depends_on: [...ds] })));
+    return { def, outcomes: new Map(def.tasks.map((t, i) => [t.id, outcomes[i]!])), choices, cancelAt };
+  });
+
+/**
+ * Runs a flow against the decider as the services would: decisions are appended to the log (with
+ * JetStream-style de-duplication by key), tasks that became ready complete in a random order.
+ */
+function simulate(def: FlowDefinition, outcomes: Map<string, boolean>, choices: number[], cancelAt?: number) {
+  const log: FlowEvent[] = [];
+  const keys = new Set<string>();
+  let state: FlowState | null = null;
+  const pending: EventDraft[] = [];
+  const runnable: string[] = [];
+  let step = 0;
+
+  const append = (event: FlowEvent) => {
+    log.push(event);
+    state = evolve(state, event);
+    if (event.type === 'task.ready') runnable.push(event.task_id);
+    pending.push(...decide(state, event));
+  };
+
+  append(ev.submitted(def));
+  for (let guard = 0; guard < 1000; guard++) {
+    if (pending.length > 0) {
+      const draft = pending.shift()!;
+      if (keys.has(draft.key)) continue;
+      keys.add(draft.key);
+      append(fromDraft(draft));
+      continue;
+    }
+    expect(decideAll(state), 'nothing may be left undecided once the log is quiet').toEqual([]);
+    if (cancelAt !== undefined && step === cancelAt) append(ev.cancelRequested());
+    if (runnable.length === 0) break;
+    const task = runnable.splice(choices[step++ % choices.length]! % runnable.length, 1)[0]!;
+    append(outcomes.get(task) ? ev.succeeded(task) : ev.failed(task));
+  }
+  return { log, state: state as FlowState | null };
+}
+
+const readyIndex = (log: FlowEvent[], id: string) => log.findIndex((e) => e.type === 'task.ready' && e.task_id === id);
+
+describe('decider properties over random DAGs and completion orders', () => {
+  it('readies each task exactly once, and only after all its dependencies succeeded', () => {
+    fc.assert(
+      fc.property(dagArbitrary, ({ def, outcomes, choices }) => {
+        const { log } = simulate(def, outcomes, choices);
+        for (const task of def.tasks) {
+          const readies = log.filter((e) => e.type === 'task.ready' && e.task_id === task.id);
+          const depsSucceeded = task.depends_on.every((d) => log.some((e) => e.type === 'task.succeeded' && e.task_id === d));
+          expect(readies.length).toBe(depsSucceeded ? 1 : 0);
+          if (readies.length === 1) {
+            for (const d of task.depends_on) {
+              const succeededAt = log.findIndex((e) => e.type === 'task.succeeded' && e.task_id === d);
+              expect(succeededAt).toBeLessThan(readyIndex(log, task.id));
+            }
+          }
+        }
+      }),
+    );
+  });
+
+  it('marks every descendant of a failure skipped, and nothing else', () => {
+    fc.assert(
+      fc.property(dagArbitrary, ({ def, outcomes, choices }) => {
+        const { state } = simulate(def, outcomes, choices);
+        const dependents = new Map(Object.entries(state!.dependents));
+        const failed = def.tasks.filter((t) => state!.tasks[t.id]!.status === 'failed').map((t) => t.id);
+        const downstream = new Set(failed.flatMap((f) => [...descendantsOf(dependents, f)]));
+        for (const task of def.tasks) {
+          const status = state!.tasks[task.id]!.status;
+          if (downstream.has(task.id)) expect(status).toBe('skipped');
+          else expect(status).toBe(outcomes.get(task.id) ? 'succeeded' : 'failed');
+        }
+      }),
+    );
+  });
+
+  it('ends every flow in exactly one terminal state, and the right one', () => {
+    fc.assert(
+      fc.property(dagArbitrary, ({ def, outcomes, choices, cancelAt }) => {
+        const { log, state } = simulate(def, outcomes, choices, cancelAt);
+        const terminal = log.filter((e) => TERMINAL_FLOW_EVENTS.has(e.type));
+        expect(terminal).toHaveLength(1);
+        const anyFailed = def.tasks.some((t) => state!.tasks[t.id]!.status === 'failed');
+        const cancelIndex = log.findIndex((e) => e.type === 'flow.cancel_requested');
+        const cancelled = cancelIndex >= 0 && cancelIndex < log.indexOf(terminal[0]!);
+        const expected = cancelled ? 'flow.cancelled' : anyFailed ? 'flow.failed' : 'flow.succeeded';
+        expect(terminal[0]!.type).toBe(expected);
+        expect(state!.terminal_count).toBe(def.tasks.length);
+      }),
+    );
+  });
+
+  it('folds a history with duplicated events to the same state as without', () => {
+    fc.assert(
+      fc.property(dagArbitrary, fc.array(fc.tuple(fc.nat(), fc.nat())), ({ def, outcomes, choices, cancelAt }, dupes) => {
+        const { log } = simulate(def, outcomes, choices, cancelAt);
+        const noisy = [...log];
+        for (const [pick, offset] of dupes) {
+          const from = pick % log.length;
+          const original = log[from]!;
+          const at = noisy.indexOf(original) + 1 + (offset % (noisy.length - noisy.indexOf(original)));
+          noisy.splice(at, 0, original);
+        }
+        expect(fold(noisy)).toEqual(fold(log));
+      }),
+    );
+  });
+
+  it('re-deciding over a rebuilt state emits only keys already decided', () => {
+    fc.assert(
+      fc.property(dagArbitrary, fc.nat(), ({ def, outcomes, choices }, cut) => {
+        const { log } = simulate(def, outcomes, choices);
+        const prefix = log.slice(0, 1 + (cut % log.length));
+        const rebuilt = fold(prefix);
+        const keysInLog = new Set(
+          log.map((e) => ('task_id' in e ? `${FLOW}:${e.task_id}:${e.type}` : `${FLOW}:${e.type}`)),
+        );
+        for (const draft of decideAll(rebuilt)) expect(keysInLog.has(draft.key)).toBe(true);
+      }),
+    );
+  });
+});
