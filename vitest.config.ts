@@ -1,17 +1,20 @@
 import { defineConfig } from 'vitest/config';
 
-const resolve = { conditions: ['source'] };
+// Workspace packages resolve to their TypeScript sources in tests (the "source" export condition),
+// so unit tests need no build; process-level tests run the built services.
+const conditions = ['source', 'import', 'module', 'node', 'default'];
+const shared = { resolve: { conditions }, ssr: { resolve: { conditions, externalConditions: conditions } } };
 
 export default defineConfig({
-  resolve,
+  ...shared,
   test: {
     projects: [
       {
-        resolve,
+        ...shared,
         test: { name: 'unit', include: ['libs/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'cli/test/**/*.test.ts'] },
       },
       {
-        resolve,
+        ...shared,
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],

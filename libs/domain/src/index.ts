@@ -9,3 +9,4 @@ export * from './decider/state.js';
 export * from './decider/evolve.js';
 export * from './decider/decide.js';
 export * from './views/flow-view.js';
+export * from './events/json-schemas.js';

@@ -124,3 +124,6 @@ export const FlowDefinition = z.object({
   tasks: z.array(TaskSpec).min(1),
 });
 export type FlowDefinition = z.infer<typeof FlowDefinition>;
+
+/** The whole submission as a user writes it, for documentation and editors (schemas/flow.schema.json). */
+export const FlowSubmission = FlowInput.extend({ tasks: z.array(TaskInput).min(1) });

@@ -1,0 +1,52 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+export interface ConnectOptions {
+  servers: string | string[];
+  name: string;
+  /** How long the first connection may take before giving up, in ms. */
+  timeoutMs?: number;
+  user?: string;
+  pass?: string;
+  token?: string;
+}
+
+/** A user-facing failure to reach NATS: says where we tried and what to do. */
+export class NatsUnreachableError extends Error {
+  constructor(
+    readonly servers: string[],
+    cause: unknown,
+  ) {
+    super(
+      `cannot reach NATS at ${servers.join(', ')} (${(cause as Error)?.message ?? String(cause)}). ` +
+        'Start a nats-server with JetStream enabled (nats-server -js), or point TASKSTREAM_NATS_URL / --nats at a running one.',
+      { cause },
+    );
+    this.name = 'NatsUnreachableError';
+  }
+}
+
+/**
+ * Connects with settings for long-lived services: reconnect forever with jittered waits, so a
+ * restarting or failing-over server is ridden out rather than crashing the process.
+ */
+export async function connectNats(options: ConnectOptions): Promise<NatsConnection> {
+  const servers = Array.isArray(options.servers) ? options.servers : options.servers.split(',').map((s) => s.trim());
+  try {
+    return await connect({
+      servers,
+      name: options.name,
+      timeout: options.timeoutMs ?? 5_000,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      reconnectJitter: 250,
+      pingInterval: 10_000,
+      waitOnFirstConnect: false,
+      ...(options.user !== undefined && { user: options.user, pass: options.pass }),
+      ...(options.token !== undefined && { token: options.token }),
+    });
+  } catch (error) {
+    throw new NatsUnreachableError(servers, error);
+  }
+}
+
+export type { NatsConnection };

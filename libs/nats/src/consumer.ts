@@ -1,0 +1,122 @@
+import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { Decoded } from './codec.js';
+import type { DeadLetters } from './dead-letters.js';
+import type { Logger } from './logger.js';
+
+/** A failure that retrying cannot fix: the message goes to the dead letters at once. */
+export class PermanentError extends Error {
+  override name = 'PermanentError';
+}
+
+export interface ConsumerLoopOptions<T> {
+  js: JetStreamClient;
+  stream: string;
+  consumer: string;
+  /** Names the loop in dead letters and logs, e.g. "planner". */
+  source: string;
+  decode: (data: Uint8Array, msg: JsMsg) => Decoded<T>;
+  /**
+   * Handles one valid message. Resolving acks it (unless the handler already acked or nakked);
+   * throwing naks it with a delay, and after `maxDeliver` deliveries sets it aside.
+   */
+  handle: (value: T, msg: JsMsg) => Promise<void>;
+  deadLetters: DeadLetters;
+  log: Logger;
+  /** Messages handled at once. 1 keeps stream order strictly. */
+  concurrency?: number;
+  /** Must match the consumer's max_deliver so the last delivery is known. */
+  maxDeliver: number;
+  retryDelayMs?: (deliveryCount: number) => number;
+}
+
+export interface ConsumerLoop {
+  /** Stops pulling, waits for messages in hand, and resolves when the loop has ended. */
+  stop(): Promise<void>;
+  readonly done: Promise<void>;
+}
+
+/**
+ * A typed pull-consumer loop. Invalid messages never crash the loop and are never redelivered
+ * forever: they are set aside on the dead-letter subject with the reason, then terminated.
+ */
+export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Promise<ConsumerLoop> {
+  const { js, stream, consumer, source, log } = options;
+  const concurrency = options.concurrency ?? 1;
+  const retryDelay = options.retryDelayMs ?? ((n: number) => Math.min(30_000, 250 * 2 ** (n - 1)));
+  const c = await js.consumers.get(stream, consumer);
+  let messages: ConsumerMessages | undefined;
+  let stopping = false;
+  const inFlight = new Set<Promise<void>>();
+
+  const process = async (msg: JsMsg): Promise<void> => {
+    const decoded = options.decode(msg.data, msg);
+    if (!decoded.ok) {
+      log.warn({ subject: msg.subject, seq: msg.seq, reason: decoded.reason }, 'setting aside an invalid message');
+      await options.deadLetters.setAside(msg, source, decoded.reason);
+      msg.term(decoded.reason);
+      return;
+    }
+    try {
+      await options.handle(decoded.value, msg);
+      if (!isSettled(msg)) msg.ack();
+    } catch (error) {
+      const reason = (error as Error)?.message ?? String(error);
+      const last = msg.info.deliveryCount >= options.maxDeliver;
+      if (error instanceof PermanentError || last) {
+        log.error({ subject: msg.subject, seq: msg.seq, deliveries: msg.info.deliveryCount, reason }, 'setting aside a message that cannot be processed');
+        await options.deadLetters.setAside(msg, source, last ? `failed ${msg.info.deliveryCount} deliveries; last error: ${reason}` : reason);
+        msg.term(reason);
+      } else {
+        log.warn({ subject: msg.subject, seq: msg.seq, deliveries: msg.info.deliveryCount, reason }, 'processing failed; will retry');
+        msg.nak(retryDelay(msg.info.deliveryCount));
+      }
+    }
+  };
+
+  const run = async (): Promise<void> => {
+    while (!stopping) {
+      try {
+        messages = await c.consume({ max_messages: Math.max(concurrency * 2, 64) });
+        for await (const msg of messages) {
+          if (stopping) {
+            msg.nak();
+            continue;
+          }
+          if (concurrency === 1) {
+            await process(msg);
+            continue;
+          }
+          const task = process(msg).finally(() => inFlight.delete(task));
+          inFlight.add(task);
+          if (inFlight.size >= concurrency) await Promise.race(inFlight);
+        }
+      } catch (error) {
+        if (stopping) break;
+        log.error({ err: error, consumer }, 'consumer loop failed; restarting');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+    await Promise.allSettled(inFlight);
+  };
+
+  const done = run();
+  return {
+    done,
+    async stop() {
+      stopping = true;
+      await messages?.close();
+      await done;
+    },
+  };
+}
+
+const settled = new WeakSet<JsMsg>();
+
+/** Marks a message as acked or nakked by its handler so the loop does not ack it again. */
+export function markSettled(msg: JsMsg): void {
+  settled.add(msg);
+}
+
+function isSettled(msg: JsMsg): boolean {
+  return settled.has(msg);
+}

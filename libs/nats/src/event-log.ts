@@ -1,0 +1,37 @@
+import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { EVENT_VERSION, eventSubject, type EventDraft, type FlowEvent } from '@taskstream/domain';
+import { encodeJson } from './codec.js';
+import { deterministicId } from './ids.js';
+import type { Topology } from './topology.js';
+
+/** Appends events to the log. Every append carries a Nats-Msg-Id, so a repeat is dropped by JetStream. */
+export class EventLog {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly topo: Topology,
+  ) {}
+
+  async append(event: FlowEvent, msgID: string = event.id): Promise<PubAck> {
+    return this.js.publish(eventSubject(this.topo.layout, event.flow_id, event.type), encodeJson(event), { msgID });
+  }
+
+  /**
+   * Appends a batch in order. The publishes are pipelined on one connection, which keeps their
+   * order in the stream, and all PubAcks are awaited before returning.
+   */
+  async appendAll(items: ReadonlyArray<{ event: FlowEvent; msgID: string }>): Promise<PubAck[]> {
+    return Promise.all(items.map(({ event, msgID }) => this.append(event, msgID)));
+  }
+
+  /** Stamps decisions with deterministic ids and appends them, keyed for de-duplication. */
+  async appendDecisions(drafts: readonly EventDraft[], causeTimeMs: number, now: Date = new Date()): Promise<FlowEvent[]> {
+    const events = drafts.map((draft) => stampDecision(draft, causeTimeMs, now));
+    await this.appendAll(events.map((event, i) => ({ event, msgID: drafts[i]!.key })));
+    return events;
+  }
+}
+
+export function stampDecision(draft: EventDraft, causeTimeMs: number, now: Date): FlowEvent {
+  const { key, ...rest } = draft;
+  return { ...rest, id: deterministicId(key, causeTimeMs), version: EVENT_VERSION, time: now.toISOString() } as FlowEvent;
+}

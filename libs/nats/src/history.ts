@@ -1,0 +1,75 @@
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
+import { flowEventsFilter, type FlowEvent } from '@taskstream/domain';
+import { decodeEvent } from './codec.js';
+import type { Topology } from './topology.js';
+
+/** An event as the log holds it: its stream sequence and the time the server stored it. */
+export interface StoredEvent {
+  seq: number;
+  stored_at: string;
+  event: FlowEvent;
+}
+
+/** A message on an event subject that does not decode; reads report it rather than fail. */
+export interface InvalidStored {
+  seq: number;
+  stored_at: string;
+  invalid: string;
+}
+
+function storedAt(nanos: number): string {
+  return new Date(Math.floor(nanos / 1_000_000)).toISOString();
+}
+
+function startFrom(afterSeq: number) {
+  return afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : { deliver_policy: DeliverPolicy.All };
+}
+
+/** Every event on `filter` after `afterSeq`, in stream order, as it stands now. */
+export async function readEvents(
+  js: JetStreamClient,
+  stream: string,
+  filter: string,
+  afterSeq = 0,
+): Promise<Array<StoredEvent | InvalidStored>> {
+  const consumer = await js.consumers.get(stream, { filter_subjects: filter, ...startFrom(afterSeq) });
+  const { num_pending } = await consumer.info();
+  const out: Array<StoredEvent | InvalidStored> = [];
+  if (num_pending === 0) return out;
+  const messages = await consumer.consume({ max_messages: Math.min(num_pending, 1000) });
+  for await (const msg of messages) {
+    const decoded = decodeEvent(msg.data);
+    const at = storedAt(msg.info.timestampNanos);
+    out.push(decoded.ok ? { seq: msg.seq, stored_at: at, event: decoded.value } : { seq: msg.seq, stored_at: at, invalid: decoded.reason });
+    if (msg.info.pending === 0) break;
+  }
+  await messages.close();
+  return out;
+}
+
+export async function readFlowHistory(js: JetStreamClient, topo: Topology, flowId: string, afterSeq = 0): Promise<StoredEvent[]> {
+  const all = await readEvents(js, topo.eventsStream, flowEventsFilter(topo.layout, flowId), afterSeq);
+  return all.filter((e): e is StoredEvent => 'event' in e);
+}
+
+/**
+ * History then live events on `filter`, from `afterSeq`, through one ordered consumer: the server
+ * delivers stored and new messages in sequence, so there is no gap and no duplicate between them.
+ */
+export async function followEvents(
+  js: JetStreamClient,
+  stream: string,
+  filter: string,
+  afterSeq = 0,
+): Promise<{ events: AsyncIterable<StoredEvent | InvalidStored>; close: () => Promise<void> }> {
+  const consumer = await js.consumers.get(stream, { filter_subjects: filter, ...startFrom(afterSeq) });
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
+  async function* events() {
+    for await (const msg of messages) {
+      const decoded = decodeEvent(msg.data);
+      const at = storedAt(msg.info.timestampNanos);
+      yield decoded.ok ? { seq: msg.seq, stored_at: at, event: decoded.value } : { seq: msg.seq, stored_at: at, invalid: decoded.reason };
+    }
+  }
+  return { events: events(), close: async () => void (await messages.close()) };
+}

@@ -1,0 +1,11 @@
+export * from './logger.js';
+export * from './connection.js';
+export * from './topology.js';
+export * from './ids.js';
+export * from './codec.js';
+export * from './event-log.js';
+export * from './dead-letters.js';
+export * from './consumer.js';
+export * from './history.js';
+export { jetstream, jetstreamManager, AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+export { Kvm, type KV } from '@nats-io/kv';

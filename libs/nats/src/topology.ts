@@ -1,0 +1,124 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstreamManager,
+  type ConsumerConfig,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DEFAULT_PARTITIONS, allEventsFilter, allWorkFilter, type SubjectLayout } from '@taskstream/domain';
+
+const SECOND_NS = 1_000_000_000;
+
+/** Every stream, bucket and naming choice of one Taskstream installation. */
+export interface Topology {
+  layout: SubjectLayout;
+  /** 1 on a single server; 3 on a three-node cluster for replicated storage. */
+  replicas: number;
+  eventsStream: string;
+  workStream: string;
+  dlqStream: string;
+  flowsBucket: string;
+  idempotencyBucket: string;
+  /** Window in which JetStream drops a re-published message with the same Nats-Msg-Id. */
+  duplicateWindowMs: number;
+}
+
+export interface TopologyOptions {
+  prefix?: string;
+  partitions?: number;
+  replicas?: number;
+  duplicateWindowMs?: number;
+}
+
+export function topology(options: TopologyOptions = {}): Topology {
+  const prefix = options.prefix ?? 'ts';
+  const upper = prefix.toUpperCase();
+  return {
+    layout: { prefix, partitions: options.partitions ?? DEFAULT_PARTITIONS },
+    replicas: options.replicas ?? 1,
+    eventsStream: `${upper}_EVENTS`,
+    workStream: `${upper}_WORK`,
+    dlqStream: `${upper}_DLQ`,
+    flowsBucket: `${prefix}_flows`,
+    idempotencyBucket: `${prefix}_idempotency`,
+    duplicateWindowMs: options.duplicateWindowMs ?? 10 * 60_000,
+  };
+}
+
+export function streamConfigs(topo: Topology): Array<Partial<StreamConfig> & { name: string; subjects: string[] }> {
+  const common = {
+    storage: StorageType.File,
+    num_replicas: topo.replicas,
+    duplicate_window: topo.duplicateWindowMs * 1_000_000,
+    discard: DiscardPolicy.Old,
+  };
+  return [
+    // The event log: the source of truth. Never trimmed by the engine; operators set limits.
+    { ...common, name: topo.eventsStream, subjects: [allEventsFilter(topo.layout)], retention: RetentionPolicy.Limits, max_msg_size: 4 * 1024 * 1024 },
+    // Work items: removed once an executor acknowledges them.
+    { ...common, name: topo.workStream, subjects: [allWorkFilter(topo.layout)], retention: RetentionPolicy.Workqueue },
+    // Dead letters: kept for 30 days for inspection and retry.
+    { ...common, name: topo.dlqStream, subjects: [`${topo.layout.prefix}.dlq.>`], retention: RetentionPolicy.Limits, max_age: 30 * 24 * 3600 * SECOND_NS },
+  ];
+}
+
+/** Creates or updates every stream and KV bucket. Safe to call from every service at start. */
+export async function ensureTopology(nc: NatsConnection, topo: Topology): Promise<JetStreamManager> {
+  const jsm = await jetstreamManager(nc);
+  for (const config of streamConfigs(topo)) await ensureStream(jsm, config);
+  const kvm = new Kvm(nc);
+  await kvm.create(topo.flowsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
+  await kvm.create(topo.idempotencyBucket, {
+    history: 1,
+    replicas: topo.replicas,
+    storage: StorageType.File,
+    ttl: 7 * 24 * 3600 * 1000,
+  });
+  return jsm;
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  try {
+    await jsm.streams.info(config.name);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await jsm.streams.add(config);
+    return;
+  }
+  const { retention: _retention, storage: _storage, ...updatable } = config;
+  await jsm.streams.update(config.name, updatable);
+}
+
+/** Creates a durable pull consumer, or updates it in place when it exists with another config. */
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  config: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<void> {
+  const full: Partial<ConsumerConfig> = {
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ...config,
+  };
+  try {
+    await jsm.consumers.info(stream, config.durable_name);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await jsm.consumers.add(stream, full);
+    return;
+  }
+  const { deliver_policy: _d, ack_policy: _a, durable_name: _n, opt_start_seq: _s, ...updatable } = full;
+  await jsm.consumers.update(stream, config.durable_name, updatable);
+}
+
+export function isNotFound(error: unknown): boolean {
+  if (error instanceof JetStreamApiError) return error.status === 404 || error.code === 10059 || error.code === 10014;
+  return /not found/i.test((error as Error)?.message ?? '');
+}

@@ -1,0 +1,174 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+const INSTALL_HINT =
+  'nats-server was not found on PATH or in /usr/sbin. Install it with `apt-get install nats-server` (Debian/Ubuntu), ' +
+  'or download it from the NATS releases, or set NATS_SERVER_BIN to its path.';
+
+/** Finds the nats-server binary: NATS_SERVER_BIN, then PATH, then /usr/sbin and /usr/local/bin. */
+export function findNatsServer(): string {
+  const candidates = [
+    process.env.NATS_SERVER_BIN,
+    ...(process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'nats-server')),
+    '/usr/sbin/nats-server',
+    '/usr/local/bin/nats-server',
+  ].filter((c): c is string => Boolean(c));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // keep looking
+    }
+  }
+  throw new Error(INSTALL_HINT);
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitForPort(port: number, timeoutMs: number, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}:\n${output()}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = new Socket();
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+      socket.connect(port, '127.0.0.1');
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nats-server did not listen on port ${port} within ${timeoutMs} ms:\n${output()}`);
+}
+
+export interface NatsServerOptions {
+  port?: number;
+  storeDir?: string;
+  /** Extra command-line arguments (cluster settings, server name). */
+  args?: string[];
+}
+
+/** One real nats-server process with JetStream, on loopback. */
+export class NatsServer {
+  private child: ChildProcess | undefined;
+  private log = '';
+  readonly ownsStore: boolean;
+
+  private constructor(
+    readonly port: number,
+    readonly storeDir: string,
+    private readonly args: string[],
+    ownsStore: boolean,
+  ) {
+    this.ownsStore = ownsStore;
+  }
+
+  static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
+    const port = options.port ?? (await freePort());
+    const ownsStore = options.storeDir === undefined;
+    const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), 'taskstream-nats-'));
+    const server = new NatsServer(port, storeDir, options.args ?? [], ownsStore);
+    await server.launch();
+    return server;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  private async launch(): Promise<void> {
+    this.log = '';
+    const child = spawn(findNatsServer(), ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir, ...this.args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const collect = (chunk: Buffer) => {
+      this.log = (this.log + chunk.toString()).slice(-8000);
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    this.child = child;
+    await waitForPort(this.port, 15_000, child, () => this.log);
+  }
+
+  /** Kills the process (SIGKILL by default: a crash, not a shutdown). The store stays for a restart. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    });
+  }
+
+  async restart(): Promise<void> {
+    await this.kill('SIGKILL');
+    await this.launch();
+  }
+
+  /** Stops the server and removes a store directory it created. */
+  async stop(): Promise<void> {
+    await this.kill('SIGTERM');
+    if (this.ownsStore) rmSync(this.storeDir, { recursive: true, force: true });
+  }
+
+  output(): string {
+    return this.log;
+  }
+}
+
+/** A JetStream cluster of `size` nodes on loopback, each with its own store. */
+export class NatsCluster {
+  private constructor(readonly nodes: NatsServer[]) {}
+
+  static async start(size = 3, name = 'taskstream-test'): Promise<NatsCluster> {
+    const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
+    const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+    const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
+    const nodes = await Promise.all(
+      ports.map((port, i) =>
+        NatsServer.start({
+          port,
+          args: ['-n', `${name}-${i}`, '--cluster_name', name, '--cluster', `nats://127.0.0.1:${clusterPorts[i]}`, '--routes', routes],
+        }),
+      ),
+    );
+    return new NatsCluster(nodes);
+  }
+
+  get urls(): string[] {
+    return this.nodes.map((n) => n.url);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()));
+  }
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,198 @@
+import { EVENT_VERSION, eventSubject, flowEventsFilter, type FlowEvent } from '@taskstream/domain';
+import {
+  connectNats,
+  DeadLetters,
+  ensureConsumer,
+  ensureTopology,
+  EventLog,
+  decodeEvent,
+  followEvents,
+  jetstream,
+  newId,
+  readFlowHistory,
+  silentLogger,
+  startConsumerLoop,
+  topology,
+  type NatsConnection,
+} from '@taskstream/nats';
+import { freePort, NatsCluster, NatsServer, waitFor } from '@taskstream/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const topo = topology({ prefix: 'ct' });
+
+function started(flowId: string): FlowEvent {
+  return { id: newId(), type: 'flow.started', version: EVENT_VERSION, flow_id: flowId, time: new Date().toISOString(), data: {} };
+}
+
+async function dlqLetters(nc: NatsConnection) {
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(topo.dlqStream, { filter_subjects: 'ct.dlq.>' });
+  const { num_pending } = await consumer.info();
+  const letters: any[] = [];
+  if (num_pending === 0) return letters;
+  const messages = await consumer.consume();
+  for await (const m of messages) {
+    letters.push(m.json());
+    if (m.info.pending === 0) break;
+  }
+  return letters;
+}
+
+describe('NATS lib against a real nats-server', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    server = await NatsServer.start();
+    nc = await connectNats({ servers: server.url, name: 'contract' });
+    await ensureTopology(nc, topo);
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it('creates the topology idempotently', async () => {
+    await ensureTopology(nc, topo);
+    const jsm = await (await import('@taskstream/nats')).jetstreamManager(nc);
+    const names: string[] = [];
+    for await (const s of jsm.streams.list()) names.push(s.config.name);
+    expect(names).toEqual(expect.arrayContaining(['CT_EVENTS', 'CT_WORK', 'CT_DLQ', 'KV_ct_flows', 'KV_ct_idempotency']));
+  });
+
+  it('drops a re-published event with the same msgID', async () => {
+    const log = new EventLog(jetstream(nc), topo);
+    const flowId = newId();
+    const event = started(flowId);
+    const first = await log.append(event, 'same-key');
+    const second = await log.append({ ...event, id: newId() }, 'same-key');
+    expect(first.duplicate).toBe(false);
+    expect(second.duplicate).toBe(true);
+    expect(second.seq).toBe(first.seq);
+    expect(await readFlowHistory(jetstream(nc), topo, flowId)).toHaveLength(1);
+  });
+
+  it('consumes in stream order and sets malformed messages aside without stopping', async () => {
+    const js = jetstream(nc);
+    const jsm = await (await import('@taskstream/nats')).jetstreamManager(nc);
+    const flowId = newId();
+    await ensureConsumer(jsm, topo.eventsStream, { durable_name: 'order-test', filter_subject: flowEventsFilter(topo.layout, flowId), max_deliver: 3 });
+    const log = new EventLog(js, topo);
+    const subject = eventSubject(topo.layout, flowId, 'flow.started');
+    for (let i = 0; i < 20; i++) {
+      if (i === 5) await js.publish(subject, new TextEncoder().encode('{not json'));
+      if (i === 9) await js.publish(subject, new Uint8Array([0xff, 0xfe]));
+      if (i === 12) await js.publish(subject, JSON.stringify({ type: 'flow.started', flow_id: 'nope' }));
+      await log.append(started(flowId));
+    }
+    const seen: number[] = [];
+    const loop = await startConsumerLoop({
+      js,
+      stream: topo.eventsStream,
+      consumer: 'order-test',
+      source: 'contract',
+      decode: decodeEvent,
+      handle: async (_event, msg) => void seen.push(msg.seq),
+      deadLetters: new DeadLetters(js, topo),
+      log: silentLogger,
+      maxDeliver: 3,
+    });
+    await waitFor('20 events', () => (seen.length >= 20 ? true : undefined));
+    await loop.stop();
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    const letters = (await dlqLetters(nc)).filter((l) => l.consumer === 'order-test');
+    expect(letters.map((l) => l.reason)).toEqual([
+      expect.stringMatching(/not valid JSON/),
+      expect.stringMatching(/not valid UTF-8/),
+      expect.stringMatching(/invalid event of type "flow.started": .*flow_id/),
+    ]);
+    expect(letters[1].encoding).toBe('base64');
+    expect(letters.every((l) => l.stream === 'CT_EVENTS' && l.stream_seq > 0)).toBe(true);
+  });
+
+  it('dead-letters a message whose handler keeps failing after max deliveries', async () => {
+    const js = jetstream(nc);
+    const jsm = await (await import('@taskstream/nats')).jetstreamManager(nc);
+    const flowId = newId();
+    await ensureConsumer(jsm, topo.eventsStream, { durable_name: 'poison-test', filter_subject: flowEventsFilter(topo.layout, flowId), max_deliver: 3 });
+    await new EventLog(js, topo).append(started(flowId));
+    let attempts = 0;
+    const loop = await startConsumerLoop({
+      js,
+      stream: topo.eventsStream,
+      consumer: 'poison-test',
+      source: 'contract',
+      decode: decodeEvent,
+      handle: async () => {
+        attempts++;
+        throw new Error('downstream unavailable');
+      },
+      deadLetters: new DeadLetters(js, topo),
+      log: silentLogger,
+      maxDeliver: 3,
+      retryDelayMs: () => 10,
+    });
+    const letter = await waitFor('a dead letter', async () => (await dlqLetters(nc)).find((l) => l.consumer === 'poison-test'));
+    await loop.stop();
+    expect(attempts).toBe(3);
+    expect(letter.reason).toBe('failed 3 deliveries; last error: downstream unavailable');
+  });
+
+  it('follows history then live events with no gap and no duplicate', async () => {
+    const js = jetstream(nc);
+    const log = new EventLog(js, topo);
+    const flowId = newId();
+    for (let i = 0; i < 5; i++) await log.append(started(flowId));
+    const history = await readFlowHistory(js, topo, flowId);
+    const feed = await followEvents(js, topo.eventsStream, flowEventsFilter(topo.layout, flowId), history[1]!.seq);
+    const received: number[] = [];
+    const reading = (async () => {
+      for await (const item of feed.events) {
+        received.push(item.seq);
+        if (received.length === 8) break;
+      }
+    })();
+    for (let i = 0; i < 5; i++) await log.append(started(flowId));
+    await reading;
+    await feed.close();
+    const all = (await readFlowHistory(js, topo, flowId)).map((e) => e.seq);
+    expect(all).toHaveLength(10);
+    expect(received).toEqual(all.slice(2));
+  });
+
+  it('says clearly when no server is reachable', async () => {
+    const port = await freePort();
+    await expect(connectNats({ servers: `127.0.0.1:${port}`, name: 'nobody', timeoutMs: 1000 })).rejects.toThrow(
+      new RegExp(`cannot reach NATS at 127.0.0.1:${port} .*Start a nats-server with JetStream`),
+    );
+  });
+});
+
+describe('a three-node JetStream cluster', () => {
+  it('replicates the topology and keeps the log through the loss of one node', async () => {
+    const cluster = await NatsCluster.start(3);
+    const nc = await connectNats({ servers: cluster.urls, name: 'cluster-contract' });
+    try {
+      const replicated = topology({ prefix: 'cl', replicas: 3 });
+      await waitFor('a JetStream meta leader', async () => {
+        await ensureTopology(nc, replicated);
+        return true;
+      });
+      const js = jetstream(nc);
+      const flowId = newId();
+      const log = new EventLog(js, replicated);
+      for (let i = 0; i < 3; i++) await log.append(started(flowId));
+      await cluster.nodes[0]!.kill();
+      const events = await waitFor('history after a node loss', async () => {
+        await log.append(started(flowId));
+        return readFlowHistory(js, replicated, flowId);
+      });
+      expect(events.length).toBeGreaterThanOrEqual(4);
+      const jsm = await (await import('@taskstream/nats')).jetstreamManager(nc);
+      expect((await jsm.streams.info('CL_EVENTS')).config.num_replicas).toBe(3);
+    } finally {
+      await nc.close();
+      await cluster.stop();
+    }
+  });
+});
