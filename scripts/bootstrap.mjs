@@ -18,7 +18,12 @@ const lock = join(root, 'package-lock.json');
 const installed = join(root, 'node_modules', '.package-lock.json');
 if (!existsSync(installed) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(installed).mtimeMs)) {
   say('installing npm dependencies (npm ci)...');
-  const result = spawnSync('npm', [existsSync(lock) ? 'ci' : 'install', '--no-fund', '--no-audit'], { cwd: root, stdio: 'inherit' });
+  let result = spawnSync('npm', [existsSync(lock) ? 'ci' : 'install', '--no-fund', '--no-audit'], { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0 && existsSync(lock)) {
+    // A registry that serves only this platform's optional packages makes npm ci reject the lock file.
+    say('npm ci rejected the lock file; trying npm install...');
+    result = spawnSync('npm', ['install', '--no-fund', '--no-audit'], { cwd: root, stdio: 'inherit' });
+  }
   if (result.status !== 0) {
     say('npm could not install the dependencies; see its output above.');
     process.exit(result.status ?? 1);
