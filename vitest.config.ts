@@ -2,8 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 // Workspace packages resolve to their TypeScript sources in tests (the "source" export condition),
 // so unit tests need no build; process-level tests run the built services.
-const conditions = ['source', 'import', 'module', 'node', 'default'];
-const shared = { resolve: { conditions }, ssr: { resolve: { conditions, externalConditions: conditions } } };
+const conditions = ['source', 'module', 'node', 'development|production'];
+const shared = { resolve: { conditions }, ssr: { resolve: { conditions } } };
 
 export default defineConfig({
   ...shared,

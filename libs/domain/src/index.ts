@@ -10,3 +10,5 @@ export * from './decider/evolve.js';
 export * from './decider/decide.js';
 export * from './views/flow-view.js';
 export * from './events/json-schemas.js';
+export * from './work/work-item.js';
+export * from './flow/backoff.js';

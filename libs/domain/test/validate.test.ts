@@ -138,3 +138,24 @@ tasks:
     expect(!yaml.ok && yaml.problems[0]!.message).toMatch(/^not valid YAML/);
   });
 });
+
+describe('retry backoff', () => {
+  const base = { initial_delay_ms: 100, max_delay_ms: 1000, multiplier: 2, jitter: false } as const;
+  it('grows exponentially, linearly or not at all, capped at max_delay_ms', async () => {
+    const { retryDelayMs } = await import('../src/index.js');
+    expect([1, 2, 3, 4, 5].map((n) => retryDelayMs({ ...base, type: 'exponential' }, n, 0))).toEqual([100, 200, 400, 800, 1000]);
+    expect([1, 2, 3].map((n) => retryDelayMs({ ...base, type: 'linear' }, n, 0))).toEqual([100, 200, 300]);
+    expect([1, 2, 3].map((n) => retryDelayMs({ ...base, type: 'fixed' }, n, 0))).toEqual([100, 100, 100]);
+  });
+  it('keeps jittered delays between half and all of the nominal delay', async () => {
+    const { retryDelayMs } = await import('../src/index.js');
+    const fc = (await import('fast-check')).default;
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 20 }), fc.double({ min: 0, max: 0.999999, noNaN: true }), (n, r) => {
+        const nominal = retryDelayMs({ ...base, type: 'exponential' }, n, 0);
+        const jittered = retryDelayMs({ ...base, type: 'exponential', jitter: true }, n, r);
+        return jittered >= nominal / 2 - 1 && jittered <= nominal;
+      }),
+    );
+  });
+});

@@ -1,5 +1,5 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
-import { flowEventsFilter, type FlowEvent } from '@taskstream/domain';
+import { evolve, flowEventsFilter, type FlowEvent, type FlowState } from '@taskstream/domain';
 import { decodeEvent } from './codec.js';
 import type { Topology } from './topology.js';
 
@@ -72,4 +72,14 @@ export async function followEvents(
     }
   }
   return { events: events(), close: async () => void (await messages.close()) };
+}
+
+/** A flow's state folded from its log, up to and including `untilSeq`; null when it was never submitted. */
+export async function foldFlowHistory(js: JetStreamClient, topo: Topology, flowId: string, untilSeq = Number.MAX_SAFE_INTEGER): Promise<FlowState | null> {
+  let state: FlowState | null = null;
+  for (const stored of await readFlowHistory(js, topo, flowId)) {
+    if (stored.seq > untilSeq) break;
+    state = evolve(state, stored.event, stored.seq);
+  }
+  return state;
 }

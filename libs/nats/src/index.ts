@@ -9,3 +9,4 @@ export * from './consumer.js';
 export * from './history.js';
 export { jetstream, jetstreamManager, AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 export { Kvm, type KV } from '@nats-io/kv';
+export * from './server-process.js';

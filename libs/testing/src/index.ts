@@ -1,2 +1,3 @@
-export * from './nats-server.js';
+export { findNatsServer, freePort, NatsServer, removeDir } from '@taskstream/nats';
+export * from './cluster.js';
 export * from './wait.js';

@@ -157,3 +157,8 @@ export type EventDraft = {
     key: string;
   };
 }[EventType];
+
+/** The body of an event of any type, minus the given envelope fields (distributes over the union). */
+export type EventBody<K extends keyof FlowEvent | 'task_id' | 'attempt'> = {
+  [T in EventType]: Omit<EventOf<T>, K>;
+}[EventType];

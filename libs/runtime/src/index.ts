@@ -1,0 +1,4 @@
+export * from './logger.js';
+export * from './context.js';
+export * from './service.js';
+export * from './env.js';

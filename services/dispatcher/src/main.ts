@@ -1,0 +1,13 @@
+import { createContext, createLogger, readCommonEnv, stopOnSignals } from '@taskstream/runtime';
+import { startDispatcher } from './dispatcher.js';
+
+const env = readCommonEnv();
+const log = createLogger('dispatcher', env.logLevel);
+try {
+  const ctx = await createContext({ natsUrl: env.natsUrl, name: 'taskstream-dispatcher', log, prefix: env.prefix, replicas: env.replicas });
+  const dispatcher = await startDispatcher(ctx);
+  stopOnSignals([dispatcher], log, () => ctx.nc.drain());
+} catch (error) {
+  log.fatal({ err: error }, (error as Error).message);
+  process.exit(1);
+}

@@ -1,0 +1,220 @@
+import { hostname } from 'node:os';
+import { DelegateBackoff, handleWhen, noop, retry, timeout, TimeoutStrategy, wrap, type IPolicy } from 'cockatiel';
+import {
+  EVENT_VERSION,
+  flowIdOfSubject,
+  retryDelayMs,
+  TERMINAL_TASK_EVENTS,
+  WorkItem,
+  workSubject,
+  type EventBody,
+  type FlowEvent,
+  type TaskError,
+} from '@taskstream/domain';
+import {
+  DeadLetters,
+  decodeJson,
+  ensureConsumer,
+  EventLog,
+  newId,
+  readFlowHistory,
+  startConsumerLoop,
+  type Decoded,
+  type JsMsg,
+} from '@taskstream/nats';
+import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
+import { createSteps, StepError, toTaskError, type StepRunner } from './steps/index.js';
+
+export interface ExecutorOptions {
+  /** The queue this pool serves; "*" serves every queue (the embedded default). */
+  queue: string;
+  /** Work items run at once by this process. */
+  concurrency?: number;
+  /** Shell steps are refused unless this is on. */
+  shellEnabled?: boolean;
+  executorId?: string;
+  /** Deliveries of one work item before it is set aside (an executor crashing on it each time). */
+  maxDeliver?: number;
+  ackWaitMs?: number;
+  /** Base environment for shell steps. */
+  env?: NodeJS.ProcessEnv;
+  steps?: Record<string, StepRunner>;
+}
+
+export function executorConsumerName(queue: string): string {
+  return queue === '*' ? 'exec-all' : `exec-${queue}`;
+}
+
+function decodeWorkItem(data: Uint8Array): Decoded<WorkItem> {
+  const json = decodeJson(data);
+  if (!json.ok) return json;
+  const parsed = WorkItem.safeParse(json.value);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  return { ok: false, reason: `invalid work item: ${parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '$'}: ${i.message}`).join('; ')}` };
+}
+
+/**
+ * Runs work items of one queue. Each attempt runs under cockatiel's retry (the task's retries and
+ * backoff) and timeout (`timeout_secs`) policies; every attempt and the outcome are events, and the
+ * work item is acknowledged only after the outcome event is stored.
+ */
+export async function startExecutor(ctx: ServiceContext, options: ExecutorOptions): Promise<ServiceHandle> {
+  const { layout } = ctx.topo;
+  const consumer = executorConsumerName(options.queue);
+  const maxDeliver = options.maxDeliver ?? 5;
+  const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const executorId = options.executorId ?? `${hostname()}:${process.pid}:${options.queue}`;
+  const steps = options.steps ?? createSteps({ shellEnabled: options.shellEnabled ?? false, env: options.env });
+  await ensureConsumer(ctx.jsm, ctx.topo.workStream, {
+    durable_name: consumer,
+    filter_subject: options.queue === '*' ? `${layout.prefix}.work.>` : workSubject(layout, options.queue),
+    max_deliver: maxDeliver,
+    ack_wait: ackWaitMs * 1_000_000,
+    max_ack_pending: 10_000,
+  });
+  const log = new EventLog(ctx.js, ctx.topo);
+
+  // Cancellation: running tasks of a flow are stopped when its cancel request is seen.
+  const running = new Map<string, Set<AbortController>>();
+  const cancelledFlows = new Set<string>();
+  const cancelSub = ctx.nc.subscribe(`${layout.prefix}.evt.*.*.flow.cancel_requested`, {
+    callback: (_err, msg) => {
+      const flowId = flowIdOfSubject(layout, msg.subject);
+      if (!flowId) return;
+      cancelledFlows.add(flowId);
+      if (cancelledFlows.size > 10_000) cancelledFlows.delete(cancelledFlows.values().next().value!);
+      for (const controller of running.get(flowId) ?? []) controller.abort(new Error('flow cancelled'));
+    },
+  });
+
+  function emit(item: WorkItem, event: EventBody<'id' | 'version' | 'time' | 'flow_id' | 'task_id'>, msgID: string) {
+    const now = Date.now();
+    const full = { ...event, id: newId(now), version: EVENT_VERSION, time: new Date(now).toISOString(), flow_id: item.flow_id, task_id: item.task_id } as FlowEvent;
+    return log.append(full, `${item.idempotency_key}:${msgID}`);
+  }
+
+  /** On redelivery: how many attempts the log already holds, and whether the task already ended. */
+  async function priorProgress(item: WorkItem): Promise<{ attempts: number; finished: boolean; lastError?: TaskError; cancelled: boolean }> {
+    let attempts = 0;
+    let finished = false;
+    let cancelled = false;
+    let lastError: TaskError | undefined;
+    for (const { event } of await readFlowHistory(ctx.js, ctx.topo, item.flow_id)) {
+      if (event.type === 'flow.cancel_requested') cancelled = true;
+      if (!('task_id' in event) || event.task_id !== item.task_id) continue;
+      if ('attempt' in event) attempts = Math.max(attempts, event.attempt);
+      if (event.type === 'task.attempt_failed') lastError = event.data.error;
+      if (TERMINAL_TASK_EVENTS.has(event.type)) finished = true;
+    }
+    return { attempts, finished, cancelled, ...(lastError && { lastError }) };
+  }
+
+  async function execute(item: WorkItem, msg: JsMsg): Promise<void> {
+    const spec = item.spec;
+    const totalAttempts = spec.retries + 1;
+    let done = 0;
+    if (msg.info.deliveryCount > 1) {
+      const prior = await priorProgress(item);
+      if (prior.finished) return;
+      if (prior.cancelled) cancelledFlows.add(item.flow_id);
+      done = prior.attempts;
+      if (done >= totalAttempts) {
+        const error = prior.lastError ?? { message: 'the executor running the last attempt stopped before reporting it', code: 'LOST', retryable: false };
+        await emit(item, { type: 'task.failed', attempt: done, data: { error, duration_ms: 0 } }, 'outcome');
+        return;
+      }
+    }
+    if (cancelledFlows.has(item.flow_id)) {
+      await emit(item, { type: 'task.cancelled', data: { reason: 'flow cancelled before the task started' } }, 'outcome');
+      return;
+    }
+    const run = steps[spec.executor];
+    if (!run) {
+      const error = { message: `this executor has no "${spec.executor}" step`, code: 'UNKNOWN_EXECUTOR', retryable: false };
+      await emit(item, { type: 'task.failed', attempt: done + 1, data: { error, duration_ms: 0 } }, 'outcome');
+      return;
+    }
+
+    const controller = new AbortController();
+    const flowRunning = running.get(item.flow_id) ?? new Set();
+    flowRunning.add(controller);
+    running.set(item.flow_id, flowRunning);
+    const heartbeat = setInterval(() => msg.working(), Math.max(1_000, ackWaitMs / 3));
+    const published: Array<Promise<unknown>> = [];
+    let attempt = done;
+    let lastError: TaskError | undefined;
+    let lastDuration = 0;
+    let attemptStarted = 0;
+
+    const retryPolicy = retry(
+      handleWhen((error) => !controller.signal.aborted && toTaskError(error).retryable),
+      {
+        maxAttempts: totalAttempts - done - 1,
+        backoff: new DelegateBackoff((context: { attempt: number }) => retryDelayMs(spec.backoff, done + context.attempt, Math.random())),
+      },
+    );
+    retryPolicy.onRetry(({ delay }) => {
+      published.push(emit(item, { type: 'task.retry_scheduled', attempt, data: { next_attempt: attempt + 1, delay_ms: delay } }, `${attempt}:task.retry_scheduled`));
+    });
+    const timeoutMs = spec.timeout_secs !== undefined ? Math.round(spec.timeout_secs * 1000) : undefined;
+    const policy: IPolicy = timeoutMs !== undefined ? wrap(retryPolicy, timeout(timeoutMs, TimeoutStrategy.Cooperative)) : wrap(retryPolicy, noop);
+
+    try {
+      const output = await policy.execute(async ({ signal }: { signal: AbortSignal }) => {
+        attempt++;
+        const started = (attemptStarted = Date.now());
+        await emit(item, { type: 'task.started', attempt, data: { executor_id: executorId } }, `${attempt}:task.started`);
+        try {
+          return await run({ spec, signal, flowId: item.flow_id, taskId: item.task_id, attempt, idempotencyKey: item.idempotency_key });
+        } catch (error) {
+          lastDuration = Date.now() - started;
+          lastError =
+            signal.aborted && !controller.signal.aborted
+              ? { message: `attempt ${attempt} timed out after ${spec.timeout_secs}s`, code: 'TIMEOUT', retryable: true }
+              : controller.signal.aborted
+                ? { message: 'cancelled while running', code: 'CANCELLED', retryable: false }
+                : toTaskError(error);
+          await emit(item, { type: 'task.attempt_failed', attempt, data: { error: lastError, duration_ms: lastDuration } }, `${attempt}:task.attempt_failed`);
+          throw new StepError(lastError);
+        }
+      }, controller.signal);
+      await Promise.all(published);
+      await emit(item, { type: 'task.succeeded', attempt, data: { output, duration_ms: Date.now() - attemptStarted } }, 'outcome');
+    } catch (error) {
+      await Promise.all(published);
+      const final = lastError ?? toTaskError(error);
+      if (controller.signal.aborted) {
+        await emit(item, { type: 'task.cancelled', data: { reason: 'flow cancelled while the task was running' } }, 'outcome');
+      } else if (final.code === 'TIMEOUT') {
+        await emit(item, { type: 'task.timed_out', attempt, data: { timeout_ms: timeoutMs ?? 0, error: final } }, 'outcome');
+      } else {
+        await emit(item, { type: 'task.failed', attempt, data: { error: final, duration_ms: lastDuration } }, 'outcome');
+      }
+    } finally {
+      clearInterval(heartbeat);
+      flowRunning.delete(controller);
+      if (flowRunning.size === 0) running.delete(item.flow_id);
+    }
+  }
+
+  const loop = await startConsumerLoop({
+    js: ctx.js,
+    stream: ctx.topo.workStream,
+    consumer,
+    source: `executor-${options.queue === '*' ? 'all' : options.queue}`,
+    decode: decodeWorkItem,
+    handle: execute,
+    deadLetters: new DeadLetters(ctx.js, ctx.topo),
+    log: ctx.log,
+    maxDeliver,
+    concurrency: options.concurrency ?? 8,
+  });
+  ctx.log.info({ consumer, queue: options.queue, shell: options.shellEnabled ?? false }, 'executor started');
+  return {
+    name: 'executor',
+    async stop() {
+      cancelSub.unsubscribe();
+      await loop.stop();
+    },
+  };
+}

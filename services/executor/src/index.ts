@@ -1,0 +1,2 @@
+export * from './executor.js';
+export { createSteps, StepError } from './steps/index.js';

@@ -1,0 +1,50 @@
+import type { DelayConfig, NoopConfig } from '@taskstream/domain';
+import { runHttp } from './http.js';
+import { runShell } from './shell.js';
+import { StepError } from './step-error.js';
+import type { StepContext, StepRunner } from './types.js';
+
+export { StepError, toTaskError } from './step-error.js';
+export type { StepContext, StepRunner } from './types.js';
+
+export interface StepOptions {
+  /** Shell steps run only where the pool allows them. */
+  shellEnabled: boolean;
+  /** Environment shell steps start from (the executor's own by default). */
+  env?: NodeJS.ProcessEnv;
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
+
+/** The step runners by executor name, built from their dependencies. */
+export function createSteps(options: StepOptions): Record<string, StepRunner> {
+  const env = options.env ?? process.env;
+  return {
+    shell: async (ctx: StepContext) => {
+      if (!options.shellEnabled) {
+        throw new StepError({
+          message: 'this executor pool has shell steps turned off; start it with --allow-shell (TASKSTREAM_ALLOW_SHELL=true) to run them',
+          code: 'SHELL_DISABLED',
+          retryable: false,
+        });
+      }
+      return runShell(ctx, env);
+    },
+    http: runHttp,
+    noop: async (ctx: StepContext) => (ctx.spec.config as NoopConfig).output ?? null,
+    delay: async (ctx: StepContext) => {
+      const config = ctx.spec.config as DelayConfig;
+      await abortableDelay(config.ms, ctx.signal);
+      return config.output ?? null;
+    },
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * Every error the gateway answers with, in one table: a stable code, the HTTP status, and a message
+ * that says what is wrong and what to do. Bodies look like
+ * `{ "error": { "code": "FLOW_NOT_FOUND", "message": "...", ...details } }`.
+ */
+export const ERRORS = {
+  INVALID_FLOW: { status: 400, message: (n: number) => `the flow has ${n} problem${n === 1 ? '' : 's'}; fix each one listed in "problems" and submit again` },
+  INVALID_BODY: { status: 400, message: (why: string) => `the request body could not be read: ${why}` },
+  INVALID_PARAMETER: { status: 400, message: (name: string, why: string) => `parameter "${name}" ${why}` },
+  FLOW_NOT_FOUND: { status: 404, message: (id: string) => `no flow with id "${id}"; check the id returned when the flow was submitted` },
+  ROUTE_NOT_FOUND: { status: 404, message: (method: string, url: string) => `no route ${method} ${url}; see docs/api.md for the API` },
+  FLOW_ALREADY_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" already ${status}; there is nothing left to cancel` },
+  BODY_TOO_LARGE: { status: 413, message: (limit: number) => `the request body is larger than the ${Math.round(limit / 1024)} KiB limit; split the flow, or raise the gateway's TASKSTREAM_BODY_LIMIT` },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: (type: string) => `content type "${type}" is not accepted; send the flow as application/json or application/yaml` },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, message: (flowId: string) => `this Idempotency-Key was already used for flow "${flowId}" with a different flow definition; use a new key for a different flow` },
+  UNAVAILABLE: { status: 503, message: (why: string) => `Taskstream cannot serve this right now: ${why}; retry shortly` },
+  INTERNAL: { status: 500, message: () => 'an unexpected error occurred; it has been logged' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly status: number,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+
+  toJSON() {
+    return { error: { code: this.code, message: this.message, ...this.details } };
+  }
+}
+
+export function apiError<C extends ErrorCode>(code: C, ...args: Parameters<(typeof ERRORS)[C]['message']>): ApiError {
+  const entry = ERRORS[code];
+  return new ApiError(code, entry.status, (entry.message as (...a: unknown[]) => string)(...args));
+}

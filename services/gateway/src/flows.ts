@@ -1,0 +1,112 @@
+import { createHash } from 'node:crypto';
+import {
+  EVENT_VERSION,
+  isTerminalFlow,
+  toFlowView,
+  ULID_PATTERN,
+  type FlowDefinition,
+  type FlowView,
+} from '@taskstream/domain';
+import { EventLog, foldFlowHistory, newId, readFlowHistory, type KV, type StoredEvent } from '@taskstream/nats';
+import type { ServiceContext } from '@taskstream/runtime';
+import { apiError } from './errors.js';
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+export interface SubmitResult {
+  flowId: string;
+  replayed: boolean;
+}
+
+/** Reads and writes flows through the log and the projector's views: the gateway's only state. */
+export class Flows {
+  private readonly log: EventLog;
+
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly views: KV,
+    private readonly idempotency: KV,
+  ) {
+    this.log = new EventLog(ctx.js, ctx.topo);
+  }
+
+  /**
+   * Appends `flow.submitted`. With an idempotency key, the key is claimed in KV (compare-and-set)
+   * before the event is appended, so a retried request returns the first flow; a retry after a crash
+   * between the two steps appends the event it missed.
+   */
+  async submit(definition: FlowDefinition, idempotencyKey?: string, submittedBy?: string): Promise<SubmitResult> {
+    let flowId = newId();
+    let replayed = false;
+    if (idempotencyKey !== undefined) {
+      const key = sha256(idempotencyKey);
+      const bodyHash = sha256(JSON.stringify(definition));
+      try {
+        await this.idempotency.create(key, JSON.stringify({ flow_id: flowId, body_hash: bodyHash }));
+      } catch (error) {
+        const existing = await this.idempotency.get(key);
+        if (!existing || existing.value.length === 0) throw error;
+        const claim = existing.json<{ flow_id: string; body_hash: string }>();
+        if (claim.body_hash !== bodyHash) throw apiError('IDEMPOTENCY_KEY_REUSED', claim.flow_id);
+        flowId = claim.flow_id;
+        replayed = true;
+        if ((await readFlowHistory(this.ctx.js, this.ctx.topo, flowId)).length > 0) return { flowId, replayed };
+      }
+    }
+    const now = Date.now();
+    await this.log.append(
+      {
+        id: newId(now),
+        type: 'flow.submitted',
+        version: EVENT_VERSION,
+        flow_id: flowId,
+        time: new Date(now).toISOString(),
+        data: {
+          definition,
+          ...(idempotencyKey !== undefined && { idempotency_key: idempotencyKey }),
+          ...(submittedBy !== undefined && { submitted_by: submittedBy }),
+        },
+      },
+      `${flowId}:flow.submitted`,
+    );
+    return { flowId, replayed };
+  }
+
+  /** The projector's view, or (right after submission, before the projector caught up) a fold of the log. */
+  async view(flowId: string): Promise<FlowView> {
+    if (!ULID_PATTERN.test(flowId)) throw apiError('FLOW_NOT_FOUND', flowId);
+    const entry = await this.views.get(flowId);
+    if (entry && entry.value.length > 0) return entry.json<FlowView>();
+    const state = await foldFlowHistory(this.ctx.js, this.ctx.topo, flowId);
+    if (state === null) throw apiError('FLOW_NOT_FOUND', flowId);
+    return toFlowView(state);
+  }
+
+  async history(flowId: string, afterSeq = 0): Promise<StoredEvent[]> {
+    if (!ULID_PATTERN.test(flowId)) throw apiError('FLOW_NOT_FOUND', flowId);
+    const events = await readFlowHistory(this.ctx.js, this.ctx.topo, flowId, afterSeq);
+    if (events.length === 0 && (afterSeq === 0 || (await readFlowHistory(this.ctx.js, this.ctx.topo, flowId)).length === 0)) {
+      throw apiError('FLOW_NOT_FOUND', flowId);
+    }
+    return events;
+  }
+
+  async cancel(flowId: string, reason?: string, requestedBy?: string): Promise<void> {
+    if (!ULID_PATTERN.test(flowId)) throw apiError('FLOW_NOT_FOUND', flowId);
+    const state = await foldFlowHistory(this.ctx.js, this.ctx.topo, flowId);
+    if (state === null) throw apiError('FLOW_NOT_FOUND', flowId);
+    if (isTerminalFlow(state)) throw apiError('FLOW_ALREADY_FINISHED', flowId, state.status);
+    const now = Date.now();
+    await this.log.append(
+      {
+        id: newId(now),
+        type: 'flow.cancel_requested',
+        version: EVENT_VERSION,
+        flow_id: flowId,
+        time: new Date(now).toISOString(),
+        data: { ...(reason !== undefined && { reason }), ...(requestedBy !== undefined && { requested_by: requestedBy }) },
+      },
+      `${flowId}:flow.cancel_requested`,
+    );
+  }
+}

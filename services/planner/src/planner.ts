@@ -1,0 +1,115 @@
+import {
+  decide,
+  decideAll,
+  evolve,
+  isTerminalFlow,
+  type FlowEvent,
+  type FlowState,
+} from '@taskstream/domain';
+import {
+  DeadLetters,
+  decodeEvent,
+  ensureConsumer,
+  EventLog,
+  foldFlowHistory,
+  startConsumerLoop,
+  type JsMsg,
+} from '@taskstream/nats';
+import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
+
+export interface PlannerOptions {
+  /** Durable consumer name; all planner instances of one installation share it. */
+  consumer?: string;
+  maxDeliver?: number;
+  /** Flows kept in memory at most; the least recently used are dropped and rebuilt from the log on demand. */
+  maxCachedFlows?: number;
+}
+
+interface CachedFlow {
+  state: FlowState;
+  /** Keys of decisions already appended, so a decision is published once per process. */
+  emitted: Set<string>;
+}
+
+/**
+ * Folds every flow's events in stream order with the pure decider and appends its decisions.
+ * Each event is acknowledged only after its decisions are stored.
+ */
+export async function startPlanner(ctx: ServiceContext, options: PlannerOptions = {}): Promise<ServiceHandle> {
+  const consumer = options.consumer ?? 'planner';
+  const maxDeliver = options.maxDeliver ?? 10;
+  const maxCached = options.maxCachedFlows ?? 50_000;
+  await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
+    durable_name: consumer,
+    filter_subject: `${ctx.topo.layout.prefix}.evt.>`,
+    max_deliver: maxDeliver,
+    ack_wait: 30_000_000_000,
+    max_ack_pending: 20_000,
+  });
+  const log = new EventLog(ctx.js, ctx.topo);
+  const cache = new Map<string, CachedFlow>();
+
+  async function load(event: FlowEvent, seq: number): Promise<{ flow: CachedFlow; rebuilt: boolean } | undefined> {
+    const cached = cache.get(event.flow_id);
+    if (cached) {
+      // Map order is recency order: move to the back.
+      cache.delete(event.flow_id);
+      cache.set(event.flow_id, cached);
+      return { flow: cached, rebuilt: false };
+    }
+    let state: FlowState | null = null;
+    if (event.type === 'flow.submitted') {
+      state = evolve(null, event, seq);
+    } else {
+      // Not in memory (restart, eviction, another instance's flow): rebuild from the log up to here.
+      state = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, seq);
+    }
+    if (state === null) return undefined;
+    const flow = { state, emitted: new Set<string>() };
+    cache.set(event.flow_id, flow);
+    if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
+    return { flow, rebuilt: event.type !== 'flow.submitted' };
+  }
+
+  async function handle(event: FlowEvent, msg: JsMsg): Promise<void> {
+    const loaded = await load(event, msg.seq);
+    if (!loaded) {
+      ctx.log.warn({ flow_id: event.flow_id, type: event.type, seq: msg.seq }, 'event for a flow that was never submitted; ignored');
+      return;
+    }
+    const { flow, rebuilt } = loaded;
+    let drafts;
+    if (rebuilt) {
+      drafts = decideAll(flow.state);
+    } else {
+      if (msg.seq <= flow.state.last_seq && event.type !== 'flow.submitted') return;
+      evolve(flow.state, event, msg.seq);
+      drafts = decide(flow.state, event);
+    }
+    const fresh = drafts.filter((d) => !flow.emitted.has(d.key));
+    if (fresh.length > 0) {
+      await log.appendDecisions(fresh, Date.parse(event.time));
+      for (const d of fresh) flow.emitted.add(d.key);
+    }
+    if (isTerminalFlow(flow.state)) cache.delete(event.flow_id);
+  }
+
+  const loop = await startConsumerLoop({
+    js: ctx.js,
+    stream: ctx.topo.eventsStream,
+    consumer,
+    source: 'planner',
+    decode: decodeEvent,
+    handle,
+    deadLetters: new DeadLetters(ctx.js, ctx.topo),
+    log: ctx.log,
+    maxDeliver,
+  });
+  ctx.log.info({ consumer }, 'planner started');
+  return {
+    name: 'planner',
+    async stop() {
+      await loop.stop();
+    },
+  };
+}
