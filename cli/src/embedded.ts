@@ -1,0 +1,94 @@
+import { join } from 'node:path';
+import { startDispatcher } from '@taskstream/dispatcher';
+import { startExecutor } from '@taskstream/executor';
+import { buildGateway } from '@taskstream/gateway';
+import { NatsServer, silentLogger, type Logger } from '@taskstream/nats';
+import { startPlanner } from '@taskstream/planner';
+import { startProjector } from '@taskstream/projector';
+import { createContext, createLogger, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
+import type { FastifyInstance } from 'fastify';
+import { UserError } from './user-error.js';
+
+export interface StackOptions {
+  /** Use this NATS instead of starting a nats-server child process. */
+  natsUrl?: string;
+  /** Where the child nats-server keeps its data (default ./.taskstream). */
+  dataDir?: string;
+  host?: string;
+  /** Gateway port; 0 picks a free one. */
+  port?: number;
+  /** Queue the executor serves; "*" (default) serves every queue. */
+  queue?: string;
+  concurrency?: number;
+  shellEnabled?: boolean;
+  /** pino level for the services' logs; "silent" keeps them quiet. */
+  logLevel?: string;
+  prefix?: string;
+}
+
+export interface Stack {
+  natsUrl: string;
+  gatewayUrl: string;
+  gateway: FastifyInstance;
+  nats?: NatsServer;
+  stop(): Promise<void>;
+}
+
+/** The whole of Taskstream in one process: an optional nats-server child and the five services. */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  let nats: NatsServer | undefined;
+  let natsUrl = options.natsUrl;
+  if (natsUrl === undefined) {
+    const storeDir = join(options.dataDir ?? '.taskstream', 'nats');
+    try {
+      nats = await NatsServer.start({ storeDir });
+    } catch (error) {
+      throw new UserError(`could not start the embedded nats-server: ${(error as Error).message.split('\n')[0]}`, 'install nats-server (apt-get install nats-server), or pass --nats with the URL of a running one', 3);
+    }
+    natsUrl = nats.url;
+  }
+  const level = options.logLevel ?? 'info';
+  const logFor = (name: string): Logger => (level === 'silent' ? silentLogger : createLogger(name, level));
+  const contexts: ServiceContext[] = [];
+  const handles: ServiceHandle[] = [];
+  const stopAll = async () => {
+    for (const handle of [...handles].reverse()) await handle.stop().catch(() => undefined);
+    for (const ctx of contexts) await ctx.nc.close().catch(() => undefined);
+    await nats?.stop();
+  };
+  try {
+    const context = async (name: string) => {
+      const ctx = await createContext({ natsUrl: natsUrl!, name: `taskstream-${name}`, log: logFor(name), prefix: options.prefix });
+      contexts.push(ctx);
+      return ctx;
+    };
+    handles.push(await startProjector(await context('projector')));
+    handles.push(await startPlanner(await context('planner')));
+    handles.push(await startDispatcher(await context('dispatcher')));
+    handles.push(
+      await startExecutor(await context('executor'), {
+        queue: options.queue ?? '*',
+        concurrency: options.concurrency ?? 8,
+        shellEnabled: options.shellEnabled ?? true,
+      }),
+    );
+    const gatewayCtx = await context('gateway');
+    const gateway = await buildGateway(gatewayCtx, level === 'silent' ? {} : { logger: createLogger('gateway', level) });
+    handles.push({ name: 'gateway', stop: () => gateway.close() });
+    const host = options.host ?? '127.0.0.1';
+    try {
+      await gateway.listen({ host, port: options.port ?? 0 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new UserError(`port ${options.port} on ${host} is already in use`, 'pass --port with a free port', 3);
+      }
+      throw error;
+    }
+    const address = gateway.server.address();
+    const port = typeof address === 'object' && address ? address.port : options.port;
+    return { natsUrl, gatewayUrl: `http://${host}:${port}`, gateway, ...(nats && { nats }), stop: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

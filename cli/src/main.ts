@@ -1,0 +1,132 @@
+import { NatsUnreachableError } from '@taskstream/nats';
+import { Command, InvalidArgumentError } from 'commander';
+import { GatewayClient } from './client.js';
+import { readFlowFile } from './commands/flow-file.js';
+import { runCommand } from './commands/run.js';
+import { SERVICES, serviceCommand } from './commands/service.js';
+import { upCommand } from './commands/up.js';
+import { renderStatus } from './render.js';
+import { UserError } from './user-error.js';
+
+const env = process.env;
+const defaultServer = env.TASKSTREAM_URL ?? 'http://127.0.0.1:8080';
+
+function whole(name: string) {
+  return (raw: string) => {
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 0) throw new InvalidArgumentError(`${name} must be a whole number`);
+    return value;
+  };
+}
+
+function fail(error: unknown): never {
+  if (error instanceof UserError) {
+    process.stderr.write(`error: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ''}`);
+    process.exit(error.exitCode);
+  }
+  if (error instanceof NatsUnreachableError) {
+    process.stderr.write(`error: ${error.message}\n`);
+    process.exit(3);
+  }
+  process.stderr.write(`error: ${(error as Error)?.message ?? String(error)}\n`);
+  if (env.TASKSTREAM_DEBUG) process.stderr.write(`${(error as Error)?.stack}\n`);
+  else process.stderr.write('hint: set TASKSTREAM_DEBUG=1 for details; this looks like a bug, please report it\n');
+  process.exit(1);
+}
+
+const program = new Command()
+  .name('taskstream')
+  .description('Run DAG workflows on NATS JetStream.')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (text, write) => write(`error: ${text.replace(/^error: /, '')}`) });
+
+program
+  .command('run')
+  .description('submit a flow and follow it live; embedded (nats-server + all services in this process) unless --server is given')
+  .argument('<file>', 'flow file (.json or .yaml)')
+  .option('-q, --queue <name>', 'queue for tasks that do not name one')
+  .option('-s, --server <url>', 'a running gateway to submit to, instead of running embedded')
+  .option('--nats <url>', 'embedded mode: use this NATS instead of starting nats-server')
+  .option('--data-dir <dir>', 'embedded mode: where nats-server keeps its data', '.taskstream')
+  .action(async (file: string, options) => process.exit(await runCommand(file, options)));
+
+program
+  .command('up')
+  .description('run the whole stack (nats-server + five services) in the foreground until Ctrl-C')
+  .option('--host <host>', 'gateway address', '127.0.0.1')
+  .option('-p, --port <port>', 'gateway port', whole('port'), 8080)
+  .option('--nats <url>', 'use this NATS instead of starting nats-server')
+  .option('--data-dir <dir>', 'where nats-server keeps its data', '.taskstream')
+  .option('-q, --queue <name>', 'queue the executor serves ("*" for every queue)', '*')
+  .option('-c, --concurrency <n>', 'tasks the executor runs at once', whole('concurrency'), 8)
+  .option('--log-level <level>', 'service log level', 'warn')
+  .action(upCommand);
+
+for (const name of SERVICES) {
+  const command = program
+    .command(name)
+    .description(`run the ${name} service alone (for deployments that scale each service)`)
+    .option('--nats <url>', 'NATS server URL(s), comma-separated', env.TASKSTREAM_NATS_URL ?? 'nats://127.0.0.1:4222')
+    .option('--prefix <prefix>', 'subject and stream prefix', env.TASKSTREAM_PREFIX ?? 'ts')
+    .option('--replicas <n>', 'stream replicas (3 on a cluster)', whole('replicas'), Number(env.TASKSTREAM_REPLICAS ?? 1))
+    .option('--log-level <level>', 'log level', env.TASKSTREAM_LOG_LEVEL ?? 'info')
+    .option('--host <host>', 'gateway: address to listen on', env.TASKSTREAM_HOST ?? '127.0.0.1')
+    .option('-p, --port <port>', 'gateway: port', whole('port'), Number(env.TASKSTREAM_PORT ?? 8080))
+    .option('-q, --queue <name>', 'executor: queue to serve ("*" for every queue)', env.TASKSTREAM_QUEUE ?? 'default')
+    .option('-c, --concurrency <n>', 'executor: tasks run at once', whole('concurrency'), Number(env.TASKSTREAM_CONCURRENCY ?? 8))
+    .option('--allow-shell', 'executor: run shell steps (off by default)', /^(1|true|yes|on)$/i.test(env.TASKSTREAM_ALLOW_SHELL ?? ''));
+  command.action((options) => serviceCommand(name, options));
+}
+
+const serverOption = ['-s, --server <url>', 'gateway URL (or TASKSTREAM_URL)', defaultServer] as const;
+
+program
+  .command('submit')
+  .description('submit a flow to a running gateway and print its id')
+  .argument('<file>', 'flow file (.json or .yaml)')
+  .option(...serverOption)
+  .option('-q, --queue <name>', 'queue for tasks that do not name one')
+  .option('--idempotency-key <key>', 'retrying with the same key returns the same flow')
+  .action(async (file: string, options) => {
+    const { body } = readFlowFile(file, options.queue);
+    const result = await new GatewayClient(options.server).submit(body, 'application/json', options.idempotencyKey);
+    console.log(result.flow_id);
+  });
+
+program
+  .command('status')
+  .description("show a flow's status and its tasks")
+  .argument('<flow-id>')
+  .option(...serverOption)
+  .option('--json', 'print the raw view')
+  .action(async (flowId: string, options) => {
+    const view = await new GatewayClient(options.server).status(flowId);
+    console.log(options.json ? JSON.stringify(view, null, 2) : renderStatus(view).join('\n'));
+  });
+
+program
+  .command('events')
+  .description("print a flow's complete event history")
+  .argument('<flow-id>')
+  .option(...serverOption)
+  .option('--json', 'one JSON object per line')
+  .action(async (flowId: string, options) => {
+    const { events } = await new GatewayClient(options.server).events(flowId);
+    for (const { seq, stored_at, event } of events) {
+      if (options.json) console.log(JSON.stringify({ seq, stored_at, event }));
+      else console.log(`${String(seq).padStart(6)}  ${stored_at}  ${event.type.padEnd(20)} ${'task_id' in event ? event.task_id : ''}${'attempt' in event ? ` #${event.attempt}` : ''}`);
+    }
+  });
+
+program
+  .command('cancel')
+  .description('cancel a flow: pending tasks are cancelled, running ones stopped')
+  .argument('<flow-id>')
+  .option(...serverOption)
+  .option('--reason <text>', 'recorded in the history')
+  .action(async (flowId: string, options) => {
+    await new GatewayClient(options.server).cancel(flowId, options.reason);
+    console.log(`Flow ${flowId} cancelling`);
+  });
+
+program.parseAsync().catch(fail);
