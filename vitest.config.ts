@@ -8,6 +8,7 @@ const shared = { resolve: { conditions }, ssr: { resolve: { conditions } } };
 export default defineConfig({
   ...shared,
   test: {
+    reporters: ['default', './test/summary-reporter.ts'],
     projects: [
       {
         ...shared,

@@ -44,7 +44,8 @@ function findNatsServer() {
   return undefined;
 }
 
-if (!findNatsServer()) {
+// Containers talk to a NATS cluster and need no local server: --no-nats skips the check.
+if (!process.argv.includes('--no-nats') && !findNatsServer()) {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
   if (isRoot && hasApt) {

@@ -1,56 +1,48 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { buildGateway } from '@taskstream/gateway';
-import { startDispatcher } from '@taskstream/dispatcher';
-import { startExecutor, type ExecutorOptions } from '@taskstream/executor';
-import { startPlanner } from '@taskstream/planner';
-import { startProjector } from '@taskstream/projector';
-import { createContext, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
-import { freePort, NatsServer, waitFor } from '@taskstream/testing';
-import type { FastifyInstance } from 'fastify';
-import { silentLogger } from '@taskstream/nats';
+import { startStack, type Stack, type StackOptions } from '@taskstream/cli';
+import { NatsServer, waitFor } from '@taskstream/testing';
+import type { InjectOptions } from 'fastify';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 
-/** The five services in this process, each with its own NATS connection, as `taskstream up` runs them. */
-export class InProcessStack {
+/** The embedded stack (`taskstream up`'s code) on its own nats-server, with helpers for tests. */
+export class TestStack {
   private constructor(
     readonly nats: NatsServer,
-    readonly gateway: FastifyInstance,
-    readonly ctx: ServiceContext,
-    private readonly handles: ServiceHandle[],
-    private readonly contexts: ServiceContext[],
+    readonly stack: Stack,
   ) {}
 
-  static async start(options: { executor?: Partial<ExecutorOptions>; nats?: NatsServer } = {}): Promise<InProcessStack> {
-    const nats = options.nats ?? (await NatsServer.start());
-    const context = (name: string) => createContext({ natsUrl: nats.url, name, log: silentLogger });
-    const [gw, pl, di, ex, pr] = await Promise.all(['gateway', 'planner', 'dispatcher', 'executor', 'projector'].map(context));
-    const handles = [
-      await startProjector(pr!),
-      await startPlanner(pl!),
-      await startDispatcher(di!),
-      await startExecutor(ex!, { queue: '*', shellEnabled: true, ...options.executor }),
-    ];
-    const gateway = await buildGateway(gw!);
-    return new InProcessStack(nats, gateway, gw!, handles, [gw!, pl!, di!, ex!, pr!]);
+  static async start(options: StackOptions = {}): Promise<TestStack> {
+    const nats = await NatsServer.start();
+    const stack = await startStack({ natsUrl: nats.url, logLevel: 'silent', ...options });
+    return new TestStack(nats, stack);
+  }
+
+  get url(): string {
+    return this.stack.gatewayUrl;
+  }
+
+  inject(options: InjectOptions) {
+    return this.stack.gateway.inject(options);
   }
 
   async submit(flow: unknown, headers: Record<string, string> = {}): Promise<string> {
-    const response = await this.gateway.inject({ method: 'POST', url: '/api/v1/flows', payload: JSON.stringify(flow), headers: { 'content-type': 'application/json', ...headers } });
+    const response = await this.inject({ method: 'POST', url: '/api/v1/flows', payload: JSON.stringify(flow), headers: { 'content-type': 'application/json', ...headers } });
     if (response.statusCode !== 202) throw new Error(`submission failed: ${response.statusCode} ${response.body}`);
     return response.json().flow_id;
   }
 
   async view(flowId: string): Promise<any> {
-    return (await this.gateway.inject({ method: 'GET', url: `/api/v1/flows/${flowId}` })).json();
+    return (await this.inject({ method: 'GET', url: `/api/v1/flows/${flowId}` })).json();
   }
 
   async events(flowId: string): Promise<any[]> {
-    return (await this.gateway.inject({ method: 'GET', url: `/api/v1/flows/${flowId}/events` })).json().events;
+    return (await this.inject({ method: 'GET', url: `/api/v1/flows/${flowId}/events` })).json().events;
   }
 
-  /** Waits until the flow's view shows a terminal status and returns it. */
+  /** Waits for the flow's terminal event and returns the view once the projector has caught up with it. */
   async settled(flowId: string, timeoutMs = 30_000): Promise<any> {
     return waitFor(`flow ${flowId} to finish`, async () => {
       const view = await this.view(flowId);
@@ -59,19 +51,45 @@ export class InProcessStack {
   }
 
   async stop(): Promise<void> {
-    await this.gateway.close();
-    for (const handle of [...this.handles].reverse()) await handle.stop();
-    for (const ctx of this.contexts) await ctx.nc.close();
+    await this.stack.stop();
     await this.nats.stop();
   }
+}
+
+/** Types of a flow's events in stream order, as `type` or `type:task`. */
+export function timeline(events: any[]): string[] {
+  return events.map((e) => (e.event.task_id ? `${e.event.type}:${e.event.task_id}` : e.event.type));
+}
+
+/** A local HTTP endpoint that records every request, answering with `status(req, n)` (200 by default). */
+export async function recordingEndpoint(status: (req: IncomingMessage, n: number) => number = () => 200) {
+  const requests: Array<{ method: string; url: string; headers: IncomingMessage['headers']; body: string }> = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      requests.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      const code = status(req, requests.length);
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: code < 400, n: requests.length }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return { url: `http://127.0.0.1:${port}`, requests, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
 /** One service as its own OS process, from its built main.js, as a deployment runs it. */
 export class ServiceProcess {
   private output = '';
-  private constructor(readonly name: string, readonly child: ChildProcess) {
-    child.stdout?.on('data', (c: Buffer) => (this.output = (this.output + c.toString()).slice(-20_000)));
-    child.stderr?.on('data', (c: Buffer) => (this.output = (this.output + c.toString()).slice(-20_000)));
+  private constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    const collect = (c: Buffer) => (this.output = (this.output + c.toString()).slice(-20_000));
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
   }
 
   static start(service: string, env: Record<string, string>): ServiceProcess {
@@ -86,13 +104,15 @@ export class ServiceProcess {
     return this.output;
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
-    return new Promise((resolve) => {
-      this.child.once('exit', (code) => resolve(code));
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.exited) return;
+    await new Promise<void>((resolve) => {
+      this.child.once('exit', () => resolve());
       this.child.kill(signal);
     });
   }
 }
-
-export { freePort, NatsServer, waitFor };
