@@ -12,3 +12,6 @@ export * from './views/flow-view.js';
 export * from './events/json-schemas.js';
 export * from './work/work-item.js';
 export * from './flow/backoff.js';
+export * from './limits/token-bucket.js';
+export * from './limits/queue-policy.js';
+export * from './limits/admission.js';
