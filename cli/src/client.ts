@@ -2,6 +2,13 @@ import type { FlowEvent, FlowView, Problem } from '@taskstream/domain';
 import WebSocket from 'ws';
 import { UserError } from './user-error.js';
 
+export interface QueueView {
+  name: string;
+  policy: Record<string, unknown>;
+  running: number;
+  tokens?: number;
+}
+
 interface ApiErrorBody {
   error?: { code?: string; message?: string; problems?: Problem[] };
 }
@@ -54,6 +61,22 @@ export class GatewayClient {
 
   cancel(flowId: string, reason?: string) {
     return this.request<{ status: string }>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/cancel`, JSON.stringify(reason ? { reason } : {}), { 'content-type': 'application/json' });
+  }
+
+  queues() {
+    return this.request<{ queues: QueueView[] }>('GET', '/api/v1/queues');
+  }
+
+  queue(name: string) {
+    return this.request<QueueView>('GET', `/api/v1/queues/${encodeURIComponent(name)}`);
+  }
+
+  setQueue(name: string, policy: unknown) {
+    return this.request<QueueView>('PUT', `/api/v1/queues/${encodeURIComponent(name)}`, JSON.stringify(policy), { 'content-type': 'application/json' });
+  }
+
+  async deleteQueue(name: string): Promise<void> {
+    await this.request<unknown>('DELETE', `/api/v1/queues/${encodeURIComponent(name)}`);
   }
 
   /** Follows the flow's feed, calling `onEvent` for each event until it returns true, reconnecting after drops. */

@@ -129,4 +129,66 @@ program
     console.log(`Flow ${flowId} cancelling`);
   });
 
+const queue = program.command('queue').description('manage queue policies: rate and concurrency limits, task defaults');
+
+function printQueue(view: { name: string; policy: Record<string, unknown>; running: number; tokens?: number }) {
+  console.log(`${view.name}: ${JSON.stringify(view.policy)}  running=${view.running}${view.tokens !== undefined ? ` tokens=${view.tokens}` : ''}`);
+}
+
+queue
+  .command('set')
+  .description('create or replace a queue policy')
+  .argument('<name>')
+  .option(...serverOption)
+  .option('--concurrency <n>', 'tasks of this queue running at once', whole('concurrency'))
+  .option('--per-key-concurrency <n>', 'tasks with the same concurrency_key running at once', whole('per-key-concurrency'))
+  .option('--rate <per-second>', 'tasks started per second', parseFloat)
+  .option('--burst <n>', 'tasks that may start at once after a quiet period', whole('burst'))
+  .option('--max-retries <n>', 'retries for tasks that set none', whole('max-retries'))
+  .option('--timeout-secs <s>', 'timeout for tasks that set none', parseFloat)
+  .option('--json <policy>', 'the whole policy as JSON instead of the flags')
+  .action(async (name: string, options) => {
+    let policy: Record<string, unknown>;
+    if (options.json !== undefined) {
+      try {
+        policy = JSON.parse(options.json);
+      } catch (error) {
+        throw new UserError(`--json is not valid JSON: ${(error as Error).message}`);
+      }
+    } else {
+      policy = {
+        ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+        ...(options.perKeyConcurrency !== undefined && { per_key_concurrency: options.perKeyConcurrency }),
+        ...(options.rate !== undefined && { rate_limit: { per_second: options.rate, ...(options.burst !== undefined && { max_burst: options.burst }) } }),
+        ...(options.maxRetries !== undefined && { max_retries: options.maxRetries }),
+        ...(options.timeoutSecs !== undefined && { timeout_secs: options.timeoutSecs }),
+      };
+    }
+    printQueue(await new GatewayClient(options.server).setQueue(name, policy));
+  });
+
+queue
+  .command('get')
+  .argument('<name>')
+  .option(...serverOption)
+  .action(async (name: string, options) => printQueue(await new GatewayClient(options.server).queue(name)));
+
+queue
+  .command('list')
+  .option(...serverOption)
+  .action(async (options) => {
+    const { queues } = await new GatewayClient(options.server).queues();
+    if (queues.length === 0) console.log('no queue policies; every queue runs without limits');
+    for (const view of queues) printQueue(view);
+  });
+
+queue
+  .command('delete')
+  .argument('<name>')
+  .option(...serverOption)
+  .action(async (name: string, options) => {
+    await new GatewayClient(options.server).deleteQueue(name);
+    console.log(`queue ${name}: policy deleted; it now runs without limits`);
+  });
+
 program.parseAsync().catch(fail);

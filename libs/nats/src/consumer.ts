@@ -8,6 +8,11 @@ export class PermanentError extends Error {
   override name = 'PermanentError';
 }
 
+/** Thrown by a handler that gives a message back unprocessed (shutting down): nakked at once, not counted as a failure. */
+export class HandBack extends Error {
+  override name = 'HandBack';
+}
+
 export interface ConsumerLoopOptions<T> {
   js: JetStreamClient;
   stream: string;
@@ -60,6 +65,10 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
       await options.handle(decoded.value, msg);
       if (!isSettled(msg)) msg.ack();
     } catch (error) {
+      if (error instanceof HandBack) {
+        msg.nak();
+        return;
+      }
       const reason = (error as Error)?.message ?? String(error);
       const last = msg.info.deliveryCount >= options.maxDeliver;
       if (error instanceof PermanentError || last) {

@@ -26,6 +26,10 @@ export interface Topology {
   dlqStream: string;
   flowsBucket: string;
   idempotencyBucket: string;
+  /** Queue policies (limits and task defaults), by queue name. */
+  queuesBucket: string;
+  /** Token buckets and concurrency slots of limited queues, changed only by compare-and-set. */
+  limitsBucket: string;
   /** Window in which JetStream drops a re-published message with the same Nats-Msg-Id. */
   duplicateWindowMs: number;
 }
@@ -48,6 +52,8 @@ export function topology(options: TopologyOptions = {}): Topology {
     dlqStream: `${upper}_DLQ`,
     flowsBucket: `${prefix}_flows`,
     idempotencyBucket: `${prefix}_idempotency`,
+    queuesBucket: `${prefix}_queues`,
+    limitsBucket: `${prefix}_limits`,
     duplicateWindowMs: options.duplicateWindowMs ?? 10 * 60_000,
   };
 }
@@ -75,6 +81,8 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
   for (const config of streamConfigs(topo)) await ensureStream(jsm, config);
   const kvm = new Kvm(nc);
   await kvm.create(topo.flowsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
+  await kvm.create(topo.queuesBucket, { history: 5, replicas: topo.replicas, storage: StorageType.File });
+  await kvm.create(topo.limitsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.idempotencyBucket, {
     history: 1,
     replicas: topo.replicas,

@@ -1,51 +1,136 @@
-import { EVENT_VERSION, idempotencyKeyOf, workSubject, type EventOf, type FlowEvent, type WorkItem } from '@taskstream/domain';
+import {
+  EVENT_VERSION,
+  idempotencyKeyOf,
+  isLimited,
+  TERMINAL_TASK_EVENTS,
+  workSubject,
+  type EventOf,
+  type EventType,
+  type FlowEvent,
+  type QueueLimitsRecord,
+  type QueuePolicy,
+  type TaskSpec,
+  type ThrottleReason,
+  type WorkItem,
+} from '@taskstream/domain';
 import {
   DeadLetters,
   decodeEvent,
   encodeJson,
   ensureConsumer,
   EventLog,
+  Kvm,
   newId,
+  readFlowHistory,
   startConsumerLoop,
+  type ConsumerLoop,
+  type JsMsg,
 } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
+import { LimitsStore } from './limits-store.js';
+import { Policies } from './policies.js';
+import { QueueGate } from './queue-gate.js';
 
 export interface DispatcherOptions {
   consumer?: string;
   maxDeliver?: number;
-  /** Ready tasks handled at once. */
-  concurrency?: number;
+  /** Ready tasks one dispatcher holds at once, waiting or being dispatched. */
+  maxWaiting?: number;
+  ackWaitMs?: number;
+}
+
+export interface QueueStats {
+  waiting: number;
+  running: number;
+  tokens?: number;
+  throttled: Record<ThrottleReason, number>;
+}
+
+export interface DispatcherHandle extends ServiceHandle {
+  /** Per-queue counters (the seam metrics export reads). */
+  stats(): Record<string, QueueStats>;
+}
+
+/** Terminal task events that can end a task holding a concurrency slot (a skipped task never held one). */
+const RELEASING: EventType[] = ['task.succeeded', 'task.failed', 'task.timed_out', 'task.cancelled'];
+
+function tracksSlots(policy: QueuePolicy): boolean {
+  return policy.concurrency !== undefined || policy.per_key_concurrency !== undefined;
+}
+
+/** Fills in what the task left to its queue: retries, timeout, backoff. */
+export function withQueueDefaults(spec: TaskSpec, policy: QueuePolicy): TaskSpec {
+  return {
+    ...spec,
+    retries: spec.retries ?? policy.max_retries ?? 0,
+    ...((spec.timeout_secs ?? policy.timeout_secs) !== undefined && { timeout_secs: spec.timeout_secs ?? policy.timeout_secs }),
+    ...((spec.backoff ?? policy.backoff) !== undefined && { backoff: spec.backoff ?? policy.backoff }),
+  };
 }
 
 /**
- * Turns `task.ready` into a work item on the task's queue and records `task.dispatched`.
- * Both publishes are keyed, so a redelivered ready event dispatches nothing twice; the ready event
- * is acknowledged only after both are stored. Rate and concurrency limits plug in here.
+ * Decides when a ready task may run. Unlimited queues dispatch at once. Limited queues admit tasks
+ * through a token bucket and concurrency slots kept in KV and changed only by compare-and-set, so
+ * several dispatchers together never admit more than the policy allows. Slots are released when a
+ * task's terminal event is seen, exactly once (the release removes the holder or finds it gone).
  */
-export async function startDispatcher(ctx: ServiceContext, options: DispatcherOptions = {}): Promise<ServiceHandle> {
+export async function startDispatcher(ctx: ServiceContext, options: DispatcherOptions = {}): Promise<DispatcherHandle> {
   const consumer = options.consumer ?? 'dispatcher';
-  const maxDeliver = options.maxDeliver ?? 10;
+  const maxDeliver = options.maxDeliver ?? 20;
+  const ackWaitMs = options.ackWaitMs ?? 30_000;
   const { layout } = ctx.topo;
-  await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
-    durable_name: consumer,
-    filter_subject: `${layout.prefix}.evt.*.*.task.ready`,
-    max_deliver: maxDeliver,
-    ack_wait: 30_000_000_000,
-    max_ack_pending: 10_000,
-  });
   const log = new EventLog(ctx.js, ctx.topo);
+  const deadLetters = new DeadLetters(ctx.js, ctx.topo);
+  const kvm = new Kvm(ctx.js);
+  const store = new LimitsStore(await kvm.open(ctx.topo.limitsBucket));
+  const gates = new Map<string, QueueGate>();
+  const policies = await Policies.open(await kvm.open(ctx.topo.queuesBucket), (queue) => gates.get(queue)?.wake());
 
-  async function dispatch(ready: EventOf<'task.ready'>): Promise<void> {
+  // Which queues have limit records (so releases know where to look), and wake-ups when another
+  // dispatcher releases a slot.
+  const records = new Map<string, QueueLimitsRecord>();
+  const limitsWatch = await (await kvm.open(ctx.topo.limitsBucket)).watch({ key: '>' });
+  void (async () => {
+    for await (const entry of limitsWatch) {
+      if (entry.operation === 'PUT' && entry.value.length > 0) records.set(entry.key, entry.json<QueueLimitsRecord>());
+      else records.delete(entry.key);
+      gates.get(entry.key)?.wake();
+    }
+  })();
+
+  const heartbeat = setInterval(() => {
+    for (const gate of gates.values()) gate.heartbeat();
+  }, Math.max(1_000, ackWaitMs / 3));
+
+  function gateFor(queue: string): QueueGate {
+    let gate = gates.get(queue);
+    if (!gate) {
+      gate = new QueueGate(queue, store, () => policies.get(queue), (waiter, reason) => throttled(waiter, reason, queue), ctx.log);
+      gates.set(queue, gate);
+    }
+    return gate;
+  }
+
+  async function throttled(waiter: { key: string; concurrencyKey?: string }, reason: ThrottleReason, queue: string): Promise<void> {
+    const [flowId, taskId] = waiter.key.split(':') as [string, string];
+    const now = Date.now();
+    await log.append(
+      {
+        id: newId(now),
+        type: 'task.throttled',
+        version: EVENT_VERSION,
+        flow_id: flowId,
+        task_id: taskId,
+        time: new Date(now).toISOString(),
+        data: { queue, reason, ...(waiter.concurrencyKey !== undefined && { concurrency_key: waiter.concurrencyKey }) },
+      },
+      `${waiter.key}:task.throttled:${reason}`,
+    );
+  }
+
+  async function dispatch(ready: EventOf<'task.ready'>, spec: TaskSpec): Promise<void> {
     const now = new Date();
-    const item: WorkItem = {
-      version: 1,
-      flow_id: ready.flow_id,
-      task_id: ready.task_id,
-      spec: ready.data.spec,
-      idempotency_key: idempotencyKeyOf(ready.flow_id, ready.task_id),
-      dispatched_at: now.toISOString(),
-    };
-    const key = `${ready.flow_id}:${ready.task_id}`;
+    const key = idempotencyKeyOf(ready.flow_id, ready.task_id);
     await log.append(
       {
         id: newId(now.getTime()),
@@ -54,28 +139,120 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
         flow_id: ready.flow_id,
         task_id: ready.task_id,
         time: now.toISOString(),
-        data: { queue: ready.data.queue },
+        data: {
+          queue: ready.data.queue,
+          retries: spec.retries ?? 0,
+          ...(spec.timeout_secs !== undefined && { timeout_secs: spec.timeout_secs }),
+          ...(spec.backoff !== undefined && { backoff: spec.backoff }),
+        },
       },
       `${key}:task.dispatched`,
     );
     // Recorded before the work item is out, so the history never shows a start before its dispatch.
+    const item: WorkItem = { version: 1, flow_id: ready.flow_id, task_id: ready.task_id, spec, idempotency_key: key, dispatched_at: now.toISOString() };
     await ctx.js.publish(workSubject(layout, ready.data.queue), encodeJson(item), { msgID: `${key}:work` });
   }
 
-  const loop = await startConsumerLoop({
-    js: ctx.js,
-    stream: ctx.topo.eventsStream,
-    consumer,
-    source: 'dispatcher',
-    decode: decodeEvent,
-    handle: async (event: FlowEvent) => {
-      if (event.type === 'task.ready') await dispatch(event);
-    },
-    deadLetters: new DeadLetters(ctx.js, ctx.topo),
-    log: ctx.log,
-    maxDeliver,
-    concurrency: options.concurrency ?? 64,
+  async function onReady(ready: EventOf<'task.ready'>, msg: JsMsg): Promise<void> {
+    if (msg.info.deliveryCount > 1) {
+      // A redelivery: if the task already ended, taking a slot now would leak it.
+      const ended = (await readFlowHistory(ctx.js, ctx.topo, ready.flow_id)).some(
+        (e) => 'task_id' in e.event && e.event.task_id === ready.task_id && TERMINAL_TASK_EVENTS.has(e.event.type),
+      );
+      if (ended) return;
+    }
+    const queue = ready.data.queue;
+    const policy = policies.get(queue);
+    const spec = withQueueDefaults(ready.data.spec, policy);
+    if (isLimited(policy)) {
+      await gateFor(queue).wait({
+        key: idempotencyKeyOf(ready.flow_id, ready.task_id),
+        ...(ready.data.concurrency_key !== undefined && { concurrencyKey: ready.data.concurrency_key }),
+        priority: ready.data.priority,
+        seq: msg.seq,
+        msg,
+      });
+    }
+    await dispatch(ready, spec);
+  }
+
+  async function onTerminal(event: FlowEvent): Promise<void> {
+    if (!('task_id' in event)) return;
+    if (records.size === 0) return;
+    const holder = idempotencyKeyOf(event.flow_id, event.task_id);
+    // The watched copy names the queue almost always; if it lags behind a very fast task, ask them all.
+    const known = [...records].find(([, record]) => Object.hasOwn(record.holders, holder));
+    if (known) await store.release([known[0]], holder);
+    else await store.release([...records.keys()].filter((q) => tracksSlots(policies.get(q))), holder);
+  }
+
+  await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
+    durable_name: consumer,
+    filter_subject: `${layout.prefix}.evt.*.*.task.ready`,
+    max_deliver: maxDeliver,
+    ack_wait: ackWaitMs * 1_000_000,
+    max_ack_pending: 50_000,
   });
+  const loops: ConsumerLoop[] = [];
+  loops.push(
+    await startConsumerLoop({
+      js: ctx.js,
+      stream: ctx.topo.eventsStream,
+      consumer,
+      source: 'dispatcher',
+      decode: decodeEvent,
+      handle: async (event, msg) => {
+        if (event.type === 'task.ready') await onReady(event, msg);
+      },
+      deadLetters,
+      log: ctx.log,
+      maxDeliver,
+      concurrency: options.maxWaiting ?? 10_000,
+    }),
+  );
+  // nats-server 2.9 allows one filter subject per consumer: one release consumer per terminal type.
+  for (const type of RELEASING) {
+    const name = `${consumer}-release-${type.replace('task.', '').replace('_', '-')}`;
+    await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
+      durable_name: name,
+      filter_subject: `${layout.prefix}.evt.*.*.${type}`,
+      max_deliver: maxDeliver,
+      // A release held by a dispatcher that died comes back after this.
+      ack_wait: ackWaitMs * 1_000_000,
+      max_ack_pending: 10_000,
+    });
+    loops.push(
+      await startConsumerLoop({
+        js: ctx.js,
+        stream: ctx.topo.eventsStream,
+        consumer: name,
+        source: 'dispatcher-release',
+        decode: decodeEvent,
+        handle: onTerminal,
+        deadLetters,
+        log: ctx.log,
+        maxDeliver,
+        concurrency: 16,
+      }),
+    );
+  }
   ctx.log.info({ consumer }, 'dispatcher started');
-  return { name: 'dispatcher', stop: () => loop.stop() };
+
+  return {
+    name: 'dispatcher',
+    stats() {
+      const out: Record<string, QueueStats> = {};
+      for (const [queue, gate] of gates) {
+        out[queue] = { waiting: gate.size, running: gate.running, ...(gate.tokens !== undefined && { tokens: gate.tokens }), throttled: { ...gate.throttleCounts } };
+      }
+      return out;
+    },
+    async stop() {
+      clearInterval(heartbeat);
+      for (const gate of gates.values()) gate.close();
+      await Promise.all(loops.map((l) => l.stop()));
+      limitsWatch.stop();
+      policies.stop();
+    },
+  };
 }

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { DelegateBackoff, handleWhen, noop, retry, timeout, TimeoutStrategy, wrap, type IPolicy } from 'cockatiel';
 import {
+  DEFAULT_BACKOFF,
   EVENT_VERSION,
   flowIdOfSubject,
   retryDelayMs,
@@ -111,7 +112,8 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
 
   async function execute(item: WorkItem, msg: JsMsg): Promise<void> {
     const spec = item.spec;
-    const totalAttempts = spec.retries + 1;
+    const totalAttempts = (spec.retries ?? 0) + 1;
+    const backoff = spec.backoff ?? DEFAULT_BACKOFF;
     let done = 0;
     if (msg.info.deliveryCount > 1) {
       const prior = await priorProgress(item);
@@ -150,7 +152,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
       handleWhen((error) => !controller.signal.aborted && toTaskError(error).retryable),
       {
         maxAttempts: totalAttempts - done - 1,
-        backoff: new DelegateBackoff((context: { attempt: number }) => retryDelayMs(spec.backoff, done + context.attempt, Math.random())),
+        backoff: new DelegateBackoff((context: { attempt: number }) => retryDelayMs(backoff, done + context.attempt, Math.random())),
       },
     );
     retryPolicy.onRetry(({ delay }) => {

@@ -8,6 +8,8 @@ import { Flows } from './flows.js';
 import { registerFeedRoutes } from './routes/feed.js';
 import { registerFlowRoutes } from './routes/flows.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerQueueRoutes } from './routes/queues.js';
+import { Queues } from './queues.js';
 
 export interface GatewayOptions {
   /** Largest accepted request body in bytes (default 1 MiB). */
@@ -25,7 +27,8 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
     ? (Fastify({ loggerInstance: options.logger as FastifyBaseLogger, bodyLimit }) as unknown as FastifyInstance)
     : Fastify({ logger: false, bodyLimit });
   const kvm = new Kvm(ctx.js);
-  const flows = new Flows(ctx, await kvm.open(ctx.topo.flowsBucket), await kvm.open(ctx.topo.idempotencyBucket));
+  const queues = new Queues(await kvm.open(ctx.topo.queuesBucket), await kvm.open(ctx.topo.limitsBucket));
+  const flows = new Flows(ctx, await kvm.open(ctx.topo.flowsBucket), await kvm.open(ctx.topo.idempotencyBucket), queues);
 
   // Bodies are parsed by the flow parser itself, so JSON and YAML errors read the same way.
   app.removeAllContentTypeParsers();
@@ -55,5 +58,6 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   registerHealthRoutes(app, ctx);
   registerFlowRoutes(app, flows, parseFlowText);
   registerFeedRoutes(app, ctx, flows);
+  registerQueueRoutes(app, queues);
   return app;
 }

@@ -6,8 +6,10 @@
 export const ERRORS = {
   INVALID_FLOW: { status: 400, message: (n: number) => `the flow has ${n} problem${n === 1 ? '' : 's'}; fix each one listed in "problems" and submit again` },
   INVALID_BODY: { status: 400, message: (why: string) => `the request body could not be read: ${why}` },
+  INVALID_QUEUE_POLICY: { status: 400, message: (n: number) => `the queue policy has ${n} problem${n === 1 ? '' : 's'}; fix each one listed in "problems" and send it again` },
   INVALID_PARAMETER: { status: 400, message: (name: string, why: string) => `parameter "${name}" ${why}` },
   FLOW_NOT_FOUND: { status: 404, message: (id: string) => `no flow with id "${id}"; check the id returned when the flow was submitted` },
+  QUEUE_NOT_FOUND: { status: 404, message: (name: string) => `queue "${name}" has no policy, so it runs with the default: no rate or concurrency limit; create one with PUT /api/v1/queues/${name}` },
   ROUTE_NOT_FOUND: { status: 404, message: (method: string, url: string) => `no route ${method} ${url}; see docs/api.md for the API` },
   FLOW_ALREADY_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" already ${status}; there is nothing left to cancel` },
   BODY_TOO_LARGE: { status: 413, message: (limit: number) => `the request body is larger than the ${Math.round(limit / 1024)} KiB limit; split the flow, or raise the gateway's TASKSTREAM_BODY_LIMIT` },

@@ -10,6 +10,7 @@ import {
 import { EventLog, foldFlowHistory, newId, readFlowHistory, type KV, type StoredEvent } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { apiError } from './errors.js';
+import type { Queues } from './queues.js';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -26,6 +27,7 @@ export class Flows {
     private readonly ctx: ServiceContext,
     private readonly views: KV,
     private readonly idempotency: KV,
+    private readonly queues: Queues,
   ) {
     this.log = new EventLog(ctx.js, ctx.topo);
   }
@@ -53,6 +55,8 @@ export class Flows {
         if ((await readFlowHistory(this.ctx.js, this.ctx.topo, flowId)).length > 0) return { flowId, replayed };
       }
     }
+    // A flow may carry its queue's policy (as Tasked's MCP does): it replaces the queue's policy first.
+    if (definition.queue_config !== undefined) await this.queues.put(definition.queue, definition.queue_config);
     const now = Date.now();
     await this.log.append(
       {

@@ -39,6 +39,7 @@ function affectedBy(state: FlowState, event: FlowEvent): readonly string[] {
     case 'task.cancelled':
       return state.dependents[event.task_id] ?? [];
     case 'task.ready':
+    case 'task.throttled':
     case 'task.dispatched':
     case 'task.started':
       return state.status === 'cancelling' ? [event.task_id] : [];

@@ -86,9 +86,15 @@ function apply(state: FlowState, event: FlowEvent): void {
         if (advance(state, task, 'ready')) task.ready_at = event.time;
       });
       return;
+    case 'task.throttled':
+      withTask(state, event.task_id, (task) => {
+        if (task.status === 'ready') task.waiting_reason = event.data.reason;
+      });
+      return;
     case 'task.dispatched':
       withTask(state, event.task_id, (task) => {
         if (advance(state, task, 'dispatched')) task.dispatched_at = event.time;
+        delete task.waiting_reason;
       });
       return;
     case 'task.started':

@@ -61,6 +61,8 @@ export interface TaskState {
   duration_ms?: number;
   error?: TaskError;
   output?: unknown;
+  /** Why a ready task is waiting for the dispatcher (set by task.throttled, cleared on dispatch). */
+  waiting_reason?: 'rate' | 'concurrency' | 'key_concurrency';
   /** Upstream tasks whose failure skipped this one. */
   skipped_because?: string[];
   reason?: string;

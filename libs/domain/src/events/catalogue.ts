@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { FlowDefinition, QueueName, TaskId, TaskSpec } from '../flow/definition.js';
+import { Backoff, FlowDefinition, QueueName, TaskId, TaskSpec } from '../flow/definition.js';
 import { ULID_PATTERN } from '../ids.js';
 
 export const EVENT_VERSION = 1 as const;
@@ -83,7 +83,23 @@ export const TaskReady = envelope(
   z.object({ queue: QueueName, priority: z.number().int(), concurrency_key: z.string().optional(), spec: TaskSpec }),
   taskScope,
 );
-export const TaskDispatched = envelope('task.dispatched', z.object({ queue: QueueName }), taskScope);
+export const THROTTLE_REASONS = ['rate', 'concurrency', 'key_concurrency'] as const;
+export const TaskThrottled = envelope(
+  'task.throttled',
+  z.object({ queue: QueueName, reason: z.enum(THROTTLE_REASONS), concurrency_key: z.string().optional() }),
+  taskScope,
+);
+export const TaskDispatched = envelope(
+  'task.dispatched',
+  z.object({
+    queue: QueueName,
+    /** The retries, timeout and backoff the task runs with, after the queue's defaults applied. */
+    retries: z.number().int().min(0).optional(),
+    timeout_secs: z.number().positive().optional(),
+    backoff: Backoff.optional(),
+  }),
+  taskScope,
+);
 export const TaskStarted = envelope('task.started', z.object({ executor_id: z.string() }), attemptScope);
 export const TaskAttemptFailed = envelope(
   'task.attempt_failed',
@@ -125,6 +141,7 @@ export const FlowEvent = z.discriminatedUnion('type', [
   FlowCancelRequested,
   FlowCancelled,
   TaskReady,
+  TaskThrottled,
   TaskDispatched,
   TaskStarted,
   TaskAttemptFailed,

@@ -66,6 +66,20 @@ export const BackoffInput = z
     };
   });
 
+export const QueuePolicyInput = z.strictObject({
+  concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1 (delete the queue policy for no limit)').optional(),
+  per_key_concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').optional(),
+  rate_limit: z
+    .strictObject({
+      per_second: z.number().positive('must be more than 0 (tasks started per second)'),
+      max_burst: z.number().int('must be a whole number').min(1, 'must be at least 1').optional(),
+    })
+    .optional(),
+  max_retries: z.number().int().min(0, 'must be 0 or more').max(100).optional(),
+  timeout_secs: z.number().positive('must be more than 0').optional(),
+  backoff: BackoffInput.optional(),
+});
+
 export const DEFAULT_QUEUE = 'default';
 
 /** A task as the user writes it (Tasked-compatible). `executor`'s config is checked separately. */
@@ -93,10 +107,16 @@ export const FlowInput = z.strictObject({
   queue: QueueName.optional(),
   labels: z.record(z.string(), z.string()).optional(),
   timeout_secs: z.number().positive('must be more than 0').optional(),
+  /** The policy of the flow's queue, set (replaced) at submission as Tasked's MCP does. */
+  queue_config: QueuePolicyInput.optional(),
   tasks: z.array(z.unknown()).min(1, 'a flow needs at least one task'),
 });
 
-/** A task after validation, with every default made explicit so the history is self-contained. */
+/**
+ * A task after validation. Defaults that belong to the flow (queue, priority) are made explicit;
+ * retries, timeout and backoff stay unset when the user left them so, because the queue's policy
+ * supplies them at dispatch (where `task.dispatched` records the values used).
+ */
 export const TaskSpec = z.object({
   id: TaskId,
   name: z.string().optional(),
@@ -104,9 +124,12 @@ export const TaskSpec = z.object({
   executor: z.string(),
   config: z.record(z.string(), z.unknown()),
   depends_on: z.array(TaskId),
-  retries: z.number().int().min(0),
+  /** Unset means: the queue's max_retries, else 0. */
+  retries: z.number().int().min(0).optional(),
+  /** Unset means: the queue's timeout_secs, else none. */
   timeout_secs: z.number().positive().optional(),
-  backoff: Backoff,
+  /** Unset means: the queue's backoff, else DEFAULT_BACKOFF. */
+  backoff: Backoff.optional(),
   queue: QueueName,
   priority: z.number().int(),
   concurrency_key: z.string().optional(),
@@ -121,6 +144,7 @@ export const FlowDefinition = z.object({
   queue: QueueName,
   labels: z.record(z.string(), z.string()).optional(),
   timeout_secs: z.number().positive().optional(),
+  queue_config: QueuePolicyInput.optional(),
   tasks: z.array(TaskSpec).min(1),
 });
 export type FlowDefinition = z.infer<typeof FlowDefinition>;

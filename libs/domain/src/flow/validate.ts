@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { DEFAULT_BACKOFF, DEFAULT_QUEUE, FlowInput, TaskInput, type FlowDefinition, type TaskSpec } from './definition.js';
+import { DEFAULT_QUEUE, FlowInput, TaskInput, type FlowDefinition, type TaskSpec } from './definition.js';
 import { EXECUTOR_CONFIGS, EXECUTOR_NAMES, isExecutorName } from './executors.js';
 import { findCycles } from './graph.js';
 
@@ -103,9 +103,9 @@ export function validateFlow(input: unknown): FlowParseResult {
       executor: task.executor,
       config,
       depends_on: [...new Set(task.depends_on ?? [])],
-      retries: task.retries ?? 0,
+      ...(task.retries !== undefined && { retries: task.retries }),
       ...(task.timeout_secs !== undefined && { timeout_secs: task.timeout_secs }),
-      backoff: task.backoff ?? DEFAULT_BACKOFF,
+      ...(task.backoff !== undefined && { backoff: task.backoff }),
       queue: task.queue ?? flowQueue,
       priority: task.priority ?? 0,
       ...(task.concurrency_key !== undefined && { concurrency_key: task.concurrency_key }),
@@ -151,6 +151,7 @@ export function validateFlow(input: unknown): FlowParseResult {
       queue: flowQueue,
       ...(flowFields?.labels !== undefined && { labels: flowFields.labels }),
       ...(flowFields?.timeout_secs !== undefined && { timeout_secs: flowFields.timeout_secs }),
+      ...(flowFields?.queue_config !== undefined && { queue_config: flowFields.queue_config }),
       tasks,
     },
   };

@@ -35,6 +35,8 @@ export interface TaskView {
   output?: unknown;
   skipped_because?: string[];
   reason?: string;
+  /** Set while a ready task waits for its queue: rate, concurrency or key_concurrency. */
+  waiting_reason?: string;
 }
 
 const EMPTY_COUNTS: Record<TaskStatus, number> = {
@@ -70,6 +72,7 @@ export function toFlowView(state: FlowState): FlowView {
       ...(task.output !== undefined && { output: task.output }),
       ...(task.skipped_because !== undefined && { skipped_because: task.skipped_because }),
       ...(task.reason !== undefined && { reason: task.reason }),
+      ...(task.waiting_reason !== undefined && { waiting_reason: task.waiting_reason }),
     };
   });
   const { definition } = state;

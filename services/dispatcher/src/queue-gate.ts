@@ -1,0 +1,126 @@
+import { admit, type QueuePolicy, type ThrottleReason } from '@taskstream/domain';
+import { HandBack, type JsMsg, type Logger } from '@taskstream/nats';
+import type { LimitsStore } from './limits-store.js';
+
+export interface Waiter {
+  /** `<flow id>:<task id>`. */
+  key: string;
+  concurrencyKey?: string;
+  priority: number;
+  /** Stream sequence of the ready event: FIFO within a priority. */
+  seq: number;
+  msg: JsMsg;
+  admitted: () => void;
+  handBack: (error: Error) => void;
+  throttled?: ThrottleReason;
+}
+
+/** Candidates considered per admission round: one KV compare-and-set admits up to this many. */
+const BATCH = 500;
+/** Fallback re-check while only a release can admit more (releases also wake the gate directly). */
+const IDLE_RECHECK_MS = 2_000;
+
+/**
+ * The waiting room of one limited queue in this dispatcher. Ready tasks wait here (their ready
+ * events unacknowledged, so a crash hands them to another dispatcher) in priority order, FIFO within
+ * a priority. Each round admits a batch with one compare-and-set on the queue's limits record, and
+ * sleeps until a token is due or a slot is released: no busy polling.
+ */
+export class QueueGate {
+  private readonly waiting: Waiter[] = [];
+  private pumping = false;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  throttleCounts: Record<ThrottleReason, number> = { rate: 0, concurrency: 0, key_concurrency: 0 };
+  tokens: number | undefined;
+  running = 0;
+
+  constructor(
+    readonly queue: string,
+    private readonly store: LimitsStore,
+    private readonly policy: () => QueuePolicy,
+    private readonly onThrottled: (waiter: Waiter, reason: ThrottleReason) => Promise<void>,
+    private readonly log: Logger,
+  ) {}
+
+  get size(): number {
+    return this.waiting.length;
+  }
+
+  /** Resolves when the task may be dispatched (its slot and token are recorded). */
+  wait(waiter: Omit<Waiter, 'admitted' | 'handBack'>): Promise<void> {
+    return new Promise((admitted, handBack) => {
+      const entry: Waiter = { ...waiter, admitted, handBack };
+      const index = this.waiting.findIndex((w) => w.priority < entry.priority || (w.priority === entry.priority && w.seq > entry.seq));
+      if (index === -1) this.waiting.push(entry);
+      else this.waiting.splice(index, 0, entry);
+      this.wake();
+    });
+  }
+
+  /** Something changed (a release, a new policy): look again soon. */
+  wake(): void {
+    if (this.closed) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    void this.pump();
+  }
+
+  /** Keeps the held ready events from being redelivered while they wait. */
+  heartbeat(): void {
+    for (const waiter of this.waiting) waiter.msg.working();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const waiter of this.waiting.splice(0)) waiter.handBack(new HandBack('dispatcher stopping'));
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    if (this.timer) clearTimeout(this.timer);
+    try {
+      do {
+        this.again = false;
+        if (this.waiting.length === 0) break;
+        const policy = this.policy();
+        const batch = this.waiting.slice(0, BATCH);
+        const round = await this.store.update(this.queue, (record) => {
+          const result = admit(policy, record, batch.map((w) => ({ key: w.key, ...(w.concurrencyKey !== undefined && { concurrencyKey: w.concurrencyKey }) })), Date.now());
+          return { record: result.record, result };
+        });
+        if (!round) break;
+        this.tokens = round.record.bucket?.tokens;
+        this.running = Object.keys(round.record.holders).length;
+        const admittedKeys = new Set(round.admitted.map((c) => c.key));
+        for (let i = this.waiting.length - 1; i >= 0; i--) {
+          const waiter = this.waiting[i]!;
+          if (admittedKeys.has(waiter.key)) {
+            this.waiting.splice(i, 1);
+            waiter.admitted();
+          }
+        }
+        for (const waiter of batch) {
+          const reason = round.held.get(waiter.key);
+          if (reason === undefined || waiter.throttled === reason) continue;
+          waiter.throttled = reason;
+          this.throttleCounts[reason]++;
+          await this.onThrottled(waiter, reason);
+        }
+        const wait = round.retryInMs ?? (this.waiting.length > 0 ? IDLE_RECHECK_MS : undefined);
+        if (wait !== undefined && !this.again && !this.closed) this.timer = setTimeout(() => this.wake(), wait);
+        // Admitted a full batch while more wait: go straight on.
+        if (round.admitted.length === BATCH) this.again = true;
+      } while (this.again && !this.closed);
+    } catch (error) {
+      this.log.error({ err: error, queue: this.queue }, 'admission round failed; retrying');
+      if (!this.closed) this.timer = setTimeout(() => this.wake(), 500);
+    } finally {
+      this.pumping = false;
+    }
+  }
+}

@@ -1,0 +1,75 @@
+import { bucketOf, formatPath, QueueName, QueuePolicyInput, refill, type QueueLimitsRecord, type QueuePolicy } from '@taskstream/domain';
+import { encodeJson, type KV } from '@taskstream/nats';
+import { ApiError, apiError, ERRORS } from './errors.js';
+
+export interface QueueView {
+  name: string;
+  policy: QueuePolicy;
+  /** Tasks holding a concurrency slot now (queues with a concurrency limit). */
+  running: number;
+  /** Tokens in the rate-limit bucket now (queues with a rate limit). */
+  tokens?: number;
+}
+
+/** Queue policies (`<prefix>_queues`) and their live limits (`<prefix>_limits`). */
+export class Queues {
+  constructor(
+    private readonly policies: KV,
+    private readonly limits: KV,
+  ) {}
+
+  static parsePolicy(body: unknown): QueuePolicy {
+    const result = QueuePolicyInput.safeParse(body);
+    if (result.success) return result.data;
+    const problems = result.error.issues.flatMap((issue) =>
+      issue.code === 'unrecognized_keys'
+        ? issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: `unknown field "${key}"; known fields are concurrency, per_key_concurrency, rate_limit, max_retries, timeout_secs, backoff` }))
+        : [{ path: formatPath(issue.path), message: issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message }],
+    );
+    throw new ApiError('INVALID_QUEUE_POLICY', ERRORS.INVALID_QUEUE_POLICY.status, ERRORS.INVALID_QUEUE_POLICY.message(problems.length), { problems });
+  }
+
+  static checkName(name: string): void {
+    if (!QueueName.safeParse(name).success) throw apiError('INVALID_PARAMETER', 'name', 'must be a queue name: letters, digits, "-" and "_", at most 64 characters');
+  }
+
+  async put(name: string, policy: QueuePolicy): Promise<QueueView> {
+    Queues.checkName(name);
+    await this.policies.put(name, encodeJson(policy));
+    return this.view(name, policy);
+  }
+
+  async get(name: string): Promise<QueueView> {
+    Queues.checkName(name);
+    const entry = await this.policies.get(name);
+    if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) throw apiError('QUEUE_NOT_FOUND', name);
+    return this.view(name, entry.json<QueuePolicy>());
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.get(name);
+    await this.policies.delete(name);
+  }
+
+  async list(): Promise<QueueView[]> {
+    const names: string[] = [];
+    for await (const key of await this.policies.keys()) names.push(key);
+    const views: QueueView[] = [];
+    for (const name of names.sort()) {
+      try {
+        views.push(await this.get(name));
+      } catch {
+        // deleted while listing
+      }
+    }
+    return views;
+  }
+
+  private async view(name: string, policy: QueuePolicy): Promise<QueueView> {
+    const entry = await this.limits.get(name);
+    const record = entry && entry.operation === 'PUT' && entry.value.length > 0 ? entry.json<QueueLimitsRecord>() : { holders: {} };
+    const bucket = bucketOf(policy);
+    const tokens = bucket ? (record.bucket ? refill(record.bucket, bucket, Date.now()).tokens : bucket.burst) : undefined;
+    return { name, policy, running: Object.keys(record.holders).length, ...(tokens !== undefined && { tokens: Math.floor(tokens * 100) / 100 }) };
+  }
+}
