@@ -63,6 +63,31 @@ export class GatewayClient {
     return this.request<{ status: string }>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/cancel`, JSON.stringify(reason ? { reason } : {}), { 'content-type': 'application/json' });
   }
 
+  flows(query: Record<string, string | undefined>) {
+    const params = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined));
+    return this.request<{ flows: Array<Record<string, unknown> & { flow_id: string; status: string; submitted_at: string; total: number; name?: string; queue: string }>; next_cursor?: string }>('GET', `/api/v1/flows?${params}`);
+  }
+
+  async text(path: string): Promise<string> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.base}${path}`);
+    } catch (error) {
+      throw new UserError(`cannot reach the Taskstream gateway at ${this.base} (${(error as Error).message})`, 'start one with `taskstream up`, or pass --server with the right URL', 3);
+    }
+    const body = await response.text();
+    if (!response.ok) throw new UserError(JSON.parse(body)?.error?.message ?? `request failed with status ${response.status}`, undefined, response.status >= 500 ? 3 : 2);
+    return body;
+  }
+
+  rerun(flowId: string, from?: string) {
+    return this.request<{ flow_id: string }>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/rerun`, JSON.stringify(from ? { from } : {}), { 'content-type': 'application/json' });
+  }
+
+  fork(flowId: string, at: number, patch?: unknown) {
+    return this.request<{ flow_id: string }>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/fork`, JSON.stringify({ at, ...(patch !== undefined && { patch }) }), { 'content-type': 'application/json' });
+  }
+
   queues() {
     return this.request<{ queues: QueueView[] }>('GET', '/api/v1/queues');
   }

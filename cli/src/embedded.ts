@@ -31,6 +31,8 @@ export interface Stack {
   gatewayUrl: string;
   gateway: FastifyInstance;
   nats?: NatsServer;
+  /** The running services by name (the gateway's handle closes it). */
+  services: Map<string, ServiceHandle>;
   stop(): Promise<void>;
 }
 
@@ -86,7 +88,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     }
     const address = gateway.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
-    return { natsUrl, gatewayUrl: `http://${host}:${port}`, gateway, ...(nats && { nats }), stop: stopAll };
+    return { natsUrl, gatewayUrl: `http://${host}:${port}`, gateway, ...(nats && { nats }), services: new Map(handles.map((h) => [h.name, h])), stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;

@@ -5,7 +5,8 @@ import { readFlowFile } from './commands/flow-file.js';
 import { runCommand } from './commands/run.js';
 import { SERVICES, serviceCommand } from './commands/service.js';
 import { upCommand } from './commands/up.js';
-import { renderStatus } from './render.js';
+import { isTerminalEvent, renderStatus, RunRenderer } from './render.js';
+import { replayLines } from './replay.js';
 import { UserError } from './user-error.js';
 
 const env = process.env;
@@ -75,6 +76,7 @@ for (const name of SERVICES) {
     .option('-q, --queue <name>', 'executor: queue to serve ("*" for every queue)', env.TASKSTREAM_QUEUE ?? 'default')
     .option('-c, --concurrency <n>', 'executor: tasks run at once', whole('concurrency'), Number(env.TASKSTREAM_CONCURRENCY ?? 8))
     .option('--allow-shell', 'executor: run shell steps (off by default)', /^(1|true|yes|on)$/i.test(env.TASKSTREAM_ALLOW_SHELL ?? ''));
+  if (name === 'projector') command.option('--rebuild', 'recompute every view from the log before going live');
   command.action((options) => serviceCommand(name, options));
 }
 
@@ -99,9 +101,103 @@ program
   .argument('<flow-id>')
   .option(...serverOption)
   .option('--json', 'print the raw view')
+  .option('-f, --follow', 'print its tasks as they settle until the flow ends (exit 0 only if it succeeded)')
   .action(async (flowId: string, options) => {
-    const view = await new GatewayClient(options.server).status(flowId);
+    const client = new GatewayClient(options.server);
+    if (options.follow) {
+      const view = await client.status(flowId);
+      const renderer = new RunRenderer(view.tasks.map((t) => t.id));
+      let outcome = '';
+      await client.follow(flowId, (event) => {
+        for (const line of renderer.lines(event)) console.log(line);
+        if (isTerminalEvent(event)) outcome = event.type;
+        return isTerminalEvent(event);
+      });
+      process.exit(outcome === 'flow.succeeded' ? 0 : 1);
+    }
+    const view = await client.status(flowId);
     console.log(options.json ? JSON.stringify(view, null, 2) : renderStatus(view).join('\n'));
+  });
+
+program
+  .command('flows')
+  .description('list flows, newest first')
+  .option(...serverOption)
+  .option('--status <list>', 'comma-separated statuses, e.g. failed,cancelled')
+  .option('-q, --queue <name>')
+  .option('--since <time>', 'submitted at or after (ISO 8601)')
+  .option('--until <time>', 'submitted before (ISO 8601)')
+  .option('--name <text>', 'name contains')
+  .option('--label <key:value>', 'has this label')
+  .option('--limit <n>', 'flows per page', '50')
+  .option('--cursor <cursor>', 'the next_cursor of the previous page')
+  .option('--json', 'print the raw page')
+  .action(async (options) => {
+    const page = await new GatewayClient(options.server).flows({
+      status: options.status, queue: options.queue, since: options.since, until: options.until, name: options.name, label: options.label, limit: options.limit, cursor: options.cursor,
+    });
+    if (options.json) return console.log(JSON.stringify(page, null, 2));
+    for (const f of page.flows) console.log(`${f.flow_id}  ${f.status.padEnd(10)}  ${String(f.total).padStart(4)} tasks  ${f.submitted_at}  ${f.queue}  ${f.name ?? ''}`.trimEnd());
+    if (page.next_cursor) console.log(`more: --cursor ${page.next_cursor}`);
+  });
+
+program
+  .command('replay')
+  .description("print a flow's timeline: relative times, who recorded what, attempts and errors")
+  .argument('<flow-id>')
+  .option(...serverOption)
+  .option('--step', "show the flow's folded state after every event")
+  .action(async (flowId: string, options) => {
+    const { events } = await new GatewayClient(options.server).events(flowId);
+    for (const line of replayLines(events, options.step)) console.log(line);
+  });
+
+program
+  .command('export')
+  .description('export the history of every flow as NDJSON, for audit tools')
+  .requiredOption('--since <time>', 'ISO 8601 time to export from')
+  .option('--until <time>', 'ISO 8601 time to export until (default: now)')
+  .option(...serverOption)
+  .action(async (options) => {
+    const params = new URLSearchParams({ since: options.since, ...(options.until && { until: options.until }) });
+    process.stdout.write(await new GatewayClient(options.server).text(`/api/v1/events?${params}`));
+  });
+
+program
+  .command('graph')
+  .description("print a flow's graph, nodes coloured by task state")
+  .argument('<flow-id>')
+  .option(...serverOption)
+  .option('--format <format>', 'dot or mermaid', 'dot')
+  .action(async (flowId: string, options) => {
+    process.stdout.write(await new GatewayClient(options.server).text(`/api/v1/flows/${encodeURIComponent(flowId)}/graph?format=${encodeURIComponent(options.format)}`));
+  });
+
+program
+  .command('rerun')
+  .description('start a new flow that reuses the outputs of succeeded tasks and runs the rest again')
+  .argument('<flow-id>')
+  .option(...serverOption)
+  .option('--from <task>', 'also run this task and everything downstream of it again')
+  .action(async (flowId: string, options) => console.log((await new GatewayClient(options.server).rerun(flowId, options.from)).flow_id));
+
+program
+  .command('fork')
+  .description("start a new flow from this flow's state at a stream sequence, optionally patched")
+  .argument('<flow-id>')
+  .requiredOption('--at <seq>', 'the stream sequence to fork at (see `taskstream replay`)', whole('at'))
+  .option('--patch <json>', 'flow fields to replace; tasks merge by id, e.g. {"tasks":[{"id":"deploy","config":{...}}]}')
+  .option(...serverOption)
+  .action(async (flowId: string, options) => {
+    let patch: unknown;
+    if (options.patch !== undefined) {
+      try {
+        patch = JSON.parse(options.patch);
+      } catch (error) {
+        throw new UserError(`--patch is not valid JSON: ${(error as Error).message}`);
+      }
+    }
+    console.log((await new GatewayClient(options.server).fork(flowId, options.at, patch)).flow_id);
   });
 
 program

@@ -19,6 +19,7 @@ export interface ServiceOptions {
   queue: string;
   concurrency: number;
   allowShell: boolean;
+  rebuild?: boolean;
 }
 
 /** One service alone in this process, for scaled deployments. Runs until SIGTERM or Ctrl-C. */
@@ -34,7 +35,7 @@ export async function serviceCommand(name: ServiceName, options: ServiceOptions)
       handle = await startDispatcher(ctx);
       break;
     case 'projector':
-      handle = await startProjector(ctx);
+      handle = await startProjector(ctx, { rebuild: options.rebuild === true });
       break;
     case 'executor':
       handle = await startExecutor(ctx, { queue: options.queue, concurrency: options.concurrency, shellEnabled: options.allowShell });

@@ -15,3 +15,6 @@ export * from './flow/backoff.js';
 export * from './limits/token-bucket.js';
 export * from './limits/queue-policy.js';
 export * from './limits/admission.js';
+export * from './views/graph.js';
+export * from './decider/lineage.js';
+export * from './views/queue-stats.js';

@@ -1,9 +1,15 @@
+import fc from 'fast-check';
+import { expect } from 'vitest';
 import {
+  decide,
+  decideAll,
   EVENT_VERSION,
+  evolve,
   validateFlow,
   type EventDraft,
   type FlowDefinition,
   type FlowEvent,
+  type FlowState,
   type TaskError,
 } from '../src/index.js';
 
@@ -54,3 +60,60 @@ export const ev = {
 export function summary(drafts: EventDraft[]): string[] {
   return drafts.map((d) => ('task_id' in d ? `${d.type}:${d.task_id}` : d.type));
 }
+
+/** A random DAG: edges only point from a later task to an earlier one, so it is acyclic by construction. */
+export const dagArbitrary = fc
+  .integer({ min: 1, max: 12 })
+  .chain((n) =>
+    fc.record({
+      n: fc.constant(n),
+      edges: fc.array(fc.tuple(fc.nat(n - 1), fc.nat(n - 1)), { maxLength: n * 2 }),
+      outcomes: fc.array(fc.boolean(), { minLength: n, maxLength: n }),
+      choices: fc.array(fc.nat(), { minLength: 64, maxLength: 64 }),
+      cancelAt: fc.option(fc.nat(30), { nil: undefined }),
+    }),
+  )
+  .map(({ n, edges, outcomes, choices, cancelAt }) => {
+    const deps = Array.from({ length: n }, () => new Set<string>());
+    for (const [a, b] of edges) if (a !== b) deps[Math.max(a, b)]!.add(`t${Math.min(a, b)}`);
+    const def = definition(deps.map((ds, i) => ({ id: `t${i}`, depends_on: [...ds] })));
+    return { def, outcomes: new Map(def.tasks.map((t, i) => [t.id, outcomes[i]!])), choices, cancelAt };
+  });
+
+/**
+ * Runs a flow against the decider as the services would: decisions are appended to the log (with
+ * JetStream-style de-duplication by key), tasks that became ready complete in a random order.
+ */
+export function simulate(def: FlowDefinition, outcomes: Map<string, boolean>, choices: number[], cancelAt?: number) {
+  const log: FlowEvent[] = [];
+  const keys = new Set<string>();
+  let state: FlowState | null = null;
+  const pending: EventDraft[] = [];
+  const runnable: string[] = [];
+  let step = 0;
+
+  const append = (event: FlowEvent) => {
+    log.push(event);
+    state = evolve(state, event);
+    if (event.type === 'task.ready') runnable.push(event.task_id);
+    pending.push(...decide(state, event));
+  };
+
+  append(ev.submitted(def));
+  for (let guard = 0; guard < 1000; guard++) {
+    if (pending.length > 0) {
+      const draft = pending.shift()!;
+      if (keys.has(draft.key)) continue;
+      keys.add(draft.key);
+      append(fromDraft(draft));
+      continue;
+    }
+    expect(decideAll(state), 'nothing may be left undecided once the log is quiet').toEqual([]);
+    if (cancelAt !== undefined && step === cancelAt) append(ev.cancelRequested());
+    if (runnable.length === 0) break;
+    const task = runnable.splice(choices[step++ % choices.length]! % runnable.length, 1)[0]!;
+    append(outcomes.get(task) ? ev.succeeded(task) : ev.failed(task));
+  }
+  return { log, state: state as FlowState | null };
+}
+

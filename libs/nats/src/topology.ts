@@ -25,6 +25,10 @@ export interface Topology {
   workStream: string;
   dlqStream: string;
   flowsBucket: string;
+  /** One small summary per flow, for listing and filtering. */
+  summariesBucket: string;
+  /** Live statistics per queue. */
+  queueStatsBucket: string;
   idempotencyBucket: string;
   /** Queue policies (limits and task defaults), by queue name. */
   queuesBucket: string;
@@ -51,6 +55,8 @@ export function topology(options: TopologyOptions = {}): Topology {
     workStream: `${upper}_WORK`,
     dlqStream: `${upper}_DLQ`,
     flowsBucket: `${prefix}_flows`,
+    summariesBucket: `${prefix}_flow_summaries`,
+    queueStatsBucket: `${prefix}_queue_stats`,
     idempotencyBucket: `${prefix}_idempotency`,
     queuesBucket: `${prefix}_queues`,
     limitsBucket: `${prefix}_limits`,
@@ -81,6 +87,8 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
   for (const config of streamConfigs(topo)) await ensureStream(jsm, config);
   const kvm = new Kvm(nc);
   await kvm.create(topo.flowsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
+  await kvm.create(topo.summariesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
+  await kvm.create(topo.queueStatsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.queuesBucket, { history: 5, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.limitsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.idempotencyBucket, {

@@ -9,6 +9,8 @@ import { registerFeedRoutes } from './routes/feed.js';
 import { registerFlowRoutes } from './routes/flows.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerQueueRoutes } from './routes/queues.js';
+import { registerHistoryRoutes } from './routes/history.js';
+import { FlowIndex } from './flow-index.js';
 import { Queues } from './queues.js';
 
 export interface GatewayOptions {
@@ -27,7 +29,9 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
     ? (Fastify({ loggerInstance: options.logger as FastifyBaseLogger, bodyLimit }) as unknown as FastifyInstance)
     : Fastify({ logger: false, bodyLimit });
   const kvm = new Kvm(ctx.js);
-  const queues = new Queues(await kvm.open(ctx.topo.queuesBucket), await kvm.open(ctx.topo.limitsBucket));
+  const queues = new Queues(await kvm.open(ctx.topo.queuesBucket), await kvm.open(ctx.topo.limitsBucket), await kvm.open(ctx.topo.queueStatsBucket));
+  const index = await FlowIndex.open(await kvm.open(ctx.topo.summariesBucket));
+  app.addHook('onClose', async () => index.stop());
   const flows = new Flows(ctx, await kvm.open(ctx.topo.flowsBucket), await kvm.open(ctx.topo.idempotencyBucket), queues);
 
   // Bodies are parsed by the flow parser itself, so JSON and YAML errors read the same way.
@@ -57,7 +61,8 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   registerHealthRoutes(app, ctx);
   registerFlowRoutes(app, flows, parseFlowText);
-  registerFeedRoutes(app, ctx, flows);
+  registerFeedRoutes(app, ctx, flows, index);
   registerQueueRoutes(app, queues);
+  registerHistoryRoutes(app, flows, index, ctx);
   return app;
 }

@@ -11,6 +11,7 @@ export const ERRORS = {
   FLOW_NOT_FOUND: { status: 404, message: (id: string) => `no flow with id "${id}"; check the id returned when the flow was submitted` },
   QUEUE_NOT_FOUND: { status: 404, message: (name: string) => `queue "${name}" has no policy, so it runs with the default: no rate or concurrency limit; create one with PUT /api/v1/queues/${name}` },
   ROUTE_NOT_FOUND: { status: 404, message: (method: string, url: string) => `no route ${method} ${url}; see docs/api.md for the API` },
+  FLOW_NOT_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" is still ${status}; rerun it once it has finished, or fork it at a sequence` },
   FLOW_ALREADY_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" already ${status}; there is nothing left to cancel` },
   BODY_TOO_LARGE: { status: 413, message: (limit: number) => `the request body is larger than the ${Math.round(limit / 1024)} KiB limit; split the flow, or raise the gateway's TASKSTREAM_BODY_LIMIT` },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: (type: string) => `content type "${type}" is not accepted; send the flow as application/json or application/yaml` },

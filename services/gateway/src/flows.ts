@@ -2,10 +2,13 @@ import { createHash } from 'node:crypto';
 import {
   EVENT_VERSION,
   isTerminalFlow,
+  lineageFrom,
   toFlowView,
   ULID_PATTERN,
   type FlowDefinition,
+  type FlowState,
   type FlowView,
+  type Lineage,
 } from '@taskstream/domain';
 import { EventLog, foldFlowHistory, newId, readFlowHistory, type KV, type StoredEvent } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
@@ -37,7 +40,7 @@ export class Flows {
    * before the event is appended, so a retried request returns the first flow; a retry after a crash
    * between the two steps appends the event it missed.
    */
-  async submit(definition: FlowDefinition, idempotencyKey?: string, submittedBy?: string): Promise<SubmitResult> {
+  async submit(definition: FlowDefinition, idempotencyKey?: string, submittedBy?: string, lineage?: Lineage): Promise<SubmitResult> {
     let flowId = newId();
     let replayed = false;
     if (idempotencyKey !== undefined) {
@@ -69,6 +72,7 @@ export class Flows {
           definition,
           ...(idempotencyKey !== undefined && { idempotency_key: idempotencyKey }),
           ...(submittedBy !== undefined && { submitted_by: submittedBy }),
+          ...(lineage !== undefined && { lineage }),
         },
       },
       `${flowId}:flow.submitted`,
@@ -76,11 +80,41 @@ export class Flows {
     return { flowId, replayed };
   }
 
+  /** The flow's state folded up to and including stream sequence `atSeq`. */
+  async stateAt(flowId: string, atSeq: number): Promise<FlowState> {
+    if (!ULID_PATTERN.test(flowId)) throw apiError('FLOW_NOT_FOUND', flowId);
+    const state = await foldFlowHistory(this.ctx.js, this.ctx.topo, flowId, atSeq);
+    if (state === null) {
+      if ((await readFlowHistory(this.ctx.js, this.ctx.topo, flowId)).length === 0) throw apiError('FLOW_NOT_FOUND', flowId);
+      throw apiError('INVALID_PARAMETER', 'at', `must be at or after the flow's first event; flow "${flowId}" was submitted later than sequence ${atSeq}`);
+    }
+    return state;
+  }
+
+  /**
+   * Starts a new flow from `parent` reusing the outputs of its succeeded tasks (see lineageFrom),
+   * and records the derivation in the parent's history too.
+   */
+  async derive(parent: FlowState, kind: Lineage['kind'], atSeq: number, definition: FlowDefinition, rerun: string[]): Promise<string> {
+    const lineage = lineageFrom(parent, kind, atSeq, rerun);
+    for (const id of Object.keys(lineage.reused)) if (!definition.tasks.some((t) => t.id === id)) delete lineage.reused[id];
+    const { flowId } = await this.submit(definition, undefined, undefined, lineage);
+    const now = Date.now();
+    await this.log.append(
+      { id: newId(now), type: 'flow.derived', version: EVENT_VERSION, flow_id: parent.flow_id, time: new Date(now).toISOString(), data: { kind, child_flow_id: flowId, at_seq: atSeq } },
+      `${parent.flow_id}:flow.derived:${flowId}`,
+    );
+    return flowId;
+  }
+
   /** The projector's view, or (right after submission, before the projector caught up) a fold of the log. */
   async view(flowId: string): Promise<FlowView> {
     if (!ULID_PATTERN.test(flowId)) throw apiError('FLOW_NOT_FOUND', flowId);
     const entry = await this.views.get(flowId);
-    if (entry && entry.value.length > 0) return entry.json<FlowView>();
+    if (entry && entry.value.length > 0) {
+      const view = entry.json<FlowView>();
+      if (!view.tasks_omitted) return view;
+    }
     const state = await foldFlowHistory(this.ctx.js, this.ctx.topo, flowId);
     if (state === null) throw apiError('FLOW_NOT_FOUND', flowId);
     return toFlowView(state);

@@ -1,4 +1,4 @@
-import { bucketOf, formatPath, QueueName, QueuePolicyInput, refill, type QueueLimitsRecord, type QueuePolicy } from '@taskstream/domain';
+import { bucketOf, emptyQueueStats, formatPath, QueueName, QueuePolicyInput, refill, type QueueLimitsRecord, type QueuePolicy, type QueueStatsView } from '@taskstream/domain';
 import { encodeJson, type KV } from '@taskstream/nats';
 import { ApiError, apiError, ERRORS } from './errors.js';
 
@@ -16,7 +16,15 @@ export class Queues {
   constructor(
     private readonly policies: KV,
     private readonly limits: KV,
+    private readonly statsBucket: KV,
   ) {}
+
+  /** The projector's live statistics of a queue (zeros for a queue that has seen no task yet). */
+  async stats(name: string): Promise<QueueStatsView> {
+    Queues.checkName(name);
+    const entry = await this.statsBucket.get(name);
+    return entry && entry.operation === 'PUT' && entry.value.length > 0 ? entry.json<QueueStatsView>() : emptyQueueStats(name);
+  }
 
   static parsePolicy(body: unknown): QueuePolicy {
     const result = QueuePolicyInput.safeParse(body);

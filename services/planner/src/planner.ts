@@ -49,7 +49,7 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
   const log = new EventLog(ctx.js, ctx.topo);
   const cache = new Map<string, CachedFlow>();
 
-  async function load(event: FlowEvent, seq: number): Promise<{ flow: CachedFlow; rebuilt: boolean } | undefined> {
+  async function load(event: FlowEvent, seq: number, deliveryCount: number): Promise<{ flow: CachedFlow; rebuilt: boolean } | undefined> {
     const cached = cache.get(event.flow_id);
     if (cached) {
       // Map order is recency order: move to the back.
@@ -58,7 +58,9 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
       return { flow: cached, rebuilt: false };
     }
     let state: FlowState | null = null;
-    if (event.type === 'flow.submitted') {
+    // A first delivery of a submission starts a flow; anything else not in memory (a restart, an
+    // eviction, a redelivery after the flow finished) is rebuilt from the log.
+    if (event.type === 'flow.submitted' && deliveryCount === 1) {
       state = evolve(null, event, seq);
     } else {
       // Not in memory (restart, eviction, another instance's flow): rebuild from the log up to here.
@@ -68,11 +70,11 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
     const flow = { state, emitted: new Set<string>() };
     cache.set(event.flow_id, flow);
     if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
-    return { flow, rebuilt: event.type !== 'flow.submitted' };
+    return { flow, rebuilt: !(event.type === 'flow.submitted' && deliveryCount === 1) };
   }
 
   async function handle(event: FlowEvent, msg: JsMsg): Promise<void> {
-    const loaded = await load(event, msg.seq);
+    const loaded = await load(event, msg.seq, msg.info.deliveryCount);
     if (!loaded) {
       ctx.log.warn({ flow_id: event.flow_id, type: event.type, seq: msg.seq }, 'event for a flow that was never submitted; ignored');
       return;

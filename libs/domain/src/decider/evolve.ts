@@ -40,7 +40,26 @@ function initialState(event: EventOf<'flow.submitted'>, seq: number): FlowState 
   const { definition } = event.data;
   const deps = new Map(definition.tasks.map((t) => [t.id, t.depends_on]));
   const tasks: Record<string, TaskState> = {};
-  for (const spec of definition.tasks) tasks[spec.id] = { id: spec.id, spec, status: 'pending', attempts: [] };
+  const reused = event.data.lineage?.reused ?? {};
+  let terminal = 0;
+  for (const spec of definition.tasks) {
+    const previous = reused[spec.id];
+    if (previous) {
+      terminal++;
+      tasks[spec.id] = {
+        id: spec.id,
+        spec,
+        status: 'succeeded',
+        attempts: [],
+        reused: true,
+        ...(previous.output !== undefined && { output: previous.output }),
+        ...(previous.duration_ms !== undefined && { duration_ms: previous.duration_ms }),
+      };
+    } else {
+      tasks[spec.id] = { id: spec.id, spec, status: 'pending', attempts: [] };
+    }
+  }
+  const lineage = event.data.lineage;
   return {
     flow_id: event.flow_id,
     status: 'submitted',
@@ -48,8 +67,9 @@ function initialState(event: EventOf<'flow.submitted'>, seq: number): FlowState 
     order: topologicalOrder(deps),
     tasks,
     dependents: Object.fromEntries(dependentsMap(deps)),
-    terminal_count: 0,
+    terminal_count: terminal,
     submitted_at: event.time,
+    ...(lineage && { lineage: { kind: lineage.kind, parent_flow_id: lineage.parent_flow_id, at_seq: lineage.at_seq } }),
     ...(event.data.idempotency_key !== undefined && { idempotency_key: event.data.idempotency_key }),
     last_seq: seq,
   };
@@ -79,6 +99,11 @@ function apply(state: FlowState, event: FlowEvent): void {
         state.status = event.type === 'flow.succeeded' ? 'succeeded' : event.type === 'flow.failed' ? 'failed' : 'cancelled';
         state.finished_at = event.time;
         if (event.type !== 'flow.succeeded') state.error = event.data.reason;
+      }
+      return;
+    case 'flow.derived':
+      if (!(state.derived ?? []).some((d) => d.child_flow_id === event.data.child_flow_id)) {
+        state.derived = [...(state.derived ?? []), { ...event.data }];
       }
       return;
     case 'task.ready':

@@ -13,6 +13,7 @@ export type TaskStatus =
   | 'cancelled';
 
 export type FlowStatus = 'submitted' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
+export const FLOW_STATUSES_FOR_QUERY: readonly FlowStatus[] = ['submitted', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'];
 
 export const TERMINAL_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set([
   'succeeded',
@@ -61,6 +62,8 @@ export interface TaskState {
   duration_ms?: number;
   error?: TaskError;
   output?: unknown;
+  /** Succeeded in the parent flow and reused here (reruns and forks): never runs. */
+  reused?: boolean;
   /** Why a ready task is waiting for the dispatcher (set by task.throttled, cleared on dispatch). */
   waiting_reason?: 'rate' | 'concurrency' | 'key_concurrency';
   /** Upstream tasks whose failure skipped this one. */
@@ -85,6 +88,9 @@ export interface FlowState {
   cancel_reason?: string;
   error?: string;
   idempotency_key?: string;
+  lineage?: { kind: 'rerun' | 'fork'; parent_flow_id: string; at_seq: number };
+  /** Reruns and forks created from this flow. */
+  derived?: Array<{ kind: 'rerun' | 'fork'; child_flow_id: string; at_seq: number }>;
   /** Stream sequence of the last event folded, when the shell provides it. */
   last_seq: number;
 }

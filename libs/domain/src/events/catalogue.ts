@@ -40,13 +40,30 @@ const taskScope = { task_id: TaskId };
 const attemptScope = { task_id: TaskId, attempt: z.number().int().min(1) };
 
 // Flow lifecycle.
+/** Where a rerun or fork came from, and the outputs of the tasks it reuses instead of running. */
+export const Lineage = z.object({
+  kind: z.enum(['rerun', 'fork']),
+  parent_flow_id: FlowId,
+  /** The parent's stream sequence the new flow starts from (forks), or its last event (reruns). */
+  at_seq: z.number().int().min(0),
+  reused: z.record(TaskId, z.object({ output: z.unknown().optional(), duration_ms: z.number().min(0).optional() })),
+});
+export type Lineage = z.infer<typeof Lineage>;
+
 export const FlowSubmitted = envelope(
   'flow.submitted',
   z.object({
     definition: FlowDefinition,
     idempotency_key: z.string().optional(),
     submitted_by: z.string().optional(),
+    lineage: Lineage.optional(),
   }),
+  flowScope,
+);
+/** Recorded in a flow's history when a rerun or fork of it is created. */
+export const FlowDerived = envelope(
+  'flow.derived',
+  z.object({ kind: z.enum(['rerun', 'fork']), child_flow_id: FlowId, at_seq: z.number().int().min(0) }),
   flowScope,
 );
 export const FlowStarted = envelope('flow.started', z.object({}), flowScope);
@@ -140,6 +157,7 @@ export const FlowEvent = z.discriminatedUnion('type', [
   FlowFailed,
   FlowCancelRequested,
   FlowCancelled,
+  FlowDerived,
   TaskReady,
   TaskThrottled,
   TaskDispatched,

@@ -16,7 +16,24 @@ export interface FlowView {
   counts: Record<TaskStatus, number>;
   total: number;
   tasks: TaskView[];
+  lineage?: FlowState['lineage'];
+  derived?: FlowState['derived'];
+  /** Set on a stored view too large to keep its tasks; readers fold the tasks from the log. */
+  tasks_omitted?: boolean;
   last_seq: number;
+}
+
+/** What the flows list shows; changes only when the flow's own status does. */
+export interface FlowSummary {
+  flow_id: string;
+  name?: string;
+  status: FlowStatus;
+  queue: string;
+  labels?: Record<string, string>;
+  submitted_at: string;
+  finished_at?: string;
+  total: number;
+  lineage?: FlowState['lineage'];
 }
 
 export interface TaskView {
@@ -37,6 +54,8 @@ export interface TaskView {
   reason?: string;
   /** Set while a ready task waits for its queue: rate, concurrency or key_concurrency. */
   waiting_reason?: string;
+  /** Succeeded in the parent flow of a rerun or fork; not run again. */
+  reused?: boolean;
 }
 
 const EMPTY_COUNTS: Record<TaskStatus, number> = {
@@ -50,6 +69,24 @@ const EMPTY_COUNTS: Record<TaskStatus, number> = {
   skipped: 0,
   cancelled: 0,
 };
+
+/** Outputs larger than this (as JSON) are summarised in views; the full output stays in the history. */
+export const VIEW_OUTPUT_LIMIT = 4096;
+
+export interface OutputSummary {
+  truncated: true;
+  bytes: number;
+  preview: string;
+  /** Where the whole output is. */
+  see: 'events';
+}
+
+export function summariseOutput(output: unknown): unknown {
+  if (output === undefined || output === null) return output;
+  const json = JSON.stringify(output);
+  if (json === undefined || json.length <= VIEW_OUTPUT_LIMIT) return output;
+  return { truncated: true, bytes: json.length, preview: json.slice(0, 1024), see: 'events' } satisfies OutputSummary;
+}
 
 export function toFlowView(state: FlowState): FlowView {
   const counts = { ...EMPTY_COUNTS };
@@ -69,10 +106,11 @@ export function toFlowView(state: FlowState): FlowView {
       ...(task.finished_at !== undefined && { finished_at: task.finished_at }),
       ...(task.duration_ms !== undefined && { duration_ms: task.duration_ms }),
       ...(task.error !== undefined && { error: task.error }),
-      ...(task.output !== undefined && { output: task.output }),
+      ...(task.output !== undefined && { output: summariseOutput(task.output) }),
       ...(task.skipped_because !== undefined && { skipped_because: task.skipped_because }),
       ...(task.reason !== undefined && { reason: task.reason }),
       ...(task.waiting_reason !== undefined && { waiting_reason: task.waiting_reason }),
+      ...(task.reused && { reused: true }),
     };
   });
   const { definition } = state;
@@ -92,6 +130,23 @@ export function toFlowView(state: FlowState): FlowView {
     counts,
     total: state.order.length,
     tasks,
+    ...(state.lineage && { lineage: state.lineage }),
+    ...(state.derived && { derived: state.derived }),
     last_seq: state.last_seq,
+  };
+}
+
+export function toFlowSummary(state: FlowState): FlowSummary {
+  const { definition } = state;
+  return {
+    flow_id: state.flow_id,
+    ...(definition.name !== undefined && { name: definition.name }),
+    status: state.status,
+    queue: definition.queue,
+    ...(definition.labels !== undefined && { labels: definition.labels }),
+    submitted_at: state.submitted_at,
+    ...(state.finished_at !== undefined && { finished_at: state.finished_at }),
+    total: state.order.length,
+    ...(state.lineage && { lineage: state.lineage }),
   };
 }

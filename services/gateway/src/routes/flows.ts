@@ -33,10 +33,13 @@ export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Pa
 
   app.get<{ Params: { id: string } }>('/api/v1/flows/:id', async (request) => flows.view(request.params.id));
 
-  app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/api/v1/flows/:id/events', async (request) => {
+  app.get<{ Params: { id: string }; Querystring: { after?: string; format?: string } }>('/api/v1/flows/:id/events', async (request, reply) => {
     const after = sequenceParam('after', request.query.after);
-    const events = await flows.history(request.params.id, after);
-    return { flow_id: request.params.id, events: events.map((e) => ({ seq: e.seq, stored_at: e.stored_at, event: e.event })) };
+    const format = request.query.format ?? 'json';
+    if (format !== 'json' && format !== 'ndjson') throw apiError('INVALID_PARAMETER', 'format', 'must be json or ndjson');
+    const events = (await flows.history(request.params.id, after)).map((e) => ({ seq: e.seq, stored_at: e.stored_at, event: e.event }));
+    if (format === 'ndjson') return reply.type('application/x-ndjson').send(events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    return { flow_id: request.params.id, events };
   });
 
   app.post<{ Params: { id: string }; Body: string | undefined }>('/api/v1/flows/:id/cancel', async (request, reply) => {

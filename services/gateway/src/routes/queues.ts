@@ -7,6 +7,8 @@ export function registerQueueRoutes(app: FastifyInstance, queues: Queues): void 
 
   app.get<{ Params: { name: string } }>('/api/v1/queues/:name', async (request) => queues.get(request.params.name));
 
+  app.get<{ Params: { name: string } }>('/api/v1/queues/:name/stats', async (request) => queues.stats(request.params.name));
+
   app.put<{ Params: { name: string }; Body: string | undefined }>('/api/v1/queues/:name', async (request) => {
     let body: unknown;
     try {

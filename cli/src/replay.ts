@@ -1,0 +1,74 @@
+import { evolve, type FlowEvent, type FlowState } from '@taskstream/domain';
+
+const EMITTER: Partial<Record<FlowEvent['type'], string>> = {
+  'flow.submitted': 'gateway',
+  'flow.cancel_requested': 'gateway',
+  'flow.derived': 'gateway',
+  'task.throttled': 'dispatcher',
+  'task.dispatched': 'dispatcher',
+  'task.started': 'executor',
+  'task.attempt_failed': 'executor',
+  'task.retry_scheduled': 'executor',
+  'task.succeeded': 'executor',
+  'task.failed': 'executor',
+  'task.timed_out': 'executor',
+};
+
+/** Who records an event of this type (task.cancelled: the executor if it stopped a running task). */
+export function emitterOf(event: FlowEvent): string {
+  if (event.type === 'task.cancelled') return event.data.reason.includes('while the task was running') ? 'executor' : 'planner';
+  return EMITTER[event.type] ?? 'planner';
+}
+
+function detail(event: FlowEvent): string {
+  switch (event.type) {
+    case 'flow.submitted':
+      return `${event.data.definition.tasks.length} tasks${event.data.lineage ? `, ${event.data.lineage.kind} of ${event.data.lineage.parent_flow_id} reusing ${Object.keys(event.data.lineage.reused).length}` : ''}`;
+    case 'task.started':
+      return `attempt ${event.attempt} on ${event.data.executor_id}`;
+    case 'task.attempt_failed':
+    case 'task.failed':
+      return `attempt ${event.attempt}: ${event.data.error.message.split('\n')[0]}`;
+    case 'task.timed_out':
+      return `attempt ${event.attempt}: ${event.data.error.message}`;
+    case 'task.retry_scheduled':
+      return `attempt ${event.data.next_attempt} in ${(event.data.delay_ms / 1000).toFixed(2)}s`;
+    case 'task.succeeded':
+      return `attempt ${event.attempt} in ${(event.data.duration_ms / 1000).toFixed(2)}s`;
+    case 'task.skipped':
+    case 'task.cancelled':
+      return event.data.reason;
+    case 'task.throttled':
+      return `held by ${event.data.reason} on queue ${event.data.queue}`;
+    case 'flow.failed':
+    case 'flow.cancelled':
+      return event.data.reason;
+    case 'flow.derived':
+      return `${event.data.kind} ${event.data.child_flow_id} from seq ${event.data.at_seq}`;
+    default:
+      return '';
+  }
+}
+
+/** The replay timeline: relative time, sequence, emitter, event and what happened; optionally the state after each step. */
+export function replayLines(events: Array<{ seq: number; event: FlowEvent }>, step = false): string[] {
+  if (events.length === 0) return [];
+  const start = Date.parse(events[0]!.event.time);
+  let state: FlowState | null = null;
+  const lines: string[] = [];
+  for (const { seq, event } of events) {
+    const offset = `+${((Date.parse(event.time) - start) / 1000).toFixed(3)}s`.padStart(10);
+    const subject = 'task_id' in event ? `[${event.task_id}]` : '';
+    const what = [subject, detail(event)].filter(Boolean).join(' ');
+    lines.push(`${offset}  #${String(seq).padEnd(6)} ${emitterOf(event).padEnd(10)} ${event.type.padEnd(21)} ${what}`.trimEnd());
+    if (step) {
+      state = evolve(state, event, seq);
+      if (state) {
+        const counts = new Map<string, number>();
+        for (const id of state.order) counts.set(state.tasks[id]!.status, (counts.get(state.tasks[id]!.status) ?? 0) + 1);
+        lines.push(`            flow ${state.status}; ${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}`);
+      }
+    }
+  }
+  return lines;
+}

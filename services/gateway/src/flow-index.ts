@@ -1,0 +1,89 @@
+import type { FlowStatus, FlowSummary } from '@taskstream/domain';
+import type { KV } from '@taskstream/nats';
+
+export interface FlowQuery {
+  status?: FlowStatus[];
+  queue?: string;
+  since?: string;
+  until?: string;
+  name?: string;
+  labels?: Record<string, string>;
+  limit: number;
+  /** The last flow id of the previous page. */
+  after?: string;
+}
+
+/**
+ * The flows list, kept in memory from the projector's summaries by a KV watch. Pages are ordered
+ * newest first by flow id (a ULID, so by submission time) and continue strictly after the cursor's
+ * id, so flows submitted while a client pages through never shift or repeat what it sees.
+ */
+export class FlowIndex {
+  private readonly byId = new Map<string, FlowSummary>();
+  private sorted: string[] | undefined;
+  private stopWatch: (() => void) | undefined;
+
+  static async open(kv: KV): Promise<FlowIndex> {
+    const index = new FlowIndex();
+    const watch = await kv.watch({ key: '>' });
+    index.stopWatch = () => watch.stop();
+    let ready!: () => void;
+    const initialized = new Promise<void>((r) => (ready = r));
+    void (async () => {
+      for await (const entry of watch) {
+        if (entry.operation === 'PUT' && entry.value.length > 0) {
+          if (!index.byId.has(entry.key)) index.sorted = undefined;
+          index.byId.set(entry.key, entry.json<FlowSummary>());
+        } else if (index.byId.delete(entry.key)) {
+          index.sorted = undefined;
+        }
+        if (entry.delta === 0) ready();
+      }
+    })();
+    if ((await kv.status()).values === 0) ready();
+    await Promise.race([initialized, new Promise((r) => setTimeout(r, 5_000))]);
+    return index;
+  }
+
+  get(flowId: string): FlowSummary | undefined {
+    return this.byId.get(flowId);
+  }
+
+  query(q: FlowQuery): { flows: FlowSummary[]; next?: string } {
+    this.sorted ??= [...this.byId.keys()].sort().reverse();
+    const flows: FlowSummary[] = [];
+    let start = 0;
+    if (q.after !== undefined) {
+      // Binary search for the first id strictly older than the cursor.
+      let lo = 0;
+      let hi = this.sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.sorted[mid]! >= q.after) lo = mid + 1;
+        else hi = mid;
+      }
+      start = lo;
+    }
+    let i = start;
+    for (; i < this.sorted.length && flows.length < q.limit; i++) {
+      const summary = this.byId.get(this.sorted[i]!);
+      if (summary && matches(summary, q)) flows.push(summary);
+    }
+    const more = i < this.sorted.length && flows.length === q.limit;
+    return { flows, ...(more && { next: flows.at(-1)!.flow_id }) };
+  }
+
+  stop(): void {
+    this.stopWatch?.();
+  }
+}
+
+function matches(s: FlowSummary, q: FlowQuery): boolean {
+  if (q.status && !q.status.includes(s.status)) return false;
+  if (q.queue !== undefined && s.queue !== q.queue) return false;
+  if (q.since !== undefined && s.submitted_at < q.since) return false;
+  if (q.until !== undefined && s.submitted_at >= q.until) return false;
+  if (q.name !== undefined && !(s.name ?? '').toLowerCase().includes(q.name.toLowerCase())) return false;
+  if (q.labels) for (const [k, v] of Object.entries(q.labels)) if (s.labels?.[k] !== v) return false;
+  return true;
+}
