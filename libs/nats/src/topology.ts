@@ -30,6 +30,8 @@ export interface Topology {
   /** Live statistics per queue. */
   queueStatsBucket: string;
   idempotencyBucket: string;
+  /** Partition leases and instance membership of partitioned services (planner, projector). */
+  leasesBucket: string;
   /** Queue policies (limits and task defaults), by queue name. */
   queuesBucket: string;
   /** Token buckets and concurrency slots of limited queues, changed only by compare-and-set. */
@@ -59,6 +61,7 @@ export function topology(options: TopologyOptions = {}): Topology {
     queueStatsBucket: `${prefix}_queue_stats`,
     idempotencyBucket: `${prefix}_idempotency`,
     queuesBucket: `${prefix}_queues`,
+    leasesBucket: `${prefix}_leases`,
     limitsBucket: `${prefix}_limits`,
     duplicateWindowMs: options.duplicateWindowMs ?? 10 * 60_000,
   };
@@ -90,6 +93,8 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
   await kvm.create(topo.summariesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.queueStatsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.queuesBucket, { history: 5, replicas: topo.replicas, storage: StorageType.File });
+  // Member keys of instances that died without cleaning up vanish after a minute.
+  await kvm.create(topo.leasesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File, ttl: 60_000 });
   await kvm.create(topo.limitsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.idempotencyBucket, {
     history: 1,
@@ -137,4 +142,37 @@ export async function ensureConsumer(
 export function isNotFound(error: unknown): boolean {
   if (error instanceof JetStreamApiError) return error.status === 404 || error.code === 10059 || error.code === 10014;
   return /not found/i.test((error as Error)?.message ?? '');
+}
+
+/**
+ * For a consumer whose messages must be processed in stream order by one owner at a time: when a
+ * new owner takes over, messages the previous owner held unacknowledged would only come back after
+ * the ack wait, behind newer ones. Recreating the consumer just after its ack floor delivers them
+ * again first, in order. (Events the previous owner already applied reach the new owner again, so
+ * handlers must skip what they have seen; ours compare stream sequences.)
+ */
+export async function ensureOrderedTakeover(
+  jsm: JetStreamManager,
+  stream: string,
+  config: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<void> {
+  let info;
+  try {
+    info = await jsm.consumers.info(stream, config.durable_name);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await ensureConsumer(jsm, stream, config);
+    return;
+  }
+  if (info.num_ack_pending === 0 && info.num_redelivered === 0) {
+    await ensureConsumer(jsm, stream, config);
+    return;
+  }
+  await jsm.consumers.delete(stream, config.durable_name);
+  await jsm.consumers.add(stream, {
+    ack_policy: AckPolicy.Explicit,
+    ...config,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: info.ack_floor.stream_seq + 1,
+  });
 }

@@ -2,3 +2,4 @@ export * from './logger.js';
 export * from './context.js';
 export * from './service.js';
 export * from './env.js';
+export * from './partitions.js';

@@ -19,11 +19,26 @@ export class Queues {
     private readonly statsBucket: KV,
   ) {}
 
-  /** The projector's live statistics of a queue (zeros for a queue that has seen no task yet). */
-  async stats(name: string): Promise<QueueStatsView> {
+  /** The projector's live statistics of a queue, added up over partitions (zeros before any task). */
+  async stats(name: string): Promise<Omit<QueueStatsView, 'last_seq'>> {
     Queues.checkName(name);
-    const entry = await this.statsBucket.get(name);
-    return entry && entry.operation === 'PUT' && entry.value.length > 0 ? entry.json<QueueStatsView>() : emptyQueueStats(name);
+    const total = emptyQueueStats(name);
+    for await (const key of await this.statsBucket.keys(`${name}.*`)) {
+      const entry = await this.statsBucket.get(key);
+      if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) continue;
+      const part = entry.json<QueueStatsView>();
+      total.waiting += part.waiting;
+      total.running += part.running;
+      total.throttled += part.throttled;
+      for (const [minute, counts] of Object.entries(part.minutes)) {
+        const slot = (total.minutes[minute] ??= { succeeded: 0, failed: 0 });
+        slot.succeeded += counts.succeeded;
+        slot.failed += counts.failed;
+      }
+    }
+    const { last_seq: _ignored, ...view } = total;
+    view.minutes = Object.fromEntries(Object.entries(view.minutes).sort(([a], [b]) => a.localeCompare(b)));
+    return view;
   }
 
   static parsePolicy(body: unknown): QueuePolicy {

@@ -1,25 +1,33 @@
+import { hostname } from 'node:os';
 import {
   decide,
   decideAll,
   evolve,
   isTerminalFlow,
+  partitionFilter,
+  partitionOf,
   type FlowEvent,
   type FlowState,
 } from '@taskstream/domain';
 import {
   DeadLetters,
   decodeEvent,
-  ensureConsumer,
+  ensureOrderedTakeover,
   EventLog,
   foldFlowHistory,
+  Kvm,
+  newId,
   startConsumerLoop,
   type JsMsg,
 } from '@taskstream/nats';
-import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
+import { PartitionOwner, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 
 export interface PlannerOptions {
-  /** Durable consumer name; all planner instances of one installation share it. */
+  /** Prefix of the durable consumers, one per partition (`planner-p3`), shared by all instances. */
   consumer?: string;
+  instanceId?: string;
+  /** Lease length for partition ownership; a dead instance's flows move after at most this. */
+  leaseMs?: number;
   maxDeliver?: number;
   /** Flows kept in memory at most; the least recently used are dropped and rebuilt from the log on demand. */
   maxCachedFlows?: number;
@@ -39,13 +47,6 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
   const consumer = options.consumer ?? 'planner';
   const maxDeliver = options.maxDeliver ?? 10;
   const maxCached = options.maxCachedFlows ?? 50_000;
-  await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
-    durable_name: consumer,
-    filter_subject: `${ctx.topo.layout.prefix}.evt.>`,
-    max_deliver: maxDeliver,
-    ack_wait: 30_000_000_000,
-    max_ack_pending: 20_000,
-  });
   const log = new EventLog(ctx.js, ctx.topo);
   const cache = new Map<string, CachedFlow>();
 
@@ -96,22 +97,37 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
     if (isTerminalFlow(flow.state)) cache.delete(event.flow_id);
   }
 
-  const loop = await startConsumerLoop({
-    js: ctx.js,
-    stream: ctx.topo.eventsStream,
-    consumer,
-    source: 'planner',
-    decode: decodeEvent,
-    handle,
-    deadLetters: new DeadLetters(ctx.js, ctx.topo),
+  const deadLetters = new DeadLetters(ctx.js, ctx.topo);
+  // Each partition's events are folded in stream order by exactly one instance at a time.
+  const owner = new PartitionOwner({
+    kv: await new Kvm(ctx.js).open(ctx.topo.leasesBucket),
+    role: consumer,
+    instanceId: options.instanceId ?? `${hostname()}:${process.pid}:${newId().slice(-6)}`,
+    partitions: ctx.topo.layout.partitions,
+    ...(options.leaseMs !== undefined && { leaseMs: options.leaseMs }),
     log: ctx.log,
-    maxDeliver,
+    start: async (partition) => {
+      const name = `${consumer}-p${partition}`;
+      await ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, {
+        durable_name: name,
+        filter_subject: partitionFilter(ctx.topo.layout, partition),
+        max_deliver: maxDeliver,
+        ack_wait: 30_000_000_000,
+        max_ack_pending: 20_000,
+      });
+      const loop = await startConsumerLoop({ js: ctx.js, stream: ctx.topo.eventsStream, consumer: name, source: 'planner', decode: decodeEvent, handle, deadLetters, log: ctx.log, maxDeliver });
+      return async () => {
+        await loop.stop();
+        for (const flowId of [...cache.keys()]) if (partitionOf(flowId, ctx.topo.layout.partitions) === partition) cache.delete(flowId);
+      };
+    },
   });
-  ctx.log.info({ consumer }, 'planner started');
+  await owner.start();
+  ctx.log.info({ consumer, partitions: owner.partitions }, 'planner started');
   return {
     name: 'planner',
     async stop() {
-      await loop.stop();
+      await owner.stop();
     },
   };
 }

@@ -1,8 +1,12 @@
+import { hostname } from 'node:os';
 import {
+  allEventsFilter,
   applyTaskTransition,
   emptyQueueStats,
   evolve,
   isTerminalFlow,
+  partitionFilter,
+  partitionOf,
   toFlowSummary,
   toFlowView,
   type FlowEvent,
@@ -16,17 +20,21 @@ import {
   DeliverPolicy,
   decodeEvent,
   encodeJson,
-  ensureConsumer,
+  ensureOrderedTakeover,
   foldFlowHistory,
   Kvm,
+  newId,
   startConsumerLoop,
   type JsMsg,
   type KV,
 } from '@taskstream/nats';
-import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
+import { PartitionOwner, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 
 export interface ProjectorOptions {
+  /** Prefix of the durable consumers, one per partition (`projector-p3`), shared by all instances. */
   consumer?: string;
+  instanceId?: string;
+  leaseMs?: number;
   maxDeliver?: number;
   maxCachedFlows?: number;
   /** Throw every view away and fold the whole log again before going live. */
@@ -67,13 +75,16 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     const task = state.tasks[taskId];
     return task && { status: task.status, throttled: task.waiting_reason !== undefined };
   };
-  const consumerConfig = {
-    durable_name: consumer,
-    filter_subject: `${ctx.topo.layout.prefix}.evt.>`,
+  const partitions = ctx.topo.layout.partitions;
+  const consumerConfig = (partition: number) => ({
+    durable_name: `${consumer}-p${partition}`,
+    filter_subject: partitionFilter(ctx.topo.layout, partition),
     max_deliver: maxDeliver,
     ack_wait: 30_000_000_000,
     max_ack_pending: 20_000,
-  };
+  });
+  /** Statistics are kept per queue and partition, so each record has one writer; readers add them up. */
+  const statsKey = (queue: string, partition: number) => `${queue}.p${partition}`;
 
   if (options.rebuild) {
     // Fold the whole log first and write each view once, with its final state, so readers never
@@ -81,7 +92,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     ctx.log.info({ consumer }, 'rebuilding every view from the log');
     const flows = new Map<string, FlowState>();
     const rebuiltStats = new Map<string, QueueStatsView>();
-    const reader = await ctx.js.consumers.get(ctx.topo.eventsStream, { filter_subjects: consumerConfig.filter_subject });
+    const reader = await ctx.js.consumers.get(ctx.topo.eventsStream, { filter_subjects: allEventsFilter(ctx.topo.layout) });
     let lastSeq = (await ctx.jsm.streams.info(ctx.topo.eventsStream)).state.first_seq - 1;
     if ((await reader.info()).num_pending > 0) {
       const messages = await reader.consume({ max_messages: 1000 });
@@ -98,8 +109,8 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
             flows.set(event.flow_id, state);
             const task = taskId ? state.tasks[taskId] : undefined;
             if (task) {
-              const queue = task.spec.queue;
-              rebuiltStats.set(queue, applyTaskTransition(rebuiltStats.get(queue) ?? emptyQueueStats(queue), before, snapshot(state, taskId!)!, event.time, msg.seq));
+              const key = statsKey(task.spec.queue, partitionOf(event.flow_id, partitions));
+              rebuiltStats.set(key, applyTaskTransition(rebuiltStats.get(key) ?? emptyQueueStats(task.spec.queue), before, snapshot(state, taskId!)!, event.time, msg.seq));
             }
           }
         }
@@ -112,23 +123,23 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       await Promise.all([views.put(flowId, encodeView(state)), summaries.put(flowId, encodeJson(toFlowSummary(state)))]);
       if (!isTerminalFlow(state)) cache.set(flowId, state);
     }
-    for (const [queue, view] of rebuiltStats) {
-      await statsBucket.put(queue, encodeJson(view));
-      stats.set(queue, view);
+    for (const [key, view] of rebuiltStats) {
+      await statsBucket.put(key, encodeJson(view));
+      stats.set(key, view);
     }
-    await ctx.jsm.consumers.delete(ctx.topo.eventsStream, consumer).catch(() => false);
-    await ctx.jsm.consumers.add(ctx.topo.eventsStream, { ...consumerConfig, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 });
+    for (let p = 0; p < partitions; p++) {
+      await ctx.jsm.consumers.delete(ctx.topo.eventsStream, `${consumer}-p${p}`).catch(() => false);
+      await ctx.jsm.consumers.add(ctx.topo.eventsStream, { ...consumerConfig(p), ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 });
+    }
     ctx.log.info({ flows: flows.size, through_seq: lastSeq }, 'rebuild complete; going live');
-  } else {
-    await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, consumerConfig);
   }
 
-  async function statsOf(queue: string): Promise<QueueStatsView> {
-    let current = stats.get(queue);
+  async function statsOf(key: string, queue: string): Promise<QueueStatsView> {
+    let current = stats.get(key);
     if (!current) {
-      const entry = await statsBucket.get(queue);
+      const entry = await statsBucket.get(key);
       current = entry && entry.operation === 'PUT' && entry.value.length > 0 ? entry.json<QueueStatsView>() : emptyQueueStats(queue);
-      stats.set(queue, current);
+      stats.set(key, current);
     }
     return current;
   }
@@ -163,32 +174,44 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       evolve(state, event, msg.seq);
     }
 
-    const writes: Array<Promise<unknown>> = [views.put(event.flow_id, encodeView(state))];
-    if (statusBefore !== state.status || event.type === 'flow.derived') writes.push(summaries.put(event.flow_id, encodeJson(toFlowSummary(state))));
+    // Statistics first, then the view: a redelivery finds the view newer only if the statistics
+    // already counted the event too (and their own sequence guard stops a second count).
     if (taskId && state.tasks[taskId]) {
       const queue = state.tasks[taskId]!.spec.queue;
-      const current = await statsOf(queue);
+      const key = statsKey(queue, partitionOf(event.flow_id, partitions));
+      const current = await statsOf(key, queue);
       const next = applyTaskTransition(current, before, snapshot(state, taskId)!, event.time, msg.seq);
       if (next !== current) {
-        stats.set(queue, next);
-        writes.push(statsBucket.put(queue, encodeJson(next)));
+        stats.set(key, next);
+        await statsBucket.put(key, encodeJson(next));
       }
     }
+    const writes: Array<Promise<unknown>> = [views.put(event.flow_id, encodeView(state))];
+    if (statusBefore !== state.status || event.type === 'flow.derived') writes.push(summaries.put(event.flow_id, encodeJson(toFlowSummary(state))));
     await Promise.all(writes);
     if (isTerminalFlow(state)) cache.delete(event.flow_id);
   }
 
-  const loop = await startConsumerLoop({
-    js: ctx.js,
-    stream: ctx.topo.eventsStream,
-    consumer,
-    source: 'projector',
-    decode: decodeEvent,
-    handle,
-    deadLetters: new DeadLetters(ctx.js, ctx.topo),
+  const deadLetters = new DeadLetters(ctx.js, ctx.topo);
+  const owner = new PartitionOwner({
+    kv: await kvm.open(ctx.topo.leasesBucket),
+    role: consumer,
+    instanceId: options.instanceId ?? `${hostname()}:${process.pid}:${newId().slice(-6)}`,
+    partitions,
+    ...(options.leaseMs !== undefined && { leaseMs: options.leaseMs }),
     log: ctx.log,
-    maxDeliver,
+    start: async (partition) => {
+      await ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, consumerConfig(partition));
+      const loop = await startConsumerLoop({ js: ctx.js, stream: ctx.topo.eventsStream, consumer: `${consumer}-p${partition}`, source: 'projector', decode: decodeEvent, handle, deadLetters, log: ctx.log, maxDeliver });
+      return async () => {
+        await loop.stop();
+        // Another instance owns this partition now: what we remembered of it may go stale.
+        for (const flowId of [...cache.keys()]) if (partitionOf(flowId, partitions) === partition) cache.delete(flowId);
+        for (const key of [...stats.keys()]) if (key.endsWith(`.p${partition}`)) stats.delete(key);
+      };
+    },
   });
-  ctx.log.info({ consumer }, 'projector started');
-  return { name: 'projector', stop: () => loop.stop() };
+  await owner.start();
+  ctx.log.info({ consumer, partitions: owner.partitions }, 'projector started');
+  return { name: 'projector', stop: () => owner.stop() };
 }
