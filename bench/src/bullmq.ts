@@ -1,0 +1,124 @@
+import { execFileSync } from 'node:child_process';
+import { FlowProducer, Queue, Worker, type FlowJob } from 'bullmq';
+import { Redis } from 'ioredis';
+import { percentile, ProcessMeter } from './procs.js';
+import type { Result } from './result.js';
+
+const connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
+
+function redisPid(): number {
+  return Number(execFileSync('pidof', ['redis-server']).toString().trim().split(/\s+/)[0]);
+}
+
+/** Sets Redis persistence for a run: "aof" (appendonly yes, appendfsync everysec) or "none". */
+export async function setPersistence(mode: 'aof' | 'none'): Promise<() => Promise<void>> {
+  const redis = new Redis(connection);
+  const get = async (key: string) => ((await redis.config('GET', key)) as string[])[1]!;
+  const before = { appendonly: await get('appendonly'), appendfsync: await get('appendfsync') };
+  await redis.config('SET', 'appendonly', mode === 'aof' ? 'yes' : 'no');
+  if (mode === 'aof') await redis.config('SET', 'appendfsync', 'everysec');
+  await redis.flushall();
+  return async () => {
+    await redis.config('SET', 'appendonly', before.appendonly);
+    await redis.config('SET', 'appendfsync', before.appendfsync);
+    await redis.flushall();
+    redis.disconnect();
+  };
+}
+
+function meter(): ProcessMeter {
+  return new ProcessMeter(new Map([['redis-server', redisPid()], ['bench (workers)', process.pid]]));
+}
+
+export async function independent(n: number, label: string): Promise<Result> {
+  const name = `bench-independent-${Date.now()}`;
+  const queue = new Queue(name, { connection });
+  const starts: number[] = [];
+  const seen = new Map<number, number>();
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
+  const usage = meter();
+  const t0 = performance.now();
+  const submitted = Date.now();
+  const worker = new Worker(
+    name,
+    async (job) => {
+      starts.push(Date.now() - submitted);
+      seen.set(job.data.i, (seen.get(job.data.i) ?? 0) + 1);
+      return null;
+    },
+    { connection, concurrency: 64 },
+  );
+  let completed = 0;
+  worker.on('completed', () => {
+    if (++completed === n) resolve();
+  });
+  for (let i = 0; i < n; i += 1000) await queue.addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: 'noop', data: { i: i + k }, opts: { removeOnComplete: true } })));
+  await done;
+  const makespan = performance.now() - t0;
+  const { cpu_s, peak_rss_mb } = usage.stop();
+  await worker.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  return {
+    workload: '1-independent',
+    system: label,
+    tasks: n,
+    tasks_per_sec: n / (makespan / 1000),
+    p50_ms: percentile(starts, 50),
+    p99_ms: percentile(starts, 99),
+    makespan_ms: makespan,
+    cpu_s_per_1k: (cpu_s / n) * 1000,
+    peak_rss_mb,
+    lost: n - seen.size,
+    duplicates: [...seen.values()].filter((c) => c > 1).length,
+    notes: 'one queue, addBulk, 64 concurrent in one worker',
+  };
+}
+
+/** A chain of n steps as nested FlowProducer children: the deepest child runs first. */
+export async function chain(n: number, label: string): Promise<Result> {
+  const name = `bench-chain-${Date.now()}`;
+  const times = new Map<number, { start: number; end: number }>();
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
+  const worker = new Worker(
+    name,
+    async (job) => {
+      const start = performance.now();
+      times.set(job.data.step, { start, end: performance.now() });
+      if (job.data.step === n - 1) setImmediate(resolve);
+      return null;
+    },
+    { connection, concurrency: 8 },
+  );
+  let node: FlowJob = { name: 'step', queueName: name, data: { step: 0 } };
+  for (let step = 1; step < n; step++) node = { name: 'step', queueName: name, data: { step }, children: [node] };
+  const usage = meter();
+  const t0 = performance.now();
+  const producer = new FlowProducer({ connection });
+  await producer.add(node);
+  await done;
+  const makespan = performance.now() - t0;
+  const { cpu_s, peak_rss_mb } = usage.stop();
+  await worker.close();
+  await producer.close();
+  const queue = new Queue(name, { connection });
+  await queue.obliterate({ force: true });
+  await queue.close();
+  const gaps = Array.from({ length: n - 1 }, (_, i) => times.get(i + 1)!.start - times.get(i)!.end);
+  return {
+    workload: '3-chain',
+    system: label,
+    tasks: n,
+    tasks_per_sec: n / (makespan / 1000),
+    p50_ms: percentile(gaps, 50),
+    p99_ms: percentile(gaps, 99),
+    makespan_ms: makespan,
+    cpu_s_per_1k: (cpu_s / n) * 1000,
+    peak_rss_mb,
+    lost: n - times.size,
+    duplicates: 0,
+    notes: 'nested FlowProducer children',
+  };
+}

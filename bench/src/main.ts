@@ -1,0 +1,89 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import * as bull from './bullmq.js';
+import * as raw from './raw-jetstream.js';
+import type { Result } from './result.js';
+import * as ts from './taskstream.js';
+
+const quick = process.argv.includes('--quick');
+// One 10,000-task flow needs a flow.submitted event over NATS's default 1 MiB payload (see docs/benchmarks.md).
+const size = { independent: quick ? 2_000 : 5_000, chain: 100, limits: quick ? 300 : 1_000 };
+
+function fmt(n: number, digits = 1): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+async function main() {
+  const results: Result[] = [];
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+
+  log(`Taskstream (five services as processes, nats-server with file storage)...`);
+  const system = await ts.TaskstreamSystem.start();
+  try {
+    await system.run({ tasks: Array.from({ length: 50 }, (_, i) => ({ id: `warm${i}`, executor: 'noop' })) });
+    results.push(await ts.independent(system, size.independent));
+    log(`  independent: ${fmt(results.at(-1)!.tasks_per_sec)} tasks/s`);
+    results.push(await ts.chain(system, size.chain));
+    log(`  chain: p50 ${fmt(results.at(-1)!.p50_ms)} ms`);
+    results.push(await ts.limits(system, size.limits));
+    log(`  limits: ${results.at(-1)!.notes}`);
+    log('raw JetStream on the same nats-server...');
+    results.push(await raw.independent(system.nc, system.nats.pid!, size.independent));
+    results.push(await raw.chain(system.nc, system.nats.pid!, size.chain));
+  } finally {
+    await system.stop();
+  }
+
+  for (const mode of ['aof', 'none'] as const) {
+    const label = mode === 'aof' ? 'bullmq-aof' : 'bullmq-nopersist';
+    log(`BullMQ on the local Redis (${mode === 'aof' ? 'appendonly yes, appendfsync everysec' : 'no persistence'})...`);
+    const restore = await bull.setPersistence(mode);
+    try {
+      results.push(await bull.independent(size.independent, label));
+      results.push(await bull.chain(size.chain, label));
+    } finally {
+      await restore();
+    }
+  }
+
+  const ratio = (workload: string, peer: string, key: 'tasks_per_sec' | 'p50_ms' | 'p99_ms') => {
+    const mine = results.find((r) => r.workload === workload && r.system === 'taskstream')?.[key];
+    const theirs = results.find((r) => r.workload === workload && r.system === peer)?.[key];
+    return mine !== undefined && theirs !== undefined ? mine / theirs : Number.NaN;
+  };
+  const ratios = {
+    independent_tps_vs_bullmq_aof: ratio('1-independent', 'bullmq-aof', 'tasks_per_sec'),
+    independent_tps_vs_raw: ratio('1-independent', 'raw-jetstream', 'tasks_per_sec'),
+    chain_p50_vs_raw: ratio('3-chain', 'raw-jetstream', 'p50_ms'),
+    chain_p99_vs_raw: ratio('3-chain', 'raw-jetstream', 'p99_ms'),
+    chain_p50_vs_bullmq_aof: ratio('3-chain', 'bullmq-aof', 'p50_ms'),
+  };
+
+  const lines = [
+    `| workload | system | tasks | tasks/s | p50 ms | p99 ms | makespan ms | CPU s / 1k | peak RSS MB | lost | dup |`,
+    `|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|`,
+    ...results.map((r) =>
+      `| ${r.workload} | ${r.system} | ${r.tasks} | ${fmt(r.tasks_per_sec, 0)} | ${fmt(r.p50_ms)} | ${fmt(r.p99_ms)} | ${fmt(r.makespan_ms, 0)} | ${fmt(r.cpu_s_per_1k, 2)} | ${Object.entries(r.peak_rss_mb).map(([k, v]) => `${k} ${v}`).join(', ')} | ${r.lost} | ${r.duplicates} |`,
+    ),
+    '',
+    `Ratios (Taskstream / peer, same run): ${Object.entries(ratios).map(([k, v]) => `${k} ${fmt(v, 2)}`).join('; ')}`,
+    '',
+    ...results.filter((r) => r.notes).map((r) => `- ${r.workload} ${r.system}: ${r.notes}`),
+    '',
+    ...results.filter((r) => r.cpu_s_by_process).map((r) => `- CPU seconds by process, ${r.workload} ${r.system}: ${Object.entries(r.cpu_s_by_process!).map(([k, v]) => `${k} ${v}`).join(', ')}`),
+  ];
+  console.log(lines.join('\n'));
+
+  const dir = join(import.meta.dirname, '..', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${new Date().toISOString().slice(0, 10)}${quick ? '-quick' : ''}.json`);
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version }, results, ratios }, null, 2) + '\n');
+  log(`results written to ${file}`);
+  process.exit(0);
+}
+
+main().catch((error) => {
+  console.error(`benchmark failed: ${(error as Error).stack ?? error}`);
+  process.exit(1);
+});

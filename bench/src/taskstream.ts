@@ -1,0 +1,179 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { connectNats, type NatsConnection } from '@taskstream/nats';
+import { freePort, NatsServer, waitFor } from '@taskstream/testing';
+import { percentile, ProcessMeter } from './procs.js';
+import type { Result } from './result.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+/** Taskstream as a user deploys it: nats-server with file storage and each service its own process. */
+export class TaskstreamSystem {
+  private constructor(
+    readonly nats: NatsServer,
+    readonly nc: NatsConnection,
+    readonly gateway: string,
+    private readonly children: Map<string, ChildProcess>,
+  ) {}
+
+  static async start(): Promise<TaskstreamSystem> {
+    const nats = await NatsServer.start();
+    const port = await freePort();
+    const env = { ...process.env, TASKSTREAM_NATS_URL: nats.url, TASKSTREAM_LOG_LEVEL: 'error', TASKSTREAM_BODY_LIMIT: String(8 * 1024 * 1024) };
+    const children = new Map<string, ChildProcess>();
+    const start = (name: string, service: string, extra: Record<string, string> = {}) =>
+      children.set(name, spawn(process.execPath, [join(ROOT, 'services', service, 'dist', 'main.js')], { env: { ...env, ...extra }, stdio: 'ignore' }));
+    start('gateway', 'gateway', { TASKSTREAM_PORT: String(port) });
+    start('planner', 'planner');
+    start('dispatcher', 'dispatcher');
+    start('executor', 'executor', { TASKSTREAM_QUEUE: 'default', TASKSTREAM_CONCURRENCY: '64' });
+    start('executor-limited', 'executor', { TASKSTREAM_QUEUE: 'limited', TASKSTREAM_CONCURRENCY: '64' });
+    start('projector', 'projector');
+    const gateway = `http://127.0.0.1:${port}`;
+    await waitFor('the gateway', async () => ((await fetch(`${gateway}/readyz`).catch(() => undefined))?.ok ? true : undefined), 30_000);
+    const nc = await connectNats({ servers: nats.url, name: 'bench' });
+    return new TaskstreamSystem(nats, nc, gateway, children);
+  }
+
+  pids(): Map<string, number> {
+    const pids = new Map<string, number>([['nats-server', this.nats.pid!]]);
+    for (const [name, child] of this.children) pids.set(name, child.pid!);
+    return pids;
+  }
+
+  /** Submits a flow and resolves when its terminal event is published (seen by subscription). */
+  async run(flow: unknown): Promise<{ flowId: string; makespanMs: number; events: Array<{ seq: number; event: any }> }> {
+    let resolveDone!: (type: string) => void;
+    const done = new Promise<string>((r) => (resolveDone = r));
+    let flowId = '';
+    const sub = this.nc.subscribe('ts.evt.*.*.flow.*', {
+      callback: (_e, msg) => {
+        const parts = msg.subject.split('.');
+        if (parts[3] === flowId && ['succeeded', 'failed', 'cancelled'].includes(parts[5]!)) resolveDone(parts[5]!);
+      },
+    });
+    const started = performance.now();
+    const response = await fetch(`${this.gateway}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(flow) });
+    if (response.status !== 202) throw new Error(`submission failed: ${response.status} ${await response.text()}`);
+    flowId = ((await response.json()) as { flow_id: string }).flow_id;
+    const outcome = await Promise.race([done, waitFor(`flow ${flowId} to end`, async () => {
+      const view = (await (await fetch(`${this.gateway}/api/v1/flows/${flowId}`)).json()) as { status: string };
+      return ['succeeded', 'failed', 'cancelled'].includes(view.status) ? view.status : undefined;
+    }, 600_000, 1000)]);
+    const makespanMs = performance.now() - started;
+    sub.unsubscribe();
+    if (outcome !== 'succeeded') throw new Error(`flow ${flowId} ${outcome}`);
+    const { events } = (await (await fetch(`${this.gateway}/api/v1/flows/${flowId}/events`)).json()) as { events: Array<{ seq: number; event: any }> };
+    return { flowId, makespanMs, events };
+  }
+
+  async putQueue(name: string, policy: unknown): Promise<void> {
+    await fetch(`${this.gateway}/api/v1/queues/${name}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(policy) });
+  }
+
+  async stop(): Promise<void> {
+    await this.nc.close();
+    for (const child of this.children.values()) child.kill('SIGKILL');
+    await this.nats.stop();
+  }
+}
+
+function taskCounts(events: Array<{ event: any }>, tasks: number) {
+  const succeeded = new Map<string, number>();
+  for (const { event } of events) if (event.type === 'task.succeeded') succeeded.set(event.task_id, (succeeded.get(event.task_id) ?? 0) + 1);
+  return { lost: tasks - succeeded.size, duplicates: [...succeeded.values()].filter((n) => n > 1).length };
+}
+
+export async function independent(system: TaskstreamSystem, n: number): Promise<Result> {
+  const meter = new ProcessMeter(system.pids());
+  const { makespanMs, events } = await system.run({ tasks: Array.from({ length: n }, (_, i) => ({ id: `t${i}`, executor: 'noop' })) });
+  const usage = meter.stop();
+  const submitted = Date.parse(events[0]!.event.time);
+  const startLatency = events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time) - submitted);
+  return {
+    workload: '1-independent',
+    system: 'taskstream',
+    tasks: n,
+    tasks_per_sec: n / (makespanMs / 1000),
+    p50_ms: percentile(startLatency, 50),
+    p99_ms: percentile(startLatency, 99),
+    makespan_ms: makespanMs,
+    cpu_s_per_1k: (usage.cpu_s / n) * 1000,
+    peak_rss_mb: usage.peak_rss_mb,
+    cpu_s_by_process: usage.cpu_s_by_process,
+    ...taskCounts(events, n),
+    notes: 'p50/p99: submission to task start',
+  };
+}
+
+export async function chain(system: TaskstreamSystem, n: number): Promise<Result> {
+  const meter = new ProcessMeter(system.pids());
+  const tasks = Array.from({ length: n }, (_, i) => ({ id: `s${i}`, executor: 'noop', ...(i > 0 && { depends_on: [`s${i - 1}`] }) }));
+  const { makespanMs, events } = await system.run({ tasks });
+  const usage = meter.stop();
+  const startOf = new Map<string, number>();
+  const endOf = new Map<string, number>();
+  for (const { event } of events) {
+    if (event.type === 'task.started') startOf.set(event.task_id, Date.parse(event.time));
+    if (event.type === 'task.succeeded') endOf.set(event.task_id, Date.parse(event.time));
+  }
+  const gaps = Array.from({ length: n - 1 }, (_, i) => startOf.get(`s${i + 1}`)! - endOf.get(`s${i}`)!);
+  return {
+    workload: '3-chain',
+    system: 'taskstream',
+    tasks: n,
+    tasks_per_sec: n / (makespanMs / 1000),
+    p50_ms: percentile(gaps, 50),
+    p99_ms: percentile(gaps, 99),
+    makespan_ms: makespanMs,
+    cpu_s_per_1k: (usage.cpu_s / n) * 1000,
+    peak_rss_mb: usage.peak_rss_mb,
+    cpu_s_by_process: usage.cpu_s_by_process,
+    ...taskCounts(events, n),
+    notes: 'p50/p99: step-to-step overhead (start of step i - end of step i-1, event times)',
+  };
+}
+
+/** Limits accuracy: rate 100/s, burst 10, concurrency 5, offered at once (well over 2x the rate). */
+export async function limits(system: TaskstreamSystem, n: number): Promise<Result & { violations: number; achieved_per_sec: number; max_concurrency: number }> {
+  await system.putQueue('limited', { concurrency: 5, rate_limit: { per_second: 100, max_burst: 10 } });
+  const meter = new ProcessMeter(system.pids());
+  const { makespanMs, events } = await system.run({ queue: 'limited', tasks: Array.from({ length: n }, (_, i) => ({ id: `l${i}`, executor: 'delay', config: { ms: 20 } })) });
+  const usage = meter.stop();
+  const starts = events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time)).sort((a, b) => a - b);
+  const ends = events.filter((e) => e.event.type === 'task.succeeded').map((e) => Date.parse(e.event.time));
+  let maxWindow = 0;
+  for (let i = 0, j = 0; i < starts.length; i++) {
+    while (starts[i]! - starts[j]! >= 1000) j++;
+    maxWindow = Math.max(maxWindow, i - j + 1);
+  }
+  const points = [...starts.map((t) => [t, 1] as const), ...ends.map((t) => [t, -1] as const)].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let running = 0;
+  let maxConcurrency = 0;
+  for (const [, d] of points) maxConcurrency = Math.max(maxConcurrency, (running += d));
+  const dispatched = events.filter((e) => e.event.type === 'task.dispatched').map((e) => Date.parse(e.event.time)).sort((a, b) => a - b);
+  let admittedWindow = 0;
+  for (let i = 0, j = 0; i < dispatched.length; i++) {
+    while (dispatched[i]! - dispatched[j]! >= 1000) j++;
+    admittedWindow = Math.max(admittedWindow, i - j + 1);
+  }
+  const violations = (admittedWindow > 110 ? 1 : 0) + (maxConcurrency > 5 ? 1 : 0);
+  const achieved = n / ((starts.at(-1)! - starts[0]!) / 1000);
+  return {
+    workload: '5-limits',
+    system: 'taskstream',
+    tasks: n,
+    tasks_per_sec: n / (makespanMs / 1000),
+    p50_ms: Number.NaN,
+    p99_ms: Number.NaN,
+    makespan_ms: makespanMs,
+    cpu_s_per_1k: (usage.cpu_s / n) * 1000,
+    peak_rss_mb: usage.peak_rss_mb,
+    cpu_s_by_process: usage.cpu_s_by_process,
+    ...taskCounts(events, n),
+    violations,
+    achieved_per_sec: achieved,
+    max_concurrency: maxConcurrency,
+    notes: `achieved ${achieved.toFixed(1)}/s (limit 100/s; 20 ms tasks at concurrency 5 cap it at 250/s), most admitted in 1 s ${admittedWindow} (limit 110), max concurrency ${maxConcurrency} (limit 5), violations ${violations}`,
+  };
+}
