@@ -20,10 +20,23 @@ export default defineConfig({
           name: 'integration',
           sequence: { groupOrder: 1 },
           include: ['test/**/*.test.ts'],
+          exclude: ['test/faults/**'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           // Each file starts its own nats-server(s) and service processes; two cores run two at a time.
           maxWorkers: 2,
+        },
+      },
+      {
+        ...shared,
+        test: {
+          name: 'faults',
+          sequence: { groupOrder: 2 },
+          include: ['test/faults/**/*.test.ts'],
+          testTimeout: 240_000,
+          hookTimeout: 60_000,
+          // Fault tests start many processes and kill them: one file at a time.
+          maxWorkers: 1,
         },
       },
     ],

@@ -80,6 +80,14 @@ export class GatewayClient {
     return body;
   }
 
+  post(path: string, body: unknown = {}) {
+    return this.request<unknown>('POST', path, JSON.stringify(body), { 'content-type': 'application/json' });
+  }
+
+  async remove(path: string): Promise<void> {
+    await this.request<unknown>('DELETE', path);
+  }
+
   rerun(flowId: string, from?: string) {
     return this.request<{ flow_id: string }>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/rerun`, JSON.stringify(from ? { from } : {}), { 'content-type': 'application/json' });
   }

@@ -287,4 +287,44 @@ queue
     console.log(`queue ${name}: policy deleted; it now runs without limits`);
   });
 
+const dlq = program.command('dlq').description('messages set aside because they could not be processed');
+
+dlq
+  .command('list')
+  .option(...serverOption)
+  .option('--source <name>', 'only letters from this consumer (planner, dispatcher, executor-<queue>, ...)')
+  .option('--json', 'print the raw letters')
+  .action(async (options) => {
+    const query = new URLSearchParams(options.source ? { source: options.source } : {});
+    const { letters } = JSON.parse(await new GatewayClient(options.server).text(`/api/v1/dlq?${query}`)) as { letters: Array<Record<string, any>> };
+    if (options.json) return console.log(JSON.stringify(letters, null, 2));
+    if (letters.length === 0) console.log('no dead letters');
+    for (const l of letters) console.log(`${String(l.dlq_seq).padStart(6)}  ${l.time}  ${String(l.source).padEnd(18)} ${l.subject} (seq ${l.stream_seq}, ${l.delivery_count} deliveries)\n        ${l.reason}`);
+  });
+
+dlq
+  .command('show')
+  .argument('<seq>')
+  .option(...serverOption)
+  .action(async (seq: string, options) => console.log(JSON.stringify(JSON.parse(await new GatewayClient(options.server).text(`/api/v1/dlq/${encodeURIComponent(seq)}`)), null, 2)));
+
+dlq
+  .command('retry')
+  .description('put the message back on its original subject')
+  .argument('<seq>')
+  .option(...serverOption)
+  .action(async (seq: string, options) => {
+    const result = await new GatewayClient(options.server).post(`/api/v1/dlq/${encodeURIComponent(seq)}/retry`);
+    console.log(`dead letter ${seq} republished to ${(result as { republished_to: string }).republished_to}`);
+  });
+
+dlq
+  .command('discard')
+  .argument('<seq>')
+  .option(...serverOption)
+  .action(async (seq: string, options) => {
+    await new GatewayClient(options.server).remove(`/api/v1/dlq/${encodeURIComponent(seq)}`);
+    console.log(`dead letter ${seq} discarded`);
+  });
+
 program.parseAsync().catch(fail);

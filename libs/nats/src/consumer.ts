@@ -32,6 +32,8 @@ export interface ConsumerLoopOptions<T> {
   /** Must match the consumer's max_deliver so the last delivery is known. */
   maxDeliver: number;
   retryDelayMs?: (deliveryCount: number) => number;
+  /** Called before consuming again after the loop failed (e.g. the server restarted). */
+  beforeRestart?: () => Promise<void>;
 }
 
 export interface ConsumerLoop {
@@ -48,7 +50,7 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
   const { js, stream, consumer, source, log } = options;
   const concurrency = options.concurrency ?? 1;
   const retryDelay = options.retryDelayMs ?? ((n: number) => Math.min(30_000, 250 * 2 ** (n - 1)));
-  const c = await js.consumers.get(stream, consumer);
+  let c = await js.consumers.get(stream, consumer);
   let messages: ConsumerMessages | undefined;
   let stopping = false;
   const inFlight = new Set<Promise<void>>();
@@ -103,6 +105,13 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
         if (stopping) break;
         log.error({ err: error, consumer }, 'consumer loop failed; restarting');
         await new Promise((resolve) => setTimeout(resolve, 500));
+        try {
+          await Promise.allSettled(inFlight);
+          await options.beforeRestart?.();
+          c = await js.consumers.get(stream, consumer);
+        } catch (restartError) {
+          log.error({ err: restartError, consumer }, 'could not prepare the consumer again; retrying');
+        }
       }
     }
     await Promise.allSettled(inFlight);

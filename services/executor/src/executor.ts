@@ -24,7 +24,13 @@ import {
   type JsMsg,
 } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
+import { Quarantine } from './quarantine.js';
 import { createSteps, StepError, toTaskError, type StepRunner } from './steps/index.js';
+
+/** NATS did not store an event: not the step's fault, so no attempt is spent on it. */
+class InfrastructureError extends Error {
+  override name = 'InfrastructureError';
+}
 
 export interface ExecutorOptions {
   /** The queue this pool serves; "*" serves every queue (the embedded default). */
@@ -34,7 +40,9 @@ export interface ExecutorOptions {
   /** Shell steps are refused unless this is on. */
   shellEnabled?: boolean;
   executorId?: string;
-  /** Deliveries of one work item before it is set aside (an executor crashing on it each time). */
+  /** Attempts of one work item that may crash their executor before it is set aside as poison. */
+  crashLimit?: number;
+  /** JetStream's delivery limit for work items, a last resort above `crashLimit`. */
   maxDeliver?: number;
   ackWaitMs?: number;
   /** Base environment for shell steps. */
@@ -62,7 +70,10 @@ function decodeWorkItem(data: Uint8Array): Decoded<WorkItem> {
 export async function startExecutor(ctx: ServiceContext, options: ExecutorOptions): Promise<ServiceHandle> {
   const { layout } = ctx.topo;
   const consumer = executorConsumerName(options.queue);
-  const maxDeliver = options.maxDeliver ?? 5;
+  // Poison is judged by crashed attempts in the log (crashLimit); JetStream's own limit is a last
+  // resort far above it, because items merely held by a dying executor also count deliveries.
+  const crashLimit = options.crashLimit ?? 4;
+  const maxDeliver = options.maxDeliver ?? 50;
   const ackWaitMs = options.ackWaitMs ?? 30_000;
   const executorId = options.executorId ?? `${hostname()}:${process.pid}:${options.queue}`;
   const steps = options.steps ?? createSteps({ shellEnabled: options.shellEnabled ?? false, env: options.env });
@@ -88,29 +99,56 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     },
   });
 
-  function emit(item: WorkItem, event: EventBody<'id' | 'version' | 'time' | 'flow_id' | 'task_id'>, msgID: string) {
+  /** Records an event; a failure to store it is the infrastructure's, never the step's. */
+  async function emit(item: WorkItem, event: EventBody<'id' | 'version' | 'time' | 'flow_id' | 'task_id'>, msgID: string) {
     const now = Date.now();
     const full = { ...event, id: newId(now), version: EVENT_VERSION, time: new Date(now).toISOString(), flow_id: item.flow_id, task_id: item.task_id } as FlowEvent;
-    return log.append(full, `${item.idempotency_key}:${msgID}`);
+    try {
+      return await log.append(full, `${item.idempotency_key}:${msgID}`);
+    } catch (error) {
+      throw new InfrastructureError(`could not record ${event.type}: ${(error as Error).message}`);
+    }
   }
 
-  /** On redelivery: how many attempts the log already holds, and whether the task already ended. */
-  async function priorProgress(item: WorkItem): Promise<{ attempts: number; finished: boolean; lastError?: TaskError; cancelled: boolean }> {
+  /**
+   * On redelivery: how many attempts the log already holds, how many of them started and never
+   * reported back (their executor died: crash evidence against this item, unlike a delivery count,
+   * which also grows for items merely held by a dying process), and whether the task already ended.
+   */
+  async function priorProgress(item: WorkItem): Promise<{ attempts: number; crashed: number; finished: boolean; lastError?: TaskError; cancelled: boolean }> {
     let attempts = 0;
     let finished = false;
     let cancelled = false;
     let lastError: TaskError | undefined;
+    const started = new Set<number>();
+    const reported = new Set<number>();
     for (const { event } of await readFlowHistory(ctx.js, ctx.topo, item.flow_id)) {
       if (event.type === 'flow.cancel_requested') cancelled = true;
       if (!('task_id' in event) || event.task_id !== item.task_id) continue;
       if ('attempt' in event) attempts = Math.max(attempts, event.attempt);
-      if (event.type === 'task.attempt_failed') lastError = event.data.error;
+      if (event.type === 'task.started') started.add(event.attempt);
+      if (event.type === 'task.attempt_failed') {
+        lastError = event.data.error;
+        reported.add(event.attempt);
+      }
       if (TERMINAL_TASK_EVENTS.has(event.type)) finished = true;
     }
-    return { attempts, finished, cancelled, ...(lastError && { lastError }) };
+    const crashed = [...started].filter((a) => !reported.has(a)).length;
+    return { attempts, crashed, finished, cancelled, ...(lastError && { lastError }) };
   }
 
+  const quarantine = new Quarantine();
+
   async function execute(item: WorkItem, msg: JsMsg): Promise<void> {
+    const leave = await quarantine.enter(msg.info.deliveryCount > 1, () => msg.working(), Math.max(1_000, ackWaitMs / 3));
+    try {
+      await executeAdmitted(item, msg);
+    } finally {
+      leave();
+    }
+  }
+
+  async function executeAdmitted(item: WorkItem, msg: JsMsg): Promise<void> {
     const spec = item.spec;
     const totalAttempts = (spec.retries ?? 0) + 1;
     const backoff = spec.backoff ?? DEFAULT_BACKOFF;
@@ -118,6 +156,13 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     if (msg.info.deliveryCount > 1) {
       const prior = await priorProgress(item);
       if (prior.finished) return;
+      if (prior.crashed >= crashLimit) {
+        const reason = `the work item was started ${prior.crashed} times and its executor stopped each time (delivery ${msg.info.deliveryCount}); set aside as poison`;
+        await deadLetters.setAside(msg, `executor-${options.queue === '*' ? 'all' : options.queue}`, reason);
+        await emit(item, { type: 'task.failed', attempt: Math.max(1, prior.attempts), data: { error: { message: reason, code: 'POISON', retryable: false }, duration_ms: 0 } }, 'outcome');
+        ctx.log.error({ flow_id: item.flow_id, task_id: item.task_id, crashes: prior.crashed }, 'poison work item set aside');
+        return;
+      }
       if (prior.cancelled) cancelledFlows.add(item.flow_id);
       done = prior.attempts;
       if (done >= totalAttempts) {
@@ -148,8 +193,10 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     let lastDuration = 0;
     let attemptStarted = 0;
 
+    // Only the step's own failures are retried here; a failure to record an event hands the whole
+    // work item back to JetStream (nak), to continue from the log when it comes back.
     const retryPolicy = retry(
-      handleWhen((error) => !controller.signal.aborted && toTaskError(error).retryable),
+      handleWhen((error) => error instanceof StepError && !controller.signal.aborted && error.detail.retryable),
       {
         maxAttempts: totalAttempts - done - 1,
         backoff: new DelegateBackoff((context: { attempt: number }) => retryDelayMs(backoff, done + context.attempt, Math.random())),
@@ -184,6 +231,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
       await emit(item, { type: 'task.succeeded', attempt, data: { output, duration_ms: Date.now() - attemptStarted } }, 'outcome');
     } catch (error) {
       await Promise.all(published);
+      if (!(error instanceof StepError) && !controller.signal.aborted) throw error;
       const final = lastError ?? toTaskError(error);
       if (controller.signal.aborted) {
         await emit(item, { type: 'task.cancelled', data: { reason: 'flow cancelled while the task was running' } }, 'outcome');
@@ -199,6 +247,31 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     }
   }
 
+  // A work item that kills its executor on every delivery never reaches a handler that could set it
+  // aside. JetStream announces it once it has been delivered max_deliver times: record the task as
+  // failed, keep the item in the dead letters, and remove it. One executor of the pool does this
+  // (queue group); the outcome's msgID makes a repeat harmless.
+  const deadLetters = new DeadLetters(ctx.js, ctx.topo);
+  const poisonSub = ctx.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${ctx.topo.workStream}.${consumer}`, {
+    queue: consumer,
+    callback: (_err, advisory) => {
+      void (async () => {
+        const { stream_seq, deliveries } = advisory.json<{ stream_seq: number; deliveries: number }>();
+        const stored = await ctx.jsm.streams.getMessage(ctx.topo.workStream, { seq: stream_seq }).catch(() => null);
+        if (!stored) return;
+        const reason = `the work item was delivered ${deliveries} times and never completed: its executor stopped each time`;
+        await deadLetters.setAsideStored(stored, `executor-${options.queue === '*' ? 'all' : options.queue}`, consumer, deliveries, reason);
+        const decoded = decodeWorkItem(stored.data);
+        if (decoded.ok) {
+          const error = { message: reason, code: 'POISON', retryable: false };
+          await emit(decoded.value, { type: 'task.failed', attempt: Math.max(1, deliveries), data: { error, duration_ms: 0 } }, 'outcome');
+        }
+        await ctx.jsm.streams.deleteMessage(ctx.topo.workStream, stream_seq, false);
+        ctx.log.error({ stream_seq, deliveries }, 'poison work item set aside');
+      })().catch((error) => ctx.log.error({ err: error }, 'could not set a poison work item aside'));
+    },
+  });
+
   const loop = await startConsumerLoop({
     js: ctx.js,
     stream: ctx.topo.workStream,
@@ -206,7 +279,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     source: `executor-${options.queue === '*' ? 'all' : options.queue}`,
     decode: decodeWorkItem,
     handle: execute,
-    deadLetters: new DeadLetters(ctx.js, ctx.topo),
+    deadLetters,
     log: ctx.log,
     maxDeliver,
     concurrency: options.concurrency ?? 8,
@@ -216,6 +289,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     name: 'executor',
     async stop() {
       cancelSub.unsubscribe();
+      poisonSub.unsubscribe();
       await loop.stop();
     },
   };

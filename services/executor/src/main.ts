@@ -10,6 +10,8 @@ try {
     queue,
     concurrency: intFrom(process.env, 'TASKSTREAM_CONCURRENCY', 8),
     shellEnabled: boolFrom(process.env, 'TASKSTREAM_ALLOW_SHELL', false),
+    ackWaitMs: intFrom(process.env, 'TASKSTREAM_ACK_WAIT_MS', 30_000),
+    crashLimit: intFrom(process.env, 'TASKSTREAM_CRASH_LIMIT', 4),
   });
   stopOnSignals([executor], log, () => ctx.nc.drain());
 } catch (error) {

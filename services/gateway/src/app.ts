@@ -11,6 +11,8 @@ import { registerHealthRoutes } from './routes/health.js';
 import { registerQueueRoutes } from './routes/queues.js';
 import { registerHistoryRoutes } from './routes/history.js';
 import { FlowIndex } from './flow-index.js';
+import { DeadLetterQueue } from './dead-letters.js';
+import { registerDeadLetterRoutes } from './routes/dlq.js';
 import { Queues } from './queues.js';
 
 export interface GatewayOptions {
@@ -64,5 +66,6 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   registerFeedRoutes(app, ctx, flows, index);
   registerQueueRoutes(app, queues);
   registerHistoryRoutes(app, flows, index, ctx);
+  registerDeadLetterRoutes(app, new DeadLetterQueue(ctx));
   return app;
 }

@@ -9,6 +9,7 @@ export const ERRORS = {
   INVALID_QUEUE_POLICY: { status: 400, message: (n: number) => `the queue policy has ${n} problem${n === 1 ? '' : 's'}; fix each one listed in "problems" and send it again` },
   INVALID_PARAMETER: { status: 400, message: (name: string, why: string) => `parameter "${name}" ${why}` },
   FLOW_NOT_FOUND: { status: 404, message: (id: string) => `no flow with id "${id}"; check the id returned when the flow was submitted` },
+  DEAD_LETTER_NOT_FOUND: { status: 404, message: (seq: number) => `no dead letter with sequence ${seq}; list them with GET /api/v1/dlq` },
   QUEUE_NOT_FOUND: { status: 404, message: (name: string) => `queue "${name}" has no policy, so it runs with the default: no rate or concurrency limit; create one with PUT /api/v1/queues/${name}` },
   ROUTE_NOT_FOUND: { status: 404, message: (method: string, url: string) => `no route ${method} ${url}; see docs/api.md for the API` },
   FLOW_NOT_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" is still ${status}; rerun it once it has finished, or fork it at a sequence` },

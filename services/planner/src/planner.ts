@@ -75,6 +75,17 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
   }
 
   async function handle(event: FlowEvent, msg: JsMsg): Promise<void> {
+    try {
+      await plan(event, msg);
+    } catch (error) {
+      // The fold may have moved ahead of what was stored: forget the flow, so the redelivery
+      // rebuilds it from the log and re-decides everything not yet recorded.
+      cache.delete(event.flow_id);
+      throw error;
+    }
+  }
+
+  async function plan(event: FlowEvent, msg: JsMsg): Promise<void> {
     const loaded = await load(event, msg.seq, msg.info.deliveryCount);
     if (!loaded) {
       ctx.log.warn({ flow_id: event.flow_id, type: event.type, seq: msg.seq }, 'event for a flow that was never submitted; ignored');
@@ -115,7 +126,10 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
         ack_wait: 30_000_000_000,
         max_ack_pending: 20_000,
       });
-      const loop = await startConsumerLoop({ js: ctx.js, stream: ctx.topo.eventsStream, consumer: name, source: 'planner', decode: decodeEvent, handle, deadLetters, log: ctx.log, maxDeliver });
+      const config = { durable_name: name, filter_subject: partitionFilter(ctx.topo.layout, partition), max_deliver: maxDeliver, ack_wait: 30_000_000_000, max_ack_pending: 20_000 };
+      // After a failure (a server restart), messages whose acks were lost would come back behind
+      // newer ones: restart from the ack floor to keep stream order.
+      const loop = await startConsumerLoop({ js: ctx.js, stream: ctx.topo.eventsStream, consumer: name, source: 'planner', decode: decodeEvent, handle, deadLetters, log: ctx.log, maxDeliver, beforeRestart: () => ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, config) });
       return async () => {
         await loop.stop();
         for (const flowId of [...cache.keys()]) if (partitionOf(flowId, ctx.topo.layout.partitions) === partition) cache.delete(flowId);

@@ -145,6 +145,18 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
   }
 
   async function handle(event: FlowEvent, msg: JsMsg): Promise<void> {
+    try {
+      await project(event, msg);
+    } catch (error) {
+      // Memory may be ahead of what was written: reload from the store and the log on redelivery.
+      cache.delete(event.flow_id);
+      const partition = `.p${partitionOf(event.flow_id, partitions)}`;
+      for (const key of [...stats.keys()]) if (key.endsWith(partition)) stats.delete(key);
+      throw error;
+    }
+  }
+
+  async function project(event: FlowEvent, msg: JsMsg): Promise<void> {
     let state = cache.get(event.flow_id) ?? null;
     const taskId = 'task_id' in event ? event.task_id : undefined;
     let before: TaskSnapshot | undefined;
@@ -202,7 +214,8 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     log: ctx.log,
     start: async (partition) => {
       await ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, consumerConfig(partition));
-      const loop = await startConsumerLoop({ js: ctx.js, stream: ctx.topo.eventsStream, consumer: `${consumer}-p${partition}`, source: 'projector', decode: decodeEvent, handle, deadLetters, log: ctx.log, maxDeliver });
+      // After a failure (a server restart), restart from the ack floor to keep stream order.
+      const loop = await startConsumerLoop({ js: ctx.js, stream: ctx.topo.eventsStream, consumer: `${consumer}-p${partition}`, source: 'projector', decode: decodeEvent, handle, deadLetters, log: ctx.log, maxDeliver, beforeRestart: () => ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, consumerConfig(partition)) });
       return async () => {
         await loop.stop();
         // Another instance owns this partition now: what we remembered of it may go stale.

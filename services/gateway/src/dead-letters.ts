@@ -1,0 +1,54 @@
+import { DeliverPolicy, type DeadLetter } from '@taskstream/nats';
+import type { ServiceContext } from '@taskstream/runtime';
+import { apiError } from './errors.js';
+
+export interface StoredLetter extends DeadLetter {
+  dlq_seq: number;
+}
+
+/** The dead-letter stream, read and acted on by operators: list, inspect, retry, discard. */
+export class DeadLetterQueue {
+  constructor(private readonly ctx: ServiceContext) {}
+
+  async list(source: string | undefined, afterSeq: number, limit: number): Promise<StoredLetter[]> {
+    const filter = `${this.ctx.topo.layout.prefix}.dlq.${source ?? '>'}`;
+    const consumer = await this.ctx.js.consumers.get(this.ctx.topo.dlqStream, {
+      filter_subjects: filter,
+      ...(afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : { deliver_policy: DeliverPolicy.All }),
+    });
+    const { num_pending } = await consumer.info();
+    const letters: StoredLetter[] = [];
+    if (num_pending === 0) return letters;
+    const messages = await consumer.consume({ max_messages: Math.min(limit, 500) });
+    for await (const msg of messages) {
+      letters.push({ dlq_seq: msg.seq, ...msg.json<DeadLetter>() });
+      if (msg.info.pending === 0 || letters.length >= limit) break;
+    }
+    await messages.close();
+    return letters;
+  }
+
+  async get(seq: number): Promise<StoredLetter> {
+    try {
+      const stored = await this.ctx.jsm.streams.getMessage(this.ctx.topo.dlqStream, { seq });
+      if (stored) return { dlq_seq: seq, ...stored.json<DeadLetter>() };
+    } catch {
+      // not found
+    }
+    throw apiError('DEAD_LETTER_NOT_FOUND', seq);
+  }
+
+  /** Puts the message back on its original subject and removes the letter. */
+  async retry(seq: number): Promise<{ republished_to: string; seq: number }> {
+    const letter = await this.get(seq);
+    const data = letter.encoding === 'base64' ? Buffer.from(letter.data, 'base64') : new TextEncoder().encode(letter.data);
+    const ack = await this.ctx.js.publish(letter.subject, data, { msgID: `dlq-retry:${this.ctx.topo.dlqStream}:${seq}` });
+    await this.ctx.jsm.streams.deleteMessage(this.ctx.topo.dlqStream, seq, false);
+    return { republished_to: letter.subject, seq: ack.seq };
+  }
+
+  async discard(seq: number): Promise<void> {
+    await this.get(seq);
+    await this.ctx.jsm.streams.deleteMessage(this.ctx.topo.dlqStream, seq, false);
+  }
+}
