@@ -296,7 +296,7 @@ dlq
   .option('--json', 'print the raw letters')
   .action(async (options) => {
     const query = new URLSearchParams(options.source ? { source: options.source } : {});
-    const { letters } = JSON.parse(await new GatewayClient(options.server).text(`/api/v1/dlq?${query}`)) as { letters: Array<Record<string, any>> };
+    const { letters } = JSON.parse(await new GatewayClient(options.server).text(`/api/v1/dlq?${query}`)) as { letters: Array<Record<string, string | number>> };
     if (options.json) return console.log(JSON.stringify(letters, null, 2));
     if (letters.length === 0) console.log('no dead letters');
     for (const l of letters) console.log(`${String(l.dlq_seq).padStart(6)}  ${l.time}  ${String(l.source).padEnd(18)} ${l.subject} (seq ${l.stream_seq}, ${l.delivery_count} deliveries)\n        ${l.reason}`);
