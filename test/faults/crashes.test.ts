@@ -1,24 +1,6 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { NatsServer } from '@taskstream/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Deployment, expectIdle, expectSettled, faultFlow, idempotentSink, submitAll } from '../support/deployment.js';
-import { ROOT } from '../support/stack.js';
-
-/** Fast failover for tests: leases of 2 s, held messages back after 3 s. */
-const FAST = { TASKSTREAM_LEASE_MS: '2000', TASKSTREAM_ACK_WAIT_MS: '3000', TASKSTREAM_ALLOW_SHELL: 'true' };
-const SERVICES: Array<[string, string]> = [
-  ['gateway', 'gateway'],
-  ['planner', 'planner'],
-  ['dispatcher', 'dispatcher'],
-  ['executor', 'executor'],
-  ['projector', 'projector'],
-];
-const measured: Record<string, unknown> = {};
-const record = (name: string, value: unknown) => {
-  measured[name] = value;
-  writeFileSync(join(ROOT, 'test', 'faults', 'last-run.json'), JSON.stringify(measured, null, 2) + '\n');
-};
+import { ALL_SERVICES, Deployment, expectIdle, FAST_FAILOVER, recordMeasurement, expectSettled, faultFlow, idempotentSink, submitAll } from '../support/deployment.js';
 
 let cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -26,9 +8,9 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function setUp(services = SERVICES, natsUrl?: string) {
+async function setUp(services = ALL_SERVICES, natsUrl?: string) {
   const nats = natsUrl ? undefined : await NatsServer.start();
-  const deployment = await Deployment.start(natsUrl ?? nats!.url, services, FAST);
+  const deployment = await Deployment.start(natsUrl ?? nats!.url, services, FAST_FAILOVER);
   const sink = await idempotentSink();
   cleanup.push(async () => deployment.stop(), async () => sink.close(), async () => nats?.stop());
   return { nats, deployment, sink, gateway: () => deployment.gatewayUrl };
@@ -47,24 +29,24 @@ describe('crash anything, lose nothing', () => {
     const settled = await expectSettled(gateway, ids);
     await expectIdle(gateway);
     expect(sink.effects.size).toBe(400);
-    record('kill each service in turn', { ...settled, sink_calls: sink.calls, sink_effects: sink.effects.size, duplicate_calls: sink.calls - sink.effects.size });
+    recordMeasurement('kill each service in turn', { ...settled, sink_calls: sink.calls, sink_effects: sink.effects.size, duplicate_calls: sink.calls - sink.effects.size });
   });
 
   it('two instances of each service, one of each killed for good', async () => {
-    const doubled: Array<[string, string]> = SERVICES.flatMap(([name, service]) => [[`${name}-1`, service], [`${name}-2`, service]] as Array<[string, string]>);
+    const doubled: Array<[string, string]> = ALL_SERVICES.flatMap(([name, service]) => [[`${name}-1`, service], [`${name}-2`, service]] as Array<[string, string]>);
     const { deployment, sink } = await setUp(doubled);
     const second = `http://127.0.0.1:${(deployment as any).specs.get('gateway-2').env.TASKSTREAM_PORT}`;
     let current = deployment.gatewayUrl;
     const gateway = () => current;
     const submitting = submitAll(gateway, Array.from({ length: 100 }, (_, i) => faultFlow(sink.url, i)));
     await new Promise((r) => setTimeout(r, 1000));
-    for (const [name] of SERVICES) await deployment.kill(`${name}-1`);
+    for (const [name] of ALL_SERVICES) await deployment.kill(`${name}-1`);
     current = second;
     const ids = await submitting;
     const settled = await expectSettled(gateway, ids);
     await expectIdle(gateway);
     expect(sink.effects.size).toBe(200);
-    record('one of two instances killed for good', { ...settled, sink_calls: sink.calls, duplicate_calls: sink.calls - sink.effects.size });
+    recordMeasurement('one of two instances killed for good', { ...settled, sink_calls: sink.calls, duplicate_calls: sink.calls - sink.effects.size });
   });
 
   it('kill -9 and restart nats-server mid-run (single node, file storage)', async () => {
@@ -77,6 +59,6 @@ describe('crash anything, lose nothing', () => {
     await deployment.restart('projector', { TASKSTREAM_REBUILD: 'true' });
     await expectIdle(gateway);
     expect(sink.effects.size).toBe(120);
-    record('nats-server killed and restarted', { ...settled, sink_calls: sink.calls, duplicate_calls: sink.calls - sink.effects.size });
+    recordMeasurement('nats-server killed and restarted', { ...settled, sink_calls: sink.calls, duplicate_calls: sink.calls - sink.effects.size });
   });
 });

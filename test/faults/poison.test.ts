@@ -1,25 +1,7 @@
-import { writeFileSync, readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { connectNats, jetstream, jetstreamManager, type NatsConnection } from '@taskstream/nats';
 import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Deployment, expectIdle, expectSettled, faultFlow, idempotentSink, submitAll } from '../support/deployment.js';
-import { ROOT } from '../support/stack.js';
-
-const FAST = { TASKSTREAM_LEASE_MS: '2000', TASKSTREAM_ACK_WAIT_MS: '2000', TASKSTREAM_ALLOW_SHELL: 'true' };
-const SERVICES: Array<[string, string]> = [
-  ['gateway', 'gateway'],
-  ['planner', 'planner'],
-  ['dispatcher', 'dispatcher'],
-  ['executor', 'executor'],
-  ['projector', 'projector'],
-];
-function record(name: string, value: unknown) {
-  const file = join(ROOT, 'test', 'faults', 'last-run.json');
-  const measured = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
-  measured[name] = value;
-  writeFileSync(file, JSON.stringify(measured, null, 2) + '\n');
-}
+import { ALL_SERVICES, Deployment, expectIdle, FAST_FAILOVER, recordMeasurement, expectSettled, faultFlow, idempotentSink, submitAll } from '../support/deployment.js';
 
 let cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -29,7 +11,7 @@ afterEach(async () => {
 
 async function setUp() {
   const nats = await NatsServer.start();
-  const deployment = await Deployment.start(nats.url, SERVICES, FAST);
+  const deployment = await Deployment.start(nats.url, ALL_SERVICES, FAST_FAILOVER);
   const sink = await idempotentSink();
   const nc = await connectNats({ servers: nats.url, name: 'faults' });
   cleanup.push(async () => deployment.stop(), async () => sink.close(), async () => nc.close(), async () => nats.stop());
@@ -56,7 +38,7 @@ describe('what would wedge a lesser engine', () => {
     await expectSettled(gateway, [id!]);
     const { events } = (await (await fetch(`${gateway()}/api/v1/flows/${id}/events`)).json()) as any;
     expect(events.filter((e: any) => e.event.type === 'task.started')).toHaveLength(1);
-    record('step longer than the ack wait', { ack_wait_ms: 2000, step_ms: 7000, starts: 1 });
+    recordMeasurement('step longer than the ack wait', { ack_wait_ms: 2000, step_ms: 7000, starts: 1 });
   });
 
   it('sets aside a work item that kills its executor on its fifth delivery (four crashed attempts); other flows go on', async () => {
@@ -87,7 +69,7 @@ describe('what would wedge a lesser engine', () => {
     await waitFor('the work stream to drain', async () => ((await jsm.streams.info('TS_WORK')).state.messages === 0 ? true : undefined), 30_000);
     const listed = (await (await fetch(`${gateway()}/api/v1/dlq?source=executor-default`)).json()) as any;
     expect(listed.letters.map((l: any) => l.stream_seq)).toContain(letter.stream_seq);
-    record('poison work item', { deliveries: letter.delivery_count, executor_restarts: restarts, other_flows_succeeded: others.length });
+    recordMeasurement('poison work item', { deliveries: letter.delivery_count, executor_restarts: restarts, other_flows_succeeded: others.length });
   });
 
   it('sets aside thousands of malformed event messages without stopping, and valid flows are unaffected', async () => {
@@ -111,7 +93,7 @@ describe('what would wedge a lesser engine', () => {
       expect(set.length).toBe(2000);
     }
     expect([...deployment.processes.values()].every((p) => !p.exited)).toBe(true);
-    record('malformed event flood', { malformed: 2000, dead_letters_per_consumer: 2000, flows_after: ids.length });
+    recordMeasurement('malformed event flood', { malformed: 2000, dead_letters_per_consumer: 2000, flows_after: ids.length });
   });
 
   it('delivers every event again (consumers reset): state identical, nothing re-run, no new events', async () => {
@@ -139,6 +121,6 @@ describe('what would wedge a lesser engine', () => {
     const after = await Promise.all(ids.map(async (id) => (await (await fetch(`${gateway()}/api/v1/flows/${id}`)).json()) as any));
     expect(after).toEqual(before);
     expect(sink.calls).toBe(40);
-    record('every event delivered twice', { events: eventsBefore, new_events: 0, sink_calls: sink.calls });
+    recordMeasurement('every event delivered twice', { events: eventsBefore, new_events: 0, sink_calls: sink.calls });
   });
 });

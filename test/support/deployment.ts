@@ -1,8 +1,30 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { join } from 'node:path';
 import { evolve, toFlowView, type FlowState } from '@taskstream/domain';
 import { freePort, waitFor } from '@taskstream/testing';
 import { expect } from 'vitest';
 import { ServiceProcess } from './stack.js';
+
+/** Every service once, as a deployment runs them. */
+export const ALL_SERVICES: Array<[string, string]> = [
+  ['gateway', 'gateway'],
+  ['planner', 'planner'],
+  ['dispatcher', 'dispatcher'],
+  ['executor', 'executor'],
+  ['projector', 'projector'],
+];
+
+/** Fast failover for tests: 2 s leases, held messages back after 2 s, shell steps on. */
+export const FAST_FAILOVER = { TASKSTREAM_LEASE_MS: '2000', TASKSTREAM_ACK_WAIT_MS: '2000', TASKSTREAM_ALLOW_SHELL: 'true' };
+
+/** Adds what a fault test measured to test/faults/last-run.json (quoted in docs/guarantees.md). */
+export function recordMeasurement(name: string, value: unknown): void {
+  const file = join(import.meta.dirname, '..', 'faults', 'last-run.json');
+  const measured = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  measured[name] = value;
+  writeFileSync(file, JSON.stringify(measured, null, 2) + '\n');
+}
 
 /** Services as separate processes that a test can kill and restart by name. */
 export class Deployment {

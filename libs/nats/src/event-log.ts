@@ -1,7 +1,7 @@
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
-import { EVENT_VERSION, eventSubject, type EventDraft, type FlowEvent } from '@taskstream/domain';
+import { EVENT_VERSION, eventSubject, type EventBody, type EventDraft, type FlowEvent } from '@taskstream/domain';
 import { encodeJson } from './codec.js';
-import { deterministicId } from './ids.js';
+import { deterministicId, newId } from './ids.js';
 import type { Topology } from './topology.js';
 
 /** Appends events to the log. Every append carries a Nats-Msg-Id, so a repeat is dropped by JetStream. */
@@ -21,6 +21,11 @@ export class EventLog {
    */
   async appendAll(items: ReadonlyArray<{ event: FlowEvent; msgID: string }>): Promise<PubAck[]> {
     return Promise.all(items.map(({ event, msgID }) => this.append(event, msgID)));
+  }
+
+  /** Appends an event the shell originates, stamping a fresh id, the schema version and the time. */
+  async appendNew(body: EventBody<'id' | 'version' | 'time'>, msgID: string, now: number = Date.now()): Promise<PubAck> {
+    return this.append({ ...body, id: newId(now), version: EVENT_VERSION, time: new Date(now).toISOString() } as FlowEvent, msgID);
   }
 
   /** Stamps decisions with deterministic ids and appends them, keyed for de-duplication. */

@@ -1,5 +1,4 @@
 import {
-  EVENT_VERSION,
   idempotencyKeyOf,
   isLimited,
   TERMINAL_TASK_EVENTS,
@@ -20,7 +19,6 @@ import {
   ensureConsumer,
   EventLog,
   Kvm,
-  newId,
   readFlowHistory,
   startConsumerLoop,
   type ConsumerLoop,
@@ -113,15 +111,11 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
 
   async function throttled(waiter: { key: string; concurrencyKey?: string }, reason: ThrottleReason, queue: string): Promise<void> {
     const [flowId, taskId] = waiter.key.split(':') as [string, string];
-    const now = Date.now();
-    await log.append(
+    await log.appendNew(
       {
-        id: newId(now),
         type: 'task.throttled',
-        version: EVENT_VERSION,
         flow_id: flowId,
         task_id: taskId,
-        time: new Date(now).toISOString(),
         data: { queue, reason, ...(waiter.concurrencyKey !== undefined && { concurrency_key: waiter.concurrencyKey }) },
       },
       `${waiter.key}:task.throttled:${reason}`,
@@ -131,14 +125,11 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
   async function dispatch(ready: EventOf<'task.ready'>, spec: TaskSpec): Promise<void> {
     const now = new Date();
     const key = idempotencyKeyOf(ready.flow_id, ready.task_id);
-    await log.append(
+    await log.appendNew(
       {
-        id: newId(now.getTime()),
         type: 'task.dispatched',
-        version: EVENT_VERSION,
         flow_id: ready.flow_id,
         task_id: ready.task_id,
-        time: now.toISOString(),
         data: {
           queue: ready.data.queue,
           retries: spec.retries ?? 0,
@@ -147,6 +138,7 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
         },
       },
       `${key}:task.dispatched`,
+      now.getTime(),
     );
     // Recorded before the work item is out, so the history never shows a start before its dispatch.
     const item: WorkItem = { version: 1, flow_id: ready.flow_id, task_id: ready.task_id, spec, idempotency_key: key, dispatched_at: now.toISOString() };

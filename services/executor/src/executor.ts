@@ -2,14 +2,12 @@ import { hostname } from 'node:os';
 import { DelegateBackoff, handleWhen, noop, retry, timeout, TimeoutStrategy, wrap, type IPolicy } from 'cockatiel';
 import {
   DEFAULT_BACKOFF,
-  EVENT_VERSION,
   flowIdOfSubject,
   retryDelayMs,
   TERMINAL_TASK_EVENTS,
   WorkItem,
   workSubject,
   type EventBody,
-  type FlowEvent,
   type TaskError,
 } from '@taskstream/domain';
 import {
@@ -17,7 +15,6 @@ import {
   decodeJson,
   ensureConsumer,
   EventLog,
-  newId,
   readFlowHistory,
   startConsumerLoop,
   type Decoded,
@@ -101,10 +98,8 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
 
   /** Records an event; a failure to store it is the infrastructure's, never the step's. */
   async function emit(item: WorkItem, event: EventBody<'id' | 'version' | 'time' | 'flow_id' | 'task_id'>, msgID: string) {
-    const now = Date.now();
-    const full = { ...event, id: newId(now), version: EVENT_VERSION, time: new Date(now).toISOString(), flow_id: item.flow_id, task_id: item.task_id } as FlowEvent;
     try {
-      return await log.append(full, `${item.idempotency_key}:${msgID}`);
+      return await log.appendNew({ ...event, flow_id: item.flow_id, task_id: item.task_id } as EventBody<'id' | 'version' | 'time'>, `${item.idempotency_key}:${msgID}`);
     } catch (error) {
       throw new InfrastructureError(`could not record ${event.type}: ${(error as Error).message}`);
     }

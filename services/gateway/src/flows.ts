@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import {
-  EVENT_VERSION,
   isTerminalFlow,
   lineageFrom,
   toFlowView,
@@ -60,14 +59,10 @@ export class Flows {
     }
     // A flow may carry its queue's policy (as Tasked's MCP does): it replaces the queue's policy first.
     if (definition.queue_config !== undefined) await this.queues.put(definition.queue, definition.queue_config);
-    const now = Date.now();
-    await this.log.append(
+    await this.log.appendNew(
       {
-        id: newId(now),
         type: 'flow.submitted',
-        version: EVENT_VERSION,
         flow_id: flowId,
-        time: new Date(now).toISOString(),
         data: {
           definition,
           ...(idempotencyKey !== undefined && { idempotency_key: idempotencyKey }),
@@ -99,9 +94,8 @@ export class Flows {
     const lineage = lineageFrom(parent, kind, atSeq, rerun);
     for (const id of Object.keys(lineage.reused)) if (!definition.tasks.some((t) => t.id === id)) delete lineage.reused[id];
     const { flowId } = await this.submit(definition, undefined, undefined, lineage);
-    const now = Date.now();
-    await this.log.append(
-      { id: newId(now), type: 'flow.derived', version: EVENT_VERSION, flow_id: parent.flow_id, time: new Date(now).toISOString(), data: { kind, child_flow_id: flowId, at_seq: atSeq } },
+    await this.log.appendNew(
+      { type: 'flow.derived', flow_id: parent.flow_id, data: { kind, child_flow_id: flowId, at_seq: atSeq } },
       `${parent.flow_id}:flow.derived:${flowId}`,
     );
     return flowId;
@@ -134,14 +128,10 @@ export class Flows {
     const state = await foldFlowHistory(this.ctx.js, this.ctx.topo, flowId);
     if (state === null) throw apiError('FLOW_NOT_FOUND', flowId);
     if (isTerminalFlow(state)) throw apiError('FLOW_ALREADY_FINISHED', flowId, state.status);
-    const now = Date.now();
-    await this.log.append(
+    await this.log.appendNew(
       {
-        id: newId(now),
         type: 'flow.cancel_requested',
-        version: EVENT_VERSION,
         flow_id: flowId,
-        time: new Date(now).toISOString(),
         data: { ...(reason !== undefined && { reason }), ...(requestedBy !== undefined && { requested_by: requestedBy }) },
       },
       `${flowId}:flow.cancel_requested`,
