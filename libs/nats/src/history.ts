@@ -25,8 +25,33 @@ function startFrom(afterSeq: number) {
   return afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : { deliver_policy: DeliverPolicy.All };
 }
 
+/**
+ * Creating an ephemeral consumer can time out for a while after a cluster node is lost (seen on
+ * nats-server 2.9 about one time in three, even once the stream has a new leader): a read is tried a
+ * few times before it fails.
+ */
+async function retryingTimeouts<T>(read: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      const timedOut = (error as Error)?.name === 'TimeoutError' || /timeout/i.test((error as Error)?.message ?? '');
+      if (!timedOut || attempt >= attempts) throw error;
+    }
+  }
+}
+
 /** Every event on `filter` after `afterSeq`, in stream order, as it stands now. */
 export async function readEvents(
+  js: JetStreamClient,
+  stream: string,
+  filter: string,
+  afterSeq = 0,
+): Promise<Array<StoredEvent | InvalidStored>> {
+  return retryingTimeouts(() => readEventsOnce(js, stream, filter, afterSeq));
+}
+
+async function readEventsOnce(
   js: JetStreamClient,
   stream: string,
   filter: string,
