@@ -1,3 +1,6 @@
+import { createContext, type ServiceContext } from './context.js';
+import { readCommonEnv } from './env.js';
+import { createLogger } from './logger.js';
 import type { Logger } from '@taskstream/nats';
 
 /** A running service: `stop` stops taking work, finishes or hands back what it holds, and resolves. */
@@ -39,4 +42,25 @@ export function stopOnSignals(handles: ServiceHandle[], log: Logger, onStopped: 
     process.off('SIGTERM', handler);
     process.off('SIGINT', handler);
   };
+}
+
+/**
+ * The whole of a service's main.ts: read the common environment, connect, start, stop on signals,
+ * and turn a startup failure into one fatal log line and exit code 1.
+ */
+export async function runService(
+  name: string,
+  start: (ctx: ServiceContext, env: NodeJS.ProcessEnv) => Promise<ServiceHandle>,
+  connectionName = `taskstream-${name}`,
+): Promise<void> {
+  const common = readCommonEnv();
+  const log = createLogger(name, common.logLevel);
+  try {
+    const ctx = await createContext({ natsUrl: common.natsUrl, name: connectionName, log, prefix: common.prefix, replicas: common.replicas });
+    const handle = await start(ctx, process.env);
+    stopOnSignals([handle], log, () => ctx.nc.drain());
+  } catch (error) {
+    log.fatal({ err: error }, (error as Error).message);
+    process.exit(1);
+  }
 }

@@ -1,18 +1,15 @@
-import { createContext, createLogger, intFrom, readCommonEnv, stopOnSignals } from '@taskstream/runtime';
+import { createLogger, intFrom, runService } from '@taskstream/runtime';
 import { buildGateway } from './app.js';
 
-const env = readCommonEnv();
-const log = createLogger('gateway', env.logLevel);
-try {
-  const ctx = await createContext({ natsUrl: env.natsUrl, name: 'taskstream-gateway', log, prefix: env.prefix, replicas: env.replicas });
-  const app = await buildGateway(ctx, { logger: log, bodyLimit: intFrom(process.env, 'TASKSTREAM_BODY_LIMIT', 1024 * 1024) });
-  const host = process.env.TASKSTREAM_HOST ?? '127.0.0.1';
-  const port = intFrom(process.env, 'TASKSTREAM_PORT', 8080);
-  await app.listen({ host, port });
-  stopOnSignals([{ name: 'gateway', stop: () => app.close() }], log, () => ctx.nc.drain());
-} catch (error) {
-  const err = error as NodeJS.ErrnoException;
-  const message = err.code === 'EADDRINUSE' ? `port ${process.env.TASKSTREAM_PORT ?? 8080} is in use; set TASKSTREAM_PORT to another port` : err.message;
-  log.fatal({ err: error }, message);
-  process.exit(1);
-}
+await runService('gateway', async (ctx, env) => {
+  const app = await buildGateway(ctx, { logger: createLogger('gateway', env.TASKSTREAM_LOG_LEVEL ?? 'info'), bodyLimit: intFrom(env, 'TASKSTREAM_BODY_LIMIT', 1024 * 1024) });
+  const host = env.TASKSTREAM_HOST ?? '127.0.0.1';
+  const port = intFrom(env, 'TASKSTREAM_PORT', 8080);
+  try {
+    await app.listen({ host, port });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new Error(`port ${port} on ${host} is in use; set TASKSTREAM_PORT to another port`);
+    throw error;
+  }
+  return { name: 'gateway', stop: () => app.close() };
+});
