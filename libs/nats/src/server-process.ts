@@ -140,7 +140,3 @@ export class NatsServer {
     return this.log;
   }
 }
-
-export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
-}

@@ -1,3 +1,3 @@
-export { findNatsServer, freePort, NatsServer, removeDir } from '@taskstream/nats';
+export { findNatsServer, freePort, NatsServer } from '@taskstream/nats';
 export * from './cluster.js';
 export * from './wait.js';

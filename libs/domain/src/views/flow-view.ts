@@ -23,7 +23,7 @@ export interface FlowView {
   last_seq: number;
 }
 
-/** What the flows list shows; changes only when the flow's own status does. */
+/** What the flows list shows; changes only when the flow's own status does. The view extends it. */
 export interface FlowSummary {
   flow_id: string;
   name?: string;
@@ -113,24 +113,15 @@ export function toFlowView(state: FlowState): FlowView {
       ...(task.reused && { reused: true }),
     };
   });
-  const { definition } = state;
   return {
-    flow_id: state.flow_id,
-    ...(definition.name !== undefined && { name: definition.name }),
-    status: state.status,
-    queue: definition.queue,
-    ...(definition.labels !== undefined && { labels: definition.labels }),
-    submitted_at: state.submitted_at,
+    ...toFlowSummary(state),
     ...(state.started_at !== undefined && { started_at: state.started_at }),
-    ...(state.finished_at !== undefined && { finished_at: state.finished_at }),
     ...(state.finished_at !== undefined && {
       duration_ms: Date.parse(state.finished_at) - Date.parse(state.submitted_at),
     }),
     ...(state.error !== undefined && { error: state.error }),
     counts,
-    total: state.order.length,
     tasks,
-    ...(state.lineage && { lineage: state.lineage }),
     ...(state.derived && { derived: state.derived }),
     last_seq: state.last_seq,
   };
