@@ -236,6 +236,37 @@ describe('flows through the embedded stack', () => {
   });
 });
 
+describe('dead letters over the API', () => {
+  it('lists, shows, retries and discards messages set aside, and says when one is unknown', async () => {
+    const stack = await TestStack.start();
+    const { connectNats, jetstream } = await import('@taskstream/nats');
+    const nc = await connectNats({ servers: stack.nats.url, name: 'dlq-test' });
+    try {
+      await jetstream(nc).publish('ts.evt.3.01JAAAAAAAAAAAAAAAAAAAAAAA.task.ready', '{broken');
+      const list = async () => (await stack.inject({ method: 'GET', url: '/api/v1/dlq?source=planner' })).json().letters;
+      const [letter] = await waitFor('a planner dead letter', async () => ((await list()).length > 0 ? list() : undefined));
+      expect(letter).toMatchObject({ source: 'planner', subject: 'ts.evt.3.01JAAAAAAAAAAAAAAAAAAAAAAA.task.ready', data: '{broken', reason: expect.stringMatching(/not valid JSON/) });
+      expect((await stack.inject({ method: 'GET', url: `/api/v1/dlq/${letter.dlq_seq}` })).json().stream_seq).toBe(letter.stream_seq);
+
+      const retried = await stack.inject({ method: 'POST', url: `/api/v1/dlq/${letter.dlq_seq}/retry` });
+      expect(retried.statusCode).toBe(202);
+      expect(retried.json().republished_to).toBe(letter.subject);
+      expect((await stack.inject({ method: 'GET', url: `/api/v1/dlq/${letter.dlq_seq}` })).statusCode).toBe(404);
+
+      // Still broken, so set aside again: now discard it.
+      const again = await waitFor('the retried message set aside again', async () => (await list()).find((l: any) => l.dlq_seq > letter.dlq_seq));
+      expect((await stack.inject({ method: 'DELETE', url: `/api/v1/dlq/${again.dlq_seq}` })).statusCode).toBe(204);
+      const gone = await stack.inject({ method: 'DELETE', url: `/api/v1/dlq/${again.dlq_seq}` });
+      expect(gone.statusCode).toBe(404);
+      expect(gone.json().error).toMatchObject({ code: 'DEAD_LETTER_NOT_FOUND', message: expect.stringContaining('list them with GET /api/v1/dlq') });
+      expect((await stack.inject({ method: 'GET', url: '/api/v1/dlq?limit=0' })).statusCode).toBe(400);
+    } finally {
+      await nc.close();
+      await stack.stop();
+    }
+  });
+});
+
 describe('an executor pool with shell steps off', () => {
   it('fails shell tasks with a message saying how to turn them on', async () => {
     const stack = await TestStack.start({ shellEnabled: false });
