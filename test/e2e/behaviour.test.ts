@@ -114,6 +114,15 @@ describe('flows through the embedded stack', () => {
     expect(again.json().error.message).toMatch(/already cancelled; there is nothing left to cancel/);
   });
 
+  it("fails a flow that runs past its own timeout_secs, stopping what still runs", async () => {
+    const id = await stack.submit({ timeout_secs: 1, tasks: [{ id: 'first', executor: 'noop' }, { id: 'long', executor: 'delay', config: { ms: 20_000 }, depends_on: ['first'] }, { id: 'never', executor: 'noop', depends_on: ['long'] }] });
+    const view = await stack.settled(id);
+    expect(view.status).toBe('failed');
+    expect(view.error).toBe("the flow's timeout of 1s passed: 2 of 3 tasks did not finish");
+    expect(view.tasks.map((t: any) => t.status)).toEqual(['succeeded', 'cancelled', 'cancelled']);
+    expect(timeline(await stack.events(id))).toContain('flow.deadline_passed');
+  });
+
   it('runs http steps: 5xx is retried, 4xx fails at once, the response body is the output', async () => {
     const endpoint = await recordingEndpoint((req, n) => (req.url === '/missing' ? 404 : n <= 2 ? 503 : 200));
     try {

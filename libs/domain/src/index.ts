@@ -11,6 +11,7 @@ export * from './decider/decide.js';
 export * from './views/flow-view.js';
 export * from './events/json-schemas.js';
 export * from './work/work-item.js';
+export * from './work/flow-deadline.js';
 export * from './flow/backoff.js';
 export * from './limits/token-bucket.js';
 export * from './limits/queue-policy.js';

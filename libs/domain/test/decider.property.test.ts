@@ -43,15 +43,16 @@ describe('decider properties over random DAGs and completion orders', () => {
 
   it('ends every flow in exactly one terminal state, and the right one', () => {
     fc.assert(
-      fc.property(dagArbitrary, ({ def, outcomes, choices, cancelAt }) => {
-        const { log, state } = simulate(def, outcomes, choices, cancelAt);
+      fc.property(dagArbitrary, ({ def, outcomes, choices, cancelAt, stop }) => {
+        const { log, state } = simulate(def, outcomes, choices, cancelAt, stop);
         const terminal = log.filter((e) => TERMINAL_FLOW_EVENTS.has(e.type));
         expect(terminal).toHaveLength(1);
         const anyFailed = def.tasks.some((t) => state!.tasks[t.id]!.status === 'failed');
-        const cancelIndex = log.findIndex((e) => e.type === 'flow.cancel_requested');
-        const cancelled = cancelIndex >= 0 && cancelIndex < log.indexOf(terminal[0]!);
-        const expected = cancelled ? 'flow.cancelled' : anyFailed ? 'flow.failed' : 'flow.succeeded';
+        const stopIndex = log.findIndex((e) => e.type === 'flow.cancel_requested' || e.type === 'flow.deadline_passed');
+        const stopped = stopIndex >= 0 && stopIndex < log.indexOf(terminal[0]!);
+        const expected = stopped ? (stop === 'cancel' ? 'flow.cancelled' : 'flow.failed') : anyFailed ? 'flow.failed' : 'flow.succeeded';
         expect(terminal[0]!.type).toBe(expected);
+        if (stopped && stop === 'deadline') expect(terminal[0]).toMatchObject({ data: { code: 'FLOW_TIMEOUT' } });
         expect(state!.terminal_count).toBe(def.tasks.length);
       }),
     );
@@ -59,8 +60,8 @@ describe('decider properties over random DAGs and completion orders', () => {
 
   it('folds a history with duplicated events to the same state as without', () => {
     fc.assert(
-      fc.property(dagArbitrary, fc.array(fc.tuple(fc.nat(), fc.nat())), ({ def, outcomes, choices, cancelAt }, dupes) => {
-        const { log } = simulate(def, outcomes, choices, cancelAt);
+      fc.property(dagArbitrary, fc.array(fc.tuple(fc.nat(), fc.nat())), ({ def, outcomes, choices, cancelAt, stop }, dupes) => {
+        const { log } = simulate(def, outcomes, choices, cancelAt, stop);
         const noisy = [...log];
         for (const [pick, offset] of dupes) {
           const from = pick % log.length;

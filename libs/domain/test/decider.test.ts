@@ -75,6 +75,31 @@ describe('decide', () => {
     given(cancelling).when(ev.succeeded('build')).then(['flow.cancelled']);
   });
 
+  it('winds a flow down when its deadline passes, then fails it with FLOW_TIMEOUT', () => {
+    const history = [ev.submitted(ci), ev.started(), ev.ready('build', ci), ev.taskStarted('build')];
+    given(history)
+      .when(ev.deadlinePassed())
+      .then(['task.cancelled:test-unit', 'task.cancelled:test-integ', 'task.cancelled:deploy']);
+    const cancelled = (task: string) => ({ ...ev.started(), type: 'task.cancelled', task_id: task, data: { reason: 'timeout' } }) as FlowEvent;
+    const windingDown = [...history, ev.deadlinePassed(), cancelled('test-unit'), cancelled('test-integ'), cancelled('deploy')];
+    expect(fold(windingDown)!.status).toBe('cancelling');
+    const { drafts } = given(windingDown).when(cancelled('build')).then(['flow.failed']);
+    expect(drafts[0]!.data).toMatchObject({
+      code: 'FLOW_TIMEOUT',
+      failed_tasks: ['build', 'test-unit', 'test-integ', 'deploy'],
+      reason: "the flow's timeout of 30s passed: 4 of 4 tasks did not finish",
+    });
+  });
+
+  it('ignores a deadline that passes after the flow ended, and a cancel already under way keeps its reason', () => {
+    const one = definition([{ id: 'a' }]);
+    const done = [ev.submitted(one), ev.started(), ev.succeeded('a'), { ...ev.started(), type: 'flow.succeeded', data: { succeeded: 1, total: 1 } } as FlowEvent];
+    expect(fold([...done, ev.deadlinePassed()])).toEqual(fold(done));
+    const cancelling = fold([ev.submitted(one), ev.started(), ev.taskStarted('a'), ev.cancelRequested(), ev.deadlinePassed()]);
+    expect(cancelling).toMatchObject({ status: 'cancelling', cancel_reason: 'user asked' });
+    expect(cancelling!.deadline_passed_at).toBeUndefined();
+  });
+
   it('cancels a task that became ready after the cancel request', () => {
     const chain = definition([{ id: 'a' }, { id: 'b' }]);
     const history = [ev.submitted(chain), ev.started(), ev.taskStarted('a'), ev.cancelRequested()];

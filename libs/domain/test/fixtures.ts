@@ -54,6 +54,7 @@ export const ev = {
   timedOut: (task: string, attempt = 1, flow = FLOW) =>
     stamp({ type: 'task.timed_out', flow_id: flow, task_id: task, attempt, data: { timeout_ms: 100, error: { message: 'timed out', code: 'TIMEOUT', retryable: true } } }),
   cancelRequested: (flow = FLOW) => stamp({ type: 'flow.cancel_requested', flow_id: flow, data: { reason: 'user asked' } }),
+  deadlinePassed: (flow = FLOW) => stamp({ type: 'flow.deadline_passed', flow_id: flow, data: { timeout_secs: 30 } }),
 };
 
 /** Shape of drafts without the payload noise: `type` or `type:task`. */
@@ -71,20 +72,21 @@ export const dagArbitrary = fc
       outcomes: fc.array(fc.boolean(), { minLength: n, maxLength: n }),
       choices: fc.array(fc.nat(), { minLength: 64, maxLength: 64 }),
       cancelAt: fc.option(fc.nat(30), { nil: undefined }),
+      stop: fc.constantFrom('cancel' as const, 'deadline' as const),
     }),
   )
-  .map(({ n, edges, outcomes, choices, cancelAt }) => {
+  .map(({ n, edges, outcomes, choices, cancelAt, stop }) => {
     const deps = Array.from({ length: n }, () => new Set<string>());
     for (const [a, b] of edges) if (a !== b) deps[Math.max(a, b)]!.add(`t${Math.min(a, b)}`);
     const def = definition(deps.map((ds, i) => ({ id: `t${i}`, depends_on: [...ds] })));
-    return { def, outcomes: new Map(def.tasks.map((t, i) => [t.id, outcomes[i]!])), choices, cancelAt };
+    return { def, outcomes: new Map(def.tasks.map((t, i) => [t.id, outcomes[i]!])), choices, cancelAt, stop };
   });
 
 /**
  * Runs a flow against the decider as the services would: decisions are appended to the log (with
  * JetStream-style de-duplication by key), tasks that became ready complete in a random order.
  */
-export function simulate(def: FlowDefinition, outcomes: Map<string, boolean>, choices: number[], cancelAt?: number) {
+export function simulate(def: FlowDefinition, outcomes: Map<string, boolean>, choices: number[], cancelAt?: number, stop: 'cancel' | 'deadline' = 'cancel') {
   const log: FlowEvent[] = [];
   const keys = new Set<string>();
   let state: FlowState | null = null;
@@ -109,7 +111,7 @@ export function simulate(def: FlowDefinition, outcomes: Map<string, boolean>, ch
       continue;
     }
     expect(decideAll(state), 'nothing may be left undecided once the log is quiet').toEqual([]);
-    if (cancelAt !== undefined && step === cancelAt) append(ev.cancelRequested());
+    if (cancelAt !== undefined && step === cancelAt) append(stop === 'cancel' ? ev.cancelRequested() : ev.deadlinePassed());
     if (runnable.length === 0) break;
     const task = runnable.splice(choices[step++ % choices.length]! % runnable.length, 1)[0]!;
     append(outcomes.get(task) ? ev.succeeded(task) : ev.failed(task));

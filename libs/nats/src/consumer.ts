@@ -8,9 +8,19 @@ export class PermanentError extends Error {
   override name = 'PermanentError';
 }
 
-/** Thrown by a handler that gives a message back unprocessed (shutting down): nakked at once, not counted as a failure. */
+/**
+ * Thrown by a handler that gives a message back unprocessed: nakked, not counted as a failure.
+ * With `delayMs`, JetStream holds the message back that long before delivering it again, which
+ * makes the wait durable: it survives the process that asked for it.
+ */
 export class HandBack extends Error {
   override name = 'HandBack';
+  constructor(
+    message = 'handed back',
+    readonly delayMs?: number,
+  ) {
+    super(message);
+  }
 }
 
 export interface ConsumerLoopOptions<T> {
@@ -68,7 +78,7 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
       if (!isSettled(msg)) msg.ack();
     } catch (error) {
       if (error instanceof HandBack) {
-        msg.nak();
+        msg.nak(error.delayMs);
         return;
       }
       const reason = (error as Error)?.message ?? String(error);

@@ -12,7 +12,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DEFAULT_PARTITIONS, allEventsFilter, allWorkFilter, type SubjectLayout } from '@taskstream/domain';
+import { DEFAULT_PARTITIONS, allEventsFilter, allTimersFilter, allWorkFilter, type SubjectLayout } from '@taskstream/domain';
 
 const SECOND_NS = 1_000_000_000;
 
@@ -24,6 +24,8 @@ export interface Topology {
   eventsStream: string;
   workStream: string;
   dlqStream: string;
+  /** Durable timers (flow deadlines), each held back by delayed redelivery until due. */
+  timersStream: string;
   flowsBucket: string;
   /** One small summary per flow, for listing and filtering. */
   summariesBucket: string;
@@ -56,6 +58,7 @@ export function topology(options: TopologyOptions = {}): Topology {
     eventsStream: `${upper}_EVENTS`,
     workStream: `${upper}_WORK`,
     dlqStream: `${upper}_DLQ`,
+    timersStream: `${upper}_TIMERS`,
     flowsBucket: `${prefix}_flows`,
     summariesBucket: `${prefix}_flow_summaries`,
     queueStatsBucket: `${prefix}_queue_stats`,
@@ -79,6 +82,8 @@ export function streamConfigs(topo: Topology): Array<Partial<StreamConfig> & { n
     { ...common, name: topo.eventsStream, subjects: [allEventsFilter(topo.layout)], retention: RetentionPolicy.Limits, max_msg_size: 4 * 1024 * 1024 },
     // Work items: removed once an executor acknowledges them.
     { ...common, name: topo.workStream, subjects: [allWorkFilter(topo.layout)], retention: RetentionPolicy.Workqueue },
+    // Timers: removed once they have fired.
+    { ...common, name: topo.timersStream, subjects: [allTimersFilter(topo.layout)], retention: RetentionPolicy.Workqueue },
     // Dead letters: kept for 30 days for inspection and retry.
     { ...common, name: topo.dlqStream, subjects: [`${topo.layout.prefix}.dlq.>`], retention: RetentionPolicy.Limits, max_age: 30 * 24 * 3600 * SECOND_NS },
   ];

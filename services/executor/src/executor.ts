@@ -15,6 +15,7 @@ import {
   decodeJson,
   ensureConsumer,
   EventLog,
+  HandBack,
   readFlowHistory,
   startConsumerLoop,
   type Decoded,
@@ -29,6 +30,27 @@ class InfrastructureError extends Error {
   override name = 'InfrastructureError';
 }
 
+/** The next attempt waits long enough to be worth surviving this process: JetStream holds the item meanwhile. */
+class DeferredRetry extends Error {
+  override name = 'DeferredRetry';
+  constructor(readonly delayMs: number) {
+    super(`next attempt in ${delayMs} ms`);
+  }
+}
+
+interface PriorProgress {
+  /** Highest attempt number recorded. */
+  attempts: number;
+  /** Attempts that started and never reported back: their executor stopped. */
+  crashed: number;
+  finished: boolean;
+  /** Why the flow is being stopped, when it is (cancelled, or its timeout passed). */
+  cancelled?: string;
+  lastError?: TaskError;
+  /** When the log holds a scheduled retry not yet started: the time it is due (epoch ms). */
+  retryDueAt?: number;
+}
+
 export interface ExecutorOptions {
   /** The queue this pool serves; "*" serves every queue (the embedded default). */
   queue: string;
@@ -39,8 +61,13 @@ export interface ExecutorOptions {
   executorId?: string;
   /** Attempts of one work item that may crash their executor before it is set aside as poison. */
   crashLimit?: number;
-  /** JetStream's delivery limit for work items, a last resort above `crashLimit`. */
+  /** JetStream's delivery limit for work items, a last resort above `crashLimit` and the retries a task may have. */
   maxDeliver?: number;
+  /**
+   * Retry delays of at least this long are durable: the work item goes back to JetStream with a
+   * delayed redelivery instead of waiting in this process. Shorter ones wait in memory (cockatiel).
+   */
+  durableRetryAfterMs?: number;
   ackWaitMs?: number;
   /** Base environment for shell steps. */
   env?: NodeJS.ProcessEnv;
@@ -70,7 +97,8 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   // Poison is judged by crashed attempts in the log (crashLimit); JetStream's own limit is a last
   // resort far above it, because items merely held by a dying executor also count deliveries.
   const crashLimit = options.crashLimit ?? 4;
-  const maxDeliver = options.maxDeliver ?? 50;
+  const maxDeliver = options.maxDeliver ?? 250;
+  const durableRetryAfterMs = options.durableRetryAfterMs ?? 5_000;
   const ackWaitMs = options.ackWaitMs ?? 30_000;
   const executorId = options.executorId ?? `${hostname()}:${process.pid}:${options.queue}`;
   const steps = options.steps ?? createSteps({ shellEnabled: options.shellEnabled ?? false, env: options.env });
@@ -83,18 +111,28 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   });
   const log = new EventLog(ctx.js, ctx.topo);
 
-  // Cancellation: running tasks of a flow are stopped when its cancel request is seen.
+  // Cancellation: running tasks of a flow are stopped when its cancel request or the passing of
+  // its deadline is seen. The value says why, for the task's cancelled event.
   const running = new Map<string, Set<AbortController>>();
-  const cancelledFlows = new Set<string>();
-  const cancelSub = ctx.nc.subscribe(`${layout.prefix}.evt.*.*.flow.cancel_requested`, {
-    callback: (_err, msg) => {
-      const flowId = flowIdOfSubject(layout, msg.subject);
-      if (!flowId) return;
-      cancelledFlows.add(flowId);
-      if (cancelledFlows.size > 10_000) cancelledFlows.delete(cancelledFlows.values().next().value!);
-      for (const controller of running.get(flowId) ?? []) controller.abort(new Error('flow cancelled'));
-    },
-  });
+  const cancelledFlows = new Map<string, string>();
+  const stopFlow = (flowId: string, why: string) => {
+    cancelledFlows.set(flowId, why);
+    if (cancelledFlows.size > 10_000) cancelledFlows.delete(cancelledFlows.keys().next().value!);
+    for (const controller of running.get(flowId) ?? []) controller.abort(new Error(why));
+  };
+  const cancelSubs = (
+    [
+      ['flow.cancel_requested', 'flow cancelled'],
+      ['flow.deadline_passed', "the flow's timeout passed"],
+    ] as const
+  ).map(([type, why]) =>
+    ctx.nc.subscribe(`${layout.prefix}.evt.*.*.${type}`, {
+      callback: (_err, msg) => {
+        const flowId = flowIdOfSubject(layout, msg.subject);
+        if (flowId) stopFlow(flowId, why);
+      },
+    }),
+  );
 
   /** Records an event; a failure to store it is the infrastructure's, never the step's. */
   async function emit(item: WorkItem, event: EventBody<'id' | 'version' | 'time' | 'flow_id' | 'task_id'>, msgID: string) {
@@ -110,15 +148,17 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
    * reported back (their executor died: crash evidence against this item, unlike a delivery count,
    * which also grows for items merely held by a dying process), and whether the task already ended.
    */
-  async function priorProgress(item: WorkItem): Promise<{ attempts: number; crashed: number; finished: boolean; lastError?: TaskError; cancelled: boolean }> {
+  async function priorProgress(item: WorkItem): Promise<PriorProgress> {
     let attempts = 0;
     let finished = false;
-    let cancelled = false;
+    let cancelled: string | undefined;
     let lastError: TaskError | undefined;
+    let retry: { attempt: number; dueAt: number } | undefined;
     const started = new Set<number>();
     const reported = new Set<number>();
     for (const { event } of await readFlowHistory(ctx.js, ctx.topo, item.flow_id)) {
-      if (event.type === 'flow.cancel_requested') cancelled = true;
+      if (event.type === 'flow.cancel_requested') cancelled ??= 'flow cancelled';
+      if (event.type === 'flow.deadline_passed') cancelled ??= "the flow's timeout passed";
       if (!('task_id' in event) || event.task_id !== item.task_id) continue;
       if ('attempt' in event) attempts = Math.max(attempts, event.attempt);
       if (event.type === 'task.started') started.add(event.attempt);
@@ -126,30 +166,34 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         lastError = event.data.error;
         reported.add(event.attempt);
       }
+      if (event.type === 'task.retry_scheduled') retry = { attempt: event.attempt, dueAt: Date.parse(event.time) + event.data.delay_ms };
       if (TERMINAL_TASK_EVENTS.has(event.type)) finished = true;
     }
     const crashed = [...started].filter((a) => !reported.has(a)).length;
-    return { attempts, crashed, finished, cancelled, ...(lastError && { lastError }) };
+    const retryPending = retry !== undefined && retry.attempt === attempts && reported.has(attempts);
+    return { attempts, crashed, finished, ...(cancelled && { cancelled }), ...(lastError && { lastError }), ...(retryPending && { retryDueAt: retry!.dueAt }) };
   }
 
   const quarantine = new Quarantine();
 
   async function execute(item: WorkItem, msg: JsMsg): Promise<void> {
-    const leave = await quarantine.enter(msg.info.deliveryCount > 1, () => msg.working(), Math.max(1_000, ackWaitMs / 3));
+    // A redelivered item is a suspect only if an attempt of it started and never reported back;
+    // one coming back from a durable retry or a hand-back is not.
+    const prior = msg.info.deliveryCount > 1 ? await priorProgress(item) : undefined;
+    const leave = await quarantine.enter((prior?.crashed ?? 0) > 0, () => msg.working(), Math.max(1_000, ackWaitMs / 3));
     try {
-      await executeAdmitted(item, msg);
+      await executeAdmitted(item, msg, prior);
     } finally {
       leave();
     }
   }
 
-  async function executeAdmitted(item: WorkItem, msg: JsMsg): Promise<void> {
+  async function executeAdmitted(item: WorkItem, msg: JsMsg, prior: PriorProgress | undefined): Promise<void> {
     const spec = item.spec;
     const totalAttempts = (spec.retries ?? 0) + 1;
     const backoff = spec.backoff ?? DEFAULT_BACKOFF;
     let done = 0;
-    if (msg.info.deliveryCount > 1) {
-      const prior = await priorProgress(item);
+    if (prior) {
       if (prior.finished) return;
       if (prior.crashed >= crashLimit) {
         const reason = `the work item was started ${prior.crashed} times and its executor stopped each time (delivery ${msg.info.deliveryCount}); set aside as poison`;
@@ -158,16 +202,21 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         ctx.log.error({ flow_id: item.flow_id, task_id: item.task_id, crashes: prior.crashed }, 'poison work item set aside');
         return;
       }
-      if (prior.cancelled) cancelledFlows.add(item.flow_id);
+      if (prior.cancelled) cancelledFlows.set(item.flow_id, prior.cancelled);
       done = prior.attempts;
       if (done >= totalAttempts) {
         const error = prior.lastError ?? { message: 'the executor running the last attempt stopped before reporting it', code: 'LOST', retryable: false };
         await emit(item, { type: 'task.failed', attempt: done, data: { error, duration_ms: 0 } }, 'outcome');
         return;
       }
+      // Redelivered before its scheduled retry is due (its executor stopped while waiting in memory).
+      const wait = prior.retryDueAt !== undefined && !prior.cancelled ? prior.retryDueAt - Date.now() : 0;
+      if (wait >= durableRetryAfterMs) throw new HandBack('retry not due yet', wait);
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     }
-    if (cancelledFlows.has(item.flow_id)) {
-      await emit(item, { type: 'task.cancelled', data: { reason: 'flow cancelled before the task started' } }, 'outcome');
+    const stoppedBecause = cancelledFlows.get(item.flow_id);
+    if (stoppedBecause !== undefined) {
+      await emit(item, { type: 'task.cancelled', data: { reason: `${stoppedBecause} before the task started` } }, 'outcome');
       return;
     }
     const run = steps[spec.executor];
@@ -187,6 +236,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     let lastError: TaskError | undefined;
     let lastDuration = 0;
     let attemptStarted = 0;
+    let nextDelayMs = 0;
 
     // Only the step's own failures are retried here; a failure to record an event hands the whole
     // work item back to JetStream (nak), to continue from the log when it comes back.
@@ -194,7 +244,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
       handleWhen((error) => error instanceof StepError && !controller.signal.aborted && error.detail.retryable),
       {
         maxAttempts: totalAttempts - done - 1,
-        backoff: new DelegateBackoff((context: { attempt: number }) => retryDelayMs(backoff, done + context.attempt, Math.random())),
+        backoff: new DelegateBackoff(() => nextDelayMs),
       },
     );
     retryPolicy.onRetry(({ delay }) => {
@@ -219,6 +269,9 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
                 ? { message: 'cancelled while running', code: 'CANCELLED', retryable: false }
                 : toTaskError(error);
           await emit(item, { type: 'task.attempt_failed', attempt, data: { error: lastError, duration_ms: lastDuration } }, `${attempt}:task.attempt_failed`);
+          const retrying = lastError.retryable && !controller.signal.aborted && attempt < totalAttempts;
+          nextDelayMs = retrying ? retryDelayMs(backoff, attempt, Math.random()) : 0;
+          if (retrying && nextDelayMs >= durableRetryAfterMs) throw new DeferredRetry(nextDelayMs);
           throw new StepError(lastError);
         }
       }, controller.signal);
@@ -226,10 +279,14 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
       await emit(item, { type: 'task.succeeded', attempt, data: { output, duration_ms: Date.now() - attemptStarted } }, 'outcome');
     } catch (error) {
       await Promise.all(published);
+      if (error instanceof DeferredRetry) {
+        await emit(item, { type: 'task.retry_scheduled', attempt, data: { next_attempt: attempt + 1, delay_ms: error.delayMs } }, `${attempt}:task.retry_scheduled`);
+        throw new HandBack('durable retry', error.delayMs);
+      }
       if (!(error instanceof StepError) && !controller.signal.aborted) throw error;
       const final = lastError ?? toTaskError(error);
       if (controller.signal.aborted) {
-        await emit(item, { type: 'task.cancelled', data: { reason: 'flow cancelled while the task was running' } }, 'outcome');
+        await emit(item, { type: 'task.cancelled', data: { reason: `${cancelledFlows.get(item.flow_id) ?? 'flow cancelled'} while the task was running` } }, 'outcome');
       } else if (final.code === 'TIMEOUT') {
         await emit(item, { type: 'task.timed_out', attempt, data: { timeout_ms: timeoutMs ?? 0, error: final } }, 'outcome');
       } else {
@@ -283,7 +340,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   return {
     name: 'executor',
     async stop() {
-      cancelSub.unsubscribe();
+      for (const sub of cancelSubs) sub.unsubscribe();
       poisonSub.unsubscribe();
       await loop.stop();
     },

@@ -11,6 +11,7 @@ await runService(
       shellEnabled: boolFrom(env, 'TASKSTREAM_ALLOW_SHELL', false),
       ackWaitMs: intFrom(env, 'TASKSTREAM_ACK_WAIT_MS', 30_000),
       crashLimit: intFrom(env, 'TASKSTREAM_CRASH_LIMIT', 4),
+      durableRetryAfterMs: intFrom(env, 'TASKSTREAM_DURABLE_RETRY_MS', 5_000),
     }),
   `taskstream-executor-${queue}`,
 );

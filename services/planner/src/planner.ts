@@ -3,21 +3,30 @@ import {
   decide,
   decideAll,
   evolve,
+  FlowDeadline,
+  flowDeadline,
   isTerminalFlow,
   partitionFilter,
   partitionOf,
+  timerSubject,
+  TERMINAL_FLOW_STATUSES,
   type FlowEvent,
   type FlowState,
 } from '@taskstream/domain';
 import {
   DeadLetters,
   decodeEvent,
+  decodeJson,
+  encodeJson,
+  ensureConsumer,
   ensureOrderedTakeover,
   EventLog,
   foldFlowHistory,
+  HandBack,
   Kvm,
   newId,
   startConsumerLoop,
+  type Decoded,
   type JsMsg,
 } from '@taskstream/nats';
 import { PartitionOwner, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
@@ -100,6 +109,11 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
       evolve(flow.state, event, msg.seq);
       drafts = decide(flow.state, event);
     }
+    const timeoutSecs = flow.state.definition.timeout_secs;
+    if (event.type === 'flow.started' && timeoutSecs !== undefined && !isTerminalFlow(flow.state)) {
+      const deadline = flowDeadline(event.flow_id, timeoutSecs, event.time);
+      await ctx.js.publish(timerSubject(ctx.topo.layout, event.flow_id), encodeJson(deadline), { msgID: `${event.flow_id}:deadline` });
+    }
     const fresh = drafts.filter((d) => !flow.emitted.has(d.key));
     if (fresh.length > 0) {
       await log.appendDecisions(fresh, Date.parse(event.time));
@@ -119,14 +133,8 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
     log: ctx.log,
     start: async (partition) => {
       const name = `${consumer}-p${partition}`;
-      await ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, {
-        durable_name: name,
-        filter_subject: partitionFilter(ctx.topo.layout, partition),
-        max_deliver: maxDeliver,
-        ack_wait: 30_000_000_000,
-        max_ack_pending: 20_000,
-      });
       const config = { durable_name: name, filter_subject: partitionFilter(ctx.topo.layout, partition), max_deliver: maxDeliver, ack_wait: 30_000_000_000, max_ack_pending: 20_000 };
+      await ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, config);
       // After a failure (a server restart), messages whose acks were lost would come back behind
       // newer ones: restart from the ack floor to keep stream order.
       const loop = await startConsumerLoop({ js: ctx.js, stream: ctx.topo.eventsStream, consumer: name, source: 'planner', decode: decodeEvent, handle, deadLetters, log: ctx.log, maxDeliver, beforeRestart: () => ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, config) });
@@ -137,11 +145,50 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
     },
   });
   await owner.start();
+
+  // Flow deadlines: any instance may fire one. A deadline not yet due goes back to JetStream for
+  // the time that remains; a due one records flow.deadline_passed, which the partition's owner
+  // folds like a cancel request.
+  const timersConsumer = `${consumer}-timers`;
+  await ensureConsumer(ctx.jsm, ctx.topo.timersStream, {
+    durable_name: timersConsumer,
+    max_deliver: -1,
+    ack_wait: 30_000_000_000,
+    // Deadlines waiting for their time count as pending: the limit must exceed the flows in flight.
+    max_ack_pending: 1_000_000,
+  });
+  const timers = await startConsumerLoop({
+    js: ctx.js,
+    stream: ctx.topo.timersStream,
+    consumer: timersConsumer,
+    source: 'planner-timers',
+    decode: decodeDeadline,
+    handle: async (deadline) => {
+      const remaining = Date.parse(deadline.due_at) - Date.now();
+      if (remaining > 0) throw new HandBack('deadline not due', remaining);
+      const state = await foldFlowHistory(ctx.js, ctx.topo, deadline.flow_id);
+      if (state === null || TERMINAL_FLOW_STATUSES.has(state.status) || state.deadline_passed_at !== undefined) return;
+      await log.appendNew({ type: 'flow.deadline_passed', flow_id: deadline.flow_id, data: { timeout_secs: deadline.timeout_secs } }, `${deadline.flow_id}:flow.deadline_passed`);
+      ctx.log.info({ flow_id: deadline.flow_id, timeout_secs: deadline.timeout_secs }, 'flow deadline passed');
+    },
+    deadLetters,
+    log: ctx.log,
+    maxDeliver: Number.MAX_SAFE_INTEGER,
+    concurrency: 16,
+  });
   ctx.log.info({ consumer, partitions: owner.partitions }, 'planner started');
   return {
     name: 'planner',
     async stop() {
+      await timers.stop();
       await owner.stop();
     },
   };
+}
+
+function decodeDeadline(data: Uint8Array): Decoded<FlowDeadline> {
+  const json = decodeJson(data);
+  if (!json.ok) return json;
+  const parsed = FlowDeadline.safeParse(json.value);
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, reason: `invalid flow deadline: ${parsed.error.issues[0]?.message ?? 'unknown'}` };
 }

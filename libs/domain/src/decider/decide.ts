@@ -31,6 +31,7 @@ function affectedBy(state: FlowState, event: FlowEvent): readonly string[] {
     case 'flow.submitted':
     case 'flow.started':
     case 'flow.cancel_requested':
+    case 'flow.deadline_passed':
       return state.order;
     case 'task.succeeded':
     case 'task.failed':
@@ -124,6 +125,22 @@ function completion(state: FlowState, statusOf: (id: string) => TaskStatus): Eve
   const flowId = state.flow_id;
   const total = state.order.length;
   const succeeded = state.order.filter((id) => statusOf(id) === 'succeeded').length;
+  if (state.status === 'cancelling' && state.deadline_passed_at !== undefined) {
+    const unfinished = state.order.filter((id) => statusOf(id) !== 'succeeded');
+    return {
+      key: `${flowId}:flow.failed`,
+      type: 'flow.failed',
+      flow_id: flowId,
+      data: {
+        failed_tasks: unfinished.filter((id) => statusOf(id) !== 'skipped'),
+        skipped_tasks: unfinished.filter((id) => statusOf(id) === 'skipped'),
+        succeeded,
+        total,
+        reason: `${state.cancel_reason}: ${unfinished.length} of ${total} tasks did not finish`,
+        code: 'FLOW_TIMEOUT',
+      },
+    };
+  }
   if (state.status === 'cancelling') {
     return {
       key: `${flowId}:flow.cancelled`,

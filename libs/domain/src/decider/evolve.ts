@@ -92,6 +92,13 @@ function apply(state: FlowState, event: FlowEvent): void {
         if (event.data.reason !== undefined) state.cancel_reason = event.data.reason;
       }
       return;
+    case 'flow.deadline_passed':
+      if (!TERMINAL_FLOW_STATUSES.has(state.status) && state.status !== 'cancelling') {
+        state.status = 'cancelling';
+        state.deadline_passed_at = event.time;
+        state.cancel_reason = `the flow's timeout of ${event.data.timeout_secs}s passed`;
+      }
+      return;
     case 'flow.succeeded':
     case 'flow.failed':
     case 'flow.cancelled':

@@ -86,6 +86,8 @@ export interface FlowState {
   finished_at?: string;
   cancel_requested_at?: string;
   cancel_reason?: string;
+  /** The flow's timeout passed: once its tasks have wound down it fails with FLOW_TIMEOUT. */
+  deadline_passed_at?: string;
   error?: string;
   idempotency_key?: string;
   lineage?: { kind: 'rerun' | 'fork'; parent_flow_id: string; at_seq: number };

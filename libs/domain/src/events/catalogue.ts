@@ -80,12 +80,20 @@ export const FlowFailed = envelope(
     succeeded: z.number().int(),
     total: z.number().int(),
     reason: z.string(),
+    /** Set when the flow as a whole failed for a reason of its own: FLOW_TIMEOUT. */
+    code: z.string().optional(),
   }),
   flowScope,
 );
 export const FlowCancelRequested = envelope(
   'flow.cancel_requested',
   z.object({ reason: z.string().optional(), requested_by: z.string().optional() }),
+  flowScope,
+);
+/** The flow's `timeout_secs` passed before it finished: it winds down like a cancel and then fails. */
+export const FlowDeadlinePassed = envelope(
+  'flow.deadline_passed',
+  z.object({ timeout_secs: z.number().positive() }),
   flowScope,
 );
 export const FlowCancelled = envelope(
@@ -156,6 +164,7 @@ export const FlowEvent = z.discriminatedUnion('type', [
   FlowSucceeded,
   FlowFailed,
   FlowCancelRequested,
+  FlowDeadlinePassed,
   FlowCancelled,
   FlowDerived,
   TaskReady,

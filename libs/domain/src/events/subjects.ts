@@ -6,6 +6,7 @@ import type { EventType } from './catalogue.js';
  *   ts.evt.<partition>.<flow_id>.<type...>   every flow and task event (type has a dot: task.ready)
  *   ts.work.<queue>                          work items for one executor pool
  *   ts.dlq.<source>                          messages set aside, with the reason
+ *   ts.timer.<flow_id>                       durable flow deadlines (timeout_secs)
  * Kept as pure string functions so every service and test agrees on them.
  */
 export interface SubjectLayout {
@@ -41,6 +42,14 @@ export function workSubject(layout: SubjectLayout, queue: string): string {
 
 export function allWorkFilter(layout: SubjectLayout): string {
   return `${layout.prefix}.work.>`;
+}
+
+export function timerSubject(layout: SubjectLayout, flowId: string): string {
+  return `${layout.prefix}.timer.${flowId}`;
+}
+
+export function allTimersFilter(layout: SubjectLayout): string {
+  return `${layout.prefix}.timer.>`;
 }
 
 export function dlqSubject(layout: SubjectLayout, source: string): string {

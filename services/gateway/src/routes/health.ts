@@ -8,7 +8,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: ServiceContext):
   app.get('/readyz', async (_request, reply) => {
     const checks: Record<string, string> = {};
     checks.nats = ctx.nc.isClosed() ? 'closed' : 'ok';
-    for (const stream of [ctx.topo.eventsStream, ctx.topo.workStream, ctx.topo.dlqStream]) {
+    for (const stream of [ctx.topo.eventsStream, ctx.topo.workStream, ctx.topo.timersStream, ctx.topo.dlqStream]) {
       try {
         await ctx.jsm.streams.info(stream);
         checks[stream] = 'ok';
