@@ -38,9 +38,16 @@ class DeferredRetry extends Error {
   }
 }
 
+/** Why a running step was stopped when its executor shuts down: the attempt does not count. */
+class Interrupted extends Error {
+  override name = 'Interrupted';
+}
+
 interface PriorProgress {
   /** Highest attempt number recorded. */
   attempts: number;
+  /** Attempts stopped by an executor shutting down: numbered, but not spent. */
+  interrupted: number;
   /** Attempts that started and never reported back: their executor stopped. */
   crashed: number;
   finished: boolean;
@@ -68,6 +75,8 @@ export interface ExecutorOptions {
    * delayed redelivery instead of waiting in this process. Shorter ones wait in memory (cockatiel).
    */
   durableRetryAfterMs?: number;
+  /** On stop, running steps get this long to finish; then they are stopped and handed back without spending an attempt. */
+  shutdownGraceMs?: number;
   ackWaitMs?: number;
   /** Base environment for shell steps. */
   env?: NodeJS.ProcessEnv;
@@ -99,6 +108,8 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   const crashLimit = options.crashLimit ?? 4;
   const maxDeliver = options.maxDeliver ?? 250;
   const durableRetryAfterMs = options.durableRetryAfterMs ?? 5_000;
+  const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
+  let stopping = false;
   const ackWaitMs = options.ackWaitMs ?? 30_000;
   const executorId = options.executorId ?? `${hostname()}:${process.pid}:${options.queue}`;
   const steps = options.steps ?? createSteps({ shellEnabled: options.shellEnabled ?? false, env: options.env });
@@ -150,6 +161,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
    */
   async function priorProgress(item: WorkItem): Promise<PriorProgress> {
     let attempts = 0;
+    let interrupted = 0;
     let finished = false;
     let cancelled: string | undefined;
     let lastError: TaskError | undefined;
@@ -163,7 +175,8 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
       if ('attempt' in event) attempts = Math.max(attempts, event.attempt);
       if (event.type === 'task.started') started.add(event.attempt);
       if (event.type === 'task.attempt_failed') {
-        lastError = event.data.error;
+        if (event.data.error.code === 'INTERRUPTED') interrupted++;
+        else lastError = event.data.error;
         reported.add(event.attempt);
       }
       if (event.type === 'task.retry_scheduled') retry = { attempt: event.attempt, dueAt: Date.parse(event.time) + event.data.delay_ms };
@@ -171,7 +184,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     }
     const crashed = [...started].filter((a) => !reported.has(a)).length;
     const retryPending = retry !== undefined && retry.attempt === attempts && reported.has(attempts);
-    return { attempts, crashed, finished, ...(cancelled && { cancelled }), ...(lastError && { lastError }), ...(retryPending && { retryDueAt: retry!.dueAt }) };
+    return { attempts, interrupted, crashed, finished, ...(cancelled && { cancelled }), ...(lastError && { lastError }), ...(retryPending && { retryDueAt: retry!.dueAt }) };
   }
 
   const quarantine = new Quarantine();
@@ -192,7 +205,9 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     const spec = item.spec;
     const totalAttempts = (spec.retries ?? 0) + 1;
     const backoff = spec.backoff ?? DEFAULT_BACKOFF;
+    // Attempt numbers continue from the log; interrupted attempts are numbered but not spent.
     let done = 0;
+    let unspent = 0;
     if (prior) {
       if (prior.finished) return;
       if (prior.crashed >= crashLimit) {
@@ -204,7 +219,8 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
       }
       if (prior.cancelled) cancelledFlows.set(item.flow_id, prior.cancelled);
       done = prior.attempts;
-      if (done >= totalAttempts) {
+      unspent = prior.interrupted;
+      if (done - unspent >= totalAttempts) {
         const error = prior.lastError ?? { message: 'the executor running the last attempt stopped before reporting it', code: 'LOST', retryable: false };
         await emit(item, { type: 'task.failed', attempt: done, data: { error, duration_ms: 0 } }, 'outcome');
         return;
@@ -214,6 +230,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
       if (wait >= durableRetryAfterMs) throw new HandBack('retry not due yet', wait);
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     }
+    if (stopping) throw new HandBack('executor stopping');
     const stoppedBecause = cancelledFlows.get(item.flow_id);
     if (stoppedBecause !== undefined) {
       await emit(item, { type: 'task.cancelled', data: { reason: `${stoppedBecause} before the task started` } }, 'outcome');
@@ -243,7 +260,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     const retryPolicy = retry(
       handleWhen((error) => error instanceof StepError && !controller.signal.aborted && error.detail.retryable),
       {
-        maxAttempts: totalAttempts - done - 1,
+        maxAttempts: totalAttempts - (done - unspent) - 1,
         backoff: new DelegateBackoff(() => nextDelayMs),
       },
     );
@@ -265,12 +282,15 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
           lastError =
             signal.aborted && !controller.signal.aborted
               ? { message: `attempt ${attempt} timed out after ${spec.timeout_secs}s`, code: 'TIMEOUT', retryable: true }
-              : controller.signal.aborted
-                ? { message: 'cancelled while running', code: 'CANCELLED', retryable: false }
-                : toTaskError(error);
+              : controller.signal.reason instanceof Interrupted
+                ? { message: `attempt ${attempt} was stopped because its executor shut down; the task runs again and this attempt does not count`, code: 'INTERRUPTED', retryable: true }
+                : controller.signal.aborted
+                  ? { message: 'cancelled while running', code: 'CANCELLED', retryable: false }
+                  : toTaskError(error);
           await emit(item, { type: 'task.attempt_failed', attempt, data: { error: lastError, duration_ms: lastDuration } }, `${attempt}:task.attempt_failed`);
-          const retrying = lastError.retryable && !controller.signal.aborted && attempt < totalAttempts;
-          nextDelayMs = retrying ? retryDelayMs(backoff, attempt, Math.random()) : 0;
+          const spent = attempt - unspent;
+          const retrying = lastError.retryable && !controller.signal.aborted && spent < totalAttempts;
+          nextDelayMs = retrying ? retryDelayMs(backoff, spent, Math.random()) : 0;
           if (retrying && nextDelayMs >= durableRetryAfterMs) throw new DeferredRetry(nextDelayMs);
           throw new StepError(lastError);
         }
@@ -284,6 +304,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         throw new HandBack('durable retry', error.delayMs);
       }
       if (!(error instanceof StepError) && !controller.signal.aborted) throw error;
+      if (controller.signal.reason instanceof Interrupted) throw new HandBack('executor stopping');
       const final = lastError ?? toTaskError(error);
       if (controller.signal.aborted) {
         await emit(item, { type: 'task.cancelled', data: { reason: `${cancelledFlows.get(item.flow_id) ?? 'flow cancelled'} while the task was running` } }, 'outcome');
@@ -340,9 +361,17 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   return {
     name: 'executor',
     async stop() {
+      stopping = true;
       for (const sub of cancelSubs) sub.unsubscribe();
       poisonSub.unsubscribe();
-      await loop.stop();
+      const interrupt = setTimeout(() => {
+        for (const controllers of running.values()) for (const controller of controllers) controller.abort(new Interrupted('executor stopping'));
+      }, shutdownGraceMs);
+      try {
+        await loop.stop();
+      } finally {
+        clearTimeout(interrupt);
+      }
     },
   };
 }

@@ -12,6 +12,7 @@ await runService(
       ackWaitMs: intFrom(env, 'TASKSTREAM_ACK_WAIT_MS', 30_000),
       crashLimit: intFrom(env, 'TASKSTREAM_CRASH_LIMIT', 4),
       durableRetryAfterMs: intFrom(env, 'TASKSTREAM_DURABLE_RETRY_MS', 5_000),
+      shutdownGraceMs: intFrom(env, 'TASKSTREAM_SHUTDOWN_GRACE_MS', 10_000),
     }),
   `taskstream-executor-${queue}`,
 );
