@@ -26,29 +26,59 @@ function startFrom(afterSeq: number) {
 }
 
 /**
- * Creating an ephemeral consumer can time out for a while after a cluster node is lost (seen on
- * nats-server 2.9 about one time in three, even once the stream has a new leader): a read is tried a
- * few times before it fails.
+ * Every event on `filter` after `afterSeq`, in stream order, as it stands now.
+ *
+ * Read through an ephemeral consumer (one request for the lot). Creating one can time out for a
+ * while after a cluster node is lost (nats-server 2.9 places about one in three on the lost peer);
+ * then the read falls back to direct gets, which any live replica answers without a consumer.
  */
-async function retryingTimeouts<T>(read: () => Promise<T>, attempts = 4): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await read();
-    } catch (error) {
-      const timedOut = (error as Error)?.name === 'TimeoutError' || /timeout/i.test((error as Error)?.message ?? '');
-      if (!timedOut || attempt >= attempts) throw error;
-    }
-  }
-}
-
-/** Every event on `filter` after `afterSeq`, in stream order, as it stands now. */
 export async function readEvents(
   js: JetStreamClient,
   stream: string,
   filter: string,
   afterSeq = 0,
 ): Promise<Array<StoredEvent | InvalidStored>> {
-  return retryingTimeouts(() => readEventsOnce(js, stream, filter, afterSeq));
+  try {
+    return await readEventsOnce(js, stream, filter, afterSeq);
+  } catch (error) {
+    const timedOut = (error as Error)?.name === 'TimeoutError' || /timeout/i.test((error as Error)?.message ?? '');
+    if (!timedOut) throw error;
+    return readEventsDirect(js, stream, filter, afterSeq);
+  }
+}
+
+async function readEventsDirect(
+  js: JetStreamClient,
+  stream: string,
+  filter: string,
+  afterSeq: number,
+): Promise<Array<StoredEvent | InvalidStored>> {
+  const jsm = await js.jetstreamManager();
+  const out: Array<StoredEvent | InvalidStored> = [];
+  for (let next = afterSeq + 1; ; ) {
+    const msg = await jsm.direct.getMessage(stream, { next_by_subj: filter, seq: next });
+    if (msg === null) return out;
+    const decoded = decodeEvent(msg.data);
+    const at = msg.time.toISOString();
+    out.push(decoded.ok ? { seq: msg.seq, stored_at: at, event: decoded.value } : { seq: msg.seq, stored_at: at, invalid: decoded.reason });
+    next = msg.seq + 1;
+  }
+}
+
+/** Creating a consumer normally takes milliseconds; one that takes longer is waiting on a lost peer. */
+const CONSUMER_CREATION_MS = 1_000;
+
+class ReadTimeout extends Error {
+  override name = 'TimeoutError';
+}
+
+function withinMs<T>(pending: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expiry = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ReadTimeout(`no answer within ${ms} ms`)), ms);
+  });
+  pending.catch(() => undefined);
+  return Promise.race([pending, expiry]).finally(() => clearTimeout(timer));
 }
 
 async function readEventsOnce(
@@ -58,7 +88,7 @@ async function readEventsOnce(
   afterSeq = 0,
 ): Promise<Array<StoredEvent | InvalidStored>> {
   const consumer = await js.consumers.get(stream, { filter_subjects: filter, ...startFrom(afterSeq) });
-  const { num_pending } = await consumer.info();
+  const { num_pending } = await withinMs(consumer.info(), CONSUMER_CREATION_MS);
   const out: Array<StoredEvent | InvalidStored> = [];
   if (num_pending === 0) return out;
   const messages = await consumer.consume({ max_messages: Math.min(num_pending, 1000) });

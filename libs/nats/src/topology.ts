@@ -79,7 +79,7 @@ export function streamConfigs(topo: Topology): Array<Partial<StreamConfig> & { n
   };
   return [
     // The event log: the source of truth. Never trimmed by the engine; operators set limits.
-    { ...common, name: topo.eventsStream, subjects: [allEventsFilter(topo.layout)], retention: RetentionPolicy.Limits, max_msg_size: 4 * 1024 * 1024 },
+    { ...common, name: topo.eventsStream, subjects: [allEventsFilter(topo.layout)], retention: RetentionPolicy.Limits, max_msg_size: 4 * 1024 * 1024, allow_direct: true },
     // Work items: removed once an executor acknowledges them.
     { ...common, name: topo.workStream, subjects: [allWorkFilter(topo.layout)], retention: RetentionPolicy.Workqueue },
     // Timers: removed once they have fired.
@@ -91,7 +91,7 @@ export function streamConfigs(topo: Topology): Array<Partial<StreamConfig> & { n
 
 /** Creates or updates every stream and KV bucket. Safe to call from every service at start. */
 export async function ensureTopology(nc: NatsConnection, topo: Topology): Promise<JetStreamManager> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await patiently(() => jetstreamManager(nc));
   for (const config of streamConfigs(topo)) await ensureStream(jsm, config);
   const kvm = new Kvm(nc);
   await kvm.create(topo.flowsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
@@ -122,8 +122,39 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
   await jsm.streams.update(config.name, updatable);
 }
 
+/**
+ * Whether a JetStream API call failed for a reason that passes by itself: a request timeout or
+ * "temporarily unavailable" while a cluster elects leaders after a node loss.
+ */
+export function isTransient(error: unknown): boolean {
+  if (error instanceof JetStreamApiError) return error.status === 503 || error.code === 10008;
+  const { name, message } = (error ?? {}) as { name?: string; message?: string };
+  return name === 'TimeoutError' || /timeout|no responders|temporarily unavailable|not ready/i.test(message ?? '');
+}
+
+/** Runs an idempotent JetStream administration call again while it fails transiently, up to `waitMs`. */
+export async function patiently<T>(call: () => Promise<T>, waitMs = 30_000): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!isTransient(error) || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 200 * attempt)));
+    }
+  }
+}
+
 /** Creates a durable pull consumer, or updates it in place when it exists with another config. */
 export async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  config: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<void> {
+  await patiently(() => createOrUpdateConsumer(jsm, stream, config));
+}
+
+async function createOrUpdateConsumer(
   jsm: JetStreamManager,
   stream: string,
   config: Partial<ConsumerConfig> & { durable_name: string },
@@ -163,7 +194,7 @@ export async function ensureOrderedTakeover(
 ): Promise<void> {
   let info;
   try {
-    info = await jsm.consumers.info(stream, config.durable_name);
+    info = await patiently(() => jsm.consumers.info(stream, config.durable_name));
   } catch (error) {
     if (!isNotFound(error)) throw error;
     await ensureConsumer(jsm, stream, config);
@@ -173,11 +204,12 @@ export async function ensureOrderedTakeover(
     await ensureConsumer(jsm, stream, config);
     return;
   }
-  await jsm.consumers.delete(stream, config.durable_name);
-  await jsm.consumers.add(stream, {
-    ack_policy: AckPolicy.Explicit,
-    ...config,
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: info.ack_floor.stream_seq + 1,
+  const startSeq = info.ack_floor.stream_seq + 1;
+  await patiently(() => jsm.consumers.delete(stream, config.durable_name).catch((error) => (isNotFound(error) ? true : Promise.reject(error))));
+  await patiently(async () => {
+    // A timed-out add may have been applied: then only its configuration needs checking.
+    const existing = await jsm.consumers.info(stream, config.durable_name).catch((error) => (isNotFound(error) ? undefined : Promise.reject(error)));
+    if (existing) return;
+    await jsm.consumers.add(stream, { ack_policy: AckPolicy.Explicit, ...config, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq });
   });
 }

@@ -1,6 +1,7 @@
 import {
   connectNats,
   ensureTopology,
+  patiently,
   jetstream,
   topology,
   type JetStreamClient,
@@ -26,9 +27,13 @@ export interface ContextOptions extends TopologyOptions {
   log: Logger;
 }
 
+/**
+ * A cluster that is starting or electing a JetStream leader answers API calls with timeouts for a
+ * while: a service started then waits (up to a minute) instead of exiting.
+ */
 export async function createContext(options: ContextOptions): Promise<ServiceContext> {
   const nc = await connectNats({ servers: options.natsUrl, name: options.name });
   const topo = topology(options);
-  const jsm = await ensureTopology(nc, topo);
+  const jsm = await patiently(() => ensureTopology(nc, topo), 60_000);
   return { nc, js: jetstream(nc), jsm, topo, log: options.log };
 }

@@ -54,13 +54,18 @@ export class PartitionOwner {
     return `${this.options.role}.member.${id.replace(/[^-_=A-Za-z0-9]/g, '_')}`;
   }
 
+  /**
+   * Takes a first share of partitions and keeps renewing. A round that fails (JetStream busy
+   * electing a leader after a node loss) is logged and tried again on the next round: a partition
+   * without an owner is only ever a delay, never a reason for the instance to exit.
+   */
   async start(): Promise<void> {
-    await this.tick();
+    const round = () => (this.ticking = this.tick().catch((error) => this.options.log.error({ err: error, role: this.options.role }, 'partition lease round failed; retrying')));
+    await round();
     const loop = () => {
       if (this.stopped) return;
       this.timer = setTimeout(async () => {
-        this.ticking = this.tick().catch((error) => this.options.log.error({ err: error, role: this.options.role }, 'partition lease round failed'));
-        await this.ticking;
+        await round();
         loop();
       }, this.leaseMs / 3);
     };
@@ -132,7 +137,7 @@ export class PartitionOwner {
         this.options.log.info({ role, partition: p }, 'took partition');
       } catch (error) {
         await kv.update(this.leaseKey(p), encodeJson({ owner: '', expires_ms: 0 }), revision).catch(() => undefined);
-        throw error;
+        this.options.log.error({ err: error, role, partition: p }, 'could not start processing a partition; handed its lease back to retry');
       }
     }
   }

@@ -104,10 +104,18 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
     let drafts;
     if (rebuilt) {
       drafts = decideAll(flow.state);
-    } else {
-      if (msg.seq <= flow.state.last_seq && event.type !== 'flow.submitted') return;
+    } else if (msg.seq > flow.state.last_seq || event.type === 'flow.submitted') {
       evolve(flow.state, event, msg.seq);
       drafts = decide(flow.state, event);
+    } else if (msg.info.deliveryCount === 1) {
+      return;
+    } else {
+      // Redelivered behind newer events of its flow (its ack was lost, e.g. while a consumer
+      // leader moved): memory may lack it. Refold from the log and re-decide everything.
+      const refolded = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, flow.state.last_seq);
+      if (refolded === null) return;
+      flow.state = refolded;
+      drafts = decideAll(refolded);
     }
     const timeoutSecs = flow.state.definition.timeout_secs;
     if (event.type === 'flow.started' && timeoutSecs !== undefined && !isTerminalFlow(flow.state)) {

@@ -179,11 +179,21 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       }
       cache.set(event.flow_id, state);
       if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
-    } else {
-      if (msg.seq <= state.last_seq) return;
+    } else if (msg.seq > state.last_seq) {
       before = taskId ? snapshot(state, taskId) : undefined;
       statusBefore = state.status;
       evolve(state, event, msg.seq);
+    } else if (msg.info.deliveryCount === 1) {
+      return;
+    } else {
+      // Redelivered behind newer events of its flow (its ack was lost, e.g. while a consumer
+      // leader moved): the view may lack it. Refold from the log and write what that gives.
+      const refolded = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, state.last_seq);
+      if (refolded === null) return;
+      before = taskId ? snapshot(state, taskId) : undefined;
+      statusBefore = state.status;
+      state = refolded;
+      cache.set(event.flow_id, state);
     }
 
     // Statistics first, then the view: a redelivery finds the view newer only if the statistics
