@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { FlowProducer, Queue, Worker, type FlowJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import { percentile, ProcessMeter } from './procs.js';
-import type { Result } from './result.js';
+import { limitStats, type Result } from './result.js';
 
 const connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
 
@@ -120,5 +120,102 @@ export async function chain(n: number, label: string): Promise<Result> {
     lost: n - times.size,
     duplicates: 0,
     notes: 'nested FlowProducer children',
+  };
+}
+
+/** Fan-out/fan-in: a FlowProducer parent with `width` children; the parent runs once all are done. */
+export async function fanOut(width: number, label: string): Promise<Result> {
+  const name = `bench-fanout-${Date.now()}`;
+  const seen = new Map<string, number>();
+  const starts: number[] = [];
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
+  const submitted = Date.now();
+  const worker = new Worker(
+    name,
+    async (job) => {
+      starts.push(Date.now() - submitted);
+      seen.set(job.name + (job.data.i ?? ''), (seen.get(job.name + (job.data.i ?? '')) ?? 0) + 1);
+      if (job.name === 'join') setImmediate(resolve);
+      return null;
+    },
+    { connection, concurrency: 64 },
+  );
+  const usage = meter();
+  const t0 = performance.now();
+  const producer = new FlowProducer({ connection });
+  await producer.add({ name: 'join', queueName: name, data: {}, children: Array.from({ length: width }, (_, i) => ({ name: 'w', queueName: name, data: { i } })) });
+  await done;
+  const makespan = performance.now() - t0;
+  const { cpu_s, peak_rss_mb } = usage.stop();
+  await worker.close();
+  await producer.close();
+  const queue = new Queue(name, { connection });
+  await queue.obliterate({ force: true });
+  await queue.close();
+  return {
+    workload: '4-fan-out-in',
+    system: label,
+    tasks: width + 1,
+    tasks_per_sec: (width + 1) / (makespan / 1000),
+    p50_ms: percentile(starts, 50),
+    p99_ms: percentile(starts, 99),
+    makespan_ms: makespan,
+    cpu_s_per_1k: (cpu_s / (width + 1)) * 1000,
+    peak_rss_mb,
+    lost: width + 1 - seen.size,
+    duplicates: [...seen.values()].filter((c) => c > 1).length,
+    notes: 'FlowProducer parent with the children, 64 concurrent in one worker',
+  };
+}
+
+/**
+ * Limits accuracy with BullMQ's own limiter: 100 jobs per second, worker concurrency 5, 20 ms jobs
+ * offered at once. BullMQ has no burst setting; the same violation rules as Taskstream's apply.
+ */
+export async function limits(n: number, label: string): Promise<Result & { violations: number }> {
+  const name = `bench-limits-${Date.now()}`;
+  const queue = new Queue(name, { connection });
+  const starts: number[] = [];
+  const ends: number[] = [];
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
+  const usage = meter();
+  const t0 = performance.now();
+  const worker = new Worker(
+    name,
+    async () => {
+      starts.push(Date.now());
+      await new Promise((r) => setTimeout(r, 20));
+      ends.push(Date.now());
+      if (ends.length === n) setImmediate(resolve);
+      return null;
+    },
+    { connection, concurrency: 5, limiter: { max: 100, duration: 1000 } },
+  );
+  await queue.addBulk(Array.from({ length: n }, (_, i) => ({ name: 'limited', data: { i }, opts: { removeOnComplete: true } })));
+  await done;
+  const makespan = performance.now() - t0;
+  const { cpu_s, peak_rss_mb } = usage.stop();
+  await worker.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  const { maxWindow, maxConcurrency } = limitStats(starts, ends);
+  const violations = (maxWindow > 110 ? 1 : 0) + (maxConcurrency > 5 ? 1 : 0);
+  const achieved = n / ((Math.max(...starts) - Math.min(...starts)) / 1000);
+  return {
+    workload: '5-limits',
+    system: label,
+    tasks: n,
+    tasks_per_sec: n / (makespan / 1000),
+    p50_ms: Number.NaN,
+    p99_ms: Number.NaN,
+    makespan_ms: makespan,
+    cpu_s_per_1k: (cpu_s / n) * 1000,
+    peak_rss_mb,
+    lost: n - ends.length,
+    duplicates: 0,
+    violations,
+    notes: `BullMQ limiter max 100 per 1000 ms, concurrency 5: achieved ${achieved.toFixed(1)}/s, most started in 1 s ${maxWindow} (limit 110), max concurrency ${maxConcurrency} (limit 5), violations ${violations}`,
   };
 }

@@ -7,8 +7,13 @@ import type { Result } from './result.js';
 import * as ts from './taskstream.js';
 
 const quick = process.argv.includes('--quick');
-// One 10,000-task flow needs a flow.submitted event over NATS's default 1 MiB payload (see docs/benchmarks.md).
-const size = { independent: quick ? 2_000 : 5_000, chain: 100, limits: quick ? 300 : 1_000 };
+const size = {
+  independent: quick ? 2_000 : 10_000,
+  chain: 100,
+  fanOut: 1_000,
+  limits: quick ? 300 : 1_000,
+  openLoop: quick ? { flows: 500, rates: [200, 400, 800] } : { flows: 2_000, rates: [200, 500, 1_000, 1_500] },
+};
 
 function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '-';
@@ -16,6 +21,7 @@ function fmt(n: number, digits = 1): string {
 
 async function main() {
   const results: Result[] = [];
+  const openLoop: Array<Awaited<ReturnType<typeof ts.openLoop>>> = [];
   const log = (line: string) => process.stderr.write(`${line}\n`);
 
   log(`Taskstream (five services as processes, nats-server with file storage)...`);
@@ -26,6 +32,14 @@ async function main() {
     log(`  independent: ${fmt(results.at(-1)!.tasks_per_sec)} tasks/s`);
     results.push(await ts.chain(system, size.chain));
     log(`  chain: p50 ${fmt(results.at(-1)!.p50_ms)} ms`);
+    results.push(await ts.fanOut(system, size.fanOut));
+    log(`  fan-out/in: ${fmt(results.at(-1)!.tasks_per_sec)} tasks/s`);
+    for (const rate of size.openLoop.rates) {
+      const step = await ts.openLoop(system, rate, size.openLoop.flows);
+      openLoop.push(step);
+      log(`  open loop ${rate}/s: ${step.sustained ? 'sustained' : 'not sustained'}, drain ${fmt(step.drain_ms, 0)} ms, p50 ${fmt(step.p50_ms)} ms, p99 ${fmt(step.p99_ms)} ms`);
+      if (!step.sustained) break;
+    }
     results.push(await ts.limits(system, size.limits));
     log(`  limits: ${results.at(-1)!.notes}`);
     log('raw JetStream on the same nats-server...');
@@ -42,6 +56,8 @@ async function main() {
     try {
       results.push(await bull.independent(size.independent, label));
       results.push(await bull.chain(size.chain, label));
+      results.push(await bull.fanOut(size.fanOut, label));
+      if (mode === 'aof') results.push(await bull.limits(size.limits, label));
     } finally {
       await restore();
     }
@@ -58,7 +74,10 @@ async function main() {
     chain_p50_vs_raw: ratio('3-chain', 'raw-jetstream', 'p50_ms'),
     chain_p99_vs_raw: ratio('3-chain', 'raw-jetstream', 'p99_ms'),
     chain_p50_vs_bullmq_aof: ratio('3-chain', 'bullmq-aof', 'p50_ms'),
+    fan_out_tps_vs_bullmq_aof: ratio('4-fan-out-in', 'bullmq-aof', 'tasks_per_sec'),
   };
+  const sustained = openLoop.filter((s) => s.sustained).map((s) => s.rate);
+  const at200 = openLoop.find((s) => s.rate === 200);
 
   const lines = [
     `| workload | system | tasks | tasks/s | p50 ms | p99 ms | makespan ms | CPU s / 1k | peak RSS MB | lost | dup |`,
@@ -66,6 +85,14 @@ async function main() {
     ...results.map((r) =>
       `| ${r.workload} | ${r.system} | ${r.tasks} | ${fmt(r.tasks_per_sec, 0)} | ${fmt(r.p50_ms)} | ${fmt(r.p99_ms)} | ${fmt(r.makespan_ms, 0)} | ${fmt(r.cpu_s_per_1k, 2)} | ${Object.entries(r.peak_rss_mb).map(([k, v]) => `${k} ${v}`).join(', ')} | ${r.lost} | ${r.duplicates} |`,
     ),
+    '',
+    `Workload 2 (single-task flows over REST, open loop, ${size.openLoop.flows} flows per rate):`,
+    '',
+    '| rate /s | sustained | drain ms | schedule-to-start p50 ms | p99 ms | rejected | CPU s / 1k flows |',
+    '|---:|---|---:|---:|---:|---:|---:|',
+    ...openLoop.map((s) => `| ${s.rate} | ${s.sustained ? 'yes' : 'no'} | ${fmt(s.drain_ms, 0)} | ${fmt(s.p50_ms)} | ${fmt(s.p99_ms)} | ${s.rejected} | ${fmt((s.usage.cpu_s / s.flows) * 1000, 2)} |`),
+    '',
+    `Highest sustained rate: ${sustained.length ? Math.max(...sustained) : 'none'} flows/s.`,
     '',
     `Ratios (Taskstream / peer, same run): ${Object.entries(ratios).map(([k, v]) => `${k} ${fmt(v, 2)}`).join('; ')}`,
     '',
@@ -78,7 +105,12 @@ async function main() {
   const dir = join(import.meta.dirname, '..', 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${new Date().toISOString().slice(0, 10)}${quick ? '-quick' : ''}.json`);
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version }, results, ratios }, null, 2) + '\n');
+  const workload2 = {
+    highest_sustained_per_sec: sustained.length ? Math.max(...sustained) : 0,
+    at_200_per_sec: at200 && { p50_ms: at200.p50_ms, p99_ms: at200.p99_ms },
+    steps: openLoop.map(({ usage, ...step }) => ({ ...step, cpu_s_per_1k: (usage.cpu_s / step.flows) * 1000, peak_rss_mb: usage.peak_rss_mb })),
+  };
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version }, results, workload2, ratios }, null, 2) + '\n');
   log(`results written to ${file}`);
   process.exit(0);
 }

@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectNats, type NatsConnection } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { percentile, ProcessMeter } from './procs.js';
-import type { Result } from './result.js';
+import { limitStats, type Result } from './result.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -17,7 +19,11 @@ export class TaskstreamSystem {
   ) {}
 
   static async start(): Promise<TaskstreamSystem> {
-    const nats = await NatsServer.start();
+    // One flow of 10,000 tasks carries a definition of about 2 MiB in its flow.submitted event and
+    // view: more than nats-server's default 1 MiB payload (docs/operations.md).
+    const config = join(mkdtempSync(join(tmpdir(), 'taskstream-bench-')), 'nats.conf');
+    writeFileSync(config, 'max_payload: 8388608\n');
+    const nats = await NatsServer.start({ args: ['-c', config] });
     const port = await freePort();
     const env = { ...process.env, TASKSTREAM_NATS_URL: nats.url, TASKSTREAM_LOG_LEVEL: 'error', TASKSTREAM_BODY_LIMIT: String(8 * 1024 * 1024) };
     const children = new Map<string, ChildProcess>();
@@ -142,21 +148,9 @@ export async function limits(system: TaskstreamSystem, n: number): Promise<Resul
   const usage = meter.stop();
   const starts = events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time)).sort((a, b) => a - b);
   const ends = events.filter((e) => e.event.type === 'task.succeeded').map((e) => Date.parse(e.event.time));
-  let maxWindow = 0;
-  for (let i = 0, j = 0; i < starts.length; i++) {
-    while (starts[i]! - starts[j]! >= 1000) j++;
-    maxWindow = Math.max(maxWindow, i - j + 1);
-  }
-  const points = [...starts.map((t) => [t, 1] as const), ...ends.map((t) => [t, -1] as const)].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let running = 0;
-  let maxConcurrency = 0;
-  for (const [, d] of points) maxConcurrency = Math.max(maxConcurrency, (running += d));
-  const dispatched = events.filter((e) => e.event.type === 'task.dispatched').map((e) => Date.parse(e.event.time)).sort((a, b) => a - b);
-  let admittedWindow = 0;
-  for (let i = 0, j = 0; i < dispatched.length; i++) {
-    while (dispatched[i]! - dispatched[j]! >= 1000) j++;
-    admittedWindow = Math.max(admittedWindow, i - j + 1);
-  }
+  const { maxConcurrency } = limitStats(starts, ends);
+  const dispatched = events.filter((e) => e.event.type === 'task.dispatched').map((e) => Date.parse(e.event.time));
+  const admittedWindow = limitStats(dispatched, []).maxWindow;
   const violations = (admittedWindow > 110 ? 1 : 0) + (maxConcurrency > 5 ? 1 : 0);
   const achieved = n / ((starts.at(-1)! - starts[0]!) / 1000);
   return {
@@ -176,4 +170,93 @@ export async function limits(system: TaskstreamSystem, n: number): Promise<Resul
     max_concurrency: maxConcurrency,
     notes: `achieved ${achieved.toFixed(1)}/s (limit 100/s; 20 ms tasks at concurrency 5 cap it at 250/s), most admitted in 1 s ${admittedWindow} (limit 110), max concurrency ${maxConcurrency} (limit 5), violations ${violations}`,
   };
+}
+
+/** Fan-out/fan-in: `width` independent no-ops and one task that depends on all of them. */
+export async function fanOut(system: TaskstreamSystem, width: number): Promise<Result> {
+  const meter = new ProcessMeter(system.pids());
+  const tasks = [...Array.from({ length: width }, (_, i) => ({ id: `w${i}`, executor: 'noop' })), { id: 'join', executor: 'noop', depends_on: Array.from({ length: width }, (_, i) => `w${i}`) }];
+  const { makespanMs, events } = await system.run({ tasks });
+  const usage = meter.stop();
+  const submitted = Date.parse(events[0]!.event.time);
+  const startLatency = events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time) - submitted);
+  return {
+    workload: '4-fan-out-in',
+    system: 'taskstream',
+    tasks: width + 1,
+    tasks_per_sec: (width + 1) / (makespanMs / 1000),
+    p50_ms: percentile(startLatency, 50),
+    p99_ms: percentile(startLatency, 99),
+    makespan_ms: makespanMs,
+    cpu_s_per_1k: (usage.cpu_s / (width + 1)) * 1000,
+    peak_rss_mb: usage.peak_rss_mb,
+    cpu_s_by_process: usage.cpu_s_by_process,
+    ...taskCounts(events, width + 1),
+    notes: 'p50/p99: submission to task start',
+  };
+}
+
+export interface OpenLoopStep {
+  rate: number;
+  flows: number;
+  sustained: boolean;
+  /** Time from the last scheduled submission to the last flow's end: a growing backlog shows here. */
+  drain_ms: number;
+  p50_ms: number;
+  p99_ms: number;
+  rejected: number;
+}
+
+/**
+ * Single-task flows submitted over REST open-loop: each at its scheduled time whatever the answers
+ * to earlier ones. Schedule-to-start is the task.started event time minus the scheduled time. A
+ * rate is sustained when the last flow ends within a second of the last submission.
+ */
+export async function openLoop(system: TaskstreamSystem, rate: number, flows: number): Promise<OpenLoopStep & { usage: ReturnType<ProcessMeter['stop']> }> {
+  const scheduled = new Map<string, number>();
+  const startedAt = new Map<string, number>();
+  let ended = 0;
+  let lastEnd = 0;
+  const startSub = system.nc.subscribe('ts.evt.*.*.task.started', {
+    callback: (_e, msg) => {
+      const event = msg.json<{ flow_id: string; time: string }>();
+      if (!startedAt.has(event.flow_id)) startedAt.set(event.flow_id, Date.parse(event.time));
+    },
+  });
+  // Nothing else runs meanwhile: every flow that ends is one of these.
+  const endSub = system.nc.subscribe('ts.evt.*.*.flow.succeeded', {
+    callback: () => {
+      ended++;
+      lastEnd = Date.now();
+    },
+  });
+  const meter = new ProcessMeter(system.pids());
+  const t0 = Date.now() + 50;
+  let rejected = 0;
+  const submissions: Array<Promise<void>> = [];
+  for (let i = 0; i < flows; i++) {
+    const at = t0 + (i * 1000) / rate;
+    const wait = at - Date.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    submissions.push(
+      fetch(`${system.gateway}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tasks: [{ id: 'only', executor: 'noop' }] }) })
+        .then(async (response) => {
+          if (response.status !== 202) {
+            rejected++;
+            return;
+          }
+          scheduled.set(((await response.json()) as { flow_id: string }).flow_id, at);
+        })
+        .catch(() => void rejected++),
+    );
+  }
+  const lastScheduled = t0 + ((flows - 1) * 1000) / rate;
+  await Promise.all(submissions);
+  await waitFor(`${flows} open-loop flows at ${rate}/s to end`, () => (ended >= flows - rejected ? true : undefined), 120_000, 20);
+  const usage = meter.stop();
+  startSub.unsubscribe();
+  endSub.unsubscribe();
+  const latencies = [...scheduled].map(([id, at]) => (startedAt.get(id) ?? Number.NaN) - at).filter(Number.isFinite);
+  const drain = lastEnd - lastScheduled;
+  return { rate, flows, sustained: drain <= 1000 && rejected === 0, drain_ms: drain, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), rejected, usage };
 }
