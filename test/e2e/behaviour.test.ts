@@ -4,19 +4,10 @@ import { join } from 'node:path';
 import { waitFor } from '@taskstream/testing';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordingEndpoint, TestStack, timeline } from '../support/stack.js';
+import { alive, recordingEndpoint, TestStack, timeline } from '../support/stack.js';
 
 const shell = (id: string, command: string, extra: Record<string, unknown> = {}) => ({ id, executor: 'shell', config: { command }, ...extra });
 const fast = { backoff: { type: 'fixed', initial_delay_ms: 20 } };
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('flows through the embedded stack', () => {
   let stack: TestStack;

@@ -4,21 +4,13 @@ import { join } from 'node:path';
 import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ALL_SERVICES, Deployment, expectIdle, expectSettled, FAST_FAILOVER, recordMeasurement, submitAll } from '../support/deployment.js';
+import { alive } from '../support/stack.js';
 
 let cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const step of cleanup.reverse()) await step().catch(() => undefined);
   cleanup = [];
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('graceful shutdown', () => {
   it('SIGTERM: an executor lets short steps finish, hands long ones back unspent, and exits', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ALL_SERVICES, Deployment, expectIdle, expectSettled, FAST_FAILOVER, recordMeasurement, submitAll } from '../support/deployment.js';
+import { alive } from '../support/stack.js';
 
 let cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -20,15 +21,6 @@ async function setUp(env: Record<string, string> = {}) {
 
 async function events(gateway: string, flowId: string): Promise<any[]> {
   return ((await (await fetch(`${gateway}/api/v1/flows/${flowId}/events`)).json()) as { events: Array<{ event: any }> }).events.map((e) => e.event);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('waits that outlive the processes that started them', () => {

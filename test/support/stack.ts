@@ -56,6 +56,16 @@ export class TestStack {
   }
 }
 
+/** Whether a process (e.g. a step's shell) still exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Types of a flow's events in stream order, as `type` or `type:task`. */
 export function timeline(events: any[]): string[] {
   return events.map((e) => (e.event.task_id ? `${e.event.type}:${e.event.task_id}` : e.event.type));
