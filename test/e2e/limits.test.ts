@@ -92,7 +92,10 @@ describe('queue limits through the embedded stack', () => {
       expect(view.status).toBe('succeeded');
       expect(endpoint.arrivals).toHaveLength(50);
       expect(endpoint.maxInFlight).toBeLessThanOrEqual(5);
-      expect(maxInWindow(endpoint.arrivals.map((a) => a.at), 1000)).toBeLessThanOrEqual(15);
+      // At the endpoint, delivery latency varies (up to ~0.5 s on a loaded CI machine), so a
+      // one-second window of arrivals may hold admissions from 1.5 s: burst 5 + 10/s x 1.5 s = 20.
+      // Three dispatchers over-admitting would each pass 15 and show far more.
+      expect(maxInWindow(endpoint.arrivals.map((a) => a.at), 1000)).toBeLessThanOrEqual(20);
       expect(elapsed).toBeGreaterThanOrEqual(4500);
       const events = await stack.events(id);
       const dispatched = events.filter((e) => e.event.type === 'task.dispatched').map((e) => Date.parse(e.event.time));
@@ -249,7 +252,10 @@ describe('queue limits with several dispatcher processes', () => {
       const dispatched = events.filter((e: any) => e.event.type === 'task.dispatched').map((e: any) => Date.parse(e.event.time));
       expect(maxInWindow(dispatched, 1000)).toBeLessThanOrEqual(15);
       expect(endpoint.maxInFlight).toBeLessThanOrEqual(5);
-      expect(maxInWindow(endpoint.arrivals.map((a) => a.at), 1000)).toBeLessThanOrEqual(15);
+      // At the endpoint, delivery latency varies (up to ~0.5 s on a loaded CI machine), so a
+      // one-second window of arrivals may hold admissions from 1.5 s: burst 5 + 10/s x 1.5 s = 20.
+      // Three dispatchers over-admitting would each pass 15 and show far more.
+      expect(maxInWindow(endpoint.arrivals.map((a) => a.at), 1000)).toBeLessThanOrEqual(20);
     } finally {
       await endpoint.close();
     }
