@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { FlowProducer, Queue, Worker, type FlowJob } from 'bullmq';
 import { Redis } from 'ioredis';
-import { percentile, ProcessMeter } from './procs.js';
-import { limitStats, type Result } from './result.js';
+import { ProcessMeter } from './procs.js';
+import { limitStats, measured, type Result } from './result.js';
 
 const connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
 
@@ -56,20 +56,14 @@ export async function independent(n: number, label: string): Promise<Result> {
   for (let i = 0; i < n; i += 1000) await queue.addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: 'noop', data: { i: i + k }, opts: { removeOnComplete: true } })));
   await done;
   const makespan = performance.now() - t0;
-  const { cpu_s, peak_rss_mb } = usage.stop();
+  const used = usage.stop();
   await worker.close();
   await queue.obliterate({ force: true });
   await queue.close();
   return {
     workload: '1-independent',
     system: label,
-    tasks: n,
-    tasks_per_sec: n / (makespan / 1000),
-    p50_ms: percentile(starts, 50),
-    p99_ms: percentile(starts, 99),
-    makespan_ms: makespan,
-    cpu_s_per_1k: (cpu_s / n) * 1000,
-    peak_rss_mb,
+    ...measured(n, makespan, starts, used),
     lost: n - seen.size,
     duplicates: [...seen.values()].filter((c) => c > 1).length,
     notes: 'one queue, addBulk, 64 concurrent in one worker',
@@ -100,7 +94,7 @@ export async function chain(n: number, label: string): Promise<Result> {
   await producer.add(node);
   await done;
   const makespan = performance.now() - t0;
-  const { cpu_s, peak_rss_mb } = usage.stop();
+  const used = usage.stop();
   await worker.close();
   await producer.close();
   const queue = new Queue(name, { connection });
@@ -110,13 +104,7 @@ export async function chain(n: number, label: string): Promise<Result> {
   return {
     workload: '3-chain',
     system: label,
-    tasks: n,
-    tasks_per_sec: n / (makespan / 1000),
-    p50_ms: percentile(gaps, 50),
-    p99_ms: percentile(gaps, 99),
-    makespan_ms: makespan,
-    cpu_s_per_1k: (cpu_s / n) * 1000,
-    peak_rss_mb,
+    ...measured(n, makespan, gaps, used),
     lost: n - times.size,
     duplicates: 0,
     notes: 'nested FlowProducer children',
@@ -147,7 +135,7 @@ export async function fanOut(width: number, label: string): Promise<Result> {
   await producer.add({ name: 'join', queueName: name, data: {}, children: Array.from({ length: width }, (_, i) => ({ name: 'w', queueName: name, data: { i } })) });
   await done;
   const makespan = performance.now() - t0;
-  const { cpu_s, peak_rss_mb } = usage.stop();
+  const used = usage.stop();
   await worker.close();
   await producer.close();
   const queue = new Queue(name, { connection });
@@ -156,13 +144,7 @@ export async function fanOut(width: number, label: string): Promise<Result> {
   return {
     workload: '4-fan-out-in',
     system: label,
-    tasks: width + 1,
-    tasks_per_sec: (width + 1) / (makespan / 1000),
-    p50_ms: percentile(starts, 50),
-    p99_ms: percentile(starts, 99),
-    makespan_ms: makespan,
-    cpu_s_per_1k: (cpu_s / (width + 1)) * 1000,
-    peak_rss_mb,
+    ...measured(width + 1, makespan, starts, used),
     lost: width + 1 - seen.size,
     duplicates: [...seen.values()].filter((c) => c > 1).length,
     notes: 'FlowProducer parent with the children, 64 concurrent in one worker',

@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager, type NatsConnection } from '@taskstream/nats';
 import { AckPolicy } from '@taskstream/nats';
-import { percentile, ProcessMeter } from './procs.js';
-import type { Result } from './result.js';
+import { ProcessMeter } from './procs.js';
+import { measured, type Result } from './result.js';
 
 /**
  * The same message flow with no engine: the physical limit on this machine. Independent tasks are
@@ -48,18 +48,12 @@ export async function independent(nc: NatsConnection, natsPid: number, n: number
   await working;
   const makespan = performance.now() - t0;
   await messages.close();
-  const { cpu_s, peak_rss_mb } = usage.stop();
+  const used = usage.stop();
   await jsm.streams.delete(stream);
   return {
     workload: '1-independent',
     system: 'raw-jetstream',
-    tasks: n,
-    tasks_per_sec: n / (makespan / 1000),
-    p50_ms: percentile(starts, 50),
-    p99_ms: percentile(starts, 99),
-    makespan_ms: makespan,
-    cpu_s_per_1k: (cpu_s / n) * 1000,
-    peak_rss_mb,
+    ...measured(n, makespan, starts, used),
     lost: n - seen.size,
     duplicates: [...seen.values()].filter((c) => c > 1).length,
   };
@@ -97,18 +91,12 @@ export async function chain(nc: NatsConnection, natsPid: number, n: number): Pro
   }
   const makespan = performance.now() - t0;
   for (const relay of relays) await relay.close();
-  const { cpu_s, peak_rss_mb } = usage.stop();
+  const used = usage.stop();
   await jsm.streams.delete(stream);
   return {
     workload: '3-chain',
     system: 'raw-jetstream',
-    tasks: n,
-    tasks_per_sec: n / (makespan / 1000),
-    p50_ms: percentile(gaps, 50),
-    p99_ms: percentile(gaps, 99),
-    makespan_ms: makespan,
-    cpu_s_per_1k: (cpu_s / n) * 1000,
-    peak_rss_mb,
+    ...measured(n, makespan, gaps, used),
     lost: 0,
     duplicates: 0,
     notes: '4-hop relay per step',

@@ -1,3 +1,5 @@
+import { percentile } from './procs.js';
+
 export interface Result {
   workload: string;
   system: string;
@@ -27,4 +29,18 @@ export function limitStats(starts: number[], ends: number[]): { maxWindow: numbe
   let maxConcurrency = 0;
   for (const [, d] of points) maxConcurrency = Math.max(maxConcurrency, (running += d));
   return { maxWindow, maxConcurrency };
+}
+
+/** The fields every throughput and latency result shares, from what one workload run measured. */
+export function measured(tasks: number, makespanMs: number, latencies: number[], usage: { cpu_s: number; peak_rss_mb: Record<string, number>; cpu_s_by_process?: Record<string, number> }) {
+  return {
+    tasks,
+    tasks_per_sec: tasks / (makespanMs / 1000),
+    p50_ms: percentile(latencies, 50),
+    p99_ms: percentile(latencies, 99),
+    makespan_ms: makespanMs,
+    cpu_s_per_1k: (usage.cpu_s / tasks) * 1000,
+    peak_rss_mb: usage.peak_rss_mb,
+    ...(usage.cpu_s_by_process && { cpu_s_by_process: usage.cpu_s_by_process }),
+  };
 }

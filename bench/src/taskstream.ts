@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { connectNats, type NatsConnection } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { percentile, ProcessMeter } from './procs.js';
-import { limitStats, type Result } from './result.js';
+import { limitStats, measured, type Result } from './result.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -99,14 +99,7 @@ export async function independent(system: TaskstreamSystem, n: number): Promise<
   return {
     workload: '1-independent',
     system: 'taskstream',
-    tasks: n,
-    tasks_per_sec: n / (makespanMs / 1000),
-    p50_ms: percentile(startLatency, 50),
-    p99_ms: percentile(startLatency, 99),
-    makespan_ms: makespanMs,
-    cpu_s_per_1k: (usage.cpu_s / n) * 1000,
-    peak_rss_mb: usage.peak_rss_mb,
-    cpu_s_by_process: usage.cpu_s_by_process,
+    ...measured(n, makespanMs, startLatency, usage),
     ...taskCounts(events, n),
     notes: 'p50/p99: submission to task start',
   };
@@ -127,14 +120,7 @@ export async function chain(system: TaskstreamSystem, n: number): Promise<Result
   return {
     workload: '3-chain',
     system: 'taskstream',
-    tasks: n,
-    tasks_per_sec: n / (makespanMs / 1000),
-    p50_ms: percentile(gaps, 50),
-    p99_ms: percentile(gaps, 99),
-    makespan_ms: makespanMs,
-    cpu_s_per_1k: (usage.cpu_s / n) * 1000,
-    peak_rss_mb: usage.peak_rss_mb,
-    cpu_s_by_process: usage.cpu_s_by_process,
+    ...measured(n, makespanMs, gaps, usage),
     ...taskCounts(events, n),
     notes: 'p50/p99: step-to-step overhead (start of step i - end of step i-1, event times)',
   };
@@ -183,14 +169,7 @@ export async function fanOut(system: TaskstreamSystem, width: number): Promise<R
   return {
     workload: '4-fan-out-in',
     system: 'taskstream',
-    tasks: width + 1,
-    tasks_per_sec: (width + 1) / (makespanMs / 1000),
-    p50_ms: percentile(startLatency, 50),
-    p99_ms: percentile(startLatency, 99),
-    makespan_ms: makespanMs,
-    cpu_s_per_1k: (usage.cpu_s / (width + 1)) * 1000,
-    peak_rss_mb: usage.peak_rss_mb,
-    cpu_s_by_process: usage.cpu_s_by_process,
+    ...measured(width + 1, makespanMs, startLatency, usage),
     ...taskCounts(events, width + 1),
     notes: 'p50/p99: submission to task start',
   };
