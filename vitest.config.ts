@@ -12,7 +12,7 @@ export default defineConfig({
     projects: [
       {
         ...shared,
-        test: { name: 'unit', sequence: { groupOrder: 0 }, include: ['libs/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'cli/test/**/*.test.ts'] },
+        test: { name: 'unit', sequence: { groupOrder: 0 }, include: ['libs/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'cli/test/**/*.test.ts', 'bench/test/**/*.test.ts'] },
       },
       {
         ...shared,

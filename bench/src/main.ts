@@ -1,12 +1,18 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as bull from './bullmq.js';
 import * as raw from './raw-jetstream.js';
+import { profileMarkdown, summariseDirectory, type ProfileSummary } from './profile.js';
 import type { Result } from './result.js';
 import * as ts from './taskstream.js';
 
 const quick = process.argv.includes('--quick');
+// --profile: Taskstream's workloads only, every service under `node --cpu-prof`; the figures of a
+// profiled run are not compared with peers, the summary says where each process spends its time.
+const profile = process.argv.includes('--profile');
+const stamp = `${new Date().toISOString().slice(0, 10)}${quick ? '-quick' : ''}${profile ? '-profile' : ''}`;
+const resultsDir = join(import.meta.dirname, '..', 'results');
 const size = {
   independent: quick ? 2_000 : 10_000,
   chain: 100,
@@ -25,7 +31,9 @@ async function main() {
   const log = (line: string) => process.stderr.write(`${line}\n`);
 
   log(`Taskstream (five services as processes, nats-server with file storage)...`);
-  const system = await ts.TaskstreamSystem.start();
+  const profileDir = profile ? join(import.meta.dirname, '..', 'profiles', stamp) : undefined;
+  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
+  const system = await ts.TaskstreamSystem.start({ profileDir });
   try {
     await system.run({ tasks: Array.from({ length: 50 }, (_, i) => ({ id: `warm${i}`, executor: 'noop' })) });
     results.push(await ts.independent(system, size.independent));
@@ -42,14 +50,17 @@ async function main() {
     }
     results.push(await ts.limits(system, size.limits));
     log(`  limits: ${results.at(-1)!.notes}`);
-    log('raw JetStream on the same nats-server...');
-    results.push(await raw.independent(system.nc, system.nats.pid!, size.independent));
-    results.push(await raw.chain(system.nc, system.nats.pid!, size.chain));
+    if (!profile) {
+      log('raw JetStream on the same nats-server...');
+      results.push(await raw.independent(system.nc, system.nats.pid!, size.independent));
+      results.push(await raw.chain(system.nc, system.nats.pid!, size.chain));
+    }
   } finally {
     await system.stop();
   }
+  const profiles: ProfileSummary[] = profileDir ? summariseDirectory(profileDir) : [];
 
-  for (const mode of ['aof', 'none'] as const) {
+  for (const mode of profile ? [] : (['aof', 'none'] as const)) {
     const label = mode === 'aof' ? 'bullmq-aof' : 'bullmq-nopersist';
     log(`BullMQ on the local Redis (${mode === 'aof' ? 'appendonly yes, appendfsync everysec' : 'no persistence'})...`);
     const restore = await bull.setPersistence(mode);
@@ -99,18 +110,18 @@ async function main() {
     ...results.filter((r) => r.notes).map((r) => `- ${r.workload} ${r.system}: ${r.notes}`),
     '',
     ...results.filter((r) => r.cpu_s_by_process).map((r) => `- CPU seconds by process, ${r.workload} ${r.system}: ${Object.entries(r.cpu_s_by_process!).map(([k, v]) => `${k} ${v}`).join(', ')}`),
+    ...(profileDir ? ['', `## Where each process spends its time (profiles in ${profileDir})`, '', ...profileMarkdown(profiles)] : []),
   ];
   console.log(lines.join('\n'));
 
-  const dir = join(import.meta.dirname, '..', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${new Date().toISOString().slice(0, 10)}${quick ? '-quick' : ''}.json`);
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `${stamp}.json`);
   const workload2 = {
     highest_sustained_per_sec: sustained.length ? Math.max(...sustained) : 0,
     at_200_per_sec: at200 && { p50_ms: at200.p50_ms, p99_ms: at200.p99_ms },
     steps: openLoop.map(({ usage, ...step }) => ({ ...step, cpu_s_per_1k: (usage.cpu_s / step.flows) * 1000, peak_rss_mb: usage.peak_rss_mb })),
   };
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version }, results, workload2, ratios }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version }, results, workload2, ratios, ...(profile && { profiles }) }, null, 2) + '\n');
   log(`results written to ${file}`);
   process.exit(0);
 }

@@ -16,9 +16,11 @@ export class TaskstreamSystem {
     readonly nc: NatsConnection,
     readonly gateway: string,
     private readonly children: Map<string, ChildProcess>,
+    private readonly profileDir: string | undefined,
   ) {}
 
-  static async start(): Promise<TaskstreamSystem> {
+  /** With `profileDir`, every service runs under `node --cpu-prof` and writes `<name>.cpuprofile` there on stop. */
+  static async start(options: { profileDir?: string } = {}): Promise<TaskstreamSystem> {
     // One flow of 10,000 tasks carries a definition of about 2 MiB in its flow.submitted event and
     // view: more than nats-server's default 1 MiB payload (docs/operations.md).
     const config = join(mkdtempSync(join(tmpdir(), 'taskstream-bench-')), 'nats.conf');
@@ -27,8 +29,9 @@ export class TaskstreamSystem {
     const port = await freePort();
     const env = { ...process.env, TASKSTREAM_NATS_URL: nats.url, TASKSTREAM_LOG_LEVEL: 'error', TASKSTREAM_BODY_LIMIT: String(8 * 1024 * 1024) };
     const children = new Map<string, ChildProcess>();
+    const profiling = (name: string) => (options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
     const start = (name: string, service: string, extra: Record<string, string> = {}) =>
-      children.set(name, spawn(process.execPath, [join(ROOT, 'services', service, 'dist', 'main.js')], { env: { ...env, ...extra }, stdio: 'ignore' }));
+      children.set(name, spawn(process.execPath, [...profiling(name), join(ROOT, 'services', service, 'dist', 'main.js')], { env: { ...env, ...extra }, stdio: 'ignore' }));
     start('gateway', 'gateway', { TASKSTREAM_PORT: String(port) });
     start('planner', 'planner');
     start('dispatcher', 'dispatcher');
@@ -38,7 +41,7 @@ export class TaskstreamSystem {
     const gateway = `http://127.0.0.1:${port}`;
     await waitFor('the gateway', async () => ((await fetch(`${gateway}/readyz`).catch(() => undefined))?.ok ? true : undefined), 30_000);
     const nc = await connectNats({ servers: nats.url, name: 'bench' });
-    return new TaskstreamSystem(nats, nc, gateway, children);
+    return new TaskstreamSystem(nats, nc, gateway, children, options.profileDir);
   }
 
   pids(): Map<string, number> {
@@ -79,9 +82,18 @@ export class TaskstreamSystem {
 
   async stop(): Promise<void> {
     await this.nc.close();
+    // A profile is written only when the process exits by itself, so profiled services get SIGTERM.
+    if (this.profileDir) await Promise.all([...this.children.values()].map((child) => exited(child, 20_000)));
     for (const child of this.children.values()) child.kill('SIGKILL');
     await this.nats.stop();
   }
+}
+
+async function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  await Promise.race([exit, new Promise((resolve) => setTimeout(resolve, timeoutMs))]);
 }
 
 function taskCounts(events: Array<{ event: any }>, tasks: number) {
