@@ -25,6 +25,8 @@ export interface ContextOptions extends TopologyOptions {
   natsUrl: string | string[];
   name: string;
   log: Logger;
+  /** Stack traces naming where a timed-out NATS request started (a debugging aid with a CPU cost). */
+  asyncTraces?: boolean;
 }
 
 /**
@@ -32,7 +34,7 @@ export interface ContextOptions extends TopologyOptions {
  * while: a service started then waits (up to a minute) instead of exiting.
  */
 export async function createContext(options: ContextOptions): Promise<ServiceContext> {
-  const nc = await connectNats({ servers: options.natsUrl, name: options.name });
+  const nc = await connectNats({ servers: options.natsUrl, name: options.name, asyncTraces: options.asyncTraces ?? false });
   const topo = topology(options);
   const jsm = await patiently(() => ensureTopology(nc, topo), 60_000);
   return { nc, js: jetstream(nc), jsm, topo, log: options.log };

@@ -4,6 +4,7 @@ export interface CommonEnv {
   prefix: string;
   replicas: number;
   logLevel: string;
+  natsAsyncTraces: boolean;
 }
 
 export function readCommonEnv(env: NodeJS.ProcessEnv = process.env): CommonEnv {
@@ -12,6 +13,7 @@ export function readCommonEnv(env: NodeJS.ProcessEnv = process.env): CommonEnv {
     prefix: env.TASKSTREAM_PREFIX ?? 'ts',
     replicas: intFrom(env, 'TASKSTREAM_REPLICAS', 1),
     logLevel: env.TASKSTREAM_LOG_LEVEL ?? 'info',
+    natsAsyncTraces: boolFrom(env, 'TASKSTREAM_NATS_ASYNC_TRACES', false),
   };
 }
 

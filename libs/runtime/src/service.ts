@@ -56,7 +56,7 @@ export async function runService(
   const common = readCommonEnv();
   const log = createLogger(name, common.logLevel);
   try {
-    const ctx = await createContext({ natsUrl: common.natsUrl, name: connectionName, log, prefix: common.prefix, replicas: common.replicas });
+    const ctx = await createContext({ natsUrl: common.natsUrl, name: connectionName, log, prefix: common.prefix, replicas: common.replicas, asyncTraces: common.natsAsyncTraces });
     const handle = await start(ctx, process.env);
     stopOnSignals([handle], log, () => ctx.nc.drain());
   } catch (error) {
