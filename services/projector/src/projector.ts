@@ -27,8 +27,16 @@ import {
   startConsumerLoop,
   type JsMsg,
   type KV,
+  markSettled,
 } from '@taskstream/nats';
 import { PartitionOwner, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
+import { WriteBatch } from './write-batch.js';
+
+/** A flow whose view waits to be written; `summary` when its listing entry changed too. */
+interface PendingFlow {
+  state: FlowState;
+  summary: boolean;
+}
 
 export interface ProjectorOptions {
   /** Prefix of the durable consumers, one per partition (`projector-p3`), shared by all instances. */
@@ -144,16 +152,41 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     return current;
   }
 
+  const batch = new WriteBatch<PendingFlow>({
+    log: ctx.log,
+    newer: (a, b) => (b.state.last_seq >= a.state.last_seq ? { state: b.state, summary: a.summary || b.summary } : { ...a, summary: a.summary || b.summary }),
+    write: async ({ flows, stats: statsKeys }) => {
+      // Encode before the first await: later events keep folding into the same states meanwhile.
+      const statsWrites = [...statsKeys].flatMap((key) => {
+        const view = stats.get(key);
+        return view ? [{ key, bytes: encodeJson(view) }] : [];
+      });
+      const viewWrites = [...flows].map(([flowId, { state, summary }]) => ({ flowId, view: encodeView(state), summary: summary ? encodeJson(toFlowSummary(state)) : undefined }));
+      // Statistics first, then the views: a redelivery finds a view newer only if the statistics
+      // already counted its events too (and their own sequence guard stops a second count).
+      await Promise.all(statsWrites.map(({ key, bytes }) => statsBucket.put(key, bytes)));
+      await Promise.all(viewWrites.flatMap(({ flowId, view, summary }) => [views.put(flowId, view), ...(summary ? [summaries.put(flowId, summary)] : [])]));
+    },
+  });
+
   async function handle(event: FlowEvent, msg: JsMsg): Promise<void> {
     try {
       await project(event, msg);
     } catch (error) {
-      // Memory may be ahead of what was written: reload from the store and the log on redelivery.
+      // Nothing of this event was folded (every read comes before the fold); forget the flow so the
+      // redelivery starts again from the store and the log.
       cache.delete(event.flow_id);
-      const partition = `.p${partitionOf(event.flow_id, partitions)}`;
-      for (const key of [...stats.keys()]) if (key.endsWith(partition)) stats.delete(key);
       throw error;
     }
+  }
+
+  /** Loads the statistics record a task event will change, so the fold after it cannot fail halfway. */
+  async function statsFor(state: FlowState, event: FlowEvent): Promise<string | undefined> {
+    const task = 'task_id' in event ? state.tasks[event.task_id] : undefined;
+    if (!task) return undefined;
+    const key = statsKey(task.spec.queue, partitionOf(event.flow_id, partitions));
+    await statsOf(key, task.spec.queue);
+    return key;
   }
 
   async function project(event: FlowEvent, msg: JsMsg): Promise<void> {
@@ -161,6 +194,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     const taskId = 'task_id' in event ? event.task_id : undefined;
     let before: TaskSnapshot | undefined;
     let statusBefore: FlowState['status'] | undefined;
+    let key: string | undefined;
     if (state === null) {
       // Not in memory: either new, or finished and evicted. A redelivered old event must not
       // overwrite the newer view already stored.
@@ -173,6 +207,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       } else {
         const prior = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, msg.seq - 1);
         if (prior === null) return;
+        key = await statsFor(prior, event);
         before = taskId ? snapshot(prior, taskId) : undefined;
         statusBefore = prior.status;
         state = evolve(prior, event, msg.seq)!;
@@ -180,6 +215,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       cache.set(event.flow_id, state);
       if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
     } else if (msg.seq > state.last_seq) {
+      key = await statsFor(state, event);
       before = taskId ? snapshot(state, taskId) : undefined;
       statusBefore = state.status;
       evolve(state, event, msg.seq);
@@ -190,28 +226,23 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       // leader moved): the view may lack it. Refold from the log and write what that gives.
       const refolded = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, state.last_seq);
       if (refolded === null) return;
+      key = await statsFor(refolded, event);
       before = taskId ? snapshot(state, taskId) : undefined;
       statusBefore = state.status;
       state = refolded;
       cache.set(event.flow_id, state);
     }
 
-    // Statistics first, then the view: a redelivery finds the view newer only if the statistics
-    // already counted the event too (and their own sequence guard stops a second count).
-    if (taskId && state.tasks[taskId]) {
-      const queue = state.tasks[taskId]!.spec.queue;
-      const key = statsKey(queue, partitionOf(event.flow_id, partitions));
-      const current = await statsOf(key, queue);
-      const next = applyTaskTransition(current, before, snapshot(state, taskId)!, event.time, msg.seq);
-      if (next !== current) {
-        stats.set(key, next);
-        await statsBucket.put(key, encodeJson(next));
-      }
+    if (key !== undefined) {
+      const current = stats.get(key)!;
+      const next = applyTaskTransition(current, before, snapshot(state, taskId!)!, event.time, msg.seq);
+      if (next !== current) stats.set(key, next);
+      else key = undefined;
     }
-    const writes: Array<Promise<unknown>> = [views.put(event.flow_id, encodeView(state))];
-    if (statusBefore !== state.status || event.type === 'flow.derived') writes.push(summaries.put(event.flow_id, encodeJson(toFlowSummary(state))));
-    await Promise.all(writes);
+    markSettled(msg);
+    batch.hold(msg, event.flow_id, { state, summary: statusBefore !== state.status || event.type === 'flow.derived' }, key);
     if (isTerminalFlow(state)) cache.delete(event.flow_id);
+    if (batch.due(msg)) await batch.flush();
   }
 
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
@@ -228,6 +259,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       const loop = await startConsumerLoop({ js: ctx.js, stream: ctx.topo.eventsStream, consumer: `${consumer}-p${partition}`, source: 'projector', decode: decodeEvent, handle, deadLetters, log: ctx.log, maxDeliver, beforeRestart: () => ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, consumerConfig(partition)) });
       return async () => {
         await loop.stop();
+        await batch.flush();
         // Another instance owns this partition now: what we remembered of it may go stale.
         for (const flowId of [...cache.keys()]) if (partitionOf(flowId, partitions) === partition) cache.delete(flowId);
         for (const key of [...stats.keys()]) if (key.endsWith(`.p${partition}`)) stats.delete(key);
@@ -236,5 +268,11 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
   });
   await owner.start();
   ctx.log.info({ consumer, partitions: owner.partitions }, 'projector started');
-  return { name: 'projector', stop: () => owner.stop() };
+  return {
+    name: 'projector',
+    stop: async () => {
+      await owner.stop();
+      await batch.close();
+    },
+  };
 }
