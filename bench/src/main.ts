@@ -11,14 +11,23 @@ const quick = process.argv.includes('--quick');
 // --profile: Taskstream's workloads only, every service under `node --cpu-prof`; the figures of a
 // profiled run are not compared with peers, the summary says where each process spends its time.
 const profile = process.argv.includes('--profile');
-const stamp = `${new Date().toISOString().slice(0, 10)}${quick ? '-quick' : ''}${profile ? '-profile' : ''}`;
+// --only=chain,limits: just these workloads (independent, chain, fan-out, open-loop, limits).
+const WORKLOADS = ['independent', 'chain', 'fan-out', 'open-loop', 'limits'] as const;
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',');
+const unknown = only?.filter((name) => !(WORKLOADS as readonly string[]).includes(name)) ?? [];
+if (unknown.length > 0) {
+  console.error(`unknown workload ${unknown.join(', ')} in --only; choose from ${WORKLOADS.join(', ')}`);
+  process.exit(2);
+}
+const wanted = (name: (typeof WORKLOADS)[number]) => only === undefined || only.includes(name);
+const stamp = `${new Date().toISOString().slice(0, 10)}${quick ? '-quick' : ''}${profile ? '-profile' : ''}${only ? `-${only.join('-')}` : ''}`;
 const resultsDir = join(import.meta.dirname, '..', 'results');
 const size = {
   independent: quick ? 2_000 : 10_000,
   chain: 100,
   fanOut: 1_000,
   limits: quick ? 300 : 1_000,
-  openLoop: quick ? { flows: 500, rates: [200, 400, 800] } : { flows: 2_000, rates: [200, 500, 1_000, 1_500] },
+  openLoop: quick ? { flows: 500, rates: [200, 500, 1_000, 1_500] } : { flows: 2_000, rates: [200, 500, 1_000, 1_500] },
 };
 
 function fmt(n: number, digits = 1): string {
@@ -36,24 +45,32 @@ async function main() {
   const system = await ts.TaskstreamSystem.start({ profileDir });
   try {
     await system.run({ tasks: Array.from({ length: 50 }, (_, i) => ({ id: `warm${i}`, executor: 'noop' })) });
-    results.push(await ts.independent(system, size.independent));
-    log(`  independent: ${fmt(results.at(-1)!.tasks_per_sec)} tasks/s`);
-    results.push(await ts.chain(system, size.chain));
-    log(`  chain: p50 ${fmt(results.at(-1)!.p50_ms)} ms`);
-    results.push(await ts.fanOut(system, size.fanOut));
-    log(`  fan-out/in: ${fmt(results.at(-1)!.tasks_per_sec)} tasks/s`);
-    for (const rate of size.openLoop.rates) {
+    if (wanted('independent')) {
+      results.push(await ts.independent(system, size.independent));
+      log(`  independent: ${fmt(results.at(-1)!.tasks_per_sec)} tasks/s`);
+    }
+    if (wanted('chain')) {
+      results.push(await ts.chain(system, size.chain));
+      log(`  chain: p50 ${fmt(results.at(-1)!.p50_ms)} ms`);
+    }
+    if (wanted('fan-out')) {
+      results.push(await ts.fanOut(system, size.fanOut));
+      log(`  fan-out/in: ${fmt(results.at(-1)!.tasks_per_sec)} tasks/s`);
+    }
+    for (const rate of wanted('open-loop') ? size.openLoop.rates : []) {
       const step = await ts.openLoop(system, rate, size.openLoop.flows);
       openLoop.push(step);
       log(`  open loop ${rate}/s: ${step.sustained ? 'sustained' : 'not sustained'}, drain ${fmt(step.drain_ms, 0)} ms, p50 ${fmt(step.p50_ms)} ms, p99 ${fmt(step.p99_ms)} ms`);
       if (!step.sustained) break;
     }
-    results.push(await ts.limits(system, size.limits));
-    log(`  limits: ${results.at(-1)!.notes}`);
-    if (!profile) {
+    if (wanted('limits')) {
+      results.push(await ts.limits(system, size.limits));
+      log(`  limits: ${results.at(-1)!.notes}`);
+    }
+    if (!profile && (wanted('independent') || wanted('chain'))) {
       log('raw JetStream on the same nats-server...');
-      results.push(await raw.independent(system.nc, system.nats.pid!, size.independent));
-      results.push(await raw.chain(system.nc, system.nats.pid!, size.chain));
+      if (wanted('independent')) results.push(await raw.independent(system.nc, system.nats.pid!, size.independent));
+      if (wanted('chain')) results.push(await raw.chain(system.nc, system.nats.pid!, size.chain));
     }
   } finally {
     await system.stop();
@@ -65,10 +82,10 @@ async function main() {
     log(`BullMQ on the local Redis (${mode === 'aof' ? 'appendonly yes, appendfsync everysec' : 'no persistence'})...`);
     const restore = await bull.setPersistence(mode);
     try {
-      results.push(await bull.independent(size.independent, label));
-      results.push(await bull.chain(size.chain, label));
-      results.push(await bull.fanOut(size.fanOut, label));
-      if (mode === 'aof') results.push(await bull.limits(size.limits, label));
+      if (wanted('independent')) results.push(await bull.independent(size.independent, label));
+      if (wanted('chain')) results.push(await bull.chain(size.chain, label));
+      if (wanted('fan-out')) results.push(await bull.fanOut(size.fanOut, label));
+      if (mode === 'aof' && wanted('limits')) results.push(await bull.limits(size.limits, label));
     } finally {
       await restore();
     }

@@ -23,6 +23,11 @@ export interface WriteBatchOptions<F> {
   maxHeld?: number;
   /** How long a message waits at most for its write when more messages keep coming. */
   maxDelayMs?: number;
+  /**
+   * Writes start at least this far apart, so a large flow whose events trickle in one at a time is
+   * not re-serialised per event; it is also the most a view lags its log when the consumer is idle.
+   */
+  minIntervalMs?: number;
 }
 
 /**
@@ -40,10 +45,13 @@ export class WriteBatch<F> {
   private chain: Promise<void> = Promise.resolve();
   private readonly maxHeld: number;
   private readonly maxDelayMs: number;
+  private readonly minIntervalMs: number;
+  private lastWriteAt = 0;
 
   constructor(private readonly options: WriteBatchOptions<F>) {
     this.maxHeld = options.maxHeld ?? 500;
     this.maxDelayMs = options.maxDelayMs ?? 100;
+    this.minIntervalMs = options.minIntervalMs ?? 20;
   }
 
   /** Records what `msg` changed; the caller must already have marked `msg` as settled by us. */
@@ -57,7 +65,14 @@ export class WriteBatch<F> {
 
   /** Whether the message just held should be written now rather than batched further. */
   due(msg: HeldMessage): boolean {
-    return msg.info.pending === 0 || this.held.length >= this.maxHeld;
+    if (this.held.length >= this.maxHeld) return true;
+    if (msg.info.pending > 0) return false;
+    const wait = this.lastWriteAt + this.minIntervalMs - Date.now();
+    if (wait <= 0) return true;
+    // Nothing more is coming soon: write as soon as the interval allows instead of after maxDelayMs.
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.flush(), wait);
+    return false;
   }
 
   get size(): number {
@@ -74,6 +89,7 @@ export class WriteBatch<F> {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.held.length === 0) return;
+    this.lastWriteAt = Date.now();
     const messages = this.held;
     const pending = this.pending;
     this.held = [];

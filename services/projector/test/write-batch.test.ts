@@ -11,8 +11,8 @@ function message(pending: number) {
   return msg;
 }
 
-function batch(write: (p: PendingWrites<Flow>) => Promise<void>, maxHeld = 3) {
-  return new WriteBatch<Flow>({ write, newer: (a, b) => (b.seq >= a.seq ? b : a), log: silentLogger, maxHeld, maxDelayMs: 20 });
+function batch(write: (p: PendingWrites<Flow>) => Promise<void>, maxHeld = 3, minIntervalMs = 0) {
+  return new WriteBatch<Flow>({ write, newer: (a, b) => (b.seq >= a.seq ? b : a), log: silentLogger, maxHeld, maxDelayMs: 20, minIntervalMs });
 }
 
 describe('projector write batch', () => {
@@ -47,6 +47,23 @@ describe('projector write batch', () => {
     b.hold(a, 'f1', { seq: 2 });
     b.hold(c, 'f1', { seq: 3 });
     expect(b.due(c)).toBe(true);
+    await b.close();
+  });
+
+  it('spaces writes by minIntervalMs when events trickle in, writing the last one when the interval ends', async () => {
+    const writes: Array<PendingWrites<Flow>> = [];
+    const b = new WriteBatch<Flow>({ write: async (p) => void writes.push(p), newer: (a, c) => (c.seq >= a.seq ? c : a), log: silentLogger, maxDelayMs: 1_000, minIntervalMs: 40 });
+    const first = message(0);
+    b.hold(first, 'f1', { seq: 1 });
+    expect(b.due(first)).toBe(true);
+    await b.flush();
+    const second = message(0);
+    b.hold(second, 'f1', { seq: 2 });
+    expect(b.due(second)).toBe(false);
+    expect(second.acks).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(writes.map((w) => [...w.flows.values()])).toEqual([[{ seq: 1 }], [{ seq: 2 }]]);
+    expect(second.acks).toBe(1);
     await b.close();
   });
 
