@@ -11,6 +11,8 @@ export interface Result {
   cpu_s_per_1k: number;
   peak_rss_mb: Record<string, number>;
   cpu_s_by_process?: Record<string, number>;
+  /** RSS per process a few seconds after the workload ended: does memory fall back? */
+  rss_after_mb?: Record<string, number>;
   lost: number;
   duplicates: number;
   notes?: string;

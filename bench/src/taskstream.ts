@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectNats, type NatsConnection } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
-import { percentile, ProcessMeter } from './procs.js';
+import { percentile, ProcessMeter, rssMb } from './procs.js';
 import { limitStats, measured, type Result } from './result.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -108,10 +108,13 @@ export async function independent(system: TaskstreamSystem, n: number): Promise<
   const usage = meter.stop();
   const submitted = Date.parse(events[0]!.event.time);
   const startLatency = events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time) - submitted);
+  await new Promise((resolve) => setTimeout(resolve, 5_000));
+  const rssAfter = Object.fromEntries([...system.pids()].map(([name, pid]) => [name, Math.round(rssMb(pid))]));
   return {
     workload: '1-independent',
     system: 'taskstream',
     ...measured(n, makespanMs, startLatency, usage),
+    rss_after_mb: rssAfter,
     ...taskCounts(events, n),
     notes: 'p50/p99: submission to task start',
   };
