@@ -77,6 +77,26 @@ describe('admission', () => {
     );
   });
 
+  it('a round that admits nothing new need not be stored: later rounds admit the same either way', () => {
+    fc.assert(
+      fc.property(policyArb, fc.array(candidatesArb, { maxLength: 8 }), fc.array(fc.integer({ min: 0, max: 400 }), { minLength: 8, maxLength: 8 }), (policy, rounds, gaps) => {
+        let stored: QueueLimitsRecord = { holders: {} };
+        let storedOnlyChanges: QueueLimitsRecord = { holders: {} };
+        let now = 0;
+        for (const [i, round] of rounds.entries()) {
+          now += gaps[i]!;
+          const always = admit(policy, stored, round, now);
+          const sometimes = admit(policy, storedOnlyChanges, round, now);
+          expect(sometimes.admitted.map((c) => c.key)).toEqual(always.admitted.map((c) => c.key));
+          expect(sometimes.changed).toBe(always.changed);
+          if (!always.changed) expect(always.admitted.every((c) => Object.hasOwn(stored.holders, c.key))).toBe(true);
+          stored = always.record;
+          if (sometimes.changed) storedOnlyChanges = sometimes.record;
+        }
+      }),
+    );
+  });
+
   it('admits in order: a queue-wide limit holds everyone behind it; a key limit holds only that key', () => {
     const policy = QueuePolicyInput.parse({ concurrency: 3, per_key_concurrency: 1 });
     const result = admit(policy, { holders: {} }, [

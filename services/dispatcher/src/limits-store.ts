@@ -16,12 +16,16 @@ export class LimitsStore {
     return { record: entry.json<QueueLimitsRecord>(), revision: entry.revision };
   }
 
-  /** Applies `change` until it is written without conflict; `change` returning undefined writes nothing. */
-  async update<T>(queue: string, change: (record: QueueLimitsRecord) => { record: QueueLimitsRecord; result: T } | undefined): Promise<T | undefined> {
+  /**
+   * Applies `change` until it is written without conflict. `change` returning undefined writes
+   * nothing and gives undefined; returning no `record` writes nothing and gives the result.
+   */
+  async update<T>(queue: string, change: (record: QueueLimitsRecord) => { record?: QueueLimitsRecord; result: T } | undefined): Promise<T | undefined> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const { record, revision } = await this.read(queue);
       const next = change(record);
       if (next === undefined) return undefined;
+      if (next.record === undefined) return next.result;
       try {
         if (revision === 0) await this.kv.create(queue, encodeJson(next.record));
         else await this.kv.update(queue, encodeJson(next.record), revision);

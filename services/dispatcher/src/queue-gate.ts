@@ -12,7 +12,8 @@ export interface Waiter {
   msg: JsMsg;
   admitted: () => void;
   handBack: (error: Error) => void;
-  throttled?: ThrottleReason;
+  /** Reasons already recorded for this task: `task.throttled` is appended once per reason. */
+  reported?: Set<ThrottleReason>;
 }
 
 /** Candidates considered per admission round: one KV compare-and-set admits up to this many. */
@@ -91,7 +92,9 @@ export class QueueGate {
         const batch = this.waiting.slice(0, BATCH);
         const round = await this.store.update(this.queue, (record) => {
           const result = admit(policy, record, batch.map((w) => ({ key: w.key, ...(w.concurrencyKey !== undefined && { concurrencyKey: w.concurrencyKey }) })), Date.now());
-          return { record: result.record, result };
+          // Writing a round that admitted nothing would wake every dispatcher watching the record
+          // (this one too) into another round: a busy loop while tasks wait for tokens or slots.
+          return { ...(result.changed && { record: result.record }), result };
         });
         if (!round) break;
         this.tokens = round.record.bucket?.tokens;
@@ -104,13 +107,22 @@ export class QueueGate {
             waiter.admitted();
           }
         }
+        // A waiter's reason may alternate between rounds (rate, then concurrency, then rate): each
+        // is recorded once, not at every change.
+        const reports: Array<Promise<void>> = [];
         for (const waiter of batch) {
           const reason = round.held.get(waiter.key);
-          if (reason === undefined || waiter.throttled === reason) continue;
-          waiter.throttled = reason;
+          if (reason === undefined || waiter.reported?.has(reason)) continue;
+          (waiter.reported ??= new Set()).add(reason);
           this.throttleCounts[reason]++;
-          await this.onThrottled(waiter, reason);
+          reports.push(
+            this.onThrottled(waiter, reason).catch((error: unknown) => {
+              waiter.reported!.delete(reason);
+              throw error;
+            }),
+          );
         }
+        await Promise.all(reports);
         const wait = round.retryInMs ?? (this.waiting.length > 0 ? IDLE_RECHECK_MS : undefined);
         if (wait !== undefined && !this.again && !this.closed) this.timer = setTimeout(() => this.wake(), wait);
         // Admitted a full batch while more wait: go straight on.

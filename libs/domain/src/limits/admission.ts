@@ -20,6 +20,11 @@ export type ThrottleReason = 'rate' | 'concurrency' | 'key_concurrency';
 
 export interface Admission {
   record: QueueLimitsRecord;
+  /**
+   * Whether the record must be stored: some candidate took a token or a slot. A round that only
+   * refilled the bucket need not be written (refilling later gives the same tokens).
+   */
+  changed: boolean;
   admitted: Candidate[];
   /** Why each candidate left waiting is waiting. */
   held: Map<string, ThrottleReason>;
@@ -44,6 +49,7 @@ export function admit(policy: QueuePolicy, record: QueueLimitsRecord, candidates
   // Slots are only tracked where a concurrency limit needs them.
   const tracksSlots = policy.concurrency !== undefined || policy.per_key_concurrency !== undefined;
   const admitted: Candidate[] = [];
+  let changed = false;
   const held = new Map<string, ThrottleReason>();
   let stop: ThrottleReason | undefined;
   for (const candidate of candidates) {
@@ -78,12 +84,13 @@ export function admit(policy: QueuePolicy, record: QueueLimitsRecord, candidates
     running++;
     perKey.set(key, (perKey.get(key) ?? 0) + 1);
     admitted.push(candidate);
+    changed = true;
   }
   let retryInMs: number | undefined;
   if (config && bucket && [...held.values()].includes('rate')) {
     retryInMs = Math.max(1, Math.ceil(((1 - bucket.tokens) * 1000) / config.rate));
   }
-  return { record: { ...(bucket && { bucket }), holders }, admitted, held, ...(retryInMs !== undefined && { retryInMs }) };
+  return { record: { ...(bucket && { bucket }), holders }, changed, admitted, held, ...(retryInMs !== undefined && { retryInMs }) };
 }
 
 /** The record once `key` gave its slot back; unchanged (same object) when it held none. */
