@@ -50,8 +50,11 @@ export class TaskstreamSystem {
     return pids;
   }
 
-  /** Submits a flow and resolves when its terminal event is published (seen by subscription). */
-  async run(flow: unknown): Promise<{ flowId: string; makespanMs: number; events: Array<{ seq: number; event: any }> }> {
+  /**
+   * Submits a flow and resolves when its terminal event is published (seen by subscription), with
+   * its history and what every process used until the end (reading the history is not measured).
+   */
+  async run(flow: unknown): Promise<{ flowId: string; makespanMs: number; usage: ReturnType<ProcessMeter['stop']>; events: Array<{ seq: number; event: any }> }> {
     let resolveDone!: (type: string) => void;
     const done = new Promise<string>((r) => (resolveDone = r));
     let flowId = '';
@@ -61,6 +64,7 @@ export class TaskstreamSystem {
         if (parts[3] === flowId && ['succeeded', 'failed', 'cancelled'].includes(parts[5]!)) resolveDone(parts[5]!);
       },
     });
+    const meter = new ProcessMeter(this.pids());
     const started = performance.now();
     const response = await fetch(`${this.gateway}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(flow) });
     if (response.status !== 202) throw new Error(`submission failed: ${response.status} ${await response.text()}`);
@@ -68,12 +72,13 @@ export class TaskstreamSystem {
     const outcome = await Promise.race([done, waitFor(`flow ${flowId} to end`, async () => {
       const view = (await (await fetch(`${this.gateway}/api/v1/flows/${flowId}`)).json()) as { status: string };
       return ['succeeded', 'failed', 'cancelled'].includes(view.status) ? view.status : undefined;
-    }, 600_000, 1000)]);
+    }, 600_000, 10_000)]);
     const makespanMs = performance.now() - started;
+    const usage = meter.stop();
     sub.unsubscribe();
     if (outcome !== 'succeeded') throw new Error(`flow ${flowId} ${outcome}`);
     const { events } = (await (await fetch(`${this.gateway}/api/v1/flows/${flowId}/events`)).json()) as { events: Array<{ seq: number; event: any }> };
-    return { flowId, makespanMs, events };
+    return { flowId, makespanMs, events, usage };
   }
 
   async putQueue(name: string, policy: unknown): Promise<void> {
@@ -103,9 +108,7 @@ function taskCounts(events: Array<{ event: any }>, tasks: number) {
 }
 
 export async function independent(system: TaskstreamSystem, n: number): Promise<Result> {
-  const meter = new ProcessMeter(system.pids());
-  const { makespanMs, events } = await system.run({ tasks: Array.from({ length: n }, (_, i) => ({ id: `t${i}`, executor: 'noop' })) });
-  const usage = meter.stop();
+  const { makespanMs, events, usage } = await system.run({ tasks: Array.from({ length: n }, (_, i) => ({ id: `t${i}`, executor: 'noop' })) });
   const submitted = Date.parse(events[0]!.event.time);
   const startLatency = events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time) - submitted);
   await new Promise((resolve) => setTimeout(resolve, 5_000));
@@ -121,10 +124,8 @@ export async function independent(system: TaskstreamSystem, n: number): Promise<
 }
 
 export async function chain(system: TaskstreamSystem, n: number): Promise<Result> {
-  const meter = new ProcessMeter(system.pids());
   const tasks = Array.from({ length: n }, (_, i) => ({ id: `s${i}`, executor: 'noop', ...(i > 0 && { depends_on: [`s${i - 1}`] }) }));
-  const { makespanMs, events } = await system.run({ tasks });
-  const usage = meter.stop();
+  const { makespanMs, events, usage } = await system.run({ tasks });
   const startOf = new Map<string, number>();
   const endOf = new Map<string, number>();
   for (const { event } of events) {
@@ -144,9 +145,7 @@ export async function chain(system: TaskstreamSystem, n: number): Promise<Result
 /** Limits accuracy: rate 100/s, burst 10, concurrency 5, offered at once (well over 2x the rate). */
 export async function limits(system: TaskstreamSystem, n: number): Promise<Result & { violations: number; achieved_per_sec: number; max_concurrency: number }> {
   await system.putQueue('limited', { concurrency: 5, rate_limit: { per_second: 100, max_burst: 10 } });
-  const meter = new ProcessMeter(system.pids());
-  const { makespanMs, events } = await system.run({ queue: 'limited', tasks: Array.from({ length: n }, (_, i) => ({ id: `l${i}`, executor: 'delay', config: { ms: 20 } })) });
-  const usage = meter.stop();
+  const { makespanMs, events, usage } = await system.run({ queue: 'limited', tasks: Array.from({ length: n }, (_, i) => ({ id: `l${i}`, executor: 'delay', config: { ms: 20 } })) });
   const starts = events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time)).sort((a, b) => a - b);
   const ends = events.filter((e) => e.event.type === 'task.succeeded').map((e) => Date.parse(e.event.time));
   const { maxConcurrency } = limitStats(starts, ends);
@@ -175,10 +174,8 @@ export async function limits(system: TaskstreamSystem, n: number): Promise<Resul
 
 /** Fan-out/fan-in: `width` independent no-ops and one task that depends on all of them. */
 export async function fanOut(system: TaskstreamSystem, width: number): Promise<Result> {
-  const meter = new ProcessMeter(system.pids());
   const tasks = [...Array.from({ length: width }, (_, i) => ({ id: `w${i}`, executor: 'noop' })), { id: 'join', executor: 'noop', depends_on: Array.from({ length: width }, (_, i) => `w${i}`) }];
-  const { makespanMs, events } = await system.run({ tasks });
-  const usage = meter.stop();
+  const { makespanMs, events, usage } = await system.run({ tasks });
   const submitted = Date.parse(events[0]!.event.time);
   const startLatency = events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time) - submitted);
   return {

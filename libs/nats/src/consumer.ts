@@ -97,7 +97,10 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
   const run = async (): Promise<void> => {
     while (!stopping) {
       try {
-        messages = await c.consume({ max_messages: Math.max(concurrency * 2, 64) });
+        // The prefetch buffer is bounded on its own: messages in hand count against `concurrency`,
+        // buffered ones only cost memory (a dispatcher allowing 10,000 waiting tasks once buffered
+        // 20,000 more).
+        messages = await c.consume({ max_messages: Math.min(Math.max(concurrency * 2, 64), 1_000) });
         for await (const msg of messages) {
           if (stopping) {
             msg.nak();

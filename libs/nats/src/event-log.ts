@@ -1,4 +1,5 @@
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import pLimit from 'p-limit';
 import { EVENT_VERSION, eventSubject, type EventBody, type EventDraft, type FlowEvent } from '@taskstream/domain';
 import { encodeJson } from './codec.js';
 import { deterministicId, newId } from './ids.js';
@@ -17,10 +18,13 @@ export class EventLog {
 
   /**
    * Appends a batch in order. The publishes are pipelined on one connection, which keeps their
-   * order in the stream, and all PubAcks are awaited before returning.
+   * order in the stream, at most `window` awaiting their PubAck at once (a flow of 10,000 tasks
+   * otherwise holds 10,000 encoded events and pending requests in memory), and all PubAcks are
+   * awaited before returning.
    */
-  async appendAll(items: ReadonlyArray<{ event: FlowEvent; msgID: string }>): Promise<PubAck[]> {
-    return Promise.all(items.map(({ event, msgID }) => this.append(event, msgID)));
+  async appendAll(items: ReadonlyArray<{ event: FlowEvent; msgID: string }>, window = 256): Promise<PubAck[]> {
+    const limit = pLimit(window);
+    return Promise.all(items.map(({ event, msgID }) => limit(() => this.append(event, msgID))));
   }
 
   /** Appends an event the shell originates, stamping a fresh id, the schema version and the time. */

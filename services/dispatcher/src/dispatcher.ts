@@ -25,6 +25,7 @@ import {
   type JsMsg,
 } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
+import pLimit from 'p-limit';
 import { LimitsStore } from './limits-store.js';
 import { Policies } from './policies.js';
 import { QueueGate } from './queue-gate.js';
@@ -145,6 +146,10 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
     await ctx.js.publish(workSubject(layout, ready.data.queue), encodeJson(item), { msgID: `${key}:work` });
   }
 
+  // Thousands of ready events may be in hand at once (most of them waiting at a gate); their
+  // publishes go out a few hundred at a time so the pending requests do not pile up in memory.
+  const dispatching = pLimit(256);
+
   async function onReady(ready: EventOf<'task.ready'>, msg: JsMsg): Promise<void> {
     if (msg.info.deliveryCount > 1) {
       // A redelivery: if the task already ended, taking a slot now would leak it.
@@ -165,7 +170,7 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
         msg,
       });
     }
-    await dispatch(ready, spec);
+    await dispatching(() => dispatch(ready, spec));
   }
 
   async function onTerminal(event: FlowEvent): Promise<void> {
