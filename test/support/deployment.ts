@@ -182,9 +182,9 @@ export async function expectSettled(gateway: () => string, ids: string[], status
 }
 
 /** Nothing is left running or waiting in the queue's statistics. */
-export async function expectIdle(gateway: () => string, queue = 'default'): Promise<void> {
+export async function expectIdle(gateway: () => string, queue = 'default', timeoutMs = 30_000): Promise<void> {
   await waitFor(`queue ${queue} to be idle`, async () => {
     const stats = (await (await fetch(`${gateway()}/api/v1/queues/${queue}/stats`)).json()) as any;
     return stats.waiting === 0 && stats.running === 0 ? true : undefined;
-  }, 30_000);
+  }, timeoutMs);
 }
