@@ -5,6 +5,8 @@ import {
   emptyQueueStats,
   evolve,
   fold,
+  refoldTransitions,
+  taskSnapshot,
   toFlowView,
   type FlowEvent,
   type FlowState,
@@ -55,5 +57,45 @@ describe('projections over random histories', () => {
         expect(finished).toBe(tasks.filter((t) => t.status === 'succeeded' || t.status === 'failed').length);
       }),
     );
+  });
+
+  it('count an event delivered behind newer ones once its refold is applied, as if it came in order', () => {
+    fc.assert(
+      fc.property(dagArbitrary, fc.nat(), ({ def, outcomes, choices, cancelAt }, pick) => {
+        const { log } = simulate(def, outcomes, choices, cancelAt);
+        const delivered = log.map((event, i) => ({ seq: i + 1, event }));
+        const taskEvents = delivered.filter((d) => 'task_id' in d.event);
+        if (taskEvents.length === 0) return;
+        const late = taskEvents[pick % taskEvents.length]!;
+
+        // Memory folds every other event in order, missing the late one, with the statistics
+        // following memory as the projector does...
+        let memory: FlowState | null = null;
+        let stats = emptyQueueStats('default');
+        for (const { seq, event } of delivered) {
+          if (seq === late.seq) continue;
+          const taskId = 'task_id' in event ? event.task_id : undefined;
+          const before = memory && taskId ? taskSnapshot(memory, taskId) : undefined;
+          memory = evolve(memory, event, seq);
+          if (memory && taskId && memory.tasks[taskId]) stats = applyTaskTransition(stats, before, taskSnapshot(memory, taskId)!, event.time, seq, true);
+        }
+        // ...then the late event comes: refold the log and apply what changed.
+        const refolded = fold(log)!;
+        for (const { before, after } of refoldTransitions(memory!, refolded)) stats = applyTaskTransition(stats, before, after, late.event.time, late.seq, true);
+
+        const tasks = Object.values(refolded.tasks);
+        expect(stats.waiting).toBe(tasks.filter((t) => t.status === 'ready').length);
+        expect(stats.running).toBe(tasks.filter((t) => t.status === 'dispatched' || t.status === 'running').length);
+        expect(stats.throttled).toBe(tasks.filter((t) => t.status === 'ready' && t.waiting_reason !== undefined).length);
+      }),
+    );
+  });
+
+  it('without knownBefore, treat an event at or below the last sequence as counted already', () => {
+    const stats = applyTaskTransition(emptyQueueStats('q'), undefined, { status: 'ready', throttled: false }, '2026-01-01T00:00:00Z', 10);
+    expect(applyTaskTransition(stats, undefined, { status: 'ready', throttled: false }, '2026-01-01T00:00:00Z', 9)).toBe(stats);
+    const known = applyTaskTransition(stats, undefined, { status: 'ready', throttled: false }, '2026-01-01T00:00:00Z', 9, true);
+    expect(known.waiting).toBe(2);
+    expect(known.last_seq).toBe(10);
   });
 });

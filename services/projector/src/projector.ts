@@ -7,6 +7,8 @@ import {
   isTerminalFlow,
   partitionFilter,
   partitionOf,
+  refoldTransitions,
+  taskSnapshot,
   toFlowSummary,
   toFlowView,
   type FlowEvent,
@@ -79,10 +81,6 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
 
   const cache = new Map<string, FlowState>();
   const stats = new Map<string, QueueStatsView>();
-  const snapshot = (state: FlowState, taskId: string): TaskSnapshot | undefined => {
-    const task = state.tasks[taskId];
-    return task && { status: task.status, throttled: task.waiting_reason !== undefined };
-  };
   const partitions = ctx.topo.layout.partitions;
   const consumerConfig = (partition: number) => ({
     durable_name: `${consumer}-p${partition}`,
@@ -111,14 +109,14 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
           const event = decoded.value;
           const prior = flows.get(event.flow_id) ?? null;
           const taskId = 'task_id' in event ? event.task_id : undefined;
-          const before = prior && taskId ? snapshot(prior, taskId) : undefined;
+          const before = prior && taskId ? taskSnapshot(prior, taskId) : undefined;
           const state = evolve(prior, event, msg.seq);
           if (state) {
             flows.set(event.flow_id, state);
             const task = taskId ? state.tasks[taskId] : undefined;
             if (task) {
               const key = statsKey(task.spec.queue, partitionOf(event.flow_id, partitions));
-              rebuiltStats.set(key, applyTaskTransition(rebuiltStats.get(key) ?? emptyQueueStats(task.spec.queue), before, snapshot(state, taskId!)!, event.time, msg.seq));
+              rebuiltStats.set(key, applyTaskTransition(rebuiltStats.get(key) ?? emptyQueueStats(task.spec.queue), before, taskSnapshot(state, taskId!)!, event.time, msg.seq));
             }
           }
         }
@@ -180,21 +178,28 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     }
   }
 
-  /** Loads the statistics record a task event will change, so the fold after it cannot fail halfway. */
-  async function statsFor(state: FlowState, event: FlowEvent): Promise<string | undefined> {
-    const task = 'task_id' in event ? state.tasks[event.task_id] : undefined;
+  /** Loads the statistics record of a task, so the fold after it cannot fail halfway. */
+  async function statsFor(state: FlowState, taskId: string | undefined): Promise<string | undefined> {
+    const task = taskId === undefined ? undefined : state.tasks[taskId];
     if (!task) return undefined;
-    const key = statsKey(task.spec.queue, partitionOf(event.flow_id, partitions));
+    const key = statsKey(task.spec.queue, partitionOf(state.flow_id, partitions));
     await statsOf(key, task.spec.queue);
     return key;
+  }
+
+  interface Transition {
+    key: string;
+    before: TaskSnapshot | undefined;
+    after: TaskSnapshot;
+    /** `before` is what the statistics hold for the task (memory's fold), not a fold of the log. */
+    knownBefore: boolean;
   }
 
   async function project(event: FlowEvent, msg: JsMsg): Promise<void> {
     let state = cache.get(event.flow_id) ?? null;
     const taskId = 'task_id' in event ? event.task_id : undefined;
-    let before: TaskSnapshot | undefined;
     let statusBefore: FlowState['status'] | undefined;
-    let key: string | undefined;
+    const transitions: Transition[] = [];
     if (state === null) {
       // Not in memory: either new, or finished and evicted. A redelivered old event must not
       // overwrite the newer view already stored.
@@ -207,40 +212,48 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       } else {
         const prior = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, msg.seq - 1);
         if (prior === null) return;
-        key = await statsFor(prior, event);
-        before = taskId ? snapshot(prior, taskId) : undefined;
+        const key = await statsFor(prior, taskId);
+        const before = taskId ? taskSnapshot(prior, taskId) : undefined;
         statusBefore = prior.status;
         state = evolve(prior, event, msg.seq)!;
+        // The statistics' sequence guard decides whether they counted this event already.
+        if (key !== undefined) transitions.push({ key, before, after: taskSnapshot(state, taskId!)!, knownBefore: false });
       }
       cache.set(event.flow_id, state);
       if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
     } else if (msg.seq > state.last_seq) {
-      key = await statsFor(state, event);
-      before = taskId ? snapshot(state, taskId) : undefined;
+      const key = await statsFor(state, taskId);
+      const before = taskId ? taskSnapshot(state, taskId) : undefined;
       statusBefore = state.status;
       evolve(state, event, msg.seq);
+      if (key !== undefined) transitions.push({ key, before, after: taskSnapshot(state, taskId!)!, knownBefore: true });
     } else if (msg.info.deliveryCount === 1) {
       return;
     } else {
       // Redelivered behind newer events of its flow (its ack was lost, e.g. while a consumer
-      // leader moved): the view may lack it. Refold from the log and write what that gives.
+      // leader moved). If memory lacked it, the newer events were folded without it: refold from
+      // the log, and count every task whose state the refold changes, from what memory held.
       const refolded = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, state.last_seq);
       if (refolded === null) return;
-      key = await statsFor(refolded, event);
-      before = taskId ? snapshot(state, taskId) : undefined;
-      statusBefore = state.status;
+      const memory = state;
+      const changed = refoldTransitions(memory, refolded);
+      const keys = await Promise.all(changed.map(({ taskId: id }) => statsFor(refolded, id)));
+      changed.forEach(({ before, after }, i) => transitions.push({ key: keys[i]!, before, after, knownBefore: true }));
+      statusBefore = memory.status;
       state = refolded;
       cache.set(event.flow_id, state);
     }
 
-    if (key !== undefined) {
+    const touched = new Set<string>();
+    for (const { key, before, after, knownBefore } of transitions) {
       const current = stats.get(key)!;
-      const next = applyTaskTransition(current, before, snapshot(state, taskId!)!, event.time, msg.seq);
-      if (next !== current) stats.set(key, next);
-      else key = undefined;
+      const next = applyTaskTransition(current, before, after, event.time, msg.seq, knownBefore);
+      if (next === current) continue;
+      stats.set(key, next);
+      touched.add(key);
     }
     markSettled(msg);
-    batch.hold(msg, event.flow_id, { state, summary: statusBefore !== state.status || event.type === 'flow.derived' }, key);
+    batch.hold(msg, event.flow_id, { state, summary: statusBefore !== state.status || event.type === 'flow.derived' }, touched);
     if (isTerminalFlow(state)) cache.delete(event.flow_id);
     if (batch.due(msg)) await batch.flush();
   }

@@ -55,11 +55,11 @@ export class WriteBatch<F> {
   }
 
   /** Records what `msg` changed; the caller must already have marked `msg` as settled by us. */
-  hold(msg: HeldMessage, flowId: string, flow: F, statsKey?: string): void {
+  hold(msg: HeldMessage, flowId: string, flow: F, statsKeys: Iterable<string> = []): void {
     this.held.push(msg);
     const prior = this.pending.flows.get(flowId);
     this.pending.flows.set(flowId, prior === undefined ? flow : this.options.newer(prior, flow));
-    if (statsKey !== undefined) this.pending.stats.add(statsKey);
+    for (const key of statsKeys) this.pending.stats.add(key);
     this.timer ??= setTimeout(() => void this.flush(), this.maxDelayMs);
   }
 
