@@ -77,7 +77,7 @@ describe('projections over random histories', () => {
           const taskId = 'task_id' in event ? event.task_id : undefined;
           const before = memory && taskId ? taskSnapshot(memory, taskId) : undefined;
           memory = evolve(memory, event, seq);
-          if (memory && taskId && memory.tasks[taskId]) stats = applyTaskTransition(stats, before, taskSnapshot(memory, taskId)!, event.time, seq, true);
+          if (memory && taskId && memory.tasks[taskId]) stats = applyTaskTransition(stats, before, taskSnapshot(memory, taskId)!, event.time, seq);
         }
         // ...then the late event comes: refold the log and apply what changed.
         const refolded = fold(log)!;

@@ -226,7 +226,9 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       const before = taskId ? taskSnapshot(state, taskId) : undefined;
       statusBefore = state.status;
       evolve(state, event, msg.seq);
-      if (key !== undefined) transitions.push({ key, before, after: taskSnapshot(state, taskId!)!, knownBefore: true });
+      // Guarded by sequence too: after a crash between writing statistics and views, memory rebuilt
+      // from the log can be behind what the statistics already counted.
+      if (key !== undefined) transitions.push({ key, before, after: taskSnapshot(state, taskId!)!, knownBefore: false });
     } else if (msg.info.deliveryCount === 1) {
       return;
     } else {
