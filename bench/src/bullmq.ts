@@ -88,18 +88,7 @@ export async function chain(n: number, label: string): Promise<Result> {
   );
   let node: FlowJob = { name: 'step', queueName: name, data: { step: 0 } };
   for (let step = 1; step < n; step++) node = { name: 'step', queueName: name, data: { step }, children: [node] };
-  const usage = meter();
-  const t0 = performance.now();
-  const producer = new FlowProducer({ connection });
-  await producer.add(node);
-  await done;
-  const makespan = performance.now() - t0;
-  const used = usage.stop();
-  await worker.close();
-  await producer.close();
-  const queue = new Queue(name, { connection });
-  await queue.obliterate({ force: true });
-  await queue.close();
+  const { makespan, used } = await runFlow(name, node, worker, done);
   const gaps = Array.from({ length: n - 1 }, (_, i) => times.get(i + 1)!.start - times.get(i)!.end);
   return {
     workload: '3-chain',
@@ -109,6 +98,23 @@ export async function chain(n: number, label: string): Promise<Result> {
     duplicates: 0,
     notes: 'nested FlowProducer children',
   };
+}
+
+/** Adds `flow` with a FlowProducer, measures until `done`, then closes `worker` and removes the queue. */
+async function runFlow(name: string, flow: FlowJob, worker: Worker, done: Promise<void>) {
+  const usage = meter();
+  const t0 = performance.now();
+  const producer = new FlowProducer({ connection });
+  await producer.add(flow);
+  await done;
+  const makespan = performance.now() - t0;
+  const used = usage.stop();
+  await worker.close();
+  await producer.close();
+  const queue = new Queue(name, { connection });
+  await queue.obliterate({ force: true });
+  await queue.close();
+  return { makespan, used };
 }
 
 /** Fan-out/fan-in: a FlowProducer parent with `width` children; the parent runs once all are done. */
@@ -129,18 +135,7 @@ export async function fanOut(width: number, label: string): Promise<Result> {
     },
     { connection, concurrency: 64 },
   );
-  const usage = meter();
-  const t0 = performance.now();
-  const producer = new FlowProducer({ connection });
-  await producer.add({ name: 'join', queueName: name, data: {}, children: Array.from({ length: width }, (_, i) => ({ name: 'w', queueName: name, data: { i } })) });
-  await done;
-  const makespan = performance.now() - t0;
-  const used = usage.stop();
-  await worker.close();
-  await producer.close();
-  const queue = new Queue(name, { connection });
-  await queue.obliterate({ force: true });
-  await queue.close();
+  const { makespan, used } = await runFlow(name, { name: 'join', queueName: name, data: {}, children: Array.from({ length: width }, (_, i) => ({ name: 'w', queueName: name, data: { i } })) }, worker, done);
   return {
     workload: '4-fan-out-in',
     system: label,
