@@ -75,10 +75,6 @@ export class WriteBatch<F> {
     return false;
   }
 
-  get size(): number {
-    return this.held.length;
-  }
-
   /** Writes everything held so far (after any write already under way) and acknowledges it. */
   flush(): Promise<void> {
     this.chain = this.chain.then(() => this.writeHeld());
