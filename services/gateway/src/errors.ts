@@ -14,6 +14,11 @@ export const ERRORS = {
   ROUTE_NOT_FOUND: { status: 404, message: (method: string, url: string) => `no route ${method} ${url}; see docs/api.md for the API` },
   FLOW_NOT_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" is still ${status}; rerun it once it has finished, or fork it at a sequence` },
   FLOW_ALREADY_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" already ${status}; there is nothing left to cancel` },
+  FLOW_TOO_LARGE: {
+    status: 413,
+    message: (part: string, size: number, limit: number) =>
+      `the flow is too large: ${part} would be ${size} bytes, over the ${limit}-byte limit of what one message can carry; make that part smaller (large data belongs in files or object storage the step fetches, not in the flow)`,
+  },
   BODY_TOO_LARGE: { status: 413, message: (limit: number) => `the request body is larger than the ${Math.round(limit / 1024)} KiB limit; split the flow, or raise the gateway's TASKSTREAM_BODY_LIMIT` },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: (type: string) => `content type "${type}" is not accepted; send the flow as application/json or application/yaml` },
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: (flowId: string) => `this Idempotency-Key was already used for flow "${flowId}" with a different flow definition; use a new key for a different flow` },
