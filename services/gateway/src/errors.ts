@@ -19,6 +19,15 @@ export const ERRORS = {
     message: (part: string, size: number, limit: number) =>
       `the flow is too large: ${part} would be ${size} bytes, over the ${limit}-byte limit of what one message can carry; make that part smaller (large data belongs in files or object storage the step fetches, not in the flow)`,
   },
+  EVENT_LETTER_NOT_RETRYABLE: {
+    status: 409,
+    message: (seq: number, streamSeq: number) =>
+      `dead letter ${seq} is event ${streamSeq} of the immutable log, which already holds it: retrying would write a second copy that every service processes again; read it, fix the cause, then cancel and rerun its flow, and discard the letter`,
+  },
+  LETTER_WITHOUT_PAYLOAD: {
+    status: 409,
+    message: (seq: number, bytes: number) => `dead letter ${seq} does not carry its ${bytes}-byte payload (too large for a letter), so it cannot be republished; discard it`,
+  },
   BODY_TOO_LARGE: { status: 413, message: (limit: number) => `the request body is larger than the ${Math.round(limit / 1024)} KiB limit; split the flow, or raise the gateway's TASKSTREAM_BODY_LIMIT` },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: (type: string) => `content type "${type}" is not accepted; send the flow as application/json or application/yaml` },
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: (flowId: string) => `this Idempotency-Key was already used for flow "${flowId}" with a different flow definition; use a new key for a different flow` },
