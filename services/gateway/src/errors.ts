@@ -6,12 +6,20 @@
 export const ERRORS = {
   INVALID_FLOW: { status: 400, message: (n: number) => `the flow has ${n} problem${n === 1 ? '' : 's'}; fix each one listed in "problems" and submit again` },
   INVALID_BODY: { status: 400, message: (why: string) => `the request body could not be read: ${why}` },
+  INVALID_REQUEST: { status: 400, message: (n: number) => `the request body has ${n} problem${n === 1 ? '' : 's'}; fix each one listed in "problems" and send it again` },
   INVALID_QUEUE_POLICY: { status: 400, message: (n: number) => `the queue policy has ${n} problem${n === 1 ? '' : 's'}; fix each one listed in "problems" and send it again` },
-  INVALID_PARAMETER: { status: 400, message: (name: string, why: string) => `parameter "${name}" ${why}` },
+  INVALID_PARAMETER: {
+    status: 400,
+    message: (name: string, why: string) => `parameter "${name}" ${why}`,
+    details: (name: string) => ({ parameter: name }),
+  },
+  INVALID_URL: { status: 400, message: (part: string) => `the URL path is not valid: ${part} is not a percent-encoded path segment; encode "%" as %25` },
+  MALFORMED_REQUEST: { status: 400, message: (why: string) => `the request is not valid HTTP/1.1 (${why}); check the client that sent it` },
   FLOW_NOT_FOUND: { status: 404, message: (id: string) => `no flow with id "${id}"; check the id returned when the flow was submitted` },
   DEAD_LETTER_NOT_FOUND: { status: 404, message: (seq: number) => `no dead letter with sequence ${seq}; list them with GET /api/v1/dlq` },
   QUEUE_NOT_FOUND: { status: 404, message: (name: string) => `queue "${name}" has no policy, so it runs with the default: no rate or concurrency limit; create one with PUT /api/v1/queues/${name}` },
   ROUTE_NOT_FOUND: { status: 404, message: (method: string, url: string) => `no route ${method} ${url}; see docs/api.md for the API` },
+  REQUEST_TIMEOUT: { status: 408, message: () => 'the request did not arrive in time; send it again' },
   FLOW_NOT_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" is still ${status}; rerun it once it has finished, or fork it at a sequence` },
   FLOW_ALREADY_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" already ${status}; there is nothing left to cancel` },
   FLOW_TOO_LARGE: {
@@ -19,23 +27,23 @@ export const ERRORS = {
     message: (part: string, size: number, limit: number) =>
       `the flow is too large: ${part} would be ${size} bytes, over the ${limit}-byte limit of what one message can carry; make that part smaller (large data belongs in files or object storage the step fetches, not in the flow)`,
   },
-  EVENT_LETTER_NOT_RETRYABLE: {
-    status: 409,
-    message: (seq: number, streamSeq: number) =>
-      `dead letter ${seq} is event ${streamSeq} of the immutable log, which already holds it: retrying would write a second copy that every service processes again; read it, fix the cause, then cancel and rerun its flow, and discard the letter`,
-  },
-  LETTER_WITHOUT_PAYLOAD: {
-    status: 409,
-    message: (seq: number, bytes: number) => `dead letter ${seq} does not carry its ${bytes}-byte payload (too large for a letter), so it cannot be republished; discard it`,
-  },
   BODY_TOO_LARGE: { status: 413, message: (limit: number) => `the request body is larger than the ${Math.round(limit / 1024)} KiB limit; split the flow, or raise the gateway's TASKSTREAM_BODY_LIMIT` },
+  URI_TOO_LONG: { status: 414, message: (what: string) => `the URL is too long: ${what}; no id, name or parameter of this API is that long` },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: (type: string) => `content type "${type}" is not accepted; send the flow as application/json or application/yaml` },
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: (flowId: string) => `this Idempotency-Key was already used for flow "${flowId}" with a different flow definition; use a new key for a different flow` },
+  UPGRADE_REQUIRED: { status: 426, message: (path: string) => `${path} is a WebSocket feed; connect with a WebSocket client (ws:// or wss://)` },
+  HEADERS_TOO_LARGE: { status: 431, message: (limit: number) => `the request line and headers together are larger than ${Math.round(limit / 1024)} KiB; send fewer or shorter headers, or a shorter URL` },
   UNAVAILABLE: { status: 503, message: (why: string) => `Taskstream cannot serve this right now: ${why}; retry shortly` },
   INTERNAL: { status: 500, message: () => 'an unexpected error occurred; it has been logged' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
+
+/** One thing wrong with a request: where (a JSON path or a parameter name) and what to do. */
+export interface Problem {
+  path: string;
+  message: string;
+}
 
 export class ApiError extends Error {
   constructor(
@@ -52,7 +60,15 @@ export class ApiError extends Error {
   }
 }
 
+type Entry = { status: number; message: (...args: never[]) => string; details?: (...args: never[]) => Record<string, unknown> };
+
 export function apiError<C extends ErrorCode>(code: C, ...args: Parameters<(typeof ERRORS)[C]['message']>): ApiError {
-  const entry = ERRORS[code];
-  return new ApiError(code, entry.status, (entry.message as (...a: unknown[]) => string)(...args));
+  const entry: Entry = ERRORS[code];
+  const call = <R>(f: (...a: never[]) => R) => (f as (...a: unknown[]) => R)(...args);
+  return new ApiError(code, entry.status, call(entry.message), entry.details ? call(entry.details) : {});
+}
+
+/** An error whose table message counts the problems, listed in `problems`. */
+export function problemsError(code: 'INVALID_FLOW' | 'INVALID_REQUEST' | 'INVALID_QUEUE_POLICY', problems: Problem[]): ApiError {
+  return new ApiError(code, ERRORS[code].status, ERRORS[code].message(problems.length), { problems });
 }
