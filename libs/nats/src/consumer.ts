@@ -65,12 +65,26 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
   let stopping = false;
   const inFlight = new Set<Promise<void>>();
 
+  /**
+   * Sets a message aside and terminates it. If even that fails (NATS unavailable), the message is
+   * handed back for later instead of failing the loop: a loop that fails is recreated from its ack
+   * floor and would replay everything after this message.
+   */
+  const setAside = async (msg: JsMsg, reason: string): Promise<void> => {
+    try {
+      await options.deadLetters.setAside(msg, source, reason);
+      msg.term(reason);
+    } catch (error) {
+      log.error({ subject: msg.subject, seq: msg.seq, err: error }, 'could not set a message aside; it will come back');
+      msg.nak(retryDelay(msg.info.deliveryCount));
+    }
+  };
+
   const process = async (msg: JsMsg): Promise<void> => {
     const decoded = options.decode(msg.data, msg);
     if (!decoded.ok) {
       log.warn({ subject: msg.subject, seq: msg.seq, reason: decoded.reason }, 'setting aside an invalid message');
-      await options.deadLetters.setAside(msg, source, decoded.reason);
-      msg.term(decoded.reason);
+      await setAside(msg, decoded.reason);
       return;
     }
     try {
@@ -85,8 +99,7 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
       const last = msg.info.deliveryCount >= options.maxDeliver;
       if (error instanceof PermanentError || last) {
         log.error({ subject: msg.subject, seq: msg.seq, deliveries: msg.info.deliveryCount, reason }, 'setting aside a message that cannot be processed');
-        await options.deadLetters.setAside(msg, source, last ? `failed ${msg.info.deliveryCount} deliveries; last error: ${reason}` : reason);
-        msg.term(reason);
+        await setAside(msg, last ? `failed ${msg.info.deliveryCount} deliveries; last error: ${reason}` : reason);
       } else {
         log.warn({ subject: msg.subject, seq: msg.seq, deliveries: msg.info.deliveryCount, reason }, 'processing failed; will retry');
         msg.nak(retryDelay(msg.info.deliveryCount));

@@ -13,10 +13,24 @@ export interface DeadLetter {
   stream_seq: number;
   delivery_count: number;
   time: string;
-  /** The payload as text when it is UTF-8, otherwise base64 with `encoding: 'base64'`. */
+  /**
+   * The payload as text when it is UTF-8, otherwise base64 with `encoding: 'base64'`; empty with
+   * `encoding: 'omitted'` when it is too large to travel in a letter (the stream and sequence name
+   * where it is).
+   */
   data: string;
-  encoding: 'utf8' | 'base64';
+  encoding: 'utf8' | 'base64' | 'omitted';
+  /** Size of the original payload in bytes. */
+  bytes: number;
 }
+
+/**
+ * A letter must always fit in one message, or setting a message aside fails like the message did.
+ * Payloads up to this size travel whole (every work item does: submission bounds them well below
+ * it); larger ones, which only the immutable event log can hold, are referenced by sequence.
+ */
+export const MAX_LETTER_DATA_BYTES = 512 * 1024;
+const MAX_REASON_CHARS = 2_000;
 
 export class DeadLetters {
   constructor(
@@ -35,16 +49,19 @@ export class DeadLetters {
   }
 
   private async record(m: { stream: string; consumer: string; subject: string; seq: number; deliveries: number; data: Uint8Array }, source: string, reason: string): Promise<void> {
-    let data: string;
-    let encoding: DeadLetter['encoding'] = 'utf8';
-    try {
-      data = new TextDecoder('utf-8', { fatal: true }).decode(m.data);
-    } catch {
-      data = Buffer.from(m.data).toString('base64');
-      encoding = 'base64';
+    let data = '';
+    let encoding: DeadLetter['encoding'] = 'omitted';
+    if (m.data.length <= MAX_LETTER_DATA_BYTES) {
+      try {
+        data = new TextDecoder('utf-8', { fatal: true }).decode(m.data);
+        encoding = 'utf8';
+      } catch {
+        data = Buffer.from(m.data).toString('base64');
+        encoding = 'base64';
+      }
     }
     const letter: DeadLetter = {
-      reason,
+      reason: reason.length > MAX_REASON_CHARS ? `${reason.slice(0, MAX_REASON_CHARS)}… (cut at ${MAX_REASON_CHARS} characters)` : reason,
       source,
       stream: m.stream,
       consumer: m.consumer,
@@ -54,6 +71,7 @@ export class DeadLetters {
       time: new Date().toISOString(),
       data,
       encoding,
+      bytes: m.data.length,
     };
     await this.js.publish(dlqSubject(this.topo.layout, source), encodeJson(letter), { msgID: `${m.stream}:${m.seq}:${source}` });
   }

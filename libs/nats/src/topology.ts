@@ -7,6 +7,7 @@ import {
   StorageType,
   jetstreamManager,
   type ConsumerConfig,
+  type ConsumerInfo,
   type JetStreamManager,
   type StreamConfig,
 } from '@nats-io/jetstream';
@@ -38,6 +39,8 @@ export interface Topology {
   queuesBucket: string;
   /** Token buckets and concurrency slots of limited queues, changed only by compare-and-set. */
   limitsBucket: string;
+  /** Large flow definitions, stored once and referenced by their submission (an object store). */
+  definitionsBucket: string;
   /** Window in which JetStream drops a re-published message with the same Nats-Msg-Id. */
   duplicateWindowMs: number;
 }
@@ -66,6 +69,7 @@ export function topology(options: TopologyOptions = {}): Topology {
     queuesBucket: `${prefix}_queues`,
     leasesBucket: `${prefix}_leases`,
     limitsBucket: `${prefix}_limits`,
+    definitionsBucket: `${prefix}_definitions`,
     duplicateWindowMs: options.duplicateWindowMs ?? 10 * 60_000,
   };
 }
@@ -204,7 +208,7 @@ export async function ensureOrderedTakeover(
     await ensureConsumer(jsm, stream, config);
     return;
   }
-  const startSeq = info.ack_floor.stream_seq + 1;
+  const startSeq = resumeSequence(info);
   await patiently(() => jsm.consumers.delete(stream, config.durable_name).catch((error) => (isNotFound(error) ? true : Promise.reject(error))));
   await patiently(async () => {
     // A timed-out add may have been applied: then only its configuration needs checking.
@@ -212,4 +216,15 @@ export async function ensureOrderedTakeover(
     if (existing) return;
     await jsm.consumers.add(stream, { ack_policy: AckPolicy.Explicit, ...config, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq });
   });
+}
+
+/**
+ * Where a recreated consumer resumes: just after its ack floor, but never before where it was
+ * itself started. A consumer created at sequence N reports an ack floor of 0 until its first ack,
+ * so a message at N that is never acknowledged (a poison one) would otherwise send the next
+ * takeover back to sequence 1 and replay the whole partition.
+ */
+export function resumeSequence(info: Pick<ConsumerInfo, 'ack_floor' | 'config'>): number {
+  const started = info.config.deliver_policy === DeliverPolicy.StartSequence ? (info.config.opt_start_seq ?? 1) : 1;
+  return Math.max(info.ack_floor.stream_seq + 1, started);
 }
