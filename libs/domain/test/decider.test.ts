@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decide, decideAll, evolve, fold, type EventDraft, type FlowEvent, type FlowState } from '../src/index.js';
+import { decide, decideAll, evolve, fold, MAX_LISTED_IDS, type EventDraft, type FlowEvent, type FlowState } from '../src/index.js';
 import { definition, ev, FLOW, summary } from './fixtures.js';
 
 /** given(history).when(event).then(decisions): the decider read as a specification. */
@@ -42,6 +42,18 @@ describe('decide', () => {
     const history = [ev.submitted(ci), ev.started(), ...['build', 'test-unit', 'test-integ'].map((t) => ev.succeeded(t))];
     const { drafts } = given(history).when(ev.succeeded('deploy')).then(['flow.succeeded']);
     expect(drafts[0]!.data).toEqual({ succeeded: 4, total: 4 });
+  });
+
+  it('names at most a bounded number of tasks in an event, however many failed', () => {
+    const wide = definition([...Array.from({ length: 250 }, (_, i) => ({ id: `t${i}` })), { id: 'join', depends_on: Array.from({ length: 250 }, (_, i) => `t${i}`) }]);
+    const failedAll = Array.from({ length: 249 }, (_, i) => ev.failed(`t${i}`));
+    const { drafts } = given([ev.submitted(wide), ev.started(), ...failedAll]).when(ev.failed('t249')).then(['task.skipped:join', 'flow.failed']);
+    const skipped = drafts[0]!.data as { reason: string; upstream: string[] };
+    expect(skipped.upstream).toHaveLength(MAX_LISTED_IDS);
+    expect(skipped.reason).toMatch(/and 240 more$/);
+    const failed = drafts[1]!.data as { failed_tasks: string[]; reason: string };
+    expect(failed.failed_tasks).toHaveLength(MAX_LISTED_IDS);
+    expect(failed.reason).toMatch(/^250 tasks failed: t0, t1, .* and 240 more$/);
   });
 
   it('skips every descendant of a failed task, not its siblings, and fails the flow at the end', () => {

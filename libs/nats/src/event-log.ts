@@ -1,9 +1,11 @@
-import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { JetStreamApiError, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import pLimit from 'p-limit';
-import { EVENT_VERSION, eventSubject, type EventBody, type EventDraft, type FlowEvent } from '@taskstream/domain';
+import { EVENT_VERSION, eventSubject, TERMINAL_TASK_EVENTS, type EventBody, type EventDraft, type FlowEvent } from '@taskstream/domain';
 import { encodeJson } from './codec.js';
 import { deterministicId, newId } from './ids.js';
 import type { Topology } from './topology.js';
+
+const WRONG_LAST_SEQUENCE = 10071;
 
 /** Appends events to the log. Every append carries a Nats-Msg-Id, so a repeat is dropped by JetStream. */
 export class EventLog {
@@ -12,8 +14,14 @@ export class EventLog {
     private readonly topo: Topology,
   ) {}
 
+  /**
+   * A task's terminal event is keyed by the task alone, whoever writes it (the planner cancelling
+   * or skipping it, an executor finishing or cancelling it): within the de-duplication window the
+   * first one stored is the only one stored, so a task gets exactly one terminal event.
+   */
   async append(event: FlowEvent, msgID: string = event.id): Promise<PubAck> {
-    return this.js.publish(eventSubject(this.topo.layout, event.flow_id, event.type), encodeJson(event), { msgID });
+    const key = 'task_id' in event && TERMINAL_TASK_EVENTS.has(event.type) ? terminalEventKey(event.flow_id, event.task_id) : msgID;
+    return this.js.publish(eventSubject(this.topo.layout, event.flow_id, event.type), encodeJson(event), { msgID: key });
   }
 
   /**
@@ -32,12 +40,32 @@ export class EventLog {
     return this.append({ ...body, id: newId(now), version: EVENT_VERSION, time: new Date(now).toISOString() } as FlowEvent, msgID);
   }
 
+  /**
+   * Appends a decision that may exist once per flow in the whole log (flow.started), whatever the
+   * de-duplication window: the server stores it only while its subject is still empty. False when
+   * the flow already has one, which means its history was replayed and must be folded again.
+   */
+  async appendFirst(draft: EventDraft, causeTimeMs: number, now: Date = new Date()): Promise<boolean> {
+    const event = stampDecision(draft, causeTimeMs, now);
+    try {
+      await this.js.publish(eventSubject(this.topo.layout, event.flow_id, event.type), encodeJson(event), { msgID: draft.key, expect: { lastSubjectSequence: 0 } });
+      return true;
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE) return false;
+      throw error;
+    }
+  }
+
   /** Stamps decisions with deterministic ids and appends them, keyed for de-duplication. */
   async appendDecisions(drafts: readonly EventDraft[], causeTimeMs: number, now: Date = new Date()): Promise<FlowEvent[]> {
     const events = drafts.map((draft) => stampDecision(draft, causeTimeMs, now));
     await this.appendAll(events.map((event, i) => ({ event, msgID: drafts[i]!.key })));
     return events;
   }
+}
+
+export function terminalEventKey(flowId: string, taskId: string): string {
+  return `${flowId}:${taskId}:terminal`;
 }
 
 export function stampDecision(draft: EventDraft, causeTimeMs: number, now: Date): FlowEvent {

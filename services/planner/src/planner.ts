@@ -17,6 +17,7 @@ import {
   DeadLetters,
   decodeEvent,
   decodeJson,
+  definitionsOf,
   encodeJson,
   ensureConsumer,
   ensureOrderedTakeover,
@@ -58,6 +59,7 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
   const maxCached = options.maxCachedFlows ?? 50_000;
   const log = new EventLog(ctx.js, ctx.topo);
   const cache = new Map<string, CachedFlow>();
+  const definitions = await definitionsOf(ctx.js, ctx.topo);
 
   async function load(event: FlowEvent, seq: number, deliveryCount: number): Promise<{ flow: CachedFlow; rebuilt: boolean } | undefined> {
     const cached = cache.get(event.flow_id);
@@ -71,10 +73,12 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
     // A first delivery of a submission starts a flow; anything else not in memory (a restart, an
     // eviction, a redelivery after the flow finished) is rebuilt from the log.
     if (event.type === 'flow.submitted' && deliveryCount === 1) {
-      state = evolve(null, event, seq);
+      state = evolve(null, await definitions.hydrate(event), seq);
     } else {
-      // Not in memory (restart, eviction, another instance's flow): rebuild from the log up to here.
-      state = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, seq);
+      // Not in memory (restart, eviction, another instance's flow, a replay): rebuild from the
+      // whole log. A fold that stopped at this event would re-decide what later events already
+      // record (a task readied again, after the de-duplication window: its step run twice).
+      state = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id);
     }
     if (state === null) return undefined;
     const flow = { state, emitted: new Set<string>() };
@@ -122,7 +126,22 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
       const deadline = flowDeadline(event.flow_id, timeoutSecs, event.time);
       await ctx.js.publish(timerSubject(ctx.topo.layout, event.flow_id), encodeJson(deadline), { msgID: `${event.flow_id}:deadline` });
     }
-    const fresh = drafts.filter((d) => !flow.emitted.has(d.key));
+    let fresh = drafts.filter((d) => !flow.emitted.has(d.key));
+    const start = fresh.find((d) => d.type === 'flow.started');
+    if (start !== undefined) {
+      // Nothing else of a flow is decided before its start is stored exactly once: a submission
+      // delivered again after its flow started (a replayed partition, a consumer reset) must fold
+      // the flow's history instead of starting it, and finished flows then decide nothing.
+      if (!(await log.appendFirst(start, Date.parse(event.time)))) {
+        ctx.log.warn({ flow_id: event.flow_id, seq: msg.seq }, 'submission of a flow that already started delivered again; folding its history instead');
+        const refolded = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id);
+        if (refolded === null) return;
+        flow.state = refolded;
+        fresh = decideAll(refolded).filter((d) => !flow.emitted.has(d.key));
+      }
+      flow.emitted.add(start.key);
+      fresh = fresh.filter((d) => d.key !== start.key);
+    }
     if (fresh.length > 0) {
       await log.appendDecisions(fresh, Date.parse(event.time));
       for (const d of fresh) flow.emitted.add(d.key);

@@ -91,7 +91,7 @@ function plan(state: FlowState, candidates: readonly string[]): EventDraft[] {
         type: 'task.skipped',
         flow_id: flowId,
         task_id: id,
-        data: { reason: `upstream ${blockers.map((b) => `"${b}" ${statusOf(b)}`).join(', ')}`, upstream: blockers },
+        data: { reason: `upstream ${listed(blockers.map((b) => `"${b}" ${statusOf(b)}`))}`, upstream: blockers.slice(0, MAX_LISTED_IDS) },
       });
       for (const next of state.dependents[id] ?? []) {
         if (!queued.has(next)) {
@@ -121,6 +121,18 @@ function plan(state: FlowState, candidates: readonly string[]): EventDraft[] {
   return drafts;
 }
 
+/**
+ * Events name at most this many tasks (the first ones in flow order); a flow of 10,000 tasks would
+ * otherwise list more than a message can carry. The flow's view has every task's status.
+ */
+export const MAX_LISTED_IDS = 100;
+const NAMED_IN_REASONS = 10;
+
+function listed(items: string[]): string {
+  if (items.length <= NAMED_IN_REASONS) return items.join(', ');
+  return `${items.slice(0, NAMED_IN_REASONS).join(', ')} and ${items.length - NAMED_IN_REASONS} more`;
+}
+
 function completion(state: FlowState, statusOf: (id: string) => TaskStatus): EventDraft {
   const flowId = state.flow_id;
   const total = state.order.length;
@@ -132,8 +144,8 @@ function completion(state: FlowState, statusOf: (id: string) => TaskStatus): Eve
       type: 'flow.failed',
       flow_id: flowId,
       data: {
-        failed_tasks: unfinished.filter((id) => statusOf(id) !== 'skipped'),
-        skipped_tasks: unfinished.filter((id) => statusOf(id) === 'skipped'),
+        failed_tasks: unfinished.filter((id) => statusOf(id) !== 'skipped').slice(0, MAX_LISTED_IDS),
+        skipped_tasks: unfinished.filter((id) => statusOf(id) === 'skipped').slice(0, MAX_LISTED_IDS),
         succeeded,
         total,
         reason: `${state.cancel_reason}: ${unfinished.length} of ${total} tasks did not finish`,
@@ -162,11 +174,11 @@ function completion(state: FlowState, statusOf: (id: string) => TaskStatus): Eve
     type: 'flow.failed',
     flow_id: flowId,
     data: {
-      failed_tasks: failed,
-      skipped_tasks: skipped,
+      failed_tasks: failed.slice(0, MAX_LISTED_IDS),
+      skipped_tasks: skipped.slice(0, MAX_LISTED_IDS),
       succeeded,
       total,
-      reason: `${failed.length} task${failed.length === 1 ? '' : 's'} failed: ${failed.join(', ')}`,
+      reason: `${failed.length} task${failed.length === 1 ? '' : 's'} failed: ${listed(failed)}`,
     },
   };
 }
