@@ -23,7 +23,7 @@ export function emitterOf(event: FlowEvent): string {
 function detail(event: FlowEvent): string {
   switch (event.type) {
     case 'flow.submitted':
-      return `${event.data.definition.tasks.length} tasks${event.data.lineage ? `, ${event.data.lineage.kind} of ${event.data.lineage.parent_flow_id} reusing ${Object.keys(event.data.lineage.reused).length}` : ''}`;
+      return `${event.data.definition?.tasks.length ?? event.data.definition_ref?.tasks} tasks${event.data.lineage ? `, ${event.data.lineage.kind} of ${event.data.lineage.parent_flow_id} reusing ${Object.keys(event.data.lineage.reused).length}` : ''}`;
     case 'task.started':
       return `attempt ${event.attempt} on ${event.data.executor_id}`;
     case 'task.attempt_failed':

@@ -19,3 +19,4 @@ export * from './limits/admission.js';
 export * from './views/graph.js';
 export * from './decider/lineage.js';
 export * from './views/queue-stats.js';
+export * from './limits/flow-size.js';

@@ -1,6 +1,7 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import { evolve, flowEventsFilter, type FlowEvent, type FlowState } from '@taskstream/domain';
 import { decodeEvent } from './codec.js';
+import { definitionsOf } from './definitions.js';
 import type { Topology } from './topology.js';
 
 /** An event as the log holds it: its stream sequence and the time the server stored it. */
@@ -134,7 +135,8 @@ export async function foldFlowHistory(js: JetStreamClient, topo: Topology, flowI
   let state: FlowState | null = null;
   for (const stored of await readFlowHistory(js, topo, flowId)) {
     if (stored.seq > untilSeq) break;
-    state = evolve(state, stored.event, stored.seq);
+    const event = state === null && stored.event.type === 'flow.submitted' ? await (await definitionsOf(js, topo)).hydrate(stored.event) : stored.event;
+    state = evolve(state, event, stored.seq);
   }
   return state;
 }

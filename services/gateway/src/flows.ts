@@ -1,17 +1,22 @@
 import { createHash } from 'node:crypto';
 import {
-  isTerminalFlow,
+  eventSubject,
+  INLINE_DEFINITION_BYTES,
+  jsonBytes,
+  MAX_TASKS_PER_FLOW,
+  oversizedPart,
   lineageFrom,
   toFlowView,
   ULID_PATTERN,
   type FlowDefinition,
   type FlowState,
   type FlowView,
+  type EventType,
   type Lineage,
 } from '@taskstream/domain';
-import { EventLog, foldFlowHistory, newId, readFlowHistory, type KV, type StoredEvent } from '@taskstream/nats';
+import { definitionsOf, EventLog, foldFlowHistory, newId, readFlowHistory, type KV, type StoredEvent } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
-import { apiError } from './errors.js';
+import { ApiError, apiError, ERRORS } from './errors.js';
 import type { Queues } from './queues.js';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -40,6 +45,7 @@ export class Flows {
    * between the two steps appends the event it missed.
    */
   async submit(definition: FlowDefinition, idempotencyKey?: string, submittedBy?: string, lineage?: Lineage): Promise<SubmitResult> {
+    this.checkSize(definition, lineage);
     let flowId = newId();
     let replayed = false;
     if (idempotencyKey !== undefined) {
@@ -59,20 +65,32 @@ export class Flows {
     }
     // A flow may carry its queue's policy (as Tasked's MCP does): it replaces the queue's policy first.
     if (definition.queue_config !== undefined) await this.queues.put(definition.queue, definition.queue_config);
+    const inline = { definition, ...(lineage !== undefined && { lineage }) };
+    const stored = jsonBytes(inline) <= INLINE_DEFINITION_BYTES ? inline : { definition_ref: await (await definitionsOf(this.ctx.js, this.ctx.topo)).offload(flowId, inline) };
     await this.log.appendNew(
       {
         type: 'flow.submitted',
         flow_id: flowId,
         data: {
-          definition,
+          ...stored,
           ...(idempotencyKey !== undefined && { idempotency_key: idempotencyKey }),
           ...(submittedBy !== undefined && { submitted_by: submittedBy }),
-          ...(lineage !== undefined && { lineage }),
         },
       },
       `${flowId}:flow.submitted`,
     );
     return { flowId, replayed };
+  }
+
+  /** Refuses a flow that the pipeline could not carry, before anything of it is stored. */
+  private checkSize(definition: FlowDefinition, lineage?: Lineage): void {
+    if (definition.tasks.length > MAX_TASKS_PER_FLOW) {
+      throw new ApiError('INVALID_FLOW', ERRORS.INVALID_FLOW.status, ERRORS.INVALID_FLOW.message(1), {
+        problems: [{ path: 'tasks', message: `the flow has ${definition.tasks.length} tasks; a flow may have at most ${MAX_TASKS_PER_FLOW}: split it into several flows` }],
+      });
+    }
+    const oversized = oversizedPart(definition, lineage?.reused);
+    if (oversized) throw apiError('FLOW_TOO_LARGE', oversized.part, oversized.bytes, oversized.limit);
   }
 
   /** The flow's state folded up to and including stream sequence `atSeq`. */
@@ -125,9 +143,12 @@ export class Flows {
 
   async cancel(flowId: string, reason?: string, requestedBy?: string): Promise<void> {
     if (!ULID_PATTERN.test(flowId)) throw apiError('FLOW_NOT_FOUND', flowId);
-    const state = await foldFlowHistory(this.ctx.js, this.ctx.topo, flowId);
-    if (state === null) throw apiError('FLOW_NOT_FOUND', flowId);
-    if (isTerminalFlow(state)) throw apiError('FLOW_ALREADY_FINISHED', flowId, state.status);
+    // A few direct reads instead of a fold: a flow of 10,000 tasks is cancelled as cheaply as one of two.
+    const last = (type: EventType) => this.ctx.jsm.streams.getMessage(this.ctx.topo.eventsStream, { last_by_subj: eventSubject(this.ctx.topo.layout, flowId, type) });
+    if ((await last('flow.submitted')) === null) throw apiError('FLOW_NOT_FOUND', flowId);
+    for (const [type, status] of [['flow.succeeded', 'succeeded'], ['flow.failed', 'failed'], ['flow.cancelled', 'cancelled']] as const) {
+      if ((await last(type)) !== null) throw apiError('FLOW_ALREADY_FINISHED', flowId, status);
+    }
     await this.log.appendNew(
       {
         type: 'flow.cancel_requested',

@@ -38,6 +38,8 @@ export function cloneState(state: FlowState): FlowState {
 
 function initialState(event: EventOf<'flow.submitted'>, seq: number): FlowState {
   const { definition } = event.data;
+  // A programming error, not bad input: the shell hydrates every submission before folding it.
+  if (definition === undefined) throw new Error(`flow.submitted of flow ${event.flow_id} was folded before its stored definition was loaded`);
   const deps = new Map(definition.tasks.map((t) => [t.id, t.depends_on]));
   const tasks: Record<string, TaskState> = {};
   const reused = event.data.lineage?.reused ?? {};

@@ -50,14 +50,34 @@ export const Lineage = z.object({
 });
 export type Lineage = z.infer<typeof Lineage>;
 
+/**
+ * Where a definition too large to travel in its `flow.submitted` is stored: the definitions object
+ * store holds `{ definition, lineage? }` under `object`, and the digest proves it unchanged.
+ */
+export const DefinitionRef = z.object({
+  object: z.string().min(1),
+  bytes: z.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  tasks: z.number().int().min(1),
+});
+export type DefinitionRef = z.infer<typeof DefinitionRef>;
+
+/**
+ * Carries the definition, or for a large one `definition_ref` instead (with its lineage, which
+ * holds reused outputs). Readers fold only hydrated submissions: the shell puts the stored
+ * definition back before the event reaches `evolve`.
+ */
 export const FlowSubmitted = envelope(
   'flow.submitted',
-  z.object({
-    definition: FlowDefinition,
-    idempotency_key: z.string().optional(),
-    submitted_by: z.string().optional(),
-    lineage: Lineage.optional(),
-  }),
+  z
+    .object({
+      definition: FlowDefinition.optional(),
+      definition_ref: DefinitionRef.optional(),
+      idempotency_key: z.string().optional(),
+      submitted_by: z.string().optional(),
+      lineage: Lineage.optional(),
+    })
+    .refine((data) => (data.definition === undefined) !== (data.definition_ref === undefined), 'must carry either definition or definition_ref'),
   flowScope,
 );
 /** Recorded in a flow's history when a rerun or fork of it is created. */
