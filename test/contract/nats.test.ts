@@ -72,6 +72,29 @@ describe('NATS lib against a real nats-server', () => {
     expect(await readFlowHistory(jetstream(nc), topo, flowId)).toHaveLength(1);
   });
 
+  it('stores one terminal event per task, whoever writes it and under whatever key', async () => {
+    const log = new EventLog(jetstream(nc), topo);
+    const flowId = newId();
+    const at = new Date().toISOString();
+    const cancelled: FlowEvent = { id: newId(), type: 'task.cancelled', version: EVENT_VERSION, flow_id: flowId, task_id: 'a', time: at, data: { reason: 'flow cancelled' } };
+    const succeeded: FlowEvent = { id: newId(), type: 'task.succeeded', version: EVENT_VERSION, flow_id: flowId, task_id: 'a', attempt: 1, time: at, data: { duration_ms: 5 } };
+    const other: FlowEvent = { ...cancelled, id: newId(), task_id: 'b' };
+    expect((await log.append(cancelled, 'planner-key')).duplicate).toBe(false);
+    expect((await log.append(succeeded, 'executor-key')).duplicate).toBe(true);
+    expect((await log.append(other, 'planner-key-b')).duplicate).toBe(false);
+    expect((await readFlowHistory(jetstream(nc), topo, flowId)).map((e) => `${e.event.type}:${'task_id' in e.event ? e.event.task_id : ''}`)).toEqual(['task.cancelled:a', 'task.cancelled:b']);
+  });
+
+  it('stores a flow start once, even after the de-duplication window', async () => {
+    const log = new EventLog(jetstream(nc), topo);
+    const flowId = newId();
+    const draft = { key: `${flowId}:flow.started`, type: 'flow.started' as const, flow_id: flowId, data: {} };
+    expect(await log.appendFirst(draft, Date.now())).toBe(true);
+    // Another key, as after the window: the server still refuses a second start.
+    expect(await log.appendFirst({ ...draft, key: 'after-the-window' }, Date.now())).toBe(false);
+    expect(await readFlowHistory(jetstream(nc), topo, flowId)).toHaveLength(1);
+  });
+
   it('consumes in stream order and sets malformed messages aside without stopping', async () => {
     const js = jetstream(nc);
     const jsm = await (await import('@taskstream/nats')).jetstreamManager(nc);
