@@ -85,6 +85,15 @@ describe('NATS lib against a real nats-server', () => {
     expect((await readFlowHistory(jetstream(nc), topo, flowId)).map((e) => `${e.event.type}:${'task_id' in e.event ? e.event.task_id : ''}`)).toEqual(['task.cancelled:a', 'task.cancelled:b']);
   });
 
+  it('stores one terminal event per flow', async () => {
+    const log = new EventLog(jetstream(nc), topo);
+    const flowId = newId();
+    const base = { version: EVENT_VERSION, flow_id: flowId, time: new Date().toISOString() } as const;
+    await log.append({ ...base, id: newId(), type: 'flow.failed', data: { failed_tasks: ['a'], skipped_tasks: [], succeeded: 0, total: 1, reason: '1 task failed: a' } }, 'one');
+    expect((await log.append({ ...base, id: newId(), type: 'flow.cancelled', data: { reason: 'cancelled on request', succeeded: 0, total: 1 } }, 'two')).duplicate).toBe(true);
+    expect((await readFlowHistory(jetstream(nc), topo, flowId)).map((e) => e.event.type)).toEqual(['flow.failed']);
+  });
+
   it('stores a flow start once, even after the de-duplication window', async () => {
     const log = new EventLog(jetstream(nc), topo);
     const flowId = newId();

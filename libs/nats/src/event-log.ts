@@ -1,6 +1,6 @@
 import { JetStreamApiError, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import pLimit from 'p-limit';
-import { EVENT_VERSION, eventSubject, TERMINAL_TASK_EVENTS, type EventBody, type EventDraft, type FlowEvent } from '@taskstream/domain';
+import { EVENT_VERSION, eventSubject, TERMINAL_FLOW_EVENTS, TERMINAL_TASK_EVENTS, type EventBody, type EventDraft, type FlowEvent } from '@taskstream/domain';
 import { encodeJson } from './codec.js';
 import { deterministicId, newId } from './ids.js';
 import type { Topology } from './topology.js';
@@ -16,12 +16,11 @@ export class EventLog {
 
   /**
    * A task's terminal event is keyed by the task alone, whoever writes it (the planner cancelling
-   * or skipping it, an executor finishing or cancelling it): within the de-duplication window the
-   * first one stored is the only one stored, so a task gets exactly one terminal event.
+   * or skipping it, an executor finishing or cancelling it), and a flow's by the flow: within the
+   * de-duplication window the first one stored is the only one stored, so each gets exactly one.
    */
   async append(event: FlowEvent, msgID: string = event.id): Promise<PubAck> {
-    const key = 'task_id' in event && TERMINAL_TASK_EVENTS.has(event.type) ? terminalEventKey(event.flow_id, event.task_id) : msgID;
-    return this.js.publish(eventSubject(this.topo.layout, event.flow_id, event.type), encodeJson(event), { msgID: key });
+    return this.js.publish(eventSubject(this.topo.layout, event.flow_id, event.type), encodeJson(event), { msgID: terminalEventKey(event) ?? msgID });
   }
 
   /**
@@ -64,8 +63,10 @@ export class EventLog {
   }
 }
 
-export function terminalEventKey(flowId: string, taskId: string): string {
-  return `${flowId}:${taskId}:terminal`;
+/** The de-duplication key shared by every terminal event of one task, or of one flow. */
+export function terminalEventKey(event: FlowEvent): string | undefined {
+  if ('task_id' in event) return TERMINAL_TASK_EVENTS.has(event.type) ? `${event.flow_id}:${event.task_id}:terminal` : undefined;
+  return TERMINAL_FLOW_EVENTS.has(event.type) ? `${event.flow_id}:terminal` : undefined;
 }
 
 export function stampDecision(draft: EventDraft, causeTimeMs: number, now: Date): FlowEvent {
