@@ -42,7 +42,7 @@ export async function freePort(): Promise<number> {
 async function waitForPort(port: number, timeoutMs: number, child: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}:\n${output()}`);
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nats-server exited with ${child.exitCode ?? child.signalCode}:\n${output()}`);
     const open = await new Promise<boolean>((resolve) => {
       const socket = new Socket();
       socket.once('connect', () => {
@@ -56,6 +56,21 @@ async function waitForPort(port: number, timeoutMs: number, child: ChildProcess,
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`nats-server did not listen on port ${port} within ${timeoutMs} ms:\n${output()}`);
+}
+
+// Node cannot ask the kernel to signal a child when its parent dies (no PR_SET_PDEATHSIG), so a
+// tiny shell holds the read end of a pipe from this process. However this process ends, even by
+// SIGKILL, the pipe reaches end-of-file and the shell stops nats-server: TERM so JetStream closes its
+// store cleanly, KILL if it is still there after five seconds.
+const WATCHDOG = 'read _; kill -TERM "$1" 2>/dev/null || exit 0; for _ in 1 2 3 4 5; do sleep 1; kill -0 "$1" 2>/dev/null || exit 0; done; kill -KILL "$1"';
+
+/** Ends `pid` when this process ends, however it ends. Kill the returned watchdog once `pid` has exited, so it never signals a reused pid. */
+function endWithThisProcess(pid: number): ChildProcess {
+  // Its own session: a terminal's Ctrl-C must not end the watchdog before this process has stopped.
+  const watchdog = spawn('/bin/sh', ['-c', WATCHDOG, 'taskstream-watchdog', String(pid)], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  watchdog.unref();
+  (watchdog.stdin as unknown as Socket).unref();
+  return watchdog;
 }
 
 export interface NatsServerOptions {
@@ -103,8 +118,11 @@ export class NatsServer {
 
   private async launch(): Promise<void> {
     this.log = '';
+    // Its own session, so a Ctrl-C at the terminal reaches only this process, which stops its
+    // services while the server is still there to take their last writes, and the server after them.
     const child = spawn(findNatsServer(), ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir, ...this.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     const collect = (chunk: Buffer) => {
       this.log = (this.log + chunk.toString()).slice(-8000);
@@ -112,10 +130,21 @@ export class NatsServer {
     child.stdout?.on('data', collect);
     child.stderr?.on('data', collect);
     this.child = child;
+    if (child.pid !== undefined) {
+      const watchdog = endWithThisProcess(child.pid);
+      watchdog.once('error', (error) => {
+        collect(Buffer.from(`could not start the watchdog that ends nats-server with this process: ${error.message}\n`));
+        child.kill('SIGKILL');
+      });
+      child.once('exit', () => watchdog.kill('SIGKILL'));
+    }
     await waitForPort(this.port, 15_000, child, () => this.log);
   }
 
-  /** Kills the process (SIGKILL by default: a crash, not a shutdown). The store stays for a restart. */
+  /**
+   * Kills the process (SIGKILL by default: a crash, not a shutdown). The store stays for a restart.
+   * The signal is sent before this returns, so a caller about to exit need not wait.
+   */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
