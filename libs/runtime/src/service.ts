@@ -9,32 +9,50 @@ export interface ServiceHandle {
   stop(): Promise<void>;
 }
 
+export type StopEvent = 'stopping' | 'second signal' | 'timed out';
+
+// Wrappers such as npm forward the terminal's Ctrl-C that this process has already received: a
+// repeat this close is the same key press, not an operator's second one.
+const REPEAT_MS = 250;
+
+export interface StopOnSignalOptions {
+  /** The whole stop may take this long; then the process exits anyway. */
+  timeoutMs: number;
+  /** The exit code, from the signal that asked to stop and whether the stop completed (false if it failed or was cut short). */
+  exitCode(signal: NodeJS.Signals, clean: boolean): number;
+  /** Runs, synchronously, just before a stop is cut short: end child processes here, nothing waits for them. */
+  force?(): void;
+  /** Told what is happening, to say so. */
+  report(event: StopEvent, signal: NodeJS.Signals): void;
+}
+
 /**
- * Stops `handles` (in reverse start order) on SIGTERM or SIGINT, bounded by `timeoutMs`, then exits.
+ * Runs `stop` on the first SIGTERM or SIGINT, then exits; `stop` reports its own errors, a rejection
+ * only makes the exit unclean. A second signal, or `stop` outlasting `timeoutMs`, exits at once: an
+ * operator pressing Ctrl-C again, or a deadline, must never wait on a drain stuck behind load.
  * Returns a function that removes the signal handlers.
  */
-export function stopOnSignals(handles: ServiceHandle[], log: Logger, onStopped: () => Promise<void> = async () => {}, timeoutMs = 15_000): () => void {
-  let stopping = false;
+export function onStopSignal(stop: () => Promise<void>, options: StopOnSignalOptions): () => void {
+  let first: NodeJS.Signals | undefined;
+  let firstAt = 0;
+  const cutShort = (event: StopEvent) => {
+    options.report(event, first!);
+    options.force?.();
+    process.exit(options.exitCode(first!, false));
+  };
   const handler = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    const timer = setTimeout(() => {
-      log.error({ timeoutMs }, 'shutdown took too long; exiting');
-      process.exit(1);
-    }, timeoutMs);
-    timer.unref();
-    (async () => {
-      for (const handle of [...handles].reverse()) {
-        try {
-          await handle.stop();
-        } catch (error) {
-          log.error({ err: error, service: handle.name }, 'error while stopping');
-        }
-      }
-      await onStopped();
-      process.exit(0);
-    })();
+    if (first !== undefined) {
+      if (Date.now() - firstAt >= REPEAT_MS) cutShort('second signal');
+      return;
+    }
+    first = signal;
+    firstAt = Date.now();
+    options.report('stopping', signal);
+    setTimeout(() => cutShort('timed out'), options.timeoutMs).unref();
+    void stop().then(
+      () => process.exit(options.exitCode(signal, true)),
+      () => process.exit(options.exitCode(signal, false)),
+    );
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
@@ -42,6 +60,40 @@ export function stopOnSignals(handles: ServiceHandle[], log: Logger, onStopped: 
     process.off('SIGTERM', handler);
     process.off('SIGINT', handler);
   };
+}
+
+/**
+ * Stops `handles` (in reverse start order) on SIGTERM or SIGINT, bounded by `timeoutMs`, then exits:
+ * 0 once stopped, 1 if stopping failed or was cut short by the bound or a second signal.
+ * Returns a function that removes the signal handlers.
+ */
+export function stopOnSignals(handles: ServiceHandle[], log: Logger, onStopped: () => Promise<void> = async () => {}, timeoutMs = 15_000): () => void {
+  return onStopSignal(
+    async () => {
+      for (const handle of [...handles].reverse()) {
+        try {
+          await handle.stop();
+        } catch (error) {
+          log.error({ err: error, service: handle.name }, 'error while stopping');
+        }
+      }
+      try {
+        await onStopped();
+      } catch (error) {
+        log.error({ err: error }, 'error while stopping');
+        throw error;
+      }
+    },
+    {
+      timeoutMs,
+      exitCode: (_signal, clean) => (clean ? 0 : 1),
+      report: (event, signal) => {
+        if (event === 'stopping') log.info({ signal }, 'shutting down');
+        else if (event === 'timed out') log.error({ timeoutMs }, 'shutdown took too long; exiting');
+        else log.warn({ signal }, 'second signal; exiting without finishing the shutdown');
+      },
+    },
+  );
 }
 
 /**
