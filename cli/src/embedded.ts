@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { startDispatcher } from '@taskstream/dispatcher';
-import { startExecutor } from '@taskstream/executor';
+import { createSteps, startExecutor, type ExecutorOptions } from '@taskstream/executor';
 import { buildGateway } from '@taskstream/gateway';
 import { NatsServer, silentLogger, type Logger } from '@taskstream/nats';
 import { startPlanner } from '@taskstream/planner';
@@ -24,6 +24,8 @@ export interface StackOptions {
   /** pino level for the services' logs; "silent" keeps them quiet. */
   logLevel?: string;
   prefix?: string;
+  /** On stop, running steps get this long to finish before they are stopped and handed back (default 5 s). */
+  stepGraceMs?: number;
 }
 
 export interface Stack {
@@ -33,7 +35,40 @@ export interface Stack {
   nats?: NatsServer;
   /** The running services by name (the gateway's handle closes it). */
   services: Map<string, ServiceHandle>;
+  /** Stops the services, then nats-server. Calling it again returns the same stop. */
   stop(): Promise<void>;
+  /**
+   * For an exit that cannot wait for `stop`: signals, synchronously, what would outlive this process
+   * (the processes of running steps, and nats-server). The work in flight is redelivered later.
+   */
+  abort(): void;
+}
+
+type StepRunner = NonNullable<ExecutorOptions['steps']>[string];
+
+/** The standard steps, plus a way to stop every running one at once without the executor's help. */
+function abortableSteps(shellEnabled: boolean): { steps: Record<string, StepRunner>; abortAll(): void } {
+  const running = new Set<AbortController>();
+  // Not AbortSignal.any over one long-lived signal: Node 20 keeps what it derives alive, a leak per step run.
+  const abortable = (run: StepRunner): StepRunner => async (ctx) => {
+    const controller = new AbortController();
+    const follow = () => controller.abort(ctx.signal.reason);
+    if (ctx.signal.aborted) follow();
+    else ctx.signal.addEventListener('abort', follow, { once: true });
+    running.add(controller);
+    try {
+      return await run({ ...ctx, signal: controller.signal });
+    } finally {
+      running.delete(controller);
+      ctx.signal.removeEventListener('abort', follow);
+    }
+  };
+  return {
+    steps: Object.fromEntries(Object.entries(createSteps({ shellEnabled })).map(([name, run]) => [name, abortable(run)])),
+    abortAll: () => {
+      for (const controller of running) controller.abort(new Error('taskstream is exiting'));
+    },
+  };
 }
 
 /** The whole of Taskstream in one process: an optional nats-server child and the five services. */
@@ -53,10 +88,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const logFor = (name: string): Logger => (level === 'silent' ? silentLogger : createLogger(name, level));
   const contexts: ServiceContext[] = [];
   const handles: ServiceHandle[] = [];
-  const stopAll = async () => {
-    for (const handle of [...handles].reverse()) await handle.stop().catch(() => undefined);
-    for (const ctx of contexts) await ctx.nc.close().catch(() => undefined);
-    await nats?.stop();
+  const steps = abortableSteps(options.shellEnabled ?? true);
+  let stopping: Promise<void> | undefined;
+  const stopAll = () =>
+    (stopping ??= (async () => {
+      for (const handle of [...handles].reverse()) await handle.stop().catch(() => undefined);
+      for (const ctx of contexts) await ctx.nc.close().catch(() => undefined);
+      await nats?.stop();
+    })());
+  const abort = () => {
+    steps.abortAll();
+    void nats?.kill('SIGTERM');
   };
   try {
     const context = async (name: string) => {
@@ -72,6 +114,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         queue: options.queue ?? '*',
         concurrency: options.concurrency ?? 8,
         shellEnabled: options.shellEnabled ?? true,
+        steps: steps.steps,
+        shutdownGraceMs: options.stepGraceMs ?? 5_000,
       }),
     );
     const gatewayCtx = await context('gateway');
@@ -88,7 +132,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     }
     const address = gateway.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
-    return { natsUrl, gatewayUrl: `http://${host}:${port}`, gateway, ...(nats && { nats }), services: new Map(handles.map((h) => [h.name, h])), stop: stopAll };
+    return { natsUrl, gatewayUrl: `http://${host}:${port}`, gateway, ...(nats && { nats }), services: new Map(handles.map((h) => [h.name, h])), stop: stopAll, abort };
   } catch (error) {
     await stopAll();
     throw error;

@@ -1,6 +1,7 @@
-import { startStack, type Stack } from '../embedded.js';
+import { startStack } from '../embedded.js';
 import { GatewayClient } from '../client.js';
 import { isTerminalEvent, RunRenderer } from '../render.js';
+import { stopOnInterrupt } from '../stopping.js';
 import { readFlowFile } from './flow-file.js';
 
 export interface RunOptions {
@@ -10,20 +11,18 @@ export interface RunOptions {
   dataDir?: string;
 }
 
-/** Submits a flow and follows it live; resolves to the exit code (0 only when the flow succeeded). */
+/**
+ * Submits a flow and follows it live; resolves to the exit code (0 only when the flow succeeded).
+ * SIGINT and SIGTERM stop it, and the process, from the moment it is called.
+ */
 export async function runCommand(file: string, options: RunOptions, print: (line: string) => void = console.log): Promise<number> {
   const { body, taskIds } = readFlowFile(file, options.queue);
-  let stack: Stack | undefined;
-  const onSignal = () => {
-    void (stack?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const interrupt = stopOnInterrupt();
   try {
     let server = options.server;
     if (server === undefined) {
-      stack = await startStack({ natsUrl: options.nats, dataDir: options.dataDir, logLevel: 'silent', shellEnabled: true });
-      server = stack.gatewayUrl;
+      interrupt.stack = await startStack({ natsUrl: options.nats, dataDir: options.dataDir, logLevel: 'silent', shellEnabled: true });
+      server = interrupt.stack.gatewayUrl;
     }
     const client = new GatewayClient(server);
     const submitted = await client.submit(body, 'application/json');
@@ -37,8 +36,9 @@ export async function runCommand(file: string, options: RunOptions, print: (line
     });
     return outcome === 'flow.succeeded' ? 0 : 1;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await stack?.stop();
+    await interrupt.stack?.stop();
+    // Stopping on a signal closes the gateway under the follow: the signal's exit code is the
+    // outcome, not what the follow made of that, so this never settles and that exit wins.
+    if (interrupt.stopping) await new Promise<never>(() => {});
   }
 }

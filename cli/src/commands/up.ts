@@ -1,4 +1,5 @@
 import { startStack } from '../embedded.js';
+import { stopOnInterrupt } from '../stopping.js';
 
 export interface UpOptions {
   host: string;
@@ -10,19 +11,12 @@ export interface UpOptions {
   logLevel: string;
 }
 
-/** The embedded stack in the foreground until Ctrl-C. */
+/** The embedded stack in the foreground until Ctrl-C or SIGTERM, which exit the process. */
 export async function upCommand(options: UpOptions): Promise<void> {
-  const stack = await startStack({ ...options, natsUrl: options.nats, shellEnabled: true });
+  const interrupt = stopOnInterrupt();
+  const stack = (interrupt.stack = await startStack({ ...options, natsUrl: options.nats, shellEnabled: true }));
   console.log(`Taskstream is up: gateway ${stack.gatewayUrl}`);
   console.log(`  NATS ${stack.natsUrl}${stack.nats ? ` (embedded, data in ${stack.nats.storeDir})` : ''}`);
   console.log(`  executor serving ${options.queue === '*' ? 'every queue' : `queue "${options.queue}"`}, shell steps on, bound to ${options.host}`);
   console.log('Press Ctrl-C to stop.');
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      console.log('\nStopping...');
-      void stack.stop().then(resolve);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
 }
