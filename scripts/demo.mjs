@@ -2,6 +2,7 @@
 // calls, then the flow runs through the embedded stack (nats-server child + all five services).
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
+import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,8 +24,16 @@ deployApi.once('error', (error) => {
   process.exit(2);
 });
 
+let cli;
+
+// Ctrl-C at the terminal reaches the CLI as well, which stops its stack and exits 130: wait for it
+// rather than return to the prompt while it is still stopping. Signals sent to the demo alone are passed on.
+const interrupted = (signal) => process.exit(128 + constants.signals[signal]);
+process.on('SIGINT', () => cli ?? interrupted('SIGINT'));
+for (const signal of ['SIGTERM', 'SIGHUP']) process.on(signal, () => (cli ? cli.kill(signal) : interrupted(signal)));
+
 deployApi.listen(port, '127.0.0.1', () => {
-  const cli = spawn(process.execPath, [join(root, 'cli', 'bin', 'taskstream.js'), 'run', join('examples', 'ci-pipeline.json')], { cwd: root, stdio: 'inherit' });
+  cli = spawn(process.execPath, [join(root, 'cli', 'bin', 'taskstream.js'), 'run', join('examples', 'ci-pipeline.json')], { cwd: root, stdio: 'inherit' });
   cli.on('exit', (code) => {
     deployApi.close();
     process.exit(code ?? 1);
