@@ -1,6 +1,7 @@
 import type { DelayConfig, NoopConfig } from '@taskstream/domain';
+import { sleep } from '../timers.js';
 import { runHttp } from './http.js';
-import { runShell } from './shell.js';
+import { DEFAULT_SHELL_LIMITS, runShell, type ShellLimits } from './shell.js';
 import { StepError } from './step-error.js';
 import type { StepContext, StepRunner } from './types.js';
 
@@ -12,22 +13,14 @@ export interface StepOptions {
   shellEnabled: boolean;
   /** Environment shell steps start from (the executor's own by default). */
   env?: NodeJS.ProcessEnv;
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    }, { once: true });
-  });
+  /** How long a stopped shell step's processes get between SIGTERM and SIGKILL. */
+  killGraceMs?: number;
 }
 
 /** The step runners by executor name, built from their dependencies. */
 export function createSteps(options: StepOptions): Record<string, StepRunner> {
   const env = options.env ?? process.env;
+  const shellLimits: ShellLimits = { ...DEFAULT_SHELL_LIMITS, ...(options.killGraceMs !== undefined && { killGraceMs: options.killGraceMs }) };
   return {
     shell: async (ctx: StepContext) => {
       if (!options.shellEnabled) {
@@ -37,13 +30,13 @@ export function createSteps(options: StepOptions): Record<string, StepRunner> {
           retryable: false,
         });
       }
-      return runShell(ctx, env);
+      return runShell(ctx, env, shellLimits);
     },
     http: runHttp,
     noop: async (ctx: StepContext) => (ctx.spec.config as NoopConfig).output ?? null,
     delay: async (ctx: StepContext) => {
       const config = ctx.spec.config as DelayConfig;
-      await abortableDelay(config.ms, ctx.signal);
+      await sleep(config.ms, ctx.signal);
       return config.output ?? null;
     },
   };

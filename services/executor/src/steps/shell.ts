@@ -1,17 +1,37 @@
 import { spawn } from 'node:child_process';
 import type { ShellConfig } from '@taskstream/domain';
+import { setLongTimeout } from '../timers.js';
 import { StepError } from './step-error.js';
 import { lastLines, Tail } from './tail.js';
 import type { StepContext } from './types.js';
 
 const OUTPUT_LIMIT = 64 * 1024;
-const KILL_GRACE_MS = 2_000;
+
+export interface ShellLimits {
+  /** After SIGTERM, how long the step's processes get before SIGKILL. */
+  killGraceMs: number;
+  /**
+   * After the command itself exits, how long processes it left running may keep its output open
+   * before they are killed and the step ends.
+   */
+  drainMs: number;
+}
+
+export const DEFAULT_SHELL_LIMITS: ShellLimits = { killGraceMs: 2_000, drainMs: 200 };
 
 /**
- * Runs `command` through /bin/sh -c (as Tasked does) or `args` without a shell, in its own process
- * group so a timeout or cancel stops everything it started. Succeeds on exit code 0.
+ * Runs `command` through /bin/sh -c (as Tasked does) or `args` without a shell. Succeeds on exit
+ * code 0.
+ *
+ * The command leads its own process group, and the group is what gets stopped: on timeout or
+ * cancel every process in it gets SIGTERM, then SIGKILL once `killGraceMs` has passed, whatever
+ * has happened meanwhile (a process ignoring SIGTERM may have closed its output or outlived the
+ * leader). The step ends when the leader has exited and either its output pipes closed or the
+ * group was killed. A leader that exits on its own ends the step: processes it left in the
+ * background get `drainMs` to finish writing, then the group is killed, so that nothing a step
+ * started outlives it. Only a process that leaves the group (setsid) escapes.
  */
-export function runShell(ctx: StepContext, baseEnv: NodeJS.ProcessEnv): Promise<unknown> {
+export function runShell(ctx: StepContext, baseEnv: NodeJS.ProcessEnv, limits: ShellLimits = DEFAULT_SHELL_LIMITS): Promise<unknown> {
   const config = ctx.spec.config as ShellConfig;
   const [file, args] = config.command !== undefined ? ['/bin/sh', ['-c', config.command]] : [config.args![0]!, config.args!.slice(1)];
   const env = {
@@ -22,38 +42,53 @@ export function runShell(ctx: StepContext, baseEnv: NodeJS.ProcessEnv): Promise<
     TASKSTREAM_ATTEMPT: String(ctx.attempt),
     TASKSTREAM_IDEMPOTENCY_KEY: ctx.idempotencyKey,
   };
+  if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
   return new Promise((resolve, reject) => {
     const stdout = new Tail(OUTPUT_LIMIT);
     const stderr = new Tail(OUTPUT_LIMIT);
     const child = spawn(file, args, { cwd: config.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const group = child.pid;
     child.stdout.on('data', (c: Buffer) => stdout.push(c));
     child.stderr.on('data', (c: Buffer) => stderr.push(c));
-    let killTimer: NodeJS.Timeout | undefined;
-    const stop = () => {
-      if (child.pid === undefined || child.exitCode !== null) return;
+
+    let leader: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    let openPipes = 2;
+    let stopping = false;
+    let killed = false;
+    let drained = false;
+    let drainTimer: NodeJS.Timeout | undefined;
+    let ended = false;
+
+    const signalGroup = (signal: NodeJS.Signals) => {
+      if (group === undefined) return;
       try {
-        process.kill(-child.pid, 'SIGTERM');
+        process.kill(-group, signal);
       } catch {
-        // already gone
+        // the group has no process left
       }
-      killTimer = setTimeout(() => {
-        try {
-          process.kill(-child.pid!, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }, KILL_GRACE_MS);
     };
-    if (ctx.signal.aborted) stop();
-    ctx.signal.addEventListener('abort', stop, { once: true });
-    child.once('error', (error: NodeJS.ErrnoException) => {
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      signalGroup('SIGTERM');
+      // Never cleared: a process that ignored SIGTERM may hold no pipe and outlive the leader.
+      setLongTimeout(() => {
+        signalGroup('SIGKILL');
+        killed = true;
+        end();
+      }, limits.killGraceMs);
+    };
+
+    const end = () => {
+      if (ended || leader === undefined || (openPipes > 0 && !killed && !drained)) return;
+      ended = true;
+      clearTimeout(drainTimer);
       ctx.signal.removeEventListener('abort', stop);
-      const hint = error.code === 'ENOENT' ? (config.cwd ? ` (does the program exist, and the directory "${config.cwd}"?)` : ' (is the program installed and on PATH?)') : '';
-      reject(new StepError({ message: `could not start "${file}": ${error.message}${hint}`, code: 'SPAWN', retryable: false }));
-    });
-    child.once('close', (code, signal) => {
-      ctx.signal.removeEventListener('abort', stop);
-      if (killTimer) clearTimeout(killTimer);
+      if (!stopping) signalGroup('SIGKILL');
+      // A process that left the group may still hold the pipes; its output is not the step's.
+      child.stdout.destroy();
+      child.stderr.destroy();
+      const { code, signal } = leader;
       const out = stdout.toString();
       const err = stderr.toString();
       if (code === 0) {
@@ -73,6 +108,31 @@ export function runShell(ctx: StepContext, baseEnv: NodeJS.ProcessEnv): Promise<
           stderr_tail: lastLines(err, 20),
         }),
       );
+    };
+
+    for (const pipe of [child.stdout, child.stderr]) {
+      pipe.once('close', () => {
+        openPipes--;
+        end();
+      });
+    }
+    ctx.signal.addEventListener('abort', stop, { once: true });
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      if (ended) return;
+      ended = true;
+      ctx.signal.removeEventListener('abort', stop);
+      const hint = error.code === 'ENOENT' ? (config.cwd ? ` (does the program exist, and the directory "${config.cwd}"?)` : ' (is the program installed and on PATH?)') : '';
+      reject(new StepError({ message: `could not start "${file}": ${error.message}${hint}`, code: 'SPAWN', retryable: false }));
+    });
+    child.once('exit', (code, signal) => {
+      leader = { code, signal };
+      if (!stopping) {
+        drainTimer = setTimeout(() => {
+          drained = true;
+          end();
+        }, limits.drainMs);
+      }
+      end();
     });
   });
 }
