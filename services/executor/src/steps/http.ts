@@ -2,14 +2,18 @@ import type { HttpConfig } from '@taskstream/domain';
 import { StepError } from './step-error.js';
 import type { StepContext } from './types.js';
 
-const BODY_LIMIT = 256 * 1024;
+export const BODY_LIMIT = 256 * 1024;
 
 /**
  * Calls the configured URL. A 2xx response succeeds with its status and body (JSON when it is
  * JSON); 5xx, 408 and 429 are retryable failures; other statuses are not. The attempt's stable
  * idempotency key goes out as the Idempotency-Key header.
+ *
+ * At most `bodyLimit` bytes of the body are read: the rest is never downloaded (the connection is
+ * dropped), and the output says `truncated: true` with the bytes kept in `body_bytes`. A cut JSON
+ * body does not parse, so it stays text.
  */
-export async function runHttp(ctx: StepContext): Promise<unknown> {
+export async function runHttp(ctx: StepContext, bodyLimit = BODY_LIMIT): Promise<unknown> {
   const config = ctx.spec.config as HttpConfig;
   const headers = new Headers(config.headers);
   if (!headers.has('idempotency-key')) headers.set('idempotency-key', ctx.idempotencyKey);
@@ -19,8 +23,11 @@ export async function runHttp(ctx: StepContext): Promise<unknown> {
     if (typeof config.body !== 'string' && !headers.has('content-type')) headers.set('content-type', 'application/json');
   }
   let response: Response;
+  let text: string;
+  let truncated: boolean;
   try {
     response = await fetch(config.url, { method: config.method, headers, body, signal: ctx.signal, redirect: 'follow' });
+    ({ text, truncated } = await readCapped(response, bodyLimit));
   } catch (error) {
     if (ctx.signal.aborted) throw error;
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
@@ -30,9 +37,8 @@ export async function runHttp(ctx: StepContext): Promise<unknown> {
       retryable: true,
     });
   }
-  const text = (await response.text()).slice(0, BODY_LIMIT);
   let parsed: unknown = text;
-  if ((response.headers.get('content-type') ?? '').includes('json')) {
+  if (!truncated && (response.headers.get('content-type') ?? '').includes('json')) {
     try {
       parsed = JSON.parse(text);
     } catch {
@@ -48,5 +54,40 @@ export async function runHttp(ctx: StepContext): Promise<unknown> {
       http_status: response.status,
     });
   }
-  return { status: response.status, body: parsed };
+  return truncated ? { status: response.status, body: parsed, truncated: true, body_bytes: Buffer.byteLength(text) } : { status: response.status, body: parsed };
+}
+
+/** Reads the body up to `limit` bytes, then cancels the stream, which closes the connection. */
+async function readCapped(response: Response, limit: number): Promise<{ text: string; truncated: boolean }> {
+  if (response.body === null) return { text: '', truncated: false };
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let truncated = false;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (size + value.byteLength > limit) {
+      chunks.push(value.subarray(0, limit - size));
+      size = limit;
+      truncated = true;
+      await reader.cancel().catch(() => undefined);
+      break;
+    }
+    chunks.push(value);
+    size += value.byteLength;
+  }
+  const bytes = Buffer.concat(chunks, size);
+  return { text: new TextDecoder().decode(truncated ? bytes.subarray(0, completeUtf8Length(bytes)) : bytes), truncated };
+}
+
+/** The length of `bytes` without a UTF-8 sequence the cut left incomplete at its end. */
+function completeUtf8Length(bytes: Uint8Array): number {
+  let start = bytes.length;
+  // Back over continuation bytes (10xxxxxx) to the lead byte of the last sequence, at most 3.
+  while (start > 0 && bytes.length - start < 3 && (bytes[start - 1]! & 0xc0) === 0x80) start--;
+  if (start === 0) return bytes.length;
+  const lead = bytes[start - 1]!;
+  const needed = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return bytes.length - (start - 1) >= needed ? bytes.length : start - 1;
 }
