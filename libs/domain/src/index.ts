@@ -20,3 +20,4 @@ export * from './views/graph.js';
 export * from './decider/lineage.js';
 export * from './views/queue-stats.js';
 export * from './limits/flow-size.js';
+export * from './limits/fair-order.js';
