@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
-import { DelegateBackoff, handleWhen, noop, retry, timeout, TimeoutStrategy, wrap, type IPolicy } from 'cockatiel';
+import { handleWhen, retry } from 'cockatiel';
 import {
   DEFAULT_BACKOFF,
+  eventSubject,
   flowIdOfSubject,
   retryDelayMs,
   TERMINAL_TASK_EVENTS,
@@ -22,8 +23,10 @@ import {
   type JsMsg,
 } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
+import { checkOutput, ENVELOPE_BYTES, fitError } from './output.js';
 import { Quarantine } from './quarantine.js';
 import { createSteps, StepError, toTaskError, type StepRunner } from './steps/index.js';
+import { intervalMs, setLongTimeout, sleep } from './timers.js';
 
 /** NATS did not store an event: not the step's fault, so no attempt is spent on it. */
 class InfrastructureError extends Error {
@@ -42,6 +45,20 @@ class DeferredRetry extends Error {
 class Interrupted extends Error {
   override name = 'Interrupted';
 }
+
+/** Why an attempt's signal was aborted when its `timeout_secs` passed. */
+class AttemptTimeout extends Error {
+  override name = 'AttemptTimeout';
+}
+
+/** The events that stop a flow's running tasks, with the reason their task.cancelled gives. */
+const STOPPING_EVENTS = [
+  ['flow.cancel_requested', 'flow cancelled'],
+  ['flow.deadline_passed', "the flow's timeout passed"],
+] as const;
+
+/** What nats-server allows when it does not say (its default max_payload). */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 interface PriorProgress {
   /** Highest attempt number recorded. */
@@ -77,6 +94,8 @@ export interface ExecutorOptions {
   durableRetryAfterMs?: number;
   /** On stop, running steps get this long to finish; then they are stopped and handed back without spending an attempt. */
   shutdownGraceMs?: number;
+  /** A stopped shell step's processes get this long between SIGTERM and SIGKILL. */
+  killGraceMs?: number;
   ackWaitMs?: number;
   /** Base environment for shell steps. */
   env?: NodeJS.ProcessEnv;
@@ -96,9 +115,10 @@ function decodeWorkItem(data: Uint8Array): Decoded<WorkItem> {
 }
 
 /**
- * Runs work items of one queue. Each attempt runs under cockatiel's retry (the task's retries and
- * backoff) and timeout (`timeout_secs`) policies; every attempt and the outcome are events, and the
- * work item is acknowledged only after the outcome event is stored.
+ * Runs work items of one queue. Attempts run under cockatiel's retry policy (the task's retries),
+ * each with its `timeout_secs`; every attempt and the outcome are events, and the work item is
+ * acknowledged only after the outcome event is stored. The waits (timeout, backoff) are this
+ * module's own: they stop for a cancel at once and hold delays longer than Node's timers do.
  */
 export async function startExecutor(ctx: ServiceContext, options: ExecutorOptions): Promise<ServiceHandle> {
   const { layout } = ctx.topo;
@@ -111,8 +131,9 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
   let stopping = false;
   const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const keepAliveMs = intervalMs(Math.max(1_000, ackWaitMs / 3));
   const executorId = options.executorId ?? `${hostname()}:${process.pid}:${options.queue}`;
-  const steps = options.steps ?? createSteps({ shellEnabled: options.shellEnabled ?? false, env: options.env });
+  const steps = options.steps ?? createSteps({ shellEnabled: options.shellEnabled ?? false, env: options.env, ...(options.killGraceMs !== undefined && { killGraceMs: options.killGraceMs }) });
   await ensureConsumer(ctx.jsm, ctx.topo.workStream, {
     durable_name: consumer,
     filter_subject: options.queue === '*' ? `${layout.prefix}.work.>` : workSubject(layout, options.queue),
@@ -121,6 +142,10 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     max_ack_pending: 10_000,
   });
   const log = new EventLog(ctx.js, ctx.topo);
+  // An event larger than the server's max_payload (or the stream's max_msg_size) is refused on
+  // every try: what the executor records is cut to fit before it is published.
+  const streamMaxBytes = (await ctx.jsm.streams.info(ctx.topo.eventsStream)).config.max_msg_size;
+  const eventBudget = () => Math.min(ctx.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, streamMaxBytes > 0 ? streamMaxBytes : Number.POSITIVE_INFINITY) - ENVELOPE_BYTES;
 
   // Cancellation: running tasks of a flow are stopped when its cancel request or the passing of
   // its deadline is seen. The value says why, for the task's cancelled event.
@@ -131,12 +156,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     if (cancelledFlows.size > 10_000) cancelledFlows.delete(cancelledFlows.keys().next().value!);
     for (const controller of running.get(flowId) ?? []) controller.abort(new Error(why));
   };
-  const cancelSubs = (
-    [
-      ['flow.cancel_requested', 'flow cancelled'],
-      ['flow.deadline_passed', "the flow's timeout passed"],
-    ] as const
-  ).map(([type, why]) =>
+  const cancelSubs = STOPPING_EVENTS.map(([type, why]) =>
     ctx.nc.subscribe(`${layout.prefix}.evt.*.*.${type}`, {
       callback: (_err, msg) => {
         const flowId = flowIdOfSubject(layout, msg.subject);
@@ -145,8 +165,34 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     }),
   );
 
+  /**
+   * Why the flow is stopped, if the log holds its cancel or deadline. The subscription above misses
+   * what was stored while this process was not connected (before it started, or during a
+   * reconnect), so before a task starts and before its outcome is recorded the log is asked too:
+   * one direct get of the last message on each of the two subjects, not a read of the history.
+   */
+  async function storedStop(flowId: string): Promise<string | undefined> {
+    const known = cancelledFlows.get(flowId);
+    if (known !== undefined) return known;
+    let found: Array<{ seq: number; why: string }>;
+    try {
+      found = await Promise.all(
+        STOPPING_EVENTS.map(async ([type, why]) => {
+          const stored = await ctx.jsm.direct.getMessage(ctx.topo.eventsStream, { last_by_subj: eventSubject(layout, flowId, type) });
+          return stored ? [{ seq: stored.seq, why }] : [];
+        }),
+      ).then((lists) => lists.flat());
+    } catch (error) {
+      throw new InfrastructureError(`could not read whether flow ${flowId} was cancelled: ${(error as Error).message}`);
+    }
+    const first = found.sort((a, b) => a.seq - b.seq)[0];
+    if (first !== undefined) stopFlow(flowId, first.why);
+    return first?.why;
+  }
+
   /** Records an event; a failure to store it is the infrastructure's, never the step's. */
   async function emit(item: WorkItem, event: EventBody<'id' | 'version' | 'time' | 'flow_id' | 'task_id'>, msgID: string) {
+    if ('data' in event && 'error' in event.data) event = { ...event, data: { ...event.data, error: fitError(event.data.error, eventBudget()) } } as typeof event;
     try {
       return await log.appendNew({ ...event, flow_id: item.flow_id, task_id: item.task_id } as EventBody<'id' | 'version' | 'time'>, `${item.idempotency_key}:${msgID}`);
     } catch (error) {
@@ -193,7 +239,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     // A redelivered item is a suspect only if an attempt of it started and never reported back;
     // one coming back from a durable retry or a hand-back is not.
     const prior = msg.info.deliveryCount > 1 ? await priorProgress(item) : undefined;
-    const leave = await quarantine.enter((prior?.crashed ?? 0) > 0, () => msg.working(), Math.max(1_000, ackWaitMs / 3));
+    const leave = await quarantine.enter((prior?.crashed ?? 0) > 0, () => msg.working(), keepAliveMs);
     try {
       await executeAdmitted(item, msg, prior);
     } finally {
@@ -205,11 +251,21 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     const spec = item.spec;
     const totalAttempts = (spec.retries ?? 0) + 1;
     const backoff = spec.backoff ?? DEFAULT_BACKOFF;
+    const recordCancelled = (reason: string) => emit(item, { type: 'task.cancelled', data: { reason } }, 'outcome');
     // Attempt numbers continue from the log; interrupted attempts are numbered but not spent.
     let done = 0;
     let unspent = 0;
+    let retryDueAt: number | undefined;
+    if (prior?.finished) return;
+    // The log may hold a cancel this process never saw (it started after it). A task whose cancel
+    // is known gets the cancel as its outcome, and nothing else: not a poison verdict either.
+    if (prior?.cancelled) cancelledFlows.set(item.flow_id, prior.cancelled);
+    const stoppedBecause = await storedStop(item.flow_id);
+    if (stoppedBecause !== undefined) {
+      await recordCancelled(`${stoppedBecause} before the task started`);
+      return;
+    }
     if (prior) {
-      if (prior.finished) return;
       if (prior.crashed >= crashLimit) {
         const reason = `the work item was started ${prior.crashed} times and its executor stopped each time (delivery ${msg.info.deliveryCount}); set aside as poison`;
         await deadLetters.setAside(msg, `executor-${options.queue === '*' ? 'all' : options.queue}`, reason);
@@ -217,7 +273,6 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         ctx.log.error({ flow_id: item.flow_id, task_id: item.task_id, crashes: prior.crashed }, 'poison work item set aside');
         return;
       }
-      if (prior.cancelled) cancelledFlows.set(item.flow_id, prior.cancelled);
       done = prior.attempts;
       unspent = prior.interrupted;
       if (done - unspent >= totalAttempts) {
@@ -225,17 +280,12 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         await emit(item, { type: 'task.failed', attempt: done, data: { error, duration_ms: 0 } }, 'outcome');
         return;
       }
+      retryDueAt = prior.retryDueAt;
       // Redelivered before its scheduled retry is due (its executor stopped while waiting in memory).
-      const wait = prior.retryDueAt !== undefined && !prior.cancelled ? prior.retryDueAt - Date.now() : 0;
+      const wait = retryDueAt !== undefined ? retryDueAt - Date.now() : 0;
       if (wait >= durableRetryAfterMs) throw new HandBack('retry not due yet', wait);
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     }
     if (stopping) throw new HandBack('executor stopping');
-    const stoppedBecause = cancelledFlows.get(item.flow_id);
-    if (stoppedBecause !== undefined) {
-      await emit(item, { type: 'task.cancelled', data: { reason: `${stoppedBecause} before the task started` } }, 'outcome');
-      return;
-    }
     const run = steps[spec.executor];
     if (!run) {
       const error = { message: `this executor has no "${spec.executor}" step`, code: 'UNKNOWN_EXECUTOR', retryable: false };
@@ -247,68 +297,84 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     const flowRunning = running.get(item.flow_id) ?? new Set();
     flowRunning.add(controller);
     running.set(item.flow_id, flowRunning);
-    const heartbeat = setInterval(() => msg.working(), Math.max(1_000, ackWaitMs / 3));
-    const published: Array<Promise<unknown>> = [];
+    // Why the task is being stopped, once its flow's cancel (or deadline) is known here.
+    const cancelReason = (): string | undefined =>
+      cancelledFlows.get(item.flow_id) ?? (controller.signal.aborted && !(controller.signal.reason instanceof Interrupted) ? (controller.signal.reason as Error).message : undefined);
+    const heartbeat = setInterval(() => msg.working(), keepAliveMs);
     let attempt = done;
     let lastError: TaskError | undefined;
     let lastDuration = 0;
     let attemptStarted = 0;
-    let nextDelayMs = 0;
+    let nextDelayMs = retryDueAt !== undefined ? Math.max(0, retryDueAt - Date.now()) : 0;
+    const timeoutMs = spec.timeout_secs !== undefined ? Math.round(spec.timeout_secs * 1000) : undefined;
 
     // Only the step's own failures are retried here; a failure to record an event hands the whole
-    // work item back to JetStream (nak), to continue from the log when it comes back.
+    // work item back to JetStream (nak), to continue from the log when it comes back. Cockatiel
+    // decides whether to go again; the backoff wait happens at the start of the next attempt,
+    // because cockatiel's own wait neither ends on a cancel nor holds a delay over 24.8 days.
     const retryPolicy = retry(
       handleWhen((error) => error instanceof StepError && !controller.signal.aborted && error.detail.retryable),
-      {
-        maxAttempts: totalAttempts - (done - unspent) - 1,
-        backoff: new DelegateBackoff(() => nextDelayMs),
-      },
+      { maxAttempts: totalAttempts - (done - unspent) - 1 },
     );
-    retryPolicy.onRetry(({ delay }) => {
-      published.push(emit(item, { type: 'task.retry_scheduled', attempt, data: { next_attempt: attempt + 1, delay_ms: delay } }, `${attempt}:task.retry_scheduled`));
-    });
-    const timeoutMs = spec.timeout_secs !== undefined ? Math.round(spec.timeout_secs * 1000) : undefined;
-    const policy: IPolicy = timeoutMs !== undefined ? wrap(retryPolicy, timeout(timeoutMs, TimeoutStrategy.Cooperative)) : wrap(retryPolicy, noop);
 
     try {
-      const output = await policy.execute(async ({ signal }: { signal: AbortSignal }) => {
+      const output = await retryPolicy.execute(async () => {
+        if (nextDelayMs > 0) await sleep(nextDelayMs, controller.signal);
+        const why = cancelReason();
+        if (why !== undefined) throw new Error(why);
         attempt++;
         const started = (attemptStarted = Date.now());
         await emit(item, { type: 'task.started', attempt, data: { executor_id: executorId } }, `${attempt}:task.started`);
+        const attemptController = new AbortController();
+        const stopAttempt = () => attemptController.abort(controller.signal.reason);
+        controller.signal.addEventListener('abort', stopAttempt, { once: true });
+        if (controller.signal.aborted) stopAttempt();
+        const timer = timeoutMs !== undefined ? setLongTimeout(() => attemptController.abort(new AttemptTimeout()), timeoutMs) : undefined;
         try {
-          return await run({ spec, signal, flowId: item.flow_id, taskId: item.task_id, attempt, idempotencyKey: item.idempotency_key });
+          const output = await run({ spec, signal: attemptController.signal, flowId: item.flow_id, taskId: item.task_id, attempt, idempotencyKey: item.idempotency_key });
+          // A step that finished after its timeout or cancel (one that ignored SIGTERM) is not a success.
+          if (attemptController.signal.aborted) throw attemptController.signal.reason;
+          checkOutput(output, eventBudget());
+          return output;
         } catch (error) {
           lastDuration = Date.now() - started;
+          // A cancelled task gets its cancel as outcome, no failed attempt before it.
+          if ((cancelReason() ?? (await storedStop(item.flow_id))) !== undefined) throw error;
           lastError =
-            signal.aborted && !controller.signal.aborted
+            attemptController.signal.reason instanceof AttemptTimeout
               ? { message: `attempt ${attempt} timed out after ${spec.timeout_secs}s`, code: 'TIMEOUT', retryable: true }
               : controller.signal.reason instanceof Interrupted
                 ? { message: `attempt ${attempt} was stopped because its executor shut down; the task runs again and this attempt does not count`, code: 'INTERRUPTED', retryable: true }
-                : controller.signal.aborted
-                  ? { message: 'cancelled while running', code: 'CANCELLED', retryable: false }
-                  : toTaskError(error);
+                : toTaskError(error);
           await emit(item, { type: 'task.attempt_failed', attempt, data: { error: lastError, duration_ms: lastDuration } }, `${attempt}:task.attempt_failed`);
           const spent = attempt - unspent;
           const retrying = lastError.retryable && !controller.signal.aborted && spent < totalAttempts;
           nextDelayMs = retrying ? retryDelayMs(backoff, spent, Math.random()) : 0;
           if (retrying && nextDelayMs >= durableRetryAfterMs) throw new DeferredRetry(nextDelayMs);
+          if (retrying) await emit(item, { type: 'task.retry_scheduled', attempt, data: { next_attempt: attempt + 1, delay_ms: nextDelayMs } }, `${attempt}:task.retry_scheduled`);
           throw new StepError(lastError);
+        } finally {
+          timer?.clear();
+          controller.signal.removeEventListener('abort', stopAttempt);
         }
       }, controller.signal);
-      await Promise.all(published);
-      await emit(item, { type: 'task.succeeded', attempt, data: { output, duration_ms: Date.now() - attemptStarted } }, 'outcome');
+      const cancelled = cancelReason() ?? (await storedStop(item.flow_id));
+      if (cancelled === undefined) await emit(item, { type: 'task.succeeded', attempt, data: { output, duration_ms: Date.now() - attemptStarted } }, 'outcome');
+      else await recordCancelled(`${cancelled} while the task was running`);
     } catch (error) {
-      await Promise.all(published);
+      const cancelled = cancelReason();
+      if (cancelled !== undefined) {
+        await recordCancelled(`${cancelled} ${attempt > done ? 'while the task was running' : 'before the task started'}`);
+        return;
+      }
       if (error instanceof DeferredRetry) {
         await emit(item, { type: 'task.retry_scheduled', attempt, data: { next_attempt: attempt + 1, delay_ms: error.delayMs } }, `${attempt}:task.retry_scheduled`);
         throw new HandBack('durable retry', error.delayMs);
       }
-      if (!(error instanceof StepError) && !controller.signal.aborted) throw error;
       if (controller.signal.reason instanceof Interrupted) throw new HandBack('executor stopping');
+      if (!(error instanceof StepError)) throw error;
       const final = lastError ?? toTaskError(error);
-      if (controller.signal.aborted) {
-        await emit(item, { type: 'task.cancelled', data: { reason: `${cancelledFlows.get(item.flow_id) ?? 'flow cancelled'} while the task was running` } }, 'outcome');
-      } else if (final.code === 'TIMEOUT') {
+      if (final.code === 'TIMEOUT') {
         await emit(item, { type: 'task.timed_out', attempt, data: { timeout_ms: timeoutMs ?? 0, error: final } }, 'outcome');
       } else {
         await emit(item, { type: 'task.failed', attempt, data: { error: final, duration_ms: lastDuration } }, 'outcome');
@@ -322,8 +388,9 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
 
   // A work item that kills its executor on every delivery never reaches a handler that could set it
   // aside. JetStream announces it once it has been delivered max_deliver times: record the task as
-  // failed, keep the item in the dead letters, and remove it. One executor of the pool does this
-  // (queue group); the outcome's msgID makes a repeat harmless.
+  // failed (cancelled if its flow's cancel is in the log), keep the item in the dead letters, and
+  // remove it. One executor of the pool does this (queue group); the outcome's msgID makes a
+  // repeat harmless.
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
   const poisonSub = ctx.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${ctx.topo.workStream}.${consumer}`, {
     queue: consumer,
@@ -336,8 +403,18 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         await deadLetters.setAsideStored(stored, `executor-${options.queue === '*' ? 'all' : options.queue}`, consumer, deliveries, reason);
         const decoded = decodeWorkItem(stored.data);
         if (decoded.ok) {
-          const error = { message: reason, code: 'POISON', retryable: false };
-          await emit(decoded.value, { type: 'task.failed', attempt: Math.max(1, deliveries), data: { error, duration_ms: 0 } }, 'outcome');
+          const item = decoded.value;
+          const prior = await priorProgress(item);
+          if (!prior.finished) {
+            const error = { message: reason, code: 'POISON', retryable: false };
+            await emit(
+              item,
+              prior.cancelled
+                ? { type: 'task.cancelled', data: { reason: `${prior.cancelled} before the task finished` } }
+                : { type: 'task.failed', attempt: Math.max(1, deliveries), data: { error, duration_ms: 0 } },
+              'outcome',
+            );
+          }
         }
         await ctx.jsm.streams.deleteMessage(ctx.topo.workStream, stream_seq, false);
         ctx.log.error({ stream_seq, deliveries }, 'poison work item set aside');
@@ -364,13 +441,13 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
       stopping = true;
       for (const sub of cancelSubs) sub.unsubscribe();
       poisonSub.unsubscribe();
-      const interrupt = setTimeout(() => {
+      const interrupt = setLongTimeout(() => {
         for (const controllers of running.values()) for (const controller of controllers) controller.abort(new Interrupted('executor stopping'));
       }, shutdownGraceMs);
       try {
         await loop.stop();
       } finally {
-        clearTimeout(interrupt);
+        interrupt.clear();
       }
     },
   };

@@ -13,6 +13,7 @@ await runService(
       crashLimit: intFrom(env, 'TASKSTREAM_CRASH_LIMIT', 4),
       durableRetryAfterMs: intFrom(env, 'TASKSTREAM_DURABLE_RETRY_MS', 5_000),
       shutdownGraceMs: intFrom(env, 'TASKSTREAM_SHUTDOWN_GRACE_MS', 10_000),
+      killGraceMs: intFrom(env, 'TASKSTREAM_KILL_GRACE_MS', 2_000),
     }),
   `taskstream-executor-${queue}`,
 );
