@@ -13,6 +13,7 @@ export const ERRORS = {
     message: (name: string, why: string) => `parameter "${name}" ${why}`,
     details: (name: string) => ({ parameter: name }),
   },
+  INVALID_UPGRADE: { status: 400, message: (why: string) => `the WebSocket handshake is not valid: ${why}; connect with a WebSocket client` },
   INVALID_URL: { status: 400, message: (part: string) => `the URL path is not valid: ${part} is not a percent-encoded path segment; encode "%" as %25` },
   MALFORMED_REQUEST: { status: 400, message: (why: string) => `the request is not valid HTTP/1.1 (${why}); check the client that sent it` },
   FLOW_NOT_FOUND: { status: 404, message: (id: string) => `no flow with id "${id}"; check the id returned when the flow was submitted` },
