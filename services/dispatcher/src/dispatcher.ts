@@ -1,4 +1,6 @@
 import {
+  eventTypeFilter,
+  flowIdOfSubject,
   idempotencyKeyOf,
   isLimited,
   TERMINAL_TASK_EVENTS,
@@ -26,6 +28,7 @@ import {
 } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
 import pLimit from 'p-limit';
+import { DispatchWindow } from './dispatch-window.js';
 import { LimitsStore } from './limits-store.js';
 import { Policies } from './policies.js';
 import { QueueGate } from './queue-gate.js';
@@ -36,6 +39,14 @@ export interface DispatcherOptions {
   /** Ready tasks one dispatcher holds at once, waiting or being dispatched. */
   maxWaiting?: number;
   ackWaitMs?: number;
+  /**
+   * Tasks of one unlimited queue this dispatcher may have dispatched and not yet seen end (default
+   * 1,000; 0 dispatches at once). Smaller lets a flow arriving behind a big one start sooner;
+   * larger keeps more work queued ahead of the executors.
+   */
+  dispatchWindow?: number;
+  /** How long a dispatched task holds its window slot if its end is never seen (default 60 s). */
+  dispatchLeaseMs?: number;
 }
 
 export interface QueueStats {
@@ -68,15 +79,20 @@ export function withQueueDefaults(spec: TaskSpec, policy: QueuePolicy): TaskSpec
 }
 
 /**
- * Decides when a ready task may run. Unlimited queues dispatch at once. Limited queues admit tasks
- * through a token bucket and concurrency slots kept in KV and changed only by compare-and-set, so
- * several dispatchers together never admit more than the policy allows. Slots are released when a
- * task's terminal event is seen, exactly once (the release removes the holder or finds it gone).
+ * Decides when a ready task may run, taking turns between the flows of a queue. Unlimited queues
+ * dispatch through a window (a bound on tasks dispatched and not yet ended, in this dispatcher's
+ * memory), so a big flow's backlog waits here in fair order instead of filling the work stream
+ * ahead of everyone else. Limited queues admit tasks through a token bucket and concurrency slots
+ * kept in KV and changed only by compare-and-set, so several dispatchers together never admit more
+ * than the policy allows. Slots are released when a task's terminal event is seen, exactly once
+ * (the release removes the holder or finds it gone).
  */
 export async function startDispatcher(ctx: ServiceContext, options: DispatcherOptions = {}): Promise<DispatcherHandle> {
   const consumer = options.consumer ?? 'dispatcher';
   const maxDeliver = options.maxDeliver ?? 20;
   const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const windowSize = options.dispatchWindow ?? 1_000;
+  const leaseMs = options.dispatchLeaseMs ?? 60_000;
   const { layout } = ctx.topo;
   const log = new EventLog(ctx.js, ctx.topo);
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
@@ -97,8 +113,36 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
     }
   })();
 
+  const windows = new Map<string, DispatchWindow>();
+  function windowFor(queue: string): DispatchWindow {
+    let window = windows.get(queue);
+    if (!window) windows.set(queue, (window = new DispatchWindow(queue, { size: windowSize, leaseMs })));
+    return window;
+  }
+
+  // The release consumers are shared by all dispatchers, so this one may never see its own tasks
+  // end there: every instance reads the ends itself, without acknowledgement, to free its slots.
+  const ends = RELEASING.map((type) =>
+    ctx.nc.subscribe(eventTypeFilter(layout, type), {
+      callback: (error, msg) => {
+        if (error) return;
+        const flowId = flowIdOfSubject(layout, msg.subject);
+        if (flowId === undefined || ![...windows.values()].some((w) => w.holds(flowId))) return;
+        let taskId: unknown;
+        try {
+          taskId = msg.json<{ task_id?: unknown }>().task_id;
+        } catch {
+          return;
+        }
+        if (typeof taskId !== 'string') return;
+        for (const window of windows.values()) window.ended(idempotencyKeyOf(flowId, taskId));
+      },
+    }),
+  );
+
   const heartbeat = setInterval(() => {
     for (const gate of gates.values()) gate.heartbeat();
+    for (const window of windows.values()) window.heartbeat();
   }, Math.max(1_000, ackWaitMs / 3));
 
   function gateFor(queue: string): QueueGate {
@@ -161,16 +205,17 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
     const queue = ready.data.queue;
     const policy = policies.get(queue);
     const spec = withQueueDefaults(ready.data.spec, policy);
-    if (isLimited(policy)) {
-      await gateFor(queue).wait({
-        key: idempotencyKeyOf(ready.flow_id, ready.task_id),
-        ...(ready.data.concurrency_key !== undefined && { concurrencyKey: ready.data.concurrency_key }),
-        priority: ready.data.priority,
-        seq: msg.seq,
-        msg,
-      });
+    const waiter = { key: idempotencyKeyOf(ready.flow_id, ready.task_id), flowId: ready.flow_id, priority: ready.data.priority, seq: msg.seq, msg };
+    const window = isLimited(policy) || windowSize === 0 ? undefined : windowFor(queue);
+    if (window) await window.wait(waiter);
+    else if (isLimited(policy)) await gateFor(queue).wait({ ...waiter, ...(ready.data.concurrency_key !== undefined && { concurrencyKey: ready.data.concurrency_key }) });
+    try {
+      await dispatching(() => dispatch(ready, spec));
+    } catch (error) {
+      // Not dispatched: the window slot goes to the next task, and the redelivery waits again.
+      window?.ended(waiter.key);
+      throw error;
     }
-    await dispatching(() => dispatch(ready, spec));
   }
 
   async function onTerminal(event: FlowEvent): Promise<void> {
@@ -242,11 +287,19 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
       for (const [queue, gate] of gates) {
         out[queue] = { waiting: gate.size, running: gate.running, ...(gate.tokens !== undefined && { tokens: gate.tokens }), throttled: { ...gate.throttleCounts } };
       }
+      // A queue whose policy changed may have tasks at both.
+      for (const [queue, window] of windows) {
+        const stats = (out[queue] ??= { waiting: 0, running: 0, throttled: { rate: 0, concurrency: 0, key_concurrency: 0 } });
+        stats.waiting += window.size;
+        stats.running += window.inFlight;
+      }
       return out;
     },
     async stop() {
       clearInterval(heartbeat);
+      for (const end of ends) end.unsubscribe();
       for (const gate of gates.values()) gate.close();
+      for (const window of windows.values()) window.close();
       await Promise.all(loops.map((l) => l.stop()));
       limitsWatch.stop();
       policies.stop();

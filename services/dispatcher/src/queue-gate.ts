@@ -1,13 +1,14 @@
-import { admit, type QueuePolicy, type ThrottleReason } from '@taskstream/domain';
+import { admit, FairQueue, type QueuePolicy, type ThrottleReason } from '@taskstream/domain';
 import { HandBack, type JsMsg, type Logger } from '@taskstream/nats';
 import type { LimitsStore } from './limits-store.js';
 
 export interface Waiter {
   /** `<flow id>:<task id>`. */
   key: string;
+  flowId: string;
   concurrencyKey?: string;
   priority: number;
-  /** Stream sequence of the ready event: FIFO within a priority. */
+  /** Stream sequence of the ready event: the order within a flow. */
   seq: number;
   msg: JsMsg;
   admitted: () => void;
@@ -23,12 +24,13 @@ const IDLE_RECHECK_MS = 2_000;
 
 /**
  * The waiting room of one limited queue in this dispatcher. Ready tasks wait here (their ready
- * events unacknowledged, so a crash hands them to another dispatcher) in priority order, FIFO within
- * a priority. Each round admits a batch with one compare-and-set on the queue's limits record, and
- * sleeps until a token is due or a slot is released: no busy polling.
+ * events unacknowledged, so a crash hands them to another dispatcher) in fair order: by priority,
+ * then taking turns between flows, so one flow's backlog does not hold back the others. Each round
+ * admits a batch with one compare-and-set on the queue's limits record, and sleeps until a token is
+ * due or a slot is released: no busy polling.
  */
 export class QueueGate {
-  private readonly waiting: Waiter[] = [];
+  private readonly waiting = new FairQueue<Waiter>();
   private pumping = false;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -46,16 +48,13 @@ export class QueueGate {
   ) {}
 
   get size(): number {
-    return this.waiting.length;
+    return this.waiting.size;
   }
 
   /** Resolves when the task may be dispatched (its slot and token are recorded). */
   wait(waiter: Omit<Waiter, 'admitted' | 'handBack'>): Promise<void> {
     return new Promise((admitted, handBack) => {
-      const entry: Waiter = { ...waiter, admitted, handBack };
-      const index = this.waiting.findIndex((w) => w.priority < entry.priority || (w.priority === entry.priority && w.seq > entry.seq));
-      if (index === -1) this.waiting.push(entry);
-      else this.waiting.splice(index, 0, entry);
+      this.waiting.add({ ...waiter, admitted, handBack });
       this.wake();
     });
   }
@@ -72,13 +71,13 @@ export class QueueGate {
 
   /** Keeps the held ready events from being redelivered while they wait. */
   heartbeat(): void {
-    for (const waiter of this.waiting) waiter.msg.working();
+    for (const waiter of this.waiting.values()) waiter.msg.working();
   }
 
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    for (const waiter of this.waiting.splice(0)) waiter.handBack(new HandBack('dispatcher stopping'));
+    for (const waiter of this.waiting.drain()) waiter.handBack(new HandBack('dispatcher stopping'));
   }
 
   private async pump(): Promise<void> {
@@ -87,9 +86,9 @@ export class QueueGate {
     try {
       do {
         this.again = false;
-        if (this.waiting.length === 0) break;
+        if (this.waiting.size === 0) break;
         const policy = this.policy();
-        const batch = this.waiting.slice(0, BATCH);
+        const batch = this.waiting.ordered(BATCH);
         const round = await this.store.update(this.queue, (record) => {
           const result = admit(policy, record, batch.map((w) => ({ key: w.key, ...(w.concurrencyKey !== undefined && { concurrencyKey: w.concurrencyKey }) })), Date.now());
           // Writing a round that admitted nothing would wake every dispatcher watching the record
@@ -100,12 +99,8 @@ export class QueueGate {
         this.tokens = round.record.bucket?.tokens;
         this.running = Object.keys(round.record.holders).length;
         const admittedKeys = new Set(round.admitted.map((c) => c.key));
-        for (let i = this.waiting.length - 1; i >= 0; i--) {
-          const waiter = this.waiting[i]!;
-          if (admittedKeys.has(waiter.key)) {
-            this.waiting.splice(i, 1);
-            waiter.admitted();
-          }
+        for (const waiter of batch) {
+          if (admittedKeys.has(waiter.key) && this.waiting.admit(waiter)) waiter.admitted();
         }
         // A waiter's reason may alternate between rounds (rate, then concurrency, then rate): each
         // is recorded once, not at every change.
@@ -123,7 +118,7 @@ export class QueueGate {
           );
         }
         await Promise.all(reports);
-        const wait = round.retryInMs ?? (this.waiting.length > 0 ? IDLE_RECHECK_MS : undefined);
+        const wait = round.retryInMs ?? (this.waiting.size > 0 ? IDLE_RECHECK_MS : undefined);
         if (wait !== undefined && !this.again && !this.closed) this.timer = setTimeout(() => this.wake(), wait);
         // Admitted a full batch while more wait: go straight on.
         if (round.admitted.length === BATCH) this.again = true;

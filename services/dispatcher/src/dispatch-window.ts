@@ -1,0 +1,119 @@
+import { FairQueue } from '@taskstream/domain';
+import { HandBack } from '@taskstream/nats';
+
+export interface Held {
+  /** `<flow id>:<task id>`. */
+  key: string;
+  flowId: string;
+  priority: number;
+  /** Stream sequence of the ready event: the order within a flow. */
+  seq: number;
+  /** The unacknowledged ready event, kept from redelivery while the task waits. */
+  msg: { working(): void };
+}
+
+interface Entry extends Held {
+  release: () => void;
+  handBack: (error: Error) => void;
+}
+
+export interface DispatchWindowOptions {
+  /** Tasks this dispatcher may have dispatched and not yet seen end. */
+  size: number;
+  /** A slot whose end was never seen is given back after this long. */
+  leaseMs: number;
+  now?: () => number;
+}
+
+/**
+ * Paces an unlimited queue in this dispatcher. Sending every ready task to the work stream at once
+ * would queue a big flow's whole backlog ahead of any flow that comes later (executors take work
+ * in stream order). Instead ready tasks wait here (their ready events unacknowledged, as at a gate)
+ * and leave in fair order while the tasks dispatched and not yet ended stay under the window. The
+ * window is not a limit: it only bounds how far a newcomer can be queued behind others. A slot is
+ * given back when the task's end is seen, or when its lease runs out, so a missed end slows the
+ * queue down but never stops it.
+ */
+export class DispatchWindow {
+  private readonly waiting = new FairQueue<Entry>();
+  /** Task key -> slot; oldest first, as a Map keeps insertion order. */
+  private readonly slots = new Map<string, { flowId: string; at: number }>();
+  private readonly slotsByFlow = new Map<string, number>();
+  private readonly now: () => number;
+  private closed = false;
+
+  constructor(
+    readonly queue: string,
+    private readonly options: DispatchWindowOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Tasks waiting for a slot. */
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  /** Slots held: tasks dispatched and not yet seen to end. */
+  get inFlight(): number {
+    return this.slots.size;
+  }
+
+  /** Resolves once the task holds a slot and may be dispatched. */
+  wait(held: Held): Promise<void> {
+    return new Promise((release, handBack) => {
+      if (this.closed) return handBack(new HandBack('dispatcher stopping'));
+      this.waiting.add({ ...held, release, handBack });
+      this.fill();
+    });
+  }
+
+  /** Whether a task of this flow holds a slot here: only then is its end worth reading. */
+  holds(flowId: string): boolean {
+    return this.slotsByFlow.has(flowId);
+  }
+
+  /** The task ended (or its dispatch failed): its slot goes to the next waiting task. */
+  ended(key: string): void {
+    if (this.free(key)) this.fill();
+  }
+
+  /** Keeps waiting ready events from redelivery, and gives back slots whose lease ran out. */
+  heartbeat(): void {
+    for (const entry of this.waiting.values()) entry.msg.working();
+    this.fill();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const entry of this.waiting.drain()) entry.handBack(new HandBack('dispatcher stopping'));
+  }
+
+  private fill(): void {
+    const expired = this.now() - this.options.leaseMs;
+    for (const [key, slot] of this.slots) {
+      if (slot.at > expired) break;
+      this.free(key);
+    }
+    while (this.slots.size < this.options.size) {
+      const next = this.waiting.first();
+      if (!next) break;
+      this.waiting.admit(next);
+      // A redelivered task that still holds its slot takes it again, renewed.
+      this.free(next.key);
+      this.slots.set(next.key, { flowId: next.flowId, at: this.now() });
+      this.slotsByFlow.set(next.flowId, (this.slotsByFlow.get(next.flowId) ?? 0) + 1);
+      next.release();
+    }
+  }
+
+  private free(key: string): boolean {
+    const slot = this.slots.get(key);
+    if (!slot) return false;
+    this.slots.delete(key);
+    const left = this.slotsByFlow.get(slot.flowId)! - 1;
+    if (left === 0) this.slotsByFlow.delete(slot.flowId);
+    else this.slotsByFlow.set(slot.flowId, left);
+    return true;
+  }
+}

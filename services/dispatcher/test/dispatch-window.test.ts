@@ -1,0 +1,96 @@
+import { HandBack } from '@taskstream/nats';
+import { describe, expect, it } from 'vitest';
+import { DispatchWindow } from '../src/dispatch-window.js';
+
+/** A window whose releases are recorded by task key, on a clock the test moves. */
+function windowOf(size: number, leaseMs = 60_000) {
+  let now = 0;
+  const window = new DispatchWindow('default', { size, leaseMs, now: () => now });
+  const released: string[] = [];
+  const handedBack: string[] = [];
+  const heartbeats = new Map<string, number>();
+  let seq = 0;
+  const ready = (flowId: string, task: string, priority = 0) => {
+    const key = `${flowId}:${task}`;
+    const msg = { working: () => void heartbeats.set(key, (heartbeats.get(key) ?? 0) + 1) };
+    window.wait({ key, flowId, priority, seq: ++seq, msg }).then(
+      () => void released.push(key),
+      (error: unknown) => void (error instanceof HandBack && handedBack.push(key)),
+    );
+  };
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  return { window, ready, released, handedBack, heartbeats, settle, advance: (ms: number) => void (now += ms) };
+}
+
+describe('dispatch window', () => {
+  it('dispatches no more than the window, then takes turns between flows as tasks end', async () => {
+    const w = windowOf(2);
+    for (let i = 1; i <= 6; i++) w.ready('big', `t${i}`);
+    await w.settle();
+    expect(w.released).toEqual(['big:t1', 'big:t2']);
+    w.ready('small', 'a');
+    w.ready('small', 'b');
+    for (const key of ['big:t1', 'big:t2', 'big:t3', 'small:a', 'big:t4', 'small:b']) {
+      w.window.ended(key);
+      await w.settle();
+      expect(w.window.inFlight).toBe(2);
+    }
+    expect(w.released).toEqual(['big:t1', 'big:t2', 'big:t3', 'small:a', 'big:t4', 'small:b', 'big:t5', 'big:t6']);
+  });
+
+  it('reads the end only of flows holding a slot, and ignores an end it does not hold', async () => {
+    const w = windowOf(1);
+    w.ready('f', 't1');
+    w.ready('f', 't2');
+    await w.settle();
+    expect(w.window.holds('f')).toBe(true);
+    expect(w.window.holds('other')).toBe(false);
+    w.window.ended('other:t1');
+    w.window.ended('f:t2');
+    await w.settle();
+    expect(w.released).toEqual(['f:t1']);
+    w.window.ended('f:t1');
+    w.window.ended('f:t2');
+    await w.settle();
+    expect(w.released).toEqual(['f:t1', 'f:t2']);
+    expect(w.window.holds('f')).toBe(false);
+    expect(w.window.inFlight).toBe(0);
+  });
+
+  it('gives back a slot whose end was missed once its lease runs out, keeping waiting events alive meanwhile', async () => {
+    const w = windowOf(1, 60_000);
+    w.ready('f', 't1');
+    w.ready('f', 't2');
+    await w.settle();
+    w.advance(59_999);
+    w.window.heartbeat();
+    await w.settle();
+    expect(w.released).toEqual(['f:t1']);
+    expect(w.heartbeats.get('f:t2')).toBe(1);
+    w.advance(1);
+    w.window.heartbeat();
+    await w.settle();
+    expect(w.released).toEqual(['f:t1', 'f:t2']);
+  });
+
+  it('counts a redelivered task that still holds its slot once', async () => {
+    const w = windowOf(2);
+    w.ready('f', 't1');
+    w.ready('f', 't1');
+    w.ready('f', 't2');
+    await w.settle();
+    expect(w.released).toEqual(['f:t1', 'f:t1', 'f:t2']);
+    expect(w.window.inFlight).toBe(2);
+  });
+
+  it('hands back what waits when it closes, and whatever arrives after', async () => {
+    const w = windowOf(1);
+    w.ready('f', 't1');
+    w.ready('f', 't2');
+    w.window.close();
+    w.ready('f', 't3');
+    await w.settle();
+    expect(w.released).toEqual(['f:t1']);
+    expect(w.handedBack).toEqual(['f:t2', 'f:t3']);
+  });
+});

@@ -1,0 +1,94 @@
+import { eventTypeFilter, flowIdOfSubject, type TaskSpec } from '@taskstream/domain';
+import { EventLog, newId } from '@taskstream/nats';
+import { createContext, createLogger, type ServiceContext } from '@taskstream/runtime';
+import { NatsServer, waitFor } from '@taskstream/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDispatcher, type DispatcherHandle } from '../src/dispatcher.js';
+
+let nats: NatsServer;
+let ctx: ServiceContext;
+let log: EventLog;
+const handles: DispatcherHandle[] = [];
+/** Task keys in the order their task.dispatched events were stored. */
+const dispatched: string[] = [];
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+  ctx = await createContext({ natsUrl: nats.url, name: 'dispatcher-test', log: createLogger('dispatcher', 'silent') });
+  log = new EventLog(ctx.js, ctx.topo);
+  ctx.nc.subscribe(eventTypeFilter(ctx.topo.layout, 'task.dispatched'), {
+    callback: (_error, msg) => void dispatched.push(`${flowIdOfSubject(ctx.topo.layout, msg.subject)}:${msg.json<{ task_id: string }>().task_id}`),
+  });
+}, 60_000);
+
+afterAll(async () => {
+  for (const handle of handles) await handle.stop();
+  await ctx?.nc.close();
+  await nats?.stop();
+}, 60_000);
+
+async function ready(queue: string, flowId: string, taskIds: string[]): Promise<string[]> {
+  for (const id of taskIds) {
+    const spec: TaskSpec = { id, executor: 'noop', config: {}, depends_on: [], queue, priority: 0 };
+    await log.appendNew({ type: 'task.ready', flow_id: flowId, task_id: id, data: { queue, priority: 0, spec } }, `${flowId}:${id}:task.ready`);
+  }
+  return taskIds.map((id) => `${flowId}:${id}`);
+}
+
+async function succeeded(key: string): Promise<void> {
+  const [flowId, taskId] = key.split(':') as [string, string];
+  await log.appendNew({ type: 'task.succeeded', flow_id: flowId, task_id: taskId, attempt: 1, data: { duration_ms: 1 } }, `${key}:task.succeeded`);
+}
+
+const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
+
+describe('dispatcher against a real nats-server', () => {
+  it('lets a small flow in as slots free, though one flow fills every ready event it may hold', async () => {
+    const queue = 'crowded';
+    const dispatcher = await startDispatcher(ctx, { consumer: 'crowded', maxWaiting: 20, dispatchWindow: 2 });
+    handles.push(dispatcher);
+    const start = dispatched.length;
+    const big = await ready(queue, newId(), ids('b', 30));
+    const small = await ready(queue, newId(), ids('s', 2));
+    const mine = () => dispatched.slice(start);
+    await waitFor('the window to fill', () => (mine().length === 2 ? true : undefined));
+    // 20 ready events waiting in hand: the dispatcher reads no further until a slot frees.
+    await waitFor('the dispatcher to hold 20', () => (dispatcher.stats()[queue]?.waiting === 20 ? true : undefined));
+    expect(mine()).toEqual(big.slice(0, 2));
+
+    const total = big.length + small.length;
+    for (let ended = 0; ended < total; ended++) {
+      await succeeded(mine()[ended]!);
+      await waitFor('the next dispatch', () => (mine().length === Math.min(total, ended + 3) ? true : undefined));
+      // Each slot that frees lets the loop read one more event before the next slot frees.
+      const left = total - mine().length;
+      await waitFor('the next ready event to be read', () => ((dispatcher.stats()[queue]?.waiting ?? 0) === Math.min(20, left) ? true : undefined));
+    }
+    // 32 events: 22 taken at once (20 held, 2 dispatched), the other 8 big ones read one per freed
+    // slot, then the small flow's first, which goes next instead of after the big flow's remaining 19.
+    const firstSmall = mine().indexOf(small[0]!);
+    expect(firstSmall).toBe(11);
+    expect(mine().slice(0, firstSmall).every((key) => big.includes(key))).toBe(true);
+    expect(new Set(mine())).toEqual(new Set([...big, ...small]));
+  }, 60_000);
+
+  it('frees its own window slots from ends the shared release consumers gave another dispatcher', async () => {
+    const queue = 'shared';
+    const options = { consumer: 'shared', dispatchWindow: 1, dispatchLeaseMs: 600_000 };
+    handles.push(await startDispatcher(ctx, options), await startDispatcher(ctx, options));
+    const start = dispatched.length;
+    const keys = await ready(queue, newId(), ids('t', 8));
+    const ended = new Set<string>();
+    // A dispatcher that missed its tasks' ends would wait out the ten-minute lease.
+    await waitFor('every task to be dispatched', async () => {
+      for (const key of dispatched.slice(start)) {
+        if (!ended.has(key)) {
+          ended.add(key);
+          await succeeded(key);
+        }
+      }
+      return ended.size === keys.length ? true : undefined;
+    }, 30_000);
+    expect(new Set(dispatched.slice(start))).toEqual(new Set(keys));
+  }, 60_000);
+});
