@@ -1,0 +1,98 @@
+import { DEFAULT_LAYOUT, flowIdOfSubject, TERMINAL_TASK_EVENTS, type EventType } from '@taskstream/domain';
+import { connectNats, type NatsConnection } from '@taskstream/nats';
+import { freePort, NatsServer, waitFor } from '@taskstream/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ServiceProcess } from '../support/stack.js';
+
+const BIG = 2_000;
+const LIMITED_BIG = 400;
+
+const delayTasks = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}`, executor: 'delay', config: { ms: 5 } }));
+
+describe('fair dispatch between the flows of one queue', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let services: ServiceProcess[] = [];
+  let gateway: string;
+  /** task.ready events seen per flow, as they are stored. */
+  const readies = new Map<string, number>();
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    const port = await freePort();
+    gateway = `http://127.0.0.1:${port}`;
+    const env = { TASKSTREAM_NATS_URL: nats.url };
+    services = [
+      ServiceProcess.start('gateway', { ...env, TASKSTREAM_PORT: String(port) }),
+      ServiceProcess.start('planner', env),
+      ServiceProcess.start('projector', env),
+      // A window far below the big flow, so the ordering shows however fast this machine is.
+      ServiceProcess.start('dispatcher', { ...env, TASKSTREAM_DISPATCH_WINDOW: '50' }),
+      ServiceProcess.start('executor', { ...env, TASKSTREAM_QUEUE: 'bulk', TASKSTREAM_CONCURRENCY: '8' }),
+      ServiceProcess.start('executor', { ...env, TASKSTREAM_QUEUE: 'limited', TASKSTREAM_CONCURRENCY: '8' }),
+    ];
+    nc = await connectNats({ servers: nats.url, name: 'fairness-test' });
+    nc.subscribe(`${DEFAULT_LAYOUT.prefix}.evt.*.*.task.ready`, {
+      callback: (_error, msg) => {
+        const flowId = flowIdOfSubject(DEFAULT_LAYOUT, msg.subject)!;
+        readies.set(flowId, (readies.get(flowId) ?? 0) + 1);
+      },
+    });
+    await waitFor('the gateway', async () => ((await fetch(`${gateway}/readyz`).catch(() => undefined))?.ok ? true : undefined));
+  });
+
+  afterAll(async () => {
+    await nc?.close();
+    await Promise.all(services.map((s) => s.stop('SIGKILL')));
+    await nats?.stop();
+  });
+
+  async function submit(flow: unknown): Promise<string> {
+    const response = await fetch(`${gateway}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(flow) });
+    expect(response.status).toBe(202);
+    return ((await response.json()) as { flow_id: string }).flow_id;
+  }
+
+  async function settled(flowId: string): Promise<any> {
+    return waitFor(`flow ${flowId} to end`, async () => {
+      const view = (await (await fetch(`${gateway}/api/v1/flows/${flowId}`)).json()) as any;
+      return ['succeeded', 'failed', 'cancelled'].includes(view.status) ? view : undefined;
+    }, 120_000, 200);
+  }
+
+  async function events(flowId: string): Promise<Array<{ seq: number; event: { type: EventType } }>> {
+    return ((await (await fetch(`${gateway}/api/v1/flows/${flowId}/events`)).json()) as any).events;
+  }
+
+  /**
+   * Submits a big flow, then, once every one of its tasks is ready (its whole backlog is ahead in
+   * the stream), a 2-task flow on the same queue. Returns how many of the big flow's tasks had ended
+   * when the small flow ended, read from stream order.
+   */
+  async function bigThenSmall(queue: string, big: number): Promise<number> {
+    const bigId = await submit({ queue, tasks: delayTasks('big-', big) });
+    await waitFor('every task of the big flow to be ready', () => ((readies.get(bigId) ?? 0) >= big ? true : undefined), 30_000);
+    const smallId = await submit({ queue, tasks: delayTasks('small-', 2) });
+    expect((await settled(smallId)).status).toBe('succeeded');
+    expect((await settled(bigId)).status).toBe('succeeded');
+
+    const smallEvents = await events(smallId);
+    const bigEvents = await events(bigId);
+    const firstSmallReady = Math.min(...smallEvents.filter((e) => e.event.type === 'task.ready').map((e) => e.seq));
+    expect(bigEvents.filter((e) => e.event.type === 'task.ready').every((e) => e.seq < firstSmallReady)).toBe(true);
+    const smallEnd = smallEvents.find((e) => e.event.type === 'flow.succeeded')!.seq;
+    return bigEvents.filter((e) => TERMINAL_TASK_EVENTS.has(e.event.type) && e.seq < smallEnd).length;
+  }
+
+  it('finishes a small flow behind a big one on an unlimited queue while most of the big one still waits', async () => {
+    const bigEnded = await bigThenSmall('bulk', BIG);
+    expect(bigEnded).toBeLessThan(BIG / 2);
+  }, 180_000);
+
+  it('does the same on a queue limited to 5 at once', async () => {
+    const response = await fetch(`${gateway}/api/v1/queues/limited`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ concurrency: 5 }) });
+    expect(response.status).toBe(200);
+    const bigEnded = await bigThenSmall('limited', LIMITED_BIG);
+    expect(bigEnded).toBeLessThan(LIMITED_BIG / 2);
+  }, 180_000);
+});
