@@ -1,8 +1,10 @@
-import websocket from '@fastify/websocket';
+import { maxHeaderSize, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import websocket, { type WebSocket } from '@fastify/websocket';
 import { parseFlowText } from '@taskstream/domain';
 import { Kvm } from '@taskstream/nats';
 import type { PinoLogger, ServiceContext } from '@taskstream/runtime';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ApiError, apiError } from './errors.js';
 import { Flows } from './flows.js';
 import { registerFeedRoutes } from './routes/feed.js';
@@ -10,6 +12,7 @@ import { registerFlowRoutes } from './routes/flows.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerQueueRoutes } from './routes/queues.js';
 import { registerHistoryRoutes } from './routes/history.js';
+import { readParameters } from './routes/input.js';
 import { FlowIndex } from './flow-index.js';
 import { DeadLetterQueue } from './dead-letters.js';
 import { registerDeadLetterRoutes } from './routes/dlq.js';
@@ -24,12 +27,91 @@ export interface GatewayOptions {
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
 
+/** Longest path segment routed; no flow id, queue name or sequence comes near it. */
+const MAX_PARAM_LENGTH = 100;
+/** Largest WebSocket message accepted from a client (feeds expect none). */
+const MAX_PAYLOAD = 64 * 1024;
+
+/** ws closes with these codes, without a reason, when a client breaks the protocol; the reason says which rule. */
+const PROTOCOL_CLOSE_REASONS = new Map([
+  [1002, 'protocol error: the client sent an invalid WebSocket frame'],
+  [1007, 'a text message was not valid UTF-8'],
+  [1009, `a message was larger than ${MAX_PAYLOAD / 1024} KiB`],
+]);
+
+/** User text in a message, cut short. */
+const shorten = (text: string, max = 200) => (text.length > max ? `${text.slice(0, max)}…` : text);
+
+/** A complete HTTP response with a documented error body, for sockets node's parser gave up on. */
+function rawErrorResponse(error: ApiError): string {
+  const body = JSON.stringify(error.toJSON());
+  return `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+type ParserError = Error & { code?: string; reason?: string; rawPacket?: Buffer; bytesParsed?: number };
+
+/** Whether node's header overflow happened inside the request line, i.e. the URL is what is too long. */
+function requestLineOverflowed(error: ParserError): boolean {
+  const head = error.rawPacket?.subarray(0, error.bytesParsed).toString('latin1') ?? '';
+  return /^[A-Z]+ /.test(head) && !head.includes('\n');
+}
+
+function clientErrorAnswer(error: ParserError): ApiError {
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    return requestLineOverflowed(error) ? apiError('URI_TOO_LONG', `the request line is over ${maxHeaderSize / 1024} KiB`) : apiError('HEADERS_TOO_LARGE', maxHeaderSize);
+  }
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return apiError('REQUEST_TIMEOUT');
+  return apiError('MALFORMED_REQUEST', error.reason ?? error.code ?? 'unreadable');
+}
+
+/** Routing errors fastify raises before any route runs. */
+function frameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const answer =
+    error.code === 'FST_ERR_BAD_URL'
+      ? apiError('INVALID_URL', shorten(request.url))
+      : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? apiError('URI_TOO_LONG', `a part of the path is longer than ${MAX_PARAM_LENGTH} characters`)
+        : apiError('INTERNAL');
+  if (answer.status >= 500) request.log.error({ err: error }, 'routing failed');
+  void reply.status(answer.status).send(answer.toJSON());
+}
+
+/**
+ * Errors on an open feed socket. A client breaking the protocol is its own problem: ws has already
+ * answered with a close frame, so it is logged once, briefly, for debugging. Anything else failed
+ * here.
+ */
+function feedSocketError(error: Error & { code?: unknown }, socket: WebSocket, request: FastifyRequest): void {
+  if (typeof error.code === 'string' && error.code.startsWith('WS_ERR_')) {
+    request.log.debug({ code: error.code, reason: error.message }, 'closed a WebSocket client that broke the protocol');
+    return;
+  }
+  request.log.error({ err: error }, 'feed failed');
+  socket.close(1011, 'the feed failed on the server; reconnect with after=<the last seq you processed>');
+}
+
 /** Builds the gateway as a Fastify instance over a connected service context; `main.ts` listens. */
 export async function buildGateway(ctx: ServiceContext, options: GatewayOptions = {}): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? 1024 * 1024;
+  // Every error fastify or node would answer in their own shape is answered from the table instead.
+  const shared = {
+    bodyLimit,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: frameworkError,
+    clientErrorHandler(this: FastifyInstance, connectionError: Error, socket: Socket) {
+      const error = connectionError as ParserError;
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const answer = clientErrorAnswer(error);
+      this.log.debug({ code: error.code, status: answer.status }, 'refused an unreadable request');
+      if (socket.writable) socket.end(rawErrorResponse(answer));
+      socket.destroySoon();
+    },
+    // Requests arriving while the gateway closes get the documented 503 from the hook below.
+    return503OnClosing: false,
+  };
   const app: FastifyInstance = options.logger
-    ? (Fastify({ loggerInstance: options.logger as FastifyBaseLogger, bodyLimit }) as unknown as FastifyInstance)
-    : Fastify({ logger: false, bodyLimit });
+    ? (Fastify({ loggerInstance: options.logger as FastifyBaseLogger, ...shared }) as unknown as FastifyInstance)
+    : (Fastify({ logger: false, ...shared }) as unknown as FastifyInstance);
   const kvm = new Kvm(ctx.js);
   const queues = new Queues(await kvm.open(ctx.topo.queuesBucket), await kvm.open(ctx.topo.limitsBucket), await kvm.open(ctx.topo.queueStatsBucket));
   const index = await FlowIndex.open(await kvm.open(ctx.topo.summariesBucket));
@@ -40,13 +122,27 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/json', ...YAML_TYPES, 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    throw apiError('UNAVAILABLE', 'this gateway is shutting down');
+  });
+  app.addHook('preValidation', async (request) => {
+    if (!request.is404) readParameters(request);
+  });
+
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
     if (error instanceof ApiError) return reply.status(error.status).send(error.toJSON());
     const mapped =
       error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
         ? apiError('BODY_TOO_LARGE', bodyLimit)
         : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-          ? apiError('UNSUPPORTED_MEDIA_TYPE', String(request.headers['content-type'] ?? 'none'))
+          ? apiError('UNSUPPORTED_MEDIA_TYPE', shorten(String(request.headers['content-type'] ?? 'none')))
           : error.statusCode !== undefined && error.statusCode < 500
             ? apiError('INVALID_BODY', error.message)
             : undefined;
@@ -56,11 +152,15 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
     return reply.status(internal.status).send(internal.toJSON());
   });
   app.setNotFoundHandler((request, reply) => {
-    const error = apiError('ROUTE_NOT_FOUND', request.method, request.url);
+    const error = apiError('ROUTE_NOT_FOUND', request.method, shorten(request.url));
     return reply.status(error.status).send(error.toJSON());
   });
 
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  await app.register(websocket, { options: { maxPayload: MAX_PAYLOAD }, errorHandler: feedSocketError });
+  app.websocketServer.on('connection', (socket: WebSocket) => {
+    const close = socket.close.bind(socket);
+    socket.close = (code?: number, reason?: string | Buffer) => close(code, reason ?? (code === undefined ? undefined : PROTOCOL_CLOSE_REASONS.get(code)));
+  });
   registerHealthRoutes(app, ctx);
   registerFlowRoutes(app, flows, parseFlowText);
   registerFeedRoutes(app, ctx, flows, index);

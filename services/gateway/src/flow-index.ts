@@ -7,7 +7,8 @@ export interface FlowQuery {
   since?: string;
   until?: string;
   name?: string;
-  labels?: Record<string, string>;
+  /** Label key and value pairs a flow must all carry. */
+  labels?: ReadonlyArray<readonly [string, string]>;
   limit: number;
   /** The last flow id of the previous page. */
   after?: string;
@@ -84,6 +85,7 @@ function matches(s: FlowSummary, q: FlowQuery): boolean {
   if (q.since !== undefined && s.submitted_at < q.since) return false;
   if (q.until !== undefined && s.submitted_at >= q.until) return false;
   if (q.name !== undefined && !(s.name ?? '').toLowerCase().includes(q.name.toLowerCase())) return false;
-  if (q.labels) for (const [k, v] of Object.entries(q.labels)) if (s.labels?.[k] !== v) return false;
+  // Keys are user input: only a flow's own labels count, never what every object inherits.
+  if (q.labels) for (const [k, v] of q.labels) if (!s.labels || !Object.hasOwn(s.labels, k) || s.labels[k] !== v) return false;
   return true;
 }

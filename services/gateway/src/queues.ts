@@ -1,6 +1,6 @@
 import { bucketOf, emptyQueueStats, formatPath, QueueName, QueuePolicyInput, refill, type QueueLimitsRecord, type QueuePolicy, type QueueStatsView } from '@taskstream/domain';
 import { encodeJson, type KV } from '@taskstream/nats';
-import { ApiError, apiError, ERRORS } from './errors.js';
+import { apiError, problemsError } from './errors.js';
 
 export interface QueueView {
   name: string;
@@ -42,14 +42,14 @@ export class Queues {
   }
 
   static parsePolicy(body: unknown): QueuePolicy {
-    const result = QueuePolicyInput.safeParse(body);
+    const result = QueuePolicyInput.safeParse(body, { reportInput: true });
     if (result.success) return result.data;
     const problems = result.error.issues.flatMap((issue) =>
       issue.code === 'unrecognized_keys'
         ? issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: `unknown field "${key}"; known fields are concurrency, per_key_concurrency, rate_limit, max_retries, timeout_secs, backoff` }))
         : [{ path: formatPath(issue.path), message: issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message }],
     );
-    throw new ApiError('INVALID_QUEUE_POLICY', ERRORS.INVALID_QUEUE_POLICY.status, ERRORS.INVALID_QUEUE_POLICY.message(problems.length), { problems });
+    throw problemsError('INVALID_QUEUE_POLICY', problems);
   }
 
   static checkName(name: string): void {

@@ -1,24 +1,55 @@
-import { allEventsFilter, EVENT_TYPES, eventTypeFilter, flowEventsFilter, ULID_PATTERN, type EventType, type FlowEvent } from '@taskstream/domain';
+import { allEventsFilter, EVENT_TYPES, eventTypeFilter, flowEventsFilter, type EventType, type FlowEvent } from '@taskstream/domain';
 import { followEvents, type InvalidStored, type StoredEvent } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { WebSocket } from '@fastify/websocket';
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import { ApiError, apiError } from '../errors.js';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { apiError } from '../errors.js';
 import type { FlowIndex } from '../flow-index.js';
 import type { Flows } from '../flows.js';
-import { sequenceParam } from './params.js';
+import { FLOW_PARAMS, flowIdQuery, listParam, querySpec, queueName, quote, Refusal, sequence } from './input.js';
 
-/** Bytes a client may lag behind before it is told to resync rather than slow anyone down. */
+/** Bytes of messages a client may leave unread in the gateway, beyond what the network holds, before it is told to resync. */
 export const MAX_BUFFERED = 1024 * 1024;
+/** How long a client that fell behind may read nothing before it is dropped without a close frame. */
+export const STALL_LIMIT_MS = 120_000;
+/** The close code after a `resync` message. */
+export const RESYNC_CLOSE_CODE = 4008;
+
+/**
+ * Tells a client that fell behind where to resume (after the last event it was sent), then closes
+ * it with RESYNC_CLOSE_CODE. The close waits until the resync message has left the gateway: closing
+ * at once starts the WebSocket close timeout while the backlog ahead of the message is still unread,
+ * and a client paused longer than that timeout lost both and saw 1006.
+ */
+function resync(socket: WebSocket, after: number, log: FastifyBaseLogger): void {
+  log.info({ after }, 'feed client fell behind; sent resync');
+  let buffered = socket.bufferedAmount;
+  let progressAt = Date.now();
+  const watch = setInterval(() => {
+    if (socket.bufferedAmount < buffered) {
+      buffered = socket.bufferedAmount;
+      progressAt = Date.now();
+    } else if (Date.now() - progressAt >= STALL_LIMIT_MS) {
+      socket.terminate();
+    }
+  }, 1_000);
+  watch.unref();
+  socket.once('close', () => clearInterval(watch));
+  const message = `you fell behind: more than ${MAX_BUFFERED / (1024 * 1024)} MiB of events were waiting for you to read; reconnect with after=${after} to continue with the next event`;
+  socket.send(JSON.stringify({ type: 'resync', after, message }), (error) => {
+    if (!error) socket.close(RESYNC_CLOSE_CODE, `fell behind; reconnect with after=${after}`);
+  });
+}
 
 /**
  * Sends stored-then-live events from one ordered consumer to a socket. A client that cannot keep up
- * gets one `resync` message with the last sequence it was sent, and is closed: its backlog never
- * grows without bound, and nobody else waits for it.
+ * gets one `resync` message and is closed: its backlog never grows without bound, and nobody else
+ * waits for it.
  */
-async function pump(socket: WebSocket, feed: Awaited<ReturnType<typeof followEvents>>, keep: (event: FlowEvent) => boolean): Promise<void> {
+async function pump(socket: WebSocket, feed: Awaited<ReturnType<typeof followEvents>>, after: number, log: FastifyBaseLogger, keep: (event: FlowEvent) => boolean): Promise<void> {
   let closed = false;
-  let lastSent = 0;
+  let lastSent = after;
   socket.on('close', () => {
     closed = true;
     void feed.close();
@@ -26,8 +57,8 @@ async function pump(socket: WebSocket, feed: Awaited<ReturnType<typeof followEve
   for await (const item of feed.events as AsyncIterable<StoredEvent | InvalidStored>) {
     if (closed) break;
     if (socket.bufferedAmount > MAX_BUFFERED) {
-      socket.send(JSON.stringify({ type: 'resync', after: lastSent, message: 'you fell too far behind; reconnect with ?after=<the last seq you processed>' }));
-      socket.close(4008, 'too slow');
+      void feed.close();
+      resync(socket, lastSent, log);
       break;
     }
     if ('event' in item && !keep(item.event)) continue;
@@ -36,66 +67,84 @@ async function pump(socket: WebSocket, feed: Awaited<ReturnType<typeof followEve
   }
 }
 
-async function refuse(reply: FastifyReply, check: () => Promise<unknown> | unknown): Promise<unknown> {
-  try {
-    await check();
-  } catch (error) {
-    if (error instanceof ApiError) return reply.status(error.status).send(error.toJSON());
-    throw error;
-  }
-  return undefined;
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function distinctTokens(list: string): boolean {
+  const tokens = list.split(',').map((t) => t.trim());
+  return tokens.every((t) => TOKEN.test(t)) && new Set(tokens).size === tokens.length;
 }
 
-interface GlobalQuery {
-  after?: string;
-  flow?: string;
-  queue?: string;
-  type?: string;
+/** The checks ws makes of a handshake, made first so a bad one is answered in the documented shape rather than ws's plain text. */
+function checkHandshake(request: FastifyRequest): void {
+  if (!request.ws) return;
+  const { upgrade, 'sec-websocket-key': key, 'sec-websocket-version': version, 'sec-websocket-protocol': protocols } = request.headers;
+  const why =
+    String(upgrade).toLowerCase() !== 'websocket'
+      ? 'the Upgrade header must be "websocket"'
+      : typeof key !== 'string' || !WS_KEY.test(key)
+        ? 'Sec-WebSocket-Key must be 16 bytes in base64'
+        : version !== '13' && version !== '8'
+          ? 'Sec-WebSocket-Version must be 13'
+          : protocols !== undefined && !distinctTokens(String(protocols))
+            ? 'Sec-WebSocket-Protocol must list distinct protocol names'
+            : undefined;
+  if (why) throw apiError('INVALID_UPGRADE', why);
 }
 
-function typesParam(raw: string | undefined): EventType[] | undefined {
-  if (raw === undefined || raw === '') return undefined;
-  const types = raw.split(',');
-  for (const t of types) if (!EVENT_TYPES.includes(t as EventType)) throw apiError('INVALID_PARAMETER', 'type', `must be a comma-separated list of event types (${EVENT_TYPES.join(', ')}); "${t}" is none of them`);
-  return types as EventType[];
+async function upgradeRequired(request: FastifyRequest, reply: FastifyReply): Promise<never> {
+  reply.header('upgrade', 'websocket');
+  throw apiError('UPGRADE_REQUIRED', request.routeOptions.url ?? request.url);
 }
+
+const flowFeedQuery = querySpec({ after: sequence(0).optional() });
+
+const feedQuery = querySpec(
+  {
+    after: sequence(0).optional(),
+    flow: flowIdQuery.optional(),
+    queue: queueName.optional(),
+    type: listParam(
+      (raw) => ((EVENT_TYPES as readonly string[]).includes(raw) ? (raw as EventType) : new Refusal(`must list event types (${EVENT_TYPES.join(', ')}); ${quote(raw)} is none of them`)),
+      EVENT_TYPES.length,
+      true,
+    ).optional(),
+  },
+  ['type'],
+);
 
 export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, flows: Flows, index: FlowIndex): void {
-  app.get<{ Params: { id: string }; Querystring: { after?: string } }>(
-    '/api/v1/flows/:id/feed',
-    {
-      websocket: true,
-      preValidation: async (request, reply) =>
-        refuse(reply, async () => {
-          sequenceParam('after', request.query.after);
-          await flows.view(request.params.id);
-        }),
+  app.route<{ Params: z.output<typeof FLOW_PARAMS>; Querystring: z.output<typeof flowFeedQuery.schema> }>({
+    method: 'GET',
+    url: '/api/v1/flows/:id/feed',
+    config: { params: FLOW_PARAMS, query: flowFeedQuery },
+    // Unknown flows are refused before the upgrade, with a 404.
+    preValidation: async (request) => {
+      checkHandshake(request);
+      await flows.view(request.params.id);
     },
-    async (socket, request) => {
-      const feed = await followEvents(ctx.js, ctx.topo.eventsStream, flowEventsFilter(ctx.topo.layout, request.params.id), sequenceParam('after', request.query.after));
-      await pump(socket, feed, () => true);
+    handler: upgradeRequired,
+    wsHandler: async (socket, request) => {
+      const after = request.query.after ?? 0;
+      const feed = await followEvents(ctx.js, ctx.topo.eventsStream, flowEventsFilter(ctx.topo.layout, request.params.id), after);
+      await pump(socket, feed, after, request.log, () => true);
     },
-  );
+  });
 
   /** Every event, or those of one flow, queue or set of types, resumable with `after`. */
-  app.get<{ Querystring: GlobalQuery }>(
-    '/api/v1/feed',
-    {
-      websocket: true,
-      preValidation: async (request, reply) =>
-        refuse(reply, () => {
-          sequenceParam('after', request.query.after);
-          typesParam(request.query.type);
-          if (request.query.flow !== undefined && !ULID_PATTERN.test(request.query.flow)) throw apiError('INVALID_PARAMETER', 'flow', 'must be a flow id');
-        }),
-    },
-    async (socket, request) => {
-      const { flow, queue } = request.query;
-      const types = typesParam(request.query.type);
+  app.route<{ Querystring: z.output<typeof feedQuery.schema> }>({
+    method: 'GET',
+    url: '/api/v1/feed',
+    config: { query: feedQuery },
+    preValidation: async (request) => checkHandshake(request),
+    handler: upgradeRequired,
+    wsHandler: async (socket, request) => {
+      const { flow, queue, after = 0 } = request.query;
+      const types = request.query.type?.length ? request.query.type : undefined;
       // One filter subject per consumer (nats-server 2.9): the narrowest one, the rest filtered here.
       const filter = flow ? flowEventsFilter(ctx.topo.layout, flow) : types?.length === 1 ? eventTypeFilter(ctx.topo.layout, types[0]!) : allEventsFilter(ctx.topo.layout);
-      const feed = await followEvents(ctx.js, ctx.topo.eventsStream, filter, sequenceParam('after', request.query.after));
-      await pump(socket, feed, (event) => {
+      const feed = await followEvents(ctx.js, ctx.topo.eventsStream, filter, after);
+      await pump(socket, feed, after, request.log, (event) => {
         if (types && !types.includes(event.type)) return false;
         if (queue !== undefined) {
           const data = event.data as { queue?: string; definition?: { queue: string } };
@@ -105,5 +154,5 @@ export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, fl
         return true;
       });
     },
-  );
+  });
 }

@@ -1,8 +1,9 @@
 import type { FlowParseResult } from '@taskstream/domain';
 import type { FastifyInstance } from 'fastify';
-import { ApiError, apiError, ERRORS } from '../errors.js';
+import { z } from 'zod';
+import { apiError, problemsError } from '../errors.js';
 import type { Flows } from '../flows.js';
-import { sequenceParam } from './params.js';
+import { FLOW_PARAMS, taskIdProblems, NO_QUERY, oneOf, parseBody, querySpec, sequence } from './input.js';
 
 type Parse = (text: string, format: 'json' | 'yaml' | 'auto') => FlowParseResult;
 
@@ -11,18 +12,31 @@ function links(flowId: string) {
   return { self, events: `${self}/events`, feed: `${self}/feed`, cancel: `${self}/cancel` };
 }
 
+/** Keys are stored in the flow's first event and in KV: printable ASCII, bounded. */
+const IdempotencyKey = z.string().regex(/^[\x20-\x7e]{1,255}$/);
+
+const MAX_REASON = 1000;
+const CancelBody = z.strictObject(
+  { reason: z.string({ error: 'must be a string' }).max(MAX_REASON, `must be at most ${MAX_REASON} characters`).optional() },
+  { error: 'must be a JSON object such as {"reason": "not needed"}' },
+);
+
+const eventsQuery = querySpec({ after: sequence(0).optional(), format: oneOf(['json', 'ndjson'] as const).optional() });
+
 export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Parse): void {
-  app.post<{ Body: string | undefined }>('/api/v1/flows', async (request, reply) => {
+  app.post<{ Body: string | undefined }>('/api/v1/flows', { config: { query: NO_QUERY } }, async (request, reply) => {
+    const key = request.headers['idempotency-key'];
+    if (key !== undefined && key !== '' && !IdempotencyKey.safeParse(key).success) {
+      throw apiError('INVALID_PARAMETER', 'Idempotency-Key', 'must be 1 to 255 printable ASCII characters, given once');
+    }
     const body = typeof request.body === 'string' ? request.body : '';
     if (body.trim() === '') throw apiError('INVALID_BODY', 'it is empty; send a flow with a "tasks" list');
     const type = String(request.headers['content-type'] ?? '');
     const parsed = parse(body, type.includes('yaml') ? 'yaml' : type.includes('json') ? 'json' : 'auto');
-    if (!parsed.ok) {
-      throw new ApiError('INVALID_FLOW', ERRORS.INVALID_FLOW.status, ERRORS.INVALID_FLOW.message(parsed.problems.length), { problems: parsed.problems });
-    }
-    const key = request.headers['idempotency-key'];
-    const idempotencyKey = typeof key === 'string' && key !== '' ? key : undefined;
-    const { flowId, replayed } = await flows.submit(parsed.flow, idempotencyKey);
+    if (!parsed.ok) throw problemsError('INVALID_FLOW', parsed.problems);
+    const problems = taskIdProblems(parsed.flow);
+    if (problems.length > 0) throw problemsError('INVALID_FLOW', problems);
+    const { flowId, replayed } = await flows.submit(parsed.flow, typeof key === 'string' && key !== '' ? key : undefined);
     const location = links(flowId).self;
     return reply
       .status(202)
@@ -31,27 +45,21 @@ export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Pa
       .send({ flow_id: flowId, status: 'submitted', tasks: parsed.flow.tasks.length, replayed, links: links(flowId) });
   });
 
-  app.get<{ Params: { id: string } }>('/api/v1/flows/:id', async (request) => flows.view(request.params.id));
+  app.get<{ Params: z.output<typeof FLOW_PARAMS> }>('/api/v1/flows/:id', { config: { params: FLOW_PARAMS, query: NO_QUERY } }, async (request) => flows.view(request.params.id));
 
-  app.get<{ Params: { id: string }; Querystring: { after?: string; format?: string } }>('/api/v1/flows/:id/events', async (request, reply) => {
-    const after = sequenceParam('after', request.query.after);
-    const format = request.query.format ?? 'json';
-    if (format !== 'json' && format !== 'ndjson') throw apiError('INVALID_PARAMETER', 'format', 'must be json or ndjson');
-    const events = (await flows.history(request.params.id, after)).map((e) => ({ seq: e.seq, stored_at: e.stored_at, event: e.event }));
-    if (format === 'ndjson') return reply.type('application/x-ndjson').send(events.map((e) => JSON.stringify(e)).join('\n') + '\n');
-    return { flow_id: request.params.id, events };
-  });
+  app.get<{ Params: z.output<typeof FLOW_PARAMS>; Querystring: z.output<typeof eventsQuery.schema> }>(
+    '/api/v1/flows/:id/events',
+    { config: { params: FLOW_PARAMS, query: eventsQuery } },
+    async (request, reply) => {
+      const { after = 0, format = 'json' } = request.query;
+      const events = (await flows.history(request.params.id, after)).map((e) => ({ seq: e.seq, stored_at: e.stored_at, event: e.event }));
+      if (format === 'ndjson') return reply.type('application/x-ndjson').send(events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+      return { flow_id: request.params.id, events };
+    },
+  );
 
-  app.post<{ Params: { id: string }; Body: string | undefined }>('/api/v1/flows/:id/cancel', async (request, reply) => {
-    let reason: string | undefined;
-    if (typeof request.body === 'string' && request.body.trim() !== '') {
-      try {
-        const parsed = JSON.parse(request.body) as { reason?: unknown };
-        if (typeof parsed.reason === 'string') reason = parsed.reason;
-      } catch (error) {
-        throw apiError('INVALID_BODY', `not valid JSON: ${(error as Error).message}`);
-      }
-    }
+  app.post<{ Params: z.output<typeof FLOW_PARAMS>; Body: string | undefined }>('/api/v1/flows/:id/cancel', { config: { params: FLOW_PARAMS, query: NO_QUERY } }, async (request, reply) => {
+    const { reason } = parseBody(request.body, CancelBody);
     await flows.cancel(request.params.id, reason);
     return reply.status(202).send({ flow_id: request.params.id, status: 'cancelling', links: links(request.params.id) });
   });

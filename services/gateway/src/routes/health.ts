@@ -1,11 +1,13 @@
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
+import { NO_QUERY } from './input.js';
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: ServiceContext): void {
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  const config = { query: NO_QUERY };
+  app.get('/healthz', { config }, async () => ({ status: 'ok' }));
 
   /** Ready when NATS is connected and every stream exists. */
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', { config }, async (_request, reply) => {
     const checks: Record<string, string> = {};
     checks.nats = ctx.nc.isClosed() ? 'closed' : 'ok';
     for (const stream of [ctx.topo.eventsStream, ctx.topo.workStream, ctx.topo.timersStream, ctx.topo.dlqStream]) {

@@ -1,25 +1,28 @@
 import type { FastifyInstance } from 'fastify';
-import { apiError } from '../errors.js';
+import { z } from 'zod';
+import { problemsError } from '../errors.js';
 import { Queues } from '../queues.js';
+import { NO_QUERY, queueName, readJson, shapeProblems } from './input.js';
+
+const QUEUE_PARAMS = z.object({ name: queueName });
+type QueueParams = { Params: z.output<typeof QUEUE_PARAMS> };
+const config = { params: QUEUE_PARAMS, query: NO_QUERY };
 
 export function registerQueueRoutes(app: FastifyInstance, queues: Queues): void {
-  app.get('/api/v1/queues', async () => ({ queues: await queues.list() }));
+  app.get('/api/v1/queues', { config: { query: NO_QUERY } }, async () => ({ queues: await queues.list() }));
 
-  app.get<{ Params: { name: string } }>('/api/v1/queues/:name', async (request) => queues.get(request.params.name));
+  app.get<QueueParams>('/api/v1/queues/:name', { config }, async (request) => queues.get(request.params.name));
 
-  app.get<{ Params: { name: string } }>('/api/v1/queues/:name/stats', async (request) => queues.stats(request.params.name));
+  app.get<QueueParams>('/api/v1/queues/:name/stats', { config }, async (request) => queues.stats(request.params.name));
 
-  app.put<{ Params: { name: string }; Body: string | undefined }>('/api/v1/queues/:name', async (request) => {
-    let body: unknown;
-    try {
-      body = JSON.parse(typeof request.body === 'string' && request.body.trim() !== '' ? request.body : '{}');
-    } catch (error) {
-      throw apiError('INVALID_BODY', `not valid JSON: ${(error as Error).message}`);
-    }
+  app.put<QueueParams & { Body: string | undefined }>('/api/v1/queues/:name', { config }, async (request) => {
+    const body = readJson(request.body);
+    const problems = shapeProblems(body, 2);
+    if (problems.length > 0) throw problemsError('INVALID_QUEUE_POLICY', problems);
     return queues.put(request.params.name, Queues.parsePolicy(body));
   });
 
-  app.delete<{ Params: { name: string } }>('/api/v1/queues/:name', async (request, reply) => {
+  app.delete<QueueParams>('/api/v1/queues/:name', { config }, async (request, reply) => {
     await queues.delete(request.params.name);
     return reply.status(204).send();
   });
