@@ -57,20 +57,21 @@ export function findCycles(deps: DependencyMap): string[][] {
   return components.map((component) => cycleWithin(deps, new Set(component)));
 }
 
-/** A concrete closed walk inside one strongly connected component, starting at its smallest id. */
+/** A concrete closed walk inside one strongly connected component, starting at its smallest id, in time linear in its edges. */
 function cycleWithin(deps: DependencyMap, members: ReadonlySet<string>): string[] {
-  const start = [...members].sort()[0]!;
+  let start: string | undefined;
+  for (const member of members) if (start === undefined || member < start) start = member;
   const parent = new Map<string, string>();
-  const queue = [start];
-  const seen = new Set([start]);
-  while (queue.length > 0) {
-    const node = queue.shift()!;
+  const queue = [start!];
+  const seen = new Set([start!]);
+  for (let head = 0; head < queue.length; head++) {
+    const node = queue[head]!;
     for (const next of deps.get(node) ?? []) {
       if (!members.has(next)) continue;
       if (next === start) {
         const path = [node];
-        while (path[0] !== start) path.unshift(parent.get(path[0]!)!);
-        return [...path, start];
+        while (path[path.length - 1] !== start) path.push(parent.get(path[path.length - 1]!)!);
+        return [...path.reverse(), start];
       }
       if (!seen.has(next)) {
         seen.add(next);
@@ -79,7 +80,7 @@ function cycleWithin(deps: DependencyMap, members: ReadonlySet<string>): string[
       }
     }
   }
-  return [start, start];
+  return [start!, start!];
 }
 
 /** Kahn's algorithm; ties keep declaration order so the result is stable. Assumes no cycle. */
