@@ -1,5 +1,20 @@
 import { z } from 'zod';
 import { MAX_ID_LENGTH, SAFE_TOKEN } from '../ids.js';
+import {
+  MAX_BACKOFF_MULTIPLIER,
+  MAX_BURST,
+  MAX_CONCURRENCY,
+  MAX_CONDITION_LENGTH,
+  MAX_LABEL_KEY_LENGTH,
+  MAX_LABEL_VALUE_LENGTH,
+  MAX_LABELS,
+  MAX_PRIORITY,
+  MAX_RATE_PER_SECOND,
+  MAX_RETRIES,
+  MIN_PRIORITY,
+  MIN_RATE_PER_SECOND,
+} from './limits.js';
+import { backoffMs, bounded, durationSecs, wholeNumber } from './numbers.js';
 
 const idMessage =
   'may only contain letters, digits, "-" and "_" (at most 128 characters), because it becomes part of NATS subjects and KV keys';
@@ -26,37 +41,48 @@ export const DEFAULT_BACKOFF: Backoff = {
   jitter: true,
 };
 
-const BackoffFields = z.strictObject({
-  type: z.enum(BACKOFF_TYPES, { error: `must be one of ${BACKOFF_TYPES.join(', ')}` }).optional(),
-  initial_delay_ms: z.number().int().min(0, 'must be 0 or more').optional(),
-  delay_ms: z.number().int().min(0, 'must be 0 or more').optional(),
-  max_delay_ms: z.number().int().min(0, 'must be 0 or more').optional(),
-  multiplier: z.number().min(1, 'must be 1 or more').optional(),
+const backoffFields = {
+  initial_delay_ms: backoffMs().optional(),
+  delay_ms: backoffMs().optional(),
+  max_delay_ms: backoffMs().optional(),
+  multiplier: bounded(1, 'must be 1 or more', MAX_BACKOFF_MULTIPLIER, `must be at most ${MAX_BACKOFF_MULTIPLIER}`).optional(),
   jitter: z.boolean().optional(),
-});
+};
+const TaggedFields = z.strictObject(backoffFields);
 
 /**
  * Accepted spellings: "exponential"; { "type": "fixed", "delay_ms": 200 };
  * and the externally tagged form { "exponential": { "initial_delay_ms": 100 } }.
+ * Each object form refuses the others' keys outright, so a mistake inside one is reported at its
+ * field rather than as "matches none of the forms".
  */
 export const BackoffInput = z
-  .union([
-    z.enum(BACKOFF_TYPES, { error: `must be one of ${BACKOFF_TYPES.join(', ')} or an object` }),
-    BackoffFields,
-    z.strictObject({ exponential: BackoffFields.omit({ type: true }) }),
-    z.strictObject({ fixed: BackoffFields.omit({ type: true }) }),
-    z.strictObject({ linear: BackoffFields.omit({ type: true }) }),
-  ])
+  .union(
+    [
+      z.enum(BACKOFF_TYPES, { error: `must be one of ${BACKOFF_TYPES.join(', ')} or an object` }),
+      z.strictObject({
+        type: z.enum(BACKOFF_TYPES, { error: `must be one of ${BACKOFF_TYPES.join(', ')}` }).optional(),
+        ...backoffFields,
+        exponential: z.never().optional(),
+        fixed: z.never().optional(),
+        linear: z.never().optional(),
+      }),
+      z.strictObject({ exponential: TaggedFields }),
+      z.strictObject({ fixed: TaggedFields }),
+      z.strictObject({ linear: TaggedFields }),
+    ],
+    { error: `must be one of ${BACKOFF_TYPES.join(', ')} or an object` },
+  )
   .transform((input): Backoff => {
     if (typeof input === 'string') return { ...DEFAULT_BACKOFF, type: input };
     const [type, fields] =
-      'exponential' in input
+      'exponential' in input && input.exponential
         ? (['exponential', input.exponential] as const)
-        : 'fixed' in input
+        : 'fixed' in input && input.fixed
           ? (['fixed', input.fixed] as const)
-          : 'linear' in input
+          : 'linear' in input && input.linear
             ? (['linear', input.linear] as const)
-            : ([input.type ?? DEFAULT_BACKOFF.type, input] as const);
+            : ([('type' in input && input.type) || DEFAULT_BACKOFF.type, input as z.infer<typeof TaggedFields>] as const);
     return {
       type,
       initial_delay_ms: fields.initial_delay_ms ?? fields.delay_ms ?? DEFAULT_BACKOFF.initial_delay_ms,
@@ -67,17 +93,35 @@ export const BackoffInput = z
   });
 
 export const QueuePolicyInput = z.strictObject({
-  concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1 (delete the queue policy for no limit)').optional(),
-  per_key_concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').optional(),
+  concurrency: wholeNumber(1, MAX_CONCURRENCY, 'must be at least 1 (delete the queue policy for no limit)').optional(),
+  per_key_concurrency: wholeNumber(1, MAX_CONCURRENCY).optional(),
   rate_limit: z
     .strictObject({
-      per_second: z.number().positive('must be more than 0 (tasks started per second)'),
-      max_burst: z.number().int('must be a whole number').min(1, 'must be at least 1').optional(),
+      per_second: bounded(
+        MIN_RATE_PER_SECOND,
+        'must be at least 1/86400 (one task a day; tasks started per second)',
+        MAX_RATE_PER_SECOND,
+        `must be at most ${MAX_RATE_PER_SECOND} (tasks started per second)`,
+      ),
+      max_burst: wholeNumber(1, MAX_BURST).optional(),
     })
     .optional(),
-  max_retries: z.number().int().min(0, 'must be 0 or more').max(100).optional(),
-  timeout_secs: z.number().positive('must be more than 0').optional(),
+  max_retries: wholeNumber(0, MAX_RETRIES, 'must be 0 or more').optional(),
+  timeout_secs: durationSecs('timeout').optional(),
   backoff: BackoffInput.optional(),
+});
+
+/**
+ * A queue policy as a stored flow definition records it: the shape only, without the input bounds,
+ * so that definitions accepted under earlier bounds still read back from the log.
+ */
+const RecordedQueuePolicy = z.strictObject({
+  concurrency: z.number().int().min(1).optional(),
+  per_key_concurrency: z.number().int().min(1).optional(),
+  rate_limit: z.strictObject({ per_second: z.number().positive(), max_burst: z.number().int().min(1).optional() }).optional(),
+  max_retries: z.number().int().min(0).max(MAX_RETRIES).optional(),
+  timeout_secs: z.number().positive().optional(),
+  backoff: Backoff.optional(),
 });
 
 export const DEFAULT_QUEUE = 'default';
@@ -90,14 +134,14 @@ export const TaskInput = z.strictObject({
   executor: z.string().min(1, 'must name an executor'),
   config: z.unknown().optional(),
   depends_on: z.array(z.string()).optional(),
-  retries: z.number().int().min(0, 'must be 0 or more').max(100, 'must be at most 100').optional(),
-  timeout_secs: z.number().positive('must be more than 0').max(604_800, 'must be at most 7 days').optional(),
+  retries: wholeNumber(0, MAX_RETRIES, 'must be 0 or more').optional(),
+  timeout_secs: durationSecs('timeout').optional(),
   backoff: BackoffInput.optional(),
   queue: QueueName.optional(),
-  priority: z.number().int().min(-1000).max(1000).optional(),
+  priority: wholeNumber(MIN_PRIORITY, MAX_PRIORITY).optional(),
   concurrency_key: z.string().min(1).max(128).optional(),
   input: z.unknown().optional(),
-  condition: z.string().optional(),
+  condition: z.string().max(MAX_CONDITION_LENGTH, `must be at most ${MAX_CONDITION_LENGTH} characters`).optional(),
 });
 export type TaskInput = z.input<typeof TaskInput>;
 
@@ -105,8 +149,14 @@ export const FlowInput = z.strictObject({
   name: z.string().max(200).optional(),
   description: z.string().max(2000).optional(),
   queue: QueueName.optional(),
-  labels: z.record(z.string(), z.string()).optional(),
-  timeout_secs: z.number().positive('must be more than 0').optional(),
+  labels: z
+    .record(
+      z.string().min(1, 'a label needs a name').max(MAX_LABEL_KEY_LENGTH, `a label's name may have at most ${MAX_LABEL_KEY_LENGTH} characters`),
+      z.string().max(MAX_LABEL_VALUE_LENGTH, `must be at most ${MAX_LABEL_VALUE_LENGTH} characters`),
+    )
+    .refine((labels) => Object.keys(labels).length <= MAX_LABELS, `a flow may have at most ${MAX_LABELS} labels`)
+    .optional(),
+  timeout_secs: durationSecs('flow may run').optional(),
   /** The policy of the flow's queue, set (replaced) at submission as Tasked's MCP does. */
   queue_config: QueuePolicyInput.optional(),
   tasks: z.array(z.unknown()).min(1, 'a flow needs at least one task'),
@@ -144,7 +194,7 @@ export const FlowDefinition = z.object({
   queue: QueueName,
   labels: z.record(z.string(), z.string()).optional(),
   timeout_secs: z.number().positive().optional(),
-  queue_config: QueuePolicyInput.optional(),
+  queue_config: RecordedQueuePolicy.optional(),
   tasks: z.array(TaskSpec).min(1),
 });
 export type FlowDefinition = z.infer<typeof FlowDefinition>;

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { MAX_DELAY_MS, MAX_TIMEOUT_SECS } from './limits.js';
+import { bounded, durationSecs, wholeMs } from './numbers.js';
 
 /**
  * Executor configs. Each executor validates its own `config`; a flow naming an executor that is
@@ -29,6 +31,8 @@ export const HttpConfig = z.strictObject({
     .default('GET'),
   headers: z.record(z.string(), z.string()).optional(),
   body: z.unknown().optional(),
+  /** The request's own limit (Tasked's); the task's timeout still bounds the whole attempt. */
+  timeout_secs: durationSecs('timeout').optional(),
 });
 export type HttpConfig = z.infer<typeof HttpConfig>;
 
@@ -37,11 +41,16 @@ export const NoopConfig = z.strictObject({
 });
 export type NoopConfig = z.infer<typeof NoopConfig>;
 
-export const DelayConfig = z.strictObject({
-  ms: z.number().int().min(0, 'must be 0 or more').max(86_400_000, 'must be at most one day'),
-  output: z.unknown().optional(),
-});
-export type DelayConfig = z.infer<typeof DelayConfig>;
+/** Waits `ms`, or Tasked's `seconds` (fractions allowed); the step always receives whole milliseconds. */
+export const DelayConfig = z
+  .strictObject({
+    ms: wholeMs(MAX_DELAY_MS, `must be at most ${MAX_DELAY_MS} (365 days)`).optional(),
+    seconds: bounded(0, 'must be 0 or more', MAX_TIMEOUT_SECS, `must be at most ${MAX_TIMEOUT_SECS} seconds (365 days)`).optional(),
+    output: z.unknown().optional(),
+  })
+  .refine((c) => (c.ms === undefined) !== (c.seconds === undefined), { message: 'give exactly one of "ms" or "seconds"' })
+  .transform(({ ms, seconds, output }) => ({ ms: ms ?? Math.round(seconds! * 1000), ...(output !== undefined && { output }) }));
+export type DelayConfig = z.output<typeof DelayConfig>;
 
 export const EXECUTOR_CONFIGS = {
   shell: ShellConfig,

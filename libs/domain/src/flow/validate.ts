@@ -1,8 +1,10 @@
-import { parse as parseYaml } from 'yaml';
+import { CST, Parser, parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { MAX_ID_LENGTH } from '../ids.js';
 import { DEFAULT_QUEUE, FlowInput, TaskInput, type FlowDefinition, type TaskSpec } from './definition.js';
-import { EXECUTOR_CONFIGS, EXECUTOR_NAMES, isExecutorName } from './executors.js';
+import { EXECUTOR_CONFIGS, EXECUTOR_NAMES, isExecutorName, type DelayConfig } from './executors.js';
 import { findCycles } from './graph.js';
+import { MAX_NESTING_DEPTH, MAX_PROBLEMS, MAX_PROBLEMS_BYTES } from './limits.js';
 
 /** One thing wrong with a submitted flow: where (a JSON path such as `tasks[2].depends_on[0]`) and what to do. */
 export interface Problem {
@@ -12,28 +14,215 @@ export interface Problem {
 
 export type FlowParseResult = { ok: true; flow: FlowDefinition } | { ok: false; problems: Problem[] };
 
+type Segment = string | number;
+
+/** User text repeated in a path or a message is cut to this many characters. */
+const QUOTED_CHARS = 64;
+const MAX_PATH_CHARS = 200;
+const MAX_MESSAGE_CHARS = 500;
+/** Kept free in MAX_PROBLEMS_BYTES for the closing "and N more problems". */
+const SUMMARY_BYTES = 200;
+/**
+ * Unknown dependencies that get a search for the closest ids. Each search reads every id, so a
+ * fixed number of them keeps validation linear; later ones name a few ids instead.
+ */
+const SUGGESTION_SEARCHES = 5;
+const SUGGESTIONS = 3;
+const IDS_LISTED = 3;
+
+/** Issues keep the value they judged, so a field of the wrong type is not mistaken for a missing one. */
+const WITH_INPUT = { reportInput: true };
+
+const tooDeep = `is nested more than ${MAX_NESTING_DEPTH} levels deep (counting from the top of the flow); flatten it or pass the data another way`;
+
+function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${text.slice(0, end)}…`;
+}
+
+const quote = (text: string) => JSON.stringify(clip(text, QUOTED_CHARS));
+
+function utf8Bytes(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
+    else {
+      const name = clip(String(part), QUOTED_CHARS);
+      out += out === '' ? name : `.${name}`;
+    }
   }
   return out === '' ? '$' : out;
 }
 
-function zodProblems(error: z.ZodError, prefix: ReadonlyArray<PropertyKey> = []): Problem[] {
-  return error.issues.flatMap((issue) => {
-    if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => ({
-        path: formatPath([...prefix, ...issue.path, key]),
-        message: `unknown field "${key}"; remove it or check its spelling`,
-      }));
+/**
+ * The problems found so far, listed up to MAX_PROBLEMS and MAX_PROBLEMS_BYTES and counted beyond,
+ * so that neither a huge flow nor a pathological one can make the answer large.
+ */
+class Problems {
+  private readonly listed: Problem[] = [];
+  private bytes = 2;
+  private unlisted = 0;
+
+  /** Whether the next problem will be listed: costly detail is worth computing only then. */
+  get listing(): boolean {
+    return this.unlisted === 0 && this.listed.length < MAX_PROBLEMS;
+  }
+
+  get none(): boolean {
+    return this.listed.length === 0 && this.unlisted === 0;
+  }
+
+  add(path: string | ReadonlyArray<PropertyKey>, message: string): void {
+    if (!this.listing) {
+      this.unlisted++;
+      return;
     }
-    const path = formatPath([...prefix, ...issue.path]);
-    const message =
-      issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message;
-    return [{ path, message }];
-  });
+    const problem = { path: clip(typeof path === 'string' ? path : formatPath(path), MAX_PATH_CHARS), message: clip(message, MAX_MESSAGE_CHARS) };
+    const bytes = utf8Bytes(JSON.stringify(problem)) + 1;
+    if (this.bytes + bytes > MAX_PROBLEMS_BYTES - SUMMARY_BYTES) {
+      this.unlisted++;
+      return;
+    }
+    this.listed.push(problem);
+    this.bytes += bytes;
+  }
+
+  /** One problem per field: for a number past its bound, "not a whole number" would only repeat it. */
+  addZod(error: z.ZodError, prefix: ReadonlyArray<PropertyKey> = []): void {
+    const seen = new Set<string>();
+    for (const issue of error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) this.add([...prefix, ...issue.path, key], `unknown field ${quote(key)}; remove it or check its spelling`);
+        continue;
+      }
+      const path = formatPath([...prefix, ...issue.path]);
+      if (seen.has(path)) continue;
+      seen.add(path);
+      const message =
+        issue.code === 'invalid_type' && issue.input === undefined
+          ? 'is required'
+          : issue.code === 'invalid_key'
+            ? (issue.issues[0]?.message ?? issue.message)
+            : issue.message;
+      this.add(path, message);
+    }
+  }
+
+  result(): { ok: false; problems: Problem[] } {
+    if (this.unlisted === 0) return { ok: false, problems: this.listed };
+    const more = `and ${this.unlisted} more problem${this.unlisted === 1 ? '' : 's'}, not listed; fix these and validate again to see them`;
+    return { ok: false, problems: [...this.listed, { path: '$', message: more }] };
+  }
+}
+
+/** The field a deeply nested value belongs to: `tasks[3].config`, or a flow field such as `labels`. */
+function fieldOf(path: readonly Segment[]): Segment[] {
+  if (path[0] === 'tasks' && typeof path[1] === 'number') return path.slice(0, 3);
+  return typeof path[0] === 'string' ? path.slice(0, 1) : [];
+}
+
+interface Visit<T> {
+  node: T;
+  depth: number;
+  parent?: Visit<T>;
+  key?: Segment;
+}
+
+function pathOf<T>(visit: Visit<T>): Segment[] {
+  const path: Segment[] = [];
+  for (let at: Visit<T> | undefined = visit; at?.parent; at = at.parent) path.push(at.key!);
+  return path.reverse();
+}
+
+/**
+ * What schemas cannot be trusted to see: nesting beyond MAX_NESTING_DEPTH (reported once per field)
+ * and numbers JSON cannot carry. Walked with an explicit stack, so no depth overflows it; a value
+ * reached again through a YAML alias is walked again only if reached deeper, which also ends a
+ * self-referencing alias at the depth limit.
+ */
+function checkStructure(root: unknown, problems: Problems): void {
+  const deepest = new Map<object, number>();
+  const reported = new Set<string>();
+  const stack: Array<Visit<unknown> & { again?: boolean }> = [{ node: root, depth: 1 }];
+  while (stack.length > 0) {
+    const visit = stack.pop()!;
+    const value = visit.node;
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value) && !visit.again) problems.add(pathOf(visit), 'must be a finite number; JSON has no Infinity or NaN');
+      continue;
+    }
+    if (value === null || typeof value !== 'object') continue;
+    if (visit.depth > MAX_NESTING_DEPTH) {
+      const field = formatPath(fieldOf(pathOf(visit)));
+      if (!reported.has(field)) {
+        reported.add(field);
+        problems.add(field, tooDeep);
+      }
+      continue;
+    }
+    const earlier = deepest.get(value);
+    if (earlier !== undefined && earlier >= visit.depth) continue;
+    deepest.set(value, visit.depth);
+    const again = earlier !== undefined;
+    const depth = visit.depth + 1;
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push({ node: value[i], depth, parent: visit, key: i, again });
+    } else {
+      const keys = Object.keys(value);
+      for (let i = keys.length - 1; i >= 0; i--) stack.push({ node: (value as Record<string, unknown>)[keys[i]!], depth, parent: visit, key: keys[i]!, again });
+    }
+  }
+}
+
+/**
+ * The YAML parser's syntax tree is built without recursion, but turning it into values recurses
+ * (and deep enough input can take the process down rather than throw), so nesting is measured on
+ * the tree first.
+ */
+function checkYamlNesting(text: string, problems: Problems): void {
+  const reported = new Set<string>();
+  for (const top of new Parser().parse(text)) {
+    if (top.type !== 'document' || top.value === undefined) continue;
+    const stack: Array<Visit<CST.Token>> = [{ node: top.value, depth: 1 }];
+    while (stack.length > 0) {
+      const visit = stack.pop()!;
+      const token = visit.node;
+      if (!CST.isCollection(token)) continue;
+      if (visit.depth > MAX_NESTING_DEPTH) {
+        const field = formatPath(fieldOf(pathOf(visit)));
+        if (!reported.has(field)) {
+          reported.add(field);
+          problems.add(field, tooDeep);
+        }
+        continue;
+      }
+      const isMap = token.type === 'block-map' || (token.type === 'flow-collection' && token.start.source === '{');
+      const depth = visit.depth + 1;
+      for (let i = token.items.length - 1; i >= 0; i--) {
+        const item = token.items[i]!;
+        const key = isMap ? (CST.resolveAsScalar(item.key, false, () => {})?.value ?? '?') : i;
+        if (item.value) stack.push({ node: item.value, depth, parent: visit, key });
+        if (item.key) stack.push({ node: item.key, depth, parent: visit, key: '?' });
+      }
+    }
+  }
 }
 
 /**
@@ -41,25 +230,34 @@ function zodProblems(error: z.ZodError, prefix: ReadonlyArray<PropertyKey> = [])
  * parser gives, so the user can find the typo.
  */
 export function parseFlowText(text: string, format: 'json' | 'yaml' | 'auto' = 'auto'): FlowParseResult {
-  let data: unknown;
   const asJson = format === 'json' || (format === 'auto' && /^\s*[[{]/.test(text));
+  if (!asJson) {
+    const problems = new Problems();
+    checkYamlNesting(text, problems);
+    if (!problems.none) return problems.result();
+  }
+  let data: unknown;
   try {
     data = asJson ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    const kind = asJson ? 'JSON' : 'YAML';
-    return { ok: false, problems: [{ path: '$', message: `not valid ${kind}: ${(error as Error).message}` }] };
+    const problems = new Problems();
+    problems.add('$', `not valid ${asJson ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
+    return problems.result();
   }
   return validateFlow(data);
 }
 
-/** Validates a parsed flow and reports every problem at once. */
+/** Validates a parsed flow and reports every problem at once (within the bounds of Problems). */
 export function validateFlow(input: unknown): FlowParseResult {
-  const problems: Problem[] = [];
-  const flowResult = FlowInput.safeParse(input);
+  const problems = new Problems();
+  checkStructure(input, problems);
+  if (!problems.none) return problems.result();
+
+  const flowResult = FlowInput.safeParse(input, WITH_INPUT);
   if (!flowResult.success) {
-    problems.push(...zodProblems(flowResult.error));
+    problems.addZod(flowResult.error);
     const rawTasks = (input as { tasks?: unknown } | null)?.tasks;
-    if (!Array.isArray(rawTasks)) return { ok: false, problems };
+    if (!Array.isArray(rawTasks)) return problems.result();
   }
   const flowFields = flowResult.success ? flowResult.data : undefined;
   const rawTasks = (flowFields?.tasks ?? (input as { tasks: unknown[] }).tasks) as unknown[];
@@ -68,32 +266,39 @@ export function validateFlow(input: unknown): FlowParseResult {
   const tasks: TaskSpec[] = [];
   const firstIndexOf = new Map<string, number>();
   rawTasks.forEach((raw, index) => {
-    const parsed = TaskInput.safeParse(raw);
+    const parsed = TaskInput.safeParse(raw, WITH_INPUT);
     if (!parsed.success) {
-      problems.push(...zodProblems(parsed.error, ['tasks', index]));
+      problems.addZod(parsed.error, ['tasks', index]);
       return;
     }
     const task = parsed.data;
     const previous = firstIndexOf.get(task.id);
     if (previous !== undefined) {
-      problems.push({
-        path: formatPath(['tasks', index, 'id']),
-        message: `duplicate task id "${task.id}" (also used by tasks[${previous}]); give every task its own id`,
-      });
+      problems.add(['tasks', index, 'id'], `duplicate task id ${quote(task.id)} (also used by tasks[${previous}]); give every task its own id`);
       return;
     }
     firstIndexOf.set(task.id, index);
+    const queue = task.queue ?? flowQueue;
 
     let config: Record<string, unknown> = {};
     if (!isExecutorName(task.executor)) {
-      problems.push({
-        path: formatPath(['tasks', index, 'executor']),
-        message: `unknown executor "${task.executor}"; use one of ${EXECUTOR_NAMES.join(', ')}`,
-      });
+      problems.add(['tasks', index, 'executor'], `unknown executor ${quote(task.executor)}; use one of ${EXECUTOR_NAMES.join(', ')}`);
     } else {
-      const configResult = EXECUTOR_CONFIGS[task.executor].safeParse(task.config ?? {});
-      if (!configResult.success) problems.push(...zodProblems(configResult.error, ['tasks', index, 'config']));
+      const configResult = EXECUTOR_CONFIGS[task.executor].safeParse(task.config ?? {}, WITH_INPUT);
+      if (!configResult.success) problems.addZod(configResult.error, ['tasks', index, 'config']);
       else config = configResult.data as Record<string, unknown>;
+      if (configResult.success && task.executor === 'delay') {
+        // As Tasked does, but at submission: a delay its timeout would cut short can only fail.
+        const ownTimeout = task.timeout_secs;
+        const timeout = ownTimeout ?? (queue === flowQueue ? flowFields?.queue_config?.timeout_secs : undefined);
+        const given = task.config as { seconds?: number };
+        const field = given.seconds !== undefined ? 'seconds' : 'ms';
+        const waitSecs = given.seconds ?? (configResult.data as DelayConfig).ms / 1000;
+        if (timeout !== undefined && waitSecs > timeout) {
+          const [whose, setting] = ownTimeout !== undefined ? ["the task's", 'timeout_secs'] : ["the queue's", 'queue_config.timeout_secs'];
+          problems.add(['tasks', index, 'config', field], `delay of ${waitSecs}s exceeds ${whose} timeout of ${timeout}s; shorten the delay or raise ${setting}`);
+        }
+      }
     }
 
     tasks.push({
@@ -106,7 +311,7 @@ export function validateFlow(input: unknown): FlowParseResult {
       ...(task.retries !== undefined && { retries: task.retries }),
       ...(task.timeout_secs !== undefined && { timeout_secs: task.timeout_secs }),
       ...(task.backoff !== undefined && { backoff: task.backoff }),
-      queue: task.queue ?? flowQueue,
+      queue,
       priority: task.priority ?? 0,
       ...(task.concurrency_key !== undefined && { concurrency_key: task.concurrency_key }),
       ...(task.input !== undefined && { input: task.input }),
@@ -117,32 +322,27 @@ export function validateFlow(input: unknown): FlowParseResult {
   // Dependencies can only be judged against the ids that parsed.
   const known = new Set(tasks.map((t) => t.id));
   const declaredIds = rawTaskIds(rawTasks);
+  const hints = new DependencyHints([...known]);
   for (const task of tasks) {
     const index = firstIndexOf.get(task.id)!;
     const declared = (rawTasks[index] as { depends_on?: string[] }).depends_on ?? [];
     declared.forEach((dep, depIndex) => {
-      const path = formatPath(['tasks', index, 'depends_on', depIndex]);
+      const path = ['tasks', index, 'depends_on', depIndex];
       if (dep === task.id) {
-        problems.push({ path, message: `task "${task.id}" depends on itself; remove "${dep}" from its depends_on` });
+        problems.add(path, `task ${quote(task.id)} depends on itself; remove it from its depends_on`);
       } else if (!declaredIds.has(dep)) {
-        problems.push({
-          path,
-          message: `task "${task.id}" depends on "${dep}", which is not a task in this flow; known ids: ${[...known].join(', ')}`,
-        });
+        const hint = problems.listing ? `; ${hints.for(dep)}` : '';
+        problems.add(path, `task ${quote(task.id)} depends on ${quote(dep)}, which is not a task in this flow${hint}`);
       }
     });
   }
 
   const graph = new Map(tasks.map((t) => [t.id, t.depends_on.filter((d) => known.has(d) && d !== t.id)]));
   for (const cycle of findCycles(graph)) {
-    const first = cycle[0]!;
-    problems.push({
-      path: formatPath(['tasks', firstIndexOf.get(first)!, 'depends_on']),
-      message: `dependency cycle ${cycle.join(' -> ')}; a flow must be acyclic, so remove one of these dependencies`,
-    });
+    problems.add(['tasks', firstIndexOf.get(cycle[0]!)!, 'depends_on'], `dependency cycle ${describeCycle(cycle)}; a flow must be acyclic, so remove one of these dependencies`);
   }
 
-  if (problems.length > 0) return { ok: false, problems };
+  if (!problems.none) return problems.result();
   return {
     ok: true,
     flow: {
@@ -164,4 +364,89 @@ function rawTaskIds(rawTasks: unknown[]): Set<string> {
     if (typeof id === 'string') ids.add(id);
   }
   return ids;
+}
+
+/** A closed path `[a, b, …, a]`, shortened to its first and last few ids when long. */
+function describeCycle(cycle: readonly string[]): string {
+  const length = cycle.length - 1;
+  const ids = cycle.map((id) => clip(id, QUOTED_CHARS));
+  if (length <= 8) return ids.join(' -> ');
+  return `${[...ids.slice(0, 5), '…', ...ids.slice(-3)].join(' -> ')} (${length} tasks)`;
+}
+
+/** What to say after "which is not a task in this flow". */
+class DependencyHints {
+  private searches = 0;
+  private lowered: string[] | undefined;
+  private readonly summary: string;
+
+  constructor(private readonly ids: readonly string[]) {
+    const shown = ids.slice(0, IDS_LISTED + 2).map((id) => clip(id, QUOTED_CHARS));
+    this.summary =
+      ids.length === 0
+        ? 'no task in it has a valid id yet'
+        : ids.length <= IDS_LISTED + 2
+          ? `known ids: ${shown.join(', ')}`
+          : `known ids include ${shown.slice(0, IDS_LISTED).join(', ')}, … (${ids.length} in all)`;
+  }
+
+  for(unknown: string): string {
+    if (this.searches < SUGGESTION_SEARCHES && this.ids.length > 0) {
+      this.searches++;
+      this.lowered ??= this.ids.map((id) => id.toLowerCase());
+      const close = closestIds(unknown, this.ids, this.lowered);
+      if (close.length > 0) return `did you mean ${close.map(quote).join(' or ')}?`;
+    }
+    return this.summary;
+  }
+}
+
+/** Up to SUGGESTIONS ids within a small edit distance of `unknown`, closest first, ties in declaration order. */
+function closestIds(unknown: string, ids: readonly string[], lowered: readonly string[]): string[] {
+  if (unknown.length > MAX_ID_LENGTH + 2) return [];
+  const target = unknown.toLowerCase();
+  const limit = Math.min(2, Math.max(1, Math.floor(target.length / 3)));
+  const best: Array<{ id: string; distance: number }> = [];
+  for (let i = 0; i < ids.length; i++) {
+    const bound = best.length === SUGGESTIONS ? best[SUGGESTIONS - 1]!.distance - 1 : limit;
+    if (bound < 0) break;
+    const distance = editDistanceWithin(target, lowered[i]!, bound);
+    if (distance > bound) continue;
+    let at = best.length;
+    while (at > 0 && best[at - 1]!.distance > distance) at--;
+    best.splice(at, 0, { id: ids[i]!, distance });
+    if (best.length > SUGGESTIONS) best.pop();
+  }
+  return best.map((b) => b.id);
+}
+
+/**
+ * Edit distance with adjacent swaps (optimal string alignment) if it is at most `bound`, else
+ * `bound + 1`. Only a band of width 2·bound+1 is computed, so a check costs O(length · bound).
+ */
+function editDistanceWithin(a: string, b: string, bound: number): number {
+  const over = bound + 1;
+  if (Math.abs(a.length - b.length) > bound) return over;
+  const width = b.length + 1;
+  let before = new Array<number>(width).fill(over);
+  let previous = new Array<number>(width);
+  let current = new Array<number>(width).fill(over);
+  for (let j = 0; j < width; j++) previous[j] = Math.min(j, over);
+  for (let i = 1; i <= a.length; i++) {
+    const from = Math.max(1, i - bound);
+    const to = Math.min(b.length, i + bound);
+    current[from - 1] = from === 1 ? Math.min(i, over) : over;
+    let rowMin = current[from - 1]!;
+    for (let j = from; j <= to; j++) {
+      const same = a.charCodeAt(i - 1) === b.charCodeAt(j - 1);
+      let d = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (same ? 0 : 1));
+      if (i > 1 && j > 1 && a.charCodeAt(i - 1) === b.charCodeAt(j - 2) && a.charCodeAt(i - 2) === b.charCodeAt(j - 1)) d = Math.min(d, before[j - 2]! + 1);
+      current[j] = Math.min(d, over);
+      if (current[j]! < rowMin) rowMin = current[j]!;
+    }
+    if (to < b.length) current[to + 1] = over;
+    if (rowMin > bound) return over;
+    [before, previous, current] = [previous, current, before];
+  }
+  return previous[b.length]!;
 }

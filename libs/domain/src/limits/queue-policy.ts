@@ -1,4 +1,5 @@
 import { QueuePolicyInput } from '../flow/definition.js';
+import { MAX_BURST } from '../flow/limits.js';
 
 export { QueuePolicyInput };
 export type QueuePolicy = import('zod').output<typeof QueuePolicyInput>;
@@ -10,11 +11,11 @@ export type QueuePolicy = import('zod').output<typeof QueuePolicyInput>;
 /** The policy of a queue nobody configured: no limits; tasks default to no retries and no timeout. */
 export const DEFAULT_QUEUE_POLICY: QueuePolicy = {};
 
-/** Burst defaults to one second's worth of tokens (at least 1). */
+/** Burst defaults to one second's worth of tokens (at least 1), within the largest burst a policy may set. */
 export function bucketOf(policy: QueuePolicy): { rate: number; burst: number } | undefined {
   if (!policy.rate_limit) return undefined;
   const { per_second, max_burst } = policy.rate_limit;
-  return { rate: per_second, burst: max_burst ?? Math.max(1, Math.ceil(per_second)) };
+  return { rate: per_second, burst: max_burst ?? Math.min(MAX_BURST, Math.max(1, Math.ceil(per_second))) };
 }
 
 export function isLimited(policy: QueuePolicy): boolean {
