@@ -18,8 +18,11 @@ import { DeadLetterQueue } from './dead-letters.js';
 import { registerDeadLetterRoutes } from './routes/dlq.js';
 import { Queues } from './queues.js';
 
+/** Tasked's limit: a flow of 10,000 tasks with modest configs fits. */
+export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
+
 export interface GatewayOptions {
-  /** Largest accepted request body in bytes (default 1 MiB). */
+  /** Largest accepted request body in bytes (default 10 MiB). */
   bodyLimit?: number;
   /** A pino logger for requests, or false for none. */
   logger?: PinoLogger | false;
@@ -92,7 +95,7 @@ function feedSocketError(error: Error & { code?: unknown }, socket: WebSocket, r
 
 /** Builds the gateway as a Fastify instance over a connected service context; `main.ts` listens. */
 export async function buildGateway(ctx: ServiceContext, options: GatewayOptions = {}): Promise<FastifyInstance> {
-  const bodyLimit = options.bodyLimit ?? 1024 * 1024;
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   // Every error fastify or node would answer in their own shape is answered from the table instead.
   const shared = {
     bodyLimit,

@@ -38,9 +38,16 @@ export class DeadLetterQueue {
     throw apiError('DEAD_LETTER_NOT_FOUND', seq);
   }
 
-  /** Puts the message back on its original subject and removes the letter. */
+  /**
+   * Puts a work item back on its subject and removes the letter. A letter of the event log is not
+   * republished: the log already holds that event, and a copy would be a second, different fact
+   * that every consumer processes again. Such letters are for reading; the flow they belong to is
+   * recovered by cancelling and rerunning it (see docs/operations.md).
+   */
   async retry(seq: number): Promise<{ republished_to: string; seq: number }> {
     const letter = await this.get(seq);
+    if (letter.stream === this.ctx.topo.eventsStream) throw apiError('EVENT_LETTER_NOT_RETRYABLE', seq, letter.stream_seq);
+    if (letter.encoding === 'omitted') throw apiError('LETTER_WITHOUT_PAYLOAD', seq, letter.bytes);
     const data = letter.encoding === 'base64' ? Buffer.from(letter.data, 'base64') : new TextEncoder().encode(letter.data);
     const ack = await this.ctx.js.publish(letter.subject, data, { msgID: `dlq-retry:${this.ctx.topo.dlqStream}:${seq}` });
     await this.ctx.jsm.streams.deleteMessage(this.ctx.topo.dlqStream, seq, false);

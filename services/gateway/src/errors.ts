@@ -23,6 +23,15 @@ export const ERRORS = {
   REQUEST_TIMEOUT: { status: 408, message: () => 'the request did not arrive in time; send it again' },
   FLOW_NOT_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" is still ${status}; rerun it once it has finished, or fork it at a sequence` },
   FLOW_ALREADY_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" already ${status}; there is nothing left to cancel` },
+  EVENT_LETTER_NOT_RETRYABLE: {
+    status: 409,
+    message: (seq: number, streamSeq: number) =>
+      `dead letter ${seq} is event ${streamSeq} of the immutable log, which already holds it: retrying would write a second copy that every service processes again; read it, fix the cause, then cancel and rerun its flow, and discard the letter`,
+  },
+  LETTER_WITHOUT_PAYLOAD: {
+    status: 409,
+    message: (seq: number, bytes: number) => `dead letter ${seq} does not carry its ${bytes}-byte payload (too large for a letter), so it cannot be republished; discard it`,
+  },
   FLOW_TOO_LARGE: {
     status: 413,
     message: (part: string, size: number, limit: number) =>

@@ -1,8 +1,8 @@
 import { createLogger, intFrom, runService } from '@taskstream/runtime';
-import { buildGateway } from './app.js';
+import { buildGateway, DEFAULT_BODY_LIMIT } from './app.js';
 
 await runService('gateway', async (ctx, env) => {
-  const app = await buildGateway(ctx, { logger: createLogger('gateway', env.TASKSTREAM_LOG_LEVEL ?? 'info'), bodyLimit: intFrom(env, 'TASKSTREAM_BODY_LIMIT', 1024 * 1024) });
+  const app = await buildGateway(ctx, { logger: createLogger('gateway', env.TASKSTREAM_LOG_LEVEL ?? 'info'), bodyLimit: intFrom(env, 'TASKSTREAM_BODY_LIMIT', DEFAULT_BODY_LIMIT) });
   const host = env.TASKSTREAM_HOST ?? '127.0.0.1';
   const port = intFrom(env, 'TASKSTREAM_PORT', 8080);
   try {

@@ -3,7 +3,6 @@ import type { FastifyRequest } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../src/errors.js';
 import { EARLIEST_TIME, LATEST_TIME, listIds, listParam, MAX_DEPTH, parseBody, parseTime, querySpec, quote, readParameters, Refusal, sequence, shapeProblems, wholeNumber } from '../src/routes/input.js';
-import { sequenceParam } from '../src/routes/params.js';
 import { z } from 'zod';
 
 const thrown = (f: () => unknown): ApiError => {
@@ -159,13 +158,5 @@ describe('messages', () => {
     expect(quote('x'.repeat(1000)).length).toBeLessThan(80);
     expect(listIds(['a', 'b'])).toBe('a, b');
     expect(listIds(Array.from({ length: 30 }, (_, i) => `t${i}`))).toMatch(/t19 and 10 more$/);
-  });
-});
-
-describe('sequenceParam', () => {
-  it('reads decimal stream sequences only', () => {
-    expect(sequenceParam('after', undefined)).toBe(0);
-    expect(sequenceParam('after', '42')).toBe(42);
-    for (const raw of ['-1', '0x10', '1e3', ' 7', '1.5', '9007199254740993']) expect(thrown(() => sequenceParam('after', raw)).details.parameter, raw).toBe('after');
   });
 });

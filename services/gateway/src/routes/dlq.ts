@@ -1,25 +1,26 @@
 import type { FastifyInstance } from 'fastify';
-import { apiError } from '../errors.js';
+import { z } from 'zod';
 import type { DeadLetterQueue } from '../dead-letters.js';
-import { sequenceParam } from './params.js';
+import { NO_QUERY, param, querySpec, quote, Refusal, sequence, wholeNumber } from './input.js';
+
+const listQuery = querySpec({
+  source: param((raw) => (/^[A-Za-z0-9_-]{1,64}$/.test(raw) ? raw : new Refusal(`must be a source name such as planner or executor-default, not ${quote(raw)}`))).optional(),
+  after: sequence(0).optional(),
+  limit: wholeNumber(1, 1000).optional(),
+});
+const LETTER_PARAMS = z.object({ seq: sequence(1, 'the sequence of a dead letter (see GET /api/v1/dlq)') });
 
 export function registerDeadLetterRoutes(app: FastifyInstance, dlq: DeadLetterQueue): void {
-  app.get<{ Querystring: { source?: string; after?: string; limit?: string } }>('/api/v1/dlq', async (request) => {
-    const limit = request.query.limit === undefined ? 100 : Number(request.query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw apiError('INVALID_PARAMETER', 'limit', 'must be a whole number from 1 to 1000');
-    const source = request.query.source;
-    if (source !== undefined && !/^[A-Za-z0-9_-]+$/.test(source)) throw apiError('INVALID_PARAMETER', 'source', 'must be a source name such as planner or executor-default');
-    return { letters: await dlq.list(source, sequenceParam('after', request.query.after), limit) };
+  app.get<{ Querystring: z.output<typeof listQuery.schema> }>('/api/v1/dlq', { config: { query: listQuery } }, async (request) => {
+    const { source, after = 0, limit = 100 } = request.query;
+    return { letters: await dlq.list(source, after, limit) };
   });
-  const seqOf = (raw: string) => {
-    const seq = sequenceParam('seq', raw);
-    if (seq === 0) throw apiError('INVALID_PARAMETER', 'seq', 'must be a dead letter sequence (1 or more)');
-    return seq;
-  };
-  app.get<{ Params: { seq: string } }>('/api/v1/dlq/:seq', async (request) => dlq.get(seqOf(request.params.seq)));
-  app.post<{ Params: { seq: string } }>('/api/v1/dlq/:seq/retry', async (request, reply) => reply.status(202).send(await dlq.retry(seqOf(request.params.seq))));
-  app.delete<{ Params: { seq: string } }>('/api/v1/dlq/:seq', async (request, reply) => {
-    await dlq.discard(seqOf(request.params.seq));
+  const one = { config: { params: LETTER_PARAMS, query: NO_QUERY } };
+  type One = { Params: z.output<typeof LETTER_PARAMS> };
+  app.get<One>('/api/v1/dlq/:seq', one, async (request) => dlq.get(request.params.seq));
+  app.post<One>('/api/v1/dlq/:seq/retry', one, async (request, reply) => reply.status(202).send(await dlq.retry(request.params.seq)));
+  app.delete<One>('/api/v1/dlq/:seq', one, async (request, reply) => {
+    await dlq.discard(request.params.seq);
     return reply.status(204).send();
   });
 }
