@@ -1,4 +1,4 @@
-import type { AttemptRecord, FlowState, FlowStatus, TaskStatus } from '../decider/state.js';
+import type { AttemptRecord, FlowState, FlowStatus, TaskState, TaskStatus } from '../decider/state.js';
 import type { TaskError } from '../events/catalogue.js';
 
 /** The read model served by the gateway: what a person wants to see about one flow. */
@@ -18,7 +18,14 @@ export interface FlowView {
   tasks: TaskView[];
   lineage?: FlowState['lineage'];
   derived?: FlowState['derived'];
-  /** Set on a stored view too large to keep its tasks; readers fold the tasks from the log. */
+  /** Set on the header of a paged view, stored without its tasks: they are stored one per key. */
+  tasks_paged?: true;
+  /**
+   * Set on a stored view without its tasks: on a paged header, so that readers older than paged
+   * views fold the tasks from the log rather than serve none; and, without `tasks_paged`, on a view
+   * too large for projectors older than paged views, whose tasks readers fold from the log until a
+   * rebuild replaces it.
+   */
   tasks_omitted?: boolean;
   last_seq: number;
 }
@@ -42,8 +49,13 @@ export interface TaskView {
   executor: string;
   queue: string;
   depends_on: string[];
+  /** Set when `depends_on` lists only the first VIEW_TASK_IDS of them. */
+  depends_on_total?: number;
   status: TaskStatus;
+  /** The last VIEW_ATTEMPTS attempts. */
   attempts: AttemptRecord[];
+  /** Attempts made in all, including those `attempts` leaves out. */
+  attempts_total: number;
   ready_at?: string;
   started_at?: string;
   finished_at?: string;
@@ -51,11 +63,118 @@ export interface TaskView {
   error?: TaskError;
   output?: unknown;
   skipped_because?: string[];
+  /** Set when `skipped_because` lists only the first VIEW_TASK_IDS of them. */
+  skipped_because_total?: number;
   reason?: string;
   /** Set while a ready task waits for its queue: rate, concurrency or key_concurrency. */
   waiting_reason?: string;
   /** Succeeded in the parent flow of a rerun or fork; not run again. */
   reused?: boolean;
+}
+
+/*
+ * Bounds of a view. Whatever a task's history, its view fits one stored value: the view keeps the
+ * last attempts, cuts long texts and long lists of task ids, and summarises large outputs; the
+ * events keep everything whole. Worst case, with every text at its bound and made of characters
+ * JSON escapes to six bytes, and both id lists full of 128-character ids: about 650 KB, under
+ * MAX_VIEW_BYTES.
+ */
+
+/** Attempts a task view keeps: the most recent ones. */
+export const VIEW_ATTEMPTS = 10;
+/** Error messages, skip and cancel reasons and the flow's error keep their first this many characters. */
+export const VIEW_MESSAGE_CHARS = 1_000;
+/** `stdout_tail` and `stderr_tail` keep their last this many characters. */
+export const VIEW_TAIL_CHARS = 2_000;
+/** Other texts (task name, error code, signal, executor id) keep their first this many characters. */
+export const VIEW_TEXT_CHARS = 200;
+/** `depends_on` and `skipped_because` keep their first this many task ids. */
+export const VIEW_TASK_IDS = 1_000;
+/** Outputs larger than this (as JSON) are summarised in views; the full output stays in the history. */
+export const VIEW_OUTPUT_LIMIT = 4096;
+/** Characters of an output's JSON a summary shows. */
+export const VIEW_OUTPUT_PREVIEW_CHARS = 1024;
+/** The most one stored view value (a whole view, a paged view's header or one task) may take: under NATS's default 1 MiB payload. */
+export const MAX_VIEW_BYTES = 768 * 1024;
+
+const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff;
+const isLowSurrogate = (code: number) => code >= 0xdc00 && code <= 0xdfff;
+
+/** The start of `text`; a cut never splits a surrogate pair, half of which is not text. */
+function head(text: string, limit: number): string {
+  if (text.length <= limit) return text;
+  const end = isHighSurrogate(text.charCodeAt(limit - 1)) ? limit - 1 : limit;
+  return `${text.slice(0, end)}… [${text.length - end} more characters in the events]`;
+}
+
+function tail(text: string, limit: number): string {
+  if (text.length <= limit) return text;
+  const start = isLowSurrogate(text.charCodeAt(text.length - limit)) ? text.length - limit + 1 : text.length - limit;
+  return `[${start} earlier characters in the events] …${text.slice(start)}`;
+}
+
+function boundError(error: TaskError): TaskError {
+  return {
+    ...error,
+    message: head(error.message, VIEW_MESSAGE_CHARS),
+    code: head(error.code, VIEW_TEXT_CHARS),
+    ...(error.signal !== undefined && { signal: head(error.signal, VIEW_TEXT_CHARS) }),
+    ...(error.stdout_tail !== undefined && { stdout_tail: tail(error.stdout_tail, VIEW_TAIL_CHARS) }),
+    ...(error.stderr_tail !== undefined && { stderr_tail: tail(error.stderr_tail, VIEW_TAIL_CHARS) }),
+  };
+}
+
+function boundAttempt(attempt: AttemptRecord): AttemptRecord {
+  // Most attempts have nothing to cut; sharing them keeps encoding a large flow cheap.
+  if (attempt.error === undefined && (attempt.executor_id === undefined || attempt.executor_id.length <= VIEW_TEXT_CHARS)) return attempt;
+  return {
+    ...attempt,
+    ...(attempt.error !== undefined && { error: boundError(attempt.error) }),
+    ...(attempt.executor_id !== undefined && { executor_id: head(attempt.executor_id, VIEW_TEXT_CHARS) }),
+  };
+}
+
+export interface OutputSummary {
+  truncated: true;
+  bytes: number;
+  preview: string;
+  /** Where the whole output is. */
+  see: 'events';
+}
+
+export function summariseOutput(output: unknown): unknown {
+  if (output === undefined || output === null) return output;
+  const json = JSON.stringify(output);
+  if (json === undefined || json.length <= VIEW_OUTPUT_LIMIT) return output;
+  const end = isHighSurrogate(json.charCodeAt(VIEW_OUTPUT_PREVIEW_CHARS - 1)) ? VIEW_OUTPUT_PREVIEW_CHARS - 1 : VIEW_OUTPUT_PREVIEW_CHARS;
+  return { truncated: true, bytes: json.length, preview: json.slice(0, end), see: 'events' } satisfies OutputSummary;
+}
+
+/** One task as views show it, within the bounds above. */
+export function toTaskView(task: TaskState): TaskView {
+  const { spec } = task;
+  return {
+    id: task.id,
+    ...(spec.name !== undefined && { name: head(spec.name, VIEW_TEXT_CHARS) }),
+    executor: spec.executor,
+    queue: spec.queue,
+    depends_on: spec.depends_on.length > VIEW_TASK_IDS ? spec.depends_on.slice(0, VIEW_TASK_IDS) : spec.depends_on,
+    ...(spec.depends_on.length > VIEW_TASK_IDS && { depends_on_total: spec.depends_on.length }),
+    status: task.status,
+    attempts: task.attempts.slice(-VIEW_ATTEMPTS).map(boundAttempt),
+    attempts_total: task.attempts.length,
+    ...(task.ready_at !== undefined && { ready_at: task.ready_at }),
+    ...(task.started_at !== undefined && { started_at: task.started_at }),
+    ...(task.finished_at !== undefined && { finished_at: task.finished_at }),
+    ...(task.duration_ms !== undefined && { duration_ms: task.duration_ms }),
+    ...(task.error !== undefined && { error: boundError(task.error) }),
+    ...(task.output !== undefined && { output: summariseOutput(task.output) }),
+    ...(task.skipped_because !== undefined && { skipped_because: task.skipped_because.slice(0, VIEW_TASK_IDS) }),
+    ...(task.skipped_because !== undefined && task.skipped_because.length > VIEW_TASK_IDS && { skipped_because_total: task.skipped_because.length }),
+    ...(task.reason !== undefined && { reason: head(task.reason, VIEW_MESSAGE_CHARS) }),
+    ...(task.waiting_reason !== undefined && { waiting_reason: task.waiting_reason }),
+    ...(task.reused && { reused: true }),
+  };
 }
 
 const EMPTY_COUNTS: Record<TaskStatus, number> = {
@@ -70,61 +189,42 @@ const EMPTY_COUNTS: Record<TaskStatus, number> = {
   cancelled: 0,
 };
 
-/** Outputs larger than this (as JSON) are summarised in views; the full output stays in the history. */
-export const VIEW_OUTPUT_LIMIT = 4096;
-
-export interface OutputSummary {
-  truncated: true;
-  bytes: number;
-  preview: string;
-  /** Where the whole output is. */
-  see: 'events';
-}
-
-export function summariseOutput(output: unknown): unknown {
-  if (output === undefined || output === null) return output;
-  const json = JSON.stringify(output);
-  if (json === undefined || json.length <= VIEW_OUTPUT_LIMIT) return output;
-  return { truncated: true, bytes: json.length, preview: json.slice(0, 1024), see: 'events' } satisfies OutputSummary;
-}
-
-export function toFlowView(state: FlowState): FlowView {
+/** Tasks per status, over `statuses`. */
+export function countTasks(statuses: Iterable<TaskStatus>): Record<TaskStatus, number> {
   const counts = { ...EMPTY_COUNTS };
-  const tasks = state.definition.tasks.map((spec): TaskView => {
-    const task = state.tasks[spec.id]!;
-    counts[task.status]++;
-    return {
-      id: task.id,
-      ...(spec.name !== undefined && { name: spec.name }),
-      executor: spec.executor,
-      queue: spec.queue,
-      depends_on: spec.depends_on,
-      status: task.status,
-      attempts: task.attempts,
-      ...(task.ready_at !== undefined && { ready_at: task.ready_at }),
-      ...(task.started_at !== undefined && { started_at: task.started_at }),
-      ...(task.finished_at !== undefined && { finished_at: task.finished_at }),
-      ...(task.duration_ms !== undefined && { duration_ms: task.duration_ms }),
-      ...(task.error !== undefined && { error: task.error }),
-      ...(task.output !== undefined && { output: summariseOutput(task.output) }),
-      ...(task.skipped_because !== undefined && { skipped_because: task.skipped_because }),
-      ...(task.reason !== undefined && { reason: task.reason }),
-      ...(task.waiting_reason !== undefined && { waiting_reason: task.waiting_reason }),
-      ...(task.reused && { reused: true }),
-    };
-  });
+  for (const status of statuses) counts[status]++;
+  return counts;
+}
+
+function* statusesOf(state: FlowState): Iterable<TaskStatus> {
+  for (const spec of state.definition.tasks) yield state.tasks[spec.id]!.status;
+}
+
+function withTasks(state: FlowState, tasks: TaskView[]): FlowView {
   return {
     ...toFlowSummary(state),
     ...(state.started_at !== undefined && { started_at: state.started_at }),
     ...(state.finished_at !== undefined && {
       duration_ms: Date.parse(state.finished_at) - Date.parse(state.submitted_at),
     }),
-    ...(state.error !== undefined && { error: state.error }),
-    counts,
+    ...(state.error !== undefined && { error: head(state.error, VIEW_MESSAGE_CHARS) }),
+    counts: countTasks(statusesOf(state)),
     tasks,
     ...(state.derived && { derived: state.derived }),
     last_seq: state.last_seq,
   };
+}
+
+export function toFlowView(state: FlowState): FlowView {
+  return withTasks(
+    state,
+    state.definition.tasks.map((spec) => toTaskView(state.tasks[spec.id]!)),
+  );
+}
+
+/** The view without its tasks, as a paged view stores it under the flow's own key. */
+export function toFlowViewHeader(state: FlowState): FlowView {
+  return { ...withTasks(state, []), tasks_paged: true, tasks_omitted: true };
 }
 
 export function toFlowSummary(state: FlowState): FlowSummary {
