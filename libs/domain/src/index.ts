@@ -3,6 +3,7 @@ export * from './flow/definition.js';
 export * from './flow/executors.js';
 export * from './flow/graph.js';
 export * from './flow/validate.js';
+export * from './flow/limits.js';
 export * from './events/catalogue.js';
 export * from './events/subjects.js';
 export * from './decider/state.js';
