@@ -10,7 +10,6 @@ import {
   refoldTransitions,
   taskSnapshot,
   toFlowSummary,
-  toFlowView,
   type FlowEvent,
   type FlowState,
   type QueueStatsView,
@@ -32,12 +31,31 @@ import {
   markSettled,
 } from '@taskstream/nats';
 import { PartitionOwner, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
+import { planViewWrite, storeViews, type ProjectedFlow, type TouchedTasks } from './view-store.js';
 import { WriteBatch } from './write-batch.js';
 
-/** A flow whose view waits to be written; `summary` when its listing entry changed too. */
+/** A flow whose view waits to be written: the tasks its events touched, and `summary` when its listing entry changed too. */
 interface PendingFlow {
-  state: FlowState;
+  flow: ProjectedFlow;
+  tasks: TouchedTasks;
   summary: boolean;
+}
+
+function union(a: TouchedTasks, b: TouchedTasks): TouchedTasks {
+  if (a === 'all' || b === 'all') return 'all';
+  for (const taskId of b) a.add(taskId);
+  return a;
+}
+
+/** What the projector reads of a stored view before taking its flow into memory. */
+interface StoredHeader {
+  last_seq: number;
+  tasks_paged?: true;
+}
+
+/** Every event is folded through here, so a step every event needs before folding has one place. */
+function fold(state: FlowState | null, event: FlowEvent, seq: number): FlowState | null {
+  return evolve(state, event, seq);
 }
 
 export interface ProjectorOptions {
@@ -51,23 +69,14 @@ export interface ProjectorOptions {
   rebuild?: boolean;
 }
 
-/** Stored views stay well under NATS's default 1 MiB payload; larger ones keep only the flow's header. */
-const MAX_VIEW_BYTES = 768 * 1024;
-
-function encodeView(state: FlowState): Uint8Array {
-  const view = toFlowView(state);
-  const bytes = encodeJson(view);
-  if (bytes.length <= MAX_VIEW_BYTES) return bytes;
-  return encodeJson({ ...view, tasks: [], tasks_omitted: true });
-}
-
 async function purge(kv: KV): Promise<void> {
   for await (const key of await kv.keys()) await kv.purge(key);
 }
 
 /**
- * Folds every event into the read models the gateway serves: per-flow views (`<prefix>_flows`),
- * flow summaries for listing (`<prefix>_flow_summaries`) and per-queue statistics
+ * Folds every event into the read models the gateway serves: per-flow views (`<prefix>_flows`,
+ * one key per flow, or for a large flow a header and one key per task: see planViewWrite), flow
+ * summaries for listing (`<prefix>_flow_summaries`) and per-queue statistics
  * (`<prefix>_queue_stats`). All are derived from the log; `rebuild` recomputes them from it.
  */
 export async function startProjector(ctx: ServiceContext, options: ProjectorOptions = {}): Promise<ServiceHandle> {
@@ -79,7 +88,13 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
   const summaries = await kvm.open(ctx.topo.summariesBucket);
   const statsBucket = await kvm.open(ctx.topo.queueStatsBucket);
 
-  const cache = new Map<string, FlowState>();
+  const cache = new Map<string, ProjectedFlow>();
+  /**
+   * Flows not in memory whose stored view was found at or beyond the event read (a consumer
+   * replaying from an earlier position): their further old events are skipped without reading
+   * the store again. A stored view only moves forward, so an entry never goes wrong, only stale.
+   */
+  const storedAhead = new Map<string, number>();
   const stats = new Map<string, QueueStatsView>();
   const partitions = ctx.topo.layout.partitions;
   const consumerConfig = (partition: number) => ({
@@ -110,7 +125,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
           const prior = flows.get(event.flow_id) ?? null;
           const taskId = 'task_id' in event ? event.task_id : undefined;
           const before = prior && taskId ? taskSnapshot(prior, taskId) : undefined;
-          const state = evolve(prior, event, msg.seq);
+          const state = fold(prior, event, msg.seq);
           if (state) {
             flows.set(event.flow_id, state);
             const task = taskId ? state.tasks[taskId] : undefined;
@@ -126,8 +141,9 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     }
     for (const kv of [views, summaries, statsBucket]) await purge(kv);
     for (const [flowId, state] of flows) {
-      await Promise.all([views.put(flowId, encodeView(state)), summaries.put(flowId, encodeJson(toFlowSummary(state)))]);
-      if (!isTerminalFlow(state)) cache.set(flowId, state);
+      const write = planViewWrite({ state, paged: false }, 'all');
+      await storeViews(views, [write], () => [summaries.put(flowId, encodeJson(toFlowSummary(state)))]);
+      if (!isTerminalFlow(state)) cache.set(flowId, { state, paged: write.paged });
     }
     for (const [key, view] of rebuiltStats) {
       await statsBucket.put(key, encodeJson(view));
@@ -152,18 +168,29 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
 
   const batch = new WriteBatch<PendingFlow>({
     log: ctx.log,
-    newer: (a, b) => (b.state.last_seq >= a.state.last_seq ? { state: b.state, summary: a.summary || b.summary } : { ...a, summary: a.summary || b.summary }),
+    // The pending entries are the batch's own: the older one's set of touched tasks can take the newer's.
+    merge: (a, b) => ({
+      flow: b.flow.state.last_seq >= a.flow.state.last_seq ? b.flow : a.flow,
+      tasks: union(a.tasks, b.tasks),
+      summary: a.summary || b.summary,
+    }),
     write: async ({ flows, stats: statsKeys }) => {
       // Encode before the first await: later events keep folding into the same states meanwhile.
       const statsWrites = [...statsKeys].flatMap((key) => {
         const view = stats.get(key);
         return view ? [{ key, bytes: encodeJson(view) }] : [];
       });
-      const viewWrites = [...flows].map(([flowId, { state, summary }]) => ({ flowId, view: encodeView(state), summary: summary ? encodeJson(toFlowSummary(state)) : undefined }));
+      const viewWrites = [...flows.values()].map(({ flow, tasks }) => ({ flow, write: planViewWrite(flow, tasks) }));
+      const summaryWrites = [...flows].flatMap(([flowId, { flow, summary }]) => (summary ? [{ flowId, bytes: encodeJson(toFlowSummary(flow.state)) }] : []));
       // Statistics first, then the views: a redelivery finds a view newer only if the statistics
       // already counted its events too (and their own sequence guard stops a second count).
       await Promise.all(statsWrites.map(({ key, bytes }) => statsBucket.put(key, bytes)));
-      await Promise.all(viewWrites.flatMap(({ flowId, view, summary }) => [views.put(flowId, view), ...(summary ? [summaries.put(flowId, summary)] : [])]));
+      await storeViews(
+        views,
+        viewWrites.map(({ write }) => write),
+        () => summaryWrites.map(({ flowId, bytes }) => summaries.put(flowId, bytes)),
+      );
+      for (const { flow, write } of viewWrites) flow.paged = write.paged;
     },
   });
 
@@ -195,37 +222,55 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     knownBefore: boolean;
   }
 
+  async function storedHeader(flowId: string): Promise<StoredHeader | undefined> {
+    const entry = await views.get(flowId);
+    return entry && entry.operation === 'PUT' && entry.value.length > 0 ? entry.json<StoredHeader>() : undefined;
+  }
+
   async function project(event: FlowEvent, msg: JsMsg): Promise<void> {
-    let state = cache.get(event.flow_id) ?? null;
+    let flow = cache.get(event.flow_id);
     const taskId = 'task_id' in event ? event.task_id : undefined;
     let statusBefore: FlowState['status'] | undefined;
+    let tasks: TouchedTasks = new Set(taskId === undefined ? [] : [taskId]);
     const transitions: Transition[] = [];
-    if (state === null) {
-      // Not in memory: either new, or finished and evicted. A redelivered old event must not
-      // overwrite the newer view already stored.
-      if (msg.info.deliveryCount > 1 || event.type !== 'flow.submitted') {
-        const stored = await views.get(event.flow_id);
-        if (stored && stored.operation === 'PUT' && stored.value.length > 0 && stored.json<{ last_seq: number }>().last_seq >= msg.seq) return;
+    if (flow === undefined) {
+      // Not in memory: new, finished and evicted, or read again (a redelivery, or a consumer
+      // replaying from an earlier position). An event the stored view already reflects, its
+      // flow.submitted too, must not overwrite that view with an older state.
+      const ahead = storedAhead.get(event.flow_id);
+      if (ahead !== undefined && ahead >= msg.seq) return;
+      const stored = await storedHeader(event.flow_id);
+      if (stored && stored.last_seq >= msg.seq) {
+        storedAhead.set(event.flow_id, stored.last_seq);
+        if (storedAhead.size > maxCached) storedAhead.delete(storedAhead.keys().next().value!);
+        return;
       }
+      let state: FlowState;
       if (event.type === 'flow.submitted') {
-        state = evolve(null, event, msg.seq)!;
+        state = fold(null, event, msg.seq)!;
+        tasks = 'all';
       } else {
         const prior = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, msg.seq - 1);
         if (prior === null) return;
         const key = await statsFor(prior, taskId);
         const before = taskId ? taskSnapshot(prior, taskId) : undefined;
         statusBefore = prior.status;
-        state = evolve(prior, event, msg.seq)!;
+        // A stored view of the same sequence is this very fold: only what the event touches changes.
+        if (stored?.last_seq !== prior.last_seq) tasks = 'all';
+        state = fold(prior, event, msg.seq)!;
         // The statistics' sequence guard decides whether they counted this event already.
         if (key !== undefined) transitions.push({ key, before, after: taskSnapshot(state, taskId!)!, knownBefore: false });
       }
-      cache.set(event.flow_id, state);
+      flow = { state, paged: stored?.tasks_paged === true };
+      storedAhead.delete(event.flow_id);
+      cache.set(event.flow_id, flow);
       if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
-    } else if (msg.seq > state.last_seq) {
+    } else if (msg.seq > flow.state.last_seq) {
+      const { state } = flow;
       const key = await statsFor(state, taskId);
       const before = taskId ? taskSnapshot(state, taskId) : undefined;
       statusBefore = state.status;
-      evolve(state, event, msg.seq);
+      fold(state, event, msg.seq);
       // Guarded by sequence too: after a crash between writing statistics and views, memory rebuilt
       // from the log can be behind what the statistics already counted.
       if (key !== undefined) transitions.push({ key, before, after: taskSnapshot(state, taskId!)!, knownBefore: false });
@@ -235,15 +280,16 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       // Redelivered behind newer events of its flow (its ack was lost, e.g. while a consumer
       // leader moved). If memory lacked it, the newer events were folded without it: refold from
       // the log, and count every task whose state the refold changes, from what memory held.
-      const refolded = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, state.last_seq);
+      const refolded = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, flow.state.last_seq);
       if (refolded === null) return;
-      const memory = state;
+      const memory = flow.state;
       const changed = refoldTransitions(memory, refolded);
       const keys = await Promise.all(changed.map(({ taskId: id }) => statsFor(refolded, id)));
       changed.forEach(({ before, after }, i) => transitions.push({ key: keys[i]!, before, after, knownBefore: true }));
       statusBefore = memory.status;
-      state = refolded;
-      cache.set(event.flow_id, state);
+      flow.state = refolded;
+      // The statistics compare statuses only; attempts and errors may differ too.
+      tasks = 'all';
     }
 
     const touched = new Set<string>();
@@ -255,8 +301,8 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       touched.add(key);
     }
     markSettled(msg);
-    batch.hold(msg, event.flow_id, { state, summary: statusBefore !== state.status || event.type === 'flow.derived' }, touched);
-    if (isTerminalFlow(state)) cache.delete(event.flow_id);
+    batch.hold(msg, event.flow_id, { flow, tasks, summary: statusBefore !== flow.state.status || event.type === 'flow.derived' }, touched);
+    if (isTerminalFlow(flow.state)) cache.delete(event.flow_id);
     if (batch.due(msg)) await batch.flush();
   }
 
@@ -277,6 +323,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
         await batch.flush();
         // Another instance owns this partition now: what we remembered of it may go stale.
         for (const flowId of [...cache.keys()]) if (partitionOf(flowId, partitions) === partition) cache.delete(flowId);
+        for (const flowId of [...storedAhead.keys()]) if (partitionOf(flowId, partitions) === partition) storedAhead.delete(flowId);
         for (const key of [...stats.keys()]) if (key.endsWith(`.p${partition}`)) stats.delete(key);
       };
     },

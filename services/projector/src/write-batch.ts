@@ -16,8 +16,11 @@ export interface PendingWrites<F> {
 export interface WriteBatchOptions<F> {
   /** Stores what `pending` names. Throwing keeps everything held and retries later. */
   write: (pending: PendingWrites<F>) => Promise<void>;
-  /** Of two pending versions of one flow, the newer; used when a failed write is merged back. */
-  newer: (a: F, b: F) => F;
+  /**
+   * One pending version of a flow from two, the older first: when a flow is held again, and when a
+   * failed write is merged back under what was held meanwhile. The batch owns both; `a` may be reused.
+   */
+  merge: (a: F, b: F) => F;
   log: Logger;
   /** Messages held at most before a write is forced. */
   maxHeld?: number;
@@ -58,7 +61,7 @@ export class WriteBatch<F> {
   hold(msg: HeldMessage, flowId: string, flow: F, statsKeys: Iterable<string> = []): void {
     this.held.push(msg);
     const prior = this.pending.flows.get(flowId);
-    this.pending.flows.set(flowId, prior === undefined ? flow : this.options.newer(prior, flow));
+    this.pending.flows.set(flowId, prior === undefined ? flow : this.options.merge(prior, flow));
     for (const key of statsKeys) this.pending.stats.add(key);
     this.timer ??= setTimeout(() => void this.flush(), this.maxDelayMs);
   }
@@ -99,7 +102,7 @@ export class WriteBatch<F> {
       this.held = [...messages, ...this.held];
       for (const [flowId, flow] of pending.flows) {
         const later = this.pending.flows.get(flowId);
-        this.pending.flows.set(flowId, later === undefined ? flow : this.options.newer(flow, later));
+        this.pending.flows.set(flowId, later === undefined ? flow : this.options.merge(flow, later));
       }
       for (const key of pending.stats) this.pending.stats.add(key);
       this.timer ??= setTimeout(() => void this.flush(), 500);

@@ -12,7 +12,7 @@ function message(pending: number) {
 }
 
 function batch(write: (p: PendingWrites<Flow>) => Promise<void>, maxHeld = 3, minIntervalMs = 0) {
-  return new WriteBatch<Flow>({ write, newer: (a, b) => (b.seq >= a.seq ? b : a), log: silentLogger, maxHeld, maxDelayMs: 20, minIntervalMs });
+  return new WriteBatch<Flow>({ write, merge: (a, b) => (b.seq >= a.seq ? b : a), log: silentLogger, maxHeld, maxDelayMs: 20, minIntervalMs });
 }
 
 describe('projector write batch', () => {
@@ -52,7 +52,7 @@ describe('projector write batch', () => {
 
   it('spaces writes by minIntervalMs when events trickle in, writing the last one when the interval ends', async () => {
     const writes: Array<PendingWrites<Flow>> = [];
-    const b = new WriteBatch<Flow>({ write: async (p) => void writes.push(p), newer: (a, c) => (c.seq >= a.seq ? c : a), log: silentLogger, maxDelayMs: 1_000, minIntervalMs: 40 });
+    const b = new WriteBatch<Flow>({ write: async (p) => void writes.push(p), merge: (a, c) => (c.seq >= a.seq ? c : a), log: silentLogger, maxDelayMs: 1_000, minIntervalMs: 40 });
     const first = message(0);
     b.hold(first, 'f1', { seq: 1 });
     expect(b.due(first)).toBe(true);
