@@ -10,7 +10,7 @@ export const FlowId = z.string().regex(ULID_PATTERN, 'must be a ULID');
 /** Why an attempt or a task failed, in a form a person can act on. */
 export const TaskError = z.object({
   message: z.string(),
-  /** Machine-readable cause: EXIT_CODE, SPAWN, TIMEOUT, HTTP_STATUS, NETWORK, CANCELLED, SHELL_DISABLED, ... */
+  /** Machine-readable cause: EXIT_CODE, SPAWN, TIMEOUT, HTTP_STATUS, NETWORK, OUTPUT_TOO_DEEP, OUTPUT_TOO_LARGE, SHELL_DISABLED, ... */
   code: z.string(),
   retryable: z.boolean(),
   exit_code: z.number().int().optional(),
