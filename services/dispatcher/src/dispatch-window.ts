@@ -20,6 +20,8 @@ interface Entry extends Held {
 export interface DispatchWindowOptions {
   /** Tasks this dispatcher may have dispatched and not yet seen end. */
   size: number;
+  /** Dispatches in progress at once. */
+  sending: number;
   /** A slot whose end was never seen is given back after this long. */
   leaseMs: number;
   now?: () => number;
@@ -32,7 +34,8 @@ export interface DispatchWindowOptions {
  * and leave in fair order while the tasks dispatched and not yet ended stay under the window. The
  * window is not a limit: it only bounds how far a newcomer can be queued behind others. A slot is
  * given back when the task's end is seen, or when its lease runs out, so a missed end slows the
- * queue down but never stops it.
+ * queue down but never stops it. Dispatching itself is bounded here too: tasks let through faster
+ * than they can be recorded would queue, first come first served, behind one another.
  */
 export class DispatchWindow {
   private readonly waiting = new FairQueue<Entry>();
@@ -40,6 +43,7 @@ export class DispatchWindow {
   private readonly slots = new Map<string, { flowId: string; at: number }>();
   private readonly slotsByFlow = new Map<string, number>();
   private readonly now: () => number;
+  private sending = 0;
   private closed = false;
 
   constructor(
@@ -59,13 +63,23 @@ export class DispatchWindow {
     return this.slots.size;
   }
 
-  /** Resolves once the task holds a slot and may be dispatched. */
-  wait(held: Held): Promise<void> {
-    return new Promise((release, handBack) => {
+  /** Waits for the task's turn and a slot, then runs `send`; a send that fails gives the slot back. */
+  async dispatch(held: Held, send: () => Promise<void>): Promise<void> {
+    await new Promise<void>((release, handBack) => {
       if (this.closed) return handBack(new HandBack('dispatcher stopping'));
       this.waiting.add({ ...held, release, handBack });
       this.fill();
     });
+    try {
+      await send();
+    } catch (error) {
+      // The redelivery waits for a slot again.
+      this.free(held.key);
+      throw error;
+    } finally {
+      this.sending--;
+      this.fill();
+    }
   }
 
   /** Whether a task of this flow holds a slot here: only then is its end worth reading. */
@@ -73,7 +87,7 @@ export class DispatchWindow {
     return this.slotsByFlow.has(flowId);
   }
 
-  /** The task ended (or its dispatch failed): its slot goes to the next waiting task. */
+  /** The task ended: its slot goes to the next waiting task. */
   ended(key: string): void {
     if (this.free(key)) this.fill();
   }
@@ -95,10 +109,11 @@ export class DispatchWindow {
       if (slot.at > expired) break;
       this.free(key);
     }
-    while (this.slots.size < this.options.size) {
+    while (this.slots.size < this.options.size && this.sending < this.options.sending) {
       const next = this.waiting.first();
       if (!next) break;
       this.waiting.admit(next);
+      this.sending++;
       // A redelivered task that still holds its slot takes it again, renewed.
       this.free(next.key);
       this.slots.set(next.key, { flowId: next.flowId, at: this.now() });

@@ -64,6 +64,9 @@ export interface DispatcherHandle extends ServiceHandle {
 /** Terminal task events that can end a task holding a concurrency slot (a skipped task never held one). */
 const RELEASING: EventType[] = ['task.succeeded', 'task.failed', 'task.timed_out', 'task.cancelled'];
 
+/** Dispatches in progress at once: through all gates together, and through each queue's window. */
+const DISPATCHING = 256;
+
 function tracksSlots(policy: QueuePolicy): boolean {
   return policy.concurrency !== undefined || policy.per_key_concurrency !== undefined;
 }
@@ -116,7 +119,7 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
   const windows = new Map<string, DispatchWindow>();
   function windowFor(queue: string): DispatchWindow {
     let window = windows.get(queue);
-    if (!window) windows.set(queue, (window = new DispatchWindow(queue, { size: windowSize, leaseMs })));
+    if (!window) windows.set(queue, (window = new DispatchWindow(queue, { size: windowSize, sending: DISPATCHING, leaseMs })));
     return window;
   }
 
@@ -190,9 +193,9 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
     await ctx.js.publish(workSubject(layout, ready.data.queue), encodeJson(item), { msgID: `${key}:work` });
   }
 
-  // Thousands of ready events may be in hand at once (most of them waiting at a gate); their
-  // publishes go out a few hundred at a time so the pending requests do not pile up in memory.
-  const dispatching = pLimit(256);
+  // Thousands of ready events may be in hand at once (most of them waiting at a gate or a window);
+  // their publishes go out a few hundred at a time so the pending requests do not pile up in memory.
+  const dispatching = pLimit(DISPATCHING);
 
   async function onReady(ready: EventOf<'task.ready'>, msg: JsMsg): Promise<void> {
     if (msg.info.deliveryCount > 1) {
@@ -206,16 +209,12 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
     const policy = policies.get(queue);
     const spec = withQueueDefaults(ready.data.spec, policy);
     const waiter = { key: idempotencyKeyOf(ready.flow_id, ready.task_id), flowId: ready.flow_id, priority: ready.data.priority, seq: msg.seq, msg };
-    const window = isLimited(policy) || windowSize === 0 ? undefined : windowFor(queue);
-    if (window) await window.wait(waiter);
-    else if (isLimited(policy)) await gateFor(queue).wait({ ...waiter, ...(ready.data.concurrency_key !== undefined && { concurrencyKey: ready.data.concurrency_key }) });
-    try {
-      await dispatching(() => dispatch(ready, spec));
-    } catch (error) {
-      // Not dispatched: the window slot goes to the next task, and the redelivery waits again.
-      window?.ended(waiter.key);
-      throw error;
+    if (!isLimited(policy) && windowSize > 0) {
+      await windowFor(queue).dispatch(waiter, () => dispatch(ready, spec));
+      return;
     }
+    if (isLimited(policy)) await gateFor(queue).wait({ ...waiter, ...(ready.data.concurrency_key !== undefined && { concurrencyKey: ready.data.concurrency_key }) });
+    await dispatching(() => dispatch(ready, spec));
   }
 
   async function onTerminal(event: FlowEvent): Promise<void> {

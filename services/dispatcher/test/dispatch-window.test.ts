@@ -2,24 +2,43 @@ import { HandBack } from '@taskstream/nats';
 import { describe, expect, it } from 'vitest';
 import { DispatchWindow } from '../src/dispatch-window.js';
 
-/** A window whose releases are recorded by task key, on a clock the test moves. */
-function windowOf(size: number, leaseMs = 60_000) {
+/**
+ * A window whose sends are recorded by task key, on a clock the test moves. Sends complete at once
+ * unless `holdSends` is set, in which case they wait for `finishSends()`.
+ */
+function windowOf(size: number, options: { leaseMs?: number; sending?: number } = {}) {
   let now = 0;
-  const window = new DispatchWindow('default', { size, leaseMs, now: () => now });
-  const released: string[] = [];
+  const window = new DispatchWindow('default', { size, sending: options.sending ?? 100, leaseMs: options.leaseMs ?? 60_000, now: () => now });
+  const sent: string[] = [];
   const handedBack: string[] = [];
+  const failed: string[] = [];
   const heartbeats = new Map<string, number>();
+  const pending: Array<() => void> = [];
+  let holdSends = false;
   let seq = 0;
-  const ready = (flowId: string, task: string, priority = 0) => {
+  const ready = (flowId: string, task: string, outcome: 'ok' | 'fail' = 'ok') => {
     const key = `${flowId}:${task}`;
     const msg = { working: () => void heartbeats.set(key, (heartbeats.get(key) ?? 0) + 1) };
-    window.wait({ key, flowId, priority, seq: ++seq, msg }).then(
-      () => void released.push(key),
-      (error: unknown) => void (error instanceof HandBack && handedBack.push(key)),
-    );
+    const send = async () => {
+      sent.push(key);
+      if (holdSends) await new Promise<void>((resolve) => pending.push(resolve));
+      if (outcome === 'fail') throw new Error('publish failed');
+    };
+    window.dispatch({ key, flowId, priority: 0, seq: ++seq, msg }, send).catch((error: unknown) => void (error instanceof HandBack ? handedBack : failed).push(key));
   };
   const settle = () => new Promise((resolve) => setImmediate(resolve));
-  return { window, ready, released, handedBack, heartbeats, settle, advance: (ms: number) => void (now += ms) };
+  return {
+    window,
+    ready,
+    sent,
+    handedBack,
+    failed,
+    heartbeats,
+    settle,
+    advance: (ms: number) => void (now += ms),
+    holdSends: () => void (holdSends = true),
+    finishSends: () => pending.splice(0).forEach((resolve) => resolve()),
+  };
 }
 
 describe('dispatch window', () => {
@@ -27,7 +46,7 @@ describe('dispatch window', () => {
     const w = windowOf(2);
     for (let i = 1; i <= 6; i++) w.ready('big', `t${i}`);
     await w.settle();
-    expect(w.released).toEqual(['big:t1', 'big:t2']);
+    expect(w.sent).toEqual(['big:t1', 'big:t2']);
     w.ready('small', 'a');
     w.ready('small', 'b');
     for (const key of ['big:t1', 'big:t2', 'big:t3', 'small:a', 'big:t4', 'small:b']) {
@@ -35,7 +54,19 @@ describe('dispatch window', () => {
       await w.settle();
       expect(w.window.inFlight).toBe(2);
     }
-    expect(w.released).toEqual(['big:t1', 'big:t2', 'big:t3', 'small:a', 'big:t4', 'small:b', 'big:t5', 'big:t6']);
+    expect(w.sent).toEqual(['big:t1', 'big:t2', 'big:t3', 'small:a', 'big:t4', 'small:b', 'big:t5', 'big:t6']);
+  });
+
+  it('keeps tasks in fair order while dispatches are slower than arrivals, not first come first served', async () => {
+    const w = windowOf(1_000, { sending: 2 });
+    w.holdSends();
+    for (let i = 1; i <= 6; i++) w.ready('big', `t${i}`);
+    w.ready('small', 'a');
+    await w.settle();
+    expect(w.sent).toEqual(['big:t1', 'big:t2']);
+    w.finishSends();
+    await w.settle();
+    expect(w.sent).toEqual(['big:t1', 'big:t2', 'big:t3', 'small:a']);
   });
 
   it('reads the end only of flows holding a slot, and ignores an end it does not hold', async () => {
@@ -48,29 +79,39 @@ describe('dispatch window', () => {
     w.window.ended('other:t1');
     w.window.ended('f:t2');
     await w.settle();
-    expect(w.released).toEqual(['f:t1']);
+    expect(w.sent).toEqual(['f:t1']);
     w.window.ended('f:t1');
     w.window.ended('f:t2');
     await w.settle();
-    expect(w.released).toEqual(['f:t1', 'f:t2']);
+    expect(w.sent).toEqual(['f:t1', 'f:t2']);
     expect(w.window.holds('f')).toBe(false);
     expect(w.window.inFlight).toBe(0);
   });
 
+  it('gives the slot of a failed dispatch to the next task', async () => {
+    const w = windowOf(1);
+    w.ready('f', 't1', 'fail');
+    w.ready('f', 't2');
+    await w.settle();
+    expect(w.failed).toEqual(['f:t1']);
+    expect(w.sent).toEqual(['f:t1', 'f:t2']);
+    expect(w.window.inFlight).toBe(1);
+  });
+
   it('gives back a slot whose end was missed once its lease runs out, keeping waiting events alive meanwhile', async () => {
-    const w = windowOf(1, 60_000);
+    const w = windowOf(1, { leaseMs: 60_000 });
     w.ready('f', 't1');
     w.ready('f', 't2');
     await w.settle();
     w.advance(59_999);
     w.window.heartbeat();
     await w.settle();
-    expect(w.released).toEqual(['f:t1']);
+    expect(w.sent).toEqual(['f:t1']);
     expect(w.heartbeats.get('f:t2')).toBe(1);
     w.advance(1);
     w.window.heartbeat();
     await w.settle();
-    expect(w.released).toEqual(['f:t1', 'f:t2']);
+    expect(w.sent).toEqual(['f:t1', 'f:t2']);
   });
 
   it('counts a redelivered task that still holds its slot once', async () => {
@@ -79,7 +120,7 @@ describe('dispatch window', () => {
     w.ready('f', 't1');
     w.ready('f', 't2');
     await w.settle();
-    expect(w.released).toEqual(['f:t1', 'f:t1', 'f:t2']);
+    expect(w.sent).toEqual(['f:t1', 'f:t1', 'f:t2']);
     expect(w.window.inFlight).toBe(2);
   });
 
@@ -90,7 +131,7 @@ describe('dispatch window', () => {
     w.window.close();
     w.ready('f', 't3');
     await w.settle();
-    expect(w.released).toEqual(['f:t1']);
+    expect(w.sent).toEqual(['f:t1']);
     expect(w.handedBack).toEqual(['f:t2', 'f:t3']);
   });
 });
