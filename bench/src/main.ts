@@ -11,8 +11,9 @@ const quick = process.argv.includes('--quick');
 // --profile: Taskstream's workloads only, every service under `node --cpu-prof`; the figures of a
 // profiled run are not compared with peers, the summary says where each process spends its time.
 const profile = process.argv.includes('--profile');
-// --only=chain,limits: just these workloads (independent, chain, fan-out, open-loop, limits).
-const WORKLOADS = ['independent', 'chain', 'fan-out', 'open-loop', 'limits'] as const;
+// --only=chain,limits: just these workloads (independent, chain, fan-out, open-loop, limits,
+// small-beside-big).
+const WORKLOADS = ['independent', 'chain', 'fan-out', 'open-loop', 'limits', 'small-beside-big'] as const;
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',');
 const unknown = only?.filter((name) => !(WORKLOADS as readonly string[]).includes(name)) ?? [];
 if (unknown.length > 0) {
@@ -27,6 +28,7 @@ const size = {
   chain: 100,
   fanOut: 1_000,
   limits: quick ? 300 : 1_000,
+  smallBesideBig: quick ? 2_000 : 10_000,
   openLoop: quick ? { flows: 500, rates: [200, 500, 1_000, 1_500] } : { flows: 2_000, rates: [200, 500, 1_000, 1_500] },
 };
 
@@ -67,6 +69,10 @@ async function main() {
       results.push(await ts.limits(system, size.limits));
       log(`  limits: ${results.at(-1)!.notes}`);
     }
+    if (wanted('small-beside-big')) {
+      results.push(await ts.smallBesideBig(system, size.smallBesideBig));
+      log(`  small beside big: ${results.at(-1)!.notes}`);
+    }
     if (!profile && (wanted('independent') || wanted('chain'))) {
       log('raw JetStream on the same nats-server...');
       if (wanted('independent')) results.push(await raw.independent(system.nc, system.nats.pid!, size.independent));
@@ -77,7 +83,8 @@ async function main() {
   }
   const profiles: ProfileSummary[] = profileDir ? summariseDirectory(profileDir) : [];
 
-  for (const mode of profile ? [] : (['aof', 'none'] as const)) {
+  const bullWanted = wanted('independent') || wanted('chain') || wanted('fan-out') || wanted('limits');
+  for (const mode of profile || !bullWanted ? [] : (['aof', 'none'] as const)) {
     const label = mode === 'aof' ? 'bullmq-aof' : 'bullmq-nopersist';
     log(`BullMQ on the local Redis (${mode === 'aof' ? 'appendonly yes, appendfsync everysec' : 'no persistence'})...`);
     const restore = await bull.setPersistence(mode);
@@ -103,6 +110,8 @@ async function main() {
     chain_p99_vs_raw: ratio('3-chain', 'raw-jetstream', 'p99_ms'),
     chain_p50_vs_bullmq_aof: ratio('3-chain', 'bullmq-aof', 'p50_ms'),
     fan_out_tps_vs_bullmq_aof: ratio('4-fan-out-in', 'bullmq-aof', 'tasks_per_sec'),
+    // Not a peer comparison: the small flow beside a big one against the same flow alone.
+    small_flow_beside_big_vs_alone: (results.find((r) => r.workload === '6-small-beside-big') as { ratio?: number } | undefined)?.ratio ?? Number.NaN,
   };
   const sustained = openLoop.filter((s) => s.sustained).map((s) => s.rate);
   const at200 = openLoop.find((s) => s.rate === 200);

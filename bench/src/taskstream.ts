@@ -251,3 +251,33 @@ export async function openLoop(system: TaskstreamSystem, rate: number, flows: nu
   const drain = lastEnd - lastScheduled;
   return { rate, flows, sustained: drain <= 1000 && rejected === 0, drain_ms: drain, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), rejected, usage };
 }
+
+/**
+ * A small flow's latency while a big one runs on the same queue: the makespan of a 2-task flow
+ * alone (median of five) against the same flow submitted 0.6 s after a `big`-task flow, and how
+ * many of the big flow's tasks had ended when the small one did (in stream order).
+ */
+export async function smallBesideBig(system: TaskstreamSystem, big: number): Promise<Result & { baseline_ms: number; ratio: number; big_tasks: number; big_ended_before: number }> {
+  const small = () => ({ tasks: [{ id: 'a', executor: 'noop' }, { id: 'b', executor: 'noop' }] });
+  const alone: number[] = [];
+  for (let i = 0; i < 5; i++) alone.push((await system.run(small())).makespanMs);
+  const baseline = percentile(alone, 50);
+  const bigRun = system.run({ tasks: Array.from({ length: big }, (_, i) => ({ id: `big${i}`, executor: 'noop' })) });
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const beside = await system.run(small());
+  const { events: bigEvents } = await bigRun;
+  const smallEnd = beside.events.find((e) => e.event.type === 'flow.succeeded')!.seq;
+  const ended = bigEvents.filter((e) => ['task.succeeded', 'task.failed', 'task.timed_out', 'task.cancelled'].includes(e.event.type) && e.seq < smallEnd).length;
+  const ratio = beside.makespanMs / baseline;
+  return {
+    workload: '6-small-beside-big',
+    system: 'taskstream',
+    ...measured(2, beside.makespanMs, alone, beside.usage),
+    ...taskCounts(beside.events, 2),
+    baseline_ms: baseline,
+    ratio,
+    big_tasks: big,
+    big_ended_before: ended,
+    notes: `2-task flow alone ${baseline.toFixed(0)} ms (median of 5), 0.6 s after a ${big}-task flow on the same queue ${beside.makespanMs.toFixed(0)} ms: x${ratio.toFixed(1)}; ${ended} of the big flow's ${big} tasks had ended when it finished; p50/p99: the small flow alone`,
+  };
+}
