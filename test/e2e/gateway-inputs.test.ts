@@ -288,7 +288,7 @@ describe('gateway: every input validated, every error in the documented shape', 
     await errorOf(await post('/api/v1/flows', '<flow/>', { 'content-type': 'application/xml' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
     await errorOf(await post('/api/v1/flows', '{"tasks":', { 'content-type': 'application/json' }), 400, 'INVALID_FLOW');
     await errorOf(await post(`/api/v1/flows/${finished}/cancel`, '{', { 'content-type': 'application/json' }), 400, 'INVALID_BODY');
-    await errorOf(await fetch(`${base}/api/v1/flows`, { method: 'POST', body: 'x'.repeat(2 * 1024 * 1024), headers: { 'content-type': 'application/json' } }), 413, 'BODY_TOO_LARGE');
+    await errorOf(await fetch(`${base}/api/v1/flows`, { method: 'POST', body: 'x'.repeat(11 * 1024 * 1024), headers: { 'content-type': 'application/json' } }), 413, 'BODY_TOO_LARGE');
     const handshake = (headers: string) => rawRequest(port, `GET /api/v1/feed HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n${headers}\r\n`);
     for (const headers of [
       'Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n',

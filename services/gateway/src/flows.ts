@@ -17,6 +17,7 @@ import {
 import { definitionsOf, EventLog, foldFlowHistory, newId, readFlowHistory, type KV, type StoredEvent } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { ApiError, apiError, ERRORS } from './errors.js';
+import { readFlowView } from './flow-views.js';
 import type { Queues } from './queues.js';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -119,17 +120,26 @@ export class Flows {
     return flowId;
   }
 
-  /** The projector's view, or (right after submission, before the projector caught up) a fold of the log. */
+  /**
+   * The projector's view, whatever the flow's size. Only a flow the projector has not written yet
+   * (just submitted) is folded from the log: a view is never refolded per request.
+   */
   async view(flowId: string): Promise<FlowView> {
     if (!ULID_PATTERN.test(flowId)) throw apiError('FLOW_NOT_FOUND', flowId);
-    const entry = await this.views.get(flowId);
-    if (entry && entry.value.length > 0) {
-      const view = entry.json<FlowView>();
-      if (!view.tasks_omitted) return view;
-    }
+    const view = await readFlowView(this.ctx.js, this.ctx.topo, this.views, flowId);
+    if (view) return view;
     const state = await foldFlowHistory(this.ctx.js, this.ctx.topo, flowId);
     if (state === null) throw apiError('FLOW_NOT_FOUND', flowId);
     return toFlowView(state);
+  }
+
+  /** Whether the flow was ever submitted: one direct read, whatever its size. */
+  async exists(flowId: string): Promise<boolean> {
+    return ULID_PATTERN.test(flowId) && (await this.lastEvent(flowId, 'flow.submitted')) !== null;
+  }
+
+  private lastEvent(flowId: string, type: EventType) {
+    return this.ctx.jsm.streams.getMessage(this.ctx.topo.eventsStream, { last_by_subj: eventSubject(this.ctx.topo.layout, flowId, type) });
   }
 
   async history(flowId: string, afterSeq = 0): Promise<StoredEvent[]> {
@@ -144,10 +154,9 @@ export class Flows {
   async cancel(flowId: string, reason?: string, requestedBy?: string): Promise<void> {
     if (!ULID_PATTERN.test(flowId)) throw apiError('FLOW_NOT_FOUND', flowId);
     // A few direct reads instead of a fold: a flow of 10,000 tasks is cancelled as cheaply as one of two.
-    const last = (type: EventType) => this.ctx.jsm.streams.getMessage(this.ctx.topo.eventsStream, { last_by_subj: eventSubject(this.ctx.topo.layout, flowId, type) });
-    if ((await last('flow.submitted')) === null) throw apiError('FLOW_NOT_FOUND', flowId);
+    if (!(await this.exists(flowId))) throw apiError('FLOW_NOT_FOUND', flowId);
     for (const [type, status] of [['flow.succeeded', 'succeeded'], ['flow.failed', 'failed'], ['flow.cancelled', 'cancelled']] as const) {
-      if ((await last(type)) !== null) throw apiError('FLOW_ALREADY_FINISHED', flowId, status);
+      if ((await this.lastEvent(flowId, type)) !== null) throw apiError('FLOW_ALREADY_FINISHED', flowId, status);
     }
     await this.log.appendNew(
       {

@@ -20,6 +20,8 @@ import {
   DeadLetters,
   DeliverPolicy,
   decodeEvent,
+  definitionsOf,
+  type Definitions,
   encodeJson,
   ensureOrderedTakeover,
   foldFlowHistory,
@@ -58,6 +60,11 @@ function fold(state: FlowState | null, event: FlowEvent, seq: number): FlowState
   return evolve(state, event, seq);
 }
 
+/** A submission whose definition was stored apart gets it back before it is folded. */
+async function hydrated(definitions: Definitions, event: FlowEvent): Promise<FlowEvent> {
+  return event.type === 'flow.submitted' ? definitions.hydrate(event) : event;
+}
+
 export interface ProjectorOptions {
   /** Prefix of the durable consumers, one per partition (`projector-p3`), shared by all instances. */
   consumer?: string;
@@ -84,6 +91,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
   const maxDeliver = options.maxDeliver ?? 10;
   const maxCached = options.maxCachedFlows ?? 50_000;
   const kvm = new Kvm(ctx.js);
+  const definitions = await definitionsOf(ctx.js, ctx.topo);
   const views = await kvm.open(ctx.topo.flowsBucket);
   const summaries = await kvm.open(ctx.topo.summariesBucket);
   const statsBucket = await kvm.open(ctx.topo.queueStatsBucket);
@@ -121,7 +129,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
         lastSeq = msg.seq;
         const decoded = decodeEvent(msg.data);
         if (decoded.ok) {
-          const event = decoded.value;
+          const event = await hydrated(definitions, decoded.value);
           const prior = flows.get(event.flow_id) ?? null;
           const taskId = 'task_id' in event ? event.task_id : undefined;
           const before = prior && taskId ? taskSnapshot(prior, taskId) : undefined;
@@ -196,7 +204,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
 
   async function handle(event: FlowEvent, msg: JsMsg): Promise<void> {
     try {
-      await project(event, msg);
+      await project(await hydrated(definitions, event), msg);
     } catch (error) {
       // Nothing of this event was folded (every read comes before the fold); forget the flow so the
       // redelivery starts again from the store and the log.

@@ -121,7 +121,7 @@ export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, fl
     // Unknown flows are refused before the upgrade, with a 404.
     preValidation: async (request) => {
       checkHandshake(request);
-      await flows.view(request.params.id);
+      if (!(await flows.exists(request.params.id))) throw apiError('FLOW_NOT_FOUND', request.params.id);
     },
     handler: upgradeRequired,
     wsHandler: async (socket, request) => {
