@@ -83,7 +83,7 @@ export function renderStatus(view: FlowView): string[] {
   for (const task of view.tasks) {
     const detail = task.error?.message ?? task.reason ?? '';
     const duration = task.duration_ms !== undefined ? seconds(task.duration_ms) : '';
-    lines.push(`${task.id.padEnd(width)}  ${task.status.padEnd(10)}  ${String(task.attempts.length).padEnd(8)}  ${duration.padEnd(8)}  ${firstLine(detail)}`);
+    lines.push(`${task.id.padEnd(width)}  ${task.status.padEnd(10)}  ${String(task.attempts_total ?? task.attempts.length).padEnd(8)}  ${duration.padEnd(8)}  ${firstLine(detail)}`);
   }
   return lines;
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { validateFlow } from '@taskstream/domain';
+import { parseFlowText, validateFlow } from '@taskstream/domain';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../user-error.js';
 
@@ -12,14 +12,17 @@ export function readFlowFile(file: string, queue?: string): { body: string; task
     const code = (error as NodeJS.ErrnoException).code;
     throw new UserError(code === 'ENOENT' ? `no such flow file: ${file}` : `cannot read ${file}: ${(error as Error).message}`, 'pass the path of a .json or .yaml flow file');
   }
+  const json = /\.json$/i.test(file);
+  // The domain's parser first: it refuses a document nested too deeply before anything recursive reads it.
+  let result = parseFlowText(text, json ? 'json' : 'yaml');
   let document: unknown;
-  try {
-    document = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
-  } catch (error) {
-    throw new UserError(`${file} is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
+  if (result.ok) {
+    document = json ? JSON.parse(text) : parseYaml(text);
+    if (queue !== undefined && document !== null && typeof document === 'object') {
+      (document as Record<string, unknown>).queue = queue;
+      result = validateFlow(document);
+    }
   }
-  if (queue !== undefined && document !== null && typeof document === 'object') (document as Record<string, unknown>).queue = queue;
-  const result = validateFlow(document);
   if (!result.ok) {
     throw new UserError(
       `${file} is not a valid flow (${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}):\n${result.problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`,
