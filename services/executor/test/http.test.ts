@@ -46,6 +46,11 @@ describe('http step bodies', () => {
     expect(seen.sent).toBeLessThan(total);
   });
 
+  it("gives up on a server that does not answer within the step's own timeout_secs, as a retryable timeout", async () => {
+    const url = await serve(() => undefined);
+    await expect(runHttp(stepContext('http', { url, method: 'GET', timeout_secs: 0.2 }))).rejects.toMatchObject({ detail: { code: 'TIMEOUT', retryable: true, message: expect.stringContaining('within 0.2s') } });
+  });
+
   it('cuts at a character boundary: no half character in the text', async () => {
     const url = await serve((res) => res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('é'.repeat(100)));
     const output = (await runHttp(stepContext('http', { url, method: 'GET' }), 11)) as Record<string, unknown>;

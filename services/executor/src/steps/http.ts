@@ -1,11 +1,12 @@
 import type { HttpConfig } from '@taskstream/domain';
+import { setLongTimeout } from '../timers.js';
 import { StepError } from './step-error.js';
 import type { StepContext } from './types.js';
 
 export const BODY_LIMIT = 256 * 1024;
 
 /**
- * Calls the configured URL. A 2xx response succeeds with its status and body (JSON when it is
+ * Calls the configured URL, within its own `timeout_secs` when it has one. A 2xx response succeeds with its status and body (JSON when it is
  * JSON); 5xx, 408 and 429 are retryable failures; other statuses are not. The attempt's stable
  * idempotency key goes out as the Idempotency-Key header.
  *
@@ -25,17 +26,37 @@ export async function runHttp(ctx: StepContext, bodyLimit = BODY_LIMIT): Promise
   let response: Response;
   let text: string;
   let truncated: boolean;
+  // The request's own timeout (Tasked's `timeout_secs`) covers the answer and its body; the step's
+  // signal (task timeout, cancel) still ends it too.
+  const request = new AbortController();
+  const stop = () => request.abort(ctx.signal.reason);
+  if (ctx.signal.aborted) stop();
+  else ctx.signal.addEventListener('abort', stop, { once: true });
+  let timedOut = false;
+  const timer =
+    config.timeout_secs === undefined
+      ? undefined
+      : setLongTimeout(() => {
+          timedOut = true;
+          request.abort(new Error('request timed out'));
+        }, config.timeout_secs * 1000);
   try {
-    response = await fetch(config.url, { method: config.method, headers, body, signal: ctx.signal, redirect: 'follow' });
+    response = await fetch(config.url, { method: config.method, headers, body, signal: request.signal, redirect: 'follow' });
     ({ text, truncated } = await readCapped(response, bodyLimit));
   } catch (error) {
     if (ctx.signal.aborted) throw error;
+    if (timedOut) {
+      throw new StepError({ message: `${config.method} ${config.url} did not answer within ${config.timeout_secs}s (the step's timeout_secs)`, code: 'TIMEOUT', retryable: true });
+    }
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     throw new StepError({
       message: `${config.method} ${config.url} failed: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
       code: 'NETWORK',
       retryable: true,
     });
+  } finally {
+    timer?.clear();
+    ctx.signal.removeEventListener('abort', stop);
   }
   let parsed: unknown = text;
   if (!truncated && (response.headers.get('content-type') ?? '').includes('json')) {
