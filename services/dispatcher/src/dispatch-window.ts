@@ -1,5 +1,5 @@
-import { FairQueue } from '@taskstream/domain';
 import { HandBack } from '@taskstream/nats';
+import { WaitingRoom } from './waiting-room.js';
 
 export interface Held {
   /** `<flow id>:<task id>`. */
@@ -13,7 +13,8 @@ export interface Held {
 }
 
 interface Entry extends Held {
-  release: () => void;
+  /** true: dispatch it; false: it ended while waiting. */
+  release: (go: boolean) => void;
   handBack: (error: Error) => void;
 }
 
@@ -38,7 +39,7 @@ export interface DispatchWindowOptions {
  * than they can be recorded would queue, first come first served, behind one another.
  */
 export class DispatchWindow {
-  private readonly waiting = new FairQueue<Entry>();
+  private readonly waiting = new WaitingRoom<Entry>();
   /** Task key -> slot; oldest first, as a Map keeps insertion order. */
   private readonly slots = new Map<string, { flowId: string; at: number }>();
   private readonly slotsByFlow = new Map<string, number>();
@@ -63,13 +64,17 @@ export class DispatchWindow {
     return this.slots.size;
   }
 
-  /** Waits for the task's turn and a slot, then runs `send`; a send that fails gives the slot back. */
+  /**
+   * Waits for the task's turn and a slot, then runs `send`; a send that fails gives the slot back.
+   * A task that ends while it waits is not sent.
+   */
   async dispatch(held: Held, send: () => Promise<void>): Promise<void> {
-    await new Promise<void>((release, handBack) => {
+    const go = await new Promise<boolean>((release, handBack) => {
       if (this.closed) return handBack(new HandBack('dispatcher stopping'));
       this.waiting.add({ ...held, release, handBack });
       this.fill();
     });
+    if (!go) return;
     try {
       await send();
     } catch (error) {
@@ -82,13 +87,18 @@ export class DispatchWindow {
     }
   }
 
-  /** Whether a task of this flow holds a slot here: only then is its end worth reading. */
-  holds(flowId: string): boolean {
-    return this.slotsByFlow.has(flowId);
+  /** Whether a task of this flow waits or holds a slot here: only then is its end worth reading. */
+  knows(flowId: string): boolean {
+    return this.slotsByFlow.has(flowId) || this.waiting.waitsFor(flowId);
   }
 
-  /** The task ended: its slot goes to the next waiting task. */
+  /**
+   * The task ended: its slot goes to the next waiting task. If it was still waiting (its flow was
+   * cancelled), it leaves undispatched: sent now, it would hold a slot until its lease ran out, as
+   * no second end would ever come.
+   */
   ended(key: string): void {
+    for (const entry of this.waiting.take(key)) entry.release(false);
     if (this.free(key)) this.fill();
   }
 
@@ -118,7 +128,7 @@ export class DispatchWindow {
       this.free(next.key);
       this.slots.set(next.key, { flowId: next.flowId, at: this.now() });
       this.slotsByFlow.set(next.flowId, (this.slotsByFlow.get(next.flowId) ?? 0) + 1);
-      next.release();
+      next.release(true);
     }
   }
 

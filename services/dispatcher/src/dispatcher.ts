@@ -124,13 +124,14 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
   }
 
   // The release consumers are shared by all dispatchers, so this one may never see its own tasks
-  // end there: every instance reads the ends itself, without acknowledgement, to free its slots.
+  // end there: every instance reads the ends itself, without acknowledgement, to free its window
+  // slots and to drop tasks that ended while they waited (a cancelled flow's).
   const ends = RELEASING.map((type) =>
     ctx.nc.subscribe(eventTypeFilter(layout, type), {
       callback: (error, msg) => {
         if (error) return;
         const flowId = flowIdOfSubject(layout, msg.subject);
-        if (flowId === undefined || ![...windows.values()].some((w) => w.holds(flowId))) return;
+        if (flowId === undefined || ![...windows.values(), ...gates.values()].some((room) => room.knows(flowId))) return;
         let taskId: unknown;
         try {
           taskId = msg.json<{ task_id?: unknown }>().task_id;
@@ -138,7 +139,9 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
           return;
         }
         if (typeof taskId !== 'string') return;
-        for (const window of windows.values()) window.ended(idempotencyKeyOf(flowId, taskId));
+        const key = idempotencyKeyOf(flowId, taskId);
+        for (const window of windows.values()) window.ended(key);
+        for (const gate of gates.values()) gate.ended(key);
       },
     }),
   );
@@ -213,7 +216,10 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
       await windowFor(queue).dispatch(waiter, () => dispatch(ready, spec));
       return;
     }
-    if (isLimited(policy)) await gateFor(queue).wait({ ...waiter, ...(ready.data.concurrency_key !== undefined && { concurrencyKey: ready.data.concurrency_key }) });
+    if (isLimited(policy)) {
+      const admitted = await gateFor(queue).wait({ ...waiter, ...(ready.data.concurrency_key !== undefined && { concurrencyKey: ready.data.concurrency_key }) });
+      if (!admitted) return;
+    }
     await dispatching(() => dispatch(ready, spec));
   }
 

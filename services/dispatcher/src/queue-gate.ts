@@ -1,6 +1,7 @@
-import { admit, FairQueue, type QueuePolicy, type ThrottleReason } from '@taskstream/domain';
+import { admit, type QueuePolicy, type ThrottleReason } from '@taskstream/domain';
 import { HandBack, type JsMsg, type Logger } from '@taskstream/nats';
 import type { LimitsStore } from './limits-store.js';
+import { WaitingRoom } from './waiting-room.js';
 
 export interface Waiter {
   /** `<flow id>:<task id>`. */
@@ -11,7 +12,8 @@ export interface Waiter {
   /** Stream sequence of the ready event: the order within a flow. */
   seq: number;
   msg: JsMsg;
-  admitted: () => void;
+  /** true: admitted; false: the task ended while waiting. */
+  admitted: (go: boolean) => void;
   handBack: (error: Error) => void;
   /** Reasons already recorded for this task: `task.throttled` is appended once per reason. */
   reported?: Set<ThrottleReason>;
@@ -30,7 +32,9 @@ const IDLE_RECHECK_MS = 2_000;
  * due or a slot is released: no busy polling.
  */
 export class QueueGate {
-  private readonly waiting = new FairQueue<Waiter>();
+  private readonly waiting = new WaitingRoom<Waiter>();
+  /** Tasks that ended while an admission round that may admit them was being written. */
+  private readonly endedInRound = new Set<string>();
   private pumping = false;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -51,12 +55,31 @@ export class QueueGate {
     return this.waiting.size;
   }
 
-  /** Resolves when the task may be dispatched (its slot and token are recorded). */
-  wait(waiter: Omit<Waiter, 'admitted' | 'handBack'>): Promise<void> {
+  /**
+   * Resolves true when the task may be dispatched (its slot and token are recorded), false when it
+   * ended while waiting.
+   */
+  wait(waiter: Omit<Waiter, 'admitted' | 'handBack'>): Promise<boolean> {
     return new Promise((admitted, handBack) => {
       this.waiting.add({ ...waiter, admitted, handBack });
       this.wake();
     });
+  }
+
+  /** Whether a task of this flow waits here: only then is its end worth reading. */
+  knows(flowId: string): boolean {
+    return this.waiting.waitsFor(flowId);
+  }
+
+  /**
+   * The task ended while it may still wait here (its flow was cancelled): admitted later, it would
+   * hold its slot for good, as no second end would come to release it.
+   */
+  ended(key: string): void {
+    for (const waiter of this.waiting.take(key)) {
+      if (this.pumping) this.endedInRound.add(key);
+      waiter.admitted(false);
+    }
   }
 
   /** Something changed (a release, a new policy): look again soon. */
@@ -86,6 +109,7 @@ export class QueueGate {
     try {
       do {
         this.again = false;
+        this.endedInRound.clear();
         if (this.waiting.size === 0) break;
         const policy = this.policy();
         const batch = this.waiting.ordered(BATCH);
@@ -100,8 +124,11 @@ export class QueueGate {
         this.running = Object.keys(round.record.holders).length;
         const admittedKeys = new Set(round.admitted.map((c) => c.key));
         for (const waiter of batch) {
-          if (admittedKeys.has(waiter.key) && this.waiting.admit(waiter)) waiter.admitted();
+          if (admittedKeys.has(waiter.key) && this.waiting.admit(waiter)) waiter.admitted(true);
         }
+        // Admitted in the record after its end was seen: nothing else would give that slot back.
+        const orphans = [...this.endedInRound].filter((key) => admittedKeys.has(key));
+        await Promise.all(orphans.map((key) => this.store.release([this.queue], key)));
         // A waiter's reason may alternate between rounds (rate, then concurrency, then rate): each
         // is recorded once, not at every change.
         const reports: Array<Promise<void>> = [];

@@ -4,7 +4,7 @@ import { DispatchWindow } from '../src/dispatch-window.js';
 
 /**
  * A window whose sends are recorded by task key, on a clock the test moves. Sends complete at once
- * unless `holdSends` is set, in which case they wait for `finishSends()`.
+ * unless `holdSends()` was called; then they wait for `finishSends()`.
  */
 function windowOf(size: number, options: { leaseMs?: number; sending?: number } = {}) {
   let now = 0;
@@ -12,6 +12,8 @@ function windowOf(size: number, options: { leaseMs?: number; sending?: number } 
   const sent: string[] = [];
   const handedBack: string[] = [];
   const failed: string[] = [];
+  /** Tasks whose ready event would be acknowledged: sent, or ended while waiting. */
+  const done: string[] = [];
   const heartbeats = new Map<string, number>();
   const pending: Array<() => void> = [];
   let holdSends = false;
@@ -24,7 +26,10 @@ function windowOf(size: number, options: { leaseMs?: number; sending?: number } 
       if (holdSends) await new Promise<void>((resolve) => pending.push(resolve));
       if (outcome === 'fail') throw new Error('publish failed');
     };
-    window.dispatch({ key, flowId, priority: 0, seq: ++seq, msg }, send).catch((error: unknown) => void (error instanceof HandBack ? handedBack : failed).push(key));
+    window.dispatch({ key, flowId, priority: 0, seq: ++seq, msg }, send).then(
+      () => void done.push(key),
+      (error: unknown) => void (error instanceof HandBack ? handedBack : failed).push(key),
+    );
   };
   const settle = () => new Promise((resolve) => setImmediate(resolve));
   return {
@@ -33,6 +38,7 @@ function windowOf(size: number, options: { leaseMs?: number; sending?: number } 
     sent,
     handedBack,
     failed,
+    done,
     heartbeats,
     settle,
     advance: (ms: number) => void (now += ms),
@@ -69,22 +75,23 @@ describe('dispatch window', () => {
     expect(w.sent).toEqual(['big:t1', 'big:t2', 'big:t3', 'small:a']);
   });
 
-  it('reads the end only of flows holding a slot, and ignores an end it does not hold', async () => {
+  it('reads the ends of flows it knows; a task that ends while it waits leaves without a dispatch', async () => {
     const w = windowOf(1);
-    w.ready('f', 't1');
-    w.ready('f', 't2');
+    for (const task of ['t1', 't2', 't3']) w.ready('f', task);
     await w.settle();
-    expect(w.window.holds('f')).toBe(true);
-    expect(w.window.holds('other')).toBe(false);
+    expect(w.window.knows('f')).toBe(true);
+    expect(w.window.knows('other')).toBe(false);
     w.window.ended('other:t1');
     w.window.ended('f:t2');
     await w.settle();
     expect(w.sent).toEqual(['f:t1']);
+    expect(w.done).toEqual(['f:t1', 'f:t2']);
+    expect(w.window.size).toBe(1);
     w.window.ended('f:t1');
-    w.window.ended('f:t2');
     await w.settle();
-    expect(w.sent).toEqual(['f:t1', 'f:t2']);
-    expect(w.window.holds('f')).toBe(false);
+    expect(w.sent).toEqual(['f:t1', 'f:t3']);
+    w.window.ended('f:t3');
+    expect(w.window.knows('f')).toBe(false);
     expect(w.window.inFlight).toBe(0);
   });
 

@@ -1,16 +1,19 @@
 import { eventTypeFilter, flowIdOfSubject, type TaskSpec } from '@taskstream/domain';
-import { EventLog, newId } from '@taskstream/nats';
+import { encodeJson, EventLog, Kvm, newId } from '@taskstream/nats';
 import { createContext, createLogger, type ServiceContext } from '@taskstream/runtime';
 import { NatsServer, waitFor } from '@taskstream/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startDispatcher, type DispatcherHandle } from '../src/dispatcher.js';
 
 let nats: NatsServer;
 let ctx: ServiceContext;
 let log: EventLog;
+/** This test's dispatchers: each test's durable consumer reads every ready event stored so far. */
 const handles: DispatcherHandle[] = [];
-/** Task keys in the order their task.dispatched events were stored. */
+/** Task keys in the order their task.dispatched events were published. */
 const dispatched: string[] = [];
+/** Dispatches of these flows' tasks, in order. */
+const dispatchedOf = (...flowIds: string[]) => dispatched.filter((key) => flowIds.includes(key.split(':')[0]!));
 
 beforeAll(async () => {
   nats = await NatsServer.start();
@@ -21,8 +24,11 @@ beforeAll(async () => {
   });
 }, 60_000);
 
+afterEach(async () => {
+  for (const handle of handles.splice(0)) await handle.stop();
+});
+
 afterAll(async () => {
-  for (const handle of handles) await handle.stop();
   await ctx?.nc.close();
   await nats?.stop();
 }, 60_000);
@@ -40,6 +46,11 @@ async function succeeded(key: string): Promise<void> {
   await log.appendNew({ type: 'task.succeeded', flow_id: flowId, task_id: taskId, attempt: 1, data: { duration_ms: 1 } }, `${key}:task.succeeded`);
 }
 
+async function cancelled(key: string): Promise<void> {
+  const [flowId, taskId] = key.split(':') as [string, string];
+  await log.appendNew({ type: 'task.cancelled', flow_id: flowId, task_id: taskId, data: { reason: 'flow cancelled' } }, `${key}:task.cancelled`);
+}
+
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
 
 describe('dispatcher against a real nats-server', () => {
@@ -47,10 +58,10 @@ describe('dispatcher against a real nats-server', () => {
     const queue = 'crowded';
     const dispatcher = await startDispatcher(ctx, { consumer: 'crowded', maxWaiting: 20, dispatchWindow: 2 });
     handles.push(dispatcher);
-    const start = dispatched.length;
-    const big = await ready(queue, newId(), ids('b', 30));
-    const small = await ready(queue, newId(), ids('s', 2));
-    const mine = () => dispatched.slice(start);
+    const [bigFlow, smallFlow] = [newId(), newId()];
+    const big = await ready(queue, bigFlow, ids('b', 30));
+    const small = await ready(queue, smallFlow, ids('s', 2));
+    const mine = () => dispatchedOf(bigFlow, smallFlow);
     await waitFor('the window to fill', () => (mine().length === 2 ? true : undefined));
     // 20 ready events waiting in hand: the dispatcher reads no further until a slot frees.
     await waitFor('the dispatcher to hold 20', () => (dispatcher.stats()[queue]?.waiting === 20 ? true : undefined));
@@ -76,12 +87,12 @@ describe('dispatcher against a real nats-server', () => {
     const queue = 'shared';
     const options = { consumer: 'shared', dispatchWindow: 1, dispatchLeaseMs: 600_000 };
     handles.push(await startDispatcher(ctx, options), await startDispatcher(ctx, options));
-    const start = dispatched.length;
-    const keys = await ready(queue, newId(), ids('t', 8));
+    const flowId = newId();
+    const keys = await ready(queue, flowId, ids('t', 8));
     const ended = new Set<string>();
     // A dispatcher that missed its tasks' ends would wait out the ten-minute lease.
     await waitFor('every task to be dispatched', async () => {
-      for (const key of dispatched.slice(start)) {
+      for (const key of dispatchedOf(flowId)) {
         if (!ended.has(key)) {
           ended.add(key);
           await succeeded(key);
@@ -89,6 +100,25 @@ describe('dispatcher against a real nats-server', () => {
       }
       return ended.size === keys.length ? true : undefined;
     }, 30_000);
-    expect(new Set(dispatched.slice(start))).toEqual(new Set(keys));
+    expect(new Set(dispatchedOf(flowId))).toEqual(new Set(keys));
+  }, 60_000);
+
+  it('never admits a task that was cancelled while it waited at a gate, so it holds no slot', async () => {
+    const queue = 'single';
+    const kvm = new Kvm(ctx.js);
+    await (await kvm.open(ctx.topo.queuesBucket)).put(queue, encodeJson({ concurrency: 1 }));
+    const dispatcher = await startDispatcher(ctx, { consumer: 'single' });
+    handles.push(dispatcher);
+    const flowId = newId();
+    const [first, doomed, last] = await ready(queue, flowId, ids('t', 3));
+    await waitFor('the first task to be dispatched', () => (dispatchedOf(flowId).length === 1 ? true : undefined));
+    await waitFor('the others to wait', () => (dispatcher.stats()[queue]?.waiting === 2 ? true : undefined));
+    await cancelled(doomed!);
+    await waitFor('the cancelled task to leave', () => (dispatcher.stats()[queue]?.waiting === 1 ? true : undefined));
+    await succeeded(first!);
+    await waitFor('the last task to be dispatched', () => (dispatchedOf(flowId).includes(last!) ? true : undefined));
+    expect(dispatchedOf(flowId)).toEqual([first, last]);
+    const record = await (await kvm.open(ctx.topo.limitsBucket)).get(queue);
+    expect(Object.keys(record!.json<{ holders: Record<string, string> }>().holders)).toEqual([last]);
   }, 60_000);
 });
