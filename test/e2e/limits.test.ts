@@ -184,7 +184,7 @@ describe('queue limits through the embedded stack', () => {
     expect(error.problems).toEqual(
       expect.arrayContaining([
         { path: 'concurrency', message: expect.stringContaining('at least 1') },
-        { path: 'rate_limit.per_second', message: expect.stringContaining('more than 0') },
+        { path: 'rate_limit.per_second', message: expect.stringContaining('at least 1/86400') },
         { path: 'colour', message: expect.stringContaining('unknown field "colour"') },
       ]),
     );
