@@ -77,6 +77,11 @@ for (const name of SERVICES) {
     .option('-c, --concurrency <n>', 'executor: tasks run at once', whole('concurrency'), Number(env.TASKSTREAM_CONCURRENCY ?? 8))
     .option('--allow-shell', 'executor: run shell steps (off by default)', /^(1|true|yes|on)$/i.test(env.TASKSTREAM_ALLOW_SHELL ?? ''));
   if (name === 'projector') command.option('--rebuild', 'recompute every view from the log before going live');
+  if (name === 'dispatcher') {
+    command
+      .option('--dispatch-window <n>', 'tasks of an unlimited queue dispatched and not yet ended, per dispatcher (fairness between flows; 0 turns it off)', whole('dispatch-window'), Number(env.TASKSTREAM_DISPATCH_WINDOW ?? 1000))
+      .option('--ack-wait-ms <ms>', 'how long a message held by a dead dispatcher waits before redelivery', whole('ack-wait-ms'), Number(env.TASKSTREAM_ACK_WAIT_MS ?? 30_000));
+  }
   command.action((options) => serviceCommand(name, options));
 }
 

@@ -20,6 +20,8 @@ export interface ServiceOptions {
   concurrency: number;
   allowShell: boolean;
   rebuild?: boolean;
+  dispatchWindow?: number;
+  ackWaitMs?: number;
 }
 
 /** One service alone in this process, for scaled deployments. Runs until SIGTERM or Ctrl-C. */
@@ -32,7 +34,10 @@ export async function serviceCommand(name: ServiceName, options: ServiceOptions)
       handle = await startPlanner(ctx);
       break;
     case 'dispatcher':
-      handle = await startDispatcher(ctx);
+      handle = await startDispatcher(ctx, {
+        ...(options.dispatchWindow !== undefined && { dispatchWindow: options.dispatchWindow }),
+        ...(options.ackWaitMs !== undefined && { ackWaitMs: options.ackWaitMs }),
+      });
       break;
     case 'projector':
       handle = await startProjector(ctx, { rebuild: options.rebuild === true });
