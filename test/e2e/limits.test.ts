@@ -99,8 +99,11 @@ describe('queue limits through the embedded stack', () => {
       expect(elapsed).toBeGreaterThanOrEqual(4500);
       const events = await stack.events(id);
       const dispatched = events.filter((e) => e.event.type === 'task.dispatched').map((e) => Date.parse(e.event.time));
-      expect(maxInWindow(dispatched, 1000)).toBeLessThanOrEqual(15);
-      expect(maxInWindow(startTimes(events), 1000)).toBeLessThanOrEqual(15);
+      // Admissions in any interval T are at most 5 + 10 T. Dispatch and start times are stamped
+      // after admission (publishing, the dispatch window, the executor's pull), which can bunch
+      // them by up to ~0.2 s on a loaded machine: 5 + 10 x 1.2 = 17 in a one-second window.
+      expect(maxInWindow(dispatched, 1000)).toBeLessThanOrEqual(17);
+      expect(maxInWindow(startTimes(events), 1000)).toBeLessThanOrEqual(17);
       // Each held task says why, once.
       const throttled = events.filter((e) => e.event.type === 'task.throttled');
       expect(throttled.length).toBeGreaterThan(0);
