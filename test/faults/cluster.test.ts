@@ -1,20 +1,16 @@
 import { NatsCluster } from '@taskstream/testing';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ALL_SERVICES, Deployment, expectIdle, expectSettled, FAST_FAILOVER, faultFlow, idempotentSink, recordMeasurement, submitAll } from '../support/deployment.js';
+import { describe, expect, it } from 'vitest';
+import { ALL_SERVICES, cleanupAfterEach, Deployment, expectIdle, expectSettled, FAST_FAILOVER, faultFlow, idempotentSink, recordMeasurement, submitAll } from '../support/deployment.js';
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step().catch(() => undefined);
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 describe('a three-node cluster with replicated streams and buckets (R3)', () => {
   it('loses one node mid-run: every flow completes once; the node rejoins', { timeout: 480_000 }, async () => {
     const cluster = await NatsCluster.start(3);
-    cleanup.push(async () => cluster.stop());
+    cleanup(async () => cluster.stop());
     const deployment = await Deployment.start(cluster.urls.join(','), ALL_SERVICES, { ...FAST_FAILOVER, TASKSTREAM_REPLICAS: '3' });
     const sink = await idempotentSink();
-    cleanup.push(async () => deployment.stop(), async () => sink.close());
+    cleanup(async () => deployment.stop(), async () => sink.close());
     const gateway = () => deployment.gatewayUrl;
     // Every service has its consumers in place before the fault.
     await expectSettled(gateway, await submitAll(gateway, [faultFlow(sink.url, 0)]), 'succeeded', 150_000);

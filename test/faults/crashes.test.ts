@@ -1,18 +1,14 @@
 import { NatsServer } from '@taskstream/testing';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ALL_SERVICES, Deployment, expectIdle, FAST_FAILOVER, recordMeasurement, expectSettled, faultFlow, idempotentSink, submitAll } from '../support/deployment.js';
+import { describe, expect, it } from 'vitest';
+import { ALL_SERVICES, cleanupAfterEach, Deployment, expectIdle, expectSettled, FAST_FAILOVER, faultFlow, idempotentSink, recordMeasurement, submitAll } from '../support/deployment.js';
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step().catch(() => undefined);
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function setUp(services = ALL_SERVICES, natsUrl?: string) {
   const nats = natsUrl ? undefined : await NatsServer.start();
   const deployment = await Deployment.start(natsUrl ?? nats!.url, services, FAST_FAILOVER);
   const sink = await idempotentSink();
-  cleanup.push(async () => deployment.stop(), async () => sink.close(), async () => nats?.stop());
+  cleanup(async () => deployment.stop(), async () => sink.close(), async () => nats?.stop());
   return { nats, deployment, sink, gateway: () => deployment.gatewayUrl };
 }
 

@@ -1,20 +1,16 @@
 import { connectNats, jetstream, jetstreamManager, type NatsConnection } from '@taskstream/nats';
 import { NatsServer, waitFor } from '@taskstream/testing';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ALL_SERVICES, Deployment, expectIdle, FAST_FAILOVER, recordMeasurement, expectSettled, faultFlow, idempotentSink, submitAll } from '../support/deployment.js';
+import { describe, expect, it } from 'vitest';
+import { ALL_SERVICES, cleanupAfterEach, Deployment, expectIdle, expectSettled, FAST_FAILOVER, faultFlow, idempotentSink, recordMeasurement, submitAll } from '../support/deployment.js';
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step().catch(() => undefined);
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function setUp() {
   const nats = await NatsServer.start();
   const deployment = await Deployment.start(nats.url, ALL_SERVICES, FAST_FAILOVER);
   const sink = await idempotentSink();
   const nc = await connectNats({ servers: nats.url, name: 'faults' });
-  cleanup.push(async () => deployment.stop(), async () => sink.close(), async () => nc.close(), async () => nats.stop());
+  cleanup(async () => deployment.stop(), async () => sink.close(), async () => nc.close(), async () => nats.stop());
   return { nats, nc, deployment, sink, gateway: () => deployment.gatewayUrl };
 }
 
@@ -52,7 +48,7 @@ describe('what would wedge a lesser engine', () => {
         void deployment.restart('executor');
       }
     }, 200);
-    cleanup.push(async () => clearInterval(supervisor));
+    cleanup(async () => clearInterval(supervisor));
     const [poison] = await submitAll(gateway, [{ name: 'poison', tasks: [{ id: 'crash', executor: 'shell', config: { command: 'kill -9 $PPID' }, retries: 20, backoff: 'fixed' }] }]);
     const others = await submitAll(gateway, Array.from({ length: 30 }, (_, i) => faultFlow(sink.url, 1000 + i)));
     await expectSettled(gateway, others, 'succeeded', 90_000);

@@ -4,21 +4,17 @@ import { join } from 'node:path';
 import { DEFAULT_PARTITIONS, partitionOf } from '@taskstream/domain';
 import { AckPolicy, connectNats, DeliverPolicy, jetstream, type NatsConnection } from '@taskstream/nats';
 import { NatsServer, waitFor } from '@taskstream/testing';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ALL_SERVICES, Deployment, expectSettled, FAST_FAILOVER, submitAll } from '../support/deployment.js';
+import { describe, expect, it } from 'vitest';
+import { ALL_SERVICES, cleanupAfterEach, Deployment, expectSettled, FAST_FAILOVER, submitAll } from '../support/deployment.js';
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step().catch(() => undefined);
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function setUp() {
   const nats = await NatsServer.start();
   const deployment = await Deployment.start(nats.url, ALL_SERVICES, FAST_FAILOVER);
   const nc = await connectNats({ servers: nats.url, name: 'replay-faults' });
   const dir = await mkdtemp(join(tmpdir(), 'ts-replay-'));
-  cleanup.push(async () => deployment.stop(), async () => nc.close(), async () => nats.stop(), async () => rm(dir, { recursive: true, force: true }));
+  cleanup(async () => deployment.stop(), async () => nc.close(), async () => nats.stop(), async () => rm(dir, { recursive: true, force: true }));
   return { nats, nc, deployment, dir, gateway: () => deployment.gatewayUrl };
 }
 

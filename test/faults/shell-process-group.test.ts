@@ -1,51 +1,24 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NatsServer, waitFor } from '@taskstream/testing';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ALL_SERVICES, Deployment, expectIdle, expectSettled, FAST_FAILOVER, submitAll } from '../support/deployment.js';
+import { alive, waitFor } from '@taskstream/testing';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach, expectIdle, expectSettled, startDeployment, submitAll } from '../support/deployment.js';
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step().catch(() => undefined);
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
-async function setUp(env: Record<string, string> = {}) {
-  const nats = await NatsServer.start();
-  const deployment = await Deployment.start(nats.url, ALL_SERVICES, { ...FAST_FAILOVER, ...env });
-  cleanup.push(async () => deployment.stop(), async () => nats.stop());
-  return { deployment, gateway: () => deployment.gatewayUrl };
-}
+const setUp = (env: Record<string, string> = {}) => startDeployment(cleanup, env);
 
 /** A folder for the pids the steps write; whatever is still running when the test ends is killed. */
 function pidFolder() {
   const dir = mkdtempSync(join(tmpdir(), 'taskstream-pgroup-'));
   const file = join(dir, 'pids');
   const pids = () => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number) : []);
-  cleanup.push(async () => {
+  cleanup(async () => {
     for (const pid of pids()) if (alive(pid)) process.kill(pid, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
   return { dir, file, pids };
-}
-
-/**
- * Whether a process still runs. A killed orphan stays a zombie until init reaps it (some
- * container inits never do), and kill(pid, 0) succeeds on a zombie, so its state is read too.
- */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  if (!existsSync('/proc/self/stat')) return true;
-  try {
-    return !/^\d+ \(.*\) Z /s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 async function events(gateway: string, flowId: string): Promise<any[]> {

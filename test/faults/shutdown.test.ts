@@ -2,21 +2,17 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NatsServer, waitFor } from '@taskstream/testing';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ALL_SERVICES, Deployment, expectIdle, expectSettled, FAST_FAILOVER, recordMeasurement, submitAll } from '../support/deployment.js';
+import { describe, expect, it } from 'vitest';
+import { ALL_SERVICES, cleanupAfterEach, Deployment, expectIdle, expectSettled, FAST_FAILOVER, recordMeasurement, submitAll } from '../support/deployment.js';
 import { alive } from '../support/stack.js';
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step().catch(() => undefined);
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 describe('graceful shutdown', () => {
   it('SIGTERM: an executor lets short steps finish, hands long ones back unspent, and exits', async () => {
     const nats = await NatsServer.start();
     const deployment = await Deployment.start(nats.url, ALL_SERVICES, { ...FAST_FAILOVER, TASKSTREAM_SHUTDOWN_GRACE_MS: '1500' });
-    cleanup.push(async () => deployment.stop(), async () => nats.stop());
+    cleanup(async () => deployment.stop(), async () => nats.stop());
     const gateway = () => deployment.gatewayUrl;
     const dir = mkdtempSync(join(tmpdir(), 'taskstream-sigterm-'));
     const marker = (name: string) => join(dir, `${name}.$TASKSTREAM_ATTEMPT`);

@@ -1,23 +1,14 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NatsServer, waitFor } from '@taskstream/testing';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ALL_SERVICES, Deployment, expectIdle, expectSettled, FAST_FAILOVER, recordMeasurement, submitAll } from '../support/deployment.js';
+import { waitFor } from '@taskstream/testing';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach, expectIdle, expectSettled, recordMeasurement, startDeployment, submitAll } from '../support/deployment.js';
 import { alive } from '../support/stack.js';
 
-let cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step().catch(() => undefined);
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
-async function setUp(env: Record<string, string> = {}) {
-  const nats = await NatsServer.start();
-  const deployment = await Deployment.start(nats.url, ALL_SERVICES, { ...FAST_FAILOVER, ...env });
-  cleanup.push(async () => deployment.stop(), async () => nats.stop());
-  return { deployment, gateway: () => deployment.gatewayUrl };
-}
+const setUp = (env: Record<string, string> = {}) => startDeployment(cleanup, env);
 
 async function events(gateway: string, flowId: string): Promise<any[]> {
   return ((await (await fetch(`${gateway}/api/v1/flows/${flowId}/events`)).json()) as { events: Array<{ event: any }> }).events.map((e) => e.event);

@@ -2,8 +2,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { evolve, toFlowView, type FlowState } from '@taskstream/domain';
-import { freePort, waitFor } from '@taskstream/testing';
-import { expect } from 'vitest';
+import { freePort, NatsServer, waitFor } from '@taskstream/testing';
+import { afterEach, expect } from 'vitest';
 import { ServiceProcess } from './stack.js';
 
 /** Every service once, as a deployment runs them. */
@@ -187,4 +187,25 @@ export async function expectIdle(gateway: () => string, queue = 'default', timeo
     const stats = (await (await fetch(`${gateway()}/api/v1/queues/${queue}/stats`)).json()) as any;
     return stats.waiting === 0 && stats.running === 0 ? true : undefined;
   }, timeoutMs);
+}
+
+export type Cleanup = (...steps: Array<() => Promise<void>>) => void;
+
+/** Registers steps run after each test, the last registered first, each whatever the others did. */
+export function cleanupAfterEach(): Cleanup {
+  let steps: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const step of steps.reverse()) await step().catch(() => undefined);
+    steps = [];
+  });
+  return (...added) => void steps.push(...added);
+}
+
+/** A nats-server and every service as its own process, all stopped after the test. */
+export async function startDeployment(cleanup: Cleanup, env: Record<string, string> = {}) {
+  const nats = await NatsServer.start();
+  cleanup(async () => nats.stop());
+  const deployment = await Deployment.start(nats.url, ALL_SERVICES, { ...FAST_FAILOVER, ...env });
+  cleanup(async () => deployment.stop());
+  return { nats, deployment, gateway: () => deployment.gatewayUrl };
 }

@@ -56,15 +56,7 @@ export class TestStack {
   }
 }
 
-/** Whether a process (e.g. a step's shell) still exists. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { alive } from '@taskstream/testing';
 
 /** Types of a flow's events in stream order, as `type` or `type:task`. */
 export function timeline(events: any[]): string[] {

@@ -1,3 +1,4 @@
 export { findNatsServer, freePort, NatsServer } from '@taskstream/nats';
 export * from './cluster.js';
 export * from './wait.js';
+export * from './processes.js';
