@@ -170,11 +170,7 @@ function checkStructure(root: unknown, problems: Problems): void {
     }
     if (value === null || typeof value !== 'object') continue;
     if (visit.depth > MAX_NESTING_DEPTH) {
-      const field = formatPath(fieldOf(pathOf(visit)));
-      if (!reported.has(field)) {
-        reported.add(field);
-        problems.add(field, tooDeep);
-      }
+      reportTooDeep(visit, reported, problems);
       continue;
     }
     const earlier = deepest.get(value);
@@ -189,6 +185,14 @@ function checkStructure(root: unknown, problems: Problems): void {
       for (let i = keys.length - 1; i >= 0; i--) stack.push({ node: (value as Record<string, unknown>)[keys[i]!], depth, parent: visit, key: keys[i]!, again });
     }
   }
+}
+
+/** One problem per field however many values under it are too deep. */
+function reportTooDeep<T>(visit: Visit<T>, reported: Set<string>, problems: Problems): void {
+  const field = formatPath(fieldOf(pathOf(visit)));
+  if (reported.has(field)) return;
+  reported.add(field);
+  problems.add(field, tooDeep);
 }
 
 /**
@@ -206,11 +210,7 @@ function checkYamlNesting(text: string, problems: Problems): void {
       const token = visit.node;
       if (!CST.isCollection(token)) continue;
       if (visit.depth > MAX_NESTING_DEPTH) {
-        const field = formatPath(fieldOf(pathOf(visit)));
-        if (!reported.has(field)) {
-          reported.add(field);
-          problems.add(field, tooDeep);
-        }
+        reportTooDeep(visit, reported, problems);
         continue;
       }
       const isMap = token.type === 'block-map' || (token.type === 'flow-collection' && token.start.source === '{');
