@@ -1,8 +1,8 @@
 import { DEFAULT_LAYOUT, flowIdOfSubject, TERMINAL_TASK_EVENTS, type EventType } from '@taskstream/domain';
 import { connectNats, type NatsConnection } from '@taskstream/nats';
-import { freePort, NatsServer, waitFor } from '@taskstream/testing';
+import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceProcess } from '../support/stack.js';
+import { Deployment } from '../support/deployment.js';
 
 const BIG = 2_000;
 const LIMITED_BIG = 400;
@@ -12,25 +12,23 @@ const delayTasks = (prefix: string, n: number) => Array.from({ length: n }, (_, 
 describe('fair dispatch between the flows of one queue', () => {
   let nats: NatsServer;
   let nc: NatsConnection;
-  let services: ServiceProcess[] = [];
+  let deployment: Deployment;
   let gateway: string;
   /** task.ready events seen per flow, as they are stored. */
   const readies = new Map<string, number>();
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    const port = await freePort();
-    gateway = `http://127.0.0.1:${port}`;
-    const env = { TASKSTREAM_NATS_URL: nats.url };
-    services = [
-      ServiceProcess.start('gateway', { ...env, TASKSTREAM_PORT: String(port) }),
-      ServiceProcess.start('planner', env),
-      ServiceProcess.start('projector', env),
+    deployment = await Deployment.start(nats.url, [
+      ['gateway', 'gateway'],
+      ['planner', 'planner'],
+      ['projector', 'projector'],
       // A window far below the big flow, so the ordering shows however fast this machine is.
-      ServiceProcess.start('dispatcher', { ...env, TASKSTREAM_DISPATCH_WINDOW: '50' }),
-      ServiceProcess.start('executor', { ...env, TASKSTREAM_QUEUE: 'bulk', TASKSTREAM_CONCURRENCY: '8' }),
-      ServiceProcess.start('executor', { ...env, TASKSTREAM_QUEUE: 'limited', TASKSTREAM_CONCURRENCY: '8' }),
-    ];
+      ['dispatcher', 'dispatcher', { TASKSTREAM_DISPATCH_WINDOW: '50' }],
+      ['executor-bulk', 'executor', { TASKSTREAM_QUEUE: 'bulk', TASKSTREAM_CONCURRENCY: '8' }],
+      ['executor-limited', 'executor', { TASKSTREAM_QUEUE: 'limited', TASKSTREAM_CONCURRENCY: '8' }],
+    ]);
+    gateway = deployment.gatewayUrl;
     nc = await connectNats({ servers: nats.url, name: 'fairness-test' });
     nc.subscribe(`${DEFAULT_LAYOUT.prefix}.evt.*.*.task.ready`, {
       callback: (_error, msg) => {
@@ -38,12 +36,11 @@ describe('fair dispatch between the flows of one queue', () => {
         readies.set(flowId, (readies.get(flowId) ?? 0) + 1);
       },
     });
-    await waitFor('the gateway', async () => ((await fetch(`${gateway}/readyz`).catch(() => undefined))?.ok ? true : undefined));
   });
 
   afterAll(async () => {
     await nc?.close();
-    await Promise.all(services.map((s) => s.stop('SIGKILL')));
+    await deployment?.stop();
     await nats?.stop();
   });
 
