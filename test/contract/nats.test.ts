@@ -1,7 +1,9 @@
 import { EVENT_VERSION, eventSubject, flowEventsFilter, type FlowEvent } from '@taskstream/domain';
+import { Objm } from '@nats-io/obj';
 import {
   connectNats,
   DeadLetters,
+  Definitions,
   ensureConsumer,
   ensureTopology,
   EventLog,
@@ -92,6 +94,24 @@ describe('NATS lib against a real nats-server', () => {
     await log.append({ ...base, id: newId(), type: 'flow.failed', data: { failed_tasks: ['a'], skipped_tasks: [], succeeded: 0, total: 1, reason: '1 task failed: a' } }, 'one');
     expect((await log.append({ ...base, id: newId(), type: 'flow.cancelled', data: { reason: 'cancelled on request', succeeded: 0, total: 1 } }, 'two')).duplicate).toBe(true);
     expect((await readFlowHistory(jetstream(nc), topo, flowId)).map((e) => e.event.type)).toEqual(['flow.failed']);
+  });
+
+  it('hydrates a submission whose definition was stored apart, and refuses a missing or changed one with what to do', async () => {
+    const js = jetstream(nc);
+    const definitions = await Definitions.open(js, topo);
+    const definition = { queue: 'default', tasks: [{ id: 'a', executor: 'noop', config: null, depends_on: [], queue: 'default', priority: 0 }] } as any;
+    const submitted = (flowId: string, ref: object): FlowEvent => ({ id: newId(), type: 'flow.submitted', version: EVENT_VERSION, flow_id: flowId, time: new Date().toISOString(), data: { definition_ref: ref } }) as FlowEvent;
+    const flowId = newId();
+    const ref = await definitions.offload(flowId, { definition });
+    expect(((await definitions.hydrate(submitted(flowId, ref))) as any).data).toEqual({ definition });
+
+    const changed = newId();
+    // Another definition: one already read is cached by its digest, which is what proves it unchanged.
+    const changedRef = await definitions.offload(changed, { definition: { ...definition, name: 'other' } });
+    const objm = new Objm(js);
+    await (await objm.open(topo.definitionsBucket)).putBlob({ name: changed }, new TextEncoder().encode('{"definition":{}}'));
+    await expect(definitions.hydrate(submitted(changed, changedRef))).rejects.toThrow(/does not match the digest.*restore it from the backup/);
+    await expect(definitions.hydrate(submitted(newId(), { ...ref, object: 'gone', sha256: 'f'.repeat(64) }))).rejects.toThrow(/missing from the definitions store.*restore/);
   });
 
   it('stores a flow start once, even after the de-duplication window', async () => {

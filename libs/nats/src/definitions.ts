@@ -20,11 +20,14 @@ const CACHED = 64;
 export class Definitions {
   private readonly cache = new Map<string, StoredDefinition>();
 
-  private constructor(private readonly store: ObjectStore) {}
+  private constructor(
+    private readonly store: ObjectStore,
+    private readonly bucket: string,
+  ) {}
 
   static async open(js: JetStreamClient, topo: Topology): Promise<Definitions> {
     const objm = new Objm(js);
-    return new Definitions(await objm.create(topo.definitionsBucket, { replicas: topo.replicas, storage: StorageType.File }));
+    return new Definitions(await objm.create(topo.definitionsBucket, { replicas: topo.replicas, storage: StorageType.File }), topo.definitionsBucket);
   }
 
   /** Stores a definition before its submission is appended, so no event names a missing object. */
@@ -41,8 +44,8 @@ export class Definitions {
     let stored = this.cache.get(ref.sha256);
     if (stored === undefined) {
       const bytes = await this.store.getBlob(ref.object);
-      if (bytes === null) throw new Error(`the definition of flow ${event.flow_id} is missing from the definitions store (object "${ref.object}")`);
-      if (sha256(bytes) !== ref.sha256) throw new Error(`the stored definition of flow ${event.flow_id} does not match the digest its submission recorded`);
+      if (bytes === null) throw new Error(`the definition of flow ${event.flow_id} is missing from the definitions store (object "${ref.object}"); restore the ${this.bucket} object store from the backup taken with the event stream`);
+      if (sha256(bytes) !== ref.sha256) throw new Error(`the stored definition of flow ${event.flow_id} does not match the digest its submission recorded (object "${ref.object}" in ${this.bucket} was changed); restore it from the backup taken with the event stream`);
       stored = JSON.parse(new TextDecoder().decode(bytes)) as StoredDefinition;
       this.cache.set(ref.sha256, stored);
       if (this.cache.size > CACHED) this.cache.delete(this.cache.keys().next().value!);
