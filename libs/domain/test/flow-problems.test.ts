@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  jsonBytes,
   MAX_BACKOFF_DELAY_MS,
   MAX_BACKOFF_MULTIPLIER,
   MAX_PRIORITY,
@@ -15,7 +16,6 @@ import {
   type Problem,
 } from '../src/index.js';
 
-const jsonBytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value)).length;
 
 function problemsOf(input: unknown): Problem[] {
   const result = validateFlow(input);
