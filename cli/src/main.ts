@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { GatewayClient } from './client.js';
 import { readFlowFile } from './commands/flow-file.js';
 import { runCommand } from './commands/run.js';
+import { deleteSecret, listSecrets, setSecret } from './commands/secret.js';
 import { SERVICES, serviceCommand } from './commands/service.js';
 import { upCommand } from './commands/up.js';
 import { isTerminalEvent, renderStatus, RunRenderer } from './render.js';
@@ -331,5 +332,28 @@ dlq
     await new GatewayClient(options.server).remove(`/api/v1/dlq/${encodeURIComponent(seq)}`);
     console.log(`dead letter ${seq} discarded`);
   });
+
+const secret = program.command('secret').description('manage the secrets flows reference as ${secrets.NAME}; values are write-only, never shown');
+
+secret
+  .command('set')
+  .description('create or replace a secret; without a value (or with "-") it is read from stdin, which keeps it out of shell history')
+  .argument('<name>', 'letters, digits, "_", "-" and ".", 1 to 128 characters')
+  .argument('[value]', 'the value; omit it, or give "-", to read it from stdin')
+  .option(...serverOption)
+  .action(setSecret);
+
+secret
+  .command('list')
+  .description('secret names and when each was last set (never their values)')
+  .option(...serverOption)
+  .option('--json', 'print the raw list')
+  .action(listSecrets);
+
+secret
+  .command('delete')
+  .argument('<name>')
+  .option(...serverOption)
+  .action(deleteSecret);
 
 program.parseAsync().catch(fail);

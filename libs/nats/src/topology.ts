@@ -41,6 +41,8 @@ export interface Topology {
   limitsBucket: string;
   /** Large flow definitions, stored once and referenced by their submission (an object store). */
   definitionsBucket: string;
+  /** Secrets flows reference as `${secrets.NAME}`, one key each (read and written only through SecretStore). */
+  secretsBucket: string;
   /** Window in which JetStream drops a re-published message with the same Nats-Msg-Id. */
   duplicateWindowMs: number;
 }
@@ -70,6 +72,7 @@ export function topology(options: TopologyOptions = {}): Topology {
     leasesBucket: `${prefix}_leases`,
     limitsBucket: `${prefix}_limits`,
     definitionsBucket: `${prefix}_definitions`,
+    secretsBucket: `${prefix}_secrets`,
     duplicateWindowMs: options.duplicateWindowMs ?? 10 * 60_000,
   };
 }
@@ -105,6 +108,8 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
   // Member keys of instances that died without cleaning up vanish after a minute.
   await kvm.create(topo.leasesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File, ttl: 60_000 });
   await kvm.create(topo.limitsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
+  // One value per secret: a replaced or deleted value is not kept.
+  await kvm.create(topo.secretsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.idempotencyBucket, {
     history: 1,
     replicas: topo.replicas,

@@ -2,7 +2,7 @@ import { maxHeaderSize, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import websocket, { type WebSocket } from '@fastify/websocket';
 import { parseFlowText } from '@taskstream/domain';
-import { Kvm } from '@taskstream/nats';
+import { Kvm, SecretStore } from '@taskstream/nats';
 import type { PinoLogger, ServiceContext } from '@taskstream/runtime';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ApiError, apiError } from './errors.js';
@@ -16,6 +16,7 @@ import { readParameters } from './routes/input.js';
 import { FlowIndex } from './flow-index.js';
 import { DeadLetterQueue } from './dead-letters.js';
 import { registerDeadLetterRoutes } from './routes/dlq.js';
+import { registerSecretRoutes } from './routes/secrets.js';
 import { Queues } from './queues.js';
 
 /** Tasked's limit: a flow of 10,000 tasks with modest configs fits. */
@@ -170,5 +171,6 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   registerQueueRoutes(app, queues);
   registerHistoryRoutes(app, flows, index, ctx);
   registerDeadLetterRoutes(app, new DeadLetterQueue(ctx));
+  registerSecretRoutes(app, await SecretStore.open(ctx.js, ctx.topo));
   return app;
 }
