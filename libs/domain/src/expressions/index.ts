@@ -1,0 +1,2 @@
+export * from './references.js';
+export * from './cel.js';
