@@ -6,12 +6,24 @@ import { bounded, durationSecs, wholeMs } from './numbers.js';
  * Executor configs. Each executor validates its own `config`; a flow naming an executor that is
  * not listed here is rejected at submission, never at run time.
  */
-const EnvMap = z.record(z.string(), z.string());
+
+/**
+ * A shell step's `env` values. Besides text, any JSON value is accepted, because a value that is
+ * exactly one `${...}` reference becomes the referenced value with its type (a number, an object):
+ * the step passes numbers, booleans, null, arrays and objects as their compact JSON text (`3`,
+ * `true`, `null`, `{"a":1}`). Tasked drops non-text values instead.
+ */
+const EnvValue = z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(z.unknown()), z.record(z.string(), z.unknown())], {
+  error: 'must be text or another JSON value (numbers, booleans, null, arrays and objects are passed as their JSON text)',
+});
+const EnvMap = z.record(z.string(), EnvValue);
+/** An `args` item: text, or a number or boolean passed as its text (`3`, `true`). */
+const Arg = z.union([z.string(), z.number(), z.boolean()], { error: 'must be text, a number or a boolean' });
 
 export const ShellConfig = z
   .strictObject({
     command: z.string().min(1, 'must not be empty').optional(),
-    args: z.array(z.string()).min(1, 'must list the program and its arguments').optional(),
+    args: z.array(Arg).min(1, 'must list the program and its arguments').optional(),
     cwd: z.string().min(1).optional(),
     env: EnvMap.optional(),
   })
@@ -22,17 +34,23 @@ export type ShellConfig = z.infer<typeof ShellConfig>;
 
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
 
+/**
+ * As Tasked: the method defaults to POST, and without a `body` the task's `input` is sent as the
+ * JSON body (POST, PUT and PATCH only).
+ */
 export const HttpConfig = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: 'must be an absolute http:// or https:// URL' }),
   method: z
     .string()
     .transform((m) => m.toUpperCase())
     .pipe(z.enum(HTTP_METHODS, { error: `must be one of ${HTTP_METHODS.join(', ')}` }))
-    .default('GET'),
+    .default('POST'),
   headers: z.record(z.string(), z.string()).optional(),
   body: z.unknown().optional(),
   /** The request's own limit (Tasked's); the task's timeout still bounds the whole attempt. */
   timeout_secs: durationSecs('timeout').optional(),
+  /** Tasked's field: "inline" (wait for the answer) is all there is; Tasked's "callback" mode fails every task there. */
+  mode: z.literal('inline', { error: 'must be "inline" (the step waits for the answer); Tasked\'s "callback" mode is not implemented, there or here' }).optional(),
 });
 export type HttpConfig = z.infer<typeof HttpConfig>;
 
@@ -41,7 +59,10 @@ export const NoopConfig = z.strictObject({
 });
 export type NoopConfig = z.infer<typeof NoopConfig>;
 
-/** Waits `ms`, or Tasked's `seconds` (fractions allowed); the step always receives whole milliseconds. */
+/**
+ * Waits `ms`, or Tasked's `seconds` (fractions allowed); the step always receives whole
+ * milliseconds. Its output is Tasked's `{"delayed_seconds": n}`, or `output` when the config gives one.
+ */
 export const DelayConfig = z
   .strictObject({
     ms: wholeMs(MAX_DELAY_MS, `must be at most ${MAX_DELAY_MS} (365 days)`).optional(),
@@ -52,11 +73,24 @@ export const DelayConfig = z
   .transform(({ ms, seconds, output }) => ({ ms: ms ?? Math.round(seconds! * 1000), ...(output !== undefined && { output }) }));
 export type DelayConfig = z.output<typeof DelayConfig>;
 
+const MAX_TRANSFORM_EXPR_LENGTH = 4096;
+
+/**
+ * Taskstream's own (Tasked has no transform): the value of a CEL expression over the task's
+ * resolved `input`, the flow's `params` and the outputs of upstream tasks (`tasks.<id>.output`)
+ * becomes the output. No I/O.
+ */
+export const TransformConfig = z.strictObject({
+  expr: z.string().min(1, 'must not be empty').max(MAX_TRANSFORM_EXPR_LENGTH, `must be at most ${MAX_TRANSFORM_EXPR_LENGTH} characters`),
+});
+export type TransformConfig = z.infer<typeof TransformConfig>;
+
 export const EXECUTOR_CONFIGS = {
   shell: ShellConfig,
   http: HttpConfig,
   noop: NoopConfig,
   delay: DelayConfig,
+  transform: TransformConfig,
 } as const;
 
 export type ExecutorName = keyof typeof EXECUTOR_CONFIGS;
@@ -64,4 +98,30 @@ export const EXECUTOR_NAMES = Object.keys(EXECUTOR_CONFIGS) as ExecutorName[];
 
 export function isExecutorName(name: string): name is ExecutorName {
   return Object.hasOwn(EXECUTOR_CONFIGS, name);
+}
+
+/** Executors Tasked registers that Taskstream does not run: a flow using one is refused at submission, saying so. */
+export const TASKED_ONLY_EXECUTORS = ['container', 'agent', 'callback', 'remote', 'approval', 'spawn', 'trigger', 'api'] as const;
+
+const NAME_CHARS = 64;
+
+/**
+ * Why a flow naming executor `name` cannot run, listing the executors there are: Tasked's
+ * executors that Taskstream does not run are named as such, any other name is unknown.
+ */
+export function unknownExecutorMessage(name: string): string {
+  const available = EXECUTOR_NAMES.join(', ');
+  if ((TASKED_ONLY_EXECUTORS as readonly string[]).includes(name)) {
+    return `Tasked's ${JSON.stringify(name)} executor is not available in Taskstream; available: ${available}`;
+  }
+  return `unknown executor ${JSON.stringify(clipName(name))}; use one of ${available}`;
+}
+
+/** A user's name cut to NAME_CHARS characters, ending "…" when cut, never inside a surrogate pair. */
+function clipName(name: string): string {
+  if (name.length <= NAME_CHARS) return name;
+  let end = NAME_CHARS - 1;
+  const last = name.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${name.slice(0, end)}…`;
 }

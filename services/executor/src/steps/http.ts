@@ -5,23 +5,40 @@ import type { StepContext } from './types.js';
 
 export const BODY_LIMIT = 256 * 1024;
 
+/** Methods that send the task's `input` as the body when the config has no `body` (Tasked's). */
+const INPUT_BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
 /**
- * Calls the configured URL, within its own `timeout_secs` when it has one. A 2xx response succeeds with its status and body (JSON when it is
- * JSON); 5xx, 408 and 429 are retryable failures; other statuses are not. The attempt's stable
- * idempotency key goes out as the Idempotency-Key header.
+ * Calls the configured URL, within its own `timeout_secs` when it has one. The method defaults to
+ * POST (Tasked's). A config `body` is sent for every method but GET and HEAD: text as it is, any
+ * other value as JSON. Without a `body`, the task's `input` (when it has one, and not null) is
+ * sent as JSON for POST, PUT and PATCH, as Tasked does.
+ *
+ * A 2xx response succeeds with Tasked's `{status, body}`, `body` always the response text, plus
+ * `json`, the parsed body, when the response says it is JSON (a content-type naming json, such as
+ * application/json or application/problem+json) and the body parses: the server's declaration
+ * decides, so a text answer that happens to look like JSON ("42") stays text only. 5xx, 408 and
+ * 429 are retryable failures; other statuses are not. The attempt's stable idempotency key goes
+ * out as the Idempotency-Key header.
  *
  * At most `bodyLimit` bytes of the body are read: the rest is never downloaded (the connection is
- * dropped), and the output says `truncated: true` with the bytes kept in `body_bytes`. A cut JSON
- * body does not parse, so it stays text.
+ * dropped), and the output says `truncated: true` with the bytes kept in `body_bytes`. A cut body
+ * is never parsed, so it has no `json`.
  */
 export async function runHttp(ctx: StepContext, bodyLimit = BODY_LIMIT): Promise<unknown> {
-  const config = ctx.spec.config as HttpConfig;
+  // Validation fills in the method; a config that reached the step without one gets Tasked's default too.
+  const config = { ...(ctx.spec.config as HttpConfig), method: (ctx.spec.config as Partial<HttpConfig>).method ?? 'POST' };
   const headers = new Headers(config.headers);
   if (!headers.has('idempotency-key')) headers.set('idempotency-key', ctx.idempotencyKey);
   let body: string | undefined;
-  if (config.body !== undefined && config.method !== 'GET' && config.method !== 'HEAD') {
-    body = typeof config.body === 'string' ? config.body : JSON.stringify(config.body);
-    if (typeof config.body !== 'string' && !headers.has('content-type')) headers.set('content-type', 'application/json');
+  if (config.body !== undefined) {
+    if (config.method !== 'GET' && config.method !== 'HEAD') {
+      body = typeof config.body === 'string' ? config.body : JSON.stringify(config.body);
+      if (typeof config.body !== 'string' && !headers.has('content-type')) headers.set('content-type', 'application/json');
+    }
+  } else if (ctx.spec.input !== undefined && ctx.spec.input !== null && INPUT_BODY_METHODS.has(config.method)) {
+    body = JSON.stringify(ctx.spec.input);
+    if (!headers.has('content-type')) headers.set('content-type', 'application/json');
   }
   let response: Response;
   let text: string;
@@ -58,12 +75,12 @@ export async function runHttp(ctx: StepContext, bodyLimit = BODY_LIMIT): Promise
     timer?.clear();
     ctx.signal.removeEventListener('abort', stop);
   }
-  let parsed: unknown = text;
-  if (!truncated && (response.headers.get('content-type') ?? '').includes('json')) {
+  let json: { value: unknown } | undefined;
+  if (!truncated && /json/i.test(response.headers.get('content-type') ?? '')) {
     try {
-      parsed = JSON.parse(text);
+      json = { value: JSON.parse(text) };
     } catch {
-      // keep the text
+      // not JSON after all: the text alone
     }
   }
   if (!response.ok) {
@@ -75,7 +92,12 @@ export async function runHttp(ctx: StepContext, bodyLimit = BODY_LIMIT): Promise
       http_status: response.status,
     });
   }
-  return truncated ? { status: response.status, body: parsed, truncated: true, body_bytes: Buffer.byteLength(text) } : { status: response.status, body: parsed };
+  return {
+    status: response.status,
+    body: text,
+    ...(json !== undefined && { json: json.value }),
+    ...(truncated && { truncated: true, body_bytes: Buffer.byteLength(text) }),
+  };
 }
 
 /** Reads the body up to `limit` bytes, then cancels the stream, which closes the connection. */

@@ -1,8 +1,9 @@
-import type { DelayConfig, NoopConfig } from '@taskstream/domain';
-import { sleep } from '../timers.js';
+import type { NoopConfig } from '@taskstream/domain';
+import { runDelay } from './delay.js';
 import { runHttp } from './http.js';
 import { DEFAULT_SHELL_LIMITS, runShell, type ShellLimits } from './shell.js';
 import { StepError } from './step-error.js';
+import { runTransform } from './transform.js';
 import type { StepContext, StepRunner } from './types.js';
 
 export { StepError, toTaskError } from './step-error.js';
@@ -11,7 +12,10 @@ export type { StepContext, StepRunner } from './types.js';
 export interface StepOptions {
   /** Shell steps run only where the pool allows them. */
   shellEnabled: boolean;
-  /** Environment shell steps start from (the executor's own by default). */
+  /**
+   * The environment shell steps take PATH from (the executor's own by default). Nothing else of
+   * it reaches a step: see stepEnvironment in shell.ts.
+   */
   env?: NodeJS.ProcessEnv;
   /** How long a stopped shell step's processes get between SIGTERM and SIGKILL. */
   killGraceMs?: number;
@@ -34,10 +38,7 @@ export function createSteps(options: StepOptions): Record<string, StepRunner> {
     },
     http: runHttp,
     noop: async (ctx: StepContext) => (ctx.spec.config as NoopConfig).output ?? null,
-    delay: async (ctx: StepContext) => {
-      const config = ctx.spec.config as DelayConfig;
-      await sleep(config.ms, ctx.signal);
-      return config.output ?? null;
-    },
+    delay: runDelay,
+    transform: runTransform,
   };
 }

@@ -19,9 +19,37 @@ export interface ShellLimits {
 
 export const DEFAULT_SHELL_LIMITS: ShellLimits = { killGraceMs: 2_000, drainMs: 200 };
 
+/** PATH when the executor's own environment has none. */
+export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+
+/** A config `env` value or `args` item as the text a process gets: text as it is, anything else as compact JSON. */
+export function asText(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
 /**
- * Runs `command` through /bin/sh -c (as Tasked does) or `args` without a shell. Succeeds on exit
- * code 0.
+ * The environment a step runs with, and nothing else of the executor's (its credentials among
+ * them): as Tasked, only `PATH` (taken from `pathFrom`, the executor's environment, or
+ * DEFAULT_PATH when it has none) and the config's `env`, which may replace PATH; then Taskstream's
+ * own variables, which the config cannot replace: TASKSTREAM_FLOW_ID, TASKSTREAM_TASK_ID,
+ * TASKSTREAM_ATTEMPT (1 for the first attempt) and TASKSTREAM_IDEMPOTENCY_KEY (the same for every
+ * attempt of the task). No HOME, USER or locale: a command that needs one sets it in `env`.
+ */
+export function stepEnvironment(ctx: StepContext, configEnv: ShellConfig['env'], pathFrom: NodeJS.ProcessEnv): Record<string, string> {
+  const env: Record<string, string> = { PATH: pathFrom.PATH || DEFAULT_PATH };
+  for (const [name, value] of Object.entries(configEnv ?? {})) env[name] = asText(value);
+  return {
+    ...env,
+    TASKSTREAM_FLOW_ID: ctx.flowId,
+    TASKSTREAM_TASK_ID: ctx.taskId,
+    TASKSTREAM_ATTEMPT: String(ctx.attempt),
+    TASKSTREAM_IDEMPOTENCY_KEY: ctx.idempotencyKey,
+  };
+}
+
+/**
+ * Runs `command` through /bin/sh -c (as Tasked does) or `args` without a shell, in the environment
+ * stepEnvironment builds (PATH from `pathFrom`). Succeeds on exit code 0.
  *
  * The command leads its own process group, and the group is what gets stopped: on timeout or
  * cancel every process in it gets SIGTERM, then SIGKILL once `killGraceMs` has passed, whatever
@@ -31,22 +59,23 @@ export const DEFAULT_SHELL_LIMITS: ShellLimits = { killGraceMs: 2_000, drainMs: 
  * background get `drainMs` to finish writing, then the group is killed, so that nothing a step
  * started outlives it. Only a process that leaves the group (setsid) escapes.
  */
-export function runShell(ctx: StepContext, baseEnv: NodeJS.ProcessEnv, limits: ShellLimits = DEFAULT_SHELL_LIMITS): Promise<unknown> {
+export function runShell(ctx: StepContext, pathFrom: NodeJS.ProcessEnv, limits: ShellLimits = DEFAULT_SHELL_LIMITS): Promise<unknown> {
   const config = ctx.spec.config as ShellConfig;
-  const [file, args] = config.command !== undefined ? ['/bin/sh', ['-c', config.command]] : [config.args![0]!, config.args!.slice(1)];
-  const env = {
-    ...baseEnv,
-    ...config.env,
-    TASKSTREAM_FLOW_ID: ctx.flowId,
-    TASKSTREAM_TASK_ID: ctx.taskId,
-    TASKSTREAM_ATTEMPT: String(ctx.attempt),
-    TASKSTREAM_IDEMPOTENCY_KEY: ctx.idempotencyKey,
-  };
+  const argv = config.args?.map(asText);
+  const [file, args] = config.command !== undefined ? ['/bin/sh', ['-c', config.command]] : [argv![0]!, argv!.slice(1)];
+  const env = stepEnvironment(ctx, config.env, pathFrom);
   if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
   return new Promise((resolve, reject) => {
     const stdout = new Tail(OUTPUT_LIMIT);
     const stderr = new Tail(OUTPUT_LIMIT);
-    const child = spawn(file, args, { cwd: config.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let child: ReturnType<typeof spawnPiped>;
+    try {
+      child = spawnPiped(file, args, config.cwd, env);
+    } catch (error) {
+      // A NUL character in the command, an argument or the environment: no attempt can start it.
+      reject(new StepError({ message: `could not start "${file}": ${(error as Error).message}`, code: 'SPAWN', retryable: false }));
+      return;
+    }
     const group = child.pid;
     child.stdout.on('data', (c: Buffer) => stdout.push(c));
     child.stderr.on('data', (c: Buffer) => stderr.push(c));
@@ -135,4 +164,8 @@ export function runShell(ctx: StepContext, baseEnv: NodeJS.ProcessEnv, limits: S
       end();
     });
   });
+}
+
+function spawnPiped(file: string, args: string[], cwd: string | undefined, env: Record<string, string>) {
+  return spawn(file, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
 }

@@ -8,6 +8,10 @@ export interface StepContext {
   taskId: string;
   attempt: number;
   idempotencyKey: string;
+  /** Outputs of the task's upstream tasks by id, for transform expressions (`tasks.<id>.output`); none when absent. */
+  upstream?: Record<string, { output: unknown }>;
+  /** The flow's `params`, for transform expressions; `{}` when absent. */
+  params?: unknown;
 }
 
 export type StepRunner = (ctx: StepContext) => Promise<unknown>;
