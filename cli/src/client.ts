@@ -45,7 +45,7 @@ export class GatewayClient {
   }
 
   submit(flowText: string, contentType: string, idempotencyKey?: string) {
-    return this.request<{ flow_id: string; tasks: number; replayed: boolean }>('POST', '/api/v1/flows', flowText, {
+    return this.request<{ flow_id: string; tasks: number; replayed: boolean; warnings?: string[] }>('POST', '/api/v1/flows', flowText, {
       'content-type': contentType,
       ...(idempotencyKey && { 'idempotency-key': idempotencyKey }),
     });

@@ -32,7 +32,11 @@ export class RunRenderer {
       case 'task.retry_scheduled':
         return [`${this.label(event.task_id)}retrying   attempt ${event.attempt} failed, next in ${seconds(event.data.delay_ms)}: ${this.lastFailure.get(event.task_id) ?? 'error'}`];
       case 'task.skipped':
-        return [`${this.label(event.task_id)}skipped    (${event.data.reason})`];
+        return [`${this.label(event.task_id)}skipped    (${event.data.condition !== undefined ? `condition false: ${firstLine(event.data.condition)}` : event.data.reason})`];
+      case 'task.upstream_failed':
+        return [`${this.label(event.task_id)}upstream failed (${event.data.reason})`];
+      case 'flow.fail_fast':
+        return [`${' '.repeat(this.width + 1)}${event.data.reason}: stopping the other tasks`];
       case 'task.cancelled':
         return [`${this.label(event.task_id)}cancelled  (${event.data.reason})`];
       case 'flow.succeeded':
@@ -40,7 +44,11 @@ export class RunRenderer {
       case 'flow.failed': {
         const failed = event.data.failed_tasks.length;
         const skipped = event.data.skipped_tasks.length;
-        return ['', `Flow ${event.flow_id} failed ${event.data.succeeded}/${event.data.total} succeeded, ${failed} failed${skipped ? `, ${skipped} skipped` : ''} (${this.elapsed(event.time)})`];
+        const upstream = event.data.upstream_failed_tasks?.length ?? 0;
+        return [
+          '',
+          `Flow ${event.flow_id} failed ${event.data.succeeded}/${event.data.total} succeeded, ${failed} failed${upstream ? `, ${upstream} upstream failed` : ''}${skipped ? `, ${skipped} skipped` : ''} (${this.elapsed(event.time)})`,
+        ];
       }
       case 'flow.cancelled':
         return ['', `Flow ${event.flow_id} cancelled ${event.data.succeeded}/${event.data.total} succeeded (${this.elapsed(event.time)})`];

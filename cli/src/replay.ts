@@ -36,7 +36,10 @@ function detail(event: FlowEvent): string {
     case 'task.succeeded':
       return `attempt ${event.attempt} in ${(event.data.duration_ms / 1000).toFixed(2)}s`;
     case 'task.skipped':
+      return event.data.condition !== undefined ? `condition false: ${event.data.condition}` : event.data.reason;
+    case 'task.upstream_failed':
     case 'task.cancelled':
+    case 'flow.fail_fast':
       return event.data.reason;
     case 'task.throttled':
       return `held by ${event.data.reason} on queue ${event.data.queue}`;

@@ -24,7 +24,7 @@ describe('flows through the embedded stack', () => {
     const id = await stack.submit({
       tasks: [
         shell('build', 'true'),
-        shell('test-unit', 'echo "expected 2 to equal 3" >&2; exit 3', { depends_on: ['build'] }),
+        shell('test-unit', 'echo "expected 2 to equal 3" >&2; exit 3', { depends_on: ['build'], retries: 0 }),
         shell('test-integ', 'sleep 0.2', { depends_on: ['build'] }),
         { id: 'deploy', executor: 'noop', depends_on: ['test-unit', 'test-integ'] },
         { id: 'notify', executor: 'noop', depends_on: ['deploy'] },
@@ -36,17 +36,17 @@ describe('flows through the embedded stack', () => {
       build: 'succeeded',
       'test-unit': 'failed',
       'test-integ': 'succeeded',
-      deploy: 'skipped',
-      notify: 'skipped',
+      deploy: 'upstream_failed',
+      notify: 'upstream_failed',
     });
     const failed = view.tasks.find((t: any) => t.id === 'test-unit');
     expect(failed.error).toMatchObject({ code: 'EXIT_CODE', exit_code: 3, stderr_tail: 'expected 2 to equal 3' });
     const events = await stack.events(id);
-    const skipped = events.find((e) => e.event.type === 'task.skipped' && e.event.task_id === 'deploy');
-    expect(skipped.event.data).toEqual({ reason: 'upstream "test-unit" failed', upstream: ['test-unit'] });
+    const upstreamFailed = events.find((e) => e.event.type === 'task.upstream_failed' && e.event.task_id === 'deploy');
+    expect(upstreamFailed.event.data).toEqual({ reason: 'upstream "test-unit" failed', upstream: ['test-unit'] });
     const end = events.at(-1).event;
     expect(end.type).toBe('flow.failed');
-    expect(end.data).toMatchObject({ failed_tasks: ['test-unit'], skipped_tasks: ['deploy', 'notify'], succeeded: 2, total: 5 });
+    expect(end.data).toMatchObject({ failed_tasks: ['test-unit'], skipped_tasks: [], upstream_failed_tasks: ['deploy', 'notify'], succeeded: 2, total: 5 });
   });
 
   it('retries a task that fails twice and then succeeds, recording each failed attempt', async () => {
@@ -127,7 +127,7 @@ describe('flows through the embedded stack', () => {
       const [call, gone] = view.tasks;
       expect(call.status).toBe('succeeded');
       expect(call.attempts).toHaveLength(3);
-      expect(call.output).toEqual({ status: 200, body: { ok: true, n: 3 } });
+      expect(call.output).toEqual({ status: 200, body: '{"ok":true,"n":3}', json: { ok: true, n: 3 } });
       expect(gone.status).toBe('failed');
       expect(gone.attempts).toHaveLength(1);
       expect(gone.error).toMatchObject({ code: 'HTTP_STATUS', http_status: 404, retryable: false });

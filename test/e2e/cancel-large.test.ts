@@ -20,7 +20,7 @@ describe('cancelling a large flow', () => {
 
     const terminal = new Map<string, string[]>();
     for (const { event } of await stack.events(id)) {
-      if (!['task.succeeded', 'task.failed', 'task.timed_out', 'task.skipped', 'task.cancelled'].includes(event.type)) continue;
+      if (!['task.succeeded', 'task.failed', 'task.timed_out', 'task.skipped', 'task.upstream_failed', 'task.cancelled'].includes(event.type)) continue;
       terminal.set(event.task_id, [...(terminal.get(event.task_id) ?? []), event.type]);
     }
     expect(terminal.size).toBe(TASKS);

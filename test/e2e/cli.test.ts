@@ -22,10 +22,11 @@ describe('taskstream run, embedded', () => {
     const result = await cli(['run', join(ROOT, 'examples', 'failing-cascade.json'), '--data-dir', dataDir]);
     expect(result.code, result.stderr).toBe(1);
     const lines = result.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^Flow [0-9A-Z]{26} {2}submitted \(5 tasks\)$/);
+    expect(lines[0]).toMatch(/^Flow [0-9A-Z]{26} {2}submitted \(6 tasks\)$/);
     expect(result.stdout).toMatch(/\[test-unit\] {2}failed {5}\d+\.\ds\n {4}AssertionError: expected 2 to equal 3/);
-    expect(result.stdout).toContain('[deploy]     skipped    (upstream "test-unit" failed)');
-    expect(lines.at(-1)).toMatch(/^Flow [0-9A-Z]{26} failed 2\/5 succeeded, 1 failed, 2 skipped \(\d+\.\ds\)$/);
+    expect(result.stdout).toContain('[deploy]     upstream failed (upstream "test-unit" failed)');
+    expect(result.stdout).toMatch(/\[report\] +succeeded/);
+    expect(lines.at(-1)).toMatch(/^Flow [0-9A-Z]{26} failed 3\/6 succeeded, 1 failed, 2 upstream failed \(\d+\.\ds\)$/);
   });
 
   it('says what is wrong with an invalid flow file before starting anything', async () => {

@@ -31,7 +31,7 @@ describe('history: views, replay, rerun, fork, feeds', () => {
         labels: { team: 'b' },
         tasks: [
           { id: 'a', executor: 'shell', config: { command: 'echo a-output' } },
-          { id: 'b', executor: 'shell', config: { command: `test -e ${marker}` }, depends_on: ['a'] },
+          { id: 'b', executor: 'shell', config: { command: `test -e ${marker}` }, depends_on: ['a'], retries: 0 },
           { id: 'c', executor: 'noop', depends_on: ['b'] },
           { id: 'd', executor: 'noop' },
         ],
@@ -238,8 +238,8 @@ describe('history: views, replay, rerun, fork, feeds', () => {
     expect(dot).toContain(`"b" [fillcolor="#f4a3a3", label="b\\nfailed"];`);
     const mermaid = (await stack.inject({ method: 'GET', url: `/api/v1/flows/${ids[1]}/graph?format=mermaid` })).body;
     expect(mermaid).toMatch(/^flowchart LR/);
-    expect(mermaid).toContain('t_a --> t_b');
-    expect(mermaid).toContain('t_c["c<br/>skipped"]:::skipped');
+    expect(mermaid).toContain('t0 --> t1');
+    expect(mermaid).toContain('t2["c<br/>upstream_failed"]:::upstream_failed');
 
     const stats = (await stack.inject({ method: 'GET', url: '/api/v1/queues/default/stats' })).json();
     expect(stats).toMatchObject({ queue: 'default', waiting: 0 });

@@ -27,6 +27,7 @@ export async function runCommand(file: string, options: RunOptions, print: (line
     const client = new GatewayClient(server);
     const submitted = await client.submit(body, 'application/json');
     print(`Flow ${submitted.flow_id}  submitted${options.queue ? ` to queue "${options.queue}"` : ''} (${submitted.tasks} task${submitted.tasks === 1 ? '' : 's'})`);
+    for (const warning of submitted.warnings ?? []) print(`warning: ${warning}`);
     const renderer = new RunRenderer(taskIds);
     let outcome = 'flow.failed';
     await client.follow(submitted.flow_id, (event) => {

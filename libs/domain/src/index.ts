@@ -23,3 +23,7 @@ export * from './decider/lineage.js';
 export * from './views/queue-stats.js';
 export * from './limits/flow-size.js';
 export * from './limits/fair-order.js';
+export * from './expressions/index.js';
+export * from './decider/trigger-rules.js';
+export * from './decider/prepare.js';
+export * from './work/resolve-spec.js';

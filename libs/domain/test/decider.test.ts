@@ -47,7 +47,7 @@ describe('decide', () => {
   it('names at most a bounded number of tasks in an event, however many failed', () => {
     const wide = definition([...Array.from({ length: 250 }, (_, i) => ({ id: `t${i}` })), { id: 'join', depends_on: Array.from({ length: 250 }, (_, i) => `t${i}`) }]);
     const failedAll = Array.from({ length: 249 }, (_, i) => ev.failed(`t${i}`));
-    const { drafts } = given([ev.submitted(wide), ev.started(), ...failedAll]).when(ev.failed('t249')).then(['task.skipped:join', 'flow.failed']);
+    const { drafts } = given([ev.submitted(wide), ev.started(), ...failedAll]).when(ev.failed('t249')).then(['task.upstream_failed:join', 'flow.failed']);
     const skipped = drafts[0]!.data as { reason: string; upstream: string[] };
     expect(skipped.upstream).toHaveLength(MAX_LISTED_IDS);
     expect(skipped.reason).toMatch(/and 240 more$/);
@@ -56,25 +56,25 @@ describe('decide', () => {
     expect(failed.reason).toMatch(/^250 tasks failed: t0, t1, .* and 240 more$/);
   });
 
-  it('skips every descendant of a failed task, not its siblings, and fails the flow at the end', () => {
+  it('marks every descendant of a failed task upstream_failed, not its siblings, and fails the flow at the end', () => {
     const history = [ev.submitted(ci), ev.started(), ev.succeeded('build')];
-    const { drafts } = given(history).when(ev.failed('test-unit')).then(['task.skipped:deploy']);
+    const { drafts } = given(history).when(ev.failed('test-unit')).then(['task.upstream_failed:deploy']);
     expect(drafts[0]!.data).toEqual({ reason: 'upstream "test-unit" failed', upstream: ['test-unit'] });
-    const skipped = { ...ev.started(), type: 'task.skipped', task_id: 'deploy', data: { reason: 'upstream', upstream: ['test-unit'] } } as FlowEvent;
+    const skipped = { ...ev.started(), type: 'task.upstream_failed', task_id: 'deploy', data: { reason: 'upstream', upstream: ['test-unit'] } } as FlowEvent;
     const { drafts: end } = given([...history, ev.failed('test-unit'), skipped]).when(ev.succeeded('test-integ')).then(['flow.failed']);
-    expect(end[0]!.data).toMatchObject({ failed_tasks: ['test-unit'], skipped_tasks: ['deploy'], succeeded: 2, total: 4 });
+    expect(end[0]!.data).toMatchObject({ failed_tasks: ['test-unit'], skipped_tasks: [], upstream_failed_tasks: ['deploy'], succeeded: 2, total: 4 });
   });
 
-  it('fails the flow once the skipped tasks are recorded and siblings settle', () => {
+  it('fails the flow once the upstream_failed tasks are recorded and siblings settle', () => {
     const chain = definition([{ id: 'a' }, { id: 'b', depends_on: ['a'] }, { id: 'c', depends_on: ['b'] }, { id: 'x' }]);
     const history = [ev.submitted(chain), ev.started(), ev.succeeded('x')];
-    const { drafts } = given(history).when(ev.failed('a')).then(['task.skipped:b', 'task.skipped:c', 'flow.failed']);
-    expect(drafts[2]!.data).toMatchObject({ failed_tasks: ['a'], skipped_tasks: ['b', 'c'], succeeded: 1, total: 4 });
+    const { drafts } = given(history).when(ev.failed('a')).then(['task.upstream_failed:b', 'task.upstream_failed:c', 'flow.failed']);
+    expect(drafts[2]!.data).toMatchObject({ failed_tasks: ['a'], skipped_tasks: [], upstream_failed_tasks: ['b', 'c'], succeeded: 1, total: 4 });
   });
 
   it('treats a timeout like a failure', () => {
     const chain = definition([{ id: 'a' }, { id: 'b', depends_on: ['a'] }]);
-    given([ev.submitted(chain), ev.started()]).when(ev.timedOut('a')).then(['task.skipped:b', 'flow.failed']);
+    given([ev.submitted(chain), ev.started()]).when(ev.timedOut('a')).then(['task.upstream_failed:b', 'flow.failed']);
   });
 
   it('cancels everything not yet running on cancel, and finishes once running tasks end', () => {

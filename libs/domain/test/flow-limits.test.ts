@@ -93,7 +93,7 @@ describe('every duration and count in a flow has a documented bound', () => {
 
   it('bounds labels and conditions', () => {
     const labels = Object.fromEntries(Array.from({ length: MAX_LABELS }, (_, i) => [`k${i}`, 'v'.repeat(MAX_LABEL_VALUE_LENGTH)]));
-    expect(problemsOf({ ...task({ condition: 'c'.repeat(MAX_CONDITION_LENGTH) }), labels })).toEqual([]);
+    expect(problemsOf({ ...task({ condition: `"${'c'.repeat(MAX_CONDITION_LENGTH - 8)}" == ""` }), labels })).toEqual([]);
     expect(problemsOf({ ...task({}), labels: { ...labels, one: 'more' } })).toEqual([{ path: 'labels', message: expect.stringContaining(`${MAX_LABELS}`) }]);
     expect(problemsOf({ ...task({}), labels: { k: 'v'.repeat(MAX_LABEL_VALUE_LENGTH + 1) } })).toEqual([{ path: 'labels.k', message: expect.stringContaining(`${MAX_LABEL_VALUE_LENGTH}`) }]);
     expect(problemsOf({ ...task({}), labels: { ['k'.repeat(MAX_LABEL_KEY_LENGTH + 1)]: 'v' } }).map((p) => p.message)).toEqual([expect.stringContaining(`${MAX_LABEL_KEY_LENGTH}`)]);

@@ -70,12 +70,12 @@ describe('task views are bounded', () => {
   it('list at most VIEW_TASK_IDS upstream tasks, with their number', () => {
     const upstream = Array.from({ length: VIEW_TASK_IDS + 200 }, (_, i) => `u${i}`);
     const def = definition([...upstream.map((id) => ({ id })), { id: 'last', depends_on: upstream }]);
-    const state = fold([ev.submitted(def), stamp({ type: 'task.skipped', flow_id: FLOW, task_id: 'last', data: { reason: 'upstream failed', upstream } })])!;
+    const state = fold([ev.submitted(def), stamp({ type: 'task.upstream_failed', flow_id: FLOW, task_id: 'last', data: { reason: 'upstream failed', upstream } })])!;
     const view = toFlowView(state).tasks.at(-1)!;
     expect(view.depends_on).toEqual(upstream.slice(0, VIEW_TASK_IDS));
     expect(view.depends_on_total).toBe(upstream.length);
-    expect(view.skipped_because).toEqual(upstream.slice(0, VIEW_TASK_IDS));
-    expect(view.skipped_because_total).toBe(upstream.length);
+    expect(view.upstream).toEqual(upstream.slice(0, VIEW_TASK_IDS));
+    expect(view.upstream_total).toBe(upstream.length);
     expect(toFlowView(state).tasks[0]).not.toHaveProperty('depends_on_total');
   });
 
@@ -96,7 +96,7 @@ describe('task views are bounded', () => {
       duration_ms: 1000,
       error,
       output: { text: '中'.repeat(1_300) },
-      skipped_because: ids,
+      upstream: ids,
       reason: nasty(100_000),
     };
     const view = toTaskView(task);

@@ -1,4 +1,7 @@
 import {
+  DEFAULT_BACKOFF,
+  DEFAULT_RETRIES,
+  DEFAULT_TIMEOUT_SECS,
   eventTypeFilter,
   flowIdOfSubject,
   idempotencyKeyOf,
@@ -71,13 +74,13 @@ function tracksSlots(policy: QueuePolicy): boolean {
   return policy.concurrency !== undefined || policy.per_key_concurrency !== undefined;
 }
 
-/** Fills in what the task left to its queue: retries, timeout, backoff. */
+/** Fills in what the task left to its queue, and what the queue leaves to Tasked's defaults: retries, timeout, backoff. */
 export function withQueueDefaults(spec: TaskSpec, policy: QueuePolicy): TaskSpec {
   return {
     ...spec,
-    retries: spec.retries ?? policy.max_retries ?? 0,
-    ...((spec.timeout_secs ?? policy.timeout_secs) !== undefined && { timeout_secs: spec.timeout_secs ?? policy.timeout_secs }),
-    ...((spec.backoff ?? policy.backoff) !== undefined && { backoff: spec.backoff ?? policy.backoff }),
+    retries: spec.retries ?? policy.max_retries ?? DEFAULT_RETRIES,
+    timeout_secs: spec.timeout_secs ?? policy.timeout_secs ?? DEFAULT_TIMEOUT_SECS,
+    backoff: spec.backoff ?? policy.backoff ?? DEFAULT_BACKOFF,
   };
 }
 

@@ -10,6 +10,8 @@ import {
   workSubject,
   type EventBody,
   type TaskError,
+  type TaskSpec,
+  secretNamesOf,
 } from '@taskstream/domain';
 import {
   DeadLetters,
@@ -18,6 +20,7 @@ import {
   EventLog,
   HandBack,
   readFlowHistory,
+  SecretStore,
   startConsumerLoop,
   type Decoded,
   type JsMsg,
@@ -25,6 +28,7 @@ import {
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
 import { checkOutput, ENVELOPE_BYTES, fitError } from './output.js';
 import { Quarantine } from './quarantine.js';
+import { loadSecrets, redact, specForAttempt } from './run-time.js';
 import { createSteps, StepError, toTaskError, type StepRunner } from './steps/index.js';
 import { intervalMs, setLongTimeout, sleep } from './timers.js';
 
@@ -51,11 +55,26 @@ class AttemptTimeout extends Error {
   override name = 'AttemptTimeout';
 }
 
-/** The events that stop a flow's running tasks, with the reason their task.cancelled gives. */
+/**
+ * The events that stop a flow's running tasks, with the reason their task.cancelled gives, and
+ * whether tasks whose trigger rule is `always` (cleanup) are spared, as fail_fast spares them.
+ */
 const STOPPING_EVENTS = [
-  ['flow.cancel_requested', 'flow cancelled'],
-  ['flow.deadline_passed', "the flow's timeout passed"],
+  ['flow.cancel_requested', { why: 'flow cancelled', sparesAlways: false }],
+  ['flow.deadline_passed', { why: "the flow's timeout passed", sparesAlways: false }],
+  ['flow.fail_fast', { why: 'fail_fast: another task of the flow failed', sparesAlways: true }],
 ] as const;
+
+interface Stop {
+  why: string;
+  sparesAlways: boolean;
+}
+
+/** Why `spec` is to be stopped under `stop`, if it is. */
+function stopReason(stop: Stop | undefined, spec: TaskSpec): string | undefined {
+  if (stop === undefined || (stop.sparesAlways && spec.trigger_rule === 'always')) return undefined;
+  return stop.why;
+}
 
 /** What nats-server allows when it does not say (its default max_payload). */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -68,8 +87,8 @@ interface PriorProgress {
   /** Attempts that started and never reported back: their executor stopped. */
   crashed: number;
   finished: boolean;
-  /** Why the flow is being stopped, when it is (cancelled, or its timeout passed). */
-  cancelled?: string;
+  /** Why the flow is being stopped, when it is (cancelled, its timeout passed, fail_fast). */
+  cancelled?: Stop;
   lastError?: TaskError;
   /** When the log holds a scheduled retry not yet started: the time it is due (epoch ms). */
   retryDueAt?: number;
@@ -100,6 +119,8 @@ export interface ExecutorOptions {
   /** Base environment for shell steps. */
   env?: NodeJS.ProcessEnv;
   steps?: Record<string, StepRunner>;
+  /** Where `${secrets.NAME}` is read; the secrets bucket by default. */
+  readSecret?: (name: string) => Promise<string | undefined>;
 }
 
 export function executorConsumerName(queue: string): string {
@@ -142,6 +163,10 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     max_ack_pending: 10_000,
   });
   const log = new EventLog(ctx.js, ctx.topo);
+  const secretStore = options.readSecret === undefined ? await SecretStore.open(ctx.js, ctx.topo) : undefined;
+  const readSecret = options.readSecret ?? ((name: string) => secretStore!.get(name));
+  /** Secret values each running item uses (by idempotency key): whatever it records is redacted of them. */
+  const secretsInUse = new Map<string, string[]>();
   // An event larger than the server's max_payload (or the stream's max_msg_size) is refused on
   // every try: what the executor records is cut to fit before it is published.
   const streamMaxBytes = (await ctx.jsm.streams.info(ctx.topo.eventsStream)).config.max_msg_size;
@@ -149,18 +174,24 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
 
   // Cancellation: running tasks of a flow are stopped when its cancel request or the passing of
   // its deadline is seen. The value says why, for the task's cancelled event.
-  const running = new Map<string, Set<AbortController>>();
-  const cancelledFlows = new Map<string, string>();
-  const stopFlow = (flowId: string, why: string) => {
-    cancelledFlows.set(flowId, why);
+  const running = new Map<string, Map<AbortController, TaskSpec>>();
+  const cancelledFlows = new Map<string, Stop>();
+  const stopFlow = (flowId: string, stop: Stop) => {
+    // The first stop holds, unless a later one also stops what the first spared (cancel after fail_fast).
+    const known = cancelledFlows.get(flowId);
+    if (known !== undefined && !(known.sparesAlways && !stop.sparesAlways)) return;
+    cancelledFlows.set(flowId, stop);
     if (cancelledFlows.size > 10_000) cancelledFlows.delete(cancelledFlows.keys().next().value!);
-    for (const controller of running.get(flowId) ?? []) controller.abort(new Error(why));
+    for (const [controller, spec] of running.get(flowId) ?? []) {
+      const why = stopReason(stop, spec);
+      if (why !== undefined) controller.abort(new Error(why));
+    }
   };
-  const cancelSubs = STOPPING_EVENTS.map(([type, why]) =>
+  const cancelSubs = STOPPING_EVENTS.map(([type, stop]) =>
     ctx.nc.subscribe(`${layout.prefix}.evt.*.*.${type}`, {
       callback: (_err, msg) => {
         const flowId = flowIdOfSubject(layout, msg.subject);
-        if (flowId) stopFlow(flowId, why);
+        if (flowId) stopFlow(flowId, stop);
       },
     }),
   );
@@ -171,27 +202,29 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
    * reconnect), so before a task starts and before its outcome is recorded the log is asked too:
    * one direct get of the last message on each of the two subjects, not a read of the history.
    */
-  async function storedStop(flowId: string): Promise<string | undefined> {
+  async function storedStop(flowId: string, spec: TaskSpec): Promise<string | undefined> {
     const known = cancelledFlows.get(flowId);
-    if (known !== undefined) return known;
-    let found: Array<{ seq: number; why: string }>;
+    if (known !== undefined) return stopReason(known, spec);
+    let found: Array<{ seq: number; stop: Stop }>;
     try {
       found = await Promise.all(
-        STOPPING_EVENTS.map(async ([type, why]) => {
+        STOPPING_EVENTS.map(async ([type, stop]) => {
           const stored = await ctx.jsm.direct.getMessage(ctx.topo.eventsStream, { last_by_subj: eventSubject(layout, flowId, type) });
-          return stored ? [{ seq: stored.seq, why }] : [];
+          return stored ? [{ seq: stored.seq, stop }] : [];
         }),
       ).then((lists) => lists.flat());
     } catch (error) {
       throw new InfrastructureError(`could not read whether flow ${flowId} was cancelled: ${(error as Error).message}`);
     }
-    const first = found.sort((a, b) => a.seq - b.seq)[0];
-    if (first !== undefined) stopFlow(flowId, first.why);
-    return first?.why;
+    const first = found.sort((a, b) => Number(a.stop.sparesAlways) - Number(b.stop.sparesAlways) || a.seq - b.seq)[0];
+    if (first !== undefined) stopFlow(flowId, first.stop);
+    return stopReason(first?.stop, spec);
   }
 
   /** Records an event; a failure to store it is the infrastructure's, never the step's. */
   async function emit(item: WorkItem, event: EventBody<'id' | 'version' | 'time' | 'flow_id' | 'task_id'>, msgID: string) {
+    const hidden = secretsInUse.get(item.idempotency_key);
+    if (hidden !== undefined && 'data' in event) event = { ...event, data: redact(event.data, hidden) } as typeof event;
     if ('data' in event && 'error' in event.data) event = { ...event, data: { ...event.data, error: fitError(event.data.error, eventBudget()) } } as typeof event;
     try {
       return await log.appendNew({ ...event, flow_id: item.flow_id, task_id: item.task_id } as EventBody<'id' | 'version' | 'time'>, `${item.idempotency_key}:${msgID}`);
@@ -209,14 +242,13 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     let attempts = 0;
     let interrupted = 0;
     let finished = false;
-    let cancelled: string | undefined;
+    let cancelled: Stop | undefined;
     let lastError: TaskError | undefined;
     let retry: { attempt: number; dueAt: number } | undefined;
     const started = new Set<number>();
     const reported = new Set<number>();
     for (const { event } of await readFlowHistory(ctx.js, ctx.topo, item.flow_id)) {
-      if (event.type === 'flow.cancel_requested') cancelled ??= 'flow cancelled';
-      if (event.type === 'flow.deadline_passed') cancelled ??= "the flow's timeout passed";
+      for (const [type, stop] of STOPPING_EVENTS) if (event.type === type && (cancelled === undefined || cancelled.sparesAlways)) cancelled = stop;
       if (!('task_id' in event) || event.task_id !== item.task_id) continue;
       if ('attempt' in event) attempts = Math.max(attempts, event.attempt);
       if (event.type === 'task.started') started.add(event.attempt);
@@ -259,8 +291,8 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     if (prior?.finished) return;
     // The log may hold a cancel this process never saw (it started after it). A task whose cancel
     // is known gets the cancel as its outcome, and nothing else: not a poison verdict either.
-    if (prior?.cancelled) cancelledFlows.set(item.flow_id, prior.cancelled);
-    const stoppedBecause = await storedStop(item.flow_id);
+    if (prior?.cancelled) stopFlow(item.flow_id, prior.cancelled);
+    const stoppedBecause = await storedStop(item.flow_id, spec);
     if (stoppedBecause !== undefined) {
       await recordCancelled(`${stoppedBecause} before the task started`);
       return;
@@ -294,13 +326,15 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     }
 
     const controller = new AbortController();
-    const flowRunning = running.get(item.flow_id) ?? new Set();
-    flowRunning.add(controller);
+    const flowRunning = running.get(item.flow_id) ?? new Map<AbortController, TaskSpec>();
+    flowRunning.set(controller, spec);
     running.set(item.flow_id, flowRunning);
     // Why the task is being stopped, once its flow's cancel (or deadline) is known here.
     const cancelReason = (): string | undefined =>
-      cancelledFlows.get(item.flow_id) ?? (controller.signal.aborted && !(controller.signal.reason instanceof Interrupted) ? (controller.signal.reason as Error).message : undefined);
+      stopReason(cancelledFlows.get(item.flow_id), spec) ?? (controller.signal.aborted && !(controller.signal.reason instanceof Interrupted) ? (controller.signal.reason as Error).message : undefined);
     const heartbeat = setInterval(() => msg.working(), keepAliveMs);
+    const needed = secretNamesOf(spec);
+    let secrets: Map<string, string> | undefined;
     let attempt = done;
     let lastError: TaskError | undefined;
     let lastDuration = 0;
@@ -331,7 +365,26 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         if (controller.signal.aborted) stopAttempt();
         const timer = timeoutMs !== undefined ? setLongTimeout(() => attemptController.abort(new AttemptTimeout()), timeoutMs) : undefined;
         try {
-          const output = await run({ spec, signal: attemptController.signal, flowId: item.flow_id, taskId: item.task_id, attempt, idempotencyKey: item.idempotency_key });
+          if (secrets === undefined) {
+            secrets = await loadSecrets(needed, async (name) => {
+              try {
+                return await readSecret(name);
+              } catch (error) {
+                throw new InfrastructureError(`could not read secret "${name}": ${(error as Error).message}`);
+              }
+            });
+            if (secrets.size > 0) secretsInUse.set(item.idempotency_key, [...secrets.values()]);
+          }
+          const output = await run({
+            spec: specForAttempt(spec, item.task_id, attempt, secrets),
+            signal: attemptController.signal,
+            flowId: item.flow_id,
+            taskId: item.task_id,
+            attempt,
+            idempotencyKey: item.idempotency_key,
+            upstream: spec.bindings?.tasks ?? {},
+            params: spec.bindings?.params ?? {},
+          });
           // A step that finished after its timeout or cancel (one that ignored SIGTERM) is not a success.
           if (attemptController.signal.aborted) throw attemptController.signal.reason;
           checkOutput(output, eventBudget());
@@ -339,7 +392,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         } catch (error) {
           lastDuration = Date.now() - started;
           // A cancelled task gets its cancel as outcome, no failed attempt before it.
-          if ((cancelReason() ?? (await storedStop(item.flow_id))) !== undefined) throw error;
+          if ((cancelReason() ?? (await storedStop(item.flow_id, spec))) !== undefined) throw error;
           lastError =
             attemptController.signal.reason instanceof AttemptTimeout
               ? { message: `attempt ${attempt} timed out after ${spec.timeout_secs}s`, code: 'TIMEOUT', retryable: true }
@@ -358,7 +411,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
           controller.signal.removeEventListener('abort', stopAttempt);
         }
       }, controller.signal);
-      const cancelled = cancelReason() ?? (await storedStop(item.flow_id));
+      const cancelled = cancelReason() ?? (await storedStop(item.flow_id, spec));
       if (cancelled === undefined) await emit(item, { type: 'task.succeeded', attempt, data: { output, duration_ms: Date.now() - attemptStarted } }, 'outcome');
       else await recordCancelled(`${cancelled} while the task was running`);
     } catch (error) {
@@ -380,6 +433,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         await emit(item, { type: 'task.failed', attempt, data: { error: final, duration_ms: lastDuration } }, 'outcome');
       }
     } finally {
+      secretsInUse.delete(item.idempotency_key);
       clearInterval(heartbeat);
       flowRunning.delete(controller);
       if (flowRunning.size === 0) running.delete(item.flow_id);
@@ -409,8 +463,8 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
             const error = { message: reason, code: 'POISON', retryable: false };
             await emit(
               item,
-              prior.cancelled
-                ? { type: 'task.cancelled', data: { reason: `${prior.cancelled} before the task finished` } }
+              stopReason(prior.cancelled, item.spec) !== undefined
+                ? { type: 'task.cancelled', data: { reason: `${prior.cancelled!.why} before the task finished` } }
                 : { type: 'task.failed', attempt: Math.max(1, deliveries), data: { error, duration_ms: 0 } },
               'outcome',
             );
@@ -442,7 +496,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
       for (const sub of cancelSubs) sub.unsubscribe();
       poisonSub.unsubscribe();
       const interrupt = setLongTimeout(() => {
-        for (const controllers of running.values()) for (const controller of controllers) controller.abort(new Interrupted('executor stopping'));
+        for (const controllers of running.values()) for (const controller of controllers.keys()) controller.abort(new Interrupted('executor stopping'));
       }, shutdownGraceMs);
       try {
         await loop.stop();

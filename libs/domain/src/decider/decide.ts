@@ -1,6 +1,10 @@
 import type { EventDraft, FlowEvent } from '../events/catalogue.js';
+import { DEFAULT_TRIGGER_RULE } from '../flow/definition.js';
+import { prepareTask } from './prepare.js';
+import { triggerVerdict } from './trigger-rules.js';
 import {
-  BLOCKING_TASK_STATUSES,
+  FAILED_TASK_STATUSES,
+  FAILING_TASK_STATUSES,
   TERMINAL_FLOW_STATUSES,
   TERMINAL_TASK_STATUSES,
   type FlowState,
@@ -17,13 +21,14 @@ import {
  */
 export function decide(state: FlowState | null, event: FlowEvent): EventDraft[] {
   if (state === null || TERMINAL_FLOW_STATUSES.has(state.status)) return [];
-  return plan(state, affectedBy(state, event));
+  const failure = (event.type === 'task.failed' || event.type === 'task.timed_out') && state.definition.fail_fast ? event.task_id : undefined;
+  return plan(state, affectedBy(state, event), failure);
 }
 
 /** Decisions from the state alone, looking at every task: used after rebuilding a flow from its log. */
 export function decideAll(state: FlowState | null): EventDraft[] {
   if (state === null || TERMINAL_FLOW_STATUSES.has(state.status)) return [];
-  return plan(state, state.order);
+  return plan(state, state.order, state.definition.fail_fast ? state.order.find((id) => FAILING_TASK_STATUSES.has(state.tasks[id]!.status)) : undefined);
 }
 
 function affectedBy(state: FlowState, event: FlowEvent): readonly string[] {
@@ -32,11 +37,13 @@ function affectedBy(state: FlowState, event: FlowEvent): readonly string[] {
     case 'flow.started':
     case 'flow.cancel_requested':
     case 'flow.deadline_passed':
+    case 'flow.fail_fast':
       return state.order;
     case 'task.succeeded':
     case 'task.failed':
     case 'task.timed_out':
     case 'task.skipped':
+    case 'task.upstream_failed':
     case 'task.cancelled':
       return state.dependents[event.task_id] ?? [];
     case 'task.ready':
@@ -49,17 +56,36 @@ function affectedBy(state: FlowState, event: FlowEvent): readonly string[] {
   }
 }
 
-function plan(state: FlowState, candidates: readonly string[]): EventDraft[] {
+function plan(state: FlowState, candidates: readonly string[], failure?: string): EventDraft[] {
   const flowId = state.flow_id;
   const drafts: EventDraft[] = [];
   if (state.status === 'submitted') drafts.push({ key: `${flowId}:flow.started`, type: 'flow.started', flow_id: flowId, data: {} });
+  const failFast = failure !== undefined ? failFastBy(state, failure) : undefined;
+  if (failFast !== undefined) {
+    // Everything else is decided once the flow.fail_fast event is folded: one round, one reason.
+    drafts.push(failFast);
+    return drafts;
+  }
 
   // Statuses this decision round moves tasks to, before their events exist.
   const decided = new Map<string, TaskStatus>();
   const statusOf = (id: string): TaskStatus => decided.get(id) ?? state.tasks[id]!.status;
-  const cancelling = state.status === 'cancelling';
+  const stopping = state.status === 'cancelling';
   const queue = [...candidates];
   const queued = new Set(queue);
+  const revisit = (id: string) => {
+    for (const next of state.dependents[id] ?? []) {
+      if (!queued.has(next)) {
+        queued.add(next);
+        queue.push(next);
+      }
+    }
+  };
+  const settle = (id: string, status: TaskStatus, draft: EventDraft) => {
+    decided.set(id, status);
+    drafts.push(draft);
+    revisit(id);
+  };
 
   for (let i = 0; i < queue.length; i++) {
     const id = queue[i]!;
@@ -67,10 +93,11 @@ function plan(state: FlowState, candidates: readonly string[]): EventDraft[] {
     if (task === undefined) continue;
     const status = statusOf(id);
 
-    if (cancelling) {
+    // A fail-fast flow spares its `always` tasks (cleanup): they run once their dependencies end.
+    const spared = state.fail_fast_at !== undefined && state.cancel_requested_at === undefined && task.spec.trigger_rule === 'always';
+    if (stopping && !spared) {
       if (status === 'pending' || status === 'ready' || status === 'dispatched') {
-        decided.set(id, 'cancelled');
-        drafts.push({
+        settle(id, 'cancelled', {
           key: `${flowId}:${id}:task.cancelled`,
           type: 'task.cancelled',
           flow_id: flowId,
@@ -83,23 +110,51 @@ function plan(state: FlowState, candidates: readonly string[]): EventDraft[] {
     if (status !== 'pending') continue;
 
     const deps = task.spec.depends_on;
-    const blockers = deps.filter((d) => BLOCKING_TASK_STATUSES.has(statusOf(d)));
-    if (blockers.length > 0) {
-      decided.set(id, 'skipped');
-      drafts.push({
+    const verdict = triggerVerdict(task.spec.trigger_rule, deps.map(statusOf));
+    if (verdict === 'wait') continue;
+    if (verdict === 'upstream_failed' || verdict === 'skip') {
+      const upstream = deps.filter((d) => (verdict === 'skip' ? statusOf(d) === 'skipped' || statusOf(d) === 'succeeded' : FAILED_TASK_STATUSES.has(statusOf(d))));
+      const because = `upstream ${listed(upstream.map((b) => `"${b}" ${statusOf(b)}`))}`;
+      const rule = task.spec.trigger_rule ?? DEFAULT_TRIGGER_RULE;
+      if (verdict === 'upstream_failed') {
+        settle(id, 'upstream_failed', {
+          key: `${flowId}:${id}:task.upstream_failed`,
+          type: 'task.upstream_failed',
+          flow_id: flowId,
+          task_id: id,
+          data: { reason: because, upstream: upstream.slice(0, MAX_LISTED_IDS) },
+        });
+      } else {
+        settle(id, 'skipped', {
+          key: `${flowId}:${id}:task.skipped`,
+          type: 'task.skipped',
+          flow_id: flowId,
+          task_id: id,
+          data: { reason: `trigger rule ${rule} does not hold: ${because}`, upstream: upstream.slice(0, MAX_LISTED_IDS) },
+        });
+      }
+      continue;
+    }
+
+    const prepared = prepareTask(state, task);
+    if (prepared.kind === 'skip') {
+      settle(id, 'skipped', {
         key: `${flowId}:${id}:task.skipped`,
         type: 'task.skipped',
         flow_id: flowId,
         task_id: id,
-        data: { reason: `upstream ${listed(blockers.map((b) => `"${b}" ${statusOf(b)}`))}`, upstream: blockers.slice(0, MAX_LISTED_IDS) },
+        data: { reason: 'condition is false', condition: prepared.condition },
       });
-      for (const next of state.dependents[id] ?? []) {
-        if (!queued.has(next)) {
-          queued.add(next);
-          queue.push(next);
-        }
-      }
-    } else if (deps.every((d) => statusOf(d) === 'succeeded')) {
+    } else if (prepared.kind === 'fail') {
+      settle(id, 'failed', {
+        key: `${flowId}:${id}:task.failed`,
+        type: 'task.failed',
+        flow_id: flowId,
+        task_id: id,
+        attempt: 1,
+        data: { error: prepared.error, duration_ms: 0 },
+      });
+    } else {
       decided.set(id, 'ready');
       drafts.push({
         key: `${flowId}:${id}:task.ready`,
@@ -107,10 +162,10 @@ function plan(state: FlowState, candidates: readonly string[]): EventDraft[] {
         flow_id: flowId,
         task_id: id,
         data: {
-          queue: task.spec.queue,
-          priority: task.spec.priority,
-          ...(task.spec.concurrency_key !== undefined && { concurrency_key: task.spec.concurrency_key }),
-          spec: task.spec,
+          queue: prepared.spec.queue,
+          priority: prepared.spec.priority,
+          ...(prepared.spec.concurrency_key !== undefined && { concurrency_key: prepared.spec.concurrency_key }),
+          spec: prepared.spec,
         },
       });
     }
@@ -119,6 +174,18 @@ function plan(state: FlowState, candidates: readonly string[]): EventDraft[] {
   const finished = [...decided.values()].filter((s) => TERMINAL_TASK_STATUSES.has(s)).length;
   if (state.terminal_count + finished === state.order.length) drafts.push(completion(state, statusOf));
   return drafts;
+}
+
+/** The fail_fast decision, when `taskId` failed in a fail-fast flow still running. */
+function failFastBy(state: FlowState, taskId: string): EventDraft | undefined {
+  const status = state.tasks[taskId]?.status;
+  if (!state.definition.fail_fast || state.status !== 'running' || status === undefined || !FAILING_TASK_STATUSES.has(status)) return undefined;
+  return {
+    key: `${state.flow_id}:flow.fail_fast`,
+    type: 'flow.fail_fast',
+    flow_id: state.flow_id,
+    data: { task_id: taskId, reason: `fail_fast: task "${taskId}" ${status === 'failed' ? 'failed' : 'timed out'}` },
+  };
 }
 
 /**
@@ -153,7 +220,7 @@ function completion(state: FlowState, statusOf: (id: string) => TaskStatus): Eve
       },
     };
   }
-  if (state.status === 'cancelling') {
+  if (state.status === 'cancelling' && state.fail_fast_at === undefined) {
     return {
       key: `${flowId}:flow.cancelled`,
       type: 'flow.cancelled',
@@ -161,14 +228,20 @@ function completion(state: FlowState, statusOf: (id: string) => TaskStatus): Eve
       data: { reason: state.cancel_reason ?? 'cancelled on request', succeeded, total },
     };
   }
-  const failed = state.order.filter((id) => {
+  // A flow's outcome is decided by what failed, not by its last tasks: a cleanup task that
+  // succeeds after a failure does not make the flow succeed.
+  const failing = state.order.filter((id) => FAILING_TASK_STATUSES.has(statusOf(id)));
+  const consequences = state.order.filter((id) => {
     const s = statusOf(id);
-    return s === 'failed' || s === 'timed_out' || s === 'cancelled';
+    return FAILED_TASK_STATUSES.has(s) && !FAILING_TASK_STATUSES.has(s);
   });
-  if (failed.length === 0) {
+  if (failing.length === 0 && consequences.length === 0) {
     return { key: `${flowId}:flow.succeeded`, type: 'flow.succeeded', flow_id: flowId, data: { succeeded, total } };
   }
+  const failed = failing.length > 0 ? failing : consequences;
   const skipped = state.order.filter((id) => statusOf(id) === 'skipped');
+  const upstreamFailed = state.order.filter((id) => statusOf(id) === 'upstream_failed');
+  const summary = `${failed.length} task${failed.length === 1 ? '' : 's'} failed: ${listed(failed)}`;
   return {
     key: `${flowId}:flow.failed`,
     type: 'flow.failed',
@@ -176,9 +249,10 @@ function completion(state: FlowState, statusOf: (id: string) => TaskStatus): Eve
     data: {
       failed_tasks: failed.slice(0, MAX_LISTED_IDS),
       skipped_tasks: skipped.slice(0, MAX_LISTED_IDS),
+      ...(upstreamFailed.length > 0 && { upstream_failed_tasks: upstreamFailed.slice(0, MAX_LISTED_IDS) }),
       succeeded,
       total,
-      reason: `${failed.length} task${failed.length === 1 ? '' : 's'} failed: ${listed(failed)}`,
+      reason: state.fail_fast_at !== undefined ? `${state.cancel_reason}; ${summary}` : summary,
     },
   };
 }

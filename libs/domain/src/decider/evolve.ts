@@ -88,6 +88,11 @@ function apply(state: FlowState, event: FlowEvent): void {
       }
       return;
     case 'flow.cancel_requested':
+      // A cancel during fail_fast is recorded: it also stops the `always` tasks fail_fast spares.
+      if (state.status === 'cancelling' && state.fail_fast_at !== undefined && state.cancel_requested_at === undefined) {
+        state.cancel_requested_at = event.time;
+        return;
+      }
       if (!TERMINAL_FLOW_STATUSES.has(state.status) && state.status !== 'cancelling') {
         state.status = 'cancelling';
         state.cancel_requested_at = event.time;
@@ -99,6 +104,13 @@ function apply(state: FlowState, event: FlowEvent): void {
         state.status = 'cancelling';
         state.deadline_passed_at = event.time;
         state.cancel_reason = `the flow's timeout of ${event.data.timeout_secs}s passed`;
+      }
+      return;
+    case 'flow.fail_fast':
+      if (!TERMINAL_FLOW_STATUSES.has(state.status) && state.status !== 'cancelling') {
+        state.status = 'cancelling';
+        state.fail_fast_at = event.time;
+        state.cancel_reason = event.data.reason;
       }
       return;
     case 'flow.succeeded':
@@ -185,8 +197,18 @@ function apply(state: FlowState, event: FlowEvent): void {
     case 'task.skipped':
       withTask(state, event.task_id, (task) => {
         if (!finish(state, task, 'skipped', event.time)) return;
-        task.skipped_because = event.data.upstream;
+        const { condition, upstream, reason } = event.data;
+        task.reason = reason;
+        if (upstream !== undefined) task.upstream = upstream;
+        if (condition !== undefined) task.condition = condition;
+        task.output = condition !== undefined ? { skipped: true, condition } : { skipped: true, reason };
+      });
+      return;
+    case 'task.upstream_failed':
+      withTask(state, event.task_id, (task) => {
+        if (!finish(state, task, 'upstream_failed', event.time)) return;
         task.reason = event.data.reason;
+        task.upstream = event.data.upstream;
       });
       return;
     case 'task.cancelled':

@@ -10,6 +10,7 @@ export type TaskStatus =
   | 'failed'
   | 'timed_out'
   | 'skipped'
+  | 'upstream_failed'
   | 'cancelled';
 
 export type FlowStatus = 'submitted' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
@@ -20,10 +21,13 @@ export const TERMINAL_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set([
   'failed',
   'timed_out',
   'skipped',
+  'upstream_failed',
   'cancelled',
 ]);
-/** A task in one of these states stops everything downstream of it. */
-export const BLOCKING_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set(['failed', 'timed_out', 'skipped', 'cancelled']);
+/** What trigger rules count as a failed dependency. */
+export const FAILED_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set(['failed', 'timed_out', 'upstream_failed', 'cancelled']);
+/** Statuses that make a flow fail: its own failures, not their consequences downstream. */
+export const FAILING_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set(['failed', 'timed_out']);
 export const TERMINAL_FLOW_STATUSES: ReadonlySet<FlowStatus> = new Set(['succeeded', 'failed', 'cancelled']);
 
 /** Rank of each task status: a transition only ever moves forward, which makes old events harmless. */
@@ -36,6 +40,7 @@ export const TASK_STATUS_RANK: Record<TaskStatus, number> = {
   failed: 4,
   timed_out: 4,
   skipped: 4,
+  upstream_failed: 4,
   cancelled: 4,
 };
 
@@ -66,8 +71,10 @@ export interface TaskState {
   reused?: boolean;
   /** Why a ready task is waiting for the dispatcher (set by task.throttled, cleared on dispatch). */
   waiting_reason?: 'rate' | 'concurrency' | 'key_concurrency';
-  /** Upstream tasks whose failure skipped this one. */
-  skipped_because?: string[];
+  /** Upstream tasks whose failure (upstream_failed) or skip (skipped by a trigger rule) decided this one. */
+  upstream?: string[];
+  /** The condition that was false, for a task skipped by it. */
+  condition?: string;
   reason?: string;
 }
 
@@ -88,6 +95,8 @@ export interface FlowState {
   cancel_reason?: string;
   /** The flow's timeout passed: once its tasks have wound down it fails with FLOW_TIMEOUT. */
   deadline_passed_at?: string;
+  /** A task failed in a fail_fast flow: everything else winds down (but `always` tasks) and the flow fails. */
+  fail_fast_at?: string;
   error?: string;
   idempotency_key?: string;
   lineage?: { kind: 'rerun' | 'fork'; parent_flow_id: string; at_seq: number };

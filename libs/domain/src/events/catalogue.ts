@@ -97,6 +97,8 @@ export const FlowFailed = envelope(
   z.object({
     failed_tasks: z.array(TaskId),
     skipped_tasks: z.array(TaskId),
+    /** Tasks that never ran because of the failures. */
+    upstream_failed_tasks: z.array(TaskId).optional(),
     succeeded: z.number().int(),
     total: z.number().int(),
     reason: z.string(),
@@ -116,6 +118,11 @@ export const FlowDeadlinePassed = envelope(
   z.object({ timeout_secs: z.number().positive() }),
   flowScope,
 );
+/**
+ * A task failed in a flow submitted with `fail_fast`: its unfinished tasks are cancelled (running
+ * steps stopped) except those whose trigger rule is `always`, and the flow then fails.
+ */
+export const FlowFailFast = envelope('flow.fail_fast', z.object({ task_id: TaskId, reason: z.string() }), flowScope);
 export const FlowCancelled = envelope(
   'flow.cancelled',
   z.object({ reason: z.string(), succeeded: z.number().int(), total: z.number().int() }),
@@ -171,8 +178,19 @@ export const TaskTimedOut = envelope(
   z.object({ timeout_ms: z.number().min(0), error: TaskError }),
   attemptScope,
 );
+/**
+ * The task will not run and that is not a failure: its condition was false (`condition` says which),
+ * or its trigger rule decided so from skipped or succeeded dependencies (`upstream` names them).
+ * Its output is `{ skipped: true, condition }` or `{ skipped: true, reason }`.
+ */
 export const TaskSkipped = envelope(
   'task.skipped',
+  z.object({ reason: z.string(), condition: z.string().optional(), upstream: z.array(TaskId).optional() }),
+  taskScope,
+);
+/** The task can never run because dependencies it needed failed, timed out or were cancelled (`upstream`). */
+export const TaskUpstreamFailed = envelope(
+  'task.upstream_failed',
   z.object({ reason: z.string(), upstream: z.array(TaskId) }),
   taskScope,
 );
@@ -185,6 +203,7 @@ export const FlowEvent = z.discriminatedUnion('type', [
   FlowFailed,
   FlowCancelRequested,
   FlowDeadlinePassed,
+  FlowFailFast,
   FlowCancelled,
   FlowDerived,
   TaskReady,
@@ -197,6 +216,7 @@ export const FlowEvent = z.discriminatedUnion('type', [
   TaskFailed,
   TaskTimedOut,
   TaskSkipped,
+  TaskUpstreamFailed,
   TaskCancelled,
 ]);
 export type FlowEvent = z.infer<typeof FlowEvent>;
@@ -211,6 +231,7 @@ export const TERMINAL_TASK_EVENTS = new Set<EventType>([
   'task.failed',
   'task.timed_out',
   'task.skipped',
+  'task.upstream_failed',
   'task.cancelled',
 ]);
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX_ID_LENGTH, SAFE_TOKEN } from '../ids.js';
 import {
+  MAX_BACKOFF_DELAY_MS,
   MAX_BACKOFF_MULTIPLIER,
   MAX_BURST,
   MAX_CONCURRENCY,
@@ -19,10 +20,20 @@ import { backoffMs, bounded, durationSecs, wholeNumber } from './numbers.js';
 const idMessage =
   'may only contain letters, digits, "-" and "_" (at most 128 characters), because it becomes part of NATS subjects and KV keys';
 
-export const TaskId = z.string().min(1, 'must not be empty').max(MAX_ID_LENGTH, idMessage).regex(SAFE_TOKEN, idMessage);
+/**
+ * Any text Tasked allows ("build.linux", "gen/x"), without control characters. Where an id must be
+ * a single subject or key token it is encoded (see `taskKeyToken`), so users are not restricted.
+ */
+export const TaskId = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(MAX_ID_LENGTH, `must be at most ${MAX_ID_LENGTH} characters`)
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters (newlines, tabs, ...)');
 export const QueueName = z.string().min(1, 'must not be empty').max(64, idMessage).regex(SAFE_TOKEN, idMessage);
 
 export const BACKOFF_TYPES = ['exponential', 'fixed', 'linear'] as const;
+/** Tasked's spellings also include `exponential_jitter` (exponential with jitter on). */
+const BACKOFF_SPELLINGS = [...BACKOFF_TYPES, 'exponential_jitter'] as const;
 
 export const Backoff = z.strictObject({
   type: z.enum(BACKOFF_TYPES),
@@ -33,13 +44,17 @@ export const Backoff = z.strictObject({
 });
 export type Backoff = z.infer<typeof Backoff>;
 
+/** Tasked's default: exponential from 1 s, doubling, no jitter; capped only by the one-day bound. */
 export const DEFAULT_BACKOFF: Backoff = {
   type: 'exponential',
-  initial_delay_ms: 500,
-  max_delay_ms: 30_000,
+  initial_delay_ms: 1000,
+  max_delay_ms: MAX_BACKOFF_DELAY_MS,
   multiplier: 2,
-  jitter: true,
+  jitter: false,
 };
+/** Tasked's defaults for a task whose flow and queue say nothing. */
+export const DEFAULT_RETRIES = 3;
+export const DEFAULT_TIMEOUT_SECS = 300;
 
 const backoffFields = {
   initial_delay_ms: backoffMs().optional(),
@@ -50,45 +65,49 @@ const backoffFields = {
 };
 const TaggedFields = z.strictObject(backoffFields);
 
+type BackoffSpelling = (typeof BACKOFF_SPELLINGS)[number];
+const spelled = (spelling: BackoffSpelling): { type: Backoff['type']; jitter?: boolean } =>
+  spelling === 'exponential_jitter' ? { type: 'exponential', jitter: true } : { type: spelling };
+
 /**
  * Accepted spellings: "exponential"; { "type": "fixed", "delay_ms": 200 };
- * and the externally tagged form { "exponential": { "initial_delay_ms": 100 } }.
+ * and Tasked's externally tagged forms { "exponential": { "initial_delay_ms": 100 } },
+ * { "exponential_jitter": { ... } }, { "fixed": { "delay_ms": 200 } }.
  * Each object form refuses the others' keys outright, so a mistake inside one is reported at its
  * field rather than as "matches none of the forms".
  */
 export const BackoffInput = z
   .union(
     [
-      z.enum(BACKOFF_TYPES, { error: `must be one of ${BACKOFF_TYPES.join(', ')} or an object` }),
+      z.enum(BACKOFF_SPELLINGS, { error: `must be one of ${BACKOFF_SPELLINGS.join(', ')} or an object` }),
       z.strictObject({
-        type: z.enum(BACKOFF_TYPES, { error: `must be one of ${BACKOFF_TYPES.join(', ')}` }).optional(),
+        type: z.enum(BACKOFF_SPELLINGS, { error: `must be one of ${BACKOFF_SPELLINGS.join(', ')}` }).optional(),
         ...backoffFields,
         exponential: z.never().optional(),
+        exponential_jitter: z.never().optional(),
         fixed: z.never().optional(),
         linear: z.never().optional(),
       }),
       z.strictObject({ exponential: TaggedFields }),
+      z.strictObject({ exponential_jitter: TaggedFields }),
       z.strictObject({ fixed: TaggedFields }),
       z.strictObject({ linear: TaggedFields }),
     ],
-    { error: `must be one of ${BACKOFF_TYPES.join(', ')} or an object` },
+    { error: `must be one of ${BACKOFF_SPELLINGS.join(', ')} or an object` },
   )
   .transform((input): Backoff => {
-    if (typeof input === 'string') return { ...DEFAULT_BACKOFF, type: input };
-    const [type, fields] =
-      'exponential' in input && input.exponential
-        ? (['exponential', input.exponential] as const)
-        : 'fixed' in input && input.fixed
-          ? (['fixed', input.fixed] as const)
-          : 'linear' in input && input.linear
-            ? (['linear', input.linear] as const)
-            : ([('type' in input && input.type) || DEFAULT_BACKOFF.type, input as z.infer<typeof TaggedFields>] as const);
+    if (typeof input === 'string') return { ...DEFAULT_BACKOFF, ...spelled(input) };
+    const tagged = BACKOFF_SPELLINGS.find((name) => name in input && (input as Record<string, unknown>)[name] !== undefined);
+    const [form, fields] =
+      tagged !== undefined
+        ? [spelled(tagged), (input as Record<string, z.infer<typeof TaggedFields>>)[tagged]!]
+        : [spelled(('type' in input && input.type) || DEFAULT_BACKOFF.type), input as z.infer<typeof TaggedFields>];
     return {
-      type,
+      type: form.type,
       initial_delay_ms: fields.initial_delay_ms ?? fields.delay_ms ?? DEFAULT_BACKOFF.initial_delay_ms,
       max_delay_ms: fields.max_delay_ms ?? DEFAULT_BACKOFF.max_delay_ms,
       multiplier: fields.multiplier ?? DEFAULT_BACKOFF.multiplier,
-      jitter: fields.jitter ?? DEFAULT_BACKOFF.jitter,
+      jitter: fields.jitter ?? form.jitter ?? DEFAULT_BACKOFF.jitter,
     };
   });
 
@@ -126,8 +145,20 @@ const RecordedQueuePolicy = z.strictObject({
 
 export const DEFAULT_QUEUE = 'default';
 
+/**
+ * When a task runs relative to its dependencies (Airflow's vocabulary). "Failed" below means failed,
+ * timed out, upstream_failed or cancelled; "done" means any terminal status.
+ */
+export const TRIGGER_RULES = ['none_failed', 'all_success', 'all_done', 'one_success', 'one_failed', 'all_failed', 'none_skipped', 'always'] as const;
+export type TriggerRule = (typeof TRIGGER_RULES)[number];
+/** Tasked's rule: every dependency succeeded or was skipped by its condition. */
+export const DEFAULT_TRIGGER_RULE: TriggerRule = 'none_failed';
+
+/** A flow's `params`: a JSON object its tasks read as `${params.<name>}` and `params.<name>` in expressions. */
+export const FlowParams = z.record(z.string(), z.unknown(), { error: 'must be a JSON object of named values' });
+
 /** A task as the user writes it (Tasked-compatible). `executor`'s config is checked separately. */
-export const TaskInput = z.strictObject({
+export const TaskInput = z.object({
   id: TaskId,
   name: z.string().max(200).optional(),
   description: z.string().max(2000).optional(),
@@ -142,10 +173,11 @@ export const TaskInput = z.strictObject({
   concurrency_key: z.string().min(1).max(128).optional(),
   input: z.unknown().optional(),
   condition: z.string().max(MAX_CONDITION_LENGTH, `must be at most ${MAX_CONDITION_LENGTH} characters`).optional(),
+  trigger_rule: z.enum(TRIGGER_RULES, { error: `must be one of ${TRIGGER_RULES.join(', ')}` }).optional(),
 });
 export type TaskInput = z.input<typeof TaskInput>;
 
-export const FlowInput = z.strictObject({
+export const FlowInput = z.object({
   name: z.string().max(200).optional(),
   description: z.string().max(2000).optional(),
   queue: QueueName.optional(),
@@ -159,6 +191,9 @@ export const FlowInput = z.strictObject({
   timeout_secs: durationSecs('flow may run').optional(),
   /** The policy of the flow's queue, set (replaced) at submission as Tasked's MCP does. */
   queue_config: QueuePolicyInput.optional(),
+  /** Tasked's flag: the first task failure cancels everything still pending or running. */
+  fail_fast: z.boolean().optional(),
+  params: FlowParams.optional(),
   tasks: z.array(z.unknown()).min(1, 'a flow needs at least one task'),
 });
 
@@ -185,6 +220,20 @@ export const TaskSpec = z.object({
   concurrency_key: z.string().optional(),
   input: z.unknown().optional(),
   condition: z.string().optional(),
+  /** Unset means DEFAULT_TRIGGER_RULE. */
+  trigger_rule: z.enum(TRIGGER_RULES).optional(),
+  /**
+   * Set by the planner in `task.ready` for steps that read upstream data directly (transform): the
+   * outputs and params the step sees, so the history records exactly what it received.
+   */
+  bindings: z
+    .object({ tasks: z.record(TaskId, z.object({ output: z.unknown() })), params: z.unknown(), flow: z.object({ id: z.string() }) })
+    .optional(),
+  /**
+   * Set by the planner in `task.ready`: paths of strings in `config` and `input` that name run-time
+   * references (`${task.…}`, `${secrets.…}`), which the executor resolves whole at each attempt.
+   */
+  run_time_strings: z.array(z.array(z.union([z.string(), z.number()]))).optional(),
 });
 export type TaskSpec = z.infer<typeof TaskSpec>;
 
@@ -195,6 +244,10 @@ export const FlowDefinition = z.object({
   labels: z.record(z.string(), z.string()).optional(),
   timeout_secs: z.number().positive().optional(),
   queue_config: RecordedQueuePolicy.optional(),
+  fail_fast: z.boolean().optional(),
+  params: z.record(z.string(), z.unknown()).optional(),
+  /** Fields of the submission Taskstream ignored, each named, so the history says so. */
+  warnings: z.array(z.string()).optional(),
   tasks: z.array(TaskSpec).min(1),
 });
 export type FlowDefinition = z.infer<typeof FlowDefinition>;

@@ -46,8 +46,8 @@ export const MAX_NESTING_DEPTH = 64;
 export const MAX_LABELS = 64;
 export const MAX_LABEL_KEY_LENGTH = 128;
 export const MAX_LABEL_VALUE_LENGTH = 256;
-/** Tasked's scripting engine refuses longer strings. */
-export const MAX_CONDITION_LENGTH = 10_000;
+/** A condition's CEL source (Tasked's Rhai allowed 10,000 characters; no real condition comes near). */
+export const MAX_CONDITION_LENGTH = 4096;
 
 /**
  * What a rejection lists: at most MAX_PROBLEMS problems, then one saying how many more there are,

@@ -2,8 +2,10 @@ import { CST, Parser, parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { MAX_ID_LENGTH } from '../ids.js';
 import { DEFAULT_QUEUE, FlowInput, TaskInput, type FlowDefinition, type TaskSpec } from './definition.js';
-import { EXECUTOR_CONFIGS, EXECUTOR_NAMES, isExecutorName, type DelayConfig } from './executors.js';
+import { findReferences, RESERVED_ENV_PREFIXES } from '../expressions/index.js';
+import { EXECUTOR_CONFIGS, isExecutorName, unknownExecutorMessage, type DelayConfig } from './executors.js';
 import { findCycles } from './graph.js';
+import { checkReferences } from './references-check.js';
 import { MAX_NESTING_DEPTH, MAX_PROBLEMS, MAX_PROBLEMS_BYTES } from './limits.js';
 
 /** One thing wrong with a submitted flow: where (a JSON path such as `tasks[2].depends_on[0]`) and what to do. */
@@ -12,7 +14,8 @@ export interface Problem {
   message: string;
 }
 
-export type FlowParseResult = { ok: true; flow: FlowDefinition } | { ok: false; problems: Problem[] };
+/** `warnings` name the fields Taskstream ignored (also recorded, as text, in `flow.warnings`). */
+export type FlowParseResult = { ok: true; flow: FlowDefinition; warnings: Problem[] } | { ok: false; problems: Problem[] };
 
 type Segment = string | number;
 
@@ -260,6 +263,8 @@ export function validateFlow(input: unknown): FlowParseResult {
     if (!Array.isArray(rawTasks)) return problems.result();
   }
   const flowFields = flowResult.success ? flowResult.data : undefined;
+  const warnings = new Warnings();
+  warnings.unknownFields(input, FLOW_FIELDS, [], FLOW_FIELD_NOTES);
   const rawTasks = (flowFields?.tasks ?? (input as { tasks: unknown[] }).tasks) as unknown[];
   const flowQueue = flowFields?.queue ?? DEFAULT_QUEUE;
 
@@ -272,6 +277,7 @@ export function validateFlow(input: unknown): FlowParseResult {
       return;
     }
     const task = parsed.data;
+    warnings.unknownFields(raw, TASK_FIELDS, ['tasks', index], TASK_FIELD_NOTES);
     const previous = firstIndexOf.get(task.id);
     if (previous !== undefined) {
       problems.add(['tasks', index, 'id'], `duplicate task id ${quote(task.id)} (also used by tasks[${previous}]); give every task its own id`);
@@ -282,11 +288,18 @@ export function validateFlow(input: unknown): FlowParseResult {
 
     let config: Record<string, unknown> = {};
     if (!isExecutorName(task.executor)) {
-      problems.add(['tasks', index, 'executor'], `unknown executor ${quote(task.executor)}; use one of ${EXECUTOR_NAMES.join(', ')}`);
+      problems.add(['tasks', index, 'executor'], unknownExecutorMessage(task.executor));
     } else {
-      const configResult = EXECUTOR_CONFIGS[task.executor].safeParse(task.config ?? {}, WITH_INPUT);
-      if (!configResult.success) problems.addZod(configResult.error, ['tasks', index, 'config']);
-      else config = configResult.data as Record<string, unknown>;
+      const given = task.config ?? {};
+      const configResult = EXECUTOR_CONFIGS[task.executor].safeParse(given, WITH_INPUT);
+      if (configResult.success) config = configResult.data as Record<string, unknown>;
+      else {
+        // A value that is a reference is judged once resolved, by the planner; the rest now.
+        const judged = configResult.error.issues.filter((issue) => !holdsReference(given, issue.path));
+        if (judged.length > 0) problems.addZod({ issues: judged } as z.ZodError, ['tasks', index, 'config']);
+        else config = given as Record<string, unknown>;
+      }
+      checkReservedEnv(given, ['tasks', index, 'config'], problems);
       if (configResult.success && task.executor === 'delay') {
         // As Tasked does, but at submission: a delay its timeout would cut short can only fail.
         const ownTimeout = task.timeout_secs;
@@ -316,6 +329,7 @@ export function validateFlow(input: unknown): FlowParseResult {
       ...(task.concurrency_key !== undefined && { concurrency_key: task.concurrency_key }),
       ...(task.input !== undefined && { input: task.input }),
       ...(task.condition !== undefined && { condition: task.condition }),
+      ...(task.trigger_rule !== undefined && { trigger_rule: task.trigger_rule }),
     });
   });
 
@@ -342,6 +356,8 @@ export function validateFlow(input: unknown): FlowParseResult {
     problems.add(['tasks', firstIndexOf.get(cycle[0]!)!, 'depends_on'], `dependency cycle ${describeCycle(cycle)}; a flow must be acyclic, so remove one of these dependencies`);
   }
 
+  if (problems.none) checkReferences(tasks, (id) => firstIndexOf.get(id)!, flowFields?.params, (path, message) => problems.add(path, message));
+
   if (!problems.none) return problems.result();
   return {
     ok: true,
@@ -352,9 +368,64 @@ export function validateFlow(input: unknown): FlowParseResult {
       ...(flowFields?.labels !== undefined && { labels: flowFields.labels }),
       ...(flowFields?.timeout_secs !== undefined && { timeout_secs: flowFields.timeout_secs }),
       ...(flowFields?.queue_config !== undefined && { queue_config: flowFields.queue_config }),
+      ...(flowFields?.fail_fast !== undefined && { fail_fast: flowFields.fail_fast }),
+      ...(flowFields?.params !== undefined && { params: flowFields.params }),
+      ...(warnings.list.length > 0 && { warnings: warnings.list.map((w) => `${w.path}: ${w.message}`) }),
       tasks,
     },
+    warnings: warnings.list,
   };
+}
+
+const FLOW_FIELDS = new Set(Object.keys(FlowInput.shape));
+const TASK_FIELDS = new Set(Object.keys(TaskInput.shape));
+/** What Taskstream does instead, for fields Tasked knows and Taskstream does not. */
+const FLOW_FIELD_NOTES: Record<string, string> = {
+  webhooks: "Taskstream does not call webhooks; watch the flow's events over WebSocket or GET /api/v1/flows/{id}/events instead",
+};
+const TASK_FIELD_NOTES: Record<string, string> = {
+  spawn_output: 'Taskstream has no spawn executor yet',
+};
+const MAX_WARNINGS = 20;
+
+/** Fields a submission carries that Taskstream ignores, as Tasked ignores unknown fields, but never silently. */
+class Warnings {
+  readonly list: Problem[] = [];
+  private unlisted = 0;
+
+  unknownFields(raw: unknown, known: ReadonlySet<string>, at: ReadonlyArray<PropertyKey>, notes: Record<string, string>): void {
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return;
+    for (const key of Object.keys(raw)) {
+      if (known.has(key)) continue;
+      const note = Object.hasOwn(notes, key) ? `: ${notes[key]}` : '; remove it or check its spelling';
+      this.add({ path: clip(formatPath([...at, key]), MAX_PATH_CHARS), message: clip(`unknown field ${quote(key)} ignored${note}`, MAX_MESSAGE_CHARS) });
+    }
+  }
+
+  private add(warning: Problem): void {
+    if (this.list.length < MAX_WARNINGS) this.list.push(warning);
+    else if (this.unlisted++ === 0) this.list.push({ path: '$', message: 'and more unknown fields, not listed' });
+  }
+}
+
+/** Whether the value at `path` in `config` is a string holding a reference. */
+function holdsReference(config: unknown, path: ReadonlyArray<PropertyKey>): boolean {
+  let value: unknown = config;
+  for (const part of path) {
+    if (value === null || typeof value !== 'object') return false;
+    value = (value as Record<PropertyKey, unknown>)[part];
+  }
+  return typeof value === 'string' && findReferences(value).references.length > 0;
+}
+
+/** Environment names the engine sets for references may not be set by hand. */
+function checkReservedEnv(config: unknown, at: ReadonlyArray<PropertyKey>, problems: Problems): void {
+  const env = (config as { env?: unknown } | null)?.env;
+  if (env === null || typeof env !== 'object') return;
+  for (const name of Object.keys(env)) {
+    const prefix = RESERVED_ENV_PREFIXES.find((p) => name.startsWith(p));
+    if (prefix !== undefined) problems.add([...at, 'env', name], `names starting with ${prefix} are set by Taskstream for references; rename the variable`);
+  }
 }
 
 function rawTaskIds(rawTasks: unknown[]): Set<string> {

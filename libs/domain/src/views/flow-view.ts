@@ -62,9 +62,12 @@ export interface TaskView {
   duration_ms?: number;
   error?: TaskError;
   output?: unknown;
-  skipped_because?: string[];
-  /** Set when `skipped_because` lists only the first VIEW_TASK_IDS of them. */
-  skipped_because_total?: number;
+  /** The dependencies that made it upstream_failed, or skipped by its trigger rule. */
+  upstream?: string[];
+  /** Set when `upstream` lists only the first VIEW_TASK_IDS of them. */
+  upstream_total?: number;
+  /** The condition that was false, for a task it skipped. */
+  condition?: string;
   reason?: string;
   /** Set while a ready task waits for its queue: rate, concurrency or key_concurrency. */
   waiting_reason?: string;
@@ -88,7 +91,7 @@ export const VIEW_MESSAGE_CHARS = 1_000;
 export const VIEW_TAIL_CHARS = 2_000;
 /** Other texts (task name, error code, signal, executor id) keep their first this many characters. */
 export const VIEW_TEXT_CHARS = 200;
-/** `depends_on` and `skipped_because` keep their first this many task ids. */
+/** `depends_on` and `upstream` keep their first this many task ids. */
 export const VIEW_TASK_IDS = 1_000;
 /** Outputs larger than this (as JSON) are summarised in views; the full output stays in the history. */
 export const VIEW_OUTPUT_LIMIT = 4096;
@@ -169,8 +172,9 @@ export function toTaskView(task: TaskState): TaskView {
     ...(task.duration_ms !== undefined && { duration_ms: task.duration_ms }),
     ...(task.error !== undefined && { error: boundError(task.error) }),
     ...(task.output !== undefined && { output: summariseOutput(task.output) }),
-    ...(task.skipped_because !== undefined && { skipped_because: task.skipped_because.slice(0, VIEW_TASK_IDS) }),
-    ...(task.skipped_because !== undefined && task.skipped_because.length > VIEW_TASK_IDS && { skipped_because_total: task.skipped_because.length }),
+    ...(task.upstream !== undefined && { upstream: task.upstream.slice(0, VIEW_TASK_IDS) }),
+    ...(task.upstream !== undefined && task.upstream.length > VIEW_TASK_IDS && { upstream_total: task.upstream.length }),
+    ...(task.condition !== undefined && { condition: head(task.condition, VIEW_MESSAGE_CHARS) }),
     ...(task.reason !== undefined && { reason: head(task.reason, VIEW_MESSAGE_CHARS) }),
     ...(task.waiting_reason !== undefined && { waiting_reason: task.waiting_reason }),
     ...(task.reused && { reused: true }),
@@ -186,6 +190,7 @@ const EMPTY_COUNTS: Record<TaskStatus, number> = {
   failed: 0,
   timed_out: 0,
   skipped: 0,
+  upstream_failed: 0,
   cancelled: 0,
 };
 

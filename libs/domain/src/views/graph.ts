@@ -10,6 +10,7 @@ const COLOURS: Record<TaskStatus, string> = {
   failed: '#f4a3a3',
   timed_out: '#f7b267',
   skipped: '#cfcfcf',
+  upstream_failed: '#e8c1c1',
   cancelled: '#b8b8d1',
 };
 
@@ -30,7 +31,9 @@ export function toDot(view: FlowView): string {
 
 /** Mermaid flowchart of a flow, nodes styled by task status (renders in GitHub Markdown). */
 export function toMermaid(view: FlowView): string {
-  const id = (taskId: string) => `t_${taskId.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  // Task ids may hold any character: nodes are named by position, labels carry the ids.
+  const index = new Map(view.tasks.map((task, i) => [task.id, i]));
+  const id = (taskId: string) => `t${index.get(taskId) ?? `_${taskId.replace(/[^A-Za-z0-9_]/g, '_')}`}`;
   const lines = ['flowchart LR'];
   for (const task of view.tasks) lines.push(`  ${id(task.id)}["${task.id.replace(/"/g, '#quot;')}<br/>${task.status}"]:::${task.status}`);
   for (const task of view.tasks) for (const dep of task.depends_on) lines.push(`  ${id(dep)} --> ${id(task.id)}`);

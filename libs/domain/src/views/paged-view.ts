@@ -1,4 +1,5 @@
 import type { FlowState } from '../decider/state.js';
+import { SAFE_TOKEN } from '../ids.js';
 import { countTasks, toTaskView, type FlowView, type TaskView } from './flow-view.js';
 
 /*
@@ -19,9 +20,22 @@ export interface StoredTaskView {
   task: TaskView;
 }
 
-/** Task ids are letters, digits, "-" and "_": each is one key token. */
 export function taskViewKey(flowId: string, taskId: string): string {
-  return `${flowId}.t.${taskId}`;
+  return `${flowId}.t.${taskKeyToken(taskId)}`;
+}
+
+const hexEncoder = new TextEncoder();
+
+/**
+ * A task id as one subject or key token. Ids of letters, digits, "-" and "_" stand for themselves;
+ * any other id ("build.linux", "gen/x") becomes "=" and the hex of its UTF-8 bytes, which no plain
+ * id can equal.
+ */
+export function taskKeyToken(taskId: string): string {
+  if (SAFE_TOKEN.test(taskId)) return taskId;
+  let hex = '=';
+  for (const byte of hexEncoder.encode(taskId)) hex += byte.toString(16).padStart(2, '0');
+  return hex;
 }
 
 /** A key filter matching every task of a paged view of `flowId`. */

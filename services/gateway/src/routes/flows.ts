@@ -42,7 +42,14 @@ export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Pa
       .status(202)
       .header('location', location)
       .header('idempotent-replayed', String(replayed))
-      .send({ flow_id: flowId, status: 'submitted', tasks: parsed.flow.tasks.length, replayed, links: links(flowId) });
+      .send({
+        flow_id: flowId,
+        status: 'submitted',
+        tasks: parsed.flow.tasks.length,
+        replayed,
+        ...(parsed.flow.warnings !== undefined && { warnings: parsed.flow.warnings }),
+        links: links(flowId),
+      });
   });
 
   app.get<{ Params: z.output<typeof FLOW_PARAMS> }>('/api/v1/flows/:id', { config: { params: FLOW_PARAMS, query: NO_QUERY } }, async (request) => flows.view(request.params.id));

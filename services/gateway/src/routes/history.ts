@@ -73,6 +73,8 @@ const FORK_KEY_DEPTH = 4;
 function checkedFlow(input: unknown): FlowDefinition {
   const result = validateFlow(input);
   if (!result.ok) throw problemsError('INVALID_FLOW', result.problems);
+  // A patch is Taskstream's own API: a field it does not know is a mistake, not Tasked compatibility.
+  if (result.warnings.length > 0) throw problemsError('INVALID_FLOW', result.warnings);
   const problems = taskIdProblems(result.flow);
   if (problems.length > 0) throw problemsError('INVALID_FLOW', problems);
   return result.flow;
@@ -96,7 +98,8 @@ export function patchDefinition(definition: FlowDefinition, patch: Patch): { def
       tasks[at] = { ...tasks[at], ...change };
     }
   }
-  return { definition: checkedFlow({ ...definition, ...fields, tasks }), changed: [...new Set(changes.map((c) => c.id))] };
+  const { warnings: _ignoredAtSubmission, ...submitted } = definition;
+  return { definition: checkedFlow({ ...submitted, ...fields, tasks }), changed: [...new Set(changes.map((c) => c.id))] };
 }
 
 export function registerHistoryRoutes(app: FastifyInstance, flows: Flows, index: FlowIndex, ctx: ServiceContext): void {

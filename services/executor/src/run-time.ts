@@ -1,0 +1,48 @@
+import { resolveForAttempt, type TaskSpec } from '@taskstream/domain';
+import { StepError } from './steps/index.js';
+
+/** Reads every secret a task needs; a secret that is not set fails the task (not retryable), naming it. */
+export async function loadSecrets(names: readonly string[], read: (name: string) => Promise<string | undefined>): Promise<Map<string, string>> {
+  const values = new Map<string, string>();
+  for (const name of names) {
+    const value = await read(name);
+    if (value === undefined) {
+      throw new StepError({
+        message: `secret "${name}" is not set; set it with \`taskstream secret set ${name}\` (or PUT /api/v1/secrets/${name}) and run the task again`,
+        code: 'SECRET_NOT_FOUND',
+        retryable: false,
+      });
+    }
+    values.set(name, value);
+  }
+  return values;
+}
+
+/** The spec one attempt runs: `${task.…}` and `${secrets.…}` resolved (shell commands through environment variables). */
+export function specForAttempt(spec: TaskSpec, taskId: string, attempt: number, secrets: ReadonlyMap<string, string>): TaskSpec {
+  const resolved = resolveForAttempt(spec, taskId, attempt, (name) => secrets.get(name));
+  if (!resolved.ok) throw new StepError({ message: resolved.message, code: resolved.code, retryable: false });
+  return resolved.spec;
+}
+
+/** Shorter values are not redacted: replacing every "a" would destroy the output and hide nothing. */
+const MIN_REDACTED_LENGTH = 3;
+export const REDACTED = '[redacted]';
+
+/**
+ * `value` with every occurrence of a secret's value replaced, in every string at any depth (keys
+ * too). Applied to whatever a task records (output, errors), so a step echoing a secret does not
+ * put it into the history.
+ */
+export function redact<T>(value: T, secrets: readonly string[]): T {
+  const hidden = secrets.filter((s) => s.length >= MIN_REDACTED_LENGTH).sort((a, b) => b.length - a.length);
+  if (hidden.length === 0) return value;
+  const text = (s: string) => hidden.reduce((out, secret) => out.split(secret).join(REDACTED), s);
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return text(v);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, inner]) => [text(k), walk(inner)]));
+    return v;
+  };
+  return walk(value) as T;
+}
