@@ -98,6 +98,7 @@ program
   .action(async (file: string, options) => {
     const { body } = readFlowFile(file, options.queue);
     const result = await new GatewayClient(options.server).submit(body, 'application/json', options.idempotencyKey);
+    for (const warning of result.warnings ?? []) console.error(`warning: ${warning}`);
     console.log(result.flow_id);
   });
 

@@ -32,7 +32,8 @@ export interface GatewayOptions {
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
 
 /** Longest path segment routed; no flow id, queue name or sequence comes near it. */
-const MAX_PARAM_LENGTH = 100;
+/** The longest path segment: a secret name (128 characters) fits. */
+const MAX_PARAM_LENGTH = 128;
 /** Largest WebSocket message accepted from a client (feeds expect none). */
 const MAX_PAYLOAD = 64 * 1024;
 

@@ -19,6 +19,7 @@ export const ERRORS = {
   FLOW_NOT_FOUND: { status: 404, message: (id: string) => `no flow with id "${id}"; check the id returned when the flow was submitted` },
   DEAD_LETTER_NOT_FOUND: { status: 404, message: (seq: number) => `no dead letter with sequence ${seq}; list them with GET /api/v1/dlq` },
   QUEUE_NOT_FOUND: { status: 404, message: (name: string) => `queue "${name}" has no policy, so it runs with the default: no rate or concurrency limit; create one with PUT /api/v1/queues/${name}` },
+  SECRET_NOT_FOUND: { status: 404, message: (name: string) => `no secret named "${name}"; list them with GET /api/v1/secrets` },
   ROUTE_NOT_FOUND: { status: 404, message: (method: string, url: string) => `no route ${method} ${url}; see docs/api.md for the API` },
   REQUEST_TIMEOUT: { status: 408, message: () => 'the request did not arrive in time; send it again' },
   FLOW_NOT_FINISHED: { status: 409, message: (id: string, status: string) => `flow "${id}" is still ${status}; rerun it once it has finished, or fork it at a sequence` },

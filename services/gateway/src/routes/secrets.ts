@@ -1,7 +1,7 @@
 import { SECRET_NAME_RULE, SecretName, secretTooLarge, type SecretStore } from '@taskstream/nats';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { apiError, ApiError, problemsError, type ErrorCode, type Problem } from '../errors.js';
+import { apiError, problemsError, type Problem } from '../errors.js';
 import { NO_QUERY, param, Refusal, shapeProblems } from './input.js';
 
 /**
@@ -17,8 +17,6 @@ const config = { params: SECRET_PARAMS, query: NO_QUERY };
 
 const SecretBody = z.strictObject({ value: z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string: the secret\'s value') }) });
 
-const SECRET_NOT_FOUND = 'SECRET_NOT_FOUND' as ErrorCode;
-const notFound = (name: string) => new ApiError(SECRET_NOT_FOUND, 404, `no secret named "${name}"; list them with GET /api/v1/secrets`);
 
 /** The value of a PUT body, checked; problems name fields, never quote what they hold. */
 function readValue(body: unknown): string {
@@ -52,7 +50,7 @@ export function registerSecretRoutes(app: FastifyInstance, secrets: SecretStore)
   app.put<SecretParams & { Body: string | undefined }>('/api/v1/secrets/:name', { config }, async (request) => secrets.put(request.params.name, readValue(request.body)));
 
   app.delete<SecretParams>('/api/v1/secrets/:name', { config }, async (request, reply) => {
-    if (!(await secrets.delete(request.params.name))) throw notFound(request.params.name);
+    if (!(await secrets.delete(request.params.name))) throw apiError('SECRET_NOT_FOUND', request.params.name);
     return reply.status(204).send();
   });
 }
