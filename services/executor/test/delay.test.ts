@@ -24,6 +24,14 @@ describe('delay steps', () => {
     expect(await delay({ ms: 1, output: null })).toBeNull();
   });
 
+  it("fail at once, not retryable, when the wait is longer than the task's timeout (Tasked's rule)", async () => {
+    const ctx = stepContext('delay', DelayConfig.parse({ seconds: 10 }) as Record<string, unknown>);
+    // Were it to wait, the test's own 5 s limit would end it first.
+    await expect(steps.delay!({ ...ctx, spec: { ...ctx.spec, timeout_secs: 2 } })).rejects.toMatchObject({
+      detail: { code: 'DELAY_EXCEEDS_TIMEOUT', retryable: false, message: 'delay 10s exceeds task timeout 2s; shorten the delay or raise timeout_secs' },
+    });
+  });
+
   it('end at once on a cancel', async () => {
     const controller = new AbortController();
     const step = delay({ seconds: 60 }, controller.signal);
