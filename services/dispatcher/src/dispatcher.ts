@@ -81,6 +81,7 @@ export function withQueueDefaults(spec: TaskSpec, policy: QueuePolicy): TaskSpec
     retries: spec.retries ?? policy.max_retries ?? DEFAULT_RETRIES,
     timeout_secs: spec.timeout_secs ?? policy.timeout_secs ?? DEFAULT_TIMEOUT_SECS,
     backoff: spec.backoff ?? policy.backoff ?? DEFAULT_BACKOFF,
+    ...(policy.secrets !== undefined && Object.keys(policy.secrets).length > 0 && { queue_secrets: policy.secrets }),
   };
 }
 

@@ -28,7 +28,7 @@ import {
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
 import { checkOutput, ENVELOPE_BYTES, fitError } from './output.js';
 import { Quarantine } from './quarantine.js';
-import { loadSecrets, redact, specForAttempt } from './run-time.js';
+import { loadSecrets, readQueueSecret, redact, specForAttempt } from './run-time.js';
 import { createSteps, StepError, toTaskError, type StepRunner } from './steps/index.js';
 import { intervalMs, setLongTimeout, sleep } from './timers.js';
 
@@ -116,7 +116,7 @@ export interface ExecutorOptions {
   /** A stopped shell step's processes get this long between SIGTERM and SIGKILL. */
   killGraceMs?: number;
   ackWaitMs?: number;
-  /** Base environment for shell steps. */
+  /** The environment shell steps take PATH from and queue secrets (`{"env": ...}`) are read from; this process's by default. */
   env?: NodeJS.ProcessEnv;
   steps?: Record<string, StepRunner>;
   /** Where `${secrets.NAME}` is read; the secrets bucket by default. */
@@ -367,6 +367,8 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         try {
           if (secrets === undefined) {
             secrets = await loadSecrets(needed, async (name) => {
+              const onHost = spec.queue_secrets?.[name];
+              if (onHost !== undefined) return readQueueSecret(name, onHost, options.env ?? process.env);
               try {
                 return await readSecret(name);
               } catch (error) {

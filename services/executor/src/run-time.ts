@@ -1,5 +1,33 @@
-import { resolveForAttempt, type TaskSpec } from '@taskstream/domain';
+import { lstat, readFile } from 'node:fs/promises';
+import { MAX_SECRET_BYTES } from '@taskstream/nats';
+import { resolveForAttempt, type QueueSecretSource, type TaskSpec } from '@taskstream/domain';
 import { StepError } from './steps/index.js';
+
+/**
+ * Reads a secret the task's queue names (Tasked's queue `secrets`) on this host: an environment
+ * variable of the executor process, or a regular file (trimmed), never through a symlink or "..".
+ * A variable or file that does not exist fails the task, naming it.
+ */
+export async function readQueueSecret(name: string, source: QueueSecretSource, env: NodeJS.ProcessEnv): Promise<string> {
+  const missing = (where: string) =>
+    new StepError({ message: `secret "${name}": the queue reads it from ${where}, which does not exist on this executor's host`, code: 'SECRET_NOT_FOUND', retryable: false });
+  if ('env' in source) {
+    const value = env[source.env];
+    if (value === undefined) throw missing(`environment variable ${source.env}`);
+    return value;
+  }
+  const refuse = (why: string) => new StepError({ message: `secret "${name}": the queue's file ${JSON.stringify(source.file)} ${why}`, code: 'SECRET_UNREADABLE', retryable: false });
+  if (!source.file.startsWith('/') || source.file.split('/').includes('..')) throw refuse('must be an absolute path without ".."');
+  const stats = await lstat(source.file).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw refuse(`cannot be read (${error.code ?? error.message})`);
+  });
+  if (stats === undefined) throw missing(`file ${JSON.stringify(source.file)}`);
+  if (stats.isSymbolicLink()) throw refuse('is a symbolic link; point the queue at the file itself');
+  if (!stats.isFile()) throw refuse('is not a regular file');
+  if (stats.size > MAX_SECRET_BYTES) throw refuse(`is ${stats.size} bytes, over the ${MAX_SECRET_BYTES}-byte limit of a secret`);
+  return (await readFile(source.file, 'utf8')).trim();
+}
 
 /** Reads every secret a task needs; a secret that is not set fails the task (not retryable), naming it. */
 export async function loadSecrets(names: readonly string[], read: (name: string) => Promise<string | undefined>): Promise<Map<string, string>> {

@@ -111,6 +111,19 @@ export const BackoffInput = z
     };
   });
 
+/**
+ * Where a queue's executors read a secret on their own host (Tasked's queue `secrets`): an
+ * environment variable of the executor process, or a file (absolute path, no "..", not a symlink).
+ */
+export const QueueSecretSource = z.union([z.strictObject({ env: z.string().min(1).max(256) }), z.strictObject({ file: z.string().min(1).max(4096).startsWith('/', 'must be an absolute path') })], {
+  error: 'must be {"env": "VARIABLE"} or {"file": "/absolute/path"}',
+});
+export type QueueSecretSource = z.infer<typeof QueueSecretSource>;
+const MAX_QUEUE_SECRETS = 100;
+const QueueSecrets = z
+  .record(z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'a secret name is 1 to 128 letters, digits, "_", "-" or "."'), QueueSecretSource)
+  .refine((secrets) => Object.keys(secrets).length <= MAX_QUEUE_SECRETS, `a queue may name at most ${MAX_QUEUE_SECRETS} secrets`);
+
 export const QueuePolicyInput = z.strictObject({
   concurrency: wholeNumber(1, MAX_CONCURRENCY, 'must be at least 1 (delete the queue policy for no limit)').optional(),
   per_key_concurrency: wholeNumber(1, MAX_CONCURRENCY).optional(),
@@ -128,6 +141,7 @@ export const QueuePolicyInput = z.strictObject({
   max_retries: wholeNumber(0, MAX_RETRIES, 'must be 0 or more').optional(),
   timeout_secs: durationSecs('timeout').optional(),
   backoff: BackoffInput.optional(),
+  secrets: QueueSecrets.optional(),
 });
 
 /**
@@ -141,6 +155,7 @@ const RecordedQueuePolicy = z.strictObject({
   max_retries: z.number().int().min(0).max(MAX_RETRIES).optional(),
   timeout_secs: z.number().positive().optional(),
   backoff: Backoff.optional(),
+  secrets: z.record(z.string(), QueueSecretSource).optional(),
 });
 
 export const DEFAULT_QUEUE = 'default';
@@ -234,6 +249,8 @@ export const TaskSpec = z.object({
    * references (`${task.…}`, `${secrets.…}`), which the executor resolves whole at each attempt.
    */
   run_time_strings: z.array(z.array(z.union([z.string(), z.number()]))).optional(),
+  /** Set by the dispatcher from the queue's policy: secrets the executor reads on its own host. */
+  queue_secrets: z.record(z.string(), QueueSecretSource).optional(),
 });
 export type TaskSpec = z.infer<typeof TaskSpec>;
 

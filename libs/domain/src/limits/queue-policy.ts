@@ -8,7 +8,7 @@ export type QueuePolicy = import('zod').output<typeof QueuePolicyInput>;
  * A queue's policy (Tasked-compatible): limits the dispatcher enforces, and defaults for tasks that
  * do not set their own retries, timeout or backoff. A queue without a policy has no limits.
  */
-/** The policy of a queue nobody configured: no limits; tasks default to no retries and no timeout. */
+/** The policy of a queue nobody configured: no limits; tasks get Tasked's defaults (3 retries, 300 s, exponential from 1 s). */
 export const DEFAULT_QUEUE_POLICY: QueuePolicy = {};
 
 /** Burst defaults to one second's worth of tokens (at least 1), within the largest burst a policy may set. */
