@@ -121,6 +121,8 @@ export interface ExecutorOptions {
   steps?: Record<string, StepRunner>;
   /** Where `${secrets.NAME}` is read; the secrets bucket by default. */
   readSecret?: (name: string) => Promise<string | undefined>;
+  /** What http steps may reach besides public addresses (CIDRs, host names); nothing by default. See StepOptions. */
+  httpAllow?: readonly string[];
 }
 
 export function executorConsumerName(queue: string): string {
@@ -154,7 +156,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   const ackWaitMs = options.ackWaitMs ?? 30_000;
   const keepAliveMs = intervalMs(Math.max(1_000, ackWaitMs / 3));
   const executorId = options.executorId ?? `${hostname()}:${process.pid}:${options.queue}`;
-  const steps = options.steps ?? createSteps({ shellEnabled: options.shellEnabled ?? false, env: options.env, ...(options.killGraceMs !== undefined && { killGraceMs: options.killGraceMs }) });
+  const steps = options.steps ?? createSteps({ shellEnabled: options.shellEnabled ?? false, env: options.env, httpAllow: options.httpAllow, ...(options.killGraceMs !== undefined && { killGraceMs: options.killGraceMs }) });
   await ensureConsumer(ctx.jsm, ctx.topo.workStream, {
     durable_name: consumer,
     filter_subject: options.queue === '*' ? `${layout.prefix}.work.>` : workSubject(layout, options.queue),
