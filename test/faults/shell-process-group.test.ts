@@ -44,6 +44,7 @@ describe('a shell step that forks a background process is stopped by timeout and
             // A grandchild that ignores SIGTERM and holds no pipe, and a background sleep the command waits for.
             config: { command: `sh -c 'trap "" TERM; echo $$ >> ${file}; exec sleep 241' > /dev/null 2>&1 & sleep 241 & echo $! >> ${file}; echo x; wait` },
             timeout_secs: 2,
+            retries: 0,
           },
         ],
       },

@@ -301,6 +301,79 @@ describe('flow language properties over random DAGs, rules, conditions and outco
   });
 });
 
+describe('resolved inputs', () => {
+  const referencing = fc
+    .integer({ min: 2, max: 8 })
+    .chain((n) =>
+      fc.record({
+        edges: fc.array(fc.tuple(fc.nat(n - 1), fc.nat(n - 1)), { maxLength: n * 2 }),
+        outputs: fc.array(fc.jsonValue({ maxDepth: 3 }), { minLength: n, maxLength: n }),
+        others: fc.array(fc.jsonValue({ maxDepth: 3 }), { minLength: n, maxLength: n }),
+        choices: fc.array(fc.nat(), { minLength: 16, maxLength: 16 }),
+      }),
+    )
+    .map(({ edges, outputs, others, choices }) => {
+      const n = outputs.length;
+      const deps = Array.from({ length: n }, () => new Set<string>());
+      for (const [a, b] of edges) if (a !== b) deps[Math.max(a, b)]!.add(`t${Math.min(a, b)}`);
+      // Each task reads every dependency's whole output, and one as text.
+      const def = flow({
+        tasks: deps.map((ds, i) => ({
+          id: `t${i}`,
+          executor: 'noop',
+          depends_on: [...ds],
+          input: { whole: Object.fromEntries([...ds].map((d) => [d, `\${tasks.${d}.output}`])), text: [...ds].map((d) => `<\${tasks.${d}.output}>`).join('') },
+        })),
+      });
+      return { def, outputs: (i: number) => outputs[i], others: (i: number) => others[i], choices };
+    });
+
+  it('are a function of the ancestors\' outputs only: whole references keep the value, other tasks\' outputs change nothing', () => {
+    fc.assert(
+      fc.property(referencing, ({ def, outputs, others, choices }) => {
+        const first = readyInputs(def, (id) => outputs(Number(id.slice(1))), choices);
+        for (const task of def.tasks) {
+          const input = first.get(task.id) as { whole: Record<string, unknown> };
+          for (const d of task.depends_on) expect(input.whole[d]).toEqual(outputs(Number(d.slice(1))) ?? null);
+          // Every task that is not an ancestor gets another output: this task's input is the same.
+          const ancestors = new Set<string>();
+          const stack = [...task.depends_on];
+          while (stack.length > 0) {
+            const next = stack.pop()!;
+            if (ancestors.has(next)) continue;
+            ancestors.add(next);
+            stack.push(...def.tasks.find((t) => t.id === next)!.depends_on);
+          }
+          const second = readyInputs(def, (id) => (ancestors.has(id) ? outputs(Number(id.slice(1))) : others(Number(id.slice(1)))), [...choices].reverse());
+          expect(second.get(task.id)).toEqual(first.get(task.id));
+        }
+      }),
+    );
+  });
+});
+
+/** The input each task.ready records when every task succeeds with `output(id)`, finishing in an order set by `choices`. */
+function readyInputs(def: FlowDefinition, output: (id: string) => unknown, choices: number[]): Map<string, unknown> {
+  const inputs = new Map<string, unknown>();
+  let state: FlowState | null = null;
+  const pending: FlowEvent[] = [ev.submitted(def)];
+  const runnable: string[] = [];
+  for (let step = 0; pending.length > 0 || runnable.length > 0; step++) {
+    let event = pending.shift();
+    if (event === undefined) {
+      const id = runnable.splice(choices[step % choices.length]! % runnable.length, 1)[0]!;
+      event = succeededWith(id, output(id));
+    }
+    state = evolve(state, event);
+    if (event.type === 'task.ready') {
+      runnable.push(event.task_id);
+      inputs.set(event.task_id, event.data.spec.input);
+    }
+    pending.push(...decide(state, event).map(fromDraft));
+  }
+  return inputs;
+}
+
 /** Runs a flow against the decider with JetStream-style de-duplication, some events delivered twice. */
 function run(def: FlowDefinition, outcomes: Map<string, boolean>, choices: number[], duplicates: number[]) {
   const log: FlowEvent[] = [];
