@@ -1,2 +1,2 @@
 export * from './executor.js';
-export { createSteps, StepError } from './steps/index.js';
+export { createSteps, StepError, LOCAL_HTTP_ALLOW, parseAllowSetting, InvalidAllowEntryError } from './steps/index.js';

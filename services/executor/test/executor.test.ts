@@ -8,6 +8,7 @@ import { createContext, createLogger, type ServiceContext, type ServiceHandle } 
 import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startExecutor } from '../src/executor.js';
+import { LOCAL_HTTP_ALLOW } from '../src/steps/address-policy.js';
 import { alive, pidsIn } from './processes.js';
 
 let nats: NatsServer;
@@ -27,7 +28,7 @@ beforeAll(async () => {
   ctx = await createContext({ natsUrl: nats.url, name: 'executor-test', log: createLogger('executor', 'silent') });
   // Retries of a few seconds wait in memory, where a cancel must end them; a stubborn step gets a
   // long grace, so that it finishes on its own before it would be killed.
-  executor = await startExecutor(ctx, { queue: 'default', shellEnabled: true, durableRetryAfterMs: 60_000, killGraceMs: 20_000 });
+  executor = await startExecutor(ctx, { queue: 'default', shellEnabled: true, durableRetryAfterMs: 60_000, killGraceMs: 20_000, httpAllow: LOCAL_HTTP_ALLOW });
   server = createServer((req, res) => {
     req.resume();
     const answer = answers.get(req.url ?? '') ?? { type: 'text/plain', body: 'ok' };

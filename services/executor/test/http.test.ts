@@ -2,8 +2,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { HttpConfig, type TaskSpec } from '@taskstream/domain';
 import { waitFor } from '@taskstream/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BODY_LIMIT, runHttp } from '../src/steps/http.js';
+import { LOCAL_HTTP_ALLOW } from '../src/steps/address-policy.js';
+import { BODY_LIMIT, createHttpStep } from '../src/steps/http.js';
 import { stepContext } from './processes.js';
+
+/** The http step as the embedded stack builds it: this machine's loopback allowed, where these servers listen. */
+const runHttp = createHttpStep({ allow: LOCAL_HTTP_ALLOW });
+const runHttpCapped = (bodyLimit: number) => createHttpStep({ allow: LOCAL_HTTP_ALLOW, bodyLimit });
 
 let server: Server | undefined;
 const recorders: Server[] = [];
@@ -57,7 +62,7 @@ describe('http step bodies', () => {
 
   it('cuts at a character boundary: no half character in the text', async () => {
     const url = await serve((res) => res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('é'.repeat(100)));
-    const output = (await runHttp(stepContext('http', { url, method: 'GET' }), 11)) as Record<string, unknown>;
+    const output = (await runHttpCapped(11)(stepContext('http', { url, method: 'GET' }))) as Record<string, unknown>;
     expect(output).toMatchObject({ status: 200, body: 'ééééé', truncated: true, body_bytes: 10 });
   });
 
@@ -68,7 +73,7 @@ describe('http step bodies', () => {
 
   it('does not parse a cut JSON body: text only, no json', async () => {
     const url = await serve((res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ list: Array.from({ length: 100 }, (_, i) => i) })));
-    const output = (await runHttp(stepContext('http', { url, method: 'GET' }), 20)) as Record<string, unknown>;
+    const output = (await runHttpCapped(20)(stepContext('http', { url, method: 'GET' }))) as Record<string, unknown>;
     expect(output).toEqual({ status: 200, body: '{"list":[0,1,2,3,4,5', truncated: true, body_bytes: 20 });
   });
 

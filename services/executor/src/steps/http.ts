@@ -1,12 +1,125 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
+import type { Socket } from 'node:net';
 import type { HttpConfig } from '@taskstream/domain';
+import { Agent, buildConnector, fetch, Headers, type Response } from 'undici';
 import { setLongTimeout } from '../timers.js';
+import { allowsHost, checkAddress, parseAddress, parseAllowList, refusalMessage, type AllowList, type BlockedRange } from './address-policy.js';
 import { StepError } from './step-error.js';
-import type { StepContext } from './types.js';
+import type { StepContext, StepRunner } from './types.js';
 
 export const BODY_LIMIT = 256 * 1024;
 
+/** Redirects an http step follows before it gives up. */
+export const MAX_REDIRECTS = 5;
+
 /** Methods that send the task's `input` as the body when the config has no `body` (Tasked's). */
 const INPUT_BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** Headers that describe the body, dropped with it when a redirect turns the request into a GET. */
+const BODY_HEADERS = ['content-encoding', 'content-language', 'content-location', 'content-type'];
+/** Credentials that do not follow a redirect to another origin. */
+const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie'];
+
+/** Resolves a host name to all its addresses, as dns.lookup does with `all: true`. */
+export type LookupAll = (hostname: string, options: LookupAllOptions, callback: (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+
+export interface HttpStepOptions {
+  /**
+   * CIDRs, addresses and host names the step may reach although they are private (see
+   * address-policy.ts). Public addresses are always reachable; by default nothing else is.
+   */
+  allow?: readonly string[];
+  /** Bytes of a response body kept (256 KiB by default). */
+  bodyLimit?: number;
+  /** Redirects followed, each hop checked like the first request (5 by default). */
+  maxRedirects?: number;
+  /** Name resolution, dns.lookup by default: tests put their own names here. */
+  lookup?: LookupAll;
+}
+
+/** A connection the allow-list refused: the host asked for, the address and the range that blocks it. */
+export class SsrfBlockedError extends Error {
+  override name = 'SsrfBlockedError';
+  readonly code = 'SSRF_BLOCKED';
+  constructor(
+    readonly host: string,
+    readonly address: string,
+    readonly range: BlockedRange,
+  ) {
+    super(refusalMessage(host, { address, range }));
+  }
+}
+
+/**
+ * An undici dispatcher that connects only where the allow-list lets it. Every check is on an
+ * address the socket is about to use or has used: an IP literal before connecting, the addresses a
+ * name resolves to inside the socket's own lookup (so a name that resolves somewhere else on the
+ * next query, DNS rebinding, is judged by the answer actually used), and the socket's remote
+ * address once connected. A host the allow-list names is reached wherever it resolves.
+ */
+export function guardedDispatcher(list: AllowList, lookup: LookupAll = dnsLookup as LookupAll): Agent {
+  const guardedLookup = (hostname: string, options: LookupAllOptions & { all?: boolean }, callback: (error: Error | null, address: string | LookupAddress[], family?: number) => void) => {
+    lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, options.all ? [] : '');
+      let usable = addresses;
+      let refused: SsrfBlockedError | undefined;
+      if (!allowsHost(list, hostname)) {
+        usable = [];
+        for (const candidate of addresses) {
+          const verdict = safeCheck(list, candidate.address);
+          if (verdict.allowed) usable.push(candidate);
+          else refused ??= new SsrfBlockedError(hostname, verdict.address, verdict.range);
+        }
+      }
+      if (usable.length === 0) {
+        return callback(refused ?? Object.assign(new Error(`${hostname} resolved to no address`), { code: 'ENOTFOUND' }), options.all ? [] : '');
+      }
+      if (options.all) return callback(null, usable);
+      callback(null, usable[0]!.address, usable[0]!.family);
+    });
+  };
+  const connector = buildConnector({ lookup: guardedLookup as never });
+  const connect: buildConnector.connector = (options, callback) => {
+    const host = options.hostname;
+    const byName = parseAddress(host) === undefined && allowsHost(list, host);
+    if (!byName && parseAddress(host) !== undefined) {
+      const verdict = checkAddress(list, host);
+      if (!verdict.allowed) {
+        queueMicrotask(() => callback(new SsrfBlockedError(host, verdict.address, verdict.range), null));
+        return;
+      }
+    }
+    connector(options, (error, socket) => {
+      if (error !== null) return callback(error, null);
+      // The address the socket really reached, whatever led to it.
+      const remote = (socket as Socket).remoteAddress;
+      const verdict = byName || remote === undefined ? undefined : safeCheck(list, remote);
+      if (verdict !== undefined && !verdict.allowed) {
+        socket.destroy();
+        return callback(new SsrfBlockedError(host, verdict.address, verdict.range), null);
+      }
+      callback(null, socket);
+    });
+  };
+  return new Agent({ connect });
+}
+
+/** checkAddress for an address from outside (a resolver, a socket): text that is no address is refused. */
+function safeCheck(list: AllowList, address: string): ReturnType<typeof checkAddress> {
+  try {
+    return checkAddress(list, address);
+  } catch {
+    return { allowed: false, address, range: { category: 'reserved', cidr: address } };
+  }
+}
+
+/** The http step: one guarded connection pool for every run, with the pool's allow-list. */
+export function createHttpStep(options: HttpStepOptions = {}): StepRunner {
+  const dispatcher = guardedDispatcher(parseAllowList(options.allow ?? []), options.lookup);
+  const limits = { bodyLimit: options.bodyLimit ?? BODY_LIMIT, maxRedirects: options.maxRedirects ?? MAX_REDIRECTS };
+  return (ctx) => runHttp(ctx, dispatcher, limits);
+}
 
 /**
  * Calls the configured URL, within its own `timeout_secs` when it has one. The method defaults to
@@ -21,11 +134,17 @@ const INPUT_BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  * 429 are retryable failures; other statuses are not. The attempt's stable idempotency key goes
  * out as the Idempotency-Key header.
  *
+ * Connections go through `dispatcher` (guardedDispatcher): an address outside the allow-list
+ * fails the attempt for good with SSRF_BLOCKED. Redirects are followed here, at most
+ * `maxRedirects`, each hop through the same dispatcher, so each is checked as the first request
+ * was; a 303, or a 301/302 of a POST, becomes a GET without the body, and credentials are not
+ * sent on to another origin (as fetch does).
+ *
  * At most `bodyLimit` bytes of the body are read: the rest is never downloaded (the connection is
  * dropped), and the output says `truncated: true` with the bytes kept in `body_bytes`. A cut body
  * is never parsed, so it has no `json`.
  */
-export async function runHttp(ctx: StepContext, bodyLimit = BODY_LIMIT): Promise<unknown> {
+async function runHttp(ctx: StepContext, dispatcher: Agent, limits: { bodyLimit: number; maxRedirects: number }): Promise<unknown> {
   // Validation fills in the method; a config that reached the step without one gets Tasked's default too.
   const config = { ...(ctx.spec.config as HttpConfig), method: (ctx.spec.config as Partial<HttpConfig>).method ?? 'POST' };
   const headers = new Headers(config.headers);
@@ -43,8 +162,8 @@ export async function runHttp(ctx: StepContext, bodyLimit = BODY_LIMIT): Promise
   let response: Response;
   let text: string;
   let truncated: boolean;
-  // The request's own timeout (Tasked's `timeout_secs`) covers the answer and its body; the step's
-  // signal (task timeout, cancel) still ends it too.
+  // The request's own timeout (Tasked's `timeout_secs`) covers the answer and its body, redirects
+  // included; the step's signal (task timeout, cancel) still ends it too.
   const request = new AbortController();
   const stop = () => request.abort(ctx.signal.reason);
   if (ctx.signal.aborted) stop();
@@ -57,17 +176,54 @@ export async function runHttp(ctx: StepContext, bodyLimit = BODY_LIMIT): Promise
           timedOut = true;
           request.abort(new Error('request timed out'));
         }, config.timeout_secs * 1000);
+  let method = config.method;
+  let url: URL | undefined;
+  let hop = 0;
+  // The URL as the config gave it until a redirect leads elsewhere.
+  const shown = () => (hop === 0 || url === undefined ? config.url : url.href);
   try {
-    response = await fetch(config.url, { method: config.method, headers, body, signal: request.signal, redirect: 'follow' });
-    ({ text, truncated } = await readCapped(response, bodyLimit));
+    url = new URL(config.url);
+    for (;;) {
+      response = await fetch(url, { method, headers, body, signal: request.signal, redirect: 'manual', dispatcher });
+      const location = REDIRECT_STATUSES.has(response.status) ? response.headers.get('location') : null;
+      if (location === null) break;
+      await response.body?.cancel().catch(() => undefined);
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        throw new StepError({ message: `${method} ${shown()} redirected to "${location}", which is not a URL`, code: 'HTTP_REDIRECT', retryable: false });
+      }
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        throw new StepError({ message: `${method} ${shown()} redirected to ${next.href}; http steps follow redirects to http and https only`, code: 'HTTP_REDIRECT', retryable: false });
+      }
+      if (hop + 1 > limits.maxRedirects) {
+        throw new StepError({ message: `${config.method} ${config.url} redirected more than ${limits.maxRedirects} times (the last time to ${next})`, code: 'TOO_MANY_REDIRECTS', retryable: false });
+      }
+      hop++;
+      if ((response.status === 303 && method !== 'GET' && method !== 'HEAD') || ((response.status === 301 || response.status === 302) && method === 'POST')) {
+        method = 'GET';
+        body = undefined;
+        for (const name of BODY_HEADERS) headers.delete(name);
+      }
+      if (next.origin !== url.origin) for (const name of CREDENTIAL_HEADERS) headers.delete(name);
+      url = next;
+    }
+    ({ text, truncated } = await readCapped(response, limits.bodyLimit));
   } catch (error) {
+    if (error instanceof StepError) throw error;
     if (ctx.signal.aborted) throw error;
     if (timedOut) {
       throw new StepError({ message: `${config.method} ${config.url} did not answer within ${config.timeout_secs}s (the step's timeout_secs)`, code: 'TIMEOUT', retryable: true });
     }
+    const blocked = ssrfCause(error);
+    if (blocked !== undefined) {
+      const where = hop > 0 ? ` (redirect ${hop} of ${config.method} ${config.url}, to ${shown()})` : '';
+      throw new StepError({ message: `${blocked.message}${where}`, code: 'SSRF_BLOCKED', retryable: false });
+    }
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     throw new StepError({
-      message: `${config.method} ${config.url} failed: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
+      message: `${method} ${shown()} failed: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
       code: 'NETWORK',
       retryable: true,
     });
@@ -86,7 +242,7 @@ export async function runHttp(ctx: StepContext, bodyLimit = BODY_LIMIT): Promise
   if (!response.ok) {
     const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
     throw new StepError({
-      message: `${config.method} ${config.url} answered ${response.status} ${response.statusText}${text ? `: ${text.slice(0, 300)}` : ''}`,
+      message: `${method} ${shown()} answered ${response.status} ${response.statusText}${text ? `: ${text.slice(0, 300)}` : ''}`,
       code: 'HTTP_STATUS',
       retryable,
       http_status: response.status,
@@ -98,6 +254,14 @@ export async function runHttp(ctx: StepContext, bodyLimit = BODY_LIMIT): Promise
     ...(json !== undefined && { json: json.value }),
     ...(truncated && { truncated: true, body_bytes: Buffer.byteLength(text) }),
   };
+}
+
+/** The SsrfBlockedError somewhere in an error's causes (fetch wraps connection errors in a TypeError). */
+function ssrfCause(error: unknown): SsrfBlockedError | undefined {
+  for (let e = error, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof SsrfBlockedError) return e;
+  }
+  return undefined;
 }
 
 /** Reads the body up to `limit` bytes, then cancels the stream, which closes the connection. */

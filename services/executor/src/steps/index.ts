@@ -1,12 +1,13 @@
 import type { NoopConfig } from '@taskstream/domain';
 import { runDelay } from './delay.js';
-import { runHttp } from './http.js';
+import { createHttpStep } from './http.js';
 import { DEFAULT_SHELL_LIMITS, runShell, type ShellLimits } from './shell.js';
 import { StepError } from './step-error.js';
 import { runTransform } from './transform.js';
 import type { StepContext, StepRunner } from './types.js';
 
 export { StepError, toTaskError } from './step-error.js';
+export { LOCAL_HTTP_ALLOW, parseAllowSetting, InvalidAllowEntryError } from './address-policy.js';
 export type { StepContext, StepRunner } from './types.js';
 
 export interface StepOptions {
@@ -19,6 +20,13 @@ export interface StepOptions {
   env?: NodeJS.ProcessEnv;
   /** How long a stopped shell step's processes get between SIGTERM and SIGKILL. */
   killGraceMs?: number;
+  /**
+   * What http steps may reach besides public addresses: CIDRs (10.0.0.0/8, fd00::/8), single
+   * addresses (::1) and host names (api.internal, *.internal). Empty by default: no loopback,
+   * private, link-local (cloud metadata) or other special address. LOCAL_HTTP_ALLOW is this
+   * machine's loopback, for local stacks. Throws InvalidAllowEntryError naming a bad entry.
+   */
+  httpAllow?: readonly string[];
 }
 
 /** The step runners by executor name, built from their dependencies. */
@@ -36,7 +44,7 @@ export function createSteps(options: StepOptions): Record<string, StepRunner> {
       }
       return runShell(ctx, env, shellLimits);
     },
-    http: runHttp,
+    http: createHttpStep({ allow: options.httpAllow ?? [] }),
     noop: async (ctx: StepContext) => (ctx.spec.config as NoopConfig).output ?? null,
     delay: runDelay,
     transform: runTransform,
