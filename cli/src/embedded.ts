@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { startDispatcher } from '@taskstream/dispatcher';
-import { createSteps, startExecutor, type ExecutorOptions } from '@taskstream/executor';
-import { buildGateway } from '@taskstream/gateway';
-import { NatsServer, silentLogger, type Logger } from '@taskstream/nats';
+import { createSteps, LOCAL_HTTP_ALLOW, startExecutor, type ExecutorOptions } from '@taskstream/executor';
+import { buildGateway, checkExposure, DEFAULT_RATE_LIMIT } from '@taskstream/gateway';
+import { ApiKeyStore, NatsServer, silentLogger, type Logger } from '@taskstream/nats';
 import { startPlanner } from '@taskstream/planner';
 import { startProjector } from '@taskstream/projector';
 import { createContext, createLogger, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
@@ -26,6 +26,13 @@ export interface StackOptions {
   prefix?: string;
   /** On stop, running steps get this long to finish before they are stopped and handed back (default 5 s). */
   stepGraceMs?: number;
+  /**
+   * Require API keys, as a deployed gateway does (off by default: the embedded stack serves loopback).
+   * With no usable key in the bucket yet, an admin key is created and returned as `adminKey`.
+   */
+  auth?: boolean;
+  /** With `auth` off, serve a non-loopback host anyway (TASKSTREAM_ALLOW_UNAUTHENTICATED). */
+  allowUnauthenticated?: boolean;
 }
 
 export interface Stack {
@@ -35,6 +42,8 @@ export interface Stack {
   nats?: NatsServer;
   /** The running services by name (the gateway's handle closes it). */
   services: Map<string, ServiceHandle>;
+  /** With `auth`: the admin key created because the stack had no usable key (shown only now). */
+  adminKey?: string;
   /** Stops the services, then nats-server. Calling it again returns the same stop. */
   stop(): Promise<void>;
   /**
@@ -64,7 +73,7 @@ function abortableSteps(shellEnabled: boolean): { steps: Record<string, StepRunn
     }
   };
   return {
-    steps: Object.fromEntries(Object.entries(createSteps({ shellEnabled })).map(([name, run]) => [name, abortable(run)])),
+    steps: Object.fromEntries(Object.entries(createSteps({ shellEnabled, httpAllow: LOCAL_HTTP_ALLOW })).map(([name, run]) => [name, abortable(run)])),
     abortAll: () => {
       for (const controller of running) controller.abort(new Error('taskstream is exiting'));
     },
@@ -73,6 +82,12 @@ function abortableSteps(shellEnabled: boolean): { steps: Record<string, StepRunn
 
 /** The whole of Taskstream in one process: an optional nats-server child and the five services. */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const host = options.host ?? '127.0.0.1';
+  try {
+    checkExposure(host, options.auth ? 'keys' : 'none', options.allowUnauthenticated ?? false);
+  } catch (error) {
+    throw new UserError((error as Error).message, 'pass --auth to require API keys', 2);
+  }
   let nats: NatsServer | undefined;
   let natsUrl = options.natsUrl;
   if (natsUrl === undefined) {
@@ -119,9 +134,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       }),
     );
     const gatewayCtx = await context('gateway');
-    const gateway = await buildGateway(gatewayCtx, level === 'silent' ? {} : { logger: createLogger('gateway', level) });
+    let adminKey: string | undefined;
+    if (options.auth) {
+      // Before the gateway starts, so the key is in its table from the first request.
+      const keys = await ApiKeyStore.open(gatewayCtx.js, gatewayCtx.topo);
+      if (!(await keys.anyUsable())) adminKey = (await keys.create({ name: 'admin (taskstream up)', scope: 'admin' })).key;
+    }
+    const gateway = await buildGateway(gatewayCtx, {
+      ...(level !== 'silent' && { logger: createLogger('gateway', level) }),
+      ...(options.auth && { auth: 'keys' as const, rateLimit: DEFAULT_RATE_LIMIT }),
+    });
     handles.push({ name: 'gateway', stop: () => gateway.close() });
-    const host = options.host ?? '127.0.0.1';
     try {
       await gateway.listen({ host, port: options.port ?? 0 });
     } catch (error) {
@@ -132,7 +155,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     }
     const address = gateway.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
-    return { natsUrl, gatewayUrl: `http://${host}:${port}`, gateway, ...(nats && { nats }), services: new Map(handles.map((h) => [h.name, h])), stop: stopAll, abort };
+    return { natsUrl, gatewayUrl: `http://${host}:${port}`, gateway, ...(nats && { nats }), ...(adminKey && { adminKey }), services: new Map(handles.map((h) => [h.name, h])), stop: stopAll, abort };
   } catch (error) {
     await stopAll();
     throw error;
