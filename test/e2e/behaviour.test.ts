@@ -74,7 +74,7 @@ describe('flows through the embedded stack', () => {
 
   it('times out an attempt that runs past timeout_secs and kills its process', async () => {
     const pidFile = join(dir, 'timeout.pid');
-    const id = await stack.submit({ tasks: [shell('slow', `echo $$ > ${pidFile}; exec sleep 30`, { timeout_secs: 0.5 })] });
+    const id = await stack.submit({ tasks: [shell('slow', `echo $$ > ${pidFile}; exec sleep 30`, { timeout_secs: 0.5, retries: 0 })] });
     const view = await stack.settled(id);
     expect(view.status).toBe('failed');
     expect(view.tasks[0].status).toBe('timed_out');

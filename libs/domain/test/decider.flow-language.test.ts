@@ -73,6 +73,24 @@ describe('conditions', () => {
   });
 });
 
+describe('a task after one skipped in the same decision', () => {
+  it('reads the skipped task\'s output in its condition and references, so deciding again after the skip is folded gives the same', () => {
+    const def = flow({
+      tasks: [
+        { id: 'a', executor: 'noop' },
+        { id: 'b', executor: 'noop', depends_on: ['a'], condition: 'false' },
+        { id: 'c', executor: 'noop', depends_on: ['b'], condition: 'tasks.b.output.skipped', input: { was: '${tasks.b.output.condition}' } },
+      ],
+    });
+    const history = [ev.submitted(def), ev.started()];
+    const { drafts } = given(history).when(ev.succeeded('a')).then(['task.skipped:b', 'task.ready:c']);
+    expect(readySpec(drafts, 'c').input).toEqual({ was: 'false' });
+    // Folding the skip decides c again: the same decision, so its key is already taken.
+    const again = given([...history, ev.succeeded('a')]).when(fromDraft(drafts[0]!)).then(['task.ready:c']).drafts;
+    expect(again[0]).toEqual(drafts[1]);
+  });
+});
+
 describe('references', () => {
   const def = flow({
     params: { region: 'eu', retries: 2 },
@@ -106,6 +124,13 @@ describe('references', () => {
     expect(spec.bindings).toEqual({ tasks: { fetch: { output } }, params: { region: 'eu', retries: 2 }, flow: { id: FLOW } });
     const attempt = resolveForAttempt(spec, 'say', 1, (name) => (name === 'TOKEN' ? 's3cret' : undefined));
     expect(attempt.ok && attempt.spec.config).toEqual({ command: 'echo "pre-${TS_REF_1}" ${TS_SECRET_2}', env: { TS_REF_1: 'a; rm -rf ~', TS_SECRET_2: 's3cret' } });
+  });
+
+  it('resolves run-time references in env beside a command that has its own', () => {
+    const both = flow({ tasks: [{ id: 'a', executor: 'shell', config: { command: 'use ${secrets.A}', env: { PASS: '${secrets.B}', N: 'attempt ${task.attempt}' } } }] });
+    const { drafts } = given([]).when(ev.submitted(both)).then(['flow.started', 'task.ready:a']);
+    const attempt = resolveForAttempt(readySpec(drafts, 'a'), 'a', 2, (name) => `value-${name}`);
+    expect(attempt.ok && attempt.spec.config).toEqual({ command: 'use ${TS_SECRET_1}', env: { PASS: 'value-B', N: 'attempt 2', TS_SECRET_1: 'value-A' } });
   });
 
   it('passes references in a shell command through environment variables, never as shell text', () => {

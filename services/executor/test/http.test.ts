@@ -57,7 +57,7 @@ describe('http step bodies', () => {
 
   it("gives up on a server that does not answer within the step's own timeout_secs, as a retryable timeout", async () => {
     const url = await serve(() => undefined);
-    await expect(runHttp(stepContext('http', { url, method: 'GET', timeout_secs: 0.2 }))).rejects.toMatchObject({ detail: { code: 'TIMEOUT', retryable: true, message: expect.stringContaining('within 0.2s') } });
+    await expect(runHttp(stepContext('http', { url, method: 'GET', timeout_secs: 0.2 }))).rejects.toMatchObject({ detail: { code: 'HTTP_TIMEOUT', retryable: true, message: expect.stringContaining('within 0.2s') } });
   });
 
   it('cuts at a character boundary: no half character in the text', async () => {

@@ -10,6 +10,7 @@ import {
   partitionOf,
   timerSubject,
   TERMINAL_FLOW_STATUSES,
+  type EventDraft,
   type FlowEvent,
   type FlowState,
 } from '@taskstream/domain';
@@ -47,6 +48,17 @@ interface CachedFlow {
   state: FlowState;
   /** Keys of decisions already appended, so a decision is published once per process. */
   emitted: Set<string>;
+}
+
+/** Terminal decisions the planner itself makes about a task. */
+const PLANNER_TERMINALS = ['task.failed', 'task.skipped', 'task.upstream_failed', 'task.cancelled'] as const;
+
+/**
+ * Whether `draft` readies a task this process already decided to end: the decider is deterministic,
+ * so this never happens, but a ready after a terminal event would run a finished task's step.
+ */
+function endedHere(emitted: ReadonlySet<string>, draft: EventDraft): boolean {
+  return draft.type === 'task.ready' && PLANNER_TERMINALS.some((type) => emitted.has(`${draft.flow_id}:${draft.task_id}:${type}`));
 }
 
 /**
@@ -126,7 +138,7 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
       const deadline = flowDeadline(event.flow_id, timeoutSecs, event.time);
       await ctx.js.publish(timerSubject(ctx.topo.layout, event.flow_id), encodeJson(deadline), { msgID: `${event.flow_id}:deadline` });
     }
-    let fresh = drafts.filter((d) => !flow.emitted.has(d.key));
+    let fresh = drafts.filter((d) => !flow.emitted.has(d.key) && !endedHere(flow.emitted, d));
     const start = fresh.find((d) => d.type === 'flow.started');
     if (start !== undefined) {
       // Nothing else of a flow is decided before its start is stored exactly once: a submission

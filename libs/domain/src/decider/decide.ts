@@ -1,5 +1,6 @@
 import type { EventDraft, FlowEvent } from '../events/catalogue.js';
 import { DEFAULT_TRIGGER_RULE } from '../flow/definition.js';
+import { skippedOutput } from './evolve.js';
 import { prepareTask } from './prepare.js';
 import { triggerVerdict } from './trigger-rules.js';
 import {
@@ -81,8 +82,13 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
       }
     }
   };
+  // Outputs of tasks this round skips, as folding their events will set them (see evolve).
+  const decidedOutputs = new Map<string, unknown>();
   const settle = (id: string, status: TaskStatus, draft: EventDraft) => {
     decided.set(id, status);
+    if (draft.type === 'task.skipped') {
+      decidedOutputs.set(id, skippedOutput(draft.data));
+    }
     drafts.push(draft);
     revisit(id);
   };
@@ -136,7 +142,7 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
       continue;
     }
 
-    const prepared = prepareTask(state, task);
+    const prepared = prepareTask(state, task, decidedOutputs);
     if (prepared.kind === 'skip') {
       settle(id, 'skipped', {
         key: `${flowId}:${id}:task.skipped`,

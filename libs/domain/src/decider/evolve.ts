@@ -26,6 +26,11 @@ export function evolve(state: FlowState | null, event: FlowEvent, seq = 0): Flow
   return state;
 }
 
+/** The output of a skipped task, as Tasked gives it: `{skipped: true, condition}`, or the reason when a trigger rule skipped it. */
+export function skippedOutput(data: { reason: string; condition?: string }): unknown {
+  return data.condition !== undefined ? { skipped: true, condition: data.condition } : { skipped: true, reason: data.reason };
+}
+
 export function fold(events: Iterable<FlowEvent>): FlowState | null {
   let state: FlowState | null = null;
   for (const event of events) state = evolve(state, event);
@@ -201,7 +206,7 @@ function apply(state: FlowState, event: FlowEvent): void {
         task.reason = reason;
         if (upstream !== undefined) task.upstream = upstream;
         if (condition !== undefined) task.condition = condition;
-        task.output = condition !== undefined ? { skipped: true, condition } : { skipped: true, reason };
+        task.output = skippedOutput(event.data);
       });
       return;
     case 'task.upstream_failed':

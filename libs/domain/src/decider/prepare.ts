@@ -1,6 +1,6 @@
 import type { TaskError } from '../events/catalogue.js';
 import type { TaskSpec } from '../flow/definition.js';
-import { checkExpression, evaluateCondition, type ReferenceScope } from '../expressions/index.js';
+import { checkExpression, evaluateCondition } from '../expressions/index.js';
 import { jsonBytes, MAX_TASK_SPEC_BYTES } from '../limits/flow-size.js';
 import { resolveForReady } from '../work/resolve-spec.js';
 import type { FlowState, TaskState } from './state.js';
@@ -12,21 +12,28 @@ export type Preparation =
   | { kind: 'fail'; error: TaskError };
 
 /**
- * Evaluates the task's condition and resolves its references from the folded state. Pure: the same
- * state gives the same preparation, so a replayed decision records the same inputs.
+ * Evaluates the task's condition and resolves its references from the folded state, and from
+ * `decidedOutputs`: the outputs of tasks this same decision round settled (skipped ones), whose
+ * events are not folded yet. Pure: the same state gives the same preparation, so a replayed
+ * decision records the same inputs.
  */
-export function prepareTask(state: FlowState, task: TaskState): Preparation {
+export function prepareTask(state: FlowState, task: TaskState, decidedOutputs: ReadonlyMap<string, unknown> = new Map()): Preparation {
   const spec = task.spec;
+  const outputOf = (id: string): { found: true; output: unknown } | { found: false } => {
+    if (decidedOutputs.has(id)) return { found: true, output: decidedOutputs.get(id) };
+    const upstream = state.tasks[id];
+    return upstream !== undefined && 'output' in upstream ? { found: true, output: upstream.output } : { found: false };
+  };
   if (spec.condition !== undefined) {
-    const verdict = evaluateCondition(spec.condition, bindingsFor(state, spec.condition, 'condition'));
+    const verdict = evaluateCondition(spec.condition, bindingsFor(state, spec.condition, 'condition', outputOf));
     if (!verdict.ok) return fail('CONDITION_ERROR', `condition evaluation failed: ${verdict.message}`);
     if (!verdict.value) return { kind: 'skip', condition: spec.condition };
   }
-  const resolved = resolveForReady(spec, scopeOf(state));
+  const resolved = resolveForReady(spec, { flowId: state.flow_id, params: state.definition.params ?? {}, outputs: outputOf });
   if (!resolved.ok) return fail(resolved.code, resolved.message);
   const ready = resolved.spec;
   if (spec.executor === 'transform' && typeof ready.config.expr === 'string') {
-    const bindings = bindingsFor(state, ready.config.expr, 'transform');
+    const bindings = bindingsFor(state, ready.config.expr, 'transform', outputOf);
     ready.bindings = { ...bindings, tasks: { ...ready.bindings?.tasks, ...bindings.tasks } };
   }
   const bytes = jsonBytes(ready);
@@ -39,26 +46,15 @@ export function prepareTask(state: FlowState, task: TaskState): Preparation {
   return { kind: 'ready', spec: ready };
 }
 
-function scopeOf(state: FlowState): ReferenceScope {
-  return {
-    flowId: state.flow_id,
-    params: state.definition.params ?? {},
-    outputs: (id) => {
-      const task = state.tasks[id];
-      if (task === undefined || !('output' in task)) return { found: false };
-      return { found: true, output: task.output };
-    },
-  };
-}
-
 /** The data an expression sees: the tasks it names (their outputs; null when they have none), params and the flow. */
-function bindingsFor(state: FlowState, source: string, kind: 'condition' | 'transform') {
+function bindingsFor(state: FlowState, source: string, kind: 'condition' | 'transform', outputOf: (id: string) => { found: true; output: unknown } | { found: false }) {
   const checked = checkExpression(source, kind);
   const tasks: Record<string, { output: unknown }> = {};
   if (checked.ok) {
     for (const id of checked.taskRefs) {
-      const task = state.tasks[id];
-      if (task !== undefined) tasks[id] = { output: task.output ?? null };
+      if (state.tasks[id] === undefined) continue;
+      const found = outputOf(id);
+      tasks[id] = { output: found.found ? (found.output ?? null) : null };
     }
   }
   return { tasks, params: state.definition.params ?? {}, flow: { id: state.flow_id } };

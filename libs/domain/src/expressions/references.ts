@@ -518,7 +518,7 @@ function setOwn(target: Record<string, unknown>, key: string, value: unknown): v
 
 /**
  * Resolves the references whose root is in `roots`; others (well formed or not) are left verbatim, so the planner can
- * resolve tasks/flow/params/task.id and leave `${secrets.X}` and `${task.attempt}` for the executor.
+ * resolve tasks/flow/params and leave `${task.…}` and `${secrets.X}` for the executor (see work/resolve-spec.ts).
  *
  * Rules (Tasked's): a string that is exactly one reference becomes the referenced JSON value with its
  * type (object, number, array, null, boolean); a reference inside other text is rendered as text

@@ -224,9 +224,9 @@ export const TaskSpec = z.object({
   executor: z.string(),
   config: z.record(z.string(), z.unknown()),
   depends_on: z.array(TaskId),
-  /** Unset means: the queue's max_retries, else 0. */
+  /** Unset means: the queue's max_retries, else DEFAULT_RETRIES. */
   retries: z.number().int().min(0).optional(),
-  /** Unset means: the queue's timeout_secs, else none. */
+  /** Unset means: the queue's timeout_secs, else DEFAULT_TIMEOUT_SECS. */
   timeout_secs: z.number().positive().optional(),
   /** Unset means: the queue's backoff, else DEFAULT_BACKOFF. */
   backoff: Backoff.optional(),

@@ -31,6 +31,11 @@ export function checkReferences(tasks: readonly TaskSpec[], indexOf: (id: string
       for (const problem of problems) report(['tasks', index, field, ...problem.at], problem.message);
       for (const { at, reference } of found) {
         const path = ['tasks', index, field, ...at];
+        if (task.executor === 'transform' && field === 'config' && at[0] === 'expr') {
+          // Spliced into the expression as text, a value could change what it computes.
+          report(path, `${reference.text}: a transform's expression reads upstream data itself; write tasks.<id>.output… (or params.…) in the expression instead of \${...}`);
+          continue;
+        }
         if (reference.root === 'tasks' && reference.taskId !== undefined) named(path, reference.taskId, reference.text);
         if (reference.root === 'params') checkParam(path, reference.text, reference.path, params, report);
       }
@@ -51,7 +56,8 @@ function checkExpressionOf(
 ): void {
   const checked = checkExpression(source, kind);
   if (!checked.ok) {
-    report(path, `${checked.column !== undefined ? `at column ${checked.column}: ` : ''}${checked.message}`);
+    const at = checked.column === undefined ? '' : checked.line !== undefined && checked.line > 1 ? `at line ${checked.line}, column ${checked.column}: ` : `at column ${checked.column}: `;
+    report(path, `${at}${checked.message}`);
     return;
   }
   for (const id of checked.taskRefs) named(path, id, `the ${kind} expression`);

@@ -123,15 +123,14 @@ export function resolveForAttempt(spec: TaskSpec, taskId: string, attempt: numbe
     secrets,
   };
   let work: { config: unknown; input?: unknown } = { config: spec.config, ...(spec.input !== undefined && { input: spec.input }) };
-  let env: Record<string, unknown> | undefined;
+  let injectedEnv: Record<string, string> | undefined;
   for (const path of paths) {
     const text = getAt(spec, path);
     if (spec.executor === 'shell' && samePath(path, COMMAND) && typeof text === 'string') {
-      env ??= { ...((spec.config.env as Record<string, unknown> | undefined) ?? {}) };
-      const taken = Object.keys(env).filter((name) => name.startsWith('TS_REF_') || name.startsWith('TS_SECRET_')).length;
+      const taken = Object.keys((spec.config.env as Record<string, unknown> | undefined) ?? {}).filter((name) => name.startsWith('TS_REF_') || name.startsWith('TS_SECRET_')).length;
       const injected = injectShellReferences(text, scope, ALL_ROOTS, taken + 1);
       if (!injected.ok) return referenceFailure(injected.problems, path);
-      Object.assign(env, injected.env);
+      injectedEnv = injected.env;
       work = setAt(work, path, injected.command) as typeof work;
       continue;
     }
@@ -139,7 +138,8 @@ export function resolveForAttempt(spec: TaskSpec, taskId: string, attempt: numbe
     if (!resolved.ok) return referenceFailure(resolved.problems, path);
     work = setAt(work, path, resolved.value) as typeof work;
   }
-  if (env !== undefined) work = setAt(work, ['config', 'env'], env) as typeof work;
+  // The command's variables join the env as resolved above (never resolved themselves).
+  if (injectedEnv !== undefined) work = setAt(work, ['config', 'env'], { ...((work.config as { env?: Record<string, unknown> }).env ?? {}), ...injectedEnv }) as typeof work;
   const checked = checkConfig(spec.executor, work.config as Record<string, unknown>);
   if (!checked.ok) return checked;
   const { run_time_strings: _done, ...rest } = spec;

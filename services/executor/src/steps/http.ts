@@ -214,7 +214,7 @@ async function runHttp(ctx: StepContext, dispatcher: Agent, limits: { bodyLimit:
     if (error instanceof StepError) throw error;
     if (ctx.signal.aborted) throw error;
     if (timedOut) {
-      throw new StepError({ message: `${config.method} ${config.url} did not answer within ${config.timeout_secs}s (the step's timeout_secs)`, code: 'TIMEOUT', retryable: true });
+      throw new StepError({ message: `${config.method} ${config.url} did not answer within ${config.timeout_secs}s (the step's timeout_secs)`, code: 'HTTP_TIMEOUT', retryable: true });
     }
     const blocked = ssrfCause(error);
     if (blocked !== undefined) {
