@@ -27,3 +27,4 @@ export * from './expressions/index.js';
 export * from './decider/trigger-rules.js';
 export * from './decider/prepare.js';
 export * from './work/resolve-spec.js';
+export * from './work/attempts.js';

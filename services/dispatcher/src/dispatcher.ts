@@ -1,4 +1,5 @@
 import {
+  attemptHistory,
   DEFAULT_BACKOFF,
   DEFAULT_RETRIES,
   DEFAULT_TIMEOUT_SECS,
@@ -6,7 +7,6 @@ import {
   flowIdOfSubject,
   idempotencyKeyOf,
   isLimited,
-  TERMINAL_TASK_EVENTS,
   workSubject,
   type EventOf,
   type EventType,
@@ -207,10 +207,8 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
   async function onReady(ready: EventOf<'task.ready'>, msg: JsMsg): Promise<void> {
     if (msg.info.deliveryCount > 1) {
       // A redelivery: if the task already ended, taking a slot now would leak it.
-      const ended = (await readFlowHistory(ctx.js, ctx.topo, ready.flow_id)).some(
-        (e) => 'task_id' in e.event && e.event.task_id === ready.task_id && TERMINAL_TASK_EVENTS.has(e.event.type),
-      );
-      if (ended) return;
+      const history = attemptHistory((await readFlowHistory(ctx.js, ctx.topo, ready.flow_id)).map((stored) => stored.event), ready.task_id);
+      if (history.finished) return;
     }
     const queue = ready.data.queue;
     const policy = policies.get(queue);

@@ -1,17 +1,23 @@
 import { hostname } from 'node:os';
 import { handleWhen, retry } from 'cockatiel';
 import {
-  DEFAULT_BACKOFF,
+  attemptHistory,
+  decideAttempt,
+  decideRetry,
   eventSubject,
   flowIdOfSubject,
-  retryDelayMs,
-  TERMINAL_TASK_EVENTS,
+  secretNamesOf,
+  STOP_EVENTS,
+  stopReason,
+  STOPS,
+  strongerStop,
   WorkItem,
   workSubject,
+  type AttemptHistory,
   type EventBody,
+  type Stop,
   type TaskError,
   type TaskSpec,
-  secretNamesOf,
 } from '@taskstream/domain';
 import {
   DeadLetters,
@@ -55,44 +61,9 @@ class AttemptTimeout extends Error {
   override name = 'AttemptTimeout';
 }
 
-/**
- * The events that stop a flow's running tasks, with the reason their task.cancelled gives, and
- * whether tasks whose trigger rule is `always` (cleanup) are spared, as fail_fast spares them.
- */
-const STOPPING_EVENTS = [
-  ['flow.cancel_requested', { why: 'flow cancelled', sparesAlways: false }],
-  ['flow.deadline_passed', { why: "the flow's timeout passed", sparesAlways: false }],
-  ['flow.fail_fast', { why: 'fail_fast: another task of the flow failed', sparesAlways: true }],
-] as const;
-
-interface Stop {
-  why: string;
-  sparesAlways: boolean;
-}
-
-/** Why `spec` is to be stopped under `stop`, if it is. */
-function stopReason(stop: Stop | undefined, spec: TaskSpec): string | undefined {
-  if (stop === undefined || (stop.sparesAlways && spec.trigger_rule === 'always')) return undefined;
-  return stop.why;
-}
-
 /** What nats-server allows when it does not say (its default max_payload). */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
-interface PriorProgress {
-  /** Highest attempt number recorded. */
-  attempts: number;
-  /** Attempts stopped by an executor shutting down: numbered, but not spent. */
-  interrupted: number;
-  /** Attempts that started and never reported back: their executor stopped. */
-  crashed: number;
-  finished: boolean;
-  /** Why the flow is being stopped, when it is (cancelled, its timeout passed, fail_fast). */
-  cancelled?: Stop;
-  lastError?: TaskError;
-  /** When the log holds a scheduled retry not yet started: the time it is due (epoch ms). */
-  retryDueAt?: number;
-}
 
 export interface ExecutorOptions {
   /** The queue this pool serves; "*" serves every queue (the embedded default). */
@@ -181,7 +152,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   const stopFlow = (flowId: string, stop: Stop) => {
     // The first stop holds, unless a later one also stops what the first spared (cancel after fail_fast).
     const known = cancelledFlows.get(flowId);
-    if (known !== undefined && !(known.sparesAlways && !stop.sparesAlways)) return;
+    if (known !== undefined && strongerStop(known, stop) === known) return;
     cancelledFlows.set(flowId, stop);
     if (cancelledFlows.size > 10_000) cancelledFlows.delete(cancelledFlows.keys().next().value!);
     for (const [controller, spec] of running.get(flowId) ?? []) {
@@ -189,38 +160,43 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
       if (why !== undefined) controller.abort(new Error(why));
     }
   };
-  const cancelSubs = STOPPING_EVENTS.map(([type, stop]) =>
+  const cancelSubs = STOP_EVENTS.map((type) =>
     ctx.nc.subscribe(`${layout.prefix}.evt.*.*.${type}`, {
       callback: (_err, msg) => {
         const flowId = flowIdOfSubject(layout, msg.subject);
-        if (flowId) stopFlow(flowId, stop);
+        if (flowId) stopFlow(flowId, STOPS[type]);
       },
     }),
   );
 
   /**
-   * Why the flow is stopped, if the log holds its cancel or deadline. The subscription above misses
-   * what was stored while this process was not connected (before it started, or during a
-   * reconnect), so before a task starts and before its outcome is recorded the log is asked too:
-   * one direct get of the last message on each of the two subjects, not a read of the history.
+   * How the flow is stopped, if the log holds its cancel, deadline or fail_fast. The subscription
+   * above misses what was stored while this process was not connected (before it started, or during
+   * a reconnect), so before a task starts and before its outcome is recorded the log is asked too:
+   * one direct get of the last message on each stop subject, not a read of the history.
    */
-  async function storedStop(flowId: string, spec: TaskSpec): Promise<string | undefined> {
+  async function storedStopOf(flowId: string): Promise<Stop | undefined> {
     const known = cancelledFlows.get(flowId);
-    if (known !== undefined) return stopReason(known, spec);
-    let found: Array<{ seq: number; stop: Stop }>;
+    if (known !== undefined && !known.sparesAlways) return known;
+    let found: Stop[];
     try {
       found = await Promise.all(
-        STOPPING_EVENTS.map(async ([type, stop]) => {
+        STOP_EVENTS.map(async (type) => {
           const stored = await ctx.jsm.direct.getMessage(ctx.topo.eventsStream, { last_by_subj: eventSubject(layout, flowId, type) });
-          return stored ? [{ seq: stored.seq, stop }] : [];
+          return stored ? [STOPS[type] as Stop] : [];
         }),
       ).then((lists) => lists.flat());
     } catch (error) {
       throw new InfrastructureError(`could not read whether flow ${flowId} was cancelled: ${(error as Error).message}`);
     }
-    const first = found.sort((a, b) => Number(a.stop.sparesAlways) - Number(b.stop.sparesAlways) || a.seq - b.seq)[0];
-    if (first !== undefined) stopFlow(flowId, first.stop);
-    return stopReason(first?.stop, spec);
+    const stop = found.reduce<Stop | undefined>((strongest, next) => strongerStop(strongest, next), known);
+    if (stop !== undefined) stopFlow(flowId, stop);
+    return stop;
+  }
+
+  /** Why the task is to be stopped, if the log says so. */
+  async function storedStop(flowId: string, spec: TaskSpec): Promise<string | undefined> {
+    return stopReason(await storedStopOf(flowId), spec);
   }
 
   /** Records an event; a failure to store it is the infrastructure's, never the step's. */
@@ -235,36 +211,9 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     }
   }
 
-  /**
-   * On redelivery: how many attempts the log already holds, how many of them started and never
-   * reported back (their executor died: crash evidence against this item, unlike a delivery count,
-   * which also grows for items merely held by a dying process), and whether the task already ended.
-   */
-  async function priorProgress(item: WorkItem): Promise<PriorProgress> {
-    let attempts = 0;
-    let interrupted = 0;
-    let finished = false;
-    let cancelled: Stop | undefined;
-    let lastError: TaskError | undefined;
-    let retry: { attempt: number; dueAt: number } | undefined;
-    const started = new Set<number>();
-    const reported = new Set<number>();
-    for (const { event } of await readFlowHistory(ctx.js, ctx.topo, item.flow_id)) {
-      for (const [type, stop] of STOPPING_EVENTS) if (event.type === type && (cancelled === undefined || cancelled.sparesAlways)) cancelled = stop;
-      if (!('task_id' in event) || event.task_id !== item.task_id) continue;
-      if ('attempt' in event) attempts = Math.max(attempts, event.attempt);
-      if (event.type === 'task.started') started.add(event.attempt);
-      if (event.type === 'task.attempt_failed') {
-        if (event.data.error.code === 'INTERRUPTED') interrupted++;
-        else lastError = event.data.error;
-        reported.add(event.attempt);
-      }
-      if (event.type === 'task.retry_scheduled') retry = { attempt: event.attempt, dueAt: Date.parse(event.time) + event.data.delay_ms };
-      if (TERMINAL_TASK_EVENTS.has(event.type)) finished = true;
-    }
-    const crashed = [...started].filter((a) => !reported.has(a)).length;
-    const retryPending = retry !== undefined && retry.attempt === attempts && reported.has(attempts);
-    return { attempts, interrupted, crashed, finished, ...(cancelled && { cancelled }), ...(lastError && { lastError }), ...(retryPending && { retryDueAt: retry!.dueAt }) };
+  /** On redelivery: what the log holds about the task's attempts (see attemptHistory). */
+  async function historyOf(item: WorkItem): Promise<AttemptHistory> {
+    return attemptHistory((await readFlowHistory(ctx.js, ctx.topo, item.flow_id)).map((stored) => stored.event), item.task_id);
   }
 
   const quarantine = new Quarantine();
@@ -272,7 +221,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   async function execute(item: WorkItem, msg: JsMsg): Promise<void> {
     // A redelivered item is a suspect only if an attempt of it started and never reported back;
     // one coming back from a durable retry or a hand-back is not.
-    const prior = msg.info.deliveryCount > 1 ? await priorProgress(item) : undefined;
+    const prior = msg.info.deliveryCount > 1 ? await historyOf(item) : undefined;
     const leave = await quarantine.enter((prior?.crashed ?? 0) > 0, () => msg.working(), keepAliveMs);
     try {
       await executeAdmitted(item, msg, prior);
@@ -281,44 +230,34 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     }
   }
 
-  async function executeAdmitted(item: WorkItem, msg: JsMsg, prior: PriorProgress | undefined): Promise<void> {
+  async function executeAdmitted(item: WorkItem, msg: JsMsg, prior: AttemptHistory | undefined): Promise<void> {
     const spec = item.spec;
-    const totalAttempts = (spec.retries ?? 0) + 1;
-    const backoff = spec.backoff ?? DEFAULT_BACKOFF;
     const recordCancelled = (reason: string) => emit(item, { type: 'task.cancelled', data: { reason } }, 'outcome');
+    // The log may hold a stop this process never saw (it started after it).
+    if (prior?.stop) stopFlow(item.flow_id, prior.stop);
+    const verdict = decideAttempt(spec, prior, prior?.finished ? undefined : await storedStopOf(item.flow_id), Date.now(), { crashLimit, durableRetryAfterMs });
+    switch (verdict.kind) {
+      case 'drop':
+        return;
+      case 'cancel':
+        await recordCancelled(verdict.reason);
+        return;
+      case 'hand_back':
+        // Redelivered before its scheduled retry is due (its executor stopped while waiting in memory).
+        throw new HandBack('retry not due yet', verdict.delayMs);
+      case 'fail':
+        if (verdict.poison) {
+          await deadLetters.setAside(msg, `executor-${options.queue === '*' ? 'all' : options.queue}`, `${verdict.error.message} (delivery ${msg.info.deliveryCount})`);
+          ctx.log.error({ flow_id: item.flow_id, task_id: item.task_id, crashes: prior?.crashed }, 'poison work item set aside');
+        }
+        await emit(item, { type: 'task.failed', attempt: verdict.attempt, data: { error: verdict.error, duration_ms: 0 } }, 'outcome');
+        return;
+      case 'run':
+        break;
+    }
     // Attempt numbers continue from the log; interrupted attempts are numbered but not spent.
-    let done = 0;
-    let unspent = 0;
-    let retryDueAt: number | undefined;
-    if (prior?.finished) return;
-    // The log may hold a cancel this process never saw (it started after it). A task whose cancel
-    // is known gets the cancel as its outcome, and nothing else: not a poison verdict either.
-    if (prior?.cancelled) stopFlow(item.flow_id, prior.cancelled);
-    const stoppedBecause = await storedStop(item.flow_id, spec);
-    if (stoppedBecause !== undefined) {
-      await recordCancelled(`${stoppedBecause} before the task started`);
-      return;
-    }
-    if (prior) {
-      if (prior.crashed >= crashLimit) {
-        const reason = `the work item was started ${prior.crashed} times and its executor stopped each time (delivery ${msg.info.deliveryCount}); set aside as poison`;
-        await deadLetters.setAside(msg, `executor-${options.queue === '*' ? 'all' : options.queue}`, reason);
-        await emit(item, { type: 'task.failed', attempt: Math.max(1, prior.attempts), data: { error: { message: reason, code: 'POISON', retryable: false }, duration_ms: 0 } }, 'outcome');
-        ctx.log.error({ flow_id: item.flow_id, task_id: item.task_id, crashes: prior.crashed }, 'poison work item set aside');
-        return;
-      }
-      done = prior.attempts;
-      unspent = prior.interrupted;
-      if (done - unspent >= totalAttempts) {
-        const error = prior.lastError ?? { message: 'the executor running the last attempt stopped before reporting it', code: 'LOST', retryable: false };
-        await emit(item, { type: 'task.failed', attempt: done, data: { error, duration_ms: 0 } }, 'outcome');
-        return;
-      }
-      retryDueAt = prior.retryDueAt;
-      // Redelivered before its scheduled retry is due (its executor stopped while waiting in memory).
-      const wait = retryDueAt !== undefined ? retryDueAt - Date.now() : 0;
-      if (wait >= durableRetryAfterMs) throw new HandBack('retry not due yet', wait);
-    }
+    const done = verdict.after;
+    const unspent = verdict.unspent;
     if (stopping) throw new HandBack('executor stopping');
     const run = steps[spec.executor];
     if (!run) {
@@ -341,7 +280,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     let lastError: TaskError | undefined;
     let lastDuration = 0;
     let attemptStarted = 0;
-    let nextDelayMs = retryDueAt !== undefined ? Math.max(0, retryDueAt - Date.now()) : 0;
+    let nextDelayMs = verdict.delayMs;
     const timeoutMs = spec.timeout_secs !== undefined ? Math.round(spec.timeout_secs * 1000) : undefined;
 
     // Only the step's own failures are retried here; a failure to record an event hands the whole
@@ -350,7 +289,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     // because cockatiel's own wait neither ends on a cancel nor holds a delay over 24.8 days.
     const retryPolicy = retry(
       handleWhen((error) => error instanceof StepError && !controller.signal.aborted && error.detail.retryable),
-      { maxAttempts: totalAttempts - (done - unspent) - 1 },
+      { maxAttempts: (spec.retries ?? 0) - (done - unspent) },
     );
 
     try {
@@ -404,11 +343,10 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
                 ? { message: `attempt ${attempt} was stopped because its executor shut down; the task runs again and this attempt does not count`, code: 'INTERRUPTED', retryable: true }
                 : toTaskError(error);
           await emit(item, { type: 'task.attempt_failed', attempt, data: { error: lastError, duration_ms: lastDuration } }, `${attempt}:task.attempt_failed`);
-          const spent = attempt - unspent;
-          const retrying = lastError.retryable && !controller.signal.aborted && spent < totalAttempts;
-          nextDelayMs = retrying ? retryDelayMs(backoff, spent, Math.random()) : 0;
-          if (retrying && nextDelayMs >= durableRetryAfterMs) throw new DeferredRetry(nextDelayMs);
-          if (retrying) await emit(item, { type: 'task.retry_scheduled', attempt, data: { next_attempt: attempt + 1, delay_ms: nextDelayMs } }, `${attempt}:task.retry_scheduled`);
+          const next = decideRetry(spec, lastError, attempt - unspent, controller.signal.aborted, Math.random(), { durableRetryAfterMs });
+          nextDelayMs = next.kind === 'fail' ? 0 : next.delayMs;
+          if (next.kind === 'retry_later') throw new DeferredRetry(nextDelayMs);
+          if (next.kind === 'retry') await emit(item, { type: 'task.retry_scheduled', attempt, data: { next_attempt: attempt + 1, delay_ms: nextDelayMs } }, `${attempt}:task.retry_scheduled`);
           throw new StepError(lastError);
         } finally {
           timer?.clear();
@@ -462,13 +400,14 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         const decoded = decodeWorkItem(stored.data);
         if (decoded.ok) {
           const item = decoded.value;
-          const prior = await priorProgress(item);
+          const prior = await historyOf(item);
           if (!prior.finished) {
             const error = { message: reason, code: 'POISON', retryable: false };
+            const stopped = stopReason(prior.stop, item.spec);
             await emit(
               item,
-              stopReason(prior.cancelled, item.spec) !== undefined
-                ? { type: 'task.cancelled', data: { reason: `${prior.cancelled!.why} before the task finished` } }
+              stopped !== undefined
+                ? { type: 'task.cancelled', data: { reason: `${stopped} before the task finished` } }
                 : { type: 'task.failed', attempt: Math.max(1, deliveries), data: { error, duration_ms: 0 } },
               'outcome',
             );
