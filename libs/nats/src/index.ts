@@ -9,6 +9,7 @@ export * from './consumer.js';
 export * from './history.js';
 export * from './definitions.js';
 export * from './secrets.js';
+export * from './api-keys.js';
 export { jetstream, jetstreamManager, AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 export { Kvm, type KV } from '@nats-io/kv';
 export * from './server-process.js';

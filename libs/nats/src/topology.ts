@@ -43,6 +43,8 @@ export interface Topology {
   definitionsBucket: string;
   /** Secrets flows reference as `${secrets.NAME}`, one key each (read and written only through SecretStore). */
   secretsBucket: string;
+  /** API keys of the gateway, one record per key id (read and written only through ApiKeyStore). */
+  apiKeysBucket: string;
   /** Window in which JetStream drops a re-published message with the same Nats-Msg-Id. */
   duplicateWindowMs: number;
 }
@@ -73,6 +75,7 @@ export function topology(options: TopologyOptions = {}): Topology {
     limitsBucket: `${prefix}_limits`,
     definitionsBucket: `${prefix}_definitions`,
     secretsBucket: `${prefix}_secrets`,
+    apiKeysBucket: `${prefix}_api_keys`,
     duplicateWindowMs: options.duplicateWindowMs ?? 10 * 60_000,
   };
 }
@@ -110,6 +113,8 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
   await kvm.create(topo.limitsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   // One value per secret: a replaced or deleted value is not kept.
   await kvm.create(topo.secretsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
+  // One record per API key (hashes only); a revoked key keeps its record, marked revoked.
+  await kvm.create(topo.apiKeysBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.idempotencyBucket, {
     history: 1,
     replicas: topo.replicas,
