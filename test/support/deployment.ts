@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { evolve, toFlowView, type FlowState } from '@taskstream/domain';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { afterEach, expect } from 'vitest';
-import { ServiceProcess } from './stack.js';
+import { OPEN_GATEWAY, ServiceProcess } from './stack.js';
 
 /** Every service once, as a deployment runs them. */
 export const ALL_SERVICES: Array<[string, string]> = [
@@ -37,7 +37,8 @@ export class Deployment {
   static async start(natsUrls: string, services: Array<[name: string, service: string, env?: Record<string, string>]>, common: Record<string, string> = {}): Promise<Deployment> {
     const deployment = new Deployment(natsUrls);
     for (const [name, service, env] of services) {
-      const extra: Record<string, string> = { ...common, ...env };
+      // Gateways run without API keys, on loopback, unless the test says otherwise.
+      const extra: Record<string, string> = { ...(service === 'gateway' && OPEN_GATEWAY), ...common, ...env };
       if (service === 'gateway') {
         const port = extra.TASKSTREAM_PORT ?? String(await freePort());
         extra.TASKSTREAM_PORT = port;

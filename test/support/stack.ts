@@ -82,6 +82,13 @@ export async function recordingEndpoint(status: (req: IncomingMessage, n: number
   return { url: `http://127.0.0.1:${port}`, requests, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
+/**
+ * A deployed gateway requires API keys by default; tests that are not about keys run it without
+ * them, on loopback (which is all TASKSTREAM_AUTH=none allows) and without a request rate limit.
+ * The key tests (test/e2e/auth.test.ts) turn both back on.
+ */
+export const OPEN_GATEWAY: Record<string, string> = { TASKSTREAM_AUTH: 'none', TASKSTREAM_RATE_LIMIT: '0' };
+
 /** One service as its own OS process, from its built main.js, as a deployment runs it. */
 export class ServiceProcess {
   private output = '';
@@ -96,7 +103,7 @@ export class ServiceProcess {
 
   static start(service: string, env: Record<string, string>): ServiceProcess {
     const child = spawn(process.execPath, [join(ROOT, 'services', service, 'dist', 'main.js')], {
-      env: { ...process.env, TASKSTREAM_LOG_LEVEL: 'warn', TASKSTREAM_HTTP_ALLOW: '127.0.0.0/8,::1', ...env },
+      env: { ...process.env, TASKSTREAM_LOG_LEVEL: 'warn', TASKSTREAM_HTTP_ALLOW: '127.0.0.0/8,::1', ...(service === 'gateway' && OPEN_GATEWAY), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     return new ServiceProcess(service, child);

@@ -1,10 +1,13 @@
 import { maxHeaderSize, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
 import websocket, { type WebSocket } from '@fastify/websocket';
 import { parseFlowText } from '@taskstream/domain';
-import { Kvm, SecretStore } from '@taskstream/nats';
+import { ApiKeyStore, Kvm, SecretStore } from '@taskstream/nats';
 import type { PinoLogger, ServiceContext } from '@taskstream/runtime';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { authenticate, PUBLIC_ROUTES, redactUrl, requireScopes, securityHeaders, type KeyAuth } from './auth.js';
 import { ApiError, apiError } from './errors.js';
 import { Flows } from './flows.js';
 import { registerFeedRoutes } from './routes/feed.js';
@@ -16,6 +19,7 @@ import { readParameters } from './routes/input.js';
 import { FlowIndex } from './flow-index.js';
 import { DeadLetterQueue } from './dead-letters.js';
 import { registerDeadLetterRoutes } from './routes/dlq.js';
+import { registerKeyRoutes } from './routes/keys.js';
 import { registerSecretRoutes } from './routes/secrets.js';
 import { Queues } from './queues.js';
 
@@ -27,6 +31,18 @@ export interface GatewayOptions {
   bodyLimit?: number;
   /** A pino logger for requests, or false for none. */
   logger?: PinoLogger | false;
+  /**
+   * `keys`: every route but the health checks needs an API key with the route's scope. `none`
+   * (the default here) serves anyone: the entry points choose (see settings.ts), and refuse to
+   * listen beyond loopback without keys.
+   */
+  auth?: 'keys' | 'none';
+  /** A whole key (`ts_…`) stored as an admin key at start unless its id is already there. */
+  bootstrapAdminKey?: string;
+  /** Requests a second per key (per remote address with auth off); 0 or absent: no limit. */
+  rateLimit?: number;
+  /** Origins allowed to call the API from a browser (CORS); none or empty: CORS off. */
+  corsOrigins?: readonly string[];
 }
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
@@ -95,6 +111,17 @@ function feedSocketError(error: Error & { code?: unknown }, socket: WebSocket, r
   socket.close(1011, 'the feed failed on the server; reconnect with after=<the last seq you processed>');
 }
 
+/** What a request log line says about the request: fastify's fields, with any `token` in the URL blanked out. */
+function requestForLog(request: FastifyRequest) {
+  return {
+    method: request.method,
+    url: redactUrl(request.url ?? ''),
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  };
+}
+
 /** Builds the gateway as a Fastify instance over a connected service context; `main.ts` listens. */
 export async function buildGateway(ctx: ServiceContext, options: GatewayOptions = {}): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -114,9 +141,23 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
     // Requests arriving while the gateway closes get the documented 503 from the hook below.
     return503OnClosing: false,
   };
-  const app: FastifyInstance = options.logger
-    ? (Fastify({ loggerInstance: options.logger as FastifyBaseLogger, ...shared }) as unknown as FastifyInstance)
+  // Request logs carry the method and URL, with a feed's `token` parameter (an API key) blanked out.
+  const logger = options.logger ? options.logger.child({}, { serializers: { req: requestForLog } }) : undefined;
+  const app: FastifyInstance = logger
+    ? (Fastify({ loggerInstance: logger as FastifyBaseLogger, ...shared }) as unknown as FastifyInstance)
     : (Fastify({ logger: false, ...shared }) as unknown as FastifyInstance);
+  requireScopes(app);
+  const keys = await ApiKeyStore.open(ctx.js, ctx.topo);
+  if (options.bootstrapAdminKey !== undefined) {
+    const outcome = await keys.register(options.bootstrapAdminKey, { name: 'bootstrap admin', scope: 'admin' });
+    app.log.info({ key_id: options.bootstrapAdminKey.slice(3, 15), outcome }, outcome === 'created' ? 'stored the bootstrap admin key' : 'the bootstrap admin key is already stored');
+  }
+  let auth: KeyAuth | undefined;
+  if (options.auth === 'keys') {
+    const table = await keys.watch((error) => app.log.error({ bucket: error.bucket, key_id: error.key }, error.message));
+    app.addHook('onClose', async () => table.stop());
+    auth = { table, store: keys };
+  }
   const kvm = new Kvm(ctx.js);
   const queues = new Queues(await kvm.open(ctx.topo.queuesBucket), await kvm.open(ctx.topo.limitsBucket), await kvm.open(ctx.topo.queueStatsBucket));
   const index = await FlowIndex.open(await kvm.open(ctx.topo.summariesBucket));
@@ -137,6 +178,29 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
     reply.header('connection', 'close');
     throw apiError('UNAVAILABLE', 'this gateway is shutting down');
   });
+  securityHeaders(app);
+  // Before authentication: browsers send preflights without credentials, and a refusal needs the CORS headers to be readable.
+  if (options.corsOrigins && options.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: [...options.corsOrigins],
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+      allowedHeaders: ['authorization', 'content-type', 'idempotency-key'],
+      exposedHeaders: ['location', 'retry-after', 'idempotent-replayed', 'www-authenticate'],
+      maxAge: 600,
+    });
+  }
+  authenticate(app, auth);
+  if (options.rateLimit !== undefined && options.rateLimit > 0) {
+    // Route hooks run after the gateway's own, so the key is known here; health checks are not limited.
+    await app.register(rateLimit, {
+      global: true,
+      max: options.rateLimit,
+      timeWindow: 1_000,
+      keyGenerator: (request) => (request.apiKey ? `key:${request.apiKey.id}` : `address:${request.ip}`),
+      allowList: (request) => PUBLIC_ROUTES.has(request.routeOptions.url ?? ''),
+      errorResponseBuilder: (_request, context) => apiError('RATE_LIMITED', context.max, context.after),
+    });
+  }
   app.addHook('preValidation', async (request) => {
     if (!request.is404) readParameters(request);
   });
@@ -173,5 +237,6 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   registerHistoryRoutes(app, flows, index, ctx);
   registerDeadLetterRoutes(app, new DeadLetterQueue(ctx));
   registerSecretRoutes(app, await SecretStore.open(ctx.js, ctx.topo));
+  registerKeyRoutes(app, keys);
   return app;
 }

@@ -1,2 +1,5 @@
 export * from './app.js';
 export * from './errors.js';
+export * from './auth.js';
+export * from './settings.js';
+export * from './serve.js';

@@ -11,11 +11,11 @@ const listQuery = querySpec({
 const LETTER_PARAMS = z.object({ seq: sequence(1, 'the sequence of a dead letter (see GET /api/v1/dlq)') });
 
 export function registerDeadLetterRoutes(app: FastifyInstance, dlq: DeadLetterQueue): void {
-  app.get<{ Querystring: z.output<typeof listQuery.schema> }>('/api/v1/dlq', { config: { query: listQuery } }, async (request) => {
+  app.get<{ Querystring: z.output<typeof listQuery.schema> }>('/api/v1/dlq', { config: { scope: 'admin', query: listQuery } }, async (request) => {
     const { source, after = 0, limit = 100 } = request.query;
     return { letters: await dlq.list(source, after, limit) };
   });
-  const one = { config: { params: LETTER_PARAMS, query: NO_QUERY } };
+  const one = { config: { scope: 'admin', params: LETTER_PARAMS, query: NO_QUERY } } as const;
   type One = { Params: z.output<typeof LETTER_PARAMS> };
   app.get<One>('/api/v1/dlq/:seq', one, async (request) => dlq.get(request.params.seq));
   app.post<One>('/api/v1/dlq/:seq/retry', one, async (request, reply) => reply.status(202).send(await dlq.retry(request.params.seq)));

@@ -117,7 +117,7 @@ export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, fl
   app.route<{ Params: z.output<typeof FLOW_PARAMS>; Querystring: z.output<typeof flowFeedQuery.schema> }>({
     method: 'GET',
     url: '/api/v1/flows/:id/feed',
-    config: { params: FLOW_PARAMS, query: flowFeedQuery },
+    config: { scope: 'read', queryToken: true, params: FLOW_PARAMS, query: flowFeedQuery },
     // Unknown flows are refused before the upgrade, with a 404.
     preValidation: async (request) => {
       checkHandshake(request);
@@ -135,7 +135,7 @@ export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, fl
   app.route<{ Querystring: z.output<typeof feedQuery.schema> }>({
     method: 'GET',
     url: '/api/v1/feed',
-    config: { query: feedQuery },
+    config: { scope: 'read', queryToken: true, query: feedQuery },
     preValidation: async (request) => checkHandshake(request),
     handler: upgradeRequired,
     wsHandler: async (socket, request) => {

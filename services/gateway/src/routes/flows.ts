@@ -24,7 +24,7 @@ const CancelBody = z.strictObject(
 const eventsQuery = querySpec({ after: sequence(0).optional(), format: oneOf(['json', 'ndjson'] as const).optional() });
 
 export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Parse): void {
-  app.post<{ Body: string | undefined }>('/api/v1/flows', { config: { query: NO_QUERY } }, async (request, reply) => {
+  app.post<{ Body: string | undefined }>('/api/v1/flows', { config: { scope: 'submit', query: NO_QUERY } }, async (request, reply) => {
     const key = request.headers['idempotency-key'];
     if (key !== undefined && key !== '' && !IdempotencyKey.safeParse(key).success) {
       throw apiError('INVALID_PARAMETER', 'Idempotency-Key', 'must be 1 to 255 printable ASCII characters, given once');
@@ -52,11 +52,11 @@ export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Pa
       });
   });
 
-  app.get<{ Params: z.output<typeof FLOW_PARAMS> }>('/api/v1/flows/:id', { config: { params: FLOW_PARAMS, query: NO_QUERY } }, async (request) => flows.view(request.params.id));
+  app.get<{ Params: z.output<typeof FLOW_PARAMS> }>('/api/v1/flows/:id', { config: { scope: 'read', params: FLOW_PARAMS, query: NO_QUERY } }, async (request) => flows.view(request.params.id));
 
   app.get<{ Params: z.output<typeof FLOW_PARAMS>; Querystring: z.output<typeof eventsQuery.schema> }>(
     '/api/v1/flows/:id/events',
-    { config: { params: FLOW_PARAMS, query: eventsQuery } },
+    { config: { scope: 'read', params: FLOW_PARAMS, query: eventsQuery } },
     async (request, reply) => {
       const { after = 0, format = 'json' } = request.query;
       const events = (await flows.history(request.params.id, after)).map((e) => ({ seq: e.seq, stored_at: e.stored_at, event: e.event }));
@@ -65,7 +65,7 @@ export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Pa
     },
   );
 
-  app.post<{ Params: z.output<typeof FLOW_PARAMS>; Body: string | undefined }>('/api/v1/flows/:id/cancel', { config: { params: FLOW_PARAMS, query: NO_QUERY } }, async (request, reply) => {
+  app.post<{ Params: z.output<typeof FLOW_PARAMS>; Body: string | undefined }>('/api/v1/flows/:id/cancel', { config: { scope: 'submit', params: FLOW_PARAMS, query: NO_QUERY } }, async (request, reply) => {
     const { reason } = parseBody(request.body, CancelBody);
     await flows.cancel(request.params.id, reason);
     return reply.status(202).send({ flow_id: request.params.id, status: 'cancelling', links: links(request.params.id) });

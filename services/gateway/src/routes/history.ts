@@ -104,13 +104,13 @@ export function patchDefinition(definition: FlowDefinition, patch: Patch): { def
 
 export function registerHistoryRoutes(app: FastifyInstance, flows: Flows, index: FlowIndex, ctx: ServiceContext): void {
   /** Audit export of every event stored in [since, until), as NDJSON. */
-  app.get<{ Querystring: z.output<typeof exportQuery.schema> }>('/api/v1/events', { config: { query: exportQuery } }, async (request, reply) => {
+  app.get<{ Querystring: z.output<typeof exportQuery.schema> }>('/api/v1/events', { config: { scope: 'read', query: exportQuery } }, async (request, reply) => {
     const { since, until = new Date() } = request.query;
     const events = await readEventsBetween(ctx.js, ctx.topo.eventsStream, allEventsFilter(ctx.topo.layout), since, until);
     return reply.type('application/x-ndjson').send(events.map((e) => JSON.stringify({ seq: e.seq, stored_at: e.stored_at, event: e.event })).join('\n') + (events.length ? '\n' : ''));
   });
 
-  app.get<{ Querystring: z.output<typeof listQuery.schema> }>('/api/v1/flows', { config: { query: listQuery } }, async (request) => {
+  app.get<{ Querystring: z.output<typeof listQuery.schema> }>('/api/v1/flows', { config: { scope: 'read', query: listQuery } }, async (request) => {
     const q = request.query;
     const page = index.query({
       ...(q.status && q.status.length > 0 && { status: q.status }),
@@ -127,7 +127,7 @@ export function registerHistoryRoutes(app: FastifyInstance, flows: Flows, index:
 
   app.get<{ Params: z.output<typeof FLOW_PARAMS>; Querystring: z.output<typeof stateQuery.schema> }>(
     '/api/v1/flows/:id/state',
-    { config: { params: FLOW_PARAMS, query: stateQuery } },
+    { config: { scope: 'read', params: FLOW_PARAMS, query: stateQuery } },
     async (request) => {
       const { at } = request.query;
       const state = await flows.stateAt(request.params.id, at);
@@ -137,7 +137,7 @@ export function registerHistoryRoutes(app: FastifyInstance, flows: Flows, index:
 
   app.get<{ Params: z.output<typeof FLOW_PARAMS>; Querystring: z.output<typeof graphQuery.schema> }>(
     '/api/v1/flows/:id/graph',
-    { config: { params: FLOW_PARAMS, query: graphQuery } },
+    { config: { scope: 'read', params: FLOW_PARAMS, query: graphQuery } },
     async (request, reply) => {
       const format = request.query.format ?? 'dot';
       const view = await flows.view(request.params.id);
@@ -145,7 +145,7 @@ export function registerHistoryRoutes(app: FastifyInstance, flows: Flows, index:
     },
   );
 
-  app.post<{ Params: z.output<typeof FLOW_PARAMS>; Body: string | undefined }>('/api/v1/flows/:id/rerun', { config: { params: FLOW_PARAMS, query: NO_QUERY } }, async (request, reply) => {
+  app.post<{ Params: z.output<typeof FLOW_PARAMS>; Body: string | undefined }>('/api/v1/flows/:id/rerun', { config: { scope: 'submit', params: FLOW_PARAMS, query: NO_QUERY } }, async (request, reply) => {
     const { from } = parseBody(request.body, RerunBody);
     const parent = await flows.stateAt(request.params.id, Number.MAX_SAFE_INTEGER);
     if (!['succeeded', 'failed', 'cancelled'].includes(parent.status)) throw apiError('FLOW_NOT_FINISHED', parent.flow_id, parent.status);
@@ -156,7 +156,7 @@ export function registerHistoryRoutes(app: FastifyInstance, flows: Flows, index:
     return reply.status(202).header('location', `/api/v1/flows/${flowId}`).send({ flow_id: flowId, rerun_of: parent.flow_id, status: 'submitted' });
   });
 
-  app.post<{ Params: z.output<typeof FLOW_PARAMS>; Body: string | undefined }>('/api/v1/flows/:id/fork', { config: { params: FLOW_PARAMS, query: NO_QUERY } }, async (request, reply) => {
+  app.post<{ Params: z.output<typeof FLOW_PARAMS>; Body: string | undefined }>('/api/v1/flows/:id/fork', { config: { scope: 'submit', params: FLOW_PARAMS, query: NO_QUERY } }, async (request, reply) => {
     const { at, patch } = parseBody(request.body, ForkBody, FORK_KEY_DEPTH);
     const parent = await flows.stateAt(request.params.id, at);
     const { definition, changed } = patch ? patchDefinition(parent.definition, patch) : { definition: parent.definition, changed: [] };

@@ -6,10 +6,11 @@ import { NO_QUERY, queueName, readJson, shapeProblems } from './input.js';
 
 const QUEUE_PARAMS = z.object({ name: queueName });
 type QueueParams = { Params: z.output<typeof QUEUE_PARAMS> };
-const config = { params: QUEUE_PARAMS, query: NO_QUERY };
+/** Queue policies and their statistics are an administrator's. */
+const config = { scope: 'admin', params: QUEUE_PARAMS, query: NO_QUERY } as const;
 
 export function registerQueueRoutes(app: FastifyInstance, queues: Queues): void {
-  app.get('/api/v1/queues', { config: { query: NO_QUERY } }, async () => ({ queues: await queues.list() }));
+  app.get('/api/v1/queues', { config: { scope: 'admin', query: NO_QUERY } }, async () => ({ queues: await queues.list() }));
 
   app.get<QueueParams>('/api/v1/queues/:name', { config }, async (request) => queues.get(request.params.name));
 

@@ -13,7 +13,7 @@ import { NO_QUERY, param, Refusal, shapeProblems } from './input.js';
 const secretName = param((raw) => (SecretName.safeParse(raw).success ? raw : new Refusal(`must be a secret name: ${SECRET_NAME_RULE}`)));
 const SECRET_PARAMS = z.object({ name: secretName });
 type SecretParams = { Params: z.output<typeof SECRET_PARAMS> };
-const config = { params: SECRET_PARAMS, query: NO_QUERY };
+const config = { scope: 'admin', params: SECRET_PARAMS, query: NO_QUERY } as const;
 
 const SecretBody = z.strictObject({ value: z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string: the secret\'s value') }) });
 
@@ -45,7 +45,7 @@ function readValue(body: unknown): string {
 }
 
 export function registerSecretRoutes(app: FastifyInstance, secrets: SecretStore): void {
-  app.get('/api/v1/secrets', { config: { query: NO_QUERY } }, async () => ({ secrets: await secrets.list() }));
+  app.get('/api/v1/secrets', { config: { scope: 'admin', query: NO_QUERY } }, async () => ({ secrets: await secrets.list() }));
 
   app.put<SecretParams & { Body: string | undefined }>('/api/v1/secrets/:name', { config }, async (request) => secrets.put(request.params.name, readValue(request.body)));
 
