@@ -13,18 +13,45 @@ interface ApiErrorBody {
   error?: { code?: string; message?: string; problems?: Problem[] };
 }
 
+let chosenApiKey: string | undefined;
+
+/** The API key every client sends unless given another: `--api-key`, which the command line sets here. */
+export function useApiKey(key: string | undefined): void {
+  chosenApiKey = key === '' ? undefined : key;
+}
+
+/** The key to send: the one chosen with `--api-key`, else TASKSTREAM_API_KEY. */
+export function defaultApiKey(): string | undefined {
+  return chosenApiKey ?? (process.env.TASKSTREAM_API_KEY || undefined);
+}
+
+/** What to do about a 401 or 403, which the gateway's message alone does not say for the CLI. */
+function authHint(status: number): string | undefined {
+  if (status === 401) return 'pass an API key with --api-key or TASKSTREAM_API_KEY (create one with `taskstream keys create`)';
+  if (status === 403) return 'use a key with that scope, or ask an administrator for one';
+  return undefined;
+}
+
 /** A small client for the gateway's REST and WebSocket API. */
 export class GatewayClient {
   readonly base: string;
 
-  constructor(base: string) {
+  constructor(
+    base: string,
+    private readonly apiKey: string | undefined = defaultApiKey(),
+  ) {
     this.base = base.replace(/\/+$/, '');
+  }
+
+  /** `Authorization: Bearer <key>` when there is a key, for requests made outside this class. */
+  authHeaders(): Record<string, string> {
+    return this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {};
   }
 
   private async request<T>(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<T> {
     let response: Response;
     try {
-      response = await fetch(`${this.base}${path}`, { method, body, headers });
+      response = await fetch(`${this.base}${path}`, { method, body, headers: { ...headers, ...this.authHeaders() } });
     } catch (error) {
       const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
       throw new UserError(`cannot reach the Taskstream gateway at ${this.base} (${cause})`, 'start one with `taskstream up`, or pass --server with the right URL', 3);
@@ -39,7 +66,7 @@ export class GatewayClient {
     if (!response.ok) {
       const error = (json as ApiErrorBody).error;
       const problems = error?.problems?.map((p) => `  ${p.path}: ${p.message}`).join('\n');
-      throw new UserError(`${error?.message ?? `request failed with status ${response.status}`}${problems ? `\n${problems}` : ''}`, undefined, response.status >= 500 ? 3 : 2);
+      throw new UserError(`${error?.message ?? `request failed with status ${response.status}`}${problems ? `\n${problems}` : ''}`, authHint(response.status), response.status >= 500 ? 3 : 2);
     }
     return json as T;
   }
@@ -71,17 +98,21 @@ export class GatewayClient {
   async text(path: string): Promise<string> {
     let response: Response;
     try {
-      response = await fetch(`${this.base}${path}`);
+      response = await fetch(`${this.base}${path}`, { headers: this.authHeaders() });
     } catch (error) {
       throw new UserError(`cannot reach the Taskstream gateway at ${this.base} (${(error as Error).message})`, 'start one with `taskstream up`, or pass --server with the right URL', 3);
     }
     const body = await response.text();
-    if (!response.ok) throw new UserError(JSON.parse(body)?.error?.message ?? `request failed with status ${response.status}`, undefined, response.status >= 500 ? 3 : 2);
+    if (!response.ok) throw new UserError(JSON.parse(body)?.error?.message ?? `request failed with status ${response.status}`, authHint(response.status), response.status >= 500 ? 3 : 2);
     return body;
   }
 
-  post(path: string, body: unknown = {}) {
-    return this.request<unknown>('POST', path, JSON.stringify(body), { 'content-type': 'application/json' });
+  post<T = unknown>(path: string, body: unknown = {}) {
+    return this.request<T>('POST', path, JSON.stringify(body), { 'content-type': 'application/json' });
+  }
+
+  get<T>(path: string) {
+    return this.request<T>('GET', path);
   }
 
   async remove(path: string): Promise<void> {
@@ -118,7 +149,7 @@ export class GatewayClient {
     for (let failures = 0; ; ) {
       const outcome = await new Promise<'done' | 'dropped'>((resolve, reject) => {
         const url = `${this.base.replace(/^http/, 'ws')}/api/v1/flows/${encodeURIComponent(flowId)}/feed?after=${after}`;
-        const socket = new WebSocket(url);
+        const socket = new WebSocket(url, { headers: this.authHeaders() });
         let settled = false;
         socket.on('message', (data) => {
           const message = JSON.parse(data.toString()) as { seq: number; event?: FlowEvent; type?: string };
@@ -134,7 +165,7 @@ export class GatewayClient {
         });
         socket.on('unexpected-response', (_req, res) => {
           settled = true;
-          reject(new UserError(`the gateway refused the live feed of flow ${flowId} (status ${res.statusCode})`, undefined, 3));
+          reject(new UserError(`the gateway refused the live feed of flow ${flowId} (status ${res.statusCode})`, authHint(res.statusCode ?? 0), res.statusCode === 401 || res.statusCode === 403 ? 2 : 3));
         });
         socket.on('error', () => {
           if (!settled) {

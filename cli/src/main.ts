@@ -1,7 +1,10 @@
 import { NatsUnreachableError } from '@taskstream/nats';
 import { Command, InvalidArgumentError } from 'commander';
-import { GatewayClient } from './client.js';
+import { checkExposure, readGatewaySecurity, serveGateway } from '@taskstream/gateway';
+import { createContext, createLogger, stopOnSignals } from '@taskstream/runtime';
+import { GatewayClient, useApiKey } from './client.js';
 import { readFlowFile } from './commands/flow-file.js';
+import { createKey, listKeys, revokeKey } from './commands/keys.js';
 import { runCommand } from './commands/run.js';
 import { deleteSecret, listSecrets, setSecret } from './commands/secret.js';
 import { SERVICES, serviceCommand } from './commands/service.js';
@@ -42,6 +45,12 @@ const program = new Command()
   .showHelpAfterError()
   .configureOutput({ outputError: (text, write) => write(`error: ${text.replace(/^error: /, '')}`) });
 
+/** No default shown: help output must never print a key from the environment. */
+const apiKeyOption = ['--api-key <key>', 'API key sent to the gateway as Authorization: Bearer (default: TASKSTREAM_API_KEY)'] as const;
+
+// Every client a command makes sends the key given with --api-key (else TASKSTREAM_API_KEY).
+program.hook('preAction', (_program, action) => useApiKey(action.opts().apiKey as string | undefined));
+
 program
   .command('run')
   .description('submit a flow and follow it live; embedded (nats-server + all services in this process) unless --server is given')
@@ -50,6 +59,7 @@ program
   .option('-s, --server <url>', 'a running gateway to submit to, instead of running embedded')
   .option('--nats <url>', 'embedded mode: use this NATS instead of starting nats-server')
   .option('--data-dir <dir>', 'embedded mode: where nats-server keeps its data', '.taskstream')
+  .option(...apiKeyOption)
   .action(async (file: string, options) => process.exit(await runCommand(file, options)));
 
 program
@@ -62,6 +72,7 @@ program
   .option('-q, --queue <name>', 'queue the executor serves ("*" for every queue)', '*')
   .option('-c, --concurrency <n>', 'tasks the executor runs at once', whole('concurrency'), 8)
   .option('--log-level <level>', 'service log level', 'warn')
+  .option('--auth', 'require API keys, as a deployed gateway does; on a stack with no usable key, creates an admin key and prints it once')
   .action(upCommand);
 
 for (const name of SERVICES) {
@@ -83,7 +94,31 @@ for (const name of SERVICES) {
       .option('--dispatch-window <n>', 'tasks of an unlimited queue dispatched and not yet ended, per dispatcher (fairness between flows; 0 turns it off)', whole('dispatch-window'), Number(env.TASKSTREAM_DISPATCH_WINDOW ?? 1000))
       .option('--ack-wait-ms <ms>', 'how long a message held by a dead dispatcher waits before redelivery', whole('ack-wait-ms'), Number(env.TASKSTREAM_ACK_WAIT_MS ?? 30_000));
   }
-  command.action((options) => serviceCommand(name, options));
+  if (name === 'gateway') command.action(gatewayCommand);
+  else command.action((options) => serviceCommand(name, options));
+}
+
+/**
+ * The gateway alone, as its own main runs it: API keys required unless TASKSTREAM_AUTH=none, and no
+ * serving beyond loopback without them unless TASKSTREAM_ALLOW_UNAUTHENTICATED=true.
+ */
+async function gatewayCommand(options: { nats: string; prefix: string; replicas: number; logLevel: string; host: string; port: number }): Promise<void> {
+  try {
+    const security = readGatewaySecurity(env);
+    checkExposure(options.host, security.auth, security.allowUnauthenticated);
+  } catch (error) {
+    throw new UserError((error as Error).message);
+  }
+  const log = createLogger('gateway', options.logLevel);
+  const ctx = await createContext({ natsUrl: options.nats, name: 'taskstream-gateway', log, prefix: options.prefix, replicas: options.replicas });
+  let handle;
+  try {
+    handle = await serveGateway(ctx, { host: options.host, port: options.port, logger: log, env });
+  } catch (error) {
+    await ctx.nc.close().catch(() => undefined);
+    throw new UserError((error as Error).message, undefined, 3);
+  }
+  stopOnSignals([handle], log, () => ctx.nc.drain());
 }
 
 const serverOption = ['-s, --server <url>', 'gateway URL (or TASKSTREAM_URL)', defaultServer] as const;
@@ -93,6 +128,7 @@ program
   .description('submit a flow to a running gateway and print its id')
   .argument('<file>', 'flow file (.json or .yaml)')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .option('-q, --queue <name>', 'queue for tasks that do not name one')
   .option('--idempotency-key <key>', 'retrying with the same key returns the same flow')
   .action(async (file: string, options) => {
@@ -107,6 +143,7 @@ program
   .description("show a flow's status and its tasks")
   .argument('<flow-id>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .option('--json', 'print the raw view')
   .option('-f, --follow', 'print its tasks as they settle until the flow ends (exit 0 only if it succeeded)')
   .action(async (flowId: string, options) => {
@@ -130,6 +167,7 @@ program
   .command('flows')
   .description('list flows, newest first')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .option('--status <list>', 'comma-separated statuses, e.g. failed,cancelled')
   .option('-q, --queue <name>')
   .option('--since <time>', 'submitted at or after (ISO 8601)')
@@ -153,6 +191,7 @@ program
   .description("print a flow's timeline: relative times, who recorded what, attempts and errors")
   .argument('<flow-id>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .option('--step', "show the flow's folded state after every event")
   .action(async (flowId: string, options) => {
     const { events } = await new GatewayClient(options.server).events(flowId);
@@ -165,6 +204,7 @@ program
   .requiredOption('--since <time>', 'ISO 8601 time to export from')
   .option('--until <time>', 'ISO 8601 time to export until (default: now)')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .action(async (options) => {
     const params = new URLSearchParams({ since: options.since, ...(options.until && { until: options.until }) });
     process.stdout.write(await new GatewayClient(options.server).text(`/api/v1/events?${params}`));
@@ -175,6 +215,7 @@ program
   .description("print a flow's graph, nodes coloured by task state")
   .argument('<flow-id>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .option('--format <format>', 'dot or mermaid', 'dot')
   .action(async (flowId: string, options) => {
     process.stdout.write(await new GatewayClient(options.server).text(`/api/v1/flows/${encodeURIComponent(flowId)}/graph?format=${encodeURIComponent(options.format)}`));
@@ -185,6 +226,7 @@ program
   .description('start a new flow that reuses the outputs of succeeded tasks and runs the rest again')
   .argument('<flow-id>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .option('--from <task>', 'also run this task and everything downstream of it again')
   .action(async (flowId: string, options) => console.log((await new GatewayClient(options.server).rerun(flowId, options.from)).flow_id));
 
@@ -195,6 +237,7 @@ program
   .requiredOption('--at <seq>', 'the stream sequence to fork at (see `taskstream replay`)', whole('at'))
   .option('--patch <json>', 'flow fields to replace; tasks merge by id, e.g. {"tasks":[{"id":"deploy","config":{...}}]}')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .action(async (flowId: string, options) => {
     let patch: unknown;
     if (options.patch !== undefined) {
@@ -212,6 +255,7 @@ program
   .description("print a flow's complete event history")
   .argument('<flow-id>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .option('--json', 'one JSON object per line')
   .action(async (flowId: string, options) => {
     const { events } = await new GatewayClient(options.server).events(flowId);
@@ -226,6 +270,7 @@ program
   .description('cancel a flow: pending tasks are cancelled, running ones stopped')
   .argument('<flow-id>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .option('--reason <text>', 'recorded in the history')
   .action(async (flowId: string, options) => {
     await new GatewayClient(options.server).cancel(flowId, options.reason);
@@ -243,6 +288,7 @@ queue
   .description('create or replace a queue policy')
   .argument('<name>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .option('--concurrency <n>', 'tasks of this queue running at once', whole('concurrency'))
   .option('--per-key-concurrency <n>', 'tasks with the same concurrency_key running at once', whole('per-key-concurrency'))
   .option('--rate <per-second>', 'tasks started per second', parseFloat)
@@ -274,11 +320,13 @@ queue
   .command('get')
   .argument('<name>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .action(async (name: string, options) => printQueue(await new GatewayClient(options.server).queue(name)));
 
 queue
   .command('list')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .action(async (options) => {
     const { queues } = await new GatewayClient(options.server).queues();
     if (queues.length === 0) console.log('no queue policies; every queue runs without limits');
@@ -289,6 +337,7 @@ queue
   .command('delete')
   .argument('<name>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .action(async (name: string, options) => {
     await new GatewayClient(options.server).deleteQueue(name);
     console.log(`queue ${name}: policy deleted; it now runs without limits`);
@@ -299,6 +348,7 @@ const dlq = program.command('dlq').description('messages set aside because they 
 dlq
   .command('list')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .option('--source <name>', 'only letters from this consumer (planner, dispatcher, executor-<queue>, ...)')
   .option('--json', 'print the raw letters')
   .action(async (options) => {
@@ -313,6 +363,7 @@ dlq
   .command('show')
   .argument('<seq>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .action(async (seq: string, options) => console.log(JSON.stringify(JSON.parse(await new GatewayClient(options.server).text(`/api/v1/dlq/${encodeURIComponent(seq)}`)), null, 2)));
 
 dlq
@@ -320,6 +371,7 @@ dlq
   .description('put the message back on its original subject')
   .argument('<seq>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .action(async (seq: string, options) => {
     const result = await new GatewayClient(options.server).post(`/api/v1/dlq/${encodeURIComponent(seq)}/retry`);
     console.log(`dead letter ${seq} republished to ${(result as { republished_to: string }).republished_to}`);
@@ -329,6 +381,7 @@ dlq
   .command('discard')
   .argument('<seq>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .action(async (seq: string, options) => {
     await new GatewayClient(options.server).remove(`/api/v1/dlq/${encodeURIComponent(seq)}`);
     console.log(`dead letter ${seq} discarded`);
@@ -342,12 +395,14 @@ secret
   .argument('<name>', 'letters, digits, "_", "-" and ".", 1 to 128 characters')
   .argument('[value]', 'the value; omit it, or give "-", to read it from stdin')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .action(setSecret);
 
 secret
   .command('list')
   .description('secret names and when each was last set (never their values)')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .option('--json', 'print the raw list')
   .action(listSecrets);
 
@@ -355,6 +410,32 @@ secret
   .command('delete')
   .argument('<name>')
   .option(...serverOption)
+  .option(...apiKeyOption)
   .action(deleteSecret);
+
+const keys = program
+  .command('keys')
+  .description('manage API keys: through the gateway with an admin key, or straight to NATS with --nats (for the first admin key)');
+const keysTarget = (command: Command) =>
+  command
+    .option(...serverOption)
+    .option(...apiKeyOption)
+    .option('--nats <url>', 'talk to this NATS directly instead of the gateway (comma-separated for a cluster)')
+    .option('--prefix <prefix>', 'with --nats: subject and bucket prefix', env.TASKSTREAM_PREFIX ?? 'ts')
+    .option('--json', 'print JSON');
+
+keysTarget(
+  keys
+    .command('create')
+    .description('create an API key and print it once (only then is it ever shown)')
+    .requiredOption('--scope <scope>', 'read (GET routes and feeds), submit (also submit, cancel, rerun, fork) or admin (also queues, secrets, keys, dead letters)')
+    .requiredOption('--name <name>', 'who or what uses the key, e.g. ci or dashboard'),
+)
+  .option('--expires <lifetime>', 'how long the key lives: 90s, 30m, 12h, 30d (default: until revoked)')
+  .action(createKey);
+
+keysTarget(keys.command('list').description('every key: id, scope, created, expiry or revocation, last day used, name (never the key itself)')).action(listKeys);
+
+keysTarget(keys.command('revoke').description('revoke a key for good; it stops working within a second').argument('<id>', 'the key id: the 12 characters after "ts_"')).action(revokeKey);
 
 program.parseAsync().catch(fail);

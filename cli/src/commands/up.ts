@@ -9,14 +9,26 @@ export interface UpOptions {
   queue: string;
   concurrency: number;
   logLevel: string;
+  /** Require API keys; creates an admin key when the stack has no usable one. */
+  auth?: boolean;
 }
 
 /** The embedded stack in the foreground until Ctrl-C or SIGTERM, which exit the process. */
 export async function upCommand(options: UpOptions): Promise<void> {
   const interrupt = stopOnInterrupt();
-  const stack = (interrupt.stack = await startStack({ ...options, natsUrl: options.nats, shellEnabled: true }));
+  const allowUnauthenticated = /^(1|true|yes|on)$/i.test(process.env.TASKSTREAM_ALLOW_UNAUTHENTICATED ?? '');
+  const stack = (interrupt.stack = await startStack({ ...options, auth: options.auth === true, allowUnauthenticated, natsUrl: options.nats, shellEnabled: true }));
   console.log(`Taskstream is up: gateway ${stack.gatewayUrl}`);
   console.log(`  NATS ${stack.natsUrl}${stack.nats ? ` (embedded, data in ${stack.nats.storeDir})` : ''}`);
   console.log(`  executor serving ${options.queue === '*' ? 'every queue' : `queue "${options.queue}"`}, shell steps on, bound to ${options.host}`);
+  if (options.auth) {
+    console.log('  API keys required (send Authorization: Bearer ts_…, or set TASKSTREAM_API_KEY for the CLI)');
+    if (stack.adminKey) {
+      console.log('  created an admin key, shown only this once:');
+      console.log(`admin key: ${stack.adminKey}`);
+    } else {
+      console.log(`  using the keys already stored; to add one: taskstream keys create --scope admin --name NAME --nats ${stack.natsUrl}`);
+    }
+  }
   console.log('Press Ctrl-C to stop.');
 }
