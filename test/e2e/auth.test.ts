@@ -368,7 +368,7 @@ describe('API keys and scopes', () => {
     });
   });
 
-  describe('starting without keys', () => {
+  describe('starting a gateway', () => {
     it('refuses to serve beyond loopback without keys unless told to', async () => {
       const gateway = await cli(['gateway', '--host', '0.0.0.0', '--port', '1', '--nats', nats.url], { TASKSTREAM_AUTH: 'none' });
       expect(gateway.code).toBe(2);
@@ -387,6 +387,25 @@ describe('API keys and scopes', () => {
       expect(output).toContain('refusing to listen on :: without authentication');
       const wrong = await cli(['gateway', '--port', '1', '--nats', nats.url], { TASKSTREAM_AUTH: 'maybe' });
       expect(wrong.stderr).toContain('TASKSTREAM_AUTH must be "keys"');
+    });
+
+    it('requires keys in `taskstream gateway` by default', async () => {
+      const port = await freePort();
+      const child = spawn(process.execPath, [join(ROOT, 'cli', 'bin', 'taskstream.js'), 'gateway', '--port', String(port), '--nats', nats.url, '--log-level', 'warn'], {
+        cwd: ROOT,
+        env: { ...process.env, TASKSTREAM_AUTH: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      try {
+        const url = `http://127.0.0.1:${port}`;
+        await deployment.ready(url);
+        expect((await fetch(`${url}/api/v1/flows`)).status).toBe(401);
+        expect((await call('GET', '/api/v1/flows', ADMIN, undefined, url)).status).toBe(200);
+      } finally {
+        child.kill('SIGTERM');
+        await exited;
+      }
     });
   });
 });

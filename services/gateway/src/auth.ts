@@ -109,6 +109,7 @@ export interface KeyAuth {
 export function authenticate(app: FastifyInstance, auth: KeyAuth | undefined): void {
   // Days on which this gateway already recorded a key's use: at most one write per key a day.
   const marked = new Map<string, string>();
+  app.decorateRequest('apiKey', undefined);
   app.addHook('onRequest', async (request, reply) => {
     const queryToken = takeQueryToken(request);
     if (!auth) return;
