@@ -205,13 +205,13 @@ describe('large views: stored paged, served whole, never regressed by a replay',
   });
 
   it('replaying every event from sequence 1 rewrites no view and changes no statistic', async () => {
-    const stats = await new Kvm(ctx.js).open(ctx.topo.queueStatsBucket);
-    const statistics = async () => Object.fromEntries(await Promise.all([...(await revisions(ctx.topo.queueStatsBucket)).keys()].map(async (key) => [key, (await stats.get(key))!.json()])));
+    // Queue statistics are the sum of the summaries' loads: unchanged summaries, unchanged statistics.
+    const summaries = await new Kvm(ctx.js).open(ctx.topo.summariesBucket);
+    const loads = async () => Object.fromEntries(await Promise.all([...(await revisions(ctx.topo.summariesBucket)).keys()].map(async (key) => [key, (await summaries.get(key))!.json<{ load?: unknown }>().load])));
     const viewsBefore = await revisions(ctx.topo.flowsBucket);
     const summariesBefore = await revisions(ctx.topo.summariesBucket);
-    const statsBefore = await revisions(ctx.topo.queueStatsBucket);
-    const statisticsBefore = await statistics();
-    expect(Object.keys(statisticsBefore).length).toBeGreaterThan(0);
+    const loadsBefore = await loads();
+    expect(Object.values(loadsBefore).some((load) => load !== undefined)).toBe(true);
 
     // A fresh projector with its consumers recreated from the start of the log: every flow it
     // meets is finished and out of memory, and its flow.submitted comes first, delivered once.
@@ -227,8 +227,7 @@ describe('large views: stored paged, served whole, never regressed by a replay',
 
     expect(await revisions(ctx.topo.flowsBucket)).toEqual(viewsBefore);
     expect(await revisions(ctx.topo.summariesBucket)).toEqual(summariesBefore);
-    expect(await revisions(ctx.topo.queueStatsBucket)).toEqual(statsBefore);
-    expect(await statistics()).toEqual(statisticsBefore);
+    expect(await loads()).toEqual(loadsBefore);
   }, 120_000);
 
   it('a rebuild stores the same keys and views, and the views are served without the log', async () => {

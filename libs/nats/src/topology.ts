@@ -28,10 +28,8 @@ export interface Topology {
   /** Durable timers (flow deadlines), each held back by delayed redelivery until due. */
   timersStream: string;
   flowsBucket: string;
-  /** One small summary per flow, for listing and filtering. */
+  /** One small summary per flow, for listing and filtering, with its share of its queues' statistics. */
   summariesBucket: string;
-  /** Live statistics per queue. */
-  queueStatsBucket: string;
   idempotencyBucket: string;
   /** Partition leases and instance membership of partitioned services (planner, projector). */
   leasesBucket: string;
@@ -68,7 +66,6 @@ export function topology(options: TopologyOptions = {}): Topology {
     timersStream: `${upper}_TIMERS`,
     flowsBucket: `${prefix}_flows`,
     summariesBucket: `${prefix}_flow_summaries`,
-    queueStatsBucket: `${prefix}_queue_stats`,
     idempotencyBucket: `${prefix}_idempotency`,
     queuesBucket: `${prefix}_queues`,
     leasesBucket: `${prefix}_leases`,
@@ -106,7 +103,6 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
   const kvm = new Kvm(nc);
   await kvm.create(topo.flowsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.summariesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
-  await kvm.create(topo.queueStatsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.queuesBucket, { history: 5, replicas: topo.replicas, storage: StorageType.File });
   // Member keys of instances that died without cleaning up vanish after a minute.
   await kvm.create(topo.leasesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File, ttl: 60_000 });

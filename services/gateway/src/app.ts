@@ -159,8 +159,8 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
     auth = { table, store: keys };
   }
   const kvm = new Kvm(ctx.js);
-  const queues = new Queues(await kvm.open(ctx.topo.queuesBucket), await kvm.open(ctx.topo.limitsBucket), await kvm.open(ctx.topo.queueStatsBucket));
   const index = await FlowIndex.open(await kvm.open(ctx.topo.summariesBucket));
+  const queues = new Queues(await kvm.open(ctx.topo.queuesBucket), await kvm.open(ctx.topo.limitsBucket), index);
   app.addHook('onClose', async () => index.stop());
   const flows = new Flows(ctx, await kvm.open(ctx.topo.flowsBucket), await kvm.open(ctx.topo.idempotencyBucket), queues);
 

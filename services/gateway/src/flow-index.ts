@@ -1,4 +1,4 @@
-import type { FlowStatus, FlowSummary } from '@taskstream/domain';
+import { sumQueueLoads, type FlowStatus, type FlowSummary, type QueueLoad, type QueueStatsView } from '@taskstream/domain';
 import type { KV } from '@taskstream/nats';
 
 export interface FlowQuery {
@@ -18,9 +18,13 @@ export interface FlowQuery {
  * The flows list, kept in memory from the projector's summaries by a KV watch. Pages are ordered
  * newest first by flow id (a ULID, so by submission time) and continue strictly after the cursor's
  * id, so flows submitted while a client pages through never shift or repeat what it sees.
+ *
+ * Queue statistics are the sum of the summaries' loads (each a function of its flow's fold), kept
+ * by queue so a read adds up only that queue's flows.
  */
 export class FlowIndex {
   private readonly byId = new Map<string, FlowSummary>();
+  private readonly loads = new Map<string, Map<string, QueueLoad>>();
   private sorted: string[] | undefined;
   private stopWatch: (() => void) | undefined;
 
@@ -34,9 +38,12 @@ export class FlowIndex {
       for await (const entry of watch) {
         if (entry.operation === 'PUT' && entry.value.length > 0) {
           if (!index.byId.has(entry.key)) index.sorted = undefined;
-          index.byId.set(entry.key, entry.json<FlowSummary>());
+          const { load, ...summary } = entry.json<FlowSummary>();
+          index.byId.set(entry.key, summary);
+          index.setLoad(entry.key, load ?? {});
         } else if (index.byId.delete(entry.key)) {
           index.sorted = undefined;
+          index.setLoad(entry.key, {});
         }
         if (entry.delta === 0) ready();
       }
@@ -44,6 +51,24 @@ export class FlowIndex {
     if ((await kv.status()).values === 0) ready();
     await Promise.race([initialized, new Promise((r) => setTimeout(r, 5_000))]);
     return index;
+  }
+
+  private setLoad(flowId: string, load: Record<string, QueueLoad>): void {
+    for (const [queue, flows] of this.loads) {
+      if (!Object.hasOwn(load, queue) && flows.delete(flowId) && flows.size === 0) this.loads.delete(queue);
+    }
+    for (const [queue, share] of Object.entries(load)) {
+      let flows = this.loads.get(queue);
+      if (flows === undefined) this.loads.set(queue, (flows = new Map()));
+      flows.set(flowId, share);
+    }
+  }
+
+  /** A queue's statistics now: the loads of its flows added up. */
+  queueStats(queue: string, now = new Date()): QueueStatsView {
+    const stats = sumQueueLoads(queue, this.loads.get(queue)?.values() ?? [], now);
+    stats.minutes = Object.fromEntries(Object.entries(stats.minutes).sort(([a], [b]) => a.localeCompare(b)));
+    return stats;
   }
 
   get(flowId: string): FlowSummary | undefined {

@@ -1,6 +1,7 @@
-import { bucketOf, emptyQueueStats, formatPath, QueueName, QueuePolicyInput, refill, type QueueLimitsRecord, type QueuePolicy, type QueueStatsView } from '@taskstream/domain';
+import { bucketOf, formatPath, QueueName, QueuePolicyInput, refill, type QueueLimitsRecord, type QueuePolicy, type QueueStatsView } from '@taskstream/domain';
 import { encodeJson, type KV } from '@taskstream/nats';
 import { apiError, problemsError } from './errors.js';
+import type { FlowIndex } from './flow-index.js';
 
 export interface QueueView {
   name: string;
@@ -16,29 +17,13 @@ export class Queues {
   constructor(
     private readonly policies: KV,
     private readonly limits: KV,
-    private readonly statsBucket: KV,
+    private readonly index: FlowIndex,
   ) {}
 
-  /** The projector's live statistics of a queue, added up over partitions (zeros before any task). */
-  async stats(name: string): Promise<Omit<QueueStatsView, 'last_seq'>> {
+  /** A queue's live statistics: the sum of its flows' shares (zeros before any task). */
+  stats(name: string): QueueStatsView {
     Queues.checkName(name);
-    const total = emptyQueueStats(name);
-    for await (const key of await this.statsBucket.keys(`${name}.*`)) {
-      const entry = await this.statsBucket.get(key);
-      if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) continue;
-      const part = entry.json<QueueStatsView>();
-      total.waiting += part.waiting;
-      total.running += part.running;
-      total.throttled += part.throttled;
-      for (const [minute, counts] of Object.entries(part.minutes)) {
-        const slot = (total.minutes[minute] ??= { succeeded: 0, failed: 0 });
-        slot.succeeded += counts.succeeded;
-        slot.failed += counts.failed;
-      }
-    }
-    const { last_seq: _ignored, ...view } = total;
-    view.minutes = Object.fromEntries(Object.entries(view.minutes).sort(([a], [b]) => a.localeCompare(b)));
-    return view;
+    return this.index.queueStats(name);
   }
 
   static parsePolicy(body: unknown): QueuePolicy {

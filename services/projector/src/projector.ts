@@ -1,20 +1,5 @@
 import { hostname } from 'node:os';
-import {
-  allEventsFilter,
-  applyTaskTransition,
-  emptyQueueStats,
-  evolve,
-  isTerminalFlow,
-  partitionFilter,
-  partitionOf,
-  refoldTransitions,
-  taskSnapshot,
-  toFlowSummary,
-  type FlowEvent,
-  type FlowState,
-  type QueueStatsView,
-  type TaskSnapshot,
-} from '@taskstream/domain';
+import { allEventsFilter, evolve, isTerminalFlow, partitionFilter, partitionOf, toFlowListing, type FlowEvent, type FlowState } from '@taskstream/domain';
 import {
   AckPolicy,
   DeadLetters,
@@ -36,11 +21,10 @@ import { PartitionOwner, type ServiceContext, type ServiceHandle } from '@taskst
 import { planViewWrite, storeViews, type ProjectedFlow, type TouchedTasks } from './view-store.js';
 import { WriteBatch } from './write-batch.js';
 
-/** A flow whose view waits to be written: the tasks its events touched, and `summary` when its listing entry changed too. */
+/** A flow whose view and summary wait to be written, with the tasks its events touched. */
 interface PendingFlow {
   flow: ProjectedFlow;
   tasks: TouchedTasks;
-  summary: boolean;
 }
 
 function union(a: TouchedTasks, b: TouchedTasks): TouchedTasks {
@@ -82,9 +66,10 @@ async function purge(kv: KV): Promise<void> {
 
 /**
  * Folds every event into the read models the gateway serves: per-flow views (`<prefix>_flows`,
- * one key per flow, or for a large flow a header and one key per task: see planViewWrite), flow
- * summaries for listing (`<prefix>_flow_summaries`) and per-queue statistics
- * (`<prefix>_queue_stats`). All are derived from the log; `rebuild` recomputes them from it.
+ * one key per flow, or for a large flow a header and one key per task: see planViewWrite) and
+ * flow summaries (`<prefix>_flow_summaries`) for listing, which carry each flow's share of its
+ * queues' statistics. Each is a function of one flow's fold, derived from the log; `rebuild`
+ * recomputes them from it.
  */
 export async function startProjector(ctx: ServiceContext, options: ProjectorOptions = {}): Promise<ServiceHandle> {
   const consumer = options.consumer ?? 'projector';
@@ -94,7 +79,6 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
   const definitions = await definitionsOf(ctx.js, ctx.topo);
   const views = await kvm.open(ctx.topo.flowsBucket);
   const summaries = await kvm.open(ctx.topo.summariesBucket);
-  const statsBucket = await kvm.open(ctx.topo.queueStatsBucket);
 
   const cache = new Map<string, ProjectedFlow>();
   /**
@@ -103,7 +87,6 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
    * the store again. A stored view only moves forward, so an entry never goes wrong, only stale.
    */
   const storedAhead = new Map<string, number>();
-  const stats = new Map<string, QueueStatsView>();
   const partitions = ctx.topo.layout.partitions;
   const consumerConfig = (partition: number) => ({
     durable_name: `${consumer}-p${partition}`,
@@ -112,15 +95,12 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     ack_wait: 30_000_000_000,
     max_ack_pending: 20_000,
   });
-  /** Statistics are kept per queue and partition, so each record has one writer; readers add them up. */
-  const statsKey = (queue: string, partition: number) => `${queue}.p${partition}`;
 
   if (options.rebuild) {
     // Fold the whole log first and write each view once, with its final state, so readers never
     // see a view go back in time; then go live just after the last event read.
     ctx.log.info({ consumer }, 'rebuilding every view from the log');
     const flows = new Map<string, FlowState>();
-    const rebuiltStats = new Map<string, QueueStatsView>();
     const reader = await ctx.js.consumers.get(ctx.topo.eventsStream, { filter_subjects: allEventsFilter(ctx.topo.layout) });
     let lastSeq = (await ctx.jsm.streams.info(ctx.topo.eventsStream)).state.first_seq - 1;
     if ((await reader.info()).num_pending > 0) {
@@ -130,32 +110,18 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
         const decoded = decodeEvent(msg.data);
         if (decoded.ok) {
           const event = await hydrated(definitions, decoded.value);
-          const prior = flows.get(event.flow_id) ?? null;
-          const taskId = 'task_id' in event ? event.task_id : undefined;
-          const before = prior && taskId ? taskSnapshot(prior, taskId) : undefined;
-          const state = fold(prior, event, msg.seq);
-          if (state) {
-            flows.set(event.flow_id, state);
-            const task = taskId ? state.tasks[taskId] : undefined;
-            if (task) {
-              const key = statsKey(task.spec.queue, partitionOf(event.flow_id, partitions));
-              rebuiltStats.set(key, applyTaskTransition(rebuiltStats.get(key) ?? emptyQueueStats(task.spec.queue), before, taskSnapshot(state, taskId!)!, event.time, msg.seq));
-            }
-          }
+          const state = fold(flows.get(event.flow_id) ?? null, event, msg.seq);
+          if (state) flows.set(event.flow_id, state);
         }
         if (msg.info.pending === 0) break;
       }
       await messages.close();
     }
-    for (const kv of [views, summaries, statsBucket]) await purge(kv);
+    for (const kv of [views, summaries]) await purge(kv);
     for (const [flowId, state] of flows) {
       const write = planViewWrite({ state, paged: false }, 'all');
-      await storeViews(views, [write], () => [summaries.put(flowId, encodeJson(toFlowSummary(state)))]);
+      await storeViews(views, [write], () => [summaries.put(flowId, encodeJson(toFlowListing(state)))]);
       if (!isTerminalFlow(state)) cache.set(flowId, { state, paged: write.paged });
-    }
-    for (const [key, view] of rebuiltStats) {
-      await statsBucket.put(key, encodeJson(view));
-      stats.set(key, view);
     }
     for (let p = 0; p < partitions; p++) {
       await ctx.jsm.consumers.delete(ctx.topo.eventsStream, `${consumer}-p${p}`).catch(() => false);
@@ -164,35 +130,17 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     ctx.log.info({ flows: flows.size, through_seq: lastSeq }, 'rebuild complete; going live');
   }
 
-  async function statsOf(key: string, queue: string): Promise<QueueStatsView> {
-    let current = stats.get(key);
-    if (!current) {
-      const entry = await statsBucket.get(key);
-      current = entry && entry.operation === 'PUT' && entry.value.length > 0 ? entry.json<QueueStatsView>() : emptyQueueStats(queue);
-      stats.set(key, current);
-    }
-    return current;
-  }
-
   const batch = new WriteBatch<PendingFlow>({
     log: ctx.log,
     // The pending entries are the batch's own: the older one's set of touched tasks can take the newer's.
     merge: (a, b) => ({
       flow: b.flow.state.last_seq >= a.flow.state.last_seq ? b.flow : a.flow,
       tasks: union(a.tasks, b.tasks),
-      summary: a.summary || b.summary,
     }),
-    write: async ({ flows, stats: statsKeys }) => {
+    write: async ({ flows }) => {
       // Encode before the first await: later events keep folding into the same states meanwhile.
-      const statsWrites = [...statsKeys].flatMap((key) => {
-        const view = stats.get(key);
-        return view ? [{ key, bytes: encodeJson(view) }] : [];
-      });
       const viewWrites = [...flows.values()].map(({ flow, tasks }) => ({ flow, write: planViewWrite(flow, tasks) }));
-      const summaryWrites = [...flows].flatMap(([flowId, { flow, summary }]) => (summary ? [{ flowId, bytes: encodeJson(toFlowSummary(flow.state)) }] : []));
-      // Statistics first, then the views: a redelivery finds a view newer only if the statistics
-      // already counted its events too (and their own sequence guard stops a second count).
-      await Promise.all(statsWrites.map(({ key, bytes }) => statsBucket.put(key, bytes)));
+      const summaryWrites = [...flows].map(([flowId, { flow }]) => ({ flowId, bytes: encodeJson(toFlowListing(flow.state)) }));
       await storeViews(
         views,
         viewWrites.map(({ write }) => write),
@@ -213,23 +161,6 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     }
   }
 
-  /** Loads the statistics record of a task, so the fold after it cannot fail halfway. */
-  async function statsFor(state: FlowState, taskId: string | undefined): Promise<string | undefined> {
-    const task = taskId === undefined ? undefined : state.tasks[taskId];
-    if (!task) return undefined;
-    const key = statsKey(task.spec.queue, partitionOf(state.flow_id, partitions));
-    await statsOf(key, task.spec.queue);
-    return key;
-  }
-
-  interface Transition {
-    key: string;
-    before: TaskSnapshot | undefined;
-    after: TaskSnapshot;
-    /** `before` is what the statistics hold for the task (memory's fold), not a fold of the log. */
-    knownBefore: boolean;
-  }
-
   async function storedHeader(flowId: string): Promise<StoredHeader | undefined> {
     const entry = await views.get(flowId);
     return entry && entry.operation === 'PUT' && entry.value.length > 0 ? entry.json<StoredHeader>() : undefined;
@@ -238,9 +169,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
   async function project(event: FlowEvent, msg: JsMsg): Promise<void> {
     let flow = cache.get(event.flow_id);
     const taskId = 'task_id' in event ? event.task_id : undefined;
-    let statusBefore: FlowState['status'] | undefined;
     let tasks: TouchedTasks = new Set(taskId === undefined ? [] : [taskId]);
-    const transitions: Transition[] = [];
     if (flow === undefined) {
       // Not in memory: new, finished and evicted, or read again (a redelivery, or a consumer
       // replaying from an earlier position). An event the stored view already reflects, its
@@ -260,56 +189,28 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
       } else {
         const prior = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, msg.seq - 1);
         if (prior === null) return;
-        const key = await statsFor(prior, taskId);
-        const before = taskId ? taskSnapshot(prior, taskId) : undefined;
-        statusBefore = prior.status;
         // A stored view of the same sequence is this very fold: only what the event touches changes.
         if (stored?.last_seq !== prior.last_seq) tasks = 'all';
         state = fold(prior, event, msg.seq)!;
-        // The statistics' sequence guard decides whether they counted this event already.
-        if (key !== undefined) transitions.push({ key, before, after: taskSnapshot(state, taskId!)!, knownBefore: false });
       }
       flow = { state, paged: stored?.tasks_paged === true };
       storedAhead.delete(event.flow_id);
       cache.set(event.flow_id, flow);
       if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
     } else if (msg.seq > flow.state.last_seq) {
-      const { state } = flow;
-      const key = await statsFor(state, taskId);
-      const before = taskId ? taskSnapshot(state, taskId) : undefined;
-      statusBefore = state.status;
-      fold(state, event, msg.seq);
-      // Guarded by sequence too: after a crash between writing statistics and views, memory rebuilt
-      // from the log can be behind what the statistics already counted.
-      if (key !== undefined) transitions.push({ key, before, after: taskSnapshot(state, taskId!)!, knownBefore: false });
+      fold(flow.state, event, msg.seq);
     } else if (msg.info.deliveryCount === 1) {
       return;
     } else {
       // Redelivered behind newer events of its flow (its ack was lost, e.g. while a consumer
-      // leader moved). If memory lacked it, the newer events were folded without it: refold from
-      // the log, and count every task whose state the refold changes, from what memory held.
+      // leader moved). If memory lacked it, the newer events were folded without it: refold.
       const refolded = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, flow.state.last_seq);
       if (refolded === null) return;
-      const memory = flow.state;
-      const changed = refoldTransitions(memory, refolded);
-      const keys = await Promise.all(changed.map(({ taskId: id }) => statsFor(refolded, id)));
-      changed.forEach(({ before, after }, i) => transitions.push({ key: keys[i]!, before, after, knownBefore: true }));
-      statusBefore = memory.status;
       flow.state = refolded;
-      // The statistics compare statuses only; attempts and errors may differ too.
       tasks = 'all';
     }
-
-    const touched = new Set<string>();
-    for (const { key, before, after, knownBefore } of transitions) {
-      const current = stats.get(key)!;
-      const next = applyTaskTransition(current, before, after, event.time, msg.seq, knownBefore);
-      if (next === current) continue;
-      stats.set(key, next);
-      touched.add(key);
-    }
     markSettled(msg);
-    batch.hold(msg, event.flow_id, { flow, tasks, summary: statusBefore !== flow.state.status || event.type === 'flow.derived' }, touched);
+    batch.hold(msg, event.flow_id, { flow, tasks });
     if (isTerminalFlow(flow.state)) cache.delete(event.flow_id);
     if (batch.due(msg)) await batch.flush();
   }
@@ -332,7 +233,6 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
         // Another instance owns this partition now: what we remembered of it may go stale.
         for (const flowId of [...cache.keys()]) if (partitionOf(flowId, partitions) === partition) cache.delete(flowId);
         for (const flowId of [...storedAhead.keys()]) if (partitionOf(flowId, partitions) === partition) storedAhead.delete(flowId);
-        for (const key of [...stats.keys()]) if (key.endsWith(`.p${partition}`)) stats.delete(key);
       };
     },
   });

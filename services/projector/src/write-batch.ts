@@ -9,8 +9,6 @@ export interface HeldMessage {
 export interface PendingWrites<F> {
   /** Flows whose view changed, with the newest state folded for each. */
   flows: Map<string, F>;
-  /** Statistics records that changed. */
-  stats: Set<string>;
 }
 
 export interface WriteBatchOptions<F> {
@@ -35,7 +33,7 @@ export interface WriteBatchOptions<F> {
 
 /**
  * Coalesces the projector's writes: events are folded in memory as they arrive, and the views and
- * statistics they touched are written once per batch; their messages are acknowledged only after
+ * summaries they touched are written once per batch; their messages are acknowledged only after
  * that write, so a crash loses nothing (the messages come back and are folded again). A batch is
  * written when the consumer has nothing more pending, when `maxHeld` messages wait, or after
  * `maxDelayMs`: at low load every event is written at once, under load a flow's view is written
@@ -43,7 +41,7 @@ export interface WriteBatchOptions<F> {
  */
 export class WriteBatch<F> {
   private held: HeldMessage[] = [];
-  private pending: PendingWrites<F> = { flows: new Map(), stats: new Set() };
+  private pending: PendingWrites<F> = { flows: new Map() };
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private readonly maxHeld: number;
@@ -58,11 +56,10 @@ export class WriteBatch<F> {
   }
 
   /** Records what `msg` changed; the caller must already have marked `msg` as settled by us. */
-  hold(msg: HeldMessage, flowId: string, flow: F, statsKeys: Iterable<string> = []): void {
+  hold(msg: HeldMessage, flowId: string, flow: F): void {
     this.held.push(msg);
     const prior = this.pending.flows.get(flowId);
     this.pending.flows.set(flowId, prior === undefined ? flow : this.options.merge(prior, flow));
-    for (const key of statsKeys) this.pending.stats.add(key);
     this.timer ??= setTimeout(() => void this.flush(), this.maxDelayMs);
   }
 
@@ -92,7 +89,7 @@ export class WriteBatch<F> {
     const messages = this.held;
     const pending = this.pending;
     this.held = [];
-    this.pending = { flows: new Map(), stats: new Set() };
+    this.pending = { flows: new Map() };
     try {
       await this.options.write(pending);
     } catch (error) {
@@ -104,7 +101,6 @@ export class WriteBatch<F> {
         const later = this.pending.flows.get(flowId);
         this.pending.flows.set(flowId, later === undefined ? flow : this.options.merge(flow, later));
       }
-      for (const key of pending.stats) this.pending.stats.add(key);
       this.timer ??= setTimeout(() => void this.flush(), 500);
       return;
     }

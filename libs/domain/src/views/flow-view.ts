@@ -1,3 +1,4 @@
+import { queueLoads, type QueueLoad } from './queue-stats.js';
 import type { AttemptRecord, FlowState, FlowStatus, TaskState, TaskStatus } from '../decider/state.js';
 import type { TaskError } from '../events/catalogue.js';
 
@@ -41,6 +42,8 @@ export interface FlowSummary {
   finished_at?: string;
   total: number;
   lineage?: FlowState['lineage'];
+  /** The flow's share of each queue's statistics (see queueLoads). */
+  load?: Record<string, QueueLoad>;
 }
 
 export interface TaskView {
@@ -245,4 +248,10 @@ export function toFlowSummary(state: FlowState): FlowSummary {
     total: state.order.length,
     ...(state.lineage && { lineage: state.lineage }),
   };
+}
+
+/** The summary the flow list and queue statistics read: the flow's summary with its queue loads. */
+export function toFlowListing(state: FlowState): FlowSummary {
+  const load = queueLoads(state);
+  return { ...toFlowSummary(state), ...(Object.keys(load).length > 0 && { load }) };
 }

@@ -1,89 +1,88 @@
-import { TERMINAL_TASK_STATUSES, type FlowState, type TaskStatus } from '../decider/state.js';
+import type { FlowState } from '../decider/state.js';
 
-/** Live statistics of one queue, folded from task transitions (the projector keeps one per queue). */
-export interface QueueStatsView {
-  queue: string;
+/** Tasks finished in one minute. */
+export interface MinuteCounts {
+  succeeded: number;
+  failed: number;
+}
+
+/**
+ * One flow's share of one queue's statistics. It is a function of the flow's fold alone and is
+ * stored with the flow's summary, so replaying or redelivering any event rewrites it to the same
+ * value: queue statistics, the sum of these over flows, cannot drift.
+ */
+export interface QueueLoad {
   /** Ready, not yet dispatched. */
   waiting: number;
   /** Dispatched or running. */
   running: number;
-  /** Waiting because a limit holds them. */
+  /** Ready and held by a limit. */
   throttled: number;
-  /** Tasks finished per minute (`YYYY-MM-DDTHH:MM`), the last hour. */
-  minutes: Record<string, { succeeded: number; failed: number }>;
-  /** Stream sequence of the last event applied: a repeated event changes nothing. */
-  last_seq: number;
+  /** Tasks that ended succeeded or failed/timed out, by minute (`YYYY-MM-DDTHH:MM`) of their end: the flow's last LOAD_MINUTES minutes. */
+  minutes?: Record<string, MinuteCounts>;
 }
 
-export interface TaskSnapshot {
-  status: TaskStatus;
-  throttled: boolean;
+/** Live statistics of one queue: the sum of its flows' loads. */
+export interface QueueStatsView {
+  queue: string;
+  waiting: number;
+  running: number;
+  throttled: number;
+  /** Tasks finished per minute, the last hour. */
+  minutes: Record<string, MinuteCounts>;
 }
 
-/** What the statistics count of one task in a flow's fold. */
-export function taskSnapshot(state: FlowState, taskId: string): TaskSnapshot | undefined {
-  const task = state.tasks[taskId];
-  return task && { status: task.status, throttled: task.waiting_reason !== undefined };
-}
+/** Minutes of finishes a flow's load keeps (the statistics show the last hour). */
+export const LOAD_MINUTES = 60;
+const HOUR_MS = 3_600_000;
 
-/**
- * Every task whose counted state differs between two folds of one flow: what memory held, and a
- * refold of the log that memory may have lacked an event of. Applied with `knownBefore`, these
- * bring the statistics to the refold.
- */
-export function refoldTransitions(memory: FlowState, refolded: FlowState): Array<{ taskId: string; before: TaskSnapshot | undefined; after: TaskSnapshot }> {
-  return Object.keys(refolded.tasks).flatMap((taskId) => {
-    const before = taskSnapshot(memory, taskId);
-    const after = taskSnapshot(refolded, taskId)!;
-    return before?.status === after.status && before.throttled === after.throttled ? [] : [{ taskId, before, after }];
-  });
+/** Each queue's share of the flow's tasks; queues with nothing to count are left out. */
+export function queueLoads(state: FlowState): Record<string, QueueLoad> {
+  const loads: Record<string, QueueLoad> = {};
+  const loadOf = (queue: string) => (loads[queue] ??= { waiting: 0, running: 0, throttled: 0 });
+  for (const task of Object.values(state.tasks)) {
+    const { status } = task;
+    if (status === 'ready') {
+      const load = loadOf(task.spec.queue);
+      load.waiting++;
+      if (task.waiting_reason !== undefined) load.throttled++;
+    } else if (status === 'dispatched' || status === 'running') {
+      loadOf(task.spec.queue).running++;
+    } else if ((status === 'succeeded' || status === 'failed' || status === 'timed_out') && task.finished_at !== undefined && !task.reused) {
+      const load = loadOf(task.spec.queue);
+      const minute = task.finished_at.slice(0, 16);
+      const minutes = (load.minutes ??= {});
+      const slot = (minutes[minute] ??= { succeeded: 0, failed: 0 });
+      if (status === 'succeeded') slot.succeeded++;
+      else slot.failed++;
+    }
+  }
+  for (const load of Object.values(loads)) {
+    if (load.minutes === undefined) continue;
+    const kept = Object.keys(load.minutes).sort().slice(-LOAD_MINUTES);
+    if (kept.length < Object.keys(load.minutes).length) load.minutes = Object.fromEntries(kept.map((m) => [m, load.minutes![m]!]));
+  }
+  return loads;
 }
 
 export function emptyQueueStats(queue: string): QueueStatsView {
-  return { queue, waiting: 0, running: 0, throttled: 0, minutes: {}, last_seq: 0 };
+  return { queue, waiting: 0, running: 0, throttled: 0, minutes: {} };
 }
 
-function contribution(task: TaskSnapshot | undefined) {
-  return {
-    waiting: task?.status === 'ready' ? 1 : 0,
-    running: task?.status === 'dispatched' || task?.status === 'running' ? 1 : 0,
-    throttled: task?.status === 'ready' && task.throttled ? 1 : 0,
-  };
-}
-
-const HOUR_MS = 3_600_000;
-
-/**
- * Applies one task's transition (`before` -> `after`, from the flow fold) at stream `seq` and time
- * `time`. Pure; returns `stats` itself when nothing changed or the event was already applied.
- *
- * Without `knownBefore`, an event at or below `last_seq` is taken as applied already. With `knownBefore`,
- * the caller vouches that `before` is exactly what these statistics hold for the task (the
- * projector's fold of the flow in memory), so the transition applies whatever its sequence: an
- * event redelivered behind newer ones is then counted instead of skipped.
- */
-export function applyTaskTransition(stats: QueueStatsView, before: TaskSnapshot | undefined, after: TaskSnapshot, time: string, seq: number, knownBefore = false): QueueStatsView {
-  if (!knownBefore && seq <= stats.last_seq) return stats;
-  const was = contribution(before);
-  const now = contribution(after);
-  const finished = after.status !== before?.status && TERMINAL_TASK_STATUSES.has(after.status) && !(before && TERMINAL_TASK_STATUSES.has(before.status));
-  const ended = finished && (after.status === 'succeeded' || after.status === 'failed' || after.status === 'timed_out');
-  if (!ended && was.waiting === now.waiting && was.running === now.running && was.throttled === now.throttled) return stats;
-  const next: QueueStatsView = {
-    ...stats,
-    waiting: stats.waiting + now.waiting - was.waiting,
-    running: stats.running + now.running - was.running,
-    throttled: stats.throttled + now.throttled - was.throttled,
-    last_seq: Math.max(stats.last_seq, seq),
-  };
-  if (ended) {
-    const minute = time.slice(0, 16);
-    const cutoff = new Date(Date.parse(time) - HOUR_MS).toISOString().slice(0, 16);
-    const minutes: QueueStatsView['minutes'] = {};
-    for (const [m, counts] of Object.entries(stats.minutes)) if (m > cutoff) minutes[m] = counts;
-    const slot = minutes[minute] ?? { succeeded: 0, failed: 0 };
-    minutes[minute] = after.status === 'succeeded' ? { ...slot, succeeded: slot.succeeded + 1 } : { ...slot, failed: slot.failed + 1 };
-    next.minutes = minutes;
+/** A queue's statistics at `now`: its flows' loads added up, finishes older than an hour left out. */
+export function sumQueueLoads(queue: string, loads: Iterable<QueueLoad>, now: Date): QueueStatsView {
+  const total = emptyQueueStats(queue);
+  const cutoff = new Date(now.getTime() - HOUR_MS).toISOString().slice(0, 16);
+  for (const load of loads) {
+    total.waiting += load.waiting;
+    total.running += load.running;
+    total.throttled += load.throttled;
+    for (const [minute, counts] of Object.entries(load.minutes ?? {})) {
+      if (minute <= cutoff) continue;
+      const slot = (total.minutes[minute] ??= { succeeded: 0, failed: 0 });
+      slot.succeeded += counts.succeeded;
+      slot.failed += counts.failed;
+    }
   }
-  return next;
+  return total;
 }
