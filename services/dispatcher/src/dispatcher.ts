@@ -237,7 +237,7 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
 
   await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
     durable_name: consumer,
-    filter_subject: `${layout.prefix}.evt.*.*.task.ready`,
+    filter_subject: eventTypeFilter(layout, 'task.ready'),
     max_deliver: maxDeliver,
     ack_wait: ackWaitMs * 1_000_000,
     max_ack_pending: 50_000,
@@ -264,7 +264,7 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
     const name = `${consumer}-release-${type.replace('task.', '').replace('_', '-')}`;
     await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
       durable_name: name,
-      filter_subject: `${layout.prefix}.evt.*.*.${type}`,
+      filter_subject: eventTypeFilter(layout, type),
       max_deliver: maxDeliver,
       // A release held by a dispatcher that died comes back after this.
       ack_wait: ackWaitMs * 1_000_000,

@@ -1,10 +1,12 @@
 import { hostname } from 'node:os';
 import { handleWhen, retry } from 'cockatiel';
 import {
+  allWorkFilter,
   attemptHistory,
   decideAttempt,
   decideRetry,
   eventSubject,
+  eventTypeFilter,
   flowIdOfSubject,
   secretNamesOf,
   STOP_EVENTS,
@@ -130,7 +132,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   const steps = options.steps ?? createSteps({ shellEnabled: options.shellEnabled ?? false, env: options.env, httpAllow: options.httpAllow, ...(options.killGraceMs !== undefined && { killGraceMs: options.killGraceMs }) });
   await ensureConsumer(ctx.jsm, ctx.topo.workStream, {
     durable_name: consumer,
-    filter_subject: options.queue === '*' ? `${layout.prefix}.work.>` : workSubject(layout, options.queue),
+    filter_subject: options.queue === '*' ? allWorkFilter(layout) : workSubject(layout, options.queue),
     max_deliver: maxDeliver,
     ack_wait: ackWaitMs * 1_000_000,
     max_ack_pending: 10_000,
@@ -161,7 +163,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     }
   };
   const cancelSubs = STOP_EVENTS.map((type) =>
-    ctx.nc.subscribe(`${layout.prefix}.evt.*.*.${type}`, {
+    ctx.nc.subscribe(eventTypeFilter(layout, type), {
       callback: (_err, msg) => {
         const flowId = flowIdOfSubject(layout, msg.subject);
         if (flowId) stopFlow(flowId, STOPS[type]);
