@@ -27,7 +27,7 @@ export class TaskstreamSystem {
     writeFileSync(config, 'max_payload: 8388608\n');
     const nats = await NatsServer.start({ args: ['-c', config] });
     const port = await freePort();
-    const env = { ...process.env, TASKSTREAM_NATS_URL: nats.url, TASKSTREAM_LOG_LEVEL: 'error', TASKSTREAM_BODY_LIMIT: String(8 * 1024 * 1024) };
+    const env = { ...process.env, TASKSTREAM_NATS_URL: nats.url, TASKSTREAM_LOG_LEVEL: 'error', TASKSTREAM_AUTH: 'none', TASKSTREAM_RATE_LIMIT: '0', TASKSTREAM_HTTP_ALLOW: '127.0.0.0/8,::1', TASKSTREAM_BODY_LIMIT: String(8 * 1024 * 1024) };
     const children = new Map<string, ChildProcess>();
     const profiling = (name: string) => (options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
     const start = (name: string, service: string, extra: Record<string, string> = {}) =>

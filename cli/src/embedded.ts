@@ -21,6 +21,8 @@ export interface StackOptions {
   queue?: string;
   concurrency?: number;
   shellEnabled?: boolean;
+  /** CIDRs and host names http steps may reach besides public addresses (default: loopback, 127.0.0.0/8 and ::1). */
+  httpAllow?: readonly string[];
   /** pino level for the services' logs; "silent" keeps them quiet. */
   logLevel?: string;
   prefix?: string;
@@ -56,7 +58,7 @@ export interface Stack {
 type StepRunner = NonNullable<ExecutorOptions['steps']>[string];
 
 /** The standard steps, plus a way to stop every running one at once without the executor's help. */
-function abortableSteps(shellEnabled: boolean): { steps: Record<string, StepRunner>; abortAll(): void } {
+function abortableSteps(shellEnabled: boolean, httpAllow: readonly string[]): { steps: Record<string, StepRunner>; abortAll(): void } {
   const running = new Set<AbortController>();
   // Not AbortSignal.any over one long-lived signal: Node 20 keeps what it derives alive, a leak per step run.
   const abortable = (run: StepRunner): StepRunner => async (ctx) => {
@@ -73,7 +75,7 @@ function abortableSteps(shellEnabled: boolean): { steps: Record<string, StepRunn
     }
   };
   return {
-    steps: Object.fromEntries(Object.entries(createSteps({ shellEnabled, httpAllow: LOCAL_HTTP_ALLOW })).map(([name, run]) => [name, abortable(run)])),
+    steps: Object.fromEntries(Object.entries(createSteps({ shellEnabled, httpAllow })).map(([name, run]) => [name, abortable(run)])),
     abortAll: () => {
       for (const controller of running) controller.abort(new Error('taskstream is exiting'));
     },
@@ -103,7 +105,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const logFor = (name: string): Logger => (level === 'silent' ? silentLogger : createLogger(name, level));
   const contexts: ServiceContext[] = [];
   const handles: ServiceHandle[] = [];
-  const steps = abortableSteps(options.shellEnabled ?? true);
+  const steps = abortableSteps(options.shellEnabled ?? true, options.httpAllow ?? LOCAL_HTTP_ALLOW);
   let stopping: Promise<void> | undefined;
   const stopAll = () =>
     (stopping ??= (async () => {

@@ -7,6 +7,7 @@ import { readFlowFile } from './commands/flow-file.js';
 import { createKey, listKeys, revokeKey } from './commands/keys.js';
 import { runCommand } from './commands/run.js';
 import { deleteSecret, listSecrets, setSecret } from './commands/secret.js';
+import { LOCAL_HTTP_ALLOW } from '@taskstream/executor';
 import { SERVICES, serviceCommand } from './commands/service.js';
 import { upCommand } from './commands/up.js';
 import { isTerminalEvent, renderStatus, RunRenderer } from './render.js';
@@ -59,6 +60,7 @@ program
   .option('-s, --server <url>', 'a running gateway to submit to, instead of running embedded')
   .option('--nats <url>', 'embedded mode: use this NATS instead of starting nats-server')
   .option('--data-dir <dir>', 'embedded mode: where nats-server keeps its data', '.taskstream')
+  .option('--http-allow <list>', 'embedded mode: CIDRs and host names http steps may reach besides public addresses, comma-separated', env.TASKSTREAM_HTTP_ALLOW ?? LOCAL_HTTP_ALLOW.join(','))
   .option(...apiKeyOption)
   .action(async (file: string, options) => process.exit(await runCommand(file, options)));
 
@@ -73,6 +75,7 @@ program
   .option('-c, --concurrency <n>', 'tasks the executor runs at once', whole('concurrency'), 8)
   .option('--log-level <level>', 'service log level', 'warn')
   .option('--auth', 'require API keys, as a deployed gateway does; on a stack with no usable key, creates an admin key and prints it once')
+  .option('--http-allow <list>', 'CIDRs and host names http steps may reach besides public addresses, comma-separated', env.TASKSTREAM_HTTP_ALLOW ?? LOCAL_HTTP_ALLOW.join(','))
   .action(upCommand);
 
 for (const name of SERVICES) {
@@ -89,6 +92,7 @@ for (const name of SERVICES) {
     .option('-c, --concurrency <n>', 'executor: tasks run at once', whole('concurrency'), Number(env.TASKSTREAM_CONCURRENCY ?? 8))
     .option('--allow-shell', 'executor: run shell steps (off by default)', /^(1|true|yes|on)$/i.test(env.TASKSTREAM_ALLOW_SHELL ?? ''));
   if (name === 'projector') command.option('--rebuild', 'recompute every view from the log before going live');
+  if (name === 'executor') command.option('--http-allow <list>', 'executor: CIDRs and host names http steps may reach besides public addresses, comma-separated', env.TASKSTREAM_HTTP_ALLOW ?? '');
   if (name === 'dispatcher') {
     command
       .option('--dispatch-window <n>', 'tasks of an unlimited queue dispatched and not yet ended, per dispatcher (fairness between flows; 0 turns it off)', whole('dispatch-window'), Number(env.TASKSTREAM_DISPATCH_WINDOW ?? 1000))

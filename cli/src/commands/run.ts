@@ -1,4 +1,5 @@
 import { startStack } from '../embedded.js';
+import { httpAllowOf } from './service.js';
 import { GatewayClient } from '../client.js';
 import { isTerminalEvent, RunRenderer } from '../render.js';
 import { stopOnInterrupt } from '../stopping.js';
@@ -9,6 +10,8 @@ export interface RunOptions {
   server?: string;
   nats?: string;
   dataDir?: string;
+  /** Embedded mode: CIDRs and host names http steps may reach besides public addresses, comma-separated. */
+  httpAllow?: string;
 }
 
 /**
@@ -21,7 +24,7 @@ export async function runCommand(file: string, options: RunOptions, print: (line
   try {
     let server = options.server;
     if (server === undefined) {
-      interrupt.stack = await startStack({ natsUrl: options.nats, dataDir: options.dataDir, logLevel: 'silent', shellEnabled: true });
+      interrupt.stack = await startStack({ natsUrl: options.nats, dataDir: options.dataDir, logLevel: 'silent', shellEnabled: true, ...(options.httpAllow !== undefined && { httpAllow: httpAllowOf(options.httpAllow) }) });
       server = interrupt.stack.gatewayUrl;
     }
     const client = new GatewayClient(server);

@@ -38,7 +38,7 @@ async function readStdin(name: string): Promise<string> {
 async function put(client: GatewayClient, path: string, body: unknown): Promise<SecretInfo> {
   let response: Response;
   try {
-    response = await fetch(`${client.base}${path}`, { method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    response = await fetch(`${client.base}${path}`, { method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...client.authHeaders() } });
   } catch (error) {
     const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
     throw new UserError(`cannot reach the Taskstream gateway at ${client.base} (${cause})`, 'start one with `taskstream up`, or pass --server with the right URL', 3);

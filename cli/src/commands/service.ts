@@ -1,13 +1,12 @@
 import { startDispatcher } from '@taskstream/dispatcher';
-import { startExecutor } from '@taskstream/executor';
-import { buildGateway } from '@taskstream/gateway';
+import { parseAllowSetting, startExecutor } from '@taskstream/executor';
 import { startPlanner } from '@taskstream/planner';
 import { startProjector } from '@taskstream/projector';
 import { createContext, createLogger, stopOnSignals, type ServiceHandle } from '@taskstream/runtime';
 import { UserError } from '../user-error.js';
 
 export const SERVICES = ['gateway', 'planner', 'dispatcher', 'executor', 'projector'] as const;
-export type ServiceName = (typeof SERVICES)[number];
+export type ServiceName = Exclude<(typeof SERVICES)[number], 'gateway'>;
 
 export interface ServiceOptions {
   nats: string;
@@ -19,9 +18,20 @@ export interface ServiceOptions {
   queue: string;
   concurrency: number;
   allowShell: boolean;
+  /** executor: comma-separated CIDRs and host names http steps may reach besides public addresses. */
+  httpAllow?: string;
   rebuild?: boolean;
   dispatchWindow?: number;
   ackWaitMs?: number;
+}
+
+/** The --http-allow setting, refused with what to write when an entry is not valid. */
+export function httpAllowOf(setting: string | undefined): string[] {
+  try {
+    return parseAllowSetting(setting);
+  } catch (error) {
+    throw new UserError(`--http-allow: ${(error as Error).message}`, 'give CIDRs (10.0.0.0/8), addresses (::1) or host names (api.internal), comma-separated', 2);
+  }
 }
 
 /** One service alone in this process, for scaled deployments. Runs until SIGTERM or Ctrl-C. */
@@ -43,19 +53,8 @@ export async function serviceCommand(name: ServiceName, options: ServiceOptions)
       handle = await startProjector(ctx, { rebuild: options.rebuild === true });
       break;
     case 'executor':
-      handle = await startExecutor(ctx, { queue: options.queue, concurrency: options.concurrency, shellEnabled: options.allowShell });
+      handle = await startExecutor(ctx, { queue: options.queue, concurrency: options.concurrency, shellEnabled: options.allowShell, httpAllow: httpAllowOf(options.httpAllow) });
       break;
-    case 'gateway': {
-      const app = await buildGateway(ctx, { logger: log });
-      try {
-        await app.listen({ host: options.host, port: options.port });
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UserError(`port ${options.port} on ${options.host} is already in use`, 'pass --port with a free port', 3);
-        throw error;
-      }
-      handle = { name, stop: () => app.close() };
-      break;
-    }
   }
   stopOnSignals([handle], log, () => ctx.nc.drain());
 }

@@ -1,5 +1,6 @@
 import { startStack } from '../embedded.js';
 import { stopOnInterrupt } from '../stopping.js';
+import { httpAllowOf } from './service.js';
 
 export interface UpOptions {
   host: string;
@@ -11,13 +12,23 @@ export interface UpOptions {
   logLevel: string;
   /** Require API keys; creates an admin key when the stack has no usable one. */
   auth?: boolean;
+  /** CIDRs and host names http steps may reach besides public addresses, comma-separated. */
+  httpAllow?: string;
 }
 
 /** The embedded stack in the foreground until Ctrl-C or SIGTERM, which exit the process. */
 export async function upCommand(options: UpOptions): Promise<void> {
   const interrupt = stopOnInterrupt();
   const allowUnauthenticated = /^(1|true|yes|on)$/i.test(process.env.TASKSTREAM_ALLOW_UNAUTHENTICATED ?? '');
-  const stack = (interrupt.stack = await startStack({ ...options, auth: options.auth === true, allowUnauthenticated, natsUrl: options.nats, shellEnabled: true }));
+  const { httpAllow, ...rest } = options;
+  const stack = (interrupt.stack = await startStack({
+    ...rest,
+    auth: options.auth === true,
+    allowUnauthenticated,
+    natsUrl: options.nats,
+    shellEnabled: true,
+    ...(httpAllow !== undefined && { httpAllow: httpAllowOf(httpAllow) }),
+  }));
   console.log(`Taskstream is up: gateway ${stack.gatewayUrl}`);
   console.log(`  NATS ${stack.natsUrl}${stack.nats ? ` (embedded, data in ${stack.nats.storeDir})` : ''}`);
   console.log(`  executor serving ${options.queue === '*' ? 'every queue' : `queue "${options.queue}"`}, shell steps on, bound to ${options.host}`);
