@@ -7,18 +7,15 @@ import {
   flowDeadline,
   isTerminalFlow,
   partitionFilter,
-  partitionOf,
   timerSubject,
   TERMINAL_FLOW_STATUSES,
   type EventDraft,
   type FlowEvent,
-  type FlowState,
 } from '@taskstream/domain';
 import {
   DeadLetters,
   decodeEvent,
   decodeJson,
-  definitionsOf,
   encodeJson,
   ensureConsumer,
   ensureOrderedTakeover,
@@ -31,6 +28,7 @@ import {
   type Decoded,
   type JsMsg,
 } from '@taskstream/nats';
+import { FlowCache, flowHistory } from './flow-cache.js';
 import { PartitionOwner, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 
 export interface PlannerOptions {
@@ -42,12 +40,6 @@ export interface PlannerOptions {
   maxDeliver?: number;
   /** Flows kept in memory at most; the least recently used are dropped and rebuilt from the log on demand. */
   maxCachedFlows?: number;
-}
-
-interface CachedFlow {
-  state: FlowState;
-  /** Keys of decisions already appended, so a decision is published once per process. */
-  emitted: Set<string>;
 }
 
 /** Terminal decisions the planner itself makes about a task. */
@@ -70,34 +62,8 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
   const maxDeliver = options.maxDeliver ?? 10;
   const maxCached = options.maxCachedFlows ?? 50_000;
   const log = new EventLog(ctx.js, ctx.topo);
-  const cache = new Map<string, CachedFlow>();
-  const definitions = await definitionsOf(ctx.js, ctx.topo);
-
-  async function load(event: FlowEvent, seq: number, deliveryCount: number): Promise<{ flow: CachedFlow; rebuilt: boolean } | undefined> {
-    const cached = cache.get(event.flow_id);
-    if (cached) {
-      // Map order is recency order: move to the back.
-      cache.delete(event.flow_id);
-      cache.set(event.flow_id, cached);
-      return { flow: cached, rebuilt: false };
-    }
-    let state: FlowState | null = null;
-    // A first delivery of a submission starts a flow; anything else not in memory (a restart, an
-    // eviction, a redelivery after the flow finished) is rebuilt from the log.
-    if (event.type === 'flow.submitted' && deliveryCount === 1) {
-      state = evolve(null, await definitions.hydrate(event), seq);
-    } else {
-      // Not in memory (restart, eviction, another instance's flow, a replay): rebuild from the
-      // whole log. A fold that stopped at this event would re-decide what later events already
-      // record (a task readied again, after the de-duplication window: its step run twice).
-      state = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id);
-    }
-    if (state === null) return undefined;
-    const flow = { state, emitted: new Set<string>() };
-    cache.set(event.flow_id, flow);
-    if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
-    return { flow, rebuilt: !(event.type === 'flow.submitted' && deliveryCount === 1) };
-  }
+  const history = await flowHistory(ctx);
+  const cache = new FlowCache(history, maxCached);
 
   async function handle(event: FlowEvent, msg: JsMsg): Promise<void> {
     try {
@@ -105,13 +71,13 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
     } catch (error) {
       // The fold may have moved ahead of what was stored: forget the flow, so the redelivery
       // rebuilds it from the log and re-decides everything not yet recorded.
-      cache.delete(event.flow_id);
+      cache.forget(event.flow_id);
       throw error;
     }
   }
 
   async function plan(event: FlowEvent, msg: JsMsg): Promise<void> {
-    const loaded = await load(event, msg.seq, msg.info.deliveryCount);
+    const loaded = await cache.load(event, msg.seq, msg.info.deliveryCount);
     if (!loaded) {
       ctx.log.warn({ flow_id: event.flow_id, type: event.type, seq: msg.seq }, 'event for a flow that was never submitted; ignored');
       return;
@@ -128,7 +94,7 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
     } else {
       // Redelivered behind newer events of its flow (its ack was lost, e.g. while a consumer
       // leader moved): memory may lack it. Refold from the log and re-decide everything.
-      const refolded = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id, flow.state.last_seq);
+      const refolded = await history.fold(event.flow_id, flow.state.last_seq);
       if (refolded === null) return;
       flow.state = refolded;
       drafts = decideAll(refolded);
@@ -146,7 +112,7 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
       // the flow's history instead of starting it, and finished flows then decide nothing.
       if (!(await log.appendFirst(start, Date.parse(event.time)))) {
         ctx.log.warn({ flow_id: event.flow_id, seq: msg.seq }, 'submission of a flow that already started delivered again; folding its history instead');
-        const refolded = await foldFlowHistory(ctx.js, ctx.topo, event.flow_id);
+        const refolded = await history.fold(event.flow_id);
         if (refolded === null) return;
         flow.state = refolded;
         fresh = decideAll(refolded).filter((d) => !flow.emitted.has(d.key));
@@ -158,7 +124,7 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
       await log.appendDecisions(fresh, Date.parse(event.time));
       for (const d of fresh) flow.emitted.add(d.key);
     }
-    if (isTerminalFlow(flow.state)) cache.delete(event.flow_id);
+    if (isTerminalFlow(flow.state)) cache.forget(event.flow_id);
   }
 
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
@@ -179,7 +145,7 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
       const loop = await startConsumerLoop({ js: ctx.js, stream: ctx.topo.eventsStream, consumer: name, source: 'planner', decode: decodeEvent, handle, deadLetters, log: ctx.log, maxDeliver, beforeRestart: () => ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, config) });
       return async () => {
         await loop.stop();
-        for (const flowId of [...cache.keys()]) if (partitionOf(flowId, ctx.topo.layout.partitions) === partition) cache.delete(flowId);
+        cache.forgetPartition(partition, ctx.topo.layout.partitions);
       };
     },
   });
