@@ -31,6 +31,7 @@ export const ev = {
   succeeded: (task: string, flow = FLOW) =>
     stamp({ type: 'task.succeeded', flow_id: flow, task_id: task, attempt: 1, data: { output: { ok: task }, duration_ms: 10 } } as Body),
   cancelRequested: (flow = FLOW) => stamp({ type: 'flow.cancel_requested', flow_id: flow, data: { reason: 'user asked' } } as Body),
+  deadlinePassed: (flow = FLOW) => stamp({ type: 'flow.deadline_passed', flow_id: flow, data: { timeout_secs: 30 } } as Body),
 };
 
 /** A flow's state folded from events at sequences 1, 2, 3... */

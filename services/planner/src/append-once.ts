@@ -1,0 +1,45 @@
+import { decideAll, type EventDraft, type FlowEvent } from '@taskstream/domain';
+import type { EventLog, Logger } from '@taskstream/nats';
+import { freshDecisions, startOf, unemitted } from './decisions.js';
+import type { CachedFlow, FlowHistory } from './flow-cache.js';
+
+/**
+ * Appends a flow's decisions exactly once: each keyed for de-duplication and remembered once
+ * stored, its start only while the flow's log holds none.
+ */
+export class DecisionAppender {
+  constructor(
+    private readonly log: EventLog,
+    private readonly history: FlowHistory,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Appends what `drafts` holds that this process has not appended yet, as decisions caused by
+   * `event` (delivered at `seq`). False when the flow turned out to be missing from the log.
+   */
+  async append(flow: CachedFlow, drafts: readonly EventDraft[], event: FlowEvent, seq: number): Promise<boolean> {
+    const causeTime = Date.parse(event.time);
+    let fresh = freshDecisions(drafts, flow.emitted);
+    const start = startOf(fresh);
+    if (start !== undefined) {
+      // Nothing else of a flow is decided before its start is stored exactly once: a submission
+      // delivered again after its flow started (a replayed partition, a consumer reset) must fold
+      // the flow's history instead of starting it, and finished flows then decide nothing.
+      if (!(await this.log.appendFirst(start, causeTime))) {
+        this.logger.warn({ flow_id: event.flow_id, seq }, 'submission of a flow that already started delivered again; folding its history instead');
+        const refolded = await this.history.fold(event.flow_id);
+        if (refolded === null) return false;
+        flow.state = refolded;
+        fresh = unemitted(decideAll(refolded), flow.emitted);
+      }
+      flow.emitted.add(start.key);
+      fresh = fresh.filter((d) => d.key !== start.key);
+    }
+    if (fresh.length > 0) {
+      await this.log.appendDecisions(fresh, causeTime);
+      for (const d of fresh) flow.emitted.add(d.key);
+    }
+    return true;
+  }
+}
