@@ -1,2 +1,3 @@
-export * from './executor.js';
+export { startExecutor } from './executor.js';
+export { executorConsumerName, type ExecutorOptions } from './config.js';
 export { createSteps, StepError, LOCAL_HTTP_ALLOW, parseAllowSetting, InvalidAllowEntryError } from './steps/index.js';

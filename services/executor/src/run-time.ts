@@ -1,7 +1,34 @@
 import { lstat, readFile } from 'node:fs/promises';
-import { MAX_SECRET_BYTES } from '@taskstream/nats';
+import { MAX_SECRET_BYTES, SecretStore } from '@taskstream/nats';
 import { resolveForAttempt, type QueueSecretSource, type TaskSpec } from '@taskstream/domain';
+import type { ServiceContext } from '@taskstream/runtime';
+import { InfrastructureError } from './errors.js';
 import { StepError } from './steps/index.js';
+
+export type SecretReader = (name: string) => Promise<string | undefined>;
+
+/** Where `${secrets.NAME}` is read when the queue does not name it: `given`, or the secrets bucket. */
+export async function openSecretReader(ctx: ServiceContext, given: SecretReader | undefined): Promise<SecretReader> {
+  if (given !== undefined) return given;
+  const store = await SecretStore.open(ctx.js, ctx.topo);
+  return (name) => store.get(name);
+}
+
+/**
+ * Where the task's secrets are read: on this host for those its queue names, else `readStored`,
+ * whose failure is the infrastructure's, so no attempt is spent on it.
+ */
+export function taskSecretReader(spec: TaskSpec, env: NodeJS.ProcessEnv, readStored: SecretReader): SecretReader {
+  return async (name) => {
+    const onHost = spec.queue_secrets?.[name];
+    if (onHost !== undefined) return readQueueSecret(name, onHost, env);
+    try {
+      return await readStored(name);
+    } catch (error) {
+      throw new InfrastructureError(`could not read secret "${name}": ${(error as Error).message}`);
+    }
+  };
+}
 
 /**
  * Reads a secret the task's queue names (Tasked's queue `secrets`) on this host: an environment

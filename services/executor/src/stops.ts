@@ -1,0 +1,106 @@
+import { eventSubject, eventTypeFilter, flowIdOfSubject, STOP_EVENTS, stopReason, STOPS, strongerStop, type Stop, type TaskSpec } from '@taskstream/domain';
+import type { ServiceContext } from '@taskstream/runtime';
+import { InfrastructureError, Interrupted } from './errors.js';
+
+/** Flows remembered as stopped; the oldest is forgotten first, and the log still has it. */
+const MAX_KNOWN_STOPS = 10_000;
+
+/**
+ * The flows known here to be stopped (cancel, deadline, fail_fast), and the tasks running for
+ * each flow, so that a stop seen live ends them at once. The value kept says why, for the task's
+ * cancelled event.
+ */
+export class FlowStops {
+  private readonly stopped = new Map<string, Stop>();
+  private readonly running = new Map<string, Map<AbortController, TaskSpec>>();
+
+  /** `readStored` lists the stops the log holds for a flow (see readStoredStops). */
+  constructor(private readonly readStored: (flowId: string) => Promise<Stop[]>) {}
+
+  /** Why `spec` is stopped by what is known here, without asking the log. */
+  reasonFor(flowId: string, spec: TaskSpec): string | undefined {
+    return stopReason(this.stopped.get(flowId), spec);
+  }
+
+  /** Remembers the flow's stop and aborts its running tasks that it stops. */
+  stop(flowId: string, stop: Stop): void {
+    // The first stop holds, unless a later one also stops what the first spared (cancel after fail_fast).
+    const known = this.stopped.get(flowId);
+    if (known !== undefined && strongerStop(known, stop) === known) return;
+    this.stopped.set(flowId, stop);
+    if (this.stopped.size > MAX_KNOWN_STOPS) this.stopped.delete(this.stopped.keys().next().value!);
+    for (const [controller, spec] of this.running.get(flowId) ?? []) {
+      const why = stopReason(stop, spec);
+      if (why !== undefined) controller.abort(new Error(why));
+    }
+  }
+
+  /** Lets a stop of the flow abort `controller`; returns the function that ends this. */
+  track(flowId: string, controller: AbortController, spec: TaskSpec): () => void {
+    const flowRunning = this.running.get(flowId) ?? new Map<AbortController, TaskSpec>();
+    flowRunning.set(controller, spec);
+    this.running.set(flowId, flowRunning);
+    return () => {
+      flowRunning.delete(controller);
+      if (flowRunning.size === 0) this.running.delete(flowId);
+    };
+  }
+
+  /** Stops every running task for the executor's shutdown: their attempts do not count. */
+  interruptAll(): void {
+    for (const controllers of this.running.values()) for (const controller of controllers.keys()) controller.abort(new Interrupted('executor stopping'));
+  }
+
+  /**
+   * How the flow is stopped, if the log holds its cancel, deadline or fail_fast. The live watch
+   * misses what was stored while this process was not connected (before it started, or during a
+   * reconnect), so before a task starts and before its outcome is recorded the log is asked too.
+   * A stop that spares nothing cannot be made stronger, so it needs no read.
+   */
+  async storedStopOf(flowId: string): Promise<Stop | undefined> {
+    const known = this.stopped.get(flowId);
+    if (known !== undefined && !known.sparesAlways) return known;
+    let found: Stop[];
+    try {
+      found = await this.readStored(flowId);
+    } catch (error) {
+      throw new InfrastructureError(`could not read whether flow ${flowId} was cancelled: ${(error as Error).message}`);
+    }
+    const stop = found.reduce<Stop | undefined>((strongest, next) => strongerStop(strongest, next), known);
+    if (stop !== undefined) this.stop(flowId, stop);
+    return stop;
+  }
+
+  /** Why the task is to be stopped, if the log says so. */
+  async storedStop(flowId: string, spec: TaskSpec): Promise<string | undefined> {
+    return stopReason(await this.storedStopOf(flowId), spec);
+  }
+}
+
+/** The stops the log holds for a flow: one direct get of the last message on each stop subject, not a read of the history. */
+export function readStoredStops(ctx: ServiceContext): (flowId: string) => Promise<Stop[]> {
+  return async (flowId) => {
+    const lists = await Promise.all(
+      STOP_EVENTS.map(async (type) => {
+        const stored = await ctx.jsm.direct.getMessage(ctx.topo.eventsStream, { last_by_subj: eventSubject(ctx.topo.layout, flowId, type) });
+        return stored ? [STOPS[type] as Stop] : [];
+      }),
+    );
+    return lists.flat();
+  };
+}
+
+/** FlowStops fed live by the flows' stop events; `unsubscribe` ends the watch. */
+export function watchFlowStops(ctx: ServiceContext): { stops: FlowStops; unsubscribe: () => void } {
+  const { layout } = ctx.topo;
+  const stops = new FlowStops(readStoredStops(ctx));
+  const subs = STOP_EVENTS.map((type) =>
+    ctx.nc.subscribe(eventTypeFilter(layout, type), {
+      callback: (_err, msg) => {
+        const flowId = flowIdOfSubject(layout, msg.subject);
+        if (flowId) stops.stop(flowId, STOPS[type]);
+      },
+    }),
+  );
+  return { stops, unsubscribe: () => subs.forEach((sub) => sub.unsubscribe()) };
+}
