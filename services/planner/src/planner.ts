@@ -1,10 +1,9 @@
-import { hostname } from 'node:os';
-import { partitionFilter } from '@taskstream/domain';
-import { DeadLetters, decodeEvent, ensureOrderedTakeover, EventLog, Kvm, newId, startConsumerLoop } from '@taskstream/nats';
-import { PartitionOwner, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
+import { DeadLetters, EventLog } from '@taskstream/nats';
+import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
 import { DecisionAppender } from './append-once.js';
 import { startDeadlineTimers } from './deadlines.js';
 import { FlowCache, flowHistory } from './flow-cache.js';
+import { ownPartitions } from './partitions.js';
 import { EventPlanner } from './plan-event.js';
 
 export interface PlannerOptions {
@@ -24,37 +23,21 @@ export interface PlannerOptions {
  */
 export async function startPlanner(ctx: ServiceContext, options: PlannerOptions = {}): Promise<ServiceHandle> {
   const consumer = options.consumer ?? 'planner';
-  const maxDeliver = options.maxDeliver ?? 10;
   const log = new EventLog(ctx.js, ctx.topo);
   const history = await flowHistory(ctx);
   const cache = new FlowCache(history, options.maxCachedFlows ?? 50_000);
   const appender = new DecisionAppender(log, history, ctx.log);
-  const { handle } = new EventPlanner({ cache, history, appender, timers: ctx, log: ctx.log });
-
+  const planner = new EventPlanner({ cache, history, appender, timers: ctx, log: ctx.log });
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
-  // Each partition's events are folded in stream order by exactly one instance at a time.
-  const owner = new PartitionOwner({
-    kv: await new Kvm(ctx.js).open(ctx.topo.leasesBucket),
-    role: consumer,
-    instanceId: options.instanceId ?? `${hostname()}:${process.pid}:${newId().slice(-6)}`,
-    partitions: ctx.topo.layout.partitions,
-    ...(options.leaseMs !== undefined && { leaseMs: options.leaseMs }),
-    log: ctx.log,
-    start: async (partition) => {
-      const name = `${consumer}-p${partition}`;
-      const config = { durable_name: name, filter_subject: partitionFilter(ctx.topo.layout, partition), max_deliver: maxDeliver, ack_wait: 30_000_000_000, max_ack_pending: 20_000 };
-      await ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, config);
-      // After a failure (a server restart), messages whose acks were lost would come back behind
-      // newer ones: restart from the ack floor to keep stream order.
-      const loop = await startConsumerLoop({ js: ctx.js, stream: ctx.topo.eventsStream, consumer: name, source: 'planner', decode: decodeEvent, handle, deadLetters, log: ctx.log, maxDeliver, beforeRestart: () => ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, config) });
-      return async () => {
-        await loop.stop();
-        cache.forgetPartition(partition, ctx.topo.layout.partitions);
-      };
-    },
+  const owner = await ownPartitions(ctx, {
+    consumer,
+    instanceId: options.instanceId,
+    leaseMs: options.leaseMs,
+    maxDeliver: options.maxDeliver ?? 10,
+    handle: planner.handle,
+    cache,
+    deadLetters,
   });
-  await owner.start();
-
   const timers = await startDeadlineTimers(ctx, { consumer: `${consumer}-timers`, log, history, deadLetters });
   ctx.log.info({ consumer, partitions: owner.partitions }, 'planner started');
   return {
