@@ -145,92 +145,151 @@ export function createHttpStep(options: HttpStepOptions = {}): StepRunner {
  * is never parsed, so it has no `json`.
  */
 async function runHttp(ctx: StepContext, dispatcher: Agent, limits: { bodyLimit: number; maxRedirects: number }): Promise<unknown> {
+  const exchange = newExchange(ctx);
+  const request = requestAbort(ctx.signal, exchange.config.timeout_secs);
+  let response: Response;
+  let read: { text: string; truncated: boolean };
+  try {
+    response = await follow(exchange, request.signal, dispatcher, limits.maxRedirects);
+    read = await readCapped(response, limits.bodyLimit);
+  } catch (error) {
+    throw failure(error, exchange, ctx.signal, request.timedOut());
+  } finally {
+    request.release();
+  }
+  return answer(response, read, exchange);
+}
+
+/** One request and the redirects it follows: what goes out on the next hop, and where it is. */
+interface Exchange {
+  readonly config: HttpConfig;
+  readonly headers: Headers;
+  method: string;
+  body: string | undefined;
+  url: URL | undefined;
+  hop: number;
+}
+
+function newExchange(ctx: StepContext): Exchange {
   // Validation fills in the method; a config that reached the step without one gets Tasked's default too.
   const config = { ...(ctx.spec.config as HttpConfig), method: (ctx.spec.config as Partial<HttpConfig>).method ?? 'POST' };
   const headers = new Headers(config.headers);
   if (!headers.has('idempotency-key')) headers.set('idempotency-key', ctx.idempotencyKey);
-  let body: string | undefined;
+  return { config, headers, method: config.method, body: requestBody(config, ctx.spec.input, headers), url: undefined, hop: 0 };
+}
+
+/** The body sent, if any; a JSON body gets its content-type unless the config set one. */
+function requestBody(config: HttpConfig, input: unknown, headers: Headers): string | undefined {
   if (config.body !== undefined) {
-    if (config.method !== 'GET' && config.method !== 'HEAD') {
-      body = typeof config.body === 'string' ? config.body : JSON.stringify(config.body);
-      if (typeof config.body !== 'string' && !headers.has('content-type')) headers.set('content-type', 'application/json');
-    }
-  } else if (ctx.spec.input !== undefined && ctx.spec.input !== null && INPUT_BODY_METHODS.has(config.method)) {
-    body = JSON.stringify(ctx.spec.input);
+    if (config.method === 'GET' || config.method === 'HEAD') return undefined;
+    if (typeof config.body === 'string') return config.body;
+    const body = JSON.stringify(config.body);
     if (!headers.has('content-type')) headers.set('content-type', 'application/json');
+    return body;
   }
-  let response: Response;
-  let text: string;
-  let truncated: boolean;
-  // The request's own timeout (Tasked's `timeout_secs`) covers the answer and its body, redirects
-  // included; the step's signal (task timeout, cancel) still ends it too.
+  if (input === undefined || input === null || !INPUT_BODY_METHODS.has(config.method)) return undefined;
+  const body = JSON.stringify(input);
+  if (!headers.has('content-type')) headers.set('content-type', 'application/json');
+  return body;
+}
+
+/** The URL as the config gave it until a redirect leads elsewhere. */
+function shown(exchange: Exchange): string {
+  return exchange.hop === 0 || exchange.url === undefined ? exchange.config.url : exchange.url.href;
+}
+
+/**
+ * What ends the request: its own timeout (Tasked's `timeout_secs`), which covers the answer and its
+ * body, redirects included, and the step's signal (task timeout, cancel).
+ */
+function requestAbort(step: AbortSignal, timeoutSecs: number | undefined): { signal: AbortSignal; timedOut: () => boolean; release: () => void } {
   const request = new AbortController();
-  const stop = () => request.abort(ctx.signal.reason);
-  if (ctx.signal.aborted) stop();
-  else ctx.signal.addEventListener('abort', stop, { once: true });
+  const stop = () => request.abort(step.reason);
+  if (step.aborted) stop();
+  else step.addEventListener('abort', stop, { once: true });
   let timedOut = false;
   const timer =
-    config.timeout_secs === undefined
+    timeoutSecs === undefined
       ? undefined
       : setLongTimeout(() => {
           timedOut = true;
           request.abort(new Error('request timed out'));
-        }, config.timeout_secs * 1000);
-  let method = config.method;
-  let url: URL | undefined;
-  let hop = 0;
-  // The URL as the config gave it until a redirect leads elsewhere.
-  const shown = () => (hop === 0 || url === undefined ? config.url : url.href);
-  try {
-    url = new URL(config.url);
-    for (;;) {
-      response = await fetch(url, { method, headers, body, signal: request.signal, redirect: 'manual', dispatcher });
-      const location = REDIRECT_STATUSES.has(response.status) ? response.headers.get('location') : null;
-      if (location === null) break;
-      await response.body?.cancel().catch(() => undefined);
-      let next: URL;
-      try {
-        next = new URL(location, url);
-      } catch {
-        throw new StepError({ message: `${method} ${shown()} redirected to "${location}", which is not a URL`, code: 'HTTP_REDIRECT', retryable: false });
-      }
-      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-        throw new StepError({ message: `${method} ${shown()} redirected to ${next.href}; http steps follow redirects to http and https only`, code: 'HTTP_REDIRECT', retryable: false });
-      }
-      if (hop + 1 > limits.maxRedirects) {
-        throw new StepError({ message: `${config.method} ${config.url} redirected more than ${limits.maxRedirects} times (the last time to ${next})`, code: 'TOO_MANY_REDIRECTS', retryable: false });
-      }
-      hop++;
-      if ((response.status === 303 && method !== 'GET' && method !== 'HEAD') || ((response.status === 301 || response.status === 302) && method === 'POST')) {
-        method = 'GET';
-        body = undefined;
-        for (const name of BODY_HEADERS) headers.delete(name);
-      }
-      if (next.origin !== url.origin) for (const name of CREDENTIAL_HEADERS) headers.delete(name);
-      url = next;
-    }
-    ({ text, truncated } = await readCapped(response, limits.bodyLimit));
-  } catch (error) {
-    if (error instanceof StepError) throw error;
-    if (ctx.signal.aborted) throw error;
-    if (timedOut) {
-      throw new StepError({ message: `${config.method} ${config.url} did not answer within ${config.timeout_secs}s (the step's timeout_secs)`, code: 'HTTP_TIMEOUT', retryable: true });
-    }
-    const blocked = ssrfCause(error);
-    if (blocked !== undefined) {
-      const where = hop > 0 ? ` (redirect ${hop} of ${config.method} ${config.url}, to ${shown()})` : '';
-      throw new StepError({ message: `${blocked.message}${where}`, code: 'SSRF_BLOCKED', retryable: false });
-    }
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    throw new StepError({
-      message: `${method} ${shown()} failed: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
-      code: 'NETWORK',
-      retryable: true,
-    });
-  } finally {
+        }, timeoutSecs * 1000);
+  const release = () => {
     timer?.clear();
-    ctx.signal.removeEventListener('abort', stop);
+    step.removeEventListener('abort', stop);
+  };
+  return { signal: request.signal, timedOut: () => timedOut, release };
+}
+
+/** Sends the request and follows its redirects, each hop through `dispatcher`; gives the last response. */
+async function follow(exchange: Exchange, signal: AbortSignal, dispatcher: Agent, maxRedirects: number): Promise<Response> {
+  exchange.url = new URL(exchange.config.url);
+  for (;;) {
+    const { method, headers, body } = exchange;
+    const response = await fetch(exchange.url, { method, headers, body, signal, redirect: 'manual', dispatcher });
+    const location = REDIRECT_STATUSES.has(response.status) ? response.headers.get('location') : null;
+    if (location === null) return response;
+    await response.body?.cancel().catch(() => undefined);
+    const next = redirectTarget(exchange, location, maxRedirects);
+    exchange.hop++;
+    redirect(exchange, response.status, next);
   }
+}
+
+/** Where a redirect leads, if the step follows it there. */
+function redirectTarget(exchange: Exchange, location: string, maxRedirects: number): URL {
+  const { config, method } = exchange;
+  let next: URL;
+  try {
+    next = new URL(location, exchange.url);
+  } catch {
+    throw new StepError({ message: `${method} ${shown(exchange)} redirected to "${location}", which is not a URL`, code: 'HTTP_REDIRECT', retryable: false });
+  }
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+    throw new StepError({ message: `${method} ${shown(exchange)} redirected to ${next.href}; http steps follow redirects to http and https only`, code: 'HTTP_REDIRECT', retryable: false });
+  }
+  if (exchange.hop + 1 > maxRedirects) {
+    throw new StepError({ message: `${config.method} ${config.url} redirected more than ${maxRedirects} times (the last time to ${next})`, code: 'TOO_MANY_REDIRECTS', retryable: false });
+  }
+  return next;
+}
+
+/** The next hop: as a GET without the body after a 303 (or a 301/302 of a POST), without credentials to another origin. */
+function redirect(exchange: Exchange, status: number, next: URL): void {
+  const { method, headers } = exchange;
+  if ((status === 303 && method !== 'GET' && method !== 'HEAD') || ((status === 301 || status === 302) && method === 'POST')) {
+    exchange.method = 'GET';
+    exchange.body = undefined;
+    for (const name of BODY_HEADERS) headers.delete(name);
+  }
+  if (next.origin !== exchange.url!.origin) for (const name of CREDENTIAL_HEADERS) headers.delete(name);
+  exchange.url = next;
+}
+
+/** What a request that did not get its answer fails with; a stopped step's own reason stays as it is. */
+function failure(error: unknown, exchange: Exchange, step: AbortSignal, timedOut: boolean): unknown {
+  const { config, hop } = exchange;
+  if (error instanceof StepError || step.aborted) return error;
+  if (timedOut) {
+    return new StepError({ message: `${config.method} ${config.url} did not answer within ${config.timeout_secs}s (the step's timeout_secs)`, code: 'HTTP_TIMEOUT', retryable: true });
+  }
+  const blocked = ssrfCause(error);
+  if (blocked !== undefined) {
+    const where = hop > 0 ? ` (redirect ${hop} of ${config.method} ${config.url}, to ${shown(exchange)})` : '';
+    return new StepError({ message: `${blocked.message}${where}`, code: 'SSRF_BLOCKED', retryable: false });
+  }
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return new StepError({
+    message: `${exchange.method} ${shown(exchange)} failed: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
+    code: 'NETWORK',
+    retryable: true,
+  });
+}
+
+/** The step's output for an answer, or its failure for a status that is not 2xx. */
+function answer(response: Response, read: { text: string; truncated: boolean }, exchange: Exchange): unknown {
+  const { text, truncated } = read;
   let json: { value: unknown } | undefined;
   if (!truncated && /json/i.test(response.headers.get('content-type') ?? '')) {
     try {
@@ -242,7 +301,7 @@ async function runHttp(ctx: StepContext, dispatcher: Agent, limits: { bodyLimit:
   if (!response.ok) {
     const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
     throw new StepError({
-      message: `${method} ${shown()} answered ${response.status} ${response.statusText}${text ? `: ${text.slice(0, 300)}` : ''}`,
+      message: `${exchange.method} ${shown(exchange)} answered ${response.status} ${response.statusText}${text ? `: ${text.slice(0, 300)}` : ''}`,
       code: 'HTTP_STATUS',
       retryable,
       http_status: response.status,

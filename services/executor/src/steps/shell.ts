@@ -61,14 +61,11 @@ export function stepEnvironment(ctx: StepContext, configEnv: ShellConfig['env'],
  */
 export function runShell(ctx: StepContext, pathFrom: NodeJS.ProcessEnv, limits: ShellLimits = DEFAULT_SHELL_LIMITS): Promise<unknown> {
   const config = ctx.spec.config as ShellConfig;
-  const argv = config.args?.map(asText);
-  const [file, args] = config.command !== undefined ? ['/bin/sh', ['-c', config.command]] : [argv![0]!, argv!.slice(1)];
+  const [file, args] = commandLine(config);
   const env = stepEnvironment(ctx, config.env, pathFrom);
   if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
   return new Promise((resolve, reject) => {
-    const stdout = new Tail(OUTPUT_LIMIT);
-    const stderr = new Tail(OUTPUT_LIMIT);
-    let child: ReturnType<typeof spawnPiped>;
+    let child: PipedChild;
     try {
       child = spawnPiped(file, args, config.cwd, env);
     } catch (error) {
@@ -76,96 +73,140 @@ export function runShell(ctx: StepContext, pathFrom: NodeJS.ProcessEnv, limits: 
       reject(new StepError({ message: `could not start "${file}": ${(error as Error).message}`, code: 'SPAWN', retryable: false }));
       return;
     }
-    const group = child.pid;
-    child.stdout.on('data', (c: Buffer) => stdout.push(c));
-    child.stderr.on('data', (c: Buffer) => stderr.push(c));
-
-    let leader: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    let openPipes = 2;
-    let stopping = false;
-    let killed = false;
-    let drained = false;
-    let drainTimer: NodeJS.Timeout | undefined;
-    let ended = false;
-
-    const signalGroup = (signal: NodeJS.Signals) => {
-      if (group === undefined) return;
-      try {
-        process.kill(-group, signal);
-      } catch {
-        // the group has no process left
-      }
-    };
-    const stop = () => {
-      if (stopping) return;
-      stopping = true;
-      signalGroup('SIGTERM');
-      // Never cleared: a process that ignored SIGTERM may hold no pipe and outlive the leader.
-      setLongTimeout(() => {
-        signalGroup('SIGKILL');
-        killed = true;
-        end();
-      }, limits.killGraceMs);
-    };
-
-    const end = () => {
-      if (ended || leader === undefined || (openPipes > 0 && !killed && !drained)) return;
-      ended = true;
-      clearTimeout(drainTimer);
-      ctx.signal.removeEventListener('abort', stop);
-      if (!stopping) signalGroup('SIGKILL');
-      // A process that left the group may still hold the pipes; its output is not the step's.
-      child.stdout.destroy();
-      child.stderr.destroy();
-      const { code, signal } = leader;
-      const out = stdout.toString();
-      const err = stderr.toString();
-      if (code === 0) {
-        resolve({ exit_code: 0, stdout: out, stderr: err });
-        return;
-      }
-      const tail = lastLines(err || out, 5);
-      const how = code !== null ? `exited with code ${code}` : `was killed by ${signal}`;
-      reject(
-        new StepError({
-          message: `command ${how}${tail ? `: ${tail}` : ''}`,
-          code: 'EXIT_CODE',
-          retryable: true,
-          ...(code !== null && { exit_code: code }),
-          ...(signal !== null && { signal }),
-          stdout_tail: lastLines(out, 20),
-          stderr_tail: lastLines(err, 20),
-        }),
-      );
-    };
-
-    for (const pipe of [child.stdout, child.stderr]) {
-      pipe.once('close', () => {
-        openPipes--;
-        end();
-      });
-    }
-    ctx.signal.addEventListener('abort', stop, { once: true });
-    child.once('error', (error: NodeJS.ErrnoException) => {
-      if (ended) return;
-      ended = true;
-      ctx.signal.removeEventListener('abort', stop);
-      const hint = error.code === 'ENOENT' ? (config.cwd ? ` (does the program exist, and the directory "${config.cwd}"?)` : ' (is the program installed and on PATH?)') : '';
-      reject(new StepError({ message: `could not start "${file}": ${error.message}${hint}`, code: 'SPAWN', retryable: false }));
-    });
-    child.once('exit', (code, signal) => {
-      leader = { code, signal };
-      if (!stopping) {
-        drainTimer = setTimeout(() => {
-          drained = true;
-          end();
-        }, limits.drainMs);
-      }
-      end();
-    });
+    new GroupRun(child, ctx.signal, limits, { resolve, reject }, (error) => startError(file, config.cwd, error)).watch();
   });
+}
+
+/** The program and its arguments: `command` through /bin/sh -c, else `args` as they are. */
+function commandLine(config: ShellConfig): [string, string[]] {
+  if (config.command !== undefined) return ['/bin/sh', ['-c', config.command]];
+  const argv = config.args!.map(asText);
+  return [argv[0]!, argv.slice(1)];
 }
 
 function spawnPiped(file: string, args: string[], cwd: string | undefined, env: Record<string, string>) {
   return spawn(file, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+type PipedChild = ReturnType<typeof spawnPiped>;
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * A started command and its process group, until the step ends as runShell describes: the step's
+ * abort stops the group, and the run settles once the leader has exited and its output pipes
+ * closed, its leftovers drained or the group was killed.
+ */
+class GroupRun {
+  private readonly stdout = new Tail(OUTPUT_LIMIT);
+  private readonly stderr = new Tail(OUTPUT_LIMIT);
+  private readonly group: number | undefined;
+  private leader: Exit | undefined;
+  private openPipes = 2;
+  private stopping = false;
+  private killed = false;
+  private drained = false;
+  private drainTimer: NodeJS.Timeout | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly child: PipedChild,
+    private readonly signal: AbortSignal,
+    private readonly limits: ShellLimits,
+    private readonly settle: { resolve: (output: unknown) => void; reject: (error: unknown) => void },
+    private readonly startError: (error: NodeJS.ErrnoException) => StepError,
+  ) {
+    this.group = child.pid;
+  }
+
+  watch(): void {
+    const { child } = this;
+    child.stdout.on('data', (c: Buffer) => this.stdout.push(c));
+    child.stderr.on('data', (c: Buffer) => this.stderr.push(c));
+    for (const pipe of [child.stdout, child.stderr]) {
+      pipe.once('close', () => {
+        this.openPipes--;
+        this.end();
+      });
+    }
+    this.signal.addEventListener('abort', this.stop, { once: true });
+    child.once('error', this.failedToStart);
+    child.once('exit', this.exited);
+  }
+
+  private signalGroup(signal: NodeJS.Signals): void {
+    if (this.group === undefined) return;
+    try {
+      process.kill(-this.group, signal);
+    } catch {
+      // the group has no process left
+    }
+  }
+
+  private readonly stop = (): void => {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.signalGroup('SIGTERM');
+    // Never cleared: a process that ignored SIGTERM may hold no pipe and outlive the leader.
+    setLongTimeout(() => {
+      this.signalGroup('SIGKILL');
+      this.killed = true;
+      this.end();
+    }, this.limits.killGraceMs);
+  };
+
+  private readonly exited = (code: number | null, signal: NodeJS.Signals | null): void => {
+    this.leader = { code, signal };
+    if (!this.stopping) {
+      this.drainTimer = setTimeout(() => {
+        this.drained = true;
+        this.end();
+      }, this.limits.drainMs);
+    }
+    this.end();
+  };
+
+  private readonly failedToStart = (error: NodeJS.ErrnoException): void => {
+    if (this.ended) return;
+    this.ended = true;
+    this.signal.removeEventListener('abort', this.stop);
+    this.settle.reject(this.startError(error));
+  };
+
+  private end(): void {
+    if (this.ended || this.leader === undefined || (this.openPipes > 0 && !this.killed && !this.drained)) return;
+    this.ended = true;
+    clearTimeout(this.drainTimer);
+    this.signal.removeEventListener('abort', this.stop);
+    if (!this.stopping) this.signalGroup('SIGKILL');
+    // A process that left the group may still hold the pipes; its output is not the step's.
+    this.child.stdout.destroy();
+    this.child.stderr.destroy();
+    const out = this.stdout.toString();
+    const err = this.stderr.toString();
+    if (this.leader.code === 0) this.settle.resolve({ exit_code: 0, stdout: out, stderr: err });
+    else this.settle.reject(exitError(this.leader, out, err));
+  }
+}
+
+function startError(file: string, cwd: string | undefined, error: NodeJS.ErrnoException): StepError {
+  const hint = error.code === 'ENOENT' ? (cwd ? ` (does the program exist, and the directory "${cwd}"?)` : ' (is the program installed and on PATH?)') : '';
+  return new StepError({ message: `could not start "${file}": ${error.message}${hint}`, code: 'SPAWN', retryable: false });
+}
+
+function exitError({ code, signal }: Exit, out: string, err: string): StepError {
+  const tail = lastLines(err || out, 5);
+  const how = code !== null ? `exited with code ${code}` : `was killed by ${signal}`;
+  return new StepError({
+    message: `command ${how}${tail ? `: ${tail}` : ''}`,
+    code: 'EXIT_CODE',
+    retryable: true,
+    ...(code !== null && { exit_code: code }),
+    ...(signal !== null && { signal }),
+    stdout_tail: lastLines(out, 20),
+    stderr_tail: lastLines(err, 20),
+  });
 }
