@@ -10,6 +10,8 @@ export * from './history.js';
 export * from './definitions.js';
 export * from './secrets.js';
 export * from './api-keys.js';
+export { LAYOUT as QUEUE_POLICIES_LAYOUT, CorruptQueuePolicyError, decodeQueuePolicy, queueOfPolicyKey, queuePolicyKey, QueuePolicyRecord, QueuePolicyStore, QueuePolicyTable } from './queue-policies.js';
+export { LAYOUT as QUEUE_LIMITS_LAYOUT, CorruptQueueLimitsError, decodeQueueLimits, queueLimitsKey, QueueLimitsSchema, QueueLimitsStore, queueOfLimitsKey, type LimitsChange } from './queue-limits.js';
 export { jetstream, jetstreamManager, AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 export { Kvm, type KV } from '@nats-io/kv';
 export * from './server-process.js';
