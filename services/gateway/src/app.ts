@@ -160,7 +160,7 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   }
   const kvm = new Kvm(ctx.js);
   const index = await FlowIndex.open(await kvm.open(ctx.topo.summariesBucket));
-  const queues = new Queues(await kvm.open(ctx.topo.queuesBucket), await kvm.open(ctx.topo.limitsBucket), index);
+  const queues = await Queues.open(ctx.js, ctx.topo, index);
   app.addHook('onClose', async () => index.stop());
   const flows = new Flows(ctx, await kvm.open(ctx.topo.flowsBucket), await kvm.open(ctx.topo.idempotencyBucket), queues);
 

@@ -1,5 +1,5 @@
-import { bucketOf, formatPath, QueueName, QueuePolicyInput, refill, type QueueLimitsRecord, type QueuePolicy, type QueueStatsView } from '@taskstream/domain';
-import { encodeJson, type KV } from '@taskstream/nats';
+import { bucketOf, formatPath, QueueName, QueuePolicyInput, refill, type QueuePolicy, type QueueStatsView } from '@taskstream/domain';
+import { QueueLimitsStore, QueuePolicyStore, type JetStreamClient, type Topology } from '@taskstream/nats';
 import { apiError, problemsError } from './errors.js';
 import type { FlowIndex } from './flow-index.js';
 
@@ -12,13 +12,17 @@ export interface QueueView {
   tokens?: number;
 }
 
-/** Queue policies (`<prefix>_queues`) and their live limits (`<prefix>_limits`). */
+/** Queue policies (`<prefix>_queues`) and their live limits (`<prefix>_limits`), through the buckets' owners. */
 export class Queues {
   constructor(
-    private readonly policies: KV,
-    private readonly limits: KV,
+    private readonly policies: QueuePolicyStore,
+    private readonly limits: QueueLimitsStore,
     private readonly index: FlowIndex,
   ) {}
+
+  static async open(js: JetStreamClient, topo: Topology, index: FlowIndex): Promise<Queues> {
+    return new Queues(await QueuePolicyStore.open(js, topo), await QueueLimitsStore.open(js, topo), index);
+  }
 
   /** A queue's live statistics: the sum of its flows' shares (zeros before any task). */
   stats(name: string): QueueStatsView {
@@ -43,15 +47,15 @@ export class Queues {
 
   async put(name: string, policy: QueuePolicy): Promise<QueueView> {
     Queues.checkName(name);
-    await this.policies.put(name, encodeJson(policy));
+    await this.policies.put(name, policy);
     return this.view(name, policy);
   }
 
   async get(name: string): Promise<QueueView> {
     Queues.checkName(name);
-    const entry = await this.policies.get(name);
-    if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) throw apiError('QUEUE_NOT_FOUND', name);
-    return this.view(name, entry.json<QueuePolicy>());
+    const policy = await this.policies.get(name);
+    if (policy === undefined) throw apiError('QUEUE_NOT_FOUND', name);
+    return this.view(name, policy);
   }
 
   async delete(name: string): Promise<void> {
@@ -59,23 +63,15 @@ export class Queues {
     await this.policies.delete(name);
   }
 
+  /** Every queue with a policy, by name; a corrupt record fails the listing, naming its bucket and key. */
   async list(): Promise<QueueView[]> {
-    const names: string[] = [];
-    for await (const key of await this.policies.keys()) names.push(key);
     const views: QueueView[] = [];
-    for (const name of names.sort()) {
-      try {
-        views.push(await this.get(name));
-      } catch {
-        // deleted while listing
-      }
-    }
+    for (const { queue, policy } of await this.policies.list()) views.push(await this.view(queue, policy));
     return views;
   }
 
   private async view(name: string, policy: QueuePolicy): Promise<QueueView> {
-    const entry = await this.limits.get(name);
-    const record = entry && entry.operation === 'PUT' && entry.value.length > 0 ? entry.json<QueueLimitsRecord>() : { holders: {} };
+    const { record } = await this.limits.read(name);
     const bucket = bucketOf(policy);
     const tokens = bucket ? (record.bucket ? refill(record.bucket, bucket, Date.now()).tokens : bucket.burst) : undefined;
     return { name, policy, running: Object.keys(record.holders).length, ...(tokens !== undefined && { tokens: Math.floor(tokens * 100) / 100 }) };
