@@ -14,8 +14,8 @@ import { readAttemptHistory } from './work-item.js';
 /**
  * Runs work items of one queue. Attempts run under cockatiel's retry policy (the task's retries),
  * each with its `timeout_secs`; every attempt and the outcome are events, and the work item is
- * acknowledged only after the outcome event is stored. The waits (timeout, backoff) are this
- * module's own: they stop for a cancel at once and hold delays longer than Node's timers do.
+ * acknowledged only after the outcome event is stored. The waits (timeout, backoff) are the
+ * executor's own: they stop for a cancel at once and hold delays longer than Node's timers do.
  */
 export async function startExecutor(ctx: ServiceContext, options: ExecutorOptions): Promise<ServiceHandle> {
   const config = executorConfig(options);
