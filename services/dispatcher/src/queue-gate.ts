@@ -1,6 +1,5 @@
 import { admit, type QueuePolicy, type ThrottleReason } from '@taskstream/domain';
-import { HandBack, type JsMsg, type Logger } from '@taskstream/nats';
-import type { LimitsStore } from './limits-store.js';
+import { HandBack, type JsMsg, type Logger, type QueueLimitsStore } from '@taskstream/nats';
 import { WaitingRoom } from './waiting-room.js';
 
 export interface Waiter {
@@ -45,7 +44,7 @@ export class QueueGate {
 
   constructor(
     readonly queue: string,
-    private readonly store: LimitsStore,
+    private readonly store: QueueLimitsStore,
     private readonly policy: () => QueuePolicy,
     private readonly onThrottled: (waiter: Waiter, reason: ThrottleReason) => Promise<void>,
     private readonly log: Logger,
@@ -103,6 +102,27 @@ export class QueueGate {
     for (const waiter of this.waiting.drain()) waiter.handBack(new HandBack('dispatcher stopping'));
   }
 
+  /**
+   * Records why waiters are held. A waiter's reason may alternate between rounds (rate, then
+   * concurrency, then rate): each is recorded once, not at every change.
+   */
+  private async reportHeld(batch: readonly Waiter[], held: ReadonlyMap<string, ThrottleReason>): Promise<void> {
+    const reports: Array<Promise<void>> = [];
+    for (const waiter of batch) {
+      const reason = held.get(waiter.key);
+      if (reason === undefined || waiter.reported?.has(reason)) continue;
+      (waiter.reported ??= new Set()).add(reason);
+      this.throttleCounts[reason]++;
+      reports.push(
+        this.onThrottled(waiter, reason).catch((error: unknown) => {
+          waiter.reported!.delete(reason);
+          throw error;
+        }),
+      );
+    }
+    await Promise.all(reports);
+  }
+
   private async pump(): Promise<void> {
     this.pumping = true;
     if (this.timer) clearTimeout(this.timer);
@@ -129,22 +149,7 @@ export class QueueGate {
         // Admitted in the record after its end was seen: nothing else would give that slot back.
         const orphans = [...this.endedInRound].filter((key) => admittedKeys.has(key));
         await Promise.all(orphans.map((key) => this.store.release([this.queue], key)));
-        // A waiter's reason may alternate between rounds (rate, then concurrency, then rate): each
-        // is recorded once, not at every change.
-        const reports: Array<Promise<void>> = [];
-        for (const waiter of batch) {
-          const reason = round.held.get(waiter.key);
-          if (reason === undefined || waiter.reported?.has(reason)) continue;
-          (waiter.reported ??= new Set()).add(reason);
-          this.throttleCounts[reason]++;
-          reports.push(
-            this.onThrottled(waiter, reason).catch((error: unknown) => {
-              waiter.reported!.delete(reason);
-              throw error;
-            }),
-          );
-        }
-        await Promise.all(reports);
+        await this.reportHeld(batch, round.held);
         const wait = round.retryInMs ?? (this.waiting.size > 0 ? IDLE_RECHECK_MS : undefined);
         if (wait !== undefined && !this.again && !this.closed) this.timer = setTimeout(() => this.wake(), wait);
         // Admitted a full batch while more wait: go straight on.

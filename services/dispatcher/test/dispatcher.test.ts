@@ -1,5 +1,5 @@
 import { eventTypeFilter, flowIdOfSubject, type TaskSpec } from '@taskstream/domain';
-import { encodeJson, EventLog, Kvm, newId } from '@taskstream/nats';
+import { EventLog, Kvm, newId, QueueLimitsStore, QueuePolicyStore } from '@taskstream/nats';
 import { createContext, createLogger, type ServiceContext } from '@taskstream/runtime';
 import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ const handles: DispatcherHandle[] = [];
 /** Task keys in the order their task.dispatched events were published. */
 const dispatched: string[] = [];
 /** Dispatches of these flows' tasks, in order. */
-const dispatchedOf = (...flowIds: string[]) => dispatched.filter((key) => flowIds.includes(key.split(':')[0]!));
+const dispatchedOf = (...flowIds: string[]) => dispatched.filter((key) => flowIds.includes(key.slice(0, key.indexOf(':'))));
 
 beforeAll(async () => {
   nats = await NatsServer.start();
@@ -41,13 +41,16 @@ async function ready(queue: string, flowId: string, taskIds: string[]): Promise<
   return taskIds.map((id) => `${flowId}:${id}`);
 }
 
+/** A task key `<flow id>:<task id>` (a task id may hold ":"). */
+const splitKey = (key: string): [string, string] => [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
+
 async function succeeded(key: string): Promise<void> {
-  const [flowId, taskId] = key.split(':') as [string, string];
+  const [flowId, taskId] = splitKey(key);
   await log.appendNew({ type: 'task.succeeded', flow_id: flowId, task_id: taskId, attempt: 1, data: { duration_ms: 1 } }, `${key}:task.succeeded`);
 }
 
 async function cancelled(key: string): Promise<void> {
-  const [flowId, taskId] = key.split(':') as [string, string];
+  const [flowId, taskId] = splitKey(key);
   await log.appendNew({ type: 'task.cancelled', flow_id: flowId, task_id: taskId, data: { reason: 'flow cancelled' } }, `${key}:task.cancelled`);
 }
 
@@ -105,8 +108,7 @@ describe('dispatcher against a real nats-server', () => {
 
   it('never admits a task that was cancelled while it waited at a gate, so it holds no slot', async () => {
     const queue = 'single';
-    const kvm = new Kvm(ctx.js);
-    await (await kvm.open(ctx.topo.queuesBucket)).put(queue, encodeJson({ concurrency: 1 }));
+    await (await QueuePolicyStore.open(ctx.js, ctx.topo)).put(queue, { concurrency: 1 });
     const dispatcher = await startDispatcher(ctx, { consumer: 'single' });
     handles.push(dispatcher);
     const flowId = newId();
@@ -118,7 +120,39 @@ describe('dispatcher against a real nats-server', () => {
     await succeeded(first!);
     await waitFor('the last task to be dispatched', () => (dispatchedOf(flowId).includes(last!) ? true : undefined));
     expect(dispatchedOf(flowId)).toEqual([first, last]);
-    const record = await (await kvm.open(ctx.topo.limitsBucket)).get(queue);
-    expect(Object.keys(record!.json<{ holders: Record<string, string> }>().holders)).toEqual([last]);
+    const { record } = await (await QueueLimitsStore.open(ctx.js, ctx.topo)).read(queue);
+    expect(Object.keys(record.holders)).toEqual([last]);
+  }, 60_000);
+
+  it('records a held task as throttled under its whole id, though the id holds ":"', async () => {
+    const queue = 'colons';
+    await (await QueuePolicyStore.open(ctx.js, ctx.topo)).put(queue, { concurrency: 1 });
+    const throttled: Array<{ flow_id: string; task_id: string; data: { reason: string } }> = [];
+    const sub = ctx.nc.subscribe(eventTypeFilter(ctx.topo.layout, 'task.throttled'), { callback: (_error, msg) => void throttled.push(msg.json()) });
+    handles.push(await startDispatcher(ctx, { consumer: 'colons' }));
+    const flowId = newId();
+    const [first, second] = await ready(queue, flowId, ['step:1', 'step:2']);
+    await waitFor('the first task to be dispatched', () => (dispatchedOf(flowId).length === 1 ? true : undefined));
+    const mine = () => throttled.filter((event) => event.flow_id === flowId);
+    await waitFor('the second to be recorded as throttled', () => (mine().length > 0 ? true : undefined));
+    sub.unsubscribe();
+    expect(mine().map((event) => [event.task_id, event.data.reason])).toEqual([['step:2', 'concurrency']]);
+    await succeeded(first!);
+    await waitFor('the second task to be dispatched', () => (dispatchedOf(flowId).includes(second!) ? true : undefined));
+  }, 60_000);
+
+  it('keeps enforcing the last valid policy of a queue whose stored policy turned corrupt', async () => {
+    const queue = 'mangled';
+    await (await QueuePolicyStore.open(ctx.js, ctx.topo)).put(queue, { concurrency: 1 });
+    const dispatcher = await startDispatcher(ctx, { consumer: 'mangled' });
+    handles.push(dispatcher);
+    await (await new Kvm(ctx.js).open(ctx.topo.queuesBucket)).put(queue, new TextEncoder().encode('{"concurrency": "none"}'));
+    const flowId = newId();
+    const [first, second] = await ready(queue, flowId, ids('t', 2));
+    await waitFor('the first task to be dispatched', () => (dispatchedOf(flowId).length === 1 ? true : undefined));
+    await waitFor('the second to wait at the gate', () => (dispatcher.stats()[queue]?.waiting === 1 ? true : undefined));
+    expect(dispatchedOf(flowId)).toEqual([first]);
+    await succeeded(first!);
+    await waitFor('the second task to be dispatched', () => (dispatchedOf(flowId).includes(second!) ? true : undefined));
   }, 60_000);
 });

@@ -1,0 +1,79 @@
+import { eventTypeFilter, type EventOf, type FlowEvent } from '@taskstream/domain';
+import { decodeEvent, ensureConsumer, startConsumerLoop, type ConsumerLoop, type DeadLetters, type JsMsg } from '@taskstream/nats';
+import type { ServiceContext } from '@taskstream/runtime';
+import { RELEASING } from './releases.js';
+
+export interface ConsumerSettings {
+  /** Durable name of the ready consumer; the release consumers are named after it. */
+  consumer: string;
+  maxDeliver: number;
+  ackWaitMs: number;
+  /** Ready events held at once, waiting or being dispatched. */
+  maxWaiting: number;
+}
+
+/** The `<consumer>` consumer of `task.ready`, held unacknowledged while each task waits. */
+export async function startReadyConsumer(
+  ctx: ServiceContext,
+  settings: ConsumerSettings,
+  deadLetters: DeadLetters,
+  onReady: (ready: EventOf<'task.ready'>, msg: JsMsg) => Promise<void>,
+): Promise<ConsumerLoop> {
+  const { consumer, maxDeliver, ackWaitMs } = settings;
+  await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
+    durable_name: consumer,
+    filter_subject: eventTypeFilter(ctx.topo.layout, 'task.ready'),
+    max_deliver: maxDeliver,
+    ack_wait: ackWaitMs * 1_000_000,
+    max_ack_pending: 50_000,
+  });
+  return startConsumerLoop({
+    js: ctx.js,
+    stream: ctx.topo.eventsStream,
+    consumer,
+    source: 'dispatcher',
+    decode: decodeEvent,
+    handle: async (event, msg) => {
+      if (event.type === 'task.ready') await onReady(event, msg);
+    },
+    deadLetters,
+    log: ctx.log,
+    maxDeliver,
+    concurrency: settings.maxWaiting,
+  });
+}
+
+/**
+ * The release consumers `<consumer>-release-<type>`, shared by every dispatcher: nats-server 2.9
+ * allows one filter subject per consumer, so there is one per terminal type.
+ */
+export async function startReleaseConsumers(ctx: ServiceContext, settings: ConsumerSettings, deadLetters: DeadLetters, onTerminal: (event: FlowEvent) => Promise<void>): Promise<ConsumerLoop[]> {
+  const { consumer, maxDeliver, ackWaitMs } = settings;
+  const loops: ConsumerLoop[] = [];
+  for (const type of RELEASING) {
+    const name = `${consumer}-release-${type.replace('task.', '').replace('_', '-')}`;
+    await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
+      durable_name: name,
+      filter_subject: eventTypeFilter(ctx.topo.layout, type),
+      max_deliver: maxDeliver,
+      // A release held by a dispatcher that died comes back after this.
+      ack_wait: ackWaitMs * 1_000_000,
+      max_ack_pending: 10_000,
+    });
+    loops.push(
+      await startConsumerLoop({
+        js: ctx.js,
+        stream: ctx.topo.eventsStream,
+        consumer: name,
+        source: 'dispatcher-release',
+        decode: decodeEvent,
+        handle: onTerminal,
+        deadLetters,
+        log: ctx.log,
+        maxDeliver,
+        concurrency: 16,
+      }),
+    );
+  }
+  return loops;
+}

@@ -1,0 +1,49 @@
+import { DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECS, idempotencyKeyOf, workSubject, type EventOf, type QueuePolicy, type SubjectLayout, type TaskSpec, type WorkItem } from '@taskstream/domain';
+import { encodeJson, type EventLog, type JetStreamClient } from '@taskstream/nats';
+
+/** Dispatches in progress at once: through all gates together, and through each queue's window. */
+export const DISPATCHING = 256;
+
+/** Fills in what the task left to its queue, and what the queue leaves to Tasked's defaults: retries, timeout, backoff. */
+export function withQueueDefaults(spec: TaskSpec, policy: QueuePolicy): TaskSpec {
+  return {
+    ...spec,
+    retries: spec.retries ?? policy.max_retries ?? DEFAULT_RETRIES,
+    timeout_secs: spec.timeout_secs ?? policy.timeout_secs ?? DEFAULT_TIMEOUT_SECS,
+    backoff: spec.backoff ?? policy.backoff ?? DEFAULT_BACKOFF,
+    ...(policy.secrets !== undefined && Object.keys(policy.secrets).length > 0 && { queue_secrets: policy.secrets }),
+  };
+}
+
+/** Sends an admitted task on its way, with the spec its queue's defaults completed. */
+export type Dispatch = (ready: EventOf<'task.ready'>, spec: TaskSpec) => Promise<void>;
+
+/**
+ * The dispatch step: records `task.dispatched` (msgID `<flow>:<task>:task.dispatched`), then
+ * publishes the work item on `work.<queue>` (msgID `<flow>:<task>:work`). Both are deduplicated by
+ * JetStream, so a redelivered ready event dispatched twice still makes one of each.
+ */
+export function dispatchStep(js: JetStreamClient, layout: SubjectLayout, log: EventLog): Dispatch {
+  return async (ready, spec) => {
+    const now = new Date();
+    const key = idempotencyKeyOf(ready.flow_id, ready.task_id);
+    await log.appendNew(
+      {
+        type: 'task.dispatched',
+        flow_id: ready.flow_id,
+        task_id: ready.task_id,
+        data: {
+          queue: ready.data.queue,
+          retries: spec.retries ?? 0,
+          ...(spec.timeout_secs !== undefined && { timeout_secs: spec.timeout_secs }),
+          ...(spec.backoff !== undefined && { backoff: spec.backoff }),
+        },
+      },
+      `${key}:task.dispatched`,
+      now.getTime(),
+    );
+    // Recorded before the work item is out, so the history never shows a start before its dispatch.
+    const item: WorkItem = { version: 1, flow_id: ready.flow_id, task_id: ready.task_id, spec, idempotency_key: key, dispatched_at: now.toISOString() };
+    await js.publish(workSubject(layout, ready.data.queue), encodeJson(item), { msgID: `${key}:work` });
+  };
+}
