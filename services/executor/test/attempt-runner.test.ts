@@ -78,6 +78,9 @@ describe('the attempts of one work item', () => {
     expect(msgIDs()).toEqual(['1:task.started', '1:task.attempt_failed']);
   });
 
+});
+
+describe('how an attempt is stopped', () => {
   it('ends an attempt at its timeout, a retryable TIMEOUT', async () => {
     const hang: StepRunner = (ctx) => new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
     const { runner, recorded } = runnerFor({ timeout_secs: 0.05 }, hang);
@@ -113,6 +116,9 @@ describe('the attempts of one work item', () => {
     expect(runner.cancelReason()).toBeUndefined();
   });
 
+});
+
+describe("the task's secrets", () => {
   it('reads the secrets once, hides their values, and gives the step the resolved spec', async () => {
     const seen: unknown[] = [];
     const step: StepRunner = async (ctx) => {

@@ -83,6 +83,9 @@ describe('a work item from decision to outcome', () => {
     expect(failed.outcome()).toMatchObject({ type: 'task.failed', attempt: 1, data: { error: { code: 'EXIT_CODE' } } });
   });
 
+});
+
+describe('a work item handed back, or redelivered', () => {
   it('hands a long retry back to JetStream after recording it', async () => {
     const { handle, recorded } = handlerFor(async () => {
       throw new StepError({ message: 'again', code: 'EXIT_CODE', retryable: true });
