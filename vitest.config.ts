@@ -12,7 +12,7 @@ export default defineConfig({
     projects: [
       {
         ...shared,
-        test: { name: 'unit', sequence: { groupOrder: 0 }, include: ['libs/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'cli/test/**/*.test.ts', 'bench/test/**/*.test.ts'] },
+        test: { name: 'unit', sequence: { groupOrder: 0 }, include: ['libs/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'cli/test/**/*.test.ts', 'bench/test/**/*.test.ts', 'test/structure/**/*.test.ts'] },
       },
       {
         ...shared,
@@ -20,7 +20,7 @@ export default defineConfig({
           name: 'integration',
           sequence: { groupOrder: 1 },
           include: ['test/**/*.test.ts'],
-          exclude: ['test/faults/**'],
+          exclude: ['test/faults/**', 'test/structure/**'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           // Each file starts its own nats-server(s) and service processes; two cores run two at a time.

@@ -3,7 +3,6 @@ import {
   MAX_VIEW_BYTES,
   PAGED_VIEW_TASKS,
   evolve,
-  taskViewKey,
   toFlowView,
   validateFlow,
   type FlowDefinition,
@@ -12,13 +11,11 @@ import {
   type FlowView,
   type TaskError,
 } from '@taskstream/domain';
-import { DeliverPolicy, EventLog, Kvm, newId, readFlowHistory, silentLogger, type KV } from '@taskstream/nats';
+import { DeliverPolicy, EventLog, FlowViewStore, Kvm, newId, readFlowHistory, silentLogger, taskViewKey, type KV } from '@taskstream/nats';
 import { startProjector } from '@taskstream/projector';
 import { createContext, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// The reader the gateway serves flows with; the gateway package exports only its app.
-import { readFlowView } from '../../services/gateway/src/flow-views.js';
 
 /** Tasks of the large flow: its whole view is about 1 MiB, past what one key may hold. */
 const BIG = 2_000;
@@ -103,7 +100,8 @@ describe('large views: stored paged, served whole, never regressed by a replay',
     return out;
   }
 
-  const read = (flowId: string) => readFlowView(ctx.js, ctx.topo, views, flowId);
+  // The reader the gateway serves flows with.
+  const read = (flowId: string) => new FlowViewStore(ctx.js, views, ctx.topo.flowsBucket).read(flowId);
 
   beforeAll(async () => {
     nats = await NatsServer.start();

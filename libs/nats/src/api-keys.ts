@@ -3,6 +3,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { z } from 'zod';
 import { encodeJson } from './codec.js';
+import type { Layout } from './records.js';
 import type { Topology } from './topology.js';
 
 /**
@@ -13,6 +14,15 @@ import type { Topology } from './topology.js';
  */
 
 /** Scopes, each including the ones before it. */
+export const API_KEYS_LAYOUT: Layout = {
+  bucket: (topo) => topo.apiKeysBucket,
+  kind: 'KV',
+  keys: '`<key id>` → `{id, name, scope, hash, created_at, expires_at?, revoked_at?, last_used_on?}`',
+  value: 'SHA-256 of the secret',
+  writers: ['gateway', 'cli'],
+  readers: ['gateway'],
+};
+
 export const API_KEY_SCOPES = ['read', 'submit', 'admin'] as const;
 export const ApiKeyScope = z.enum(API_KEY_SCOPES);
 export type ApiKeyScope = z.infer<typeof ApiKeyScope>;

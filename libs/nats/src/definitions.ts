@@ -4,6 +4,7 @@ import { Objm, type ObjectStore } from '@nats-io/obj';
 import { StorageType } from '@nats-io/jetstream';
 import type { DefinitionRef, FlowDefinition, FlowEvent, Lineage } from '@taskstream/domain';
 import type { Topology } from './topology.js';
+import type { Layout } from './records.js';
 
 interface StoredDefinition {
   definition: FlowDefinition;
@@ -11,6 +12,15 @@ interface StoredDefinition {
 }
 
 const CACHED = 64;
+
+export const DEFINITIONS_LAYOUT: Layout = {
+  bucket: (topo) => topo.definitionsBucket,
+  kind: 'object store',
+  keys: '`<flow_id>` → `{definition, lineage?}`',
+  value: 'chunked by the object store',
+  writers: ['gateway'],
+  readers: ['planner', 'projector', 'gateway'],
+};
 
 /**
  * The definitions object store: large flow definitions are kept here once, chunked by the object

@@ -2,6 +2,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { z } from 'zod';
 import { encodeJson } from './codec.js';
+import type { Layout } from './records.js';
 import type { Topology } from './topology.js';
 
 /**
@@ -9,6 +10,15 @@ import type { Topology } from './topology.js';
  * module that reads or writes it. Values are written and read back, never listed, logged or put
  * in an error message: every message here names the secret, never its value.
  */
+
+export const SECRETS_LAYOUT: Layout = {
+  bucket: (topo) => topo.secretsBucket,
+  kind: 'KV',
+  keys: '`<name>` (a `.` stored as `/`) → `{value, updated_at}`',
+  value: '`{value, updated_at}`',
+  writers: ['gateway'],
+  readers: ['executor', 'gateway'],
+};
 
 /** Largest value, in UTF-8 bytes. */
 export const MAX_SECRET_BYTES = 64 * 1024;

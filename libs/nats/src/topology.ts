@@ -12,8 +12,9 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
+import type { Layout } from './records.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DEFAULT_PARTITIONS, allEventsFilter, allTimersFilter, allWorkFilter, type SubjectLayout } from '@taskstream/domain';
+import { DEFAULT_PARTITIONS, allDlqFilter, allEventsFilter, allTimersFilter, allWorkFilter, type SubjectLayout } from '@taskstream/domain';
 
 const SECOND_NS = 1_000_000_000;
 
@@ -92,11 +93,33 @@ export function streamConfigs(topo: Topology): Array<Partial<StreamConfig> & { n
     // Timers: removed once they have fired.
     { ...common, name: topo.timersStream, subjects: [allTimersFilter(topo.layout)], retention: RetentionPolicy.Workqueue },
     // Dead letters: kept for 30 days for inspection and retry.
-    { ...common, name: topo.dlqStream, subjects: [`${topo.layout.prefix}.dlq.>`], retention: RetentionPolicy.Limits, max_age: 30 * 24 * 3600 * SECOND_NS },
+    { ...common, name: topo.dlqStream, subjects: [allDlqFilter(topo.layout)], retention: RetentionPolicy.Limits, max_age: 30 * 24 * 3600 * SECOND_NS },
   ];
 }
 
 /** Creates or updates every stream and KV bucket. Safe to call from every service at start. */
+/** The streams, as docs/architecture.md's table states them (see Layout); subjects from the subject module. */
+export const STREAM_LAYOUTS: Layout[] = [
+  {
+    bucket: (topo) => topo.eventsStream,
+    kind: 'stream',
+    keys: '`ts.evt.<partition>.<flow_id>.<type>`',
+    value: 'every flow and task event',
+    writers: ['gateway', 'planner', 'dispatcher', 'executor'],
+    readers: ['planner', 'dispatcher', 'executor', 'projector', 'gateway'],
+  },
+  { bucket: (topo) => topo.workStream, kind: 'stream', keys: '`ts.work.<queue>`', value: 'work items', writers: ['dispatcher'], readers: ['executor'] },
+  { bucket: (topo) => topo.timersStream, kind: 'stream', keys: '`ts.timer.<flow_id>`', value: 'flow deadline', writers: ['planner'], readers: ['planner'] },
+  {
+    bucket: (topo) => topo.dlqStream,
+    kind: 'stream',
+    keys: '`ts.dlq.<source>`',
+    value: 'messages set aside, with the reason',
+    writers: ['planner', 'dispatcher', 'executor', 'projector'],
+    readers: ['gateway'],
+  },
+];
+
 export async function ensureTopology(nc: NatsConnection, topo: Topology): Promise<JetStreamManager> {
   const jsm = await patiently(() => jetstreamManager(nc));
   for (const config of streamConfigs(topo)) await ensureStream(jsm, config);

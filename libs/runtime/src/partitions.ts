@@ -1,9 +1,19 @@
-import { encodeJson, type KV, type Logger } from '@taskstream/nats';
+import { decodeRecord, encodeJson, type KV, type Layout, type Logger } from '@taskstream/nats';
+import { z } from 'zod';
 
-export interface Lease {
-  owner: string;
-  expires_ms: number;
-}
+/** The leases bucket, owned by this module: one lease per partition of a role, and one member key per live instance. */
+export const LEASES_LAYOUT: Layout = {
+  bucket: (topo) => topo.leasesBucket,
+  kind: 'KV',
+  keys: '`<role>.lease.<N>` → owner and expiry',
+  value: '`<role>.member.<instance>` → heartbeat',
+  writers: ['planner', 'projector'],
+  readers: ['planner', 'projector'],
+};
+
+const LeaseRecord = z.object({ owner: z.string(), expires_ms: z.number() });
+export type Lease = z.infer<typeof LeaseRecord>;
+const MemberRecord = z.object({ at: z.number() });
 
 export interface PartitionOwnerOptions {
   kv: KV;
@@ -80,11 +90,21 @@ export class PartitionOwner {
     await this.options.kv.delete(this.memberKey(this.options.instanceId)).catch(() => undefined);
   }
 
+  /** A corrupt lease or member record is reported and read as absent (expired), so it is taken over by compare-and-set. */
+  private decoded<S extends z.ZodType>(schema: S, key: string, data: Uint8Array): z.output<S> | undefined {
+    try {
+      return decodeRecord(schema, 'leases', key, data);
+    } catch (error) {
+      this.options.log.error({ role: this.options.role, key, err: error }, 'corrupt lease record; treating it as expired');
+      return undefined;
+    }
+  }
+
   private async liveMembers(now: number): Promise<number> {
     let live = 0;
     for await (const key of await this.options.kv.keys(`${this.options.role}.member.*`)) {
       const entry = await this.options.kv.get(key);
-      if (entry && entry.operation === 'PUT' && entry.value.length > 0 && entry.json<{ at: number }>().at > now - this.leaseMs) live++;
+      if (entry && entry.operation === 'PUT' && entry.value.length > 0 && (this.decoded(MemberRecord, key, entry.value)?.at ?? 0) > now - this.leaseMs) live++;
     }
     return live;
   }
@@ -123,7 +143,7 @@ export class PartitionOwner {
       const p = (i + hashOf(instanceId)) % partitions;
       if (this.owned.has(p)) continue;
       const entry = await kv.get(this.leaseKey(p));
-      const lease = entry && entry.operation === 'PUT' && entry.value.length > 0 ? entry.json<Lease>() : undefined;
+      const lease = entry && entry.operation === 'PUT' && entry.value.length > 0 ? this.decoded(LeaseRecord, this.leaseKey(p), entry.value) : undefined;
       if (lease && lease.owner !== '' && lease.expires_ms > now && lease.owner !== instanceId) continue;
       const value = encodeJson({ owner: instanceId, expires_ms: now + this.leaseMs } satisfies Lease);
       let revision: number;

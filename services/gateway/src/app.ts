@@ -4,7 +4,7 @@ import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import websocket, { type WebSocket } from '@fastify/websocket';
 import { parseFlowText } from '@taskstream/domain';
-import { ApiKeyStore, Kvm, SecretStore } from '@taskstream/nats';
+import { ApiKeyStore, FlowSummaryStore, FlowViewStore, IdempotencyStore, Kvm, SecretStore } from '@taskstream/nats';
 import type { PinoLogger, ServiceContext } from '@taskstream/runtime';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { authenticate, PUBLIC_ROUTES, redactUrl, requireScopes, securityHeaders, type KeyAuth } from './auth.js';
@@ -122,10 +122,8 @@ function requestForLog(request: FastifyRequest) {
   };
 }
 
-/** Builds the gateway as a Fastify instance over a connected service context; `main.ts` listens. */
-export async function buildGateway(ctx: ServiceContext, options: GatewayOptions = {}): Promise<FastifyInstance> {
-  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  // Every error fastify or node would answer in their own shape is answered from the table instead.
+/** The Fastify instance, answering every error fastify or node would answer in their own shape from the table instead. */
+function createFastify(options: GatewayOptions, bodyLimit: number): FastifyInstance {
   const shared = {
     bodyLimit,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
@@ -143,31 +141,41 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   };
   // Request logs carry the method and URL, with a feed's `token` parameter (an API key) blanked out.
   const logger = options.logger ? options.logger.child({}, { serializers: { req: requestForLog } }) : undefined;
-  const app: FastifyInstance = logger
+  return logger
     ? (Fastify({ loggerInstance: logger as FastifyBaseLogger, ...shared }) as unknown as FastifyInstance)
     : (Fastify({ logger: false, ...shared }) as unknown as FastifyInstance);
-  requireScopes(app);
+}
+
+/** The API key table (live from its bucket when keys are required), with the bootstrap admin key stored. */
+async function openKeys(app: FastifyInstance, ctx: ServiceContext, options: GatewayOptions): Promise<{ keys: ApiKeyStore; auth: KeyAuth | undefined }> {
   const keys = await ApiKeyStore.open(ctx.js, ctx.topo);
   if (options.bootstrapAdminKey !== undefined) {
     const outcome = await keys.register(options.bootstrapAdminKey, { name: 'bootstrap admin', scope: 'admin' });
     app.log.info({ key_id: options.bootstrapAdminKey.slice(3, 15), outcome }, outcome === 'created' ? 'stored the bootstrap admin key' : 'the bootstrap admin key is already stored');
   }
-  let auth: KeyAuth | undefined;
-  if (options.auth === 'keys') {
-    const table = await keys.watch((error) => app.log.error({ bucket: error.bucket, key_id: error.key }, error.message));
-    app.addHook('onClose', async () => table.stop());
-    auth = { table, store: keys };
-  }
+  if (options.auth !== 'keys') return { keys, auth: undefined };
+  const table = await keys.watch((error) => app.log.error({ bucket: error.bucket, key_id: error.key }, error.message));
+  app.addHook('onClose', async () => table.stop());
+  return { keys, auth: { table, store: keys } };
+}
+
+/** The read models and stores the routes serve from. */
+async function openStores(app: FastifyInstance, ctx: ServiceContext) {
   const kvm = new Kvm(ctx.js);
-  const index = await FlowIndex.open(await kvm.open(ctx.topo.summariesBucket));
-  const queues = await Queues.open(ctx.js, ctx.topo, index);
+  const index = await FlowIndex.open(new FlowSummaryStore(await kvm.open(ctx.topo.summariesBucket), ctx.topo.summariesBucket), (error) => app.log.error({ err: error }, 'a flow summary is corrupt; skipped'));
   app.addHook('onClose', async () => index.stop());
-  const flows = new Flows(ctx, await kvm.open(ctx.topo.flowsBucket), await kvm.open(ctx.topo.idempotencyBucket), queues);
+  const queues = await Queues.open(ctx.js, ctx.topo, index);
+  const flows = new Flows(
+    ctx,
+    new FlowViewStore(ctx.js, await kvm.open(ctx.topo.flowsBucket), ctx.topo.flowsBucket),
+    new IdempotencyStore(await kvm.open(ctx.topo.idempotencyBucket), ctx.topo.idempotencyBucket),
+    queues,
+  );
+  return { index, queues, flows };
+}
 
-  // Bodies are parsed by the flow parser itself, so JSON and YAML errors read the same way.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/json', ...YAML_TYPES, 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
-
+/** Refuses new requests with the documented 503 once the gateway is closing. */
+function closingRefusal(app: FastifyInstance): void {
   let closing = false;
   app.addHook('preClose', (done) => {
     closing = true;
@@ -178,6 +186,10 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
     reply.header('connection', 'close');
     throw apiError('UNAVAILABLE', 'this gateway is shutting down');
   });
+}
+
+/** CORS (only for configured origins), authentication, the per-key rate limit and parameter checks, in that order. */
+async function guard(app: FastifyInstance, options: GatewayOptions, auth: KeyAuth | undefined): Promise<void> {
   securityHeaders(app);
   // Before authentication: browsers send preflights without credentials, and a refusal needs the CORS headers to be readable.
   if (options.corsOrigins && options.corsOrigins.length > 0) {
@@ -204,7 +216,10 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   app.addHook('preValidation', async (request) => {
     if (!request.is404) readParameters(request);
   });
+}
 
+/** Every failure answered from the error table: a user's mistake as 4xx, anything else logged and 500 or 503. */
+function answerErrors(app: FastifyInstance, bodyLimit: number): void {
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
     if (error instanceof ApiError) return reply.status(error.status).send(error.toJSON());
     const mapped =
@@ -224,12 +239,30 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
     const error = apiError('ROUTE_NOT_FOUND', request.method, shorten(request.url));
     return reply.status(error.status).send(error.toJSON());
   });
+}
 
+async function openFeeds(app: FastifyInstance): Promise<void> {
   await app.register(websocket, { options: { maxPayload: MAX_PAYLOAD }, errorHandler: feedSocketError });
   app.websocketServer.on('connection', (socket: WebSocket) => {
     const close = socket.close.bind(socket);
     socket.close = (code?: number, reason?: string | Buffer) => close(code, reason ?? (code === undefined ? undefined : PROTOCOL_CLOSE_REASONS.get(code)));
   });
+}
+
+/** Builds the gateway as a Fastify instance over a connected service context; `main.ts` listens. */
+export async function buildGateway(ctx: ServiceContext, options: GatewayOptions = {}): Promise<FastifyInstance> {
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = createFastify(options, bodyLimit);
+  requireScopes(app);
+  const { keys, auth } = await openKeys(app, ctx, options);
+  const { index, queues, flows } = await openStores(app, ctx);
+  // Bodies are parsed by the flow parser itself, so JSON and YAML errors read the same way.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/json', ...YAML_TYPES, 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  closingRefusal(app);
+  await guard(app, options, auth);
+  answerErrors(app, bodyLimit);
+  await openFeeds(app);
   registerHealthRoutes(app, ctx);
   registerFlowRoutes(app, flows, parseFlowText);
   registerFeedRoutes(app, ctx, flows, index);

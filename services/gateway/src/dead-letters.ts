@@ -1,3 +1,4 @@
+import { allDlqFilter, dlqSubject } from '@taskstream/domain';
 import { DeliverPolicy, type DeadLetter } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { apiError } from './errors.js';
@@ -11,7 +12,7 @@ export class DeadLetterQueue {
   constructor(private readonly ctx: ServiceContext) {}
 
   async list(source: string | undefined, afterSeq: number, limit: number): Promise<StoredLetter[]> {
-    const filter = `${this.ctx.topo.layout.prefix}.dlq.${source ?? '>'}`;
+    const filter = source === undefined ? allDlqFilter(this.ctx.topo.layout) : dlqSubject(this.ctx.topo.layout, source);
     const consumer = await this.ctx.js.consumers.get(this.ctx.topo.dlqStream, {
       filter_subjects: filter,
       ...(afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : { deliver_policy: DeliverPolicy.All }),

@@ -1,5 +1,5 @@
 import { sumQueueLoads, type FlowStatus, type FlowSummary, type QueueLoad, type QueueStatsView } from '@taskstream/domain';
-import type { KV } from '@taskstream/nats';
+import type { FlowSummaryStore, SummaryChange } from '@taskstream/nats';
 
 export interface FlowQuery {
   status?: FlowStatus[];
@@ -28,29 +28,25 @@ export class FlowIndex {
   private sorted: string[] | undefined;
   private stopWatch: (() => void) | undefined;
 
-  static async open(kv: KV): Promise<FlowIndex> {
+  static async open(store: FlowSummaryStore, corrupt: (error: Error) => void): Promise<FlowIndex> {
     const index = new FlowIndex();
-    const watch = await kv.watch({ key: '>' });
-    index.stopWatch = () => watch.stop();
     let ready!: () => void;
     const initialized = new Promise<void>((r) => (ready = r));
-    void (async () => {
-      for await (const entry of watch) {
-        if (entry.operation === 'PUT' && entry.value.length > 0) {
-          if (!index.byId.has(entry.key)) index.sorted = undefined;
-          const { load, ...summary } = entry.json<FlowSummary>();
-          index.byId.set(entry.key, summary);
-          index.setLoad(entry.key, load ?? {});
-        } else if (index.byId.delete(entry.key)) {
-          index.sorted = undefined;
-          index.setLoad(entry.key, {});
-        }
-        if (entry.delta === 0) ready();
-      }
-    })();
-    if ((await kv.status()).values === 0) ready();
+    index.stopWatch = await store.watch((change) => index.apply(change), ready, corrupt);
     await Promise.race([initialized, new Promise((r) => setTimeout(r, 5_000))]);
     return index;
+  }
+
+  private apply({ flowId, summary }: SummaryChange): void {
+    if (summary !== undefined) {
+      if (!this.byId.has(flowId)) this.sorted = undefined;
+      const { load, ...listed } = summary;
+      this.byId.set(flowId, listed);
+      this.setLoad(flowId, load ?? {});
+    } else if (this.byId.delete(flowId)) {
+      this.sorted = undefined;
+      this.setLoad(flowId, {});
+    }
   }
 
   private setLoad(flowId: string, load: Record<string, QueueLoad>): void {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   eventSubject,
   INLINE_DEFINITION_BYTES,
@@ -14,13 +13,11 @@ import {
   type EventType,
   type Lineage,
 } from '@taskstream/domain';
-import { definitionsOf, EventLog, foldFlowHistory, newId, readFlowHistory, type KV, type StoredEvent } from '@taskstream/nats';
+import { definitionsOf, EventLog, foldFlowHistory, newId, readFlowHistory, type FlowViewStore, type IdempotencyStore, type StoredEvent } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { ApiError, apiError, ERRORS } from './errors.js';
-import { readFlowView } from './flow-views.js';
 import type { Queues } from './queues.js';
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 export interface SubmitResult {
   flowId: string;
@@ -33,8 +30,8 @@ export class Flows {
 
   constructor(
     private readonly ctx: ServiceContext,
-    private readonly views: KV,
-    private readonly idempotency: KV,
+    private readonly views: FlowViewStore,
+    private readonly idempotency: IdempotencyStore,
     private readonly queues: Queues,
   ) {
     this.log = new EventLog(ctx.js, ctx.topo);
@@ -50,16 +47,10 @@ export class Flows {
     let flowId = newId();
     let replayed = false;
     if (idempotencyKey !== undefined) {
-      const key = sha256(idempotencyKey);
-      const bodyHash = sha256(JSON.stringify(definition));
-      try {
-        await this.idempotency.create(key, JSON.stringify({ flow_id: flowId, body_hash: bodyHash }));
-      } catch (error) {
-        const existing = await this.idempotency.get(key);
-        if (!existing || existing.value.length === 0) throw error;
-        const claim = existing.json<{ flow_id: string; body_hash: string }>();
-        if (claim.body_hash !== bodyHash) throw apiError('IDEMPOTENCY_KEY_REUSED', claim.flow_id);
-        flowId = claim.flow_id;
+      const claim = await this.idempotency.claim(idempotencyKey, flowId, JSON.stringify(definition));
+      if (!claim.claimed) {
+        if (!claim.sameBody) throw apiError('IDEMPOTENCY_KEY_REUSED', claim.existing.flow_id);
+        flowId = claim.existing.flow_id;
         replayed = true;
         if ((await readFlowHistory(this.ctx.js, this.ctx.topo, flowId)).length > 0) return { flowId, replayed };
       }
@@ -126,7 +117,7 @@ export class Flows {
    */
   async view(flowId: string): Promise<FlowView> {
     if (!ULID_PATTERN.test(flowId)) throw apiError('FLOW_NOT_FOUND', flowId);
-    const view = await readFlowView(this.ctx.js, this.ctx.topo, this.views, flowId);
+    const view = await this.views.read(flowId);
     if (view) return view;
     const state = await foldFlowHistory(this.ctx.js, this.ctx.topo, flowId);
     if (state === null) throw apiError('FLOW_NOT_FOUND', flowId);

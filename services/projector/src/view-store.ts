@@ -1,14 +1,13 @@
 import {
   MAX_VIEW_BYTES,
   PAGED_VIEW_TASKS,
-  taskViewKey,
   toFlowView,
   toFlowViewHeader,
   toStoredTaskView,
   type FlowDefinition,
   type FlowState,
 } from '@taskstream/domain';
-import { encodeJson, type KV } from '@taskstream/nats';
+import { encodeJson, taskViewKey, type ViewWrite } from '@taskstream/nats';
 
 /** A flow the projector holds, with what it knows of the view stored for it. */
 export interface ProjectedFlow {
@@ -19,17 +18,6 @@ export interface ProjectedFlow {
 
 /** Tasks whose stored views a write renews: those its events touched, or every one. */
 export type TouchedTasks = Set<string> | 'all';
-
-/** One flow's view, encoded as the key-value writes that store it. */
-export interface ViewWrite {
-  flowId: string;
-  paged: boolean;
-  /** Under `<flow id>`: the whole view, or the header of a paged one. */
-  header: Uint8Array;
-  tasks: Array<{ key: string; bytes: Uint8Array }>;
-  /** Task keys of a view that is no longer paged. */
-  deletes: string[];
-}
 
 const positions = new WeakMap<FlowDefinition, Map<string, number>>();
 
@@ -71,28 +59,4 @@ export function planViewWrite(flow: ProjectedFlow, touched: TouchedTasks): ViewW
     }
   }
   return { flowId, paged: true, header: encodeJson(toFlowViewHeader(state)), tasks, deletes: [] };
-}
-
-/** Writes in flight at once: a 10,000-task flow's first write is one put per task. */
-const IN_FLIGHT = 1_000;
-
-async function eachLimited<T>(items: T[], run: (item: T) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < items.length; i += IN_FLIGHT) await Promise.all(items.slice(i, i + IN_FLIGHT).map(run));
-}
-
-/**
- * Stores `writes`: task keys first, so a reader that finds a paged header finds every task it
- * counts; then the headers (with `beside`, written at the same time); then the task keys of views
- * no longer paged, once no header points to them.
- */
-export async function storeViews(views: KV, writes: ViewWrite[], beside: () => Array<Promise<unknown>> = () => []): Promise<void> {
-  await eachLimited(
-    writes.flatMap((write) => write.tasks),
-    ({ key, bytes }) => views.put(key, bytes),
-  );
-  await Promise.all([...writes.map(({ flowId, header }) => views.put(flowId, header)), ...beside()]);
-  await eachLimited(
-    writes.flatMap((write) => write.deletes),
-    (key) => views.delete(key),
-  );
 }

@@ -56,6 +56,10 @@ export function dlqSubject(layout: SubjectLayout, source: string): string {
   return `${layout.prefix}.dlq.${source}`;
 }
 
+export function allDlqFilter(layout: SubjectLayout): string {
+  return `${layout.prefix}.dlq.>`;
+}
+
 /** Parses the flow id out of an event subject; undefined for anything else. */
 export function flowIdOfSubject(layout: SubjectLayout, subject: string): string | undefined {
   const parts = subject.split('.');

@@ -20,10 +20,6 @@ export interface StoredTaskView {
   task: TaskView;
 }
 
-export function taskViewKey(flowId: string, taskId: string): string {
-  return `${flowId}.t.${taskKeyToken(taskId)}`;
-}
-
 const hexEncoder = new TextEncoder();
 
 /**
@@ -36,11 +32,6 @@ export function taskKeyToken(taskId: string): string {
   let hex = '=';
   for (const byte of hexEncoder.encode(taskId)) hex += byte.toString(16).padStart(2, '0');
   return hex;
-}
-
-/** A key filter matching every task of a paged view of `flowId`. */
-export function taskViewKeys(flowId: string): string {
-  return `${flowId}.t.>`;
 }
 
 /** The task at `index` in the definition, as a paged view stores it. */

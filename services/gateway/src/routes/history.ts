@@ -103,6 +103,12 @@ export function patchDefinition(definition: FlowDefinition, patch: Patch): { def
 }
 
 export function registerHistoryRoutes(app: FastifyInstance, flows: Flows, index: FlowIndex, ctx: ServiceContext): void {
+  registerReadRoutes(app, flows, index, ctx);
+  registerDerivingRoutes(app, flows);
+}
+
+/** Reading the history: the audit export, the flows list, a flow's state at a sequence, its graph. */
+function registerReadRoutes(app: FastifyInstance, flows: Flows, index: FlowIndex, ctx: ServiceContext): void {
   /** Audit export of every event stored in [since, until), as NDJSON. */
   app.get<{ Querystring: z.output<typeof exportQuery.schema> }>('/api/v1/events', { config: { scope: 'read', query: exportQuery } }, async (request, reply) => {
     const { since, until = new Date() } = request.query;
@@ -145,6 +151,10 @@ export function registerHistoryRoutes(app: FastifyInstance, flows: Flows, index:
     },
   );
 
+}
+
+/** New flows from a finished one: a rerun from its last event, a fork at any sequence with a patch. */
+function registerDerivingRoutes(app: FastifyInstance, flows: Flows): void {
   app.post<{ Params: z.output<typeof FLOW_PARAMS>; Body: string | undefined }>('/api/v1/flows/:id/rerun', { config: { scope: 'submit', params: FLOW_PARAMS, query: NO_QUERY } }, async (request, reply) => {
     const { from } = parseBody(request.body, RerunBody);
     const parent = await flows.stateAt(request.params.id, Number.MAX_SAFE_INTEGER);

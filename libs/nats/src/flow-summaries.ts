@@ -1,0 +1,69 @@
+import type { KV } from '@nats-io/kv';
+import type { FlowSummary } from '@taskstream/domain';
+import { z } from 'zod';
+import { encodeJson } from './codec.js';
+import { decodeRecord, type Layout } from './records.js';
+
+/**
+ * The flow summaries bucket (`<prefix>_flow_summaries`): one summary per flow under its id, with
+ * its share of its queues' statistics (`load`). The one module that knows its keys and records.
+ */
+export const FLOW_SUMMARIES_LAYOUT: Layout = {
+  bucket: (topo) => topo.summariesBucket,
+  kind: 'KV',
+  keys: '`<flow_id>` → summary',
+  value: '`load`',
+  writers: ['projector'],
+  readers: ['gateway'],
+};
+
+const StoredSummary = z.looseObject({
+  flow_id: z.string(),
+  status: z.string(),
+  queue: z.string(),
+  submitted_at: z.string(),
+  total: z.number().int().min(0),
+  load: z.record(z.string(), z.object({ waiting: z.number(), running: z.number(), throttled: z.number(), minutes: z.record(z.string(), z.object({ succeeded: z.number(), failed: z.number() })).optional() })).optional(),
+});
+
+/** A change to the summaries seen by a watch: a flow's summary, or its removal. */
+export type SummaryChange = { flowId: string; summary: FlowSummary } | { flowId: string; summary: undefined };
+
+export class FlowSummaryStore {
+  constructor(
+    private readonly kv: KV,
+    private readonly bucket: string,
+  ) {}
+
+  put(flowId: string, summary: FlowSummary): Promise<unknown> {
+    return this.kv.put(flowId, encodeJson(summary));
+  }
+
+  /**
+   * Every summary, then every change, until stopped; `ready` is called once the summaries stored
+   * at the start have been seen. A corrupt record is reported to `corrupt` and skipped.
+   */
+  async watch(onChange: (change: SummaryChange) => void, ready: () => void, corrupt: (error: Error) => void): Promise<() => void> {
+    const watch = await this.kv.watch({ key: '>' });
+    void (async () => {
+      for await (const entry of watch) {
+        if (entry.operation === 'PUT' && entry.value.length > 0) {
+          try {
+            onChange({ flowId: entry.key, summary: decodeRecord(StoredSummary, this.bucket, entry.key, entry.value) as unknown as FlowSummary });
+          } catch (error) {
+            corrupt(error as Error);
+          }
+        } else {
+          onChange({ flowId: entry.key, summary: undefined });
+        }
+        if (entry.delta === 0) ready();
+      }
+    })();
+    if ((await this.kv.status()).values === 0) ready();
+    return () => watch.stop();
+  }
+
+  async purgeAll(): Promise<void> {
+    for await (const key of await this.kv.keys()) await this.kv.purge(key);
+  }
+}

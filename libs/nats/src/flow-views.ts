@@ -1,0 +1,150 @@
+import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { assemblePagedView, taskKeyToken, type FlowView, type StoredTaskView } from '@taskstream/domain';
+import { z } from 'zod';
+import { decodeRecord, type Layout } from './records.js';
+
+/**
+ * The flow views bucket (`<prefix>_flows`): the one module that knows its keys and records. A
+ * flow's view is stored whole under `<flow_id>`, or paged: a header there (`tasks_paged`) and one
+ * `{index, task}` record per task under `<flow_id>.t.<task token>`.
+ */
+export const FLOW_VIEWS_LAYOUT: Layout = {
+  bucket: (topo) => topo.flowsBucket,
+  kind: 'KV',
+  keys: '`<flow_id>` → flow view JSON',
+  value: '`<flow_id>.t.<task_id>` → `{index, task}`',
+  writers: ['projector'],
+  readers: ['gateway'],
+};
+
+const StoredView = z.looseObject({
+  flow_id: z.string(),
+  status: z.string(),
+  last_seq: z.number().int().min(0),
+  tasks: z.array(z.unknown()),
+  tasks_paged: z.literal(true).optional(),
+  tasks_omitted: z.literal(true).optional(),
+});
+const StoredTask = z.object({ index: z.number().int().min(0), task: z.looseObject({ id: z.string(), status: z.string() }) });
+
+export function flowViewKey(flowId: string): string {
+  return flowId;
+}
+
+export function taskViewKey(flowId: string, taskId: string): string {
+  return `${flowId}.t.${taskKeyToken(taskId)}`;
+}
+
+/** A key filter matching every task record of a paged view of `flowId`. */
+function taskViewKeys(flowId: string): string {
+  return `${flowId}.t.>`;
+}
+
+/** One flow's view as key-value writes: the whole view or a paged header, task records, and task keys to delete. */
+export interface ViewWrite {
+  flowId: string;
+  paged: boolean;
+  header: Uint8Array;
+  tasks: Array<{ key: string; bytes: Uint8Array }>;
+  deletes: string[];
+}
+
+/** What the projector reads of a stored view before taking its flow into memory. */
+export interface StoredHeader {
+  last_seq: number;
+  tasks_paged?: true;
+}
+
+/**
+ * Reads of a paged view whose tasks do not match its header: one happens when the projector
+ * changes the view's layout between reading the header and reading the tasks, and the next read
+ * finds the new header.
+ */
+const READS = 3;
+/** Writes in flight at once: a 10,000-task flow's first write is one put per task. */
+const IN_FLIGHT = 1_000;
+
+export class FlowViewStore {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly kv: KV,
+    private readonly bucket: string,
+  ) {}
+
+  /**
+   * The view of `flowId`, whatever its size, its tasks in definition order. Null when there is no
+   * view to serve (not projected yet, being rebuilt, or stored without its tasks by an older
+   * projector): the caller folds the flow from its log.
+   */
+  async read(flowId: string): Promise<FlowView | null> {
+    for (let read = 0; read < READS; read++) {
+      const view = await this.stored(flowId);
+      if (view === undefined) return null;
+      if (!view.tasks_paged) return view.tasks_omitted ? null : view;
+      const whole = assemblePagedView(view, await this.readTasks(flowId));
+      if (whole) return whole;
+    }
+    return null;
+  }
+
+  /** The stored view's sequence and layout, if there is one. */
+  async header(flowId: string): Promise<StoredHeader | undefined> {
+    const view = await this.stored(flowId);
+    return view && { last_seq: view.last_seq, ...(view.tasks_paged && { tasks_paged: true as const }) };
+  }
+
+  private async stored(flowId: string): Promise<FlowView | undefined> {
+    const key = flowViewKey(flowId);
+    const entry = await this.kv.get(key);
+    if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return undefined;
+    return decodeRecord(StoredView, this.bucket, key, entry.value) as unknown as FlowView;
+  }
+
+  /**
+   * Every task record of a paged view as it stands, through one ordered consumer on the bucket's
+   * stream: the last message of each key, then any written meanwhile, until none is pending. A key
+   * written again during the read is delivered again, and its last delivery wins.
+   */
+  private async readTasks(flowId: string): Promise<StoredTaskView[]> {
+    const consumer = await this.js.consumers.get(`KV_${this.bucket}`, { filter_subjects: `$KV.${this.bucket}.${taskViewKeys(flowId)}`, deliver_policy: DeliverPolicy.LastPerSubject });
+    const { num_pending } = await consumer.info();
+    if (num_pending === 0) return [];
+    const byKey = new Map<string, StoredTaskView>();
+    const messages = await consumer.consume({ max_messages: Math.min(num_pending, 1000) });
+    for await (const msg of messages) {
+      // Deletes and purges carry their operation in a header; a put carries none.
+      if (msg.headers?.get('KV-Operation')) byKey.delete(msg.subject);
+      else byKey.set(msg.subject, decodeRecord(StoredTask, this.bucket, msg.subject, msg.data) as unknown as StoredTaskView);
+      if (msg.info.pending === 0) break;
+    }
+    await messages.close();
+    return [...byKey.values()];
+  }
+
+  /**
+   * Stores `writes`: task keys first, so a reader that finds a paged header finds every task it
+   * counts; then the headers (with `beside`, written at the same time); then the task keys of
+   * views no longer paged, once no header points to them.
+   */
+  async write(writes: ViewWrite[], beside: () => Array<Promise<unknown>> = () => []): Promise<void> {
+    await eachLimited(
+      writes.flatMap((write) => write.tasks),
+      ({ key, bytes }) => this.kv.put(key, bytes),
+    );
+    await Promise.all([...writes.map(({ flowId, header }) => this.kv.put(flowViewKey(flowId), header)), ...beside()]);
+    await eachLimited(
+      writes.flatMap((write) => write.deletes),
+      (key) => this.kv.delete(key),
+    );
+  }
+
+  /** Removes every view (a rebuild starts from nothing). */
+  async purgeAll(): Promise<void> {
+    for await (const key of await this.kv.keys()) await this.kv.purge(key);
+  }
+}
+
+async function eachLimited<T>(items: T[], run: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += IN_FLIGHT) await Promise.all(items.slice(i, i + IN_FLIGHT).map(run));
+}

@@ -1,0 +1,89 @@
+import { evolve, isTerminalFlow, type FlowEvent, type FlowState } from '@taskstream/domain';
+import { foldFlowHistory, markSettled, type Definitions, type FlowViewStore, type JsMsg } from '@taskstream/nats';
+import type { ServiceContext } from '@taskstream/runtime';
+import type { FlowMemory } from './flow-memory.js';
+import type { PendingFlow } from './view-batch.js';
+import type { TouchedTasks } from './view-store.js';
+import type { WriteBatch } from './write-batch.js';
+
+/** Where an event goes: folded into a flow held in memory, skipped, or the flow refolded from the log. */
+interface Folded {
+  flow: PendingFlow['flow'];
+  tasks: TouchedTasks;
+}
+
+/**
+ * Folds each event into its flow's state and hands the flow to the write batch; the event's
+ * message is acknowledged once the batch has stored the views. Views and summaries are functions
+ * of the fold, so whatever is folded again (a redelivery, a replay) stores the same values.
+ */
+export class Projection {
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly memory: FlowMemory,
+    private readonly views: FlowViewStore,
+    private readonly definitions: Definitions,
+    private readonly batch: WriteBatch<PendingFlow>,
+  ) {}
+
+  async handle(event: FlowEvent, msg: JsMsg): Promise<void> {
+    try {
+      const hydrated = event.type === 'flow.submitted' ? await this.definitions.hydrate(event) : event;
+      const folded = await this.fold(hydrated, msg);
+      if (folded === undefined) return;
+      markSettled(msg);
+      this.batch.hold(msg, event.flow_id, folded);
+      if (isTerminalFlow(folded.flow.state)) this.memory.forget(event.flow_id);
+      if (this.batch.due(msg)) await this.batch.flush();
+    } catch (error) {
+      // Nothing of this event was folded (every read comes before the fold); forget the flow so the
+      // redelivery starts again from the store and the log.
+      this.memory.forget(event.flow_id);
+      throw error;
+    }
+  }
+
+  private async fold(event: FlowEvent, msg: JsMsg): Promise<Folded | undefined> {
+    const flow = this.memory.get(event.flow_id);
+    const touched: TouchedTasks = new Set('task_id' in event ? [event.task_id] : []);
+    if (flow === undefined) return this.take(event, msg, touched);
+    if (msg.seq > flow.state.last_seq) {
+      evolve(flow.state, event, msg.seq);
+      return { flow, tasks: touched };
+    }
+    if (msg.info.deliveryCount === 1) return undefined;
+    // Redelivered behind newer events of its flow (its ack was lost, e.g. while a consumer
+    // leader moved). If memory lacked it, the newer events were folded without it: refold.
+    const refolded = await foldFlowHistory(this.ctx.js, this.ctx.topo, event.flow_id, flow.state.last_seq);
+    if (refolded === null) return undefined;
+    flow.state = refolded;
+    return { flow, tasks: 'all' };
+  }
+
+  /**
+   * A flow not in memory: new, finished and evicted, or read again (a redelivery, or a consumer
+   * replaying from an earlier position). An event the stored view already reflects, its
+   * flow.submitted too, must not overwrite that view with an older state.
+   */
+  private async take(event: FlowEvent, msg: JsMsg, touched: TouchedTasks): Promise<Folded | undefined> {
+    if (this.memory.storedAt(event.flow_id, msg.seq)) return undefined;
+    const stored = await this.views.header(event.flow_id);
+    if (stored && stored.last_seq >= msg.seq) {
+      this.memory.rememberStored(event.flow_id, stored.last_seq);
+      return undefined;
+    }
+    let state: FlowState;
+    let tasks = touched;
+    if (event.type === 'flow.submitted') {
+      state = evolve(null, event, msg.seq)!;
+      tasks = 'all';
+    } else {
+      const prior = await foldFlowHistory(this.ctx.js, this.ctx.topo, event.flow_id, msg.seq - 1);
+      if (prior === null) return undefined;
+      // A stored view of the same sequence is this very fold: only what the event touches changes.
+      if (stored?.last_seq !== prior.last_seq) tasks = 'all';
+      state = evolve(prior, event, msg.seq)!;
+    }
+    return { flow: this.memory.hold(event.flow_id, state, stored?.tasks_paged === true), tasks };
+  }
+}

@@ -1,0 +1,38 @@
+import { toFlowListing } from '@taskstream/domain';
+import type { FlowSummaryStore, FlowViewStore, Logger } from '@taskstream/nats';
+import { planViewWrite, type ProjectedFlow, type TouchedTasks } from './view-store.js';
+import { WriteBatch } from './write-batch.js';
+
+/** A flow whose view and summary wait to be written, with the tasks its events touched. */
+export interface PendingFlow {
+  flow: ProjectedFlow;
+  tasks: TouchedTasks;
+}
+
+function union(a: TouchedTasks, b: TouchedTasks): TouchedTasks {
+  if (a === 'all' || b === 'all') return 'all';
+  for (const taskId of b) a.add(taskId);
+  return a;
+}
+
+/** The write batch of views and summaries: each flow held is written once per batch, with its newest state. */
+export function viewBatch(log: Logger, views: FlowViewStore, summaries: FlowSummaryStore): WriteBatch<PendingFlow> {
+  return new WriteBatch<PendingFlow>({
+    log,
+    // The pending entries are the batch's own: the older one's set of touched tasks can take the newer's.
+    merge: (a, b) => ({
+      flow: b.flow.state.last_seq >= a.flow.state.last_seq ? b.flow : a.flow,
+      tasks: union(a.tasks, b.tasks),
+    }),
+    write: async ({ flows }) => {
+      // Encode before the first await: later events keep folding into the same states meanwhile.
+      const viewWrites = [...flows.values()].map(({ flow, tasks }) => ({ flow, write: planViewWrite(flow, tasks) }));
+      const summaryWrites = [...flows].map(([flowId, { flow }]) => ({ flowId, summary: toFlowListing(flow.state) }));
+      await views.write(
+        viewWrites.map(({ write }) => write),
+        () => summaryWrites.map(({ flowId, summary }) => summaries.put(flowId, summary)),
+      );
+      for (const { flow, write } of viewWrites) flow.paged = write.paged;
+    },
+  });
+}
