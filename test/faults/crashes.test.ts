@@ -46,7 +46,7 @@ describe('crash anything, lose nothing', () => {
   });
 
   it('kill -9 and restart nats-server mid-run (single node, file storage)', async () => {
-    const { nats, deployment, sink, gateway } = await setUp();
+    const { nats, sink, gateway } = await setUp();
     const ids = await submitAll(gateway, Array.from({ length: 60 }, (_, i) => faultFlow(sink.url, i)));
     await nats!.restart();
     const settled = await expectSettled(gateway, ids);
