@@ -52,6 +52,41 @@ export interface ConsumerLoop {
   readonly done: Promise<void>;
 }
 
+/** What the loops and dead letters tell whoever counts them (the runtime's metrics); nobody by default. */
+export interface ConsumerObserver {
+  /** A message came again (delivery count above 1): a retry, a hand-back, or an ack that was lost. */
+  redelivered(source: string): void;
+  /** A message was set aside in the dead letters (counted once per message and source). */
+  deadLettered(source: string): void;
+}
+
+/** A loop running in this process, for a lag reading. */
+export interface RunningConsumer {
+  stream: string;
+  consumer: string;
+  source: string;
+  /** Messages of the consumer's filter not yet delivered to any of its clients (num_pending), read from the server. */
+  pending(): Promise<number>;
+}
+
+let observer: ConsumerObserver | undefined;
+const running = new Set<RunningConsumer>();
+
+/** Sets who is told of redeliveries and dead letters (one observer per process; undefined: nobody). */
+export function observeConsumers(next: ConsumerObserver | undefined): void {
+  observer = next;
+}
+
+/** The observer set by observeConsumers, if any. */
+export function consumerObserver(): ConsumerObserver | undefined {
+  return observer;
+}
+
+/** The consumer loops running in this process. */
+export function runningConsumers(): RunningConsumer[] {
+  return [...running];
+}
+
 /**
  * A typed pull-consumer loop. Invalid messages never crash the loop and are never redelivered
  * forever: they are set aside on the dead-letter subject with the reason, then terminated.
@@ -81,6 +116,7 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
   };
 
   const process = async (msg: JsMsg): Promise<void> => {
+    if (msg.info.deliveryCount > 1) observer?.redelivered(source);
     const decoded = options.decode(msg.data, msg);
     if (!decoded.ok) {
       log.warn({ subject: msg.subject, seq: msg.seq, reason: decoded.reason }, 'setting aside an invalid message');
@@ -143,7 +179,9 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
     await Promise.allSettled(inFlight);
   };
 
-  const done = run();
+  const listed: RunningConsumer = { stream, consumer, source, pending: async () => (await c.info()).num_pending };
+  running.add(listed);
+  const done = run().finally(() => running.delete(listed));
   return {
     done,
     async stop() {

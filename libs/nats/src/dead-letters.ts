@@ -1,6 +1,7 @@
 import type { JetStreamClient, JsMsg, StoredMsg } from '@nats-io/jetstream';
 import { dlqSubject } from '@taskstream/domain';
 import { encodeJson } from './codec.js';
+import { consumerObserver } from './consumer.js';
 import type { Topology } from './topology.js';
 
 /** What is kept of a message set aside: enough to understand it, find it and retry it. */
@@ -73,6 +74,7 @@ export class DeadLetters {
       encoding,
       bytes: m.data.length,
     };
-    await this.js.publish(dlqSubject(this.topo.layout, source), encodeJson(letter), { msgID: `${m.stream}:${m.seq}:${source}` });
+    const ack = await this.js.publish(dlqSubject(this.topo.layout, source), encodeJson(letter), { msgID: `${m.stream}:${m.seq}:${source}` });
+    if (!ack.duplicate) consumerObserver()?.deadLettered(source);
   }
 }
