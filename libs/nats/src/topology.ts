@@ -143,6 +143,37 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
   return jsm;
 }
 
+/**
+ * Checks, without creating or changing anything, that every stream, bucket and object store of
+ * `topo` exists: for services whose NATS user may not administer streams (TASKSTREAM_PROVISION=false).
+ * Fails naming each one that is missing and how to create them.
+ */
+export async function checkTopology(nc: NatsConnection, topo: Topology): Promise<JetStreamManager> {
+  const jsm = await patiently(() => jetstreamManager(nc));
+  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.queuesBucket, topo.leasesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.idempotencyBucket];
+  const expected: Array<{ what: string; stream: string }> = [
+    ...streamConfigs(topo).map((config) => ({ what: `stream ${config.name}`, stream: config.name })),
+    ...buckets.map((bucket) => ({ what: `key-value bucket ${bucket}`, stream: `KV_${bucket}` })),
+    { what: `object store ${topo.definitionsBucket}`, stream: `OBJ_${topo.definitionsBucket}` },
+  ];
+  const missing: string[] = [];
+  for (const { what, stream } of expected) {
+    try {
+      await jsm.streams.info(stream);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      missing.push(what);
+    }
+  }
+  if (missing.length > 0) {
+    throw new Error(
+      `NATS has no ${missing.join(', ')} (prefix "${topo.layout.prefix}"). With TASKSTREAM_PROVISION=false a service only checks that its streams and buckets exist: ` +
+        'create them once with `taskstream provision --nats <url>`, as a NATS user allowed to administer streams, then start the service again.',
+    );
+  }
+  return jsm;
+}
+
 async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
   try {
     await jsm.streams.info(config.name);

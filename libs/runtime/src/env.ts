@@ -5,6 +5,11 @@ export interface CommonEnv {
   replicas: number;
   logLevel: string;
   natsAsyncTraces: boolean;
+  /** The service's NATS user and password (TASKSTREAM_NATS_USER, TASKSTREAM_NATS_PASSWORD); none on a server without authorization. */
+  natsUser?: string;
+  natsPassword?: string;
+  /** Create or update the streams and buckets at start (TASKSTREAM_PROVISION), or only check that they exist. */
+  provision: boolean;
 }
 
 export function readCommonEnv(env: NodeJS.ProcessEnv = process.env): CommonEnv {
@@ -14,6 +19,9 @@ export function readCommonEnv(env: NodeJS.ProcessEnv = process.env): CommonEnv {
     replicas: intFrom(env, 'TASKSTREAM_REPLICAS', 1),
     logLevel: env.TASKSTREAM_LOG_LEVEL ?? 'info',
     natsAsyncTraces: boolFrom(env, 'TASKSTREAM_NATS_ASYNC_TRACES', false),
+    natsUser: env.TASKSTREAM_NATS_USER || undefined,
+    natsPassword: env.TASKSTREAM_NATS_PASSWORD || undefined,
+    provision: boolFrom(env, 'TASKSTREAM_PROVISION', true),
   };
 }
 
