@@ -5,6 +5,7 @@ import { createContext, createLogger, stopOnSignals } from '@taskstream/runtime'
 import { GatewayClient, useApiKey } from './client.js';
 import { readFlowFile } from './commands/flow-file.js';
 import { createKey, listKeys, revokeKey } from './commands/keys.js';
+import { provisionCommand } from './commands/provision.js';
 import { runCommand } from './commands/run.js';
 import { deleteSecret, listSecrets, setSecret } from './commands/secret.js';
 import { LOCAL_HTTP_ALLOW } from '@taskstream/executor';
@@ -416,6 +417,15 @@ secret
   .option(...serverOption)
   .option(...apiKeyOption)
   .action(deleteSecret);
+
+program
+  .command('provision')
+  .description('create or update every stream and bucket, once per installation, as a NATS user allowed to; then services may run with TASKSTREAM_PROVISION=false under users that may not')
+  .option('--nats <url>', 'NATS server URL(s), comma-separated', env.TASKSTREAM_NATS_URL ?? 'nats://127.0.0.1:4222')
+  .option('--prefix <prefix>', 'subject and stream prefix', env.TASKSTREAM_PREFIX ?? 'ts')
+  .option('--replicas <n>', 'stream replicas (3 on a cluster)', env.TASKSTREAM_REPLICAS ?? '1')
+  .option('--user <name>', 'NATS user (default: TASKSTREAM_NATS_USER); its password is read from TASKSTREAM_NATS_PASSWORD')
+  .action(provisionCommand);
 
 const keys = program
   .command('keys')

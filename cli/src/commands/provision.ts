@@ -1,0 +1,53 @@
+import { NatsUnreachableError, silentLogger, type Topology } from '@taskstream/nats';
+import { createContext } from '@taskstream/runtime';
+import { UserError } from '../user-error.js';
+
+export interface ProvisionOptions {
+  nats: string;
+  prefix: string;
+  /** Stream and bucket replicas, as text from the command line: 1, or 3 on a three-node cluster. */
+  replicas: string;
+  /** The NATS user (else TASKSTREAM_NATS_USER); its password is read from TASKSTREAM_NATS_PASSWORD only. */
+  user?: string;
+}
+
+/**
+ * `taskstream provision`: creates or updates every stream, key-value bucket and object store of an
+ * installation, as a NATS user allowed to administer streams, so that the services can run under
+ * users that may not (TASKSTREAM_PROVISION=false: they only check that all of it exists). Safe to run
+ * again: an existing stream or bucket is updated to the configuration the services expect.
+ */
+export async function provisionCommand(options: ProvisionOptions): Promise<void> {
+  const replicas = Number(options.replicas);
+  if (!Number.isInteger(replicas) || replicas < 1) throw new UserError(`--replicas must be a whole number of at least 1, not "${options.replicas}"`);
+  let ctx;
+  try {
+    ctx = await createContext({
+      natsUrl: options.nats.split(','),
+      name: 'taskstream-provision',
+      log: silentLogger,
+      prefix: options.prefix,
+      replicas,
+      provision: true,
+      ...(options.user !== undefined && { user: options.user }),
+    });
+  } catch (error) {
+    if (error instanceof NatsUnreachableError) throw error;
+    throw new UserError((error as Error).message, 'provision as the NATS user allowed to administer streams (the provisioner): TASKSTREAM_NATS_USER and TASKSTREAM_NATS_PASSWORD, or --user', 3);
+  }
+  try {
+    for (const line of provisioned(ctx.topo)) console.log(line);
+  } finally {
+    await ctx.nc.close().catch(() => undefined);
+  }
+}
+
+function provisioned(topo: Topology): string[] {
+  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.idempotencyBucket, topo.leasesBucket, topo.queuesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket];
+  return [
+    `streams: ${[topo.eventsStream, topo.workStream, topo.timersStream, topo.dlqStream].join(', ')}`,
+    `key-value buckets: ${buckets.join(', ')}`,
+    `object store: ${topo.definitionsBucket}`,
+    `provisioned with ${topo.replicas} replica${topo.replicas === 1 ? '' : 's'}; services may now start with TASKSTREAM_PROVISION=false`,
+  ];
+}
