@@ -76,8 +76,10 @@ function endWithThisProcess(pid: number): ChildProcess {
 export interface NatsServerOptions {
   port?: number;
   storeDir?: string;
-  /** Extra command-line arguments (cluster settings, server name). */
+  /** Extra command-line arguments (cluster settings, server name, `-c <config file>`). */
   args?: string[];
+  /** Variables added to the server's environment, e.g. the passwords a configuration file names as `$VAR`. */
+  env?: Record<string, string>;
 }
 
 /** One nats-server process with JetStream on loopback: the embedded default and the test harness. */
@@ -91,6 +93,7 @@ export class NatsServer {
     readonly storeDir: string,
     private readonly args: string[],
     ownsStore: boolean,
+    private readonly env: Record<string, string> = {},
   ) {
     this.ownsStore = ownsStore;
   }
@@ -99,7 +102,7 @@ export class NatsServer {
     const port = options.port ?? (await freePort());
     const ownsStore = options.storeDir === undefined;
     const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), 'taskstream-nats-'));
-    const server = new NatsServer(port, storeDir, options.args ?? [], ownsStore);
+    const server = new NatsServer(port, storeDir, options.args ?? [], ownsStore, options.env);
     await server.launch();
     return server;
   }
@@ -123,6 +126,7 @@ export class NatsServer {
     const child = spawn(findNatsServer(), ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir, ...this.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
+      env: { ...process.env, ...this.env },
     });
     const collect = (chunk: Buffer) => {
       this.log = (this.log + chunk.toString()).slice(-8000);

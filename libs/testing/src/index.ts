@@ -2,3 +2,4 @@ export { findNatsServer, freePort, NatsServer } from '@taskstream/nats';
 export * from './cluster.js';
 export * from './wait.js';
 export * from './processes.js';
+export * from './configured.js';
