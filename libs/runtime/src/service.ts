@@ -1,6 +1,7 @@
 import { createContext, type ServiceContext } from './context.js';
 import { readCommonEnv } from './env.js';
 import { createLogger } from './logger.js';
+import { collectProcessMetrics, readMetricsSettings, startMetricsServer } from './metrics.js';
 import type { Logger } from '@taskstream/nats';
 
 /** A running service: `stop` stops taking work, finishes or hands back what it holds, and resolves. */
@@ -97,8 +98,9 @@ export function stopOnSignals(handles: ServiceHandle[], log: Logger, onStopped: 
 }
 
 /**
- * The whole of a service's main.ts: read the common environment, connect, start, stop on signals,
- * and turn a startup failure into one fatal log line and exit code 1.
+ * The whole of a service's main.ts: read the common environment, serve metrics when
+ * TASKSTREAM_METRICS_PORT is set, connect, start, stop on signals, and turn a startup failure into
+ * one fatal log line and exit code 1.
  */
 export async function runService(
   name: string,
@@ -108,9 +110,15 @@ export async function runService(
   const common = readCommonEnv();
   const log = createLogger(name, common.logLevel);
   try {
+    collectProcessMetrics();
+    const metricsAt = readMetricsSettings(process.env);
+    const metrics = metricsAt.port === undefined ? undefined : await startMetricsServer(metricsAt.port, log, metricsAt.host);
     const ctx = await createContext({ natsUrl: common.natsUrl, name: connectionName, log, prefix: common.prefix, replicas: common.replicas, asyncTraces: common.natsAsyncTraces });
     const handle = await start(ctx, process.env);
-    stopOnSignals([handle], log, () => ctx.nc.drain());
+    stopOnSignals([handle], log, async () => {
+      await ctx.nc.drain();
+      await metrics?.close();
+    });
   } catch (error) {
     log.fatal({ err: error }, (error as Error).message);
     process.exit(1);
