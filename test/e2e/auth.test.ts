@@ -459,16 +459,35 @@ describe('the route table', () => {
       const gateway = await buildGateway(ctx, { auth: 'keys', corsOrigins: [ORIGIN] });
       await gateway.ready();
       const table = routeScopes(gateway);
-      // The exemptions, spelt out: health checks, and the CORS preflight route.
+      // The exemptions, spelt out: health checks, the API's description (the OpenAPI
+      // document, and the reference's page and files), and the CORS preflight route.
       expect(EXEMPT_ROUTES).toEqual([
         { method: 'GET', url: '/healthz' },
         { method: 'HEAD', url: '/healthz' },
         { method: 'GET', url: '/readyz' },
         { method: 'HEAD', url: '/readyz' },
+        { method: 'GET', url: '/openapi.json' },
+        { method: 'HEAD', url: '/openapi.json' },
+        { method: 'GET', url: '/docs' },
+        { method: 'HEAD', url: '/docs' },
+        { method: 'GET', url: '/docs/static/:file' },
+        { method: 'HEAD', url: '/docs/static/:file' },
         { method: 'OPTIONS', url: '*' },
       ]);
       const unscoped = table.filter((r) => r.scope === undefined).map((r) => `${r.method} ${r.url}`);
-      expect(unscoped.sort()).toEqual(['GET /healthz', 'GET /readyz', 'HEAD /healthz', 'HEAD /readyz', 'OPTIONS *']);
+      expect(unscoped.sort()).toEqual([
+        'GET /docs',
+        'GET /docs/static/:file',
+        'GET /healthz',
+        'GET /openapi.json',
+        'GET /readyz',
+        'HEAD /docs',
+        'HEAD /docs/static/:file',
+        'HEAD /healthz',
+        'HEAD /openapi.json',
+        'HEAD /readyz',
+        'OPTIONS *',
+      ]);
       // Every route fastify knows is in the table: the table is complete.
       const printed = gateway.printRoutes({ commonPrefix: false });
       // (fastify registers the catch-all `*` as `/*`.)

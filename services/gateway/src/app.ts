@@ -1,26 +1,20 @@
 import { maxHeaderSize, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { OpenAPIV3_1 } from 'openapi-types';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import websocket, { type WebSocket } from '@fastify/websocket';
-import { parseFlowText } from '@taskstream/domain';
 import { ApiKeyStore, FlowSummaryStore, FlowViewStore, IdempotencyStore, Kvm, SecretStore } from '@taskstream/nats';
 import type { PinoLogger, ServiceContext } from '@taskstream/runtime';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { authenticate, PUBLIC_ROUTES, redactUrl, requireScopes, securityHeaders, type KeyAuth } from './auth.js';
 import { ApiError, apiError } from './errors.js';
 import { Flows } from './flows.js';
-import { registerFeedRoutes } from './routes/feed.js';
-import { registerFlowRoutes } from './routes/flows.js';
-import { registerHealthRoutes } from './routes/health.js';
-import { registerQueueRoutes } from './routes/queues.js';
-import { registerHistoryRoutes } from './routes/history.js';
+import { describeRoutes, serveApiDocs } from './openapi/document.js';
+import { describingOnly, registerRoutes } from './routes/index.js';
 import { readParameters } from './routes/input.js';
 import { FlowIndex } from './flow-index.js';
 import { DeadLetterQueue } from './dead-letters.js';
-import { registerDeadLetterRoutes } from './routes/dlq.js';
-import { registerKeyRoutes } from './routes/keys.js';
-import { registerSecretRoutes } from './routes/secrets.js';
 import { Queues } from './queues.js';
 
 /** Tasked's limit: a flow of 10,000 tasks with modest configs fits. */
@@ -254,6 +248,7 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const app = createFastify(options, bodyLimit);
   requireScopes(app);
+  await describeRoutes(app);
   const { keys, auth } = await openKeys(app, ctx, options);
   const { index, queues, flows } = await openStores(app, ctx);
   // Bodies are parsed by the flow parser itself, so JSON and YAML errors read the same way.
@@ -263,13 +258,24 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   await guard(app, options, auth);
   answerErrors(app, bodyLimit);
   await openFeeds(app);
-  registerHealthRoutes(app, ctx);
-  registerFlowRoutes(app, flows, parseFlowText);
-  registerFeedRoutes(app, ctx, flows, index);
-  registerQueueRoutes(app, queues);
-  registerHistoryRoutes(app, flows, index, ctx);
-  registerDeadLetterRoutes(app, new DeadLetterQueue(ctx));
-  registerSecretRoutes(app, await SecretStore.open(ctx.js, ctx.topo));
-  registerKeyRoutes(app, keys);
+  serveApiDocs(app);
+  registerRoutes(app, { ctx, flows, index, queues, keys, dlq: new DeadLetterQueue(ctx), secrets: await SecretStore.open(ctx.js, ctx.topo) });
   return app;
+}
+
+/**
+ * The gateway's OpenAPI document, from its routes registered as `buildGateway` registers them but
+ * without NATS behind them (for the checked-in copy; the test holds the served one to it).
+ */
+export async function describeGateway(): Promise<OpenAPIV3_1.Document> {
+  const app = createFastify({}, DEFAULT_BODY_LIMIT);
+  requireScopes(app);
+  await describeRoutes(app);
+  await openFeeds(app);
+  serveApiDocs(app);
+  registerRoutes(app, describingOnly());
+  await app.ready();
+  const document = app.swagger() as OpenAPIV3_1.Document;
+  await app.close();
+  return document;
 }

@@ -22,11 +22,17 @@ declare module 'fastify' {
   }
 }
 
-/** Routes that need no key: health checks, for load balancers and orchestrators. */
-export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+/**
+ * The API document and its browsable reference, a page and its files (see openapi/): they describe
+ * the API without using it, and a browser opening /docs cannot send a key.
+ */
+export const DOCS_ROUTES: readonly string[] = ['/openapi.json', '/docs', '/docs/static/:file'];
+
+/** Routes that need no key: health checks, for load balancers and orchestrators, and the API's description. */
+export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', ...DOCS_ROUTES]);
 
 /**
- * Routes registered without a scope, and why. Health checks are public; the CORS preflight route
+ * Routes registered without a scope, and why. Health checks and the API's description are public; the CORS preflight route
  * (only when origins are configured) is answered by the CORS hook before authentication, as
  * browsers send preflights without credentials, and otherwise needs a valid key like an unknown route.
  */
@@ -35,6 +41,10 @@ export const EXEMPT_ROUTES: ReadonlyArray<{ method: string; url: string }> = [
   { method: 'HEAD', url: '/healthz' },
   { method: 'GET', url: '/readyz' },
   { method: 'HEAD', url: '/readyz' },
+  ...DOCS_ROUTES.flatMap((url) => [
+    { method: 'GET', url },
+    { method: 'HEAD', url },
+  ]),
   { method: 'OPTIONS', url: '*' },
 ];
 

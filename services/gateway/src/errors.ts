@@ -61,6 +61,41 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/** When each error is answered, as the API document states it (docs/api.md has the same table). */
+export const ERROR_WHEN: Record<ErrorCode, string> = {
+  INVALID_FLOW: 'the body is not valid JSON/YAML or not a valid flow; `problems` lists every one with its path',
+  INVALID_BODY: 'an empty or unreadable body (not JSON)',
+  INVALID_REQUEST: 'a JSON body of the wrong shape; `problems` lists every one with its path',
+  INVALID_QUEUE_POLICY: 'a queue policy with problems, listed in `problems`',
+  INVALID_PARAMETER: 'a query, path or header parameter is wrong, unknown or given twice; `parameter` names it',
+  INVALID_UPGRADE: 'a WebSocket handshake with a wrong `Upgrade` or `Sec-WebSocket-*` header',
+  INVALID_URL: 'the path is not valid percent-encoding',
+  MALFORMED_REQUEST: 'not valid HTTP/1.1 (answered, then the connection is closed)',
+  UNAUTHORIZED: 'no valid API key: missing, malformed, unknown, revoked or expired, all answered alike',
+  FORBIDDEN: "the key lacks the route's scope; `required_scope` names the scope needed",
+  FLOW_NOT_FOUND: 'no flow with that id (also for a malformed id)',
+  DEAD_LETTER_NOT_FOUND: 'no dead letter with that sequence',
+  QUEUE_NOT_FOUND: 'a queue without a policy',
+  SECRET_NOT_FOUND: 'deleting a secret that does not exist',
+  API_KEY_NOT_FOUND: 'revoking a key id that does not exist',
+  ROUTE_NOT_FOUND: 'no such route (with keys on, only for a request with a valid key)',
+  REQUEST_TIMEOUT: 'the request did not arrive in time',
+  FLOW_NOT_FINISHED: 'rerunning a flow that has not ended',
+  FLOW_ALREADY_FINISHED: 'cancelling a flow that already ended',
+  EVENT_LETTER_NOT_RETRYABLE: 'retrying a dead letter of the event log, which already holds the event',
+  LETTER_WITHOUT_PAYLOAD: 'retrying a dead letter whose payload was too large to carry',
+  FLOW_TOO_LARGE: 'a part of the flow cannot fit in the messages that carry it',
+  BODY_TOO_LARGE: 'the body is over the limit (10 MiB by default)',
+  URI_TOO_LONG: 'the request line is over 16 KiB, or a path segment over 128 characters',
+  UNSUPPORTED_MEDIA_TYPE: 'a body that is not JSON or YAML',
+  IDEMPOTENCY_KEY_REUSED: 'an `Idempotency-Key` already used for a different flow',
+  UPGRADE_REQUIRED: 'a plain HTTP request to a WebSocket feed',
+  RATE_LIMITED: 'more requests a second than the key (or, without keys, the address) may make; `Retry-After` says when to retry',
+  HEADERS_TOO_LARGE: 'the request line and headers together are over 16 KiB',
+  UNAVAILABLE: 'NATS JetStream did not answer, or the gateway is shutting down; retry',
+  INTERNAL: 'a bug; it is logged',
+};
+
 /** One thing wrong with a request: where (a JSON path or a parameter name) and what to do. */
 export interface Problem {
   path: string;

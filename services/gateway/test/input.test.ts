@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import type { FastifyRequest } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../src/errors.js';
-import { EARLIEST_TIME, LATEST_TIME, listIds, listParam, MAX_DEPTH, parseBody, parseTime, querySpec, quote, readParameters, Refusal, sequence, shapeProblems, wholeNumber } from '../src/routes/input.js';
+import { EARLIEST_TIME, LATEST_TIME, listIds, listParam, MAX_DEPTH, parseBody, parseTime, quote, readParameters, Refusal, sequence, shapeProblems, wholeNumber } from '../src/routes/input.js';
 import { z } from 'zod';
 
 const thrown = (f: () => unknown): ApiError => {
@@ -97,8 +97,8 @@ describe('parameter schemas', () => {
 });
 
 describe('readParameters', () => {
-  const spec = querySpec({ one: z.string().optional(), many: listParam((raw) => raw, 5, false).optional() }, ['many']);
-  const request = (query: Record<string, unknown>, config: object = { query: spec }) => ({ query, params: {}, routeOptions: { url: '/r', config } }) as unknown as FastifyRequest;
+  const querystring = z.object({ one: z.string().optional(), many: listParam((raw) => raw, 5, false).optional() });
+  const request = (query: Record<string, unknown>, schema: object = { querystring }) => ({ query, params: {}, routeOptions: { url: '/r', config: {}, schema } }) as unknown as FastifyRequest;
 
   it('refuses unknown and repeated parameters, naming them', () => {
     expect(thrown(() => readParameters(request({ other: 'x' }))).toJSON().error).toMatchObject({ code: 'INVALID_PARAMETER', parameter: 'other', message: expect.stringMatching(/not a parameter of \/r; known: one, many/) });

@@ -3,11 +3,14 @@ import { followEvents, type InvalidStored, type StoredEvent } from '@taskstream/
 import type { ServiceContext } from '@taskstream/runtime';
 import type { WebSocket } from '@fastify/websocket';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { z } from 'zod';
-import { apiError } from '../errors.js';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { apiError, type ErrorCode } from '../errors.js';
 import type { FlowIndex } from '../flow-index.js';
 import type { Flows } from '../flows.js';
-import { FLOW_PARAMS, flowIdQuery, listParam, querySpec, queueName, quote, Refusal, sequence } from './input.js';
+import { described } from '../openapi/registry.js';
+import { FeedMessage } from '../openapi/schemas.js';
+import { FLOW_PARAMS, flowIdQuery, listParam, queueName, quote, Refusal, sequence } from './input.js';
 
 /** Bytes of messages a client may leave unread in the gateway, beyond what the network holds, before it is told to resync. */
 export const MAX_BUFFERED = 1024 * 1024;
@@ -97,27 +100,48 @@ async function upgradeRequired(request: FastifyRequest, reply: FastifyReply): Pr
   throw apiError('UPGRADE_REQUIRED', request.routeOptions.url ?? request.url);
 }
 
-const flowFeedQuery = querySpec({ after: sequence(0).optional() });
+const after = () => described(sequence(0).optional(), 'Resume after this stream sequence: the last event processed (0, the default: from the start).');
 
-const feedQuery = querySpec(
-  {
-    after: sequence(0).optional(),
-    flow: flowIdQuery.optional(),
-    queue: queueName.optional(),
-    type: listParam(
+const flowFeedQuery = z.object({ after: after() });
+
+const feedQuery = z.object({
+  after: after(),
+  flow: described(flowIdQuery.optional(), "Only this flow's events."),
+  queue: described(queueName.optional(), "Only events of this queue's flows."),
+  type: described(
+    listParam(
       (raw) => ((EVENT_TYPES as readonly string[]).includes(raw) ? (raw as EventType) : new Refusal(`must list event types (${EVENT_TYPES.join(', ')}); ${quote(raw)} is none of them`)),
       EVENT_TYPES.length,
       true,
+      { type: 'string', enum: EVENT_TYPES },
     ).optional(),
-  },
-  ['type'],
-);
+    'Only these event types: repeat the parameter or separate them with commas.',
+  ),
+});
+
+const FEED_DESCRIPTION =
+  'A WebSocket: connect with a WebSocket client. Each text message is a stored event `{seq, stored_at, event}`, stored ones first, then live ones; a client that falls behind gets one `resync` message and is closed with code 4008. Reconnect with `after=<the last seq processed>` to continue.';
+
+/** A feed's description: the 101 answer carries its messages. */
+function feedSchema<Q extends z.ZodObject>(operationId: string, summary: string, querystring: Q, errors: readonly ErrorCode[]) {
+  return {
+    operationId,
+    summary,
+    description: FEED_DESCRIPTION,
+    tags: ['feeds'],
+    querystring,
+    response: { 101: described(FeedMessage.optional(), 'Switching Protocols: the feed. Its messages are these JSON objects.') },
+    errors,
+  };
+}
 
 export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, flows: Flows, index: FlowIndex): void {
-  app.route<{ Params: z.output<typeof FLOW_PARAMS>; Querystring: z.output<typeof flowFeedQuery.schema> }>({
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.route({
     method: 'GET',
     url: '/api/v1/flows/:id/feed',
-    config: { scope: 'read', queryToken: true, params: FLOW_PARAMS, query: flowFeedQuery },
+    config: { scope: 'read', queryToken: true },
+    schema: { ...feedSchema('followFlow', "A flow's events, live", flowFeedQuery, ['INVALID_UPGRADE', 'UPGRADE_REQUIRED', 'FLOW_NOT_FOUND']), params: FLOW_PARAMS },
     // Unknown flows are refused before the upgrade, with a 404.
     preValidation: async (request) => {
       checkHandshake(request);
@@ -132,10 +156,11 @@ export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, fl
   });
 
   /** Every event, or those of one flow, queue or set of types, resumable with `after`. */
-  app.route<{ Querystring: z.output<typeof feedQuery.schema> }>({
+  api.route({
     method: 'GET',
     url: '/api/v1/feed',
-    config: { scope: 'read', queryToken: true, query: feedQuery },
+    config: { scope: 'read', queryToken: true },
+    schema: feedSchema('followEvents', 'Every event, live', feedQuery, ['INVALID_UPGRADE', 'UPGRADE_REQUIRED']),
     preValidation: async (request) => checkHandshake(request),
     handler: upgradeRequired,
     wsHandler: async (socket, request) => {

@@ -2,47 +2,64 @@ import { allEventsFilter, FLOW_STATUSES_FOR_QUERY, toDot, toFlowView, toMermaid,
 import { readEventsBetween } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { apiError, problemsError } from '../errors.js';
 import type { FlowIndex } from '../flow-index.js';
 import type { Flows } from '../flows.js';
-import { FLOW_PARAMS, taskIdProblems, listIds, listParam, NO_QUERY, oneOf, param, parseBody, querySpec, queueName, quote, Refusal, sequence, timeParam, wholeNumber } from './input.js';
+import { described } from '../openapi/registry.js';
+import { FlowPage, FlowStateAt, Fork, Rerun, StoredEventSchema } from '../openapi/schemas.js';
+import { FLOW_PARAMS, taskIdProblems, listIds, listParam, NO_QUERY, oneOf, param, parseBody, queueName, quote, Refusal, sequence, timeParam, wholeNumber } from './input.js';
 
 const MAX_LABELS = 20;
 const MAX_NAME = 200;
 
-const exportQuery = querySpec({ since: timeParam('the time to export from'), until: timeParam().optional() });
+const exportQuery = z.object({
+  since: described(timeParam('the time to export from'), 'Events stored at or after this time.'),
+  until: described(timeParam().optional(), 'Events stored before this time (now by default).'),
+});
 
-const listQuery = querySpec(
-  {
-    status: listParam(
+const listQuery = z.object({
+  status: described(
+    listParam(
       (raw) => ((FLOW_STATUSES_FOR_QUERY as readonly string[]).includes(raw) ? (raw as FlowStatus) : new Refusal(`must list flow statuses (${FLOW_STATUSES_FOR_QUERY.join(', ')}); ${quote(raw)} is none of them`)),
       FLOW_STATUSES_FOR_QUERY.length,
       true,
+      { type: 'string', enum: FLOW_STATUSES_FOR_QUERY },
     ).optional(),
-    queue: queueName.optional(),
-    since: timeParam().optional(),
-    until: timeParam().optional(),
-    name: param((raw) => (raw.length <= MAX_NAME ? raw : new Refusal(`must be at most ${MAX_NAME} characters, as flow names are`))).optional(),
-    label: listParam(
+    'Only flows with these statuses: repeat the parameter or separate them with commas.',
+  ),
+  queue: described(queueName.optional(), 'Only flows of this queue.'),
+  since: described(timeParam().optional(), 'Only flows submitted at or after this time.'),
+  until: described(timeParam().optional(), 'Only flows submitted before this time.'),
+  name: described(
+    param((raw) => (raw.length <= MAX_NAME ? raw : new Refusal(`must be at most ${MAX_NAME} characters, as flow names are`)), undefined, { type: 'string', maxLength: MAX_NAME }).optional(),
+    'Only flows with this name.',
+  ),
+  label: described(
+    listParam(
       (raw): readonly [string, string] | Refusal => {
         const colon = raw.indexOf(':');
         return colon > 0 && raw.length <= 2 * MAX_NAME ? [raw.slice(0, colon), raw.slice(colon + 1)] : new Refusal(`must look like key:value (at most ${2 * MAX_NAME} characters), not ${quote(raw)}`);
       },
       MAX_LABELS,
       false,
+      { type: 'string', pattern: '^[^:]+:', maxLength: 2 * MAX_NAME },
     ).optional(),
-    limit: wholeNumber(1, 1000).optional(),
-    cursor: param((raw) => {
+    'Only flows with this label, as key:value; repeat the parameter for flows with all of them.',
+  ),
+  limit: described(wholeNumber(1, 1000).optional(), 'At most this many flows (50 by default).'),
+  cursor: described(
+    param((raw) => {
       const after = raw.length <= 64 ? Buffer.from(raw, 'base64url').toString('utf8') : '';
       return ULID_PATTERN.test(after) ? after : new Refusal('is not a cursor this API returned; start again without it');
     }).optional(),
-  },
-  ['status', 'label'],
-);
+    'The `next_cursor` of the previous page.',
+  ),
+});
 
-const stateQuery = querySpec({ at: sequence(1, 'the stream sequence to replay the flow up to (see /events)') });
-const graphQuery = querySpec({ format: oneOf(['dot', 'mermaid'] as const).optional() });
+const stateQuery = z.object({ at: described(sequence(1, 'the stream sequence to replay the flow up to (see /events)'), 'The stream sequence to replay the flow up to (see /events).') });
+const graphQuery = z.object({ format: described(oneOf(['dot', 'mermaid'] as const).optional(), 'dot (Graphviz, the default) or mermaid.') });
 
 const object = (example: string) => ({ error: `must be a JSON object such as ${example}` });
 
@@ -102,6 +119,84 @@ export function patchDefinition(definition: FlowDefinition, patch: Patch): { def
   return { definition: checkedFlow({ ...submitted, ...fields, tasks }), changed: [...new Set(changes.map((c) => c.id))] };
 }
 
+const flowRoute = { params: FLOW_PARAMS, errors: ['FLOW_NOT_FOUND'] } as const;
+
+const exportEvents = {
+  config: { scope: 'read' },
+  schema: {
+    operationId: 'exportEvents',
+    summary: 'Audit export',
+    description: 'Every event stored in [since, until), of every flow, as NDJSON: one stored event a line.',
+    tags: ['history'],
+    querystring: exportQuery,
+    response: { 200: { content: { 'application/x-ndjson': { schema: StoredEventSchema } } } },
+  },
+} as const;
+
+const listFlows = {
+  config: { scope: 'read' },
+  schema: { operationId: 'listFlows', summary: 'Flows', description: 'Flows, newest first, a page at a time.', tags: ['flows'], querystring: listQuery, response: { 200: FlowPage } },
+} as const;
+
+const stateAt = {
+  config: { scope: 'read' },
+  schema: {
+    ...flowRoute,
+    operationId: 'getFlowStateAt',
+    summary: "A flow's state at a sequence",
+    description: "The flow's view folded from its events up to a stream sequence: how it stood then.",
+    tags: ['history'],
+    querystring: stateQuery,
+    response: { 200: FlowStateAt },
+  },
+} as const;
+
+const graph = {
+  config: { scope: 'read' },
+  schema: {
+    ...flowRoute,
+    operationId: 'getFlowGraph',
+    summary: "A flow's graph",
+    description: 'The tasks and their dependencies, coloured by status, as Graphviz dot or Mermaid text.',
+    tags: ['history'],
+    querystring: graphQuery,
+    response: { 200: { content: { 'text/vnd.graphviz': { schema: z.string() }, 'text/plain': { schema: z.string() } } } },
+  },
+} as const;
+
+const rerun = {
+  config: { scope: 'submit' },
+  schema: {
+    operationId: 'rerunFlow',
+    summary: 'Rerun a finished flow',
+    description: 'A new flow from the finished one: tasks that succeeded are reused, the others run again; `from` runs that task and everything downstream again too. The body may be left out.',
+    tags: ['history'],
+    params: FLOW_PARAMS,
+    querystring: NO_QUERY,
+    requestBody: RerunBody,
+    optionalBody: true,
+    response: { 202: Rerun },
+    replyHeaders: { Location: 'the new flow' },
+    errors: ['FLOW_NOT_FOUND', 'FLOW_NOT_FINISHED', 'INVALID_BODY', 'INVALID_REQUEST', 'FLOW_TOO_LARGE'],
+  },
+} as const;
+
+const fork = {
+  config: { scope: 'submit' },
+  schema: {
+    operationId: 'forkFlow',
+    summary: 'Fork a flow at a sequence',
+    description: 'A new flow from the state at stream sequence `at`, with `patch` applied: its fields replace the flow\'s, its tasks merge by id (unknown ids are added).',
+    tags: ['history'],
+    params: FLOW_PARAMS,
+    querystring: NO_QUERY,
+    requestBody: ForkBody,
+    response: { 202: Fork },
+    replyHeaders: { Location: 'the new flow' },
+    errors: ['FLOW_NOT_FOUND', 'INVALID_BODY', 'INVALID_REQUEST', 'INVALID_FLOW', 'FLOW_TOO_LARGE'],
+  },
+} as const;
+
 export function registerHistoryRoutes(app: FastifyInstance, flows: Flows, index: FlowIndex, ctx: ServiceContext): void {
   registerReadRoutes(app, flows, index, ctx);
   registerDerivingRoutes(app, flows);
@@ -109,14 +204,17 @@ export function registerHistoryRoutes(app: FastifyInstance, flows: Flows, index:
 
 /** Reading the history: the audit export, the flows list, a flow's state at a sequence, its graph. */
 function registerReadRoutes(app: FastifyInstance, flows: Flows, index: FlowIndex, ctx: ServiceContext): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
   /** Audit export of every event stored in [since, until), as NDJSON. */
-  app.get<{ Querystring: z.output<typeof exportQuery.schema> }>('/api/v1/events', { config: { scope: 'read', query: exportQuery } }, async (request, reply) => {
+  api.get('/api/v1/events', exportEvents, async (request, reply) => {
     const { since, until = new Date() } = request.query;
     const events = await readEventsBetween(ctx.js, ctx.topo.eventsStream, allEventsFilter(ctx.topo.layout), since, until);
-    return reply.type('application/x-ndjson').send(events.map((e) => JSON.stringify({ seq: e.seq, stored_at: e.stored_at, event: e.event })).join('\n') + (events.length ? '\n' : ''));
+    const text = events.map((e) => JSON.stringify({ seq: e.seq, stored_at: e.stored_at, event: e.event })).join('\n') + (events.length ? '\n' : '');
+    // The document gives the schema of one line; the body is their text.
+    return reply.type('application/x-ndjson').send(text as never);
   });
 
-  app.get<{ Querystring: z.output<typeof listQuery.schema> }>('/api/v1/flows', { config: { scope: 'read', query: listQuery } }, async (request) => {
+  api.get('/api/v1/flows', listFlows, async (request) => {
     const q = request.query;
     const page = index.query({
       ...(q.status && q.status.length > 0 && { status: q.status }),
@@ -131,31 +229,23 @@ function registerReadRoutes(app: FastifyInstance, flows: Flows, index: FlowIndex
     return { flows: page.flows, ...(page.next && { next_cursor: Buffer.from(page.next).toString('base64url') }) };
   });
 
-  app.get<{ Params: z.output<typeof FLOW_PARAMS>; Querystring: z.output<typeof stateQuery.schema> }>(
-    '/api/v1/flows/:id/state',
-    { config: { scope: 'read', params: FLOW_PARAMS, query: stateQuery } },
-    async (request) => {
-      const { at } = request.query;
-      const state = await flows.stateAt(request.params.id, at);
-      return { flow_id: request.params.id, at_seq: at, folded_through_seq: state.last_seq, state: toFlowView(state) };
-    },
-  );
+  api.get('/api/v1/flows/:id/state', stateAt, async (request) => {
+    const { at } = request.query;
+    const state = await flows.stateAt(request.params.id, at);
+    return { flow_id: request.params.id, at_seq: at, folded_through_seq: state.last_seq, state: toFlowView(state) };
+  });
 
-  app.get<{ Params: z.output<typeof FLOW_PARAMS>; Querystring: z.output<typeof graphQuery.schema> }>(
-    '/api/v1/flows/:id/graph',
-    { config: { scope: 'read', params: FLOW_PARAMS, query: graphQuery } },
-    async (request, reply) => {
-      const format = request.query.format ?? 'dot';
-      const view = await flows.view(request.params.id);
-      return reply.type(format === 'dot' ? 'text/vnd.graphviz; charset=utf-8' : 'text/plain; charset=utf-8').send(format === 'dot' ? toDot(view) : toMermaid(view));
-    },
-  );
-
+  api.get('/api/v1/flows/:id/graph', graph, async (request, reply) => {
+    const format = request.query.format ?? 'dot';
+    const view = await flows.view(request.params.id);
+    return reply.type(format === 'dot' ? 'text/vnd.graphviz; charset=utf-8' : 'text/plain; charset=utf-8').send(format === 'dot' ? toDot(view) : toMermaid(view));
+  });
 }
 
 /** New flows from a finished one: a rerun from its last event, a fork at any sequence with a patch. */
 function registerDerivingRoutes(app: FastifyInstance, flows: Flows): void {
-  app.post<{ Params: z.output<typeof FLOW_PARAMS>; Body: string | undefined }>('/api/v1/flows/:id/rerun', { config: { scope: 'submit', params: FLOW_PARAMS, query: NO_QUERY } }, async (request, reply) => {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.post('/api/v1/flows/:id/rerun', rerun, async (request, reply) => {
     const { from } = parseBody(request.body, RerunBody);
     const parent = await flows.stateAt(request.params.id, Number.MAX_SAFE_INTEGER);
     if (!['succeeded', 'failed', 'cancelled'].includes(parent.status)) throw apiError('FLOW_NOT_FINISHED', parent.flow_id, parent.status);
@@ -166,7 +256,7 @@ function registerDerivingRoutes(app: FastifyInstance, flows: Flows): void {
     return reply.status(202).header('location', `/api/v1/flows/${flowId}`).send({ flow_id: flowId, rerun_of: parent.flow_id, status: 'submitted' });
   });
 
-  app.post<{ Params: z.output<typeof FLOW_PARAMS>; Body: string | undefined }>('/api/v1/flows/:id/fork', { config: { scope: 'submit', params: FLOW_PARAMS, query: NO_QUERY } }, async (request, reply) => {
+  api.post('/api/v1/flows/:id/fork', fork, async (request, reply) => {
     const { at, patch } = parseBody(request.body, ForkBody, FORK_KEY_DEPTH);
     const parent = await flows.stateAt(request.params.id, at);
     const { definition, changed } = patch ? patchDefinition(parent.definition, patch) : { definition: parent.definition, changed: [] };

@@ -2,32 +2,20 @@ import { formatPath, SAFE_TOKEN, ULID_PATTERN, type FlowDefinition } from '@task
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { apiError, problemsError, type Problem } from '../errors.js';
+import { described, onTheWire, type JsonSchema } from '../openapi/registry.js';
 
 /**
  * Every request input (query, path parameters, JSON bodies) is read through a zod schema here, so a
- * wrong input is always a 4xx in the documented shape, never a TypeError turned into a 500.
+ * wrong input is always a 4xx in the documented shape, never a TypeError turned into a 500. A
+ * route's query and path parameters are the zod objects of its `schema.querystring` and
+ * `schema.params`, which also describe them in the OpenAPI document; `readParameters` applies them.
  */
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The route's query parameters: any other is refused, and only `lists` may be repeated. */
-    query?: QuerySpec;
-    /** The route's path parameters. */
-    params?: z.ZodType;
-  }
-}
+/** Parameters made by `listParam`: the only ones a query may repeat. */
+const LIST_PARAMS = new WeakSet<z.ZodType>();
 
-export interface QuerySpec<S extends z.ZodRawShape = z.ZodRawShape> {
-  schema: z.ZodObject<S>;
-  known: readonly string[];
-  lists: ReadonlySet<string>;
-}
-
-export function querySpec<S extends z.ZodRawShape>(shape: S, lists: ReadonlyArray<keyof S & string> = []): QuerySpec<S> {
-  return { schema: z.object(shape), known: Object.keys(shape), lists: new Set(lists) };
-}
-
-export const NO_QUERY = querySpec({});
+/** The query of a route that takes no query parameters: any is refused. */
+export const NO_QUERY = z.object({});
 
 /** Longest user text repeated back in a message. */
 const ECHO = 64;
@@ -49,19 +37,26 @@ export class Refusal {
   ) {}
 }
 
-/** A single-valued string parameter read by `read`; `missing` says what to give when it is required and absent. */
-export function param<T>(read: (raw: string) => T | Refusal, missing?: string) {
-  return z.string({ error: (issue) => (issue.input === undefined ? `is required${missing ? `: ${missing}` : ''}` : 'must be given once') }).transform((raw, ctx): T => {
+/**
+ * A single-valued string parameter read by `read`; `missing` says what to give when it is required
+ * and absent; `wire` is how the document states it (a string unless said otherwise).
+ */
+export function param<T>(read: (raw: string) => T | Refusal, missing?: string, wire: JsonSchema = { type: 'string' }) {
+  const schema = z.string({ error: (issue) => (issue.input === undefined ? `is required${missing ? `: ${missing}` : ''}` : 'must be given once') }).transform((raw, ctx): T => {
     const value = read(raw);
     if (!(value instanceof Refusal)) return value;
     ctx.issues.push({ code: 'custom', message: value.why, input: raw, params: { notFound: value.notFound ? raw : undefined } });
     return z.NEVER;
   });
+  return onTheWire(schema, wire);
 }
 
-/** A list parameter: repeated (`?a=x&a=y`) and, with `split`, comma-separated too; empty items are dropped. */
-export function listParam<T>(read: (raw: string) => T | Refusal, max: number, split: boolean) {
-  return z.union([z.string(), z.array(z.string())]).transform((raw, ctx): T[] => {
+/**
+ * A list parameter: repeated (`?a=x&a=y`) and, with `split`, comma-separated too; empty items are
+ * dropped. `item` is how the document states one item.
+ */
+export function listParam<T>(read: (raw: string) => T | Refusal, max: number, split: boolean, item: JsonSchema = { type: 'string' }) {
+  const schema = z.union([z.string(), z.array(z.string())]).transform((raw, ctx): T[] => {
     const items = [raw].flat().flatMap((v) => (split ? v.split(',') : [v])).filter((v) => v !== '');
     if (items.length > max) {
       ctx.issues.push({ code: 'custom', message: `is given ${items.length} values; at most ${max} are allowed`, input: raw });
@@ -78,6 +73,13 @@ export function listParam<T>(read: (raw: string) => T | Refusal, max: number, sp
     }
     return values;
   });
+  LIST_PARAMS.add(schema);
+  return onTheWire(schema, { type: 'array', items: item, maxItems: max });
+}
+
+function isList(schema: unknown): boolean {
+  const inner = schema instanceof z.ZodOptional ? schema.unwrap() : schema;
+  return inner instanceof z.ZodType && LIST_PARAMS.has(inner);
 }
 
 const DIGITS = /^\d{1,16}$/;
@@ -87,7 +89,7 @@ export function wholeNumber(min: number, max: number) {
   return param((raw) => {
     const value = Number(raw);
     return DIGITS.test(raw) && value >= min && value <= max ? value : new Refusal(`must be a whole number from ${min} to ${max}, not ${quote(raw)}`);
-  });
+  }, undefined, { type: 'integer', minimum: min, maximum: max });
 }
 
 /** A JetStream stream sequence: 0 or more for `after` (0 is the start), 1 or more where it names an event. */
@@ -96,19 +98,25 @@ export function sequence(min: 0 | 1, missing?: string) {
   return param((raw) => {
     const value = Number(raw);
     return DIGITS.test(raw) && value >= min && Number.isSafeInteger(value) ? value : new Refusal(`must be ${what}, not ${quote(raw)}`);
-  }, missing);
+  }, missing, { type: 'integer', minimum: min, maximum: Number.MAX_SAFE_INTEGER });
 }
 
 export function oneOf<T extends string>(values: readonly T[]) {
-  return param((raw) => ((values as readonly string[]).includes(raw) ? (raw as T) : new Refusal(`must be ${values.join(' or ')}, not ${quote(raw)}`)));
+  return param((raw) => ((values as readonly string[]).includes(raw) ? (raw as T) : new Refusal(`must be ${values.join(' or ')}, not ${quote(raw)}`)), undefined, { type: 'string', enum: values });
 }
 
-export const flowIdParam = param((raw) => (ULID_PATTERN.test(raw) ? raw : new Refusal(`must be a flow id (a ULID), not ${quote(raw)}`, true)));
+const FLOW_ID_WIRE = { type: 'string', pattern: ULID_PATTERN.source };
+export const flowIdParam = described(
+  param((raw) => (ULID_PATTERN.test(raw) ? raw : new Refusal(`must be a flow id (a ULID), not ${quote(raw)}`, true)), undefined, FLOW_ID_WIRE),
+  'A flow id (a ULID), as answered when the flow was submitted; a malformed one names no flow (404).',
+);
 /** A flow id in a query, where a malformed one is a mistake rather than a missing flow. */
-export const flowIdQuery = param((raw) => (ULID_PATTERN.test(raw) ? raw : new Refusal(`must be a flow id (a ULID), not ${quote(raw)}`)));
+export const flowIdQuery = param((raw) => (ULID_PATTERN.test(raw) ? raw : new Refusal(`must be a flow id (a ULID), not ${quote(raw)}`)), undefined, FLOW_ID_WIRE);
 
-export const queueName = param((raw) =>
-  raw.length <= 64 && SAFE_TOKEN.test(raw) ? raw : new Refusal('must be a queue name: letters, digits, "-" and "_", at most 64 characters'),
+export const queueName = param(
+  (raw) => (raw.length <= 64 && SAFE_TOKEN.test(raw) ? raw : new Refusal('must be a queue name: letters, digits, "-" and "_", at most 64 characters')),
+  undefined,
+  { type: 'string', pattern: SAFE_TOKEN.source, maxLength: 64 },
 );
 
 /**
@@ -147,24 +155,33 @@ export function parseTime(raw: string): Date | Refusal {
 }
 
 export function timeParam(missing?: string) {
-  return param(parseTime, missing);
+  return param(parseTime, missing, {
+    type: 'string',
+    description: `An RFC 3339 date-time with an offset (2026-11-23T05:00:00Z; write a "+" as %2B), or a date (its midnight UTC), from ${EARLIEST_TIME} to ${LATEST_TIME}.`,
+  });
 }
 
 export const FLOW_PARAMS = z.object({ id: flowIdParam });
 
-/** Checks a request's query and path parameters against its route's schemas, replacing them with the parsed values. */
+/**
+ * Checks a request's query and path parameters against its route's schemas (`schema.querystring`,
+ * `schema.params`), replacing them with the parsed values. A route with a query schema refuses any
+ * other parameter; only list parameters may be repeated.
+ */
 export function readParameters(request: FastifyRequest): void {
-  const { query: spec, params } = request.routeOptions.config;
+  const { querystring, params } = request.routeOptions.schema ?? {};
+  const query = querystring instanceof z.ZodObject ? querystring : undefined;
+  const known = query ? Object.keys(query.shape) : undefined;
   const raw = request.query as Record<string, unknown>;
   for (const [name, value] of Object.entries(raw)) {
-    if (spec && !spec.known.includes(name)) {
-      const known = spec.known.length === 0 ? 'it takes none' : `known: ${spec.known.join(', ')}`;
-      throw apiError('INVALID_PARAMETER', shorten(name), `is not a parameter of ${request.routeOptions.url}; ${known}`);
+    if (known && !known.includes(name)) {
+      const list = known.length === 0 ? 'it takes none' : `known: ${known.join(', ')}`;
+      throw apiError('INVALID_PARAMETER', shorten(name), `is not a parameter of ${request.routeOptions.url}; ${list}`);
     }
-    if (Array.isArray(value) && !spec?.lists.has(name)) throw apiError('INVALID_PARAMETER', shorten(name), 'is given more than once; give it once');
+    if (Array.isArray(value) && !isList(query?.shape[name])) throw apiError('INVALID_PARAMETER', shorten(name), 'is given more than once; give it once');
   }
-  if (spec) request.query = parseParameters(spec.schema, raw);
-  if (params) request.params = parseParameters(params, request.params);
+  if (query) request.query = parseParameters(query, raw);
+  if (params instanceof z.ZodType) request.params = parseParameters(params, request.params);
 }
 
 function parseParameters(schema: z.ZodType, raw: unknown): unknown {

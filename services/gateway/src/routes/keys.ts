@@ -1,7 +1,10 @@
 import { API_KEY_ID_PATTERN, API_KEY_NAME_RULE, API_KEY_SCOPES, ApiKeyName, type ApiKeyScope, KEY_LIFETIME_RULE, MAX_KEY_LIFETIME_MS, parseKeyLifetime, type ApiKeyStore } from '@taskstream/nats';
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { apiError } from '../errors.js';
+import { described } from '../openapi/registry.js';
+import { CreatedKey, KeyList } from '../openapi/schemas.js';
 import { NO_QUERY, param, parseBody, Refusal } from './input.js';
 
 /**
@@ -9,7 +12,13 @@ import { NO_QUERY, param, parseBody, Refusal } from './input.js';
  * and revoked. Admin scope only.
  */
 
-const keyId = param((raw) => (API_KEY_ID_PATTERN.test(raw) ? raw : new Refusal('must be a key id: the 12 characters after "ts_" in a key (see GET /api/v1/keys)')));
+const keyId = described(
+  param((raw) => (API_KEY_ID_PATTERN.test(raw) ? raw : new Refusal('must be a key id: the 12 characters after "ts_" in a key (see GET /api/v1/keys)')), undefined, {
+    type: 'string',
+    pattern: API_KEY_ID_PATTERN.source,
+  }),
+  'A key id: the 12 characters after "ts_" in a key.',
+);
 const KEY_PARAMS = z.object({ id: keyId });
 
 const lifetime = `must be ${KEY_LIFETIME_RULE}, or a whole number of seconds up to ${MAX_KEY_LIFETIME_MS / 1000}`;
@@ -31,19 +40,51 @@ const CreateBody = z.strictObject(
   { error: 'must be a JSON object such as {"name": "ci", "scope": "submit", "expires_in": "90d"}' },
 );
 
-export function registerKeyRoutes(app: FastifyInstance, keys: ApiKeyStore): void {
-  const admin = { scope: 'admin' as ApiKeyScope, query: NO_QUERY };
+const admin = { scope: 'admin' as ApiKeyScope };
 
-  app.post<{ Body: string | undefined }>('/api/v1/keys', { config: admin }, async (request, reply) => {
+const create = {
+  config: admin,
+  schema: {
+    operationId: 'createKey',
+    summary: 'Create an API key',
+    description: "The key's text is answered this once; no route returns it again.",
+    tags: ['keys'],
+    querystring: NO_QUERY,
+    requestBody: CreateBody,
+    response: { 201: CreatedKey },
+    replyHeaders: { Location: 'the key' },
+    errors: ['INVALID_BODY', 'INVALID_REQUEST'],
+  },
+} as const;
+
+const list = { config: admin, schema: { operationId: 'listKeys', summary: 'API keys', tags: ['keys'], querystring: NO_QUERY, response: { 200: KeyList } } } as const;
+
+const revoke = {
+  config: admin,
+  schema: {
+    operationId: 'revokeKey',
+    summary: 'Revoke an API key',
+    description: 'For good: within a second no gateway accepts it. Revoking a revoked key is a 204 too.',
+    tags: ['keys'],
+    params: KEY_PARAMS,
+    querystring: NO_QUERY,
+    response: { 204: z.undefined() },
+    errors: ['API_KEY_NOT_FOUND'],
+  },
+} as const;
+
+export function registerKeyRoutes(app: FastifyInstance, keys: ApiKeyStore): void {
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.post('/api/v1/keys', create, async (request, reply) => {
     const { name, scope, expires_in: expiresInMs } = parseBody(request.body, CreateBody);
     const { info, key } = await keys.create({ name, scope, ...(expiresInMs !== undefined && { expiresInMs }) });
     request.log.info({ key_id: info.id, scope, by: request.apiKey?.id }, 'API key created');
     return reply.status(201).header('location', `/api/v1/keys/${info.id}`).send({ ...info, key });
   });
 
-  app.get('/api/v1/keys', { config: admin }, async () => ({ keys: await keys.list() }));
+  api.get('/api/v1/keys', list, async () => ({ keys: await keys.list() }));
 
-  app.delete<{ Params: z.output<typeof KEY_PARAMS> }>('/api/v1/keys/:id', { config: { ...admin, params: KEY_PARAMS } }, async (request, reply) => {
+  api.delete('/api/v1/keys/:id', revoke, async (request, reply) => {
     const revoked = await keys.revoke(request.params.id);
     if (!revoked) throw apiError('API_KEY_NOT_FOUND', request.params.id);
     request.log.info({ key_id: revoked.id, by: request.apiKey?.id }, 'API key revoked');

@@ -1,7 +1,10 @@
 import { SECRET_NAME_RULE, SecretName, secretTooLarge, type SecretStore } from '@taskstream/nats';
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { apiError, problemsError, type Problem } from '../errors.js';
+import { described } from '../openapi/registry.js';
+import { SecretInfoSchema, SecretList } from '../openapi/schemas.js';
 import { NO_QUERY, param, Refusal, shapeProblems } from './input.js';
 
 /**
@@ -10,10 +13,13 @@ import { NO_QUERY, param, Refusal, shapeProblems } from './input.js';
  * URL would be logged, which is why it only ever travels in the body.)
  */
 
-const secretName = param((raw) => (SecretName.safeParse(raw).success ? raw : new Refusal(`must be a secret name: ${SECRET_NAME_RULE}`)));
+const secretName = described(
+  param((raw) => (SecretName.safeParse(raw).success ? raw : new Refusal(`must be a secret name: ${SECRET_NAME_RULE}`)), undefined, { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' }),
+  `A secret name: ${SECRET_NAME_RULE}.`,
+);
 const SECRET_PARAMS = z.object({ name: secretName });
-type SecretParams = { Params: z.output<typeof SECRET_PARAMS> };
-const config = { scope: 'admin', params: SECRET_PARAMS, query: NO_QUERY } as const;
+const admin = { scope: 'admin' } as const;
+const one = { tags: ['secrets'], params: SECRET_PARAMS, querystring: NO_QUERY } as const;
 
 const SecretBody = z.strictObject({ value: z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string: the secret\'s value') }) });
 
@@ -44,12 +50,28 @@ function readValue(body: unknown): string {
   return result.data.value;
 }
 
+const list = { config: admin, schema: { operationId: 'listSecrets', summary: 'Secrets', description: 'Names and times only, by name.', tags: ['secrets'], querystring: NO_QUERY, response: { 200: SecretList } } } as const;
+const put = {
+  config: admin,
+  schema: {
+    ...one,
+    operationId: 'putSecret',
+    summary: 'Set a secret',
+    description: 'Creates or replaces it. The value (at most 64 KiB as UTF-8) is never answered, logged or quoted in an error.',
+    requestBody: SecretBody,
+    response: { 200: SecretInfoSchema },
+    errors: ['INVALID_BODY', 'INVALID_REQUEST'],
+  },
+} as const;
+const remove = { config: admin, schema: { ...one, operationId: 'deleteSecret', summary: 'Delete a secret', response: { 204: z.undefined() }, errors: ['SECRET_NOT_FOUND'] } } as const;
+
 export function registerSecretRoutes(app: FastifyInstance, secrets: SecretStore): void {
-  app.get('/api/v1/secrets', { config: { scope: 'admin', query: NO_QUERY } }, async () => ({ secrets: await secrets.list() }));
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.get('/api/v1/secrets', list, async () => ({ secrets: await secrets.list() }));
 
-  app.put<SecretParams & { Body: string | undefined }>('/api/v1/secrets/:name', { config }, async (request) => secrets.put(request.params.name, readValue(request.body)));
+  api.put('/api/v1/secrets/:name', put, async (request) => secrets.put(request.params.name, readValue(request.body)));
 
-  app.delete<SecretParams>('/api/v1/secrets/:name', { config }, async (request, reply) => {
+  api.delete('/api/v1/secrets/:name', remove, async (request, reply) => {
     if (!(await secrets.delete(request.params.name))) throw apiError('SECRET_NOT_FOUND', request.params.name);
     return reply.status(204).send();
   });

@@ -1,0 +1,55 @@
+import { parseFlowText } from '@taskstream/domain';
+import type { ApiKeyStore, SecretStore } from '@taskstream/nats';
+import type { ServiceContext } from '@taskstream/runtime';
+import type { FastifyInstance } from 'fastify';
+import type { DeadLetterQueue } from '../dead-letters.js';
+import type { FlowIndex } from '../flow-index.js';
+import type { Flows } from '../flows.js';
+import type { Queues } from '../queues.js';
+import { registerDeadLetterRoutes } from './dlq.js';
+import { registerFeedRoutes } from './feed.js';
+import { registerFlowRoutes } from './flows.js';
+import { registerHealthRoutes } from './health.js';
+import { registerHistoryRoutes } from './history.js';
+import { registerKeyRoutes } from './keys.js';
+import { registerQueueRoutes } from './queues.js';
+import { registerSecretRoutes } from './secrets.js';
+
+/** What the routes serve from; used only when a request arrives. */
+export interface RouteServices {
+  ctx: ServiceContext;
+  flows: Flows;
+  index: FlowIndex;
+  queues: Queues;
+  dlq: DeadLetterQueue;
+  secrets: SecretStore;
+  keys: ApiKeyStore;
+}
+
+/** Every route of the API, family by family. */
+export function registerRoutes(app: FastifyInstance, s: RouteServices): void {
+  registerHealthRoutes(app, s.ctx);
+  registerFlowRoutes(app, s.flows, parseFlowText);
+  registerFeedRoutes(app, s.ctx, s.flows, s.index);
+  registerQueueRoutes(app, s.queues);
+  registerHistoryRoutes(app, s.flows, s.index, s.ctx);
+  registerDeadLetterRoutes(app, s.dlq);
+  registerSecretRoutes(app, s.secrets);
+  registerKeyRoutes(app, s.keys);
+}
+
+/**
+ * Services for registering the routes only to describe them (the OpenAPI document without NATS):
+ * anything a handler would reach for fails loudly.
+ */
+export function describingOnly(): RouteServices {
+  const absent = new Proxy(
+    {},
+    {
+      get() {
+        throw new Error('these routes were registered to be described, not to serve requests');
+      },
+    },
+  ) as never;
+  return { ctx: absent, flows: absent, index: absent, queues: absent, dlq: absent, secrets: absent, keys: absent };
+}
