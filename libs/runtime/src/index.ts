@@ -3,3 +3,4 @@ export * from './context.js';
 export * from './service.js';
 export * from './env.js';
 export * from './partitions.js';
+export * from './metrics.js';
