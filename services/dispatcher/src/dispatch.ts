@@ -1,5 +1,6 @@
 import { DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECS, idempotencyKeyOf, workSubject, type EventOf, type QueuePolicy, type SubjectLayout, type TaskSpec, type WorkItem } from '@taskstream/domain';
 import { encodeJson, type EventLog, type JetStreamClient } from '@taskstream/nats';
+import { dispatched } from './metrics.js';
 
 /** Dispatches in progress at once: through all gates together, and through each queue's window. */
 export const DISPATCHING = 256;
@@ -45,5 +46,6 @@ export function dispatchStep(js: JetStreamClient, layout: SubjectLayout, log: Ev
     // Recorded before the work item is out, so the history never shows a start before its dispatch.
     const item: WorkItem = { version: 1, flow_id: ready.flow_id, task_id: ready.task_id, spec, idempotency_key: key, dispatched_at: now.toISOString() };
     await js.publish(workSubject(layout, ready.data.queue), encodeJson(item), { msgID: `${key}:work` });
+    dispatched(ready, Date.now());
   };
 }

@@ -8,6 +8,7 @@ import { readyHandler } from './ready.js';
 import { releaseHandler } from './releases.js';
 import { Rooms, type QueueStats } from './rooms.js';
 import { throttleReport } from './throttled.js';
+import { reportWaiting } from './metrics.js';
 
 export { withQueueDefaults } from './dispatch.js';
 export type { QueueStats } from './rooms.js';
@@ -56,6 +57,7 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
   const watched = await LimitsWatch.start(limits, (queue) => rooms.wake(queue), ctx.log);
   const ends = subscribeEnds(ctx.nc, ctx.topo.layout, rooms);
   const heartbeat = setInterval(() => rooms.heartbeat(), Math.max(1_000, settings.ackWaitMs / 3));
+  const unreport = reportWaiting(() => rooms.stats());
 
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
   const onReady = readyHandler({ js: ctx.js, topo: ctx.topo, policyOf, rooms, windowSize, dispatch: dispatchStep(ctx.js, ctx.topo.layout, log) });
@@ -68,6 +70,7 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
     stats: () => rooms.stats(),
     async stop() {
       clearInterval(heartbeat);
+      unreport();
       for (const end of ends) end.unsubscribe();
       rooms.close();
       await Promise.all(loops.map((loop) => loop.stop()));

@@ -1,6 +1,7 @@
 import { admit, type QueuePolicy, type ThrottleReason } from '@taskstream/domain';
 import { HandBack, type JsMsg, type Logger, type QueueLimitsStore } from '@taskstream/nats';
 import { WaitingRoom } from './waiting-room.js';
+import { throttled } from './metrics.js';
 
 export interface Waiter {
   /** `<flow id>:<task id>`. */
@@ -113,6 +114,7 @@ export class QueueGate {
       if (reason === undefined || waiter.reported?.has(reason)) continue;
       (waiter.reported ??= new Set()).add(reason);
       this.throttleCounts[reason]++;
+      throttled(this.queue, reason);
       reports.push(
         this.onThrottled(waiter, reason).catch((error: unknown) => {
           waiter.reported!.delete(reason);

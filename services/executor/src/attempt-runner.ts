@@ -2,6 +2,7 @@ import { decideRetry, secretNamesOf, type TaskError, type TaskSpec, type WorkIte
 import { handleWhen, retry } from 'cockatiel';
 import type { ExecutorConfig } from './config.js';
 import { AttemptTimeout, DeferredRetry, Interrupted } from './errors.js';
+import { attemptRunning, failedOutcome } from './metrics.js';
 import { checkOutput } from './output.js';
 import type { Recorder } from './recorder.js';
 import { loadSecrets, specForAttempt, taskSecretReader, type SecretReader } from './run-time.js';
@@ -101,9 +102,13 @@ export class AttemptRunner {
     this.controller.signal.addEventListener('abort', stopAttempt, { once: true });
     if (this.controller.signal.aborted) stopAttempt();
     const timer = this.timeoutMs !== undefined ? setLongTimeout(() => attemptController.abort(new AttemptTimeout()), this.timeoutMs) : undefined;
+    const ended = attemptRunning(this.spec);
     try {
-      return await this.runStep(attemptController.signal);
+      const output = await this.runStep(attemptController.signal);
+      ended('succeeded');
+      return output;
     } catch (error) {
+      ended(failedOutcome(attemptController.signal, this.cancelReason() !== undefined));
       return await this.failed(error, started, attemptController.signal);
     } finally {
       timer?.clear();

@@ -2,6 +2,7 @@ import { decideAll, type EventDraft, type FlowEvent } from '@taskstream/domain';
 import type { EventLog, Logger } from '@taskstream/nats';
 import { freshDecisions, startOf, unemitted } from './decisions.js';
 import type { CachedFlow, FlowHistory } from './flow-cache.js';
+import { decisionsStored } from './metrics.js';
 
 /**
  * Appends a flow's decisions exactly once: each keyed for de-duplication and remembered once
@@ -26,7 +27,8 @@ export class DecisionAppender {
       // Nothing else of a flow is decided before its start is stored exactly once: a submission
       // delivered again after its flow started (a replayed partition, a consumer reset) must fold
       // the flow's history instead of starting it, and finished flows then decide nothing.
-      if (!(await this.log.appendFirst(start, causeTime))) {
+      if (await this.log.appendFirst(start, causeTime)) decisionsStored([start], flow.state.definition.queue);
+      else {
         this.logger.warn({ flow_id: event.flow_id, seq }, 'submission of a flow that already started delivered again; folding its history instead');
         const refolded = await this.history.fold(event.flow_id);
         if (refolded === null) return false;
@@ -39,6 +41,7 @@ export class DecisionAppender {
     if (fresh.length > 0) {
       await this.log.appendDecisions(fresh, causeTime);
       for (const d of fresh) flow.emitted.add(d.key);
+      decisionsStored(fresh, flow.state.definition.queue);
     }
     return true;
   }

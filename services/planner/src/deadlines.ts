@@ -2,6 +2,7 @@ import { flowDeadline, FlowDeadline, isTerminalFlow, timerSubject, TERMINAL_FLOW
 import { decodeJson, encodeJson, ensureConsumer, HandBack, startConsumerLoop, type ConsumerLoop, type Decoded, type DeadLetters, type EventLog } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FlowHistory } from './flow-cache.js';
+import { decisionsStored } from './metrics.js';
 
 /** The deadline `event` sets: a `flow.started` of a flow with a timeout that has not ended. */
 export function deadlineOnStart(event: FlowEvent, state: FlowState): FlowDeadline | undefined {
@@ -52,6 +53,7 @@ export async function startDeadlineTimers(ctx: ServiceContext, options: Deadline
     if (remaining > 0) throw new HandBack('deadline not due', remaining);
     if (!deadlineApplies(await history.fold(deadline.flow_id))) return;
     await log.appendNew({ type: 'flow.deadline_passed', flow_id: deadline.flow_id, data: { timeout_secs: deadline.timeout_secs } }, `${deadline.flow_id}:flow.deadline_passed`);
+    decisionsStored([{ type: 'flow.deadline_passed' }]);
     ctx.log.info({ flow_id: deadline.flow_id, timeout_secs: deadline.timeout_secs }, 'flow deadline passed');
   };
   return startConsumerLoop({

@@ -2,6 +2,7 @@ import { evolve, isTerminalFlow, type FlowEvent, type FlowState } from '@taskstr
 import { foldFlowHistory, markSettled, type Definitions, type FlowViewStore, type JsMsg } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FlowMemory } from './flow-memory.js';
+import { eventProjected } from './metrics.js';
 import type { PendingFlow } from './view-batch.js';
 import type { TouchedTasks } from './view-store.js';
 import type { WriteBatch } from './write-batch.js';
@@ -33,6 +34,7 @@ export class Projection {
       if (folded === undefined) return;
       markSettled(msg);
       this.batch.hold(msg, event.flow_id, folded);
+      eventProjected(event.type);
       if (isTerminalFlow(folded.flow.state)) this.memory.forget(event.flow_id);
       if (this.batch.due(msg)) await this.batch.flush();
     } catch (error) {

@@ -1,5 +1,6 @@
 import { toFlowListing } from '@taskstream/domain';
 import type { FlowSummaryStore, FlowViewStore, Logger } from '@taskstream/nats';
+import { batchWriting } from './metrics.js';
 import { planViewWrite, type ProjectedFlow, type TouchedTasks } from './view-store.js';
 import { WriteBatch } from './write-batch.js';
 
@@ -25,6 +26,7 @@ export function viewBatch(log: Logger, views: FlowViewStore, summaries: FlowSumm
       tasks: union(a.tasks, b.tasks),
     }),
     write: async ({ flows }) => {
+      const written = batchWriting();
       // Encode before the first await: later events keep folding into the same states meanwhile.
       const viewWrites = [...flows.values()].map(({ flow, tasks }) => ({ flow, write: planViewWrite(flow, tasks) }));
       const summaryWrites = [...flows].map(([flowId, { flow }]) => ({ flowId, summary: toFlowListing(flow.state) }));
@@ -33,6 +35,7 @@ export function viewBatch(log: Logger, views: FlowViewStore, summaries: FlowSumm
         () => summaryWrites.map(({ flowId, summary }) => summaries.put(flowId, summary)),
       );
       for (const { flow, write } of viewWrites) flow.paged = write.paged;
+      written();
     },
   });
 }
