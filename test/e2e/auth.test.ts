@@ -459,13 +459,15 @@ describe('the route table', () => {
       const gateway = await buildGateway(ctx, { auth: 'keys', corsOrigins: [ORIGIN] });
       await gateway.ready();
       const table = routeScopes(gateway);
-      // The exemptions, spelt out: health checks, the API's description (the OpenAPI
+      // The exemptions, spelt out: health checks, metrics, the API's description (the OpenAPI
       // document, and the reference's page and files), and the CORS preflight route.
       expect(EXEMPT_ROUTES).toEqual([
         { method: 'GET', url: '/healthz' },
         { method: 'HEAD', url: '/healthz' },
         { method: 'GET', url: '/readyz' },
         { method: 'HEAD', url: '/readyz' },
+        { method: 'GET', url: '/metrics' },
+        { method: 'HEAD', url: '/metrics' },
         { method: 'GET', url: '/openapi.json' },
         { method: 'HEAD', url: '/openapi.json' },
         { method: 'GET', url: '/docs' },
@@ -479,11 +481,13 @@ describe('the route table', () => {
         'GET /docs',
         'GET /docs/static/:file',
         'GET /healthz',
+        'GET /metrics',
         'GET /openapi.json',
         'GET /readyz',
         'HEAD /docs',
         'HEAD /docs/static/:file',
         'HEAD /healthz',
+        'HEAD /metrics',
         'HEAD /openapi.json',
         'HEAD /readyz',
         'OPTIONS *',

@@ -16,6 +16,7 @@ import { readParameters } from './routes/input.js';
 import { FlowIndex } from './flow-index.js';
 import { DeadLetterQueue } from './dead-letters.js';
 import { Queues } from './queues.js';
+import { observeGateway } from './metrics.js';
 
 /** Tasked's limit: a flow of 10,000 tasks with modest configs fits. */
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
@@ -258,6 +259,7 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   await guard(app, options, auth);
   answerErrors(app, bodyLimit);
   await openFeeds(app);
+  observeGateway(app);
   serveApiDocs(app);
   registerRoutes(app, { ctx, flows, index, queues, keys, dlq: new DeadLetterQueue(ctx), secrets: await SecretStore.open(ctx.js, ctx.topo) });
   return app;

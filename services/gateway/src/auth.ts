@@ -28,11 +28,11 @@ declare module 'fastify' {
  */
 export const DOCS_ROUTES: readonly string[] = ['/openapi.json', '/docs', '/docs/static/:file'];
 
-/** Routes that need no key: health checks, for load balancers and orchestrators, and the API's description. */
-export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', ...DOCS_ROUTES]);
+/** Routes that need no key: health checks, for load balancers and orchestrators, the metrics, for Prometheus, and the API's description. */
+export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', ...DOCS_ROUTES]);
 
 /**
- * Routes registered without a scope, and why. Health checks and the API's description are public; the CORS preflight route
+ * Routes registered without a scope, and why. Health checks, metrics and the API's description are public; the CORS preflight route
  * (only when origins are configured) is answered by the CORS hook before authentication, as
  * browsers send preflights without credentials, and otherwise needs a valid key like an unknown route.
  */
@@ -41,6 +41,8 @@ export const EXEMPT_ROUTES: ReadonlyArray<{ method: string; url: string }> = [
   { method: 'HEAD', url: '/healthz' },
   { method: 'GET', url: '/readyz' },
   { method: 'HEAD', url: '/readyz' },
+  { method: 'GET', url: '/metrics' },
+  { method: 'HEAD', url: '/metrics' },
   ...DOCS_ROUTES.flatMap((url) => [
     { method: 'GET', url },
     { method: 'HEAD', url },

@@ -17,6 +17,7 @@ import { definitionsOf, EventLog, foldFlowHistory, newId, readFlowHistory, type 
 import type { ServiceContext } from '@taskstream/runtime';
 import { ApiError, apiError, ERRORS } from './errors.js';
 import type { Queues } from './queues.js';
+import { flowSubmitted } from './metrics.js';
 
 
 export interface SubmitResult {
@@ -71,6 +72,7 @@ export class Flows {
       },
       `${flowId}:flow.submitted`,
     );
+    flowSubmitted(definition.queue);
     return { flowId, replayed };
   }
 
