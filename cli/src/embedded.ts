@@ -5,7 +5,7 @@ import { buildGateway, checkExposure, DEFAULT_RATE_LIMIT } from '@taskstream/gat
 import { ApiKeyStore, NatsServer, silentLogger, type Logger } from '@taskstream/nats';
 import { startPlanner } from '@taskstream/planner';
 import { startProjector } from '@taskstream/projector';
-import { createContext, createLogger, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
+import { collectProcessMetrics, createContext, createLogger, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
 import { UserError } from './user-error.js';
 
@@ -40,6 +40,8 @@ export interface StackOptions {
 export interface Stack {
   natsUrl: string;
   gatewayUrl: string;
+  /** Where the five services' metrics are served together, in one registry: the gateway's `/metrics`. */
+  metricsUrl: string;
   gateway: FastifyInstance;
   nats?: NatsServer;
   /** The running services by name (the gateway's handle closes it). */
@@ -101,6 +103,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     }
     natsUrl = nats.url;
   }
+  collectProcessMetrics();
   const level = options.logLevel ?? 'info';
   const logFor = (name: string): Logger => (level === 'silent' ? silentLogger : createLogger(name, level));
   const contexts: ServiceContext[] = [];
@@ -157,7 +160,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     }
     const address = gateway.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
-    return { natsUrl, gatewayUrl: `http://${host}:${port}`, gateway, ...(nats && { nats }), ...(adminKey && { adminKey }), services: new Map(handles.map((h) => [h.name, h])), stop: stopAll, abort };
+    const gatewayUrl = `http://${host}:${port}`;
+    return { natsUrl, gatewayUrl, metricsUrl: `${gatewayUrl}/metrics`, gateway, ...(nats && { nats }), ...(adminKey && { adminKey }), services: new Map(handles.map((h) => [h.name, h])), stop: stopAll, abort };
   } catch (error) {
     await stopAll();
     throw error;

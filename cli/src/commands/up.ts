@@ -30,6 +30,7 @@ export async function upCommand(options: UpOptions): Promise<void> {
     ...(httpAllow !== undefined && { httpAllow: httpAllowOf(httpAllow) }),
   }));
   console.log(`Taskstream is up: gateway ${stack.gatewayUrl}`);
+  console.log(`  metrics ${stack.metricsUrl} (Prometheus text format, no key needed)`);
   console.log(`  NATS ${stack.natsUrl}${stack.nats ? ` (embedded, data in ${stack.nats.storeDir})` : ''}`);
   console.log(`  executor serving ${options.queue === '*' ? 'every queue' : `queue "${options.queue}"`}, shell steps on, bound to ${options.host}`);
   if (options.auth) {
