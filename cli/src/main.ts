@@ -1,7 +1,8 @@
 import { NatsUnreachableError } from '@taskstream/nats';
 import { Command, InvalidArgumentError } from 'commander';
 import { checkExposure, readGatewaySecurity, serveGateway } from '@taskstream/gateway';
-import { createContext, createLogger, stopOnSignals } from '@taskstream/runtime';
+import { COMMON_SETTINGS, createContext, createLogger, flagsAsEnv, readSettings, stopOnSignals, wholeSetting, type Settings, type SettingValues } from '@taskstream/runtime';
+import { z } from 'zod';
 import { GatewayClient, useApiKey } from './client.js';
 import { readFlowFile } from './commands/flow-file.js';
 import { createKey, listKeys, revokeKey } from './commands/keys.js';
@@ -9,7 +10,7 @@ import { provisionCommand } from './commands/provision.js';
 import { runCommand } from './commands/run.js';
 import { deleteSecret, listSecrets, setSecret } from './commands/secret.js';
 import { LOCAL_HTTP_ALLOW } from '@taskstream/executor';
-import { SERVICES, serviceCommand } from './commands/service.js';
+import { SERVICE_STARTS, SERVICES, serviceCommand } from './commands/service.js';
 import { upCommand } from './commands/up.js';
 import { isTerminalEvent, renderStatus, RunRenderer } from './render.js';
 import { replayLines } from './replay.js';
@@ -79,26 +80,18 @@ program
   .option('--http-allow <list>', 'CIDRs and host names http steps may reach besides public addresses, comma-separated', env.TASKSTREAM_HTTP_ALLOW ?? LOCAL_HTTP_ALLOW.join(','))
   .action(upCommand);
 
+/** The gateway's flags (its other settings are read from the environment by its own settings module). */
+const GATEWAY_FLAGS = {
+  ...COMMON_SETTINGS,
+  host: { env: 'TASKSTREAM_HOST', flag: '--host <host>', default: '127.0.0.1', help: 'address to listen on', schema: z.string().min(1) },
+  port: { env: 'TASKSTREAM_PORT', flag: '-p, --port <port>', default: '8080', help: 'port', schema: wholeSetting(0) },
+} satisfies Settings;
+
 for (const name of SERVICES) {
-  const command = program
-    .command(name)
-    .description(`run the ${name} service alone (for deployments that scale each service)`)
-    .option('--nats <url>', 'NATS server URL(s), comma-separated', env.TASKSTREAM_NATS_URL ?? 'nats://127.0.0.1:4222')
-    .option('--prefix <prefix>', 'subject and stream prefix', env.TASKSTREAM_PREFIX ?? 'ts')
-    .option('--replicas <n>', 'stream replicas (3 on a cluster)', whole('replicas'), Number(env.TASKSTREAM_REPLICAS ?? 1))
-    .option('--log-level <level>', 'log level', env.TASKSTREAM_LOG_LEVEL ?? 'info')
-    .option('--host <host>', 'gateway: address to listen on', env.TASKSTREAM_HOST ?? '127.0.0.1')
-    .option('-p, --port <port>', 'gateway: port', whole('port'), Number(env.TASKSTREAM_PORT ?? 8080))
-    .option('-q, --queue <name>', 'executor: queue to serve ("*" for every queue)', env.TASKSTREAM_QUEUE ?? 'default')
-    .option('-c, --concurrency <n>', 'executor: tasks run at once', whole('concurrency'), Number(env.TASKSTREAM_CONCURRENCY ?? 8))
-    .option('--allow-shell', 'executor: run shell steps (off by default)', /^(1|true|yes|on)$/i.test(env.TASKSTREAM_ALLOW_SHELL ?? ''));
-  if (name === 'projector') command.option('--rebuild', 'recompute every view from the log before going live');
-  if (name === 'executor') command.option('--http-allow <list>', 'executor: CIDRs and host names http steps may reach besides public addresses, comma-separated', env.TASKSTREAM_HTTP_ALLOW ?? '');
-  if (name === 'dispatcher') {
-    command
-      .option('--dispatch-window <n>', 'tasks of an unlimited queue dispatched and not yet ended, per dispatcher (fairness between flows; 0 turns it off)', whole('dispatch-window'), Number(env.TASKSTREAM_DISPATCH_WINDOW ?? 1000))
-      .option('--ack-wait-ms <ms>', 'how long a message held by a dead dispatcher waits before redelivery', whole('ack-wait-ms'), Number(env.TASKSTREAM_ACK_WAIT_MS ?? 30_000));
-  }
+  const command = program.command(name).description(`run the ${name} service alone (for deployments that scale each service)`);
+  // Flags only set the environment variables they stand for; defaults and checks are the service's own.
+  const settings = name === 'gateway' ? GATEWAY_FLAGS : { ...COMMON_SETTINGS, ...SERVICE_STARTS[name].settings };
+  for (const setting of Object.values(settings)) if (setting.flag !== undefined) command.option(setting.flag, `${setting.help} (${setting.env}; default ${setting.default || 'none'})`);
   if (name === 'gateway') command.action(gatewayCommand);
   else command.action((options) => serviceCommand(name, options));
 }
@@ -107,15 +100,17 @@ for (const name of SERVICES) {
  * The gateway alone, as its own main runs it: API keys required unless TASKSTREAM_AUTH=none, and no
  * serving beyond loopback without them unless TASKSTREAM_ALLOW_UNAUTHENTICATED=true.
  */
-async function gatewayCommand(options: { nats: string; prefix: string; replicas: number; logLevel: string; host: string; port: number }): Promise<void> {
+async function gatewayCommand(flags: Record<string, unknown>): Promise<void> {
+  let options: SettingValues<typeof GATEWAY_FLAGS>;
   try {
+    options = readSettings(GATEWAY_FLAGS, { ...env, ...flagsAsEnv(GATEWAY_FLAGS, flags) });
     const security = readGatewaySecurity(env);
     checkExposure(options.host, security.auth, security.allowUnauthenticated);
   } catch (error) {
     throw new UserError((error as Error).message);
   }
   const log = createLogger('gateway', options.logLevel);
-  const ctx = await createContext({ natsUrl: options.nats, name: 'taskstream-gateway', log, prefix: options.prefix, replicas: options.replicas });
+  const ctx = await createContext({ natsUrl: options.natsUrl, name: 'taskstream-gateway', log, prefix: options.prefix, replicas: options.replicas });
   let handle;
   try {
     handle = await serveGateway(ctx, { host: options.host, port: options.port, logger: log, env });

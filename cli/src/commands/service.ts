@@ -1,31 +1,23 @@
-import { startDispatcher } from '@taskstream/dispatcher';
-import { parseAllowSetting, startExecutor } from '@taskstream/executor';
-import { startPlanner } from '@taskstream/planner';
-import { startProjector } from '@taskstream/projector';
-import { createContext, createLogger, stopOnSignals, type ServiceHandle } from '@taskstream/runtime';
+import { DISPATCHER_SETTINGS, runDispatcherService } from '@taskstream/dispatcher';
+import { EXECUTOR_SETTINGS, runExecutorService } from '@taskstream/executor';
+import { PLANNER_SETTINGS, runPlannerService } from '@taskstream/planner';
+import { PROJECTOR_SETTINGS, runProjectorService } from '@taskstream/projector';
+import { COMMON_SETTINGS, flagsAsEnv, type Settings } from '@taskstream/runtime';
+import { parseAllowSetting } from '@taskstream/executor';
 import { UserError } from '../user-error.js';
 
 export const SERVICES = ['gateway', 'planner', 'dispatcher', 'executor', 'projector'] as const;
 export type ServiceName = Exclude<(typeof SERVICES)[number], 'gateway'>;
 
-export interface ServiceOptions {
-  nats: string;
-  prefix: string;
-  replicas: number;
-  logLevel: string;
-  host: string;
-  port: number;
-  queue: string;
-  concurrency: number;
-  allowShell: boolean;
-  /** executor: comma-separated CIDRs and host names http steps may reach besides public addresses. */
-  httpAllow?: string;
-  rebuild?: boolean;
-  dispatchWindow?: number;
-  ackWaitMs?: number;
-}
+/** Each service's own settings and how its process runs: the same function its main.ts calls. */
+export const SERVICE_STARTS: Record<ServiceName, { settings: Settings; run: () => Promise<void> }> = {
+  planner: { settings: PLANNER_SETTINGS, run: runPlannerService },
+  dispatcher: { settings: DISPATCHER_SETTINGS, run: runDispatcherService },
+  executor: { settings: EXECUTOR_SETTINGS, run: runExecutorService },
+  projector: { settings: PROJECTOR_SETTINGS, run: runProjectorService },
+};
 
-/** The --http-allow setting, refused with what to write when an entry is not valid. */
+/** The --http-allow setting of the embedded stack, refused with what to write when an entry is not valid. */
 export function httpAllowOf(setting: string | undefined): string[] {
   try {
     return parseAllowSetting(setting);
@@ -34,27 +26,12 @@ export function httpAllowOf(setting: string | undefined): string[] {
   }
 }
 
-/** One service alone in this process, for scaled deployments. Runs until SIGTERM or Ctrl-C. */
-export async function serviceCommand(name: ServiceName, options: ServiceOptions): Promise<void> {
-  const log = createLogger(name, options.logLevel);
-  const ctx = await createContext({ natsUrl: options.nats, name: `taskstream-${name}`, log, prefix: options.prefix, replicas: options.replicas });
-  let handle: ServiceHandle;
-  switch (name) {
-    case 'planner':
-      handle = await startPlanner(ctx);
-      break;
-    case 'dispatcher':
-      handle = await startDispatcher(ctx, {
-        ...(options.dispatchWindow !== undefined && { dispatchWindow: options.dispatchWindow }),
-        ...(options.ackWaitMs !== undefined && { ackWaitMs: options.ackWaitMs }),
-      });
-      break;
-    case 'projector':
-      handle = await startProjector(ctx, { rebuild: options.rebuild === true });
-      break;
-    case 'executor':
-      handle = await startExecutor(ctx, { queue: options.queue, concurrency: options.concurrency, shellEnabled: options.allowShell, httpAllow: httpAllowOf(options.httpAllow) });
-      break;
-  }
-  stopOnSignals([handle], log, () => ctx.nc.drain());
+/**
+ * One service alone in this process, for scaled deployments: its flags become the environment
+ * variables they stand for, and the service starts exactly as its own main does. Runs until SIGTERM.
+ */
+export async function serviceCommand(name: ServiceName, options: Record<string, unknown>): Promise<void> {
+  const { settings, run } = SERVICE_STARTS[name];
+  Object.assign(process.env, flagsAsEnv(COMMON_SETTINGS, options), flagsAsEnv(settings, options));
+  await run();
 }

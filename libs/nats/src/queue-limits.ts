@@ -3,6 +3,7 @@ import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { QueueName, release, type QueueLimitsRecord } from '@taskstream/domain';
 import { z } from 'zod';
 import { encodeJson } from './codec.js';
+import { decodeRecord } from './records.js';
 import type { Topology } from './topology.js';
 
 /**
@@ -50,26 +51,9 @@ export function queueOfLimitsKey(key: string): string {
   return key;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /** Checks a stored record; reasons name fields and what is wrong with them. */
 export function decodeQueueLimits(bucket: string, key: string, data: Uint8Array): QueueLimitsRecord {
-  let json: unknown;
-  try {
-    json = JSON.parse(utf8.decode(data));
-  } catch {
-    throw new CorruptQueueLimitsError(bucket, key, 'not valid UTF-8 JSON');
-  }
-  const result = QueueLimitsSchema.safeParse(json);
-  if (result.success) return result.data;
-  const fields = result.error.issues.map((issue) =>
-    issue.code === 'unrecognized_keys'
-      ? `unknown field${issue.keys.length === 1 ? '' : 's'} ${issue.keys.map((k) => `"${[...issue.path, k].join('.')}"`).join(', ')}`
-      : issue.path.length > 0
-        ? `"${issue.path.join('.')}" ${issue.code === 'invalid_type' ? 'is missing or of the wrong type' : 'is not valid'}`
-        : 'not an object',
-  );
-  throw new CorruptQueueLimitsError(bucket, key, [...new Set(fields)].join(', '));
+  return decodeRecord(QueueLimitsSchema, bucket, key, data, (reason) => new CorruptQueueLimitsError(bucket, key, reason));
 }
 
 const isLive = (entry: KvEntry | null): entry is KvEntry => entry !== null && entry.operation === 'PUT' && entry.value.length > 0;

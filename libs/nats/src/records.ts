@@ -31,18 +31,36 @@ export class CorruptRecordError extends Error {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Decodes a stored JSON record against its schema; the error names the field, never the content. */
-export function decodeRecord<S extends z.ZodType>(schema: S, bucket: string, key: string, data: Uint8Array): z.output<S> {
+/** Why a record fails its schema, naming fields and what is wrong with them, never their content. */
+function reasonOf(error: z.ZodError): string {
+  const fields = error.issues.map((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? `unknown field${issue.keys.length === 1 ? '' : 's'} ${issue.keys.map((k) => `"${[...issue.path, k].join('.')}"`).join(', ')}`
+      : issue.path.length > 0
+        ? `"${issue.path.join('.')}" ${issue.code === 'invalid_type' ? 'is missing or of the wrong type' : 'is not valid'}`
+        : 'not an object',
+  );
+  return [...new Set(fields)].join(', ');
+}
+
+/**
+ * Decodes a stored JSON record against its schema. A record that is not UTF-8 JSON or does not
+ * match is reported through `corrupt` (by default a CorruptRecordError) with the reason.
+ */
+export function decodeRecord<S extends z.ZodType>(
+  schema: S,
+  bucket: string,
+  key: string,
+  data: Uint8Array,
+  corrupt: (reason: string) => Error = (reason) => new CorruptRecordError(bucket, key, reason),
+): z.output<S> {
   let json: unknown;
   try {
     json = JSON.parse(utf8.decode(data));
   } catch {
-    throw new CorruptRecordError(bucket, key, 'not UTF-8 JSON');
+    throw corrupt('not valid UTF-8 JSON');
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new CorruptRecordError(bucket, key, `${issue.path.join('.') || 'the record'}: ${issue.message}`);
-  }
+  if (!parsed.success) throw corrupt(reasonOf(parsed.error));
   return parsed.data;
 }

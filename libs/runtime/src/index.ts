@@ -4,3 +4,4 @@ export * from './service.js';
 export * from './env.js';
 export * from './partitions.js';
 export * from './metrics.js';
+export * from './settings.js';

@@ -1,1 +1,2 @@
 export * from './dispatcher.js';
+export * from './settings.js';

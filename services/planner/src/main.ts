@@ -1,4 +1,3 @@
-import { intFrom, runService } from '@taskstream/runtime';
-import { startPlanner } from './planner.js';
+import { runPlannerService } from './settings.js';
 
-await runService('planner', (ctx, env) => startPlanner(ctx, { leaseMs: intFrom(env, 'TASKSTREAM_LEASE_MS', 10_000) }));
+await runPlannerService();

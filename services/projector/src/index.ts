@@ -1,1 +1,2 @@
 export * from './projector.js';
+export * from './settings.js';

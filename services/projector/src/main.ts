@@ -1,6 +1,3 @@
-import { boolFrom, intFrom, runService } from '@taskstream/runtime';
-import { startProjector } from './projector.js';
+import { runProjectorService } from './settings.js';
 
-await runService('projector', (ctx, env) =>
-  startProjector(ctx, { leaseMs: intFrom(env, 'TASKSTREAM_LEASE_MS', 10_000), rebuild: boolFrom(env, 'TASKSTREAM_REBUILD', false) }),
-);
+await runProjectorService();

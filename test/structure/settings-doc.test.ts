@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DISPATCHER_SETTINGS } from '@taskstream/dispatcher';
+import { EXECUTOR_SETTINGS } from '@taskstream/executor';
+import { PLANNER_SETTINGS } from '@taskstream/planner';
+import { PROJECTOR_SETTINGS } from '@taskstream/projector';
+import { COMMON_SETTINGS, type Setting } from '@taskstream/runtime';
+import { describe, expect, it } from 'vitest';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SERVICES: Record<string, Record<string, Setting>> = {
+  all: COMMON_SETTINGS,
+  planner: PLANNER_SETTINGS,
+  dispatcher: DISPATCHER_SETTINGS,
+  executor: EXECUTOR_SETTINGS,
+  projector: PROJECTOR_SETTINGS,
+};
+
+/** docs/operations.md's settings table, by variable: [flag, default, meaning]. */
+function documented(): Map<string, string[]> {
+  const rows = new Map<string, string[]>();
+  for (const line of readFileSync(join(root, 'docs', 'operations.md'), 'utf8').split('\n')) {
+    const cells = line.split('|').slice(1, -1).map((cell) => cell.trim());
+    const name = /^`(TASKSTREAM_[A-Z_]+)`$/.exec(cells[0] ?? '')?.[1];
+    if (name !== undefined) rows.set(name, cells.slice(1));
+  }
+  return rows;
+}
+
+describe('docs/operations.md lists every setting as the services read it', () => {
+  const cases = Object.entries(SERVICES).flatMap(([service, settings]) => Object.values(settings).map((setting) => [setting.env, service, setting] as const));
+  it.each(cases)('%s (%s)', (env, service, setting) => {
+    const row = documented().get(env);
+    expect(row, `docs/operations.md has no row for \`${env}\``).toBeDefined();
+    const [flag, fallback, meaning] = row!;
+    const long = setting.flag === undefined ? undefined : /--[a-z-]+/.exec(setting.flag)![0];
+    expect(flag).toBe(long === undefined ? '' : `\`${long}\``);
+    if (setting.default !== '') expect(fallback).toContain(setting.default);
+    expect(meaning!.startsWith(service === 'all' ? 'all' : '') && meaning!.includes(service === 'all' ? 'all' : service)).toBe(true);
+  });
+});
