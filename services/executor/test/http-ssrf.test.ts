@@ -1,7 +1,8 @@
-import type { LookupAddress } from 'node:dns';
+import dns, { type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { HttpConfig } from '@taskstream/domain';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_HTTP_ALLOW } from '../src/steps/address-policy.js';
 import { createHttpStep, type LookupAll } from '../src/steps/http.js';
 import { createSteps } from '../src/steps/index.js';
@@ -9,6 +10,26 @@ import { stepContext } from './processes.js';
 
 // Every server here listens on a loopback address, and every request targets one: the guard is
 // shown refusing loopback, never anything beyond this machine.
+//
+// The made-up names below are answered by a resolver the test injects. Should the step ever
+// ignore it, the process's own resolver is replaced for this file too: it answers `localhost` with
+// 127.0.0.1 (and an address with itself) and nothing else, so a broken step still sends no DNS query off this machine.
+const systemLookup = dns.lookup;
+beforeAll(() => {
+  (dns as { lookup: unknown }).lookup = (hostname: string, options: unknown, callback?: (...args: unknown[]) => void) => {
+    const done = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void;
+    const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all === true;
+    const literal = isIP(hostname);
+    queueMicrotask(() => {
+      if (literal !== 0) return all ? done(null, [{ address: hostname, family: literal }]) : done(null, hostname, literal);
+      if (hostname !== 'localhost') return done(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname} (this test resolves nothing but localhost)`), { code: 'ENOTFOUND' }));
+      return all ? done(null, [{ address: '127.0.0.1', family: 4 }]) : done(null, '127.0.0.1', 4);
+    });
+  };
+});
+afterAll(() => {
+  (dns as { lookup: unknown }).lookup = systemLookup;
+});
 
 interface Listening {
   server: Server;
