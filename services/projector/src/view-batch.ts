@@ -29,12 +29,18 @@ export function viewBatch(log: Logger, views: FlowViewStore, summaries: FlowSumm
       const written = batchWriting();
       // Encode before the first await: later events keep folding into the same states meanwhile.
       const viewWrites = [...flows.values()].map(({ flow, tasks }) => ({ flow, write: planViewWrite(flow, tasks) }));
-      const summaryWrites = [...flows].map(([flowId, { flow }]) => ({ flowId, summary: toFlowListing(flow.state) }));
+      // Many events (a start, an attempt's failure) change the view but not the summary: skip those writes.
+      const summaryWrites = [...flows].flatMap(([flowId, { flow }]) => {
+        const summary = toFlowListing(flow.state);
+        const json = JSON.stringify(summary);
+        return json === flow.storedSummary ? [] : [{ flow, flowId, summary, json }];
+      });
       await views.write(
         viewWrites.map(({ write }) => write),
         () => summaryWrites.map(({ flowId, summary }) => summaries.put(flowId, summary)),
       );
       for (const { flow, write } of viewWrites) flow.paged = write.paged;
+      for (const { flow, json } of summaryWrites) flow.storedSummary = json;
       written();
     },
   });

@@ -14,6 +14,8 @@ export interface ProjectedFlow {
   state: FlowState;
   /** The stored view is paged: its task keys exist. */
   paged: boolean;
+  /** The summary this process last stored for the flow, as JSON: an unchanged one is not written again. */
+  storedSummary?: string;
 }
 
 /** Tasks whose stored views a write renews: those its events touched, or every one. */
