@@ -25,6 +25,7 @@ describe('graceful shutdown', () => {
     const firstLong = Number(readFileSync(join(dir, 'long.1'), 'utf8'));
 
     const executor = deployment.processes.get('executor')!;
+    const firstExecutorLogs = () => executor.logs();
     const signalled = Date.now();
     await executor.stop('SIGTERM');
     const exitMs = Date.now() - signalled;
@@ -36,9 +37,10 @@ describe('graceful shutdown', () => {
     await expectIdle(gateway);
     const log = async (id: string) => ((await (await fetch(`${gateway()}/api/v1/flows/${id}/events`)).json()) as { events: Array<{ event: any }> }).events.map((e) => e.event);
     const long = await log(ids[0]!);
-    expect(long.filter((e) => e.type === 'task.started').map((e) => e.attempt)).toEqual([1, 2]);
-    expect(long.find((e) => e.type === 'task.attempt_failed').data.error).toMatchObject({ code: 'INTERRUPTED', retryable: true });
-    expect(long.find((e) => e.type === 'task.succeeded').attempt).toBe(2);
+    const explain = () => [JSON.stringify(long, null, 1), 'first executor:', firstExecutorLogs(), 'second executor:', deployment.processes.get('executor')!.logs()].join('\n');
+    expect(long.filter((e) => e.type === 'task.started').map((e) => e.attempt), explain()).toEqual([1, 2]);
+    expect(long.find((e) => e.type === 'task.attempt_failed')?.data.error, explain()).toMatchObject({ code: 'INTERRUPTED', retryable: true });
+    expect(long.find((e) => e.type === 'task.succeeded')?.attempt, explain()).toBe(2);
     const short = await log(ids[1]!);
     expect(short.filter((e) => e.type === 'task.started').map((e) => e.attempt)).toEqual([1]);
     recordMeasurement('SIGTERM during a long step', { grace_ms: 1500, exit_ms_after_sigterm: exitMs, ...settled });
