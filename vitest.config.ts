@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 // Workspace packages resolve to their TypeScript sources in tests (the "source" export condition),
-// so unit tests need no build; process-level tests run the built services.
-const conditions = ['source', 'module', 'node', 'development|production'];
+// so unit tests need no build; process-level tests run the built services. Other packages resolve
+// as Node resolves them, without the bundlers' "module" condition (some packages' "module" builds
+// import their files without extensions, which only a bundler can load).
+const conditions = ['source', 'node', 'development|production'];
 const shared = { resolve: { conditions }, ssr: { resolve: { conditions } } };
 
 export default defineConfig({

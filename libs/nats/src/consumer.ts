@@ -2,6 +2,8 @@ import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstrea
 import type { Decoded } from './codec.js';
 import type { DeadLetters } from './dead-letters.js';
 import type { Logger } from './logger.js';
+import { inChildSpan, SpanKind, traceContextOf } from './trace-context.js';
+import type { Attributes } from '@opentelemetry/api';
 
 /** A failure that retrying cannot fix: the message goes to the dead letters at once. */
 export class PermanentError extends Error {
@@ -44,6 +46,11 @@ export interface ConsumerLoopOptions<T> {
   retryDelayMs?: (deliveryCount: number) => number;
   /** Called before consuming again after the loop failed (e.g. the server restarted). */
   beforeRestart?: () => Promise<void>;
+  /**
+   * Names the span that handles a message carrying a trace context (a child of the message's
+   * span); messages without one are handled untraced.
+   */
+  span?: (value: T) => { name: string; attributes?: Attributes };
 }
 
 export interface ConsumerLoop {
@@ -115,6 +122,13 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
     }
   };
 
+  const handleTraced = (value: T, msg: JsMsg): Promise<void> => {
+    const parent = options.span && traceContextOf(msg);
+    if (parent === undefined) return options.handle(value, msg);
+    const { name, attributes } = options.span!(value);
+    return inChildSpan(name, parent, { kind: SpanKind.CONSUMER, attributes: { 'messaging.destination.name': msg.subject, ...attributes } }, () => options.handle(value, msg));
+  };
+
   const process = async (msg: JsMsg): Promise<void> => {
     if (msg.info.deliveryCount > 1) observer?.redelivered(source);
     const decoded = options.decode(msg.data, msg);
@@ -124,7 +138,7 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
       return;
     }
     try {
-      await options.handle(decoded.value, msg);
+      await handleTraced(decoded.value, msg);
       if (!isSettled(msg)) msg.ack();
     } catch (error) {
       if (error instanceof HandBack) {

@@ -4,10 +4,14 @@ import { EVENT_VERSION, eventSubject, TERMINAL_FLOW_EVENTS, TERMINAL_TASK_EVENTS
 import { encodeJson } from './codec.js';
 import { deterministicId, newId } from './ids.js';
 import type { Topology } from './topology.js';
+import { activeTraceContext, traceHeaders, withTraceContext } from './trace-context.js';
 
 const WRONG_LAST_SEQUENCE = 10071;
 
-/** Appends events to the log. Every append carries a Nats-Msg-Id, so a repeat is dropped by JetStream. */
+/**
+ * Appends events to the log. Every append carries a Nats-Msg-Id, so a repeat is dropped by
+ * JetStream, and the active trace context, so whoever acts on the event continues its trace.
+ */
 export class EventLog {
   constructor(
     private readonly js: JetStreamClient,
@@ -20,7 +24,8 @@ export class EventLog {
    * de-duplication window the first one stored is the only one stored, so each gets exactly one.
    */
   async append(event: FlowEvent, msgID: string = event.id): Promise<PubAck> {
-    return this.js.publish(eventSubject(this.topo.layout, event.flow_id, event.type), encodeJson(event), { msgID: terminalEventKey(event) ?? msgID });
+    const headers = traceHeaders();
+    return this.js.publish(eventSubject(this.topo.layout, event.flow_id, event.type), encodeJson(event), { msgID: terminalEventKey(event) ?? msgID, ...(headers && { headers }) });
   }
 
   /**
@@ -31,7 +36,9 @@ export class EventLog {
    */
   async appendAll(items: ReadonlyArray<{ event: FlowEvent; msgID: string }>, window = 256): Promise<PubAck[]> {
     const limit = pLimit(window);
-    return Promise.all(items.map(({ event, msgID }) => limit(() => this.append(event, msgID))));
+    // The queue runs each append from whichever append freed its slot: keep the caller's trace.
+    const caller = activeTraceContext();
+    return Promise.all(items.map(({ event, msgID }) => limit(() => withTraceContext(caller, () => this.append(event, msgID)))));
   }
 
   /** Appends an event the shell originates, stamping a fresh id, the schema version and the time. */
@@ -47,7 +54,8 @@ export class EventLog {
   async appendFirst(draft: EventDraft, causeTimeMs: number, now: Date = new Date()): Promise<boolean> {
     const event = stampDecision(draft, causeTimeMs, now);
     try {
-      await this.js.publish(eventSubject(this.topo.layout, event.flow_id, event.type), encodeJson(event), { msgID: draft.key, expect: { lastSubjectSequence: 0 } });
+      const headers = traceHeaders();
+      await this.js.publish(eventSubject(this.topo.layout, event.flow_id, event.type), encodeJson(event), { msgID: draft.key, expect: { lastSubjectSequence: 0 }, ...(headers && { headers }) });
       return true;
     } catch (error) {
       if (error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE) return false;

@@ -19,3 +19,4 @@ export { LAYOUT as QUEUE_LIMITS_LAYOUT, CorruptQueueLimitsError, decodeQueueLimi
 export { jetstream, jetstreamManager, AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 export { Kvm, type KV } from '@nats-io/kv';
 export * from './server-process.js';
+export * from './trace-context.js';

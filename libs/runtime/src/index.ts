@@ -5,3 +5,4 @@ export * from './env.js';
 export * from './partitions.js';
 export * from './metrics.js';
 export * from './settings.js';
+export * from './tracing.js';

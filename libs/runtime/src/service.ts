@@ -2,6 +2,7 @@ import { createContext, type ServiceContext } from './context.js';
 import { readCommonEnv } from './env.js';
 import { createLogger } from './logger.js';
 import { collectProcessMetrics, readMetricsSettings, startMetricsServer } from './metrics.js';
+import { startTracing } from './tracing.js';
 import type { Logger } from '@taskstream/nats';
 
 /** A running service: `stop` stops taking work, finishes or hands back what it holds, and resolves. */
@@ -99,8 +100,9 @@ export function stopOnSignals(handles: ServiceHandle[], log: Logger, onStopped: 
 
 /**
  * The whole of a service's main.ts: read the common environment, serve metrics when
- * TASKSTREAM_METRICS_PORT is set, connect, start, stop on signals, and turn a startup failure into
- * one fatal log line and exit code 1.
+ * TASKSTREAM_METRICS_PORT is set, trace when OTEL_EXPORTER_OTLP_ENDPOINT is set, connect, start,
+ * stop on signals (sending the last spans), and turn a startup failure into one fatal log line and
+ * exit code 1.
  */
 export async function runService(
   name: string,
@@ -110,6 +112,7 @@ export async function runService(
   const common = readCommonEnv();
   const log = createLogger(name, common.logLevel);
   try {
+    const tracing = await startTracing(name);
     collectProcessMetrics();
     const metricsAt = readMetricsSettings(process.env);
     const metrics = metricsAt.port === undefined ? undefined : await startMetricsServer(metricsAt.port, log, metricsAt.host);
@@ -118,6 +121,7 @@ export async function runService(
     stopOnSignals([handle], log, async () => {
       await ctx.nc.drain();
       await metrics?.close();
+      await tracing?.shutdown();
     });
   } catch (error) {
     log.fatal({ err: error }, (error as Error).message);

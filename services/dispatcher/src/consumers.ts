@@ -1,5 +1,5 @@
 import { eventTypeFilter, type EventOf, type FlowEvent } from '@taskstream/domain';
-import { decodeEvent, ensureConsumer, startConsumerLoop, type ConsumerLoop, type DeadLetters, type JsMsg } from '@taskstream/nats';
+import { decodeEvent, ensureConsumer, eventSpan, startConsumerLoop, type ConsumerLoop, type DeadLetters, type JsMsg } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { RELEASING } from './releases.js';
 
@@ -36,6 +36,7 @@ export async function startReadyConsumer(
     handle: async (event, msg) => {
       if (event.type === 'task.ready') await onReady(event, msg);
     },
+    span: eventSpan('admit'),
     deadLetters,
     log: ctx.log,
     maxDeliver,

@@ -1,5 +1,5 @@
 import { DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECS, idempotencyKeyOf, workSubject, type EventOf, type QueuePolicy, type SubjectLayout, type TaskSpec, type WorkItem } from '@taskstream/domain';
-import { encodeJson, type EventLog, type JetStreamClient } from '@taskstream/nats';
+import { encodeJson, flowAttributes, inChildSpan, SpanKind, traceHeaders, activeTraceContext, type EventLog, type JetStreamClient } from '@taskstream/nats';
 import { dispatched } from './metrics.js';
 
 /** Dispatches in progress at once: through all gates together, and through each queue's window. */
@@ -25,7 +25,7 @@ export type Dispatch = (ready: EventOf<'task.ready'>, spec: TaskSpec) => Promise
  * JetStream, so a redelivered ready event dispatched twice still makes one of each.
  */
 export function dispatchStep(js: JetStreamClient, layout: SubjectLayout, log: EventLog): Dispatch {
-  return async (ready, spec) => {
+  const send = async (ready: EventOf<'task.ready'>, spec: TaskSpec): Promise<void> => {
     const now = new Date();
     const key = idempotencyKeyOf(ready.flow_id, ready.task_id);
     await log.appendNew(
@@ -45,7 +45,9 @@ export function dispatchStep(js: JetStreamClient, layout: SubjectLayout, log: Ev
     );
     // Recorded before the work item is out, so the history never shows a start before its dispatch.
     const item: WorkItem = { version: 1, flow_id: ready.flow_id, task_id: ready.task_id, spec, idempotency_key: key, dispatched_at: now.toISOString() };
-    await js.publish(workSubject(layout, ready.data.queue), encodeJson(item), { msgID: `${key}:work` });
+    const headers = traceHeaders();
+    await js.publish(workSubject(layout, ready.data.queue), encodeJson(item), { msgID: `${key}:work`, ...(headers && { headers }) });
     dispatched(ready, Date.now());
   };
+  return (ready, spec) => inChildSpan('dispatch task', activeTraceContext(), { kind: SpanKind.PRODUCER, attributes: { ...flowAttributes(ready), 'taskstream.queue': ready.data.queue } }, () => send(ready, spec));
 }

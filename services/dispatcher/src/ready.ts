@@ -1,5 +1,5 @@
 import { attemptHistory, idempotencyKeyOf, isLimited, type EventOf, type QueuePolicy } from '@taskstream/domain';
-import { readFlowHistory, type JetStreamClient, type JsMsg, type Topology } from '@taskstream/nats';
+import { bindTraceContext, readFlowHistory, type JetStreamClient, type JsMsg, type Topology } from '@taskstream/nats';
 import pLimit from 'p-limit';
 import { DISPATCHING, withQueueDefaults, type Dispatch } from './dispatch.js';
 import type { Rooms } from './rooms.js';
@@ -38,9 +38,11 @@ export function readyHandler(options: ReadyHandlerOptions): (ready: EventOf<'tas
     const queue = ready.data.queue;
     const policy = policyOf(queue);
     const spec = withQueueDefaults(ready.data.spec, policy);
+    // Dispatched from the window or the gate, maybe much later: in this event's trace.
+    const send = bindTraceContext(() => dispatch(ready, spec));
     const waiter = { key: idempotencyKeyOf(ready.flow_id, ready.task_id), flowId: ready.flow_id, priority: ready.data.priority, seq: msg.seq, msg };
     if (!isLimited(policy) && windowSize > 0) {
-      await rooms.window(queue).dispatch(waiter, () => dispatch(ready, spec));
+      await rooms.window(queue).dispatch(waiter, send);
       return;
     }
     if (isLimited(policy)) {
@@ -48,6 +50,6 @@ export function readyHandler(options: ReadyHandlerOptions): (ready: EventOf<'tas
       const admitted = await rooms.gate(queue).wait({ ...waiter, ...(concurrencyKey !== undefined && { concurrencyKey }) });
       if (!admitted) return;
     }
-    await dispatching(() => dispatch(ready, spec));
+    await dispatching(send);
   };
 }

@@ -1,4 +1,5 @@
 import { decideRetry, secretNamesOf, type TaskError, type TaskSpec, type WorkItem } from '@taskstream/domain';
+import { activeTraceContext, inChildSpan } from '@taskstream/nats';
 import { handleWhen, retry } from 'cockatiel';
 import type { ExecutorConfig } from './config.js';
 import { AttemptTimeout, DeferredRetry, Interrupted } from './errors.js';
@@ -104,7 +105,7 @@ export class AttemptRunner {
     const timer = this.timeoutMs !== undefined ? setLongTimeout(() => attemptController.abort(new AttemptTimeout()), this.timeoutMs) : undefined;
     const ended = attemptRunning(this.spec);
     try {
-      const output = await this.runStep(attemptController.signal);
+      const output = await inChildSpan(`attempt ${attempt}`, activeTraceContext(), { attributes: { 'taskstream.attempt': attempt } }, () => this.runStep(attemptController.signal));
       ended('succeeded');
       return output;
     } catch (error) {

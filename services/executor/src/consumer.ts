@@ -1,5 +1,5 @@
 import { allWorkFilter, workSubject, type WorkItem } from '@taskstream/domain';
-import { ensureConsumer, startConsumerLoop, type ConsumerLoop, type DeadLetters, type JsMsg } from '@taskstream/nats';
+import { ensureConsumer, flowAttributes, startConsumerLoop, type ConsumerLoop, type DeadLetters, type JsMsg } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { ExecutorConfig } from './config.js';
 import { decodeWorkItem } from './work-item.js';
@@ -24,6 +24,7 @@ export function startWorkLoop(ctx: ServiceContext, config: ExecutorConfig, handl
     source: config.source,
     decode: decodeWorkItem,
     handle,
+    span: (item) => ({ name: 'run task', attributes: { ...flowAttributes(item), 'taskstream.executor': item.spec.executor } }),
     deadLetters,
     log: ctx.log,
     maxDeliver: config.maxDeliver,

@@ -17,6 +17,7 @@ import { FlowIndex } from './flow-index.js';
 import { DeadLetterQueue } from './dead-letters.js';
 import { Queues } from './queues.js';
 import { observeGateway } from './metrics.js';
+import { traceRequests } from './tracing.js';
 
 /** Tasked's limit: a flow of 10,000 tasks with modest configs fits. */
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
@@ -248,6 +249,7 @@ async function openFeeds(app: FastifyInstance): Promise<void> {
 export async function buildGateway(ctx: ServiceContext, options: GatewayOptions = {}): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const app = createFastify(options, bodyLimit);
+  traceRequests(app);
   requireScopes(app);
   await describeRoutes(app);
   const { keys, auth } = await openKeys(app, ctx, options);

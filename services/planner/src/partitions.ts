@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { partitionFilter, type FlowEvent, type SubjectLayout } from '@taskstream/domain';
-import { decodeEvent, ensureOrderedTakeover, Kvm, newId, startConsumerLoop, type DeadLetters, type JsMsg } from '@taskstream/nats';
+import { decodeEvent, ensureOrderedTakeover, eventSpan, Kvm, newId, startConsumerLoop, type DeadLetters, type JsMsg } from '@taskstream/nats';
 import { PartitionOwner, type ServiceContext } from '@taskstream/runtime';
 import type { FlowCache } from './flow-cache.js';
 
@@ -48,6 +48,7 @@ async function startPartition(ctx: ServiceContext, partition: number, options: P
     source: 'planner',
     decode: decodeEvent,
     handle: options.handle,
+    span: eventSpan('plan'),
     deadLetters: options.deadLetters,
     log: ctx.log,
     maxDeliver,

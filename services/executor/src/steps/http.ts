@@ -2,6 +2,7 @@ import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from '
 import type { Socket } from 'node:net';
 import type { HttpConfig } from '@taskstream/domain';
 import { Agent, buildConnector, fetch, Headers, type Response } from 'undici';
+import { activeTraceContext, inChildSpan, SpanKind, traceCarrier } from '@taskstream/nats';
 import { setLongTimeout } from '../timers.js';
 import { allowsHost, checkAddress, parseAddress, parseAllowList, refusalMessage, type AllowList, type BlockedRange } from './address-policy.js';
 import { StepError } from './step-error.js';
@@ -226,8 +227,7 @@ function requestAbort(step: AbortSignal, timeoutSecs: number | undefined): { sig
 async function follow(exchange: Exchange, signal: AbortSignal, dispatcher: Agent, maxRedirects: number): Promise<Response> {
   exchange.url = new URL(exchange.config.url);
   for (;;) {
-    const { method, headers, body } = exchange;
-    const response = await fetch(exchange.url, { method, headers, body, signal, redirect: 'manual', dispatcher });
+    const response = await sendHop(exchange, exchange.url, signal, dispatcher);
     const location = REDIRECT_STATUSES.has(response.status) ? response.headers.get('location') : null;
     if (location === null) return response;
     await response.body?.cancel().catch(() => undefined);
@@ -235,6 +235,24 @@ async function follow(exchange: Exchange, signal: AbortSignal, dispatcher: Agent
     exchange.hop++;
     redirect(exchange, response.status, next);
   }
+}
+
+/**
+ * One hop, in a client span when the task is traced, with the span's `traceparent` on the request
+ * (unless the config sets its own), so the service called continues the flow's trace. The span
+ * names the server, never the URL, whose path or query may hold a secret.
+ */
+function sendHop(exchange: Exchange, url: URL, signal: AbortSignal, dispatcher: Agent): Promise<Response> {
+  const { method, headers, body } = exchange;
+  const attributes = { 'http.request.method': method, 'server.address': url.hostname, 'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
+  return inChildSpan(`HTTP ${method}`, activeTraceContext(), { kind: SpanKind.CLIENT, attributes }, async (span) => {
+    if (span !== undefined && !Object.keys(exchange.config.headers ?? {}).some((name) => name.toLowerCase() === 'traceparent')) {
+      for (const [name, value] of Object.entries(traceCarrier())) headers.set(name, value);
+    }
+    const response = await fetch(url, { method, headers, body, signal, redirect: 'manual', dispatcher });
+    span?.setAttribute('http.response.status_code', response.status);
+    return response;
+  });
 }
 
 /** Where a redirect leads, if the step follows it there. */

@@ -7,6 +7,7 @@ import type { Flows } from '../flows.js';
 import { described } from '../openapi/registry.js';
 import { Cancelling, FlowEvents, FlowViewSchema, StoredEventSchema, Submitted } from '../openapi/schemas.js';
 import { FLOW_PARAMS, taskIdProblems, NO_QUERY, oneOf, parseBody, sequence } from './input.js';
+import { traceFlow } from '../tracing.js';
 
 type Parse = (text: string, format: 'json' | 'yaml' | 'auto') => FlowParseResult;
 
@@ -106,6 +107,7 @@ export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Pa
     const problems = taskIdProblems(parsed.flow);
     if (problems.length > 0) throw problemsError('INVALID_FLOW', problems);
     const { flowId, replayed } = await flows.submit(parsed.flow, typeof key === 'string' && key !== '' ? key : undefined);
+    traceFlow(request, flowId);
     const location = links(flowId).self;
     return reply
       .status(202)
@@ -133,6 +135,7 @@ export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Pa
 
   api.post('/api/v1/flows/:id/cancel', cancel, async (request, reply) => {
     const { reason } = parseBody(request.body, CancelBody);
+    traceFlow(request, request.params.id);
     await flows.cancel(request.params.id, reason);
     return reply.status(202).send({ flow_id: request.params.id, status: 'cancelling', links: links(request.params.id) });
   });
