@@ -16,7 +16,9 @@ import { recordingEndpoint, ROOT, ServiceProcess } from '../support/stack.js';
 
 const USERS = ['provisioner', 'gateway', 'planner', 'dispatcher', 'executor', 'projector'] as const;
 type User = (typeof USERS)[number];
-const PASSWORDS = Object.fromEntries(USERS.map((user) => [user, randomBytes(18).toString('base64url')])) as Record<User, string>;
+// nats-server's configuration parser reads a bare value that starts with a digit or '-' as a number
+// (or refuses it): a password starts with a letter and holds only letters and digits.
+const PASSWORDS = Object.fromEntries(USERS.map((user) => [user, `p${randomBytes(18).toString('hex')}`])) as Record<User, string>;
 const SERVER_ENV = Object.fromEntries(USERS.map((user) => [`TASKSTREAM_${user.toUpperCase()}_PASSWORD`, PASSWORDS[user]]));
 const ADMIN = generateApiKey().key;
 const topo = topology();
