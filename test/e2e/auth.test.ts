@@ -244,6 +244,12 @@ describe('API keys and scopes', () => {
       expect((await call('GET', `/api/v1/flows/${flow_id}`, keys.read)).status).toBe(200);
       expect((await call('GET', `/api/v1/flows/${flow_id}/events`, keys.read)).status).toBe(200);
       expect((await call('POST', `/api/v1/flows/${flow_id}/cancel`, keys.submit, {})).status).toBe(202);
+      // The history names the key that submitted and cancelled the flow by its id, never the key.
+      const submitter = `key:${keys.submit!.slice(3, 15)}`;
+      const { events } = (await (await call('GET', `/api/v1/flows/${flow_id}/events`, keys.read)).json()) as { events: Array<{ event: { type: string; data: Record<string, unknown> } }> };
+      expect(events.find((e) => e.event.type === 'flow.submitted')!.event.data.submitted_by).toBe(submitter);
+      expect(events.find((e) => e.event.type === 'flow.cancel_requested')!.event.data.requested_by).toBe(submitter);
+      expect(JSON.stringify(events)).not.toContain(keys.submit!.slice(16));
       expect((await call('PUT', '/api/v1/secrets/scoped', keys.admin, { value: 'v' })).status).toBe(200);
       expect((await call('GET', '/api/v1/secrets', keys.admin)).status).toBe(200);
     });

@@ -114,6 +114,11 @@ export interface KeyAuth {
   store: ApiKeyStore;
 }
 
+/** Who made a request, for the history (`submitted_by`, `requested_by`): its API key's id, never the key. */
+export function requester(request: FastifyRequest): string | undefined {
+  return request.apiKey === undefined ? undefined : `key:${request.apiKey.id}`;
+}
+
 /**
  * Authenticates every request with `auth`, or none without it (keys off); either way a feed's
  * `token` parameter is removed from its query.

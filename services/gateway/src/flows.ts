@@ -102,10 +102,10 @@ export class Flows {
    * Starts a new flow from `parent` reusing the outputs of its succeeded tasks (see lineageFrom),
    * and records the derivation in the parent's history too.
    */
-  async derive(parent: FlowState, kind: Lineage['kind'], atSeq: number, definition: FlowDefinition, rerun: string[]): Promise<string> {
+  async derive(parent: FlowState, kind: Lineage['kind'], atSeq: number, definition: FlowDefinition, rerun: string[], submittedBy?: string): Promise<string> {
     const lineage = lineageFrom(parent, kind, atSeq, rerun);
     for (const id of Object.keys(lineage.reused)) if (!definition.tasks.some((t) => t.id === id)) delete lineage.reused[id];
-    const { flowId } = await this.submit(definition, undefined, undefined, lineage);
+    const { flowId } = await this.submit(definition, undefined, submittedBy, lineage);
     await this.log.appendNew(
       { type: 'flow.derived', flow_id: parent.flow_id, data: { kind, child_flow_id: flowId, at_seq: atSeq } },
       `${parent.flow_id}:flow.derived:${flowId}`,

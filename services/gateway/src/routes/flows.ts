@@ -8,6 +8,7 @@ import { described } from '../openapi/registry.js';
 import { Cancelling, FlowEvents, FlowViewSchema, StoredEventSchema, Submitted } from '../openapi/schemas.js';
 import { FLOW_PARAMS, taskIdProblems, NO_QUERY, oneOf, parseBody, sequence } from './input.js';
 import { traceFlow } from '../tracing.js';
+import { requester } from '../auth.js';
 
 type Parse = (text: string, format: 'json' | 'yaml' | 'auto') => FlowParseResult;
 
@@ -106,7 +107,7 @@ export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Pa
     if (!parsed.ok) throw problemsError('INVALID_FLOW', parsed.problems);
     const problems = taskIdProblems(parsed.flow);
     if (problems.length > 0) throw problemsError('INVALID_FLOW', problems);
-    const { flowId, replayed } = await flows.submit(parsed.flow, typeof key === 'string' && key !== '' ? key : undefined);
+    const { flowId, replayed } = await flows.submit(parsed.flow, typeof key === 'string' && key !== '' ? key : undefined, requester(request));
     traceFlow(request, flowId);
     const location = links(flowId).self;
     return reply
@@ -136,7 +137,7 @@ export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Pa
   api.post('/api/v1/flows/:id/cancel', cancel, async (request, reply) => {
     const { reason } = parseBody(request.body, CancelBody);
     traceFlow(request, request.params.id);
-    await flows.cancel(request.params.id, reason);
+    await flows.cancel(request.params.id, reason, requester(request));
     return reply.status(202).send({ flow_id: request.params.id, status: 'cancelling', links: links(request.params.id) });
   });
 }

@@ -10,6 +10,7 @@ import type { Flows } from '../flows.js';
 import { described } from '../openapi/registry.js';
 import { FlowPage, FlowStateAt, Fork, Rerun, StoredEventSchema } from '../openapi/schemas.js';
 import { FLOW_PARAMS, taskIdProblems, listIds, listParam, NO_QUERY, oneOf, param, parseBody, queueName, quote, Refusal, sequence, timeParam, wholeNumber } from './input.js';
+import { requester } from '../auth.js';
 
 const MAX_LABELS = 20;
 const MAX_NAME = 200;
@@ -252,7 +253,7 @@ function registerDerivingRoutes(app: FastifyInstance, flows: Flows): void {
     if (from !== undefined && !Object.hasOwn(parent.tasks, from)) {
       throw apiError('INVALID_PARAMETER', 'from', `must name a task of flow "${parent.flow_id}", not ${quote(from)}; its tasks: ${listIds(parent.order)}`);
     }
-    const flowId = await flows.derive(parent, 'rerun', parent.last_seq, parent.definition, from === undefined ? [] : [from]);
+    const flowId = await flows.derive(parent, 'rerun', parent.last_seq, parent.definition, from === undefined ? [] : [from], requester(request));
     return reply.status(202).header('location', `/api/v1/flows/${flowId}`).send({ flow_id: flowId, rerun_of: parent.flow_id, status: 'submitted' });
   });
 
@@ -260,7 +261,7 @@ function registerDerivingRoutes(app: FastifyInstance, flows: Flows): void {
     const { at, patch } = parseBody(request.body, ForkBody, FORK_KEY_DEPTH);
     const parent = await flows.stateAt(request.params.id, at);
     const { definition, changed } = patch ? patchDefinition(parent.definition, patch) : { definition: parent.definition, changed: [] };
-    const flowId = await flows.derive(parent, 'fork', at, definition, changed);
+    const flowId = await flows.derive(parent, 'fork', at, definition, changed, requester(request));
     return reply.status(202).header('location', `/api/v1/flows/${flowId}`).send({ flow_id: flowId, forked_from: parent.flow_id, at_seq: at, status: 'submitted' });
   });
 }
