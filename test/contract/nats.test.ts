@@ -15,6 +15,7 @@ import {
   silentLogger,
   startConsumerLoop,
   topology,
+  watchStoredSubjects,
   type NatsConnection,
 } from '@taskstream/nats';
 import { freePort, NatsCluster, NatsServer, waitFor } from '@taskstream/testing';
@@ -210,6 +211,28 @@ describe('NATS lib against a real nats-server', () => {
     const all = (await readFlowHistory(js, topo, flowId)).map((e) => e.seq);
     expect(all).toHaveLength(10);
     expect(received).toEqual(all.slice(2));
+  });
+
+  it('watches what is stored from now on, with no gap or repeat when its consumer is lost', async () => {
+    const js = jetstream(nc);
+    const log = new EventLog(js, topo);
+    const flowId = newId();
+    const subject = eventSubject(topo.layout, flowId, 'flow.started');
+    for (let i = 0; i < 3; i++) await log.append(started(flowId));
+    const seen: string[] = [];
+    const watch = await watchStoredSubjects(js, topo.eventsStream, subject, (s) => seen.push(s), silentLogger);
+    for (let i = 0; i < 2; i++) await log.append(started(flowId));
+    await waitFor('the first two', () => (seen.length >= 2 ? true : undefined), 5_000);
+    // The server loses the watch's consumer (as when its node goes away).
+    const jsm = await js.jetstreamManager();
+    for await (const consumer of jsm.consumers.list(topo.eventsStream)) {
+      if (consumer.config.filter_subject === subject) await jsm.consumers.delete(topo.eventsStream, consumer.name);
+    }
+    for (let i = 0; i < 3; i++) await log.append(started(flowId));
+    await waitFor('the three stored after the loss', () => (seen.length >= 5 ? true : undefined), 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await watch.close();
+    expect(seen).toEqual(Array.from({ length: 5 }, () => subject));
   });
 
   it('says clearly when no server is reachable', async () => {

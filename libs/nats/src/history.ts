@@ -2,6 +2,7 @@ import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nat
 import { evolve, flowEventsFilter, type FlowEvent, type FlowState } from '@taskstream/domain';
 import { decodeEvent } from './codec.js';
 import { definitionsOf } from './definitions.js';
+import type { Logger } from './logger.js';
 import type { Topology } from './topology.js';
 
 /** An event as the log holds it: its stream sequence and the time the server stored it. */
@@ -157,4 +158,44 @@ export async function readEventsBetween(js: JetStreamClient, stream: string, fil
   }
   await messages.close();
   return out;
+}
+
+/**
+ * Calls `seen` with the subject of every message stored on `filter` from now on, in stream order,
+ * with no gap: an ordered consumer from the stream's current end, which the client re-creates
+ * after a reconnect from the last message it delivered, and which this re-creates from there too
+ * if it ever fails. What was stored before the call is the log's to answer (a direct read).
+ */
+export async function watchStoredSubjects(js: JetStreamClient, stream: string, filter: string, seen: (subject: string) => void, log: Logger): Promise<{ close(): Promise<void> }> {
+  const jsm = await js.jetstreamManager();
+  let lastSeq = (await jsm.streams.info(stream)).state.last_seq;
+  let closed = false;
+  let messages: ConsumerMessages | undefined;
+  const follow = async () => {
+    while (!closed) {
+      try {
+        const consumer = await js.consumers.get(stream, { filter_subjects: filter, ...startFrom(lastSeq) });
+        // Short pulls: the server's heartbeats come every few seconds, so a lost consumer is
+        // noticed (and re-created by the client) in seconds, not after the default 30 s.
+        messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
+        for await (const msg of messages) {
+          lastSeq = msg.seq;
+          seen(msg.subject);
+        }
+        if (closed) return;
+      } catch (error) {
+        if (closed) return;
+        log.warn({ err: error, filter }, 'watching the log failed; watching again from the last message seen');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  };
+  const done = follow();
+  return {
+    async close() {
+      closed = true;
+      await messages?.close();
+      await done;
+    },
+  };
 }

@@ -60,10 +60,8 @@ export class AttemptRunner {
     this.timeoutMs = this.spec.timeout_secs !== undefined ? Math.round(this.spec.timeout_secs * 1000) : undefined;
   }
 
-  /** Whether an attempt started here (else the task was stopped before it ran). */
-  get started(): boolean {
-    return this.attempt > this.start.after;
-  }
+  /** Whether a step ran here (else the task was stopped before it ran). */
+  stepStarted = false;
 
   /** Whether the executor's shutdown stopped the task: then nothing about it counts. */
   get interrupted(): boolean {
@@ -98,6 +96,11 @@ export class AttemptRunner {
     const attempt = ++this.attempt;
     const started = (this.attemptStarted = Date.now());
     await this.deps.recorder.append(this.item, { type: 'task.started', attempt, data: { executor_id: this.deps.config.executorId } }, `${attempt}:task.started`);
+    // Asked of the log once the start is stored: a stop stored before the start means the step
+    // never runs; one stored after it reaches this executor through its watch and stops the step.
+    const stopped = this.cancelReason() ?? (await this.deps.stops.storedStop(this.item.flow_id, this.spec));
+    if (stopped !== undefined) throw new Error(stopped);
+    this.stepStarted = true;
     const attemptController = new AbortController();
     const stopAttempt = () => attemptController.abort(this.controller.signal.reason);
     this.controller.signal.addEventListener('abort', stopAttempt, { once: true });

@@ -23,7 +23,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   await ensureWorkConsumer(ctx, config);
   const readSecret = await openSecretReader(ctx, options.readSecret);
   const recorder = await Recorder.open(ctx);
-  const flowStops = watchFlowStops(ctx);
+  const flowStops = await watchFlowStops(ctx);
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
   const readHistory = (item: WorkItem) => readAttemptHistory(ctx, item);
   const handler = new WorkHandler({ config, log: ctx.log, recorder, stops: flowStops.stops, steps, deadLetters, readHistory, readSecret });
@@ -34,7 +34,6 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
     name: 'executor',
     async stop() {
       handler.stopping = true;
-      flowStops.unsubscribe();
       poison.unsubscribe();
       // Steps still running after the grace are stopped and handed back, their attempts not spent.
       const interrupt = setLongTimeout(() => flowStops.stops.interruptAll(), config.shutdownGraceMs);
@@ -42,6 +41,8 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         await loop.stop();
       } finally {
         interrupt.clear();
+        // Watched until every task has ended: a cancel during the grace still stops its task.
+        await flowStops.close();
       }
     },
   };

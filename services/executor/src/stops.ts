@@ -1,4 +1,5 @@
 import { eventSubject, eventTypeFilter, flowIdOfSubject, STOP_EVENTS, stopReason, STOPS, strongerStop, type Stop, type TaskSpec } from '@taskstream/domain';
+import { watchStoredSubjects } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { InfrastructureError, Interrupted } from './errors.js';
 
@@ -90,17 +91,27 @@ export function readStoredStops(ctx: ServiceContext): (flowId: string) => Promis
   };
 }
 
-/** FlowStops fed live by the flows' stop events; `unsubscribe` ends the watch. */
-export function watchFlowStops(ctx: ServiceContext): { stops: FlowStops; unsubscribe: () => void } {
+/**
+ * FlowStops fed by the flows' stop events as the log stores them (not by core NATS messages, which
+ * a reconnect or a slow client loses): one gap-free watch per stop type from the moment the
+ * executor starts; what was stored before is read from the log when a task is admitted.
+ */
+export async function watchFlowStops(ctx: ServiceContext): Promise<{ stops: FlowStops; close: () => Promise<void> }> {
   const { layout } = ctx.topo;
   const stops = new FlowStops(readStoredStops(ctx));
-  const subs = STOP_EVENTS.map((type) =>
-    ctx.nc.subscribe(eventTypeFilter(layout, type), {
-      callback: (_err, msg) => {
-        const flowId = flowIdOfSubject(layout, msg.subject);
-        if (flowId) stops.stop(flowId, STOPS[type]);
-      },
-    }),
+  const watches = await Promise.all(
+    STOP_EVENTS.map((type) =>
+      watchStoredSubjects(
+        ctx.js,
+        ctx.topo.eventsStream,
+        eventTypeFilter(layout, type),
+        (subject) => {
+          const flowId = flowIdOfSubject(layout, subject);
+          if (flowId) stops.stop(flowId, STOPS[type]);
+        },
+        ctx.log,
+      ),
+    ),
   );
-  return { stops, unsubscribe: () => subs.forEach((sub) => sub.unsubscribe()) };
+  return { stops, close: async () => void (await Promise.all(watches.map((watch) => watch.close()))) };
 }

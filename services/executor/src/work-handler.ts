@@ -111,7 +111,7 @@ export class WorkHandler {
     const { recorder } = this.deps;
     const { attempt } = runner;
     const cancelled = runner.cancelReason();
-    if (cancelled !== undefined) return this.recordCancelled(item, `${cancelled} ${runner.started ? 'while the task was running' : 'before the task started'}`);
+    if (cancelled !== undefined) return this.recordCancelled(item, `${cancelled} ${runner.stepStarted ? 'while the task was running' : 'before the task started'}`);
     if (error instanceof DeferredRetry) {
       await recorder.append(item, { type: 'task.retry_scheduled', attempt, data: { next_attempt: attempt + 1, delay_ms: error.delayMs } }, `${attempt}:task.retry_scheduled`);
       throw new HandBack('durable retry', error.delayMs);

@@ -101,7 +101,28 @@ describe('how an attempt is stopped', () => {
     await expect(running).rejects.toThrow('flow cancelled');
     expect(msgIDs()).toEqual(['1:task.started']);
     expect(runner.cancelReason()).toBe('flow cancelled');
-    expect(runner.started).toBe(true);
+    expect(runner.stepStarted).toBe(true);
+  });
+
+  it('runs no step when the log holds a stop stored before the start: the start is recorded, the step is not run', async () => {
+    let ran = false;
+    const step: StepRunner = async () => {
+      ran = true;
+      return null;
+    };
+    let stored: string | undefined;
+    const { runner, msgIDs } = runnerFor({ retries: 3 }, step, { stopped: () => stored });
+    // The stop lands between the check before the start and the start itself.
+    const deps = (runner as unknown as { deps: AttemptDeps }).deps;
+    const append = deps.recorder.append;
+    deps.recorder.append = async (item, event, msgID) => {
+      await append(item, event, msgID);
+      if (event.type === 'task.started') stored = 'flow cancelled';
+    };
+    await expect(runner.run()).rejects.toThrow('flow cancelled');
+    expect(ran).toBe(false);
+    expect(runner.stepStarted).toBe(false);
+    expect(msgIDs()).toEqual(['1:task.started']);
   });
 
   it('records an attempt stopped by a shutdown as INTERRUPTED, and it is no cancel', async () => {
