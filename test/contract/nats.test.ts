@@ -213,6 +213,31 @@ describe('NATS lib against a real nats-server', () => {
     expect(received).toEqual(all.slice(2));
   });
 
+  it('follows live events on past the loss of its consumer, with no gap and no duplicate', async () => {
+    const js = jetstream(nc);
+    const log = new EventLog(js, topo);
+    const flowId = newId();
+    const filter = flowEventsFilter(topo.layout, flowId);
+    await log.append(started(flowId));
+    const feed = await followEvents(js, topo.eventsStream, filter);
+    const received: number[] = [];
+    const reading = (async () => {
+      for await (const item of feed.events) {
+        received.push(item.seq);
+        if (received.length === 4) break;
+      }
+    })();
+    await waitFor('the first event', () => (received.length === 1 ? true : undefined), 5_000);
+    const jsm = await js.jetstreamManager();
+    for await (const consumer of jsm.consumers.list(topo.eventsStream)) {
+      if (consumer.config.filter_subject === filter) await jsm.consumers.delete(topo.eventsStream, consumer.name);
+    }
+    for (let i = 0; i < 3; i++) await log.append(started(flowId));
+    await reading;
+    await feed.close();
+    expect(received).toEqual((await readFlowHistory(js, topo, flowId)).map((e) => e.seq));
+  }, 30_000);
+
   it('watches what is stored from now on, with no gap or repeat when its consumer is lost', async () => {
     const js = jetstream(nc);
     const log = new EventLog(js, topo);

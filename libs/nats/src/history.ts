@@ -110,6 +110,13 @@ export async function readFlowHistory(js: JetStreamClient, topo: Topology, flowI
 }
 
 /**
+ * Pulls of the consumers that follow the log last this long: the server's heartbeats then come
+ * every few seconds, so a consumer the server lost is noticed (and re-created by the client from
+ * the last message delivered) in seconds, not after the default 30 s pull.
+ */
+const FOLLOW_PULL_MS = 5_000;
+
+/**
  * History then live events on `filter`, from `afterSeq`, through one ordered consumer: the server
  * delivers stored and new messages in sequence, so there is no gap and no duplicate between them.
  */
@@ -120,7 +127,7 @@ export async function followEvents(
   afterSeq = 0,
 ): Promise<{ events: AsyncIterable<StoredEvent | InvalidStored>; close: () => Promise<void> }> {
   const consumer = await js.consumers.get(stream, { filter_subjects: filter, ...startFrom(afterSeq) });
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 256, expires: FOLLOW_PULL_MS });
   async function* events() {
     for await (const msg of messages) {
       const decoded = decodeEvent(msg.data);
@@ -175,9 +182,7 @@ export async function watchStoredSubjects(js: JetStreamClient, stream: string, f
     while (!closed) {
       try {
         const consumer = await js.consumers.get(stream, { filter_subjects: filter, ...startFrom(lastSeq) });
-        // Short pulls: the server's heartbeats come every few seconds, so a lost consumer is
-        // noticed (and re-created by the client) in seconds, not after the default 30 s.
-        messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
+        messages = await consumer.consume({ max_messages: 256, expires: FOLLOW_PULL_MS });
         for await (const msg of messages) {
           lastSeq = msg.seq;
           seen(msg.subject);
