@@ -1,33 +1,21 @@
 import { join } from 'node:path';
 import { startDispatcher } from '@taskstream/dispatcher';
-import { createSteps, LOCAL_HTTP_ALLOW, startExecutor, type ExecutorOptions } from '@taskstream/executor';
+import { createSteps, startExecutor, type ExecutorOptions } from '@taskstream/executor';
 import { buildGateway, checkExposure, DEFAULT_RATE_LIMIT } from '@taskstream/gateway';
 import { ApiKeyStore, NatsServer, silentLogger, type Logger } from '@taskstream/nats';
 import { startPlanner } from '@taskstream/planner';
 import { startProjector } from '@taskstream/projector';
-import { collectProcessMetrics, createContext, createLogger, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
+import { collectProcessMetrics, createContext, createLogger, SettingError, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
+import { stackSettings, type StackSettingOptions, type StackSettings } from './stack-settings.js';
 import { UserError } from './user-error.js';
 
-export interface StackOptions {
-  /** Use this NATS instead of starting a nats-server child process. */
-  natsUrl?: string;
+export interface StackOptions extends StackSettingOptions {
   /** Where the child nats-server keeps its data (default ./.taskstream). */
   dataDir?: string;
   host?: string;
   /** Gateway port; 0 picks a free one. */
   port?: number;
-  /** Queue the executor serves; "*" (default) serves every queue. */
-  queue?: string;
-  concurrency?: number;
-  shellEnabled?: boolean;
-  /** CIDRs and host names http steps may reach besides public addresses (default: loopback, 127.0.0.0/8 and ::1). */
-  httpAllow?: readonly string[];
-  /** pino level for the services' logs; "silent" keeps them quiet. */
-  logLevel?: string;
-  prefix?: string;
-  /** On stop, running steps get this long to finish before they are stopped and handed back (default 5 s). */
-  stepGraceMs?: number;
   /**
    * Require API keys, as a deployed gateway does (off by default: the embedded stack serves loopback).
    * With no usable key in the bucket yet, an admin key is created and returned as `adminKey`.
@@ -60,7 +48,7 @@ export interface Stack {
 type StepRunner = NonNullable<ExecutorOptions['steps']>[string];
 
 /** The standard steps, plus a way to stop every running one at once without the executor's help. */
-function abortableSteps(shellEnabled: boolean, httpAllow: readonly string[]): { steps: Record<string, StepRunner>; abortAll(): void } {
+function abortableSteps(executor: StackSettings['executor']): { steps: Record<string, StepRunner>; abortAll(): void } {
   const running = new Set<AbortController>();
   // Not AbortSignal.any over one long-lived signal: Node 20 keeps what it derives alive, a leak per step run.
   const abortable = (run: StepRunner): StepRunner => async (ctx) => {
@@ -77,11 +65,33 @@ function abortableSteps(shellEnabled: boolean, httpAllow: readonly string[]): { 
     }
   };
   return {
-    steps: Object.fromEntries(Object.entries(createSteps({ shellEnabled, httpAllow })).map(([name, run]) => [name, abortable(run)])),
+    steps: Object.fromEntries(Object.entries(createSteps({ shellEnabled: executor.shellEnabled, httpAllow: executor.httpAllow, killGraceMs: executor.killGraceMs })).map(([name, run]) => [name, abortable(run)])),
     abortAll: () => {
       for (const controller of running) controller.abort(new Error('taskstream is exiting'));
     },
   };
+}
+
+/** The settings, or the UserError that says which one is wrong: checked before anything starts. */
+function settingsOf(options: StackOptions): StackSettings {
+  if (options.natsCreds !== undefined && options.natsUrl === undefined) {
+    throw new UserError('--nats-creds is for a NATS given with --nats: the embedded nats-server has no users', 'pass --nats with the URL of the server the credentials are for, or leave --nats-creds out');
+  }
+  try {
+    return stackSettings(options);
+  } catch (error) {
+    if (error instanceof SettingError) throw new UserError(error.message, `correct or unset ${error.setting} (docs/operations.md lists every setting)`);
+    throw error;
+  }
+}
+
+/** The child nats-server, its data under `dataDir`. */
+async function startNats(dataDir: string): Promise<NatsServer> {
+  try {
+    return await NatsServer.start({ storeDir: join(dataDir, 'nats') });
+  } catch (error) {
+    throw new UserError(`could not start the embedded nats-server: ${(error as Error).message.split('\n')[0]}`, 'install nats-server (apt-get install nats-server), or pass --nats with the URL of a running one', 3);
+  }
 }
 
 /** The whole of Taskstream in one process: an optional nats-server child and the five services. */
@@ -92,23 +102,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   } catch (error) {
     throw new UserError((error as Error).message, 'pass --auth to require API keys', 2);
   }
-  let nats: NatsServer | undefined;
-  let natsUrl = options.natsUrl;
-  if (natsUrl === undefined) {
-    const storeDir = join(options.dataDir ?? '.taskstream', 'nats');
-    try {
-      nats = await NatsServer.start({ storeDir });
-    } catch (error) {
-      throw new UserError(`could not start the embedded nats-server: ${(error as Error).message.split('\n')[0]}`, 'install nats-server (apt-get install nats-server), or pass --nats with the URL of a running one', 3);
-    }
-    natsUrl = nats.url;
-  }
+  const settings = settingsOf(options);
+  const nats = options.natsUrl === undefined ? await startNats(options.dataDir ?? '.taskstream') : undefined;
+  const natsUrl = options.natsUrl ?? nats!.url;
   collectProcessMetrics();
-  const level = options.logLevel ?? 'info';
-  const logFor = (name: string): Logger => (level === 'silent' ? silentLogger : createLogger(name, level));
+  const { common } = settings;
+  const logFor = (name: string): Logger => (common.logLevel === 'silent' ? silentLogger : createLogger(name, common.logLevel));
   const contexts: ServiceContext[] = [];
   const handles: ServiceHandle[] = [];
-  const steps = abortableSteps(options.shellEnabled ?? true, options.httpAllow ?? LOCAL_HTTP_ALLOW);
+  const steps = abortableSteps(settings.executor);
   let stopping: Promise<void> | undefined;
   const stopAll = () =>
     (stopping ??= (async () => {
@@ -122,22 +124,23 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
   try {
     const context = async (name: string) => {
-      const ctx = await createContext({ natsUrl: natsUrl!, name: `taskstream-${name}`, log: logFor(name), prefix: options.prefix });
+      const ctx = await createContext({
+        natsUrl,
+        name: `taskstream-${name}`,
+        log: logFor(name),
+        prefix: common.prefix,
+        replicas: common.replicas,
+        asyncTraces: common.natsAsyncTraces,
+        auth: common.natsAuth,
+        provision: common.provision,
+      });
       contexts.push(ctx);
       return ctx;
     };
-    handles.push(await startProjector(await context('projector')));
-    handles.push(await startPlanner(await context('planner')));
-    handles.push(await startDispatcher(await context('dispatcher')));
-    handles.push(
-      await startExecutor(await context('executor'), {
-        queue: options.queue ?? '*',
-        concurrency: options.concurrency ?? 8,
-        shellEnabled: options.shellEnabled ?? true,
-        steps: steps.steps,
-        shutdownGraceMs: options.stepGraceMs ?? 5_000,
-      }),
-    );
+    handles.push(await startProjector(await context('projector'), settings.projector));
+    handles.push(await startPlanner(await context('planner'), settings.planner));
+    handles.push(await startDispatcher(await context('dispatcher'), settings.dispatcher));
+    handles.push(await startExecutor(await context('executor'), { ...settings.executor, steps: steps.steps }));
     const gatewayCtx = await context('gateway');
     let adminKey: string | undefined;
     if (options.auth) {
@@ -146,7 +149,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       if (!(await keys.anyUsable())) adminKey = (await keys.create({ name: 'admin (taskstream up)', scope: 'admin' })).key;
     }
     const gateway = await buildGateway(gatewayCtx, {
-      ...(level !== 'silent' && { logger: createLogger('gateway', level) }),
+      ...(common.logLevel !== 'silent' && { logger: createLogger('gateway', common.logLevel) }),
       ...(options.auth && { auth: 'keys' as const, rateLimit: DEFAULT_RATE_LIMIT }),
     });
     handles.push({ name: 'gateway', stop: () => gateway.close() });

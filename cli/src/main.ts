@@ -1,12 +1,12 @@
 import { NatsUnreachableError } from '@taskstream/nats';
 import { Command, InvalidArgumentError } from 'commander';
 import { checkExposure, readGatewaySecurity, serveGateway } from '@taskstream/gateway';
-import { COMMON_SETTINGS, createContext, createLogger, flagsAsEnv, readSettings, stopOnSignals, wholeSetting, type Settings, type SettingValues } from '@taskstream/runtime';
+import { COMMON_SETTINGS, createContext, createLogger, flagsAsEnv, readSettings, SettingError, stopOnSignals, wholeSetting, type Settings, type SettingValues } from '@taskstream/runtime';
 import { z } from 'zod';
 import { GatewayClient, useApiKey } from './client.js';
 import { readFlowFile } from './commands/flow-file.js';
 import { createKey, listKeys, revokeKey } from './commands/keys.js';
-import { provisionCommand } from './commands/provision.js';
+import { PROVISION_FLAGS, provisionCommand } from './commands/provision.js';
 import { runCommand } from './commands/run.js';
 import { deleteSecret, listSecrets, setSecret } from './commands/secret.js';
 import { LOCAL_HTTP_ALLOW } from '@taskstream/executor';
@@ -32,6 +32,10 @@ function fail(error: unknown): never {
     process.stderr.write(`error: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ''}`);
     process.exit(error.exitCode);
   }
+  if (error instanceof SettingError) {
+    process.stderr.write(`error: ${error.message}\nhint: correct or unset ${error.setting}, or the flag that sets it (docs/operations.md lists every setting)\n`);
+    process.exit(2);
+  }
   if (error instanceof NatsUnreachableError) {
     process.stderr.write(`error: ${error.message}\n`);
     process.exit(3);
@@ -48,11 +52,17 @@ const program = new Command()
   .showHelpAfterError()
   .configureOutput({ outputError: (text, write) => write(`error: ${text.replace(/^error: /, '')}`) });
 
+/** A NATS credentials file beside --nats; a path is no secret, so unlike the password it may be a flag. */
+const natsCredsOption = ['--nats-creds <file>', 'with --nats: a NATS credentials file (user JWT and nkey seed) to connect with (default: TASKSTREAM_NATS_CREDS)'] as const;
+
 /** No default shown: help output must never print a key from the environment. */
 const apiKeyOption = ['--api-key <key>', 'API key sent to the gateway as Authorization: Bearer (default: TASKSTREAM_API_KEY)'] as const;
 
 // Every client a command makes sends the key given with --api-key (else TASKSTREAM_API_KEY).
 program.hook('preAction', (_program, action) => useApiKey(action.opts().apiKey as string | undefined));
+
+// No default value given to commander: the embedded stack falls back to the variable, then to loopback, itself.
+const HTTP_ALLOW_HELP = `CIDRs and host names http steps may reach besides public addresses, comma-separated (default: TASKSTREAM_HTTP_ALLOW, else ${LOCAL_HTTP_ALLOW.join(',')})`;
 
 program
   .command('run')
@@ -61,8 +71,9 @@ program
   .option('-q, --queue <name>', 'queue for tasks that do not name one')
   .option('-s, --server <url>', 'a running gateway to submit to, instead of running embedded')
   .option('--nats <url>', 'embedded mode: use this NATS instead of starting nats-server')
+  .option(...natsCredsOption)
   .option('--data-dir <dir>', 'embedded mode: where nats-server keeps its data', '.taskstream')
-  .option('--http-allow <list>', 'embedded mode: CIDRs and host names http steps may reach besides public addresses, comma-separated', env.TASKSTREAM_HTTP_ALLOW ?? LOCAL_HTTP_ALLOW.join(','))
+  .option('--http-allow <list>', `embedded mode: ${HTTP_ALLOW_HELP}`)
   .option(...apiKeyOption)
   .action(async (file: string, options) => process.exit(await runCommand(file, options)));
 
@@ -72,13 +83,19 @@ program
   .option('--host <host>', 'gateway address', '127.0.0.1')
   .option('-p, --port <port>', 'gateway port', whole('port'), 8080)
   .option('--nats <url>', 'use this NATS instead of starting nats-server')
+  .option(...natsCredsOption)
   .option('--data-dir <dir>', 'where nats-server keeps its data', '.taskstream')
   .option('-q, --queue <name>', 'queue the executor serves ("*" for every queue)', '*')
-  .option('-c, --concurrency <n>', 'tasks the executor runs at once', whole('concurrency'), 8)
+  .option('-c, --concurrency <n>', 'tasks the executor runs at once (default: TASKSTREAM_CONCURRENCY, else 8)', whole('concurrency'))
   .option('--log-level <level>', 'service log level', 'warn')
   .option('--auth', 'require API keys, as a deployed gateway does; on a stack with no usable key, creates an admin key and prints it once')
-  .option('--http-allow <list>', 'CIDRs and host names http steps may reach besides public addresses, comma-separated', env.TASKSTREAM_HTTP_ALLOW ?? LOCAL_HTTP_ALLOW.join(','))
+  .option('--http-allow <list>', HTTP_ALLOW_HELP)
   .action(upCommand);
+
+/** A flag for each declared setting that has one; its value only sets the variable, so the help names it and the declared default. */
+function settingFlags(command: Command, settings: Settings): void {
+  for (const setting of Object.values(settings)) if (setting.flag !== undefined) command.option(setting.flag, `${setting.help} (${setting.env}; default ${setting.default || 'none'})`);
+}
 
 /** The gateway's flags (its other settings are read from the environment by its own settings module). */
 const GATEWAY_FLAGS = {
@@ -90,8 +107,8 @@ const GATEWAY_FLAGS = {
 for (const name of SERVICES) {
   const command = program.command(name).description(`run the ${name} service alone (for deployments that scale each service)`);
   // Flags only set the environment variables they stand for; defaults and checks are the service's own.
-  const settings = name === 'gateway' ? GATEWAY_FLAGS : { ...COMMON_SETTINGS, ...SERVICE_STARTS[name].settings };
-  for (const setting of Object.values(settings)) if (setting.flag !== undefined) command.option(setting.flag, `${setting.help} (${setting.env}; default ${setting.default || 'none'})`);
+  const settings: Settings = name === 'gateway' ? GATEWAY_FLAGS : { ...COMMON_SETTINGS, ...SERVICE_STARTS[name].settings };
+  settingFlags(command, settings);
   if (name === 'gateway') command.action(gatewayCommand);
   else command.action((options) => serviceCommand(name, options));
 }
@@ -101,16 +118,17 @@ for (const name of SERVICES) {
  * serving beyond loopback without them unless TASKSTREAM_ALLOW_UNAUTHENTICATED=true.
  */
 async function gatewayCommand(flags: Record<string, unknown>): Promise<void> {
+  const settingsEnv = { ...env, ...flagsAsEnv(GATEWAY_FLAGS, flags) };
   let options: SettingValues<typeof GATEWAY_FLAGS>;
   try {
-    options = readSettings(GATEWAY_FLAGS, { ...env, ...flagsAsEnv(GATEWAY_FLAGS, flags) });
+    options = readSettings(GATEWAY_FLAGS, settingsEnv);
     const security = readGatewaySecurity(env);
     checkExposure(options.host, security.auth, security.allowUnauthenticated);
   } catch (error) {
     throw new UserError((error as Error).message);
   }
   const log = createLogger('gateway', options.logLevel);
-  const ctx = await createContext({ natsUrl: options.natsUrl, name: 'taskstream-gateway', log, prefix: options.prefix, replicas: options.replicas });
+  const ctx = await createContext({ natsUrl: options.natsUrl, name: 'taskstream-gateway', log, prefix: options.prefix, replicas: options.replicas, asyncTraces: options.natsAsyncTraces, env: settingsEnv });
   let handle;
   try {
     handle = await serveGateway(ctx, { host: options.host, port: options.port, logger: log, env });
@@ -413,14 +431,11 @@ secret
   .option(...apiKeyOption)
   .action(deleteSecret);
 
-program
+const provision = program
   .command('provision')
-  .description('create or update every stream and bucket, once per installation, as a NATS user allowed to; then services may run with TASKSTREAM_PROVISION=false under users that may not')
-  .option('--nats <url>', 'NATS server URL(s), comma-separated', env.TASKSTREAM_NATS_URL ?? 'nats://127.0.0.1:4222')
-  .option('--prefix <prefix>', 'subject and stream prefix', env.TASKSTREAM_PREFIX ?? 'ts')
-  .option('--replicas <n>', 'stream replicas (3 on a cluster)', env.TASKSTREAM_REPLICAS ?? '1')
-  .option('--user <name>', 'NATS user (default: TASKSTREAM_NATS_USER); its password is read from TASKSTREAM_NATS_PASSWORD')
-  .action(provisionCommand);
+  .description('create or update every stream and bucket, once per installation, as a NATS user allowed to; then services may run with TASKSTREAM_PROVISION=false under users that may not');
+settingFlags(provision, PROVISION_FLAGS);
+provision.option('--user <name>', 'NATS user (default: TASKSTREAM_NATS_USER); its password is read from TASKSTREAM_NATS_PASSWORD').action(provisionCommand);
 
 const keys = program
   .command('keys')
@@ -430,6 +445,7 @@ const keysTarget = (command: Command) =>
     .option(...serverOption)
     .option(...apiKeyOption)
     .option('--nats <url>', 'talk to this NATS directly instead of the gateway (comma-separated for a cluster)')
+    .option(...natsCredsOption)
     .option('--prefix <prefix>', 'with --nats: subject and bucket prefix', env.TASKSTREAM_PREFIX ?? 'ts')
     .option('--json', 'print JSON');
 

@@ -17,10 +17,13 @@ const SERVICES: Record<string, Record<string, Setting>> = {
   projector: PROJECTOR_SETTINGS,
 };
 
-/** docs/operations.md's settings table, by variable: [flag, default, meaning]. */
-function documented(): Map<string, string[]> {
+/** docs/operations.md's settings tables (or only the first, the services' own), by variable: [flag, default, meaning]. */
+function documented(only: 'first table' | 'all tables' = 'all tables'): Map<string, string[]> {
   const rows = new Map<string, string[]>();
-  for (const line of readFileSync(join(root, 'docs', 'operations.md'), 'utf8').split('\n')) {
+  const lines = readFileSync(join(root, 'docs', 'operations.md'), 'utf8').split('\n');
+  const start = lines.findIndex((line) => line.startsWith('| variable |'));
+  const end = only === 'all tables' ? lines.length : lines.findIndex((line, i) => i > start && !line.startsWith('|'));
+  for (const line of lines.slice(0, end)) {
     const cells = line.split('|').slice(1, -1).map((cell) => cell.trim());
     const name = /^`(TASKSTREAM_[A-Z_]+)`$/.exec(cells[0] ?? '')?.[1];
     if (name !== undefined) rows.set(name, cells.slice(1));
@@ -38,5 +41,14 @@ describe('docs/operations.md lists every setting as the services read it', () =>
     expect(flag).toBe(long === undefined ? '' : `\`${long}\``);
     if (setting.default !== '') expect(fallback).toContain(setting.default);
     expect(meaning!.startsWith(service === 'all' ? 'all' : '') && meaning!.includes(service === 'all' ? 'all' : service)).toBe(true);
+  });
+});
+
+describe("docs/operations.md's settings table lists no shared setting the services do not declare", () => {
+  it('every row "used by" all is one of COMMON_SETTINGS', () => {
+    const declared = new Set(Object.values(COMMON_SETTINGS).map((setting) => setting.env));
+    const shared = [...documented('first table')].filter(([, [, , meaning]]) => /^all\b/.test(meaning ?? '')).map(([env]) => env);
+    expect(shared.length).toBeGreaterThan(0);
+    expect(shared.filter((env) => !declared.has(env))).toEqual([]);
   });
 });

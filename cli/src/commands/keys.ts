@@ -1,5 +1,5 @@
 import { API_KEY_SCOPES, ApiKeyStore, KEY_LIFETIME_RULE, parseKeyLifetime, silentLogger, type ApiKeyInfo, type ApiKeyScope } from '@taskstream/nats';
-import { createContext } from '@taskstream/runtime';
+import { createContext, flagsAsEnv, NATS_AUTH_SETTINGS } from '@taskstream/runtime';
 import { GatewayClient } from '../client.js';
 import { UserError } from '../user-error.js';
 
@@ -13,6 +13,8 @@ export interface KeysOptions {
   apiKey?: string;
   /** Talk to NATS directly instead of the gateway. */
   nats?: string;
+  /** With `nats`: the NATS credentials file to connect with (else TASKSTREAM_NATS_CREDS, or TASKSTREAM_NATS_USER and its password). */
+  natsCreds?: string;
   prefix: string;
   json?: boolean;
 }
@@ -26,8 +28,9 @@ export interface CreateOptions extends KeysOptions {
 type Created = ApiKeyInfo & { key: string };
 
 /** Runs `use` with the keys bucket of the NATS at `url`, then disconnects. */
-async function withStore<T>(url: string, prefix: string, use: (store: ApiKeyStore) => Promise<T>): Promise<T> {
-  const ctx = await createContext({ natsUrl: url.split(','), name: 'taskstream-keys', log: silentLogger, prefix });
+async function withStore<T>(url: string, options: KeysOptions, use: (store: ApiKeyStore) => Promise<T>): Promise<T> {
+  const env = { ...process.env, ...flagsAsEnv(NATS_AUTH_SETTINGS, { natsCreds: options.natsCreds }) };
+  const ctx = await createContext({ natsUrl: url.split(','), name: 'taskstream-keys', log: silentLogger, prefix: options.prefix, env });
   try {
     return await use(await ApiKeyStore.open(ctx.js, ctx.topo));
   } finally {
@@ -47,7 +50,7 @@ export async function createKey(options: CreateOptions): Promise<void> {
   }
   let created: Created;
   if (options.nats !== undefined) {
-    created = await withStore(options.nats, options.prefix, async (store) => {
+    created = await withStore(options.nats, options, async (store) => {
       try {
         const { info, key } = await store.create({ name: options.name, scope, ...(expiresInMs !== undefined && { expiresInMs }) });
         return { ...info, key };
@@ -71,7 +74,7 @@ function describe(key: ApiKeyInfo, now: number): string {
 }
 
 export async function listKeys(options: KeysOptions): Promise<void> {
-  const keys = options.nats !== undefined ? await withStore(options.nats, options.prefix, (store) => store.list()) : (await client(options).get<{ keys: ApiKeyInfo[] }>('/api/v1/keys')).keys;
+  const keys = options.nats !== undefined ? await withStore(options.nats, options, (store) => store.list()) : (await client(options).get<{ keys: ApiKeyInfo[] }>('/api/v1/keys')).keys;
   if (options.json) return console.log(JSON.stringify(keys, null, 2));
   if (keys.length === 0) console.log('no API keys; create one with `taskstream keys create --scope admin --name NAME`');
   const now = Date.now();
@@ -80,7 +83,7 @@ export async function listKeys(options: KeysOptions): Promise<void> {
 
 export async function revokeKey(id: string, options: KeysOptions): Promise<void> {
   if (options.nats !== undefined) {
-    const revoked = await withStore(options.nats, options.prefix, (store) => store.revoke(id));
+    const revoked = await withStore(options.nats, options, (store) => store.revoke(id));
     if (!revoked) throw new UserError(`no API key with id "${id}"`, 'list them with `taskstream keys list`');
   } else {
     await client(options).remove(`/api/v1/keys/${encodeURIComponent(id)}`);

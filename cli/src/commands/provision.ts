@@ -1,12 +1,21 @@
 import { NatsUnreachableError, silentLogger, type Topology } from '@taskstream/nats';
-import { createContext } from '@taskstream/runtime';
+import { COMMON_SETTINGS, createContext, flagsAsEnv, readSettings, SettingError, type Settings } from '@taskstream/runtime';
 import { UserError } from '../user-error.js';
 
+/** The shared settings `taskstream provision` takes as flags, with the same variables, defaults and checks as a service. */
+export const PROVISION_FLAGS = {
+  natsUrl: COMMON_SETTINGS.natsUrl,
+  natsCreds: COMMON_SETTINGS.natsCreds,
+  prefix: COMMON_SETTINGS.prefix,
+  replicas: COMMON_SETTINGS.replicas,
+} satisfies Settings;
+
 export interface ProvisionOptions {
-  nats: string;
-  prefix: string;
+  nats?: string;
+  natsCreds?: string;
+  prefix?: string;
   /** Stream and bucket replicas, as text from the command line: 1, or 3 on a three-node cluster. */
-  replicas: string;
+  replicas?: string;
   /** The NATS user (else TASKSTREAM_NATS_USER); its password is read from TASKSTREAM_NATS_PASSWORD only. */
   user?: string;
 }
@@ -18,22 +27,14 @@ export interface ProvisionOptions {
  * again: an existing stream or bucket is updated to the configuration the services expect.
  */
 export async function provisionCommand(options: ProvisionOptions): Promise<void> {
-  const replicas = Number(options.replicas);
-  if (!Number.isInteger(replicas) || replicas < 1) throw new UserError(`--replicas must be a whole number of at least 1, not "${options.replicas}"`);
+  const env = { ...process.env, ...flagsAsEnv(PROVISION_FLAGS, { ...options }), ...(options.user !== undefined && { TASKSTREAM_NATS_USER: options.user }) };
+  const settings = readSettings(PROVISION_FLAGS, env);
   let ctx;
   try {
-    ctx = await createContext({
-      natsUrl: options.nats.split(','),
-      name: 'taskstream-provision',
-      log: silentLogger,
-      prefix: options.prefix,
-      replicas,
-      provision: true,
-      ...(options.user !== undefined && { user: options.user }),
-    });
+    ctx = await createContext({ natsUrl: settings.natsUrl.split(','), name: 'taskstream-provision', log: silentLogger, prefix: settings.prefix, replicas: settings.replicas, provision: true, env });
   } catch (error) {
-    if (error instanceof NatsUnreachableError) throw error;
-    throw new UserError((error as Error).message, 'provision as the NATS user allowed to administer streams (the provisioner): TASKSTREAM_NATS_USER and TASKSTREAM_NATS_PASSWORD, or --user', 3);
+    if (error instanceof NatsUnreachableError || error instanceof SettingError) throw error;
+    throw new UserError((error as Error).message, 'provision as the NATS user allowed to administer streams (the provisioner): TASKSTREAM_NATS_USER and TASKSTREAM_NATS_PASSWORD, --user, or --nats-creds', 3);
   }
   try {
     for (const line of provisioned(ctx.topo)) console.log(line);

@@ -9,6 +9,8 @@ export interface RunOptions {
   queue?: string;
   server?: string;
   nats?: string;
+  /** Embedded mode with `nats`: the NATS credentials file to connect with. */
+  natsCreds?: string;
   dataDir?: string;
   /** Embedded mode: CIDRs and host names http steps may reach besides public addresses, comma-separated. */
   httpAllow?: string;
@@ -24,7 +26,15 @@ export async function runCommand(file: string, options: RunOptions, print: (line
   try {
     let server = options.server;
     if (server === undefined) {
-      interrupt.stack = await startStack({ natsUrl: options.nats, dataDir: options.dataDir, logLevel: 'silent', shellEnabled: true, ...(options.httpAllow !== undefined && { httpAllow: httpAllowOf(options.httpAllow) }) });
+      interrupt.stack = await startStack({
+        natsUrl: options.nats,
+        natsCreds: options.natsCreds,
+        dataDir: options.dataDir,
+        logLevel: 'silent',
+        shellEnabled: true,
+        ...(options.httpAllow !== undefined && { httpAllow: httpAllowOf(options.httpAllow) }),
+        env: process.env,
+      });
       server = interrupt.stack.gatewayUrl;
     }
     const client = new GatewayClient(server);

@@ -6,9 +6,11 @@ export interface UpOptions {
   host: string;
   port: number;
   nats?: string;
+  /** With `nats`: the NATS credentials file to connect with. */
+  natsCreds?: string;
   dataDir?: string;
   queue: string;
-  concurrency: number;
+  concurrency?: number;
   logLevel: string;
   /** Require API keys; creates an admin key when the stack has no usable one. */
   auth?: boolean;
@@ -20,14 +22,15 @@ export interface UpOptions {
 export async function upCommand(options: UpOptions): Promise<void> {
   const interrupt = stopOnInterrupt();
   const allowUnauthenticated = /^(1|true|yes|on)$/i.test(process.env.TASKSTREAM_ALLOW_UNAUTHENTICATED ?? '');
-  const { httpAllow, ...rest } = options;
+  const { httpAllow, nats, ...rest } = options;
   const stack = (interrupt.stack = await startStack({
     ...rest,
     auth: options.auth === true,
     allowUnauthenticated,
-    natsUrl: options.nats,
+    natsUrl: nats,
     shellEnabled: true,
     ...(httpAllow !== undefined && { httpAllow: httpAllowOf(httpAllow) }),
+    env: process.env,
   }));
   console.log(`Taskstream is up: gateway ${stack.gatewayUrl}`);
   console.log(`  metrics ${stack.metricsUrl} (Prometheus text format, no key needed)`);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import {
   checkTopology,
   connectNats,
@@ -13,7 +14,8 @@ import {
   type Topology,
   type TopologyOptions,
 } from '@taskstream/nats';
-import { readCommonEnv } from './env.js';
+import { readNatsAuth, type NatsAuth } from './env.js';
+import { COMMON_SETTINGS, readSettings, SettingError } from './settings.js';
 
 /** A connected, topology-checked NATS handle for one service. */
 export interface ServiceContext {
@@ -30,10 +32,8 @@ export interface ContextOptions extends TopologyOptions {
   log: Logger;
   /** Stack traces naming where a timed-out NATS request started (a debugging aid with a CPU cost). */
   asyncTraces?: boolean;
-  /** The NATS user to connect as; by default TASKSTREAM_NATS_USER, none when that is unset. */
-  user?: string;
-  /** Its password; by default TASKSTREAM_NATS_PASSWORD. */
-  password?: string;
+  /** How to authenticate; by default TASKSTREAM_NATS_USER and TASKSTREAM_NATS_PASSWORD, or TASKSTREAM_NATS_CREDS. */
+  auth?: NatsAuth;
   /**
    * Create or update every stream and bucket at start (the default), or only check that they exist
    * and fail naming what is missing: for NATS users not allowed to administer streams. By default
@@ -49,31 +49,43 @@ export interface ContextOptions extends TopologyOptions {
  * while: a service started then waits (up to a minute) instead of exiting.
  */
 export async function createContext(options: ContextOptions): Promise<ServiceContext> {
-  const access = natsAccess(options);
+  const env = options.env ?? process.env;
+  const auth = options.auth ?? readNatsAuth(env);
+  const provision = options.provision ?? readSettings({ provision: COMMON_SETTINGS.provision }, env).provision;
   const nc = await connectNats({
     servers: options.natsUrl,
     name: options.name,
     asyncTraces: options.asyncTraces ?? false,
-    ...(access.user !== undefined && { user: access.user, pass: access.password ?? '' }),
-  }).catch((error: unknown) => Promise.reject(isAuthorizationError(error) ? refused(error, access.user) : error));
+    ...(auth.user !== undefined && { user: auth.user, pass: auth.password ?? '' }),
+    ...(auth.credsFile !== undefined && { creds: readCredsFile(auth.credsFile) }),
+  }).catch((error: unknown) => Promise.reject(isAuthorizationError(error) ? refused(error, auth) : error));
   const topo = topology(options);
   try {
-    const jsm = await patiently(() => (access.provision ? provisionTopology(nc, topo) : checkTopology(nc, topo)), 60_000);
+    const jsm = await patiently(() => (provision ? provisionTopology(nc, topo) : checkTopology(nc, topo)), 60_000);
     return { nc, js: jetstream(nc), jsm, topo, log: options.log };
   } catch (error) {
     await nc.close().catch(() => undefined);
-    throw access.provision && isPermissionViolation(error) ? notAllowedToProvision(error) : error;
+    throw provision && isPermissionViolation(error) ? notAllowedToProvision(error) : error;
   }
 }
 
-/** The user, password and provisioning choice of `options`, each from the environment when not given. */
-function natsAccess(options: ContextOptions): { user?: string; password?: string; provision: boolean } {
-  const defined = options.user !== undefined && options.password !== undefined && options.provision !== undefined;
-  const env = defined ? undefined : readCommonEnv(options.env ?? process.env);
-  const user = options.user ?? env?.natsUser;
-  const password = options.password ?? env?.natsPassword;
-  if (user === undefined && password !== undefined) throw new Error('TASKSTREAM_NATS_PASSWORD is set but TASKSTREAM_NATS_USER is not: set the NATS user too');
-  return { user, password, provision: options.provision ?? env?.provision ?? true };
+const CREDS = COMMON_SETTINGS.natsCreds.env;
+// What `nsc generate creds` writes: a user JWT, then a user nkey seed, each between dashed lines.
+const CREDS_FILE = /-{3,}BEGIN NATS USER JWT-{3,}\s+[\w-]+\.[\w-]+\.[\w-]+\s+-{3,}END NATS USER JWT-{3,}[\s\S]*-{3,}BEGIN USER NKEY SEED-{3,}\s+SU[A-Z2-7]+\s+-{3,}END USER NKEY SEED-{3,}/;
+
+/** The credentials file's contents, checked here so a wrong path or file is told as such, not as NATS refusing us. */
+function readCredsFile(path: string): Uint8Array {
+  let contents: Buffer;
+  try {
+    contents = readFileSync(path);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    throw new SettingError(CREDS, `${CREDS} names ${path}, which cannot be read (${reason})`);
+  }
+  if (!CREDS_FILE.test(contents.toString('utf8'))) {
+    throw new SettingError(CREDS, `${CREDS} names ${path}, which is not a NATS credentials file: it must hold a user JWT and a user nkey seed, each between dashed BEGIN and END lines, as \`nsc generate creds\` writes them`);
+  }
+  return contents;
 }
 
 /**
@@ -98,9 +110,12 @@ function causedBy(error: unknown, pattern: RegExp): boolean {
 const isPermissionViolation = (error: unknown) => causedBy(error, /^PermissionViolationError$|permissions violation/i);
 const isAuthorizationError = (error: unknown) => causedBy(error, /^AuthorizationError$|authorization violation/i);
 
-function refused(error: unknown, user: string | undefined): Error {
-  const who = user === undefined ? 'a connection without a user (TASKSTREAM_NATS_USER is unset)' : `the user "${user}" with the password given`;
-  return new Error(`NATS refused ${who}: set TASKSTREAM_NATS_USER and TASKSTREAM_NATS_PASSWORD to a user of the server's authorization`, { cause: error });
+function refused(error: unknown, auth: NatsAuth): Error {
+  if (auth.credsFile !== undefined) {
+    return new Error(`NATS refused the credentials in ${auth.credsFile} (${CREDS}): check that the file is this server's operator's, and that its user is neither expired nor revoked`, { cause: error });
+  }
+  const who = auth.user === undefined ? 'a connection without a user (TASKSTREAM_NATS_USER and TASKSTREAM_NATS_CREDS are unset)' : `the user "${auth.user}" with the password given`;
+  return new Error(`NATS refused ${who}: set TASKSTREAM_NATS_USER and TASKSTREAM_NATS_PASSWORD to a user of the server's authorization, or TASKSTREAM_NATS_CREDS to a credentials file`, { cause: error });
 }
 
 function notAllowedToProvision(error: unknown): Error {
