@@ -5,7 +5,7 @@ import { buildGateway, checkExposure, DEFAULT_RATE_LIMIT } from '@taskstream/gat
 import { ApiKeyStore, NatsServer, silentLogger, type Logger } from '@taskstream/nats';
 import { startPlanner } from '@taskstream/planner';
 import { startProjector } from '@taskstream/projector';
-import { collectProcessMetrics, createContext, createLogger, SettingError, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
+import { collectProcessMetrics, createContext, createLogger, SettingError, startTracing, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
 import { stackSettings, type StackSettingOptions, type StackSettings } from './stack-settings.js';
 import { UserError } from './user-error.js';
@@ -106,6 +106,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const nats = options.natsUrl === undefined ? await startNats(options.dataDir ?? '.taskstream') : undefined;
   const natsUrl = options.natsUrl ?? nats!.url;
   collectProcessMetrics();
+  const tracing = await startTracing('embedded');
   const { common } = settings;
   const logFor = (name: string): Logger => (common.logLevel === 'silent' ? silentLogger : createLogger(name, common.logLevel));
   const contexts: ServiceContext[] = [];
@@ -116,6 +117,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     (stopping ??= (async () => {
       for (const handle of [...handles].reverse()) await handle.stop().catch(() => undefined);
       for (const ctx of contexts) await ctx.nc.close().catch(() => undefined);
+      await tracing?.shutdown().catch(() => undefined);
       await nats?.stop();
     })());
   const abort = () => {
@@ -149,6 +151,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       if (!(await keys.anyUsable())) adminKey = (await keys.create({ name: 'admin (taskstream up)', scope: 'admin' })).key;
     }
     const gateway = await buildGateway(gatewayCtx, {
+      bodyLimit: settings.gateway.bodyLimit,
       ...(common.logLevel !== 'silent' && { logger: createLogger('gateway', common.logLevel) }),
       ...(options.auth && { auth: 'keys' as const, rateLimit: DEFAULT_RATE_LIMIT }),
     });

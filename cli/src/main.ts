@@ -1,8 +1,7 @@
 import { NatsUnreachableError } from '@taskstream/nats';
 import { Command, InvalidArgumentError } from 'commander';
-import { checkExposure, readGatewaySecurity, serveGateway } from '@taskstream/gateway';
-import { COMMON_SETTINGS, createContext, createLogger, flagsAsEnv, readSettings, SettingError, stopOnSignals, wholeSetting, type Settings, type SettingValues } from '@taskstream/runtime';
-import { z } from 'zod';
+import { checkGatewaySettings, GATEWAY_SETTINGS, runGatewayService } from '@taskstream/gateway';
+import { COMMON_SETTINGS, flagsAsEnv, SettingError, type Settings } from '@taskstream/runtime';
 import { GatewayClient, useApiKey } from './client.js';
 import { readFlowFile } from './commands/flow-file.js';
 import { createKey, listKeys, revokeKey } from './commands/keys.js';
@@ -97,46 +96,29 @@ function settingFlags(command: Command, settings: Settings): void {
   for (const setting of Object.values(settings)) if (setting.flag !== undefined) command.option(setting.flag, `${setting.help} (${setting.env}; default ${setting.default || 'none'})`);
 }
 
-/** The gateway's flags (its other settings are read from the environment by its own settings module). */
-const GATEWAY_FLAGS = {
-  ...COMMON_SETTINGS,
-  host: { env: 'TASKSTREAM_HOST', flag: '--host <host>', default: '127.0.0.1', help: 'address to listen on', schema: z.string().min(1) },
-  port: { env: 'TASKSTREAM_PORT', flag: '-p, --port <port>', default: '8080', help: 'port', schema: wholeSetting(0) },
-} satisfies Settings;
-
 for (const name of SERVICES) {
   const command = program.command(name).description(`run the ${name} service alone (for deployments that scale each service)`);
   // Flags only set the environment variables they stand for; defaults and checks are the service's own.
-  const settings: Settings = name === 'gateway' ? GATEWAY_FLAGS : { ...COMMON_SETTINGS, ...SERVICE_STARTS[name].settings };
+  const settings: Settings = name === 'gateway' ? { ...COMMON_SETTINGS, ...GATEWAY_SETTINGS } : { ...COMMON_SETTINGS, ...SERVICE_STARTS[name].settings };
   settingFlags(command, settings);
-  if (name === 'gateway') command.action(gatewayCommand);
+  if (name === 'gateway') command.action((flags) => gatewayCommand(settings, flags));
   else command.action((options) => serviceCommand(name, options));
 }
 
 /**
- * The gateway alone, as its own main runs it: API keys required unless TASKSTREAM_AUTH=none, and no
- * serving beyond loopback without them unless TASKSTREAM_ALLOW_UNAUTHENTICATED=true.
+ * The gateway alone, as its own main runs it (runGatewayService): API keys required unless
+ * TASKSTREAM_AUTH=none, and no serving beyond loopback without them unless
+ * TASKSTREAM_ALLOW_UNAUTHENTICATED=true. A setting it refuses is refused here first, as a usage error.
  */
-async function gatewayCommand(flags: Record<string, unknown>): Promise<void> {
-  const settingsEnv = { ...env, ...flagsAsEnv(GATEWAY_FLAGS, flags) };
-  let options: SettingValues<typeof GATEWAY_FLAGS>;
+async function gatewayCommand(settings: Settings, flags: Record<string, unknown>): Promise<void> {
+  Object.assign(process.env, flagsAsEnv(settings, flags));
   try {
-    options = readSettings(GATEWAY_FLAGS, settingsEnv);
-    const security = readGatewaySecurity(env);
-    checkExposure(options.host, security.auth, security.allowUnauthenticated);
+    checkGatewaySettings(process.env);
   } catch (error) {
+    if (error instanceof SettingError) throw error;
     throw new UserError((error as Error).message);
   }
-  const log = createLogger('gateway', options.logLevel);
-  const ctx = await createContext({ natsUrl: options.natsUrl, name: 'taskstream-gateway', log, prefix: options.prefix, replicas: options.replicas, asyncTraces: options.natsAsyncTraces, env: settingsEnv });
-  let handle;
-  try {
-    handle = await serveGateway(ctx, { host: options.host, port: options.port, logger: log, env });
-  } catch (error) {
-    await ctx.nc.close().catch(() => undefined);
-    throw new UserError((error as Error).message, undefined, 3);
-  }
-  stopOnSignals([handle], log, () => ctx.nc.drain());
+  await runGatewayService();
 }
 
 const serverOption = ['-s, --server <url>', 'gateway URL (or TASKSTREAM_URL)', defaultServer] as const;

@@ -1,5 +1,6 @@
 import { DISPATCHER_SETTINGS } from '@taskstream/dispatcher';
 import { EXECUTOR_SETTINGS, LOCAL_HTTP_ALLOW } from '@taskstream/executor';
+import { GATEWAY_SETTINGS } from '@taskstream/gateway';
 import { PLANNER_SETTINGS } from '@taskstream/planner';
 import { PROJECTOR_SETTINGS } from '@taskstream/projector';
 import { COMMON_SETTINGS, layeredEnv, readCommonEnv, readSettings, type CommonEnv, type RawSettings, type Settings, type SettingValues } from '@taskstream/runtime';
@@ -32,6 +33,8 @@ export interface StackSettingOptions {
 /** Each service's settings, read through its own declarations, as the embedded stack runs it. */
 export interface StackSettings {
   common: CommonEnv;
+  /** The gateway's listen address and port come from the stack's own flags; the rest from here. */
+  gateway: SettingValues<typeof GATEWAY_SETTINGS>;
   planner: SettingValues<typeof PLANNER_SETTINGS>;
   dispatcher: SettingValues<typeof DISPATCHER_SETTINGS>;
   executor: SettingValues<typeof EXECUTOR_SETTINGS>;
@@ -86,6 +89,7 @@ export function stackSettings(options: StackSettingOptions): StackSettings {
   const layers = embeddedLayers(options);
   return {
     common: readCommonEnv(layeredEnv(COMMON_SETTINGS, env, layers.common)),
+    gateway: readSettings(GATEWAY_SETTINGS, env),
     planner: readSettings(PLANNER_SETTINGS, env),
     dispatcher: readSettings(DISPATCHER_SETTINGS, env),
     executor: readSettings(EXECUTOR_SETTINGS, layeredEnv(EXECUTOR_SETTINGS, env, layers.executor)),

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DISPATCHER_SETTINGS } from '@taskstream/dispatcher';
 import { EXECUTOR_SETTINGS } from '@taskstream/executor';
+import { GATEWAY_SETTINGS } from '@taskstream/gateway';
 import { PLANNER_SETTINGS } from '@taskstream/planner';
 import { PROJECTOR_SETTINGS } from '@taskstream/projector';
 import { COMMON_SETTINGS, type Setting } from '@taskstream/runtime';
@@ -11,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SERVICES: Record<string, Record<string, Setting>> = {
   all: COMMON_SETTINGS,
+  gateway: GATEWAY_SETTINGS,
   planner: PLANNER_SETTINGS,
   dispatcher: DISPATCHER_SETTINGS,
   executor: EXECUTOR_SETTINGS,

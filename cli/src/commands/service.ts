@@ -2,7 +2,7 @@ import { DISPATCHER_SETTINGS, runDispatcherService } from '@taskstream/dispatche
 import { EXECUTOR_SETTINGS, runExecutorService } from '@taskstream/executor';
 import { PLANNER_SETTINGS, runPlannerService } from '@taskstream/planner';
 import { PROJECTOR_SETTINGS, runProjectorService } from '@taskstream/projector';
-import { COMMON_SETTINGS, flagsAsEnv, type Settings } from '@taskstream/runtime';
+import { COMMON_SETTINGS, flagsAsEnv, readCommonEnv, readSettings, type Settings } from '@taskstream/runtime';
 import { parseAllowSetting } from '@taskstream/executor';
 import { UserError } from '../user-error.js';
 
@@ -33,5 +33,8 @@ export function httpAllowOf(setting: string | undefined): string[] {
 export async function serviceCommand(name: ServiceName, options: Record<string, unknown>): Promise<void> {
   const { settings, run } = SERVICE_STARTS[name];
   Object.assign(process.env, flagsAsEnv(COMMON_SETTINGS, options), flagsAsEnv(settings, options));
+  // A setting the service would refuse is refused here first, as a usage error naming it.
+  readCommonEnv(process.env);
+  readSettings(settings, process.env);
   await run();
 }

@@ -1,5 +1,5 @@
 import { createContext, type ServiceContext } from './context.js';
-import { readCommonEnv } from './env.js';
+import { readCommonEnv, type CommonEnv } from './env.js';
 import { createLogger } from './logger.js';
 import { collectProcessMetrics, readMetricsSettings, startMetricsServer } from './metrics.js';
 import { startTracing } from './tracing.js';
@@ -109,7 +109,14 @@ export async function runService(
   start: (ctx: ServiceContext, env: NodeJS.ProcessEnv) => Promise<ServiceHandle>,
   connectionName = `taskstream-${name}`,
 ): Promise<void> {
-  const common = readCommonEnv();
+  let common: CommonEnv;
+  try {
+    common = readCommonEnv();
+  } catch (error) {
+    // No level is known yet: the one line saying which setting is wrong is written at the default.
+    createLogger(name).fatal({ err: error }, (error as Error).message);
+    process.exit(1);
+  }
   const log = createLogger(name, common.logLevel);
   try {
     const tracing = await startTracing(name);

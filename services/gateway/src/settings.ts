@@ -1,7 +1,35 @@
 import { isIP } from 'node:net';
 import { parseApiKey } from '@taskstream/nats';
-import { boolFrom, intFrom } from '@taskstream/runtime';
-import type { GatewayOptions } from './app.js';
+import { boolFrom, createLogger, intFrom, readCommonEnv, readSettings, runService, wholeSetting, type Settings } from '@taskstream/runtime';
+import { z } from 'zod';
+import { DEFAULT_BODY_LIMIT, type GatewayOptions } from './app.js';
+import { serveGateway } from './serve.js';
+
+/** Where the gateway listens and what it accepts; its protection is read by readGatewaySecurity below. */
+export const GATEWAY_SETTINGS = {
+  host: { env: 'TASKSTREAM_HOST', flag: '--host <host>', default: '127.0.0.1', help: 'address to listen on', schema: z.string().min(1, 'must name an address') },
+  port: { env: 'TASKSTREAM_PORT', flag: '-p, --port <port>', default: '8080', help: 'port to listen on', schema: wholeSetting(0).max(65535, 'must be at most 65535') },
+  bodyLimit: { env: 'TASKSTREAM_BODY_LIMIT', flag: '--body-limit <bytes>', default: String(DEFAULT_BODY_LIMIT), help: 'largest request body accepted, in bytes (a larger one is answered 413)', schema: wholeSetting(1) },
+} satisfies Settings;
+
+/**
+ * Everything a gateway's start checks before it connects: its settings, its protection and where
+ * it may listen without keys. Throws the error naming the setting.
+ */
+export function checkGatewaySettings(env: NodeJS.ProcessEnv): void {
+  readCommonEnv(env);
+  const { host } = readSettings(GATEWAY_SETTINGS, env);
+  const security = readGatewaySecurity(env);
+  checkExposure(host, security.auth, security.allowUnauthenticated);
+}
+
+/** The gateway as its own process: settings from the environment, stopped by SIGTERM. `main.ts` and `taskstream gateway` both run this. */
+export function runGatewayService(): Promise<void> {
+  return runService('gateway', (ctx, env) => {
+    const { host, port, bodyLimit } = readSettings(GATEWAY_SETTINGS, env);
+    return serveGateway(ctx, { host, port, bodyLimit, logger: createLogger('gateway', readCommonEnv(env).logLevel), env });
+  });
+}
 
 /** Requests a second one key (or, without keys, one address) may make, unless TASKSTREAM_RATE_LIMIT says otherwise. */
 export const DEFAULT_RATE_LIMIT = 100;
