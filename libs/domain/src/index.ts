@@ -28,3 +28,4 @@ export * from './decider/trigger-rules.js';
 export * from './decider/prepare.js';
 export * from './work/resolve-spec.js';
 export * from './work/attempts.js';
+export * from './webhooks/delivery.js';

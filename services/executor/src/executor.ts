@@ -8,6 +8,7 @@ import { Recorder } from './recorder.js';
 import { openSecretReader } from './run-time.js';
 import { watchFlowStops } from './stops.js';
 import { setLongTimeout } from './timers.js';
+import { startWebhooks } from './webhooks/index.js';
 import { WorkHandler } from './work-handler.js';
 import { readAttemptHistory } from './work-item.js';
 
@@ -29,12 +30,15 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   const handler = new WorkHandler({ config, log: ctx.log, recorder, stops: flowStops.stops, steps, deadLetters, readHistory, readSecret });
   const poison = watchPoison(ctx, { config, deadLetters, recorder, readHistory });
   const loop = await startWorkLoop(ctx, config, handler.handle, deadLetters);
+  const webhooks = await startWebhooks(ctx, { httpAllow: options.httpAllow ?? [], readSecret, deadLetters });
   ctx.log.info({ consumer: config.consumer, queue: config.queue, shell: config.shellEnabled }, 'executor started');
   return {
     name: 'executor',
     async stop() {
       handler.stopping = true;
       poison.unsubscribe();
+      // Before the connection drains: an attempt in flight is recorded, or its message comes back.
+      const webhooksStopped = webhooks.stop();
       // Steps still running after the grace are stopped and handed back, their attempts not spent.
       const interrupt = setLongTimeout(() => flowStops.stops.interruptAll(), config.shutdownGraceMs);
       try {
@@ -43,6 +47,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
         interrupt.clear();
         // Watched until every task has ended: a cancel during the grace still stops its task.
         await flowStops.close();
+        await webhooksStopped;
       }
     },
   };

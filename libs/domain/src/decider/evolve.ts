@@ -132,6 +132,11 @@ function apply(state: FlowState, event: FlowEvent): void {
         state.derived = [...(state.derived ?? []), { ...event.data }];
       }
       return;
+    case 'flow.webhook_attempted':
+    case 'flow.webhook_delivered':
+    case 'flow.webhook_abandoned':
+      // Deliveries follow the flow's end and report on it: they never change what it was.
+      return;
     case 'task.ready':
       withTask(state, event.task_id, (task) => {
         if (advance(state, task, 'ready')) task.ready_at = event.time;

@@ -129,6 +129,56 @@ export const FlowCancelled = envelope(
   flowScope,
 );
 
+// Completion webhooks: delivered after the flow ended, never part of its outcome.
+/** Which of the flow's webhooks is called: `on_complete` after flow.succeeded, `on_failure` after flow.failed or flow.cancelled. */
+export const WEBHOOK_KINDS = ['on_complete', 'on_failure'] as const;
+const webhookFields = {
+  webhook: z.enum(WEBHOOK_KINDS),
+  /** The URL called, without its query string, fragment or credentials (they may hold secrets). */
+  url: z.string(),
+  /** The `webhook-id` header: the same on every attempt, so the receiver can drop repeats. */
+  webhook_id: z.string(),
+};
+/** One POST of the webhook (or one that could not be made): its answer or error, and whether it was signed. */
+export const FlowWebhookAttempted = envelope(
+  'flow.webhook_attempted',
+  z.object({
+    ...webhookFields,
+    attempt: z.number().int().min(1),
+    /** Tasked's body `event`: flow_completed or flow_failed. */
+    event: z.enum(['flow_completed', 'flow_failed']),
+    /** The HTTP status of the answer, when there was one. */
+    status: z.number().int().optional(),
+    /** Why the attempt did not deliver (no answer, a status that is not 2xx, a refusal), when it did not. */
+    failure: z.string().optional(),
+    duration_ms: z.number().min(0),
+    signed: z.boolean(),
+    /** The secret (its name, never its value) that signed it. */
+    secret: z.string().optional(),
+    /** When delivery will be tried again, if it will. */
+    retry_in_ms: z.number().int().min(0).optional(),
+  }),
+  flowScope,
+);
+/** The receiver answered 2xx: the webhook is delivered and will not be sent again. */
+export const FlowWebhookDelivered = envelope(
+  'flow.webhook_delivered',
+  z.object({ ...webhookFields, attempts: z.number().int().min(1), status: z.number().int() }),
+  flowScope,
+);
+/** Delivery gave up: attempts used up, a URL the SSRF policy refuses, or deliveries used up. */
+export const FlowWebhookAbandoned = envelope(
+  'flow.webhook_abandoned',
+  z.object({
+    ...webhookFields,
+    attempts: z.number().int().min(0),
+    reason: z.string(),
+    /** ATTEMPTS_EXHAUSTED, SSRF_BLOCKED or DELIVERIES_EXHAUSTED. */
+    code: z.string(),
+  }),
+  flowScope,
+);
+
 // Task lifecycle.
 export const TaskReady = envelope(
   'task.ready',
@@ -206,6 +256,9 @@ export const FlowEvent = z.discriminatedUnion('type', [
   FlowFailFast,
   FlowCancelled,
   FlowDerived,
+  FlowWebhookAttempted,
+  FlowWebhookDelivered,
+  FlowWebhookAbandoned,
   TaskReady,
   TaskThrottled,
   TaskDispatched,

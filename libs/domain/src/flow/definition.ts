@@ -172,6 +172,49 @@ export const DEFAULT_TRIGGER_RULE: TriggerRule = 'none_failed';
 /** A flow's `params`: a JSON object its tasks read as `${params.<name>}` and `params.<name>` in expressions. */
 export const FlowParams = z.record(z.string(), z.unknown(), { error: 'must be a JSON object of named values' });
 
+/** Longest webhook URL accepted: longer ones are almost always a mistake (or data smuggled in a query). */
+export const MAX_WEBHOOK_URL_LENGTH = 2048;
+/** Secret names as the secrets store spells them (PUT /api/v1/secrets/NAME). */
+const SECRET_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/**
+ * A webhook URL: http or https, without credentials (a signature proves the sender, see
+ * `webhooks.secret`). Whether its address may be reached is the executor's SSRF policy, judged at
+ * delivery, where the name is resolved.
+ */
+const WebhookUrl = z
+  .string({ error: 'must be a URL (a string)' })
+  .max(MAX_WEBHOOK_URL_LENGTH, `must be at most ${MAX_WEBHOOK_URL_LENGTH} characters`)
+  .superRefine((text, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be an absolute http or https URL, such as https://hooks.example.com/flows' });
+      return;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `must use http or https, not ${url.protocol.slice(0, -1)}` });
+    else if (url.username !== '' || url.password !== '') ctx.addIssue({ code: 'custom', message: 'must not carry a user name or password; set webhooks.secret and check the webhook-signature header instead' });
+  });
+
+/** Tasked's flow `webhooks`, plus `secret`: the name of the signing secret in the secrets store. */
+export const WebhooksInput = z.strictObject(
+  {
+    on_complete: WebhookUrl.nullish(),
+    on_failure: WebhookUrl.nullish(),
+    secret: z.string({ error: 'must name a secret (a string)' }).regex(SECRET_NAME, 'must name a secret: 1 to 128 letters, digits, "_", "-" or "."').optional(),
+  },
+  { error: 'must be an object such as {"on_complete": "https://…", "on_failure": "https://…"}' },
+);
+
+/** What a flow's definition records of its webhooks: the URLs to call and the secret that signs them. */
+export const Webhooks = z.object({
+  on_complete: z.string().optional(),
+  on_failure: z.string().optional(),
+  secret: z.string().optional(),
+});
+export type Webhooks = z.infer<typeof Webhooks>;
+
 /** A task as the user writes it (Tasked-compatible). `executor`'s config is checked separately. */
 export const TaskInput = z.object({
   id: TaskId,
@@ -209,6 +252,8 @@ export const FlowInput = z.object({
   /** Tasked's flag: the first task failure cancels everything still pending or running. */
   fail_fast: z.boolean().optional(),
   params: FlowParams.optional(),
+  /** Called once the flow has ended (see docs/flows.md, Webhooks). */
+  webhooks: WebhooksInput.optional(),
   tasks: z.array(z.unknown()).min(1, 'a flow needs at least one task'),
 });
 
@@ -263,6 +308,7 @@ export const FlowDefinition = z.object({
   queue_config: RecordedQueuePolicy.optional(),
   fail_fast: z.boolean().optional(),
   params: z.record(z.string(), z.unknown()).optional(),
+  webhooks: Webhooks.optional(),
   /** Fields of the submission Taskstream ignored, each named, so the history says so. */
   warnings: z.array(z.string()).optional(),
   tasks: z.array(TaskSpec).min(1),

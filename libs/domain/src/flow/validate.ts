@@ -1,7 +1,7 @@
 import { CST, Parser, parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { MAX_ID_LENGTH } from '../ids.js';
-import { DEFAULT_QUEUE, FlowInput, TaskInput, type FlowDefinition, type TaskSpec } from './definition.js';
+import { DEFAULT_QUEUE, FlowInput, TaskInput, type FlowDefinition, type TaskSpec, type Webhooks } from './definition.js';
 import { findReferences, RESERVED_ENV_PREFIXES } from '../expressions/index.js';
 import { EXECUTOR_CONFIGS, isExecutorName, unknownExecutorMessage, type DelayConfig } from './executors.js';
 import { findCycles } from './graph.js';
@@ -370,6 +370,7 @@ export function validateFlow(input: unknown): FlowParseResult {
       ...(flowFields?.queue_config !== undefined && { queue_config: flowFields.queue_config }),
       ...(flowFields?.fail_fast !== undefined && { fail_fast: flowFields.fail_fast }),
       ...(flowFields?.params !== undefined && { params: flowFields.params }),
+      ...webhooksOf(flowFields?.webhooks),
       ...(warnings.list.length > 0 && { warnings: warnings.list.map((w) => `${w.path}: ${w.message}`) }),
       tasks,
     },
@@ -380,9 +381,7 @@ export function validateFlow(input: unknown): FlowParseResult {
 const FLOW_FIELDS = new Set(Object.keys(FlowInput.shape));
 const TASK_FIELDS = new Set(Object.keys(TaskInput.shape));
 /** What Taskstream does instead, for fields Tasked knows and Taskstream does not. */
-const FLOW_FIELD_NOTES: Record<string, string> = {
-  webhooks: "Taskstream does not call webhooks; watch the flow's events over WebSocket or GET /api/v1/flows/{id}/events instead",
-};
+const FLOW_FIELD_NOTES: Record<string, string> = {};
 const TASK_FIELD_NOTES: Record<string, string> = {
   spawn_output: 'Taskstream has no spawn executor yet',
 };
@@ -406,6 +405,18 @@ class Warnings {
     if (this.list.length < MAX_WARNINGS) this.list.push(warning);
     else if (this.unlisted++ === 0) this.list.push({ path: '$', message: 'and more unknown fields, not listed' });
   }
+}
+
+/** The webhooks as the definition records them: nulls (Tasked's "none") dropped; none at all when there is no URL to call. */
+function webhooksOf(given: z.infer<typeof FlowInput>['webhooks']): { webhooks?: Webhooks } {
+  if (given === undefined || ((given.on_complete ?? undefined) === undefined && (given.on_failure ?? undefined) === undefined)) return {};
+  return {
+    webhooks: {
+      ...(typeof given.on_complete === 'string' && { on_complete: given.on_complete }),
+      ...(typeof given.on_failure === 'string' && { on_failure: given.on_failure }),
+      ...(given.secret !== undefined && { secret: given.secret }),
+    },
+  };
 }
 
 /** Whether the value at `path` in `config` is a string holding a reference. */
