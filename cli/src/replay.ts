@@ -12,6 +12,9 @@ const EMITTER: Partial<Record<FlowEvent['type'], string>> = {
   'task.succeeded': 'executor',
   'task.failed': 'executor',
   'task.timed_out': 'executor',
+  'flow.webhook_attempted': 'executor',
+  'flow.webhook_delivered': 'executor',
+  'flow.webhook_abandoned': 'executor',
 };
 
 /** Who records an event of this type (task.cancelled: the executor if it stopped a running task). */
@@ -48,6 +51,12 @@ function detail(event: FlowEvent): string {
       return event.data.reason;
     case 'flow.derived':
       return `${event.data.kind} ${event.data.child_flow_id} from seq ${event.data.at_seq}`;
+    case 'flow.webhook_attempted':
+      return `${event.data.webhook} attempt ${event.data.attempt} to ${event.data.url}: ${event.data.status ?? event.data.failure ?? ''}${event.data.signed ? '' : ' (unsigned)'}`;
+    case 'flow.webhook_delivered':
+      return `${event.data.webhook} delivered to ${event.data.url} after ${event.data.attempts} attempt${event.data.attempts === 1 ? '' : 's'}`;
+    case 'flow.webhook_abandoned':
+      return `${event.data.webhook} to ${event.data.url} abandoned (${event.data.code}): ${event.data.reason}`;
     default:
       return '';
   }

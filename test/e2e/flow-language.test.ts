@@ -331,7 +331,7 @@ describe("the flow language: Tasked's scenarios through the services", () => {
     expect(response.status).toBe(202);
     const answer = (await response.json()) as any;
     expect(answer.warnings).toEqual([
-      expect.stringMatching(/^webhooks: unknown field "webhooks" ignored: Taskstream does not call webhooks/),
+      'priorty: unknown field "priorty" ignored; remove it or check its spelling',
       expect.stringMatching(/^tasks\[0\]\.retires: unknown field "retires" ignored/),
     ]);
     const view = await settled(answer.flow_id);

@@ -6,7 +6,7 @@ import { EXECUTOR_SETTINGS } from '@taskstream/executor';
 import { GATEWAY_SETTINGS } from '@taskstream/gateway';
 import { PLANNER_SETTINGS } from '@taskstream/planner';
 import { PROJECTOR_SETTINGS } from '@taskstream/projector';
-import { COMMON_SETTINGS, type Setting } from '@taskstream/runtime';
+import { COMMON_SETTINGS, TASKSTREAM_VARIABLES, type Setting } from '@taskstream/runtime';
 import { describe, expect, it } from 'vitest';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -52,5 +52,19 @@ describe("docs/operations.md's settings table lists no shared setting the servic
     const shared = [...documented('first table')].filter(([, [, , meaning]]) => /^all\b/.test(meaning ?? '')).map(([env]) => env);
     expect(shared.length).toBeGreaterThan(0);
     expect(shared.filter((env) => !declared.has(env))).toEqual([]);
+  });
+});
+
+describe('the TASKSTREAM_* variables Taskstream knows (the rest are refused at start)', () => {
+  const declared = Object.values(SERVICES).flatMap((settings) => Object.values(settings).map((setting) => setting.env));
+  it('knows every declared setting', () => {
+    expect(declared.filter((env) => !TASKSTREAM_VARIABLES.has(env))).toEqual([]);
+  });
+  it('knows every variable docs/operations.md documents, and documents every setting it knows', () => {
+    const documentedNames = [...documented().keys()];
+    expect(documentedNames.filter((env) => !TASKSTREAM_VARIABLES.has(env))).toEqual([]);
+    const notSettings = new Set(['TASKSTREAM_URL', 'TASKSTREAM_DEBUG', 'TASKSTREAM_FLOW_ID', 'TASKSTREAM_TASK_ID', 'TASKSTREAM_ATTEMPT', 'TASKSTREAM_IDEMPOTENCY_KEY']);
+    const serverPasswords = [...TASKSTREAM_VARIABLES].filter((env) => /^TASKSTREAM_[A-Z]+_PASSWORD$/.test(env) && env !== 'TASKSTREAM_NATS_PASSWORD');
+    expect([...TASKSTREAM_VARIABLES].filter((env) => !documentedNames.includes(env) && !notSettings.has(env) && !serverPasswords.includes(env))).toEqual([]);
   });
 });

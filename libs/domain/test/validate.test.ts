@@ -113,10 +113,11 @@ tasks:
   });
 
   it('warns of unknown fields (Tasked ignores them) and names each', () => {
-    const result = validateFlow({ webhooks: { on_complete: 'http://127.0.0.1:9/' }, tasks: [{ id: 'a', executor: 'noop', dependson: ['x'] }] });
+    const result = validateFlow({ priorty: 1, tasks: [{ id: 'a', executor: 'noop', dependson: ['x'], spawn_output: [] }] });
     expect(result.ok && result.flow.warnings).toEqual([
-      expect.stringMatching(/^webhooks: unknown field "webhooks" ignored: Taskstream does not call webhooks/),
+      'priorty: unknown field "priorty" ignored; remove it or check its spelling',
       'tasks[0].dependson: unknown field "dependson" ignored; remove it or check its spelling',
+      expect.stringMatching(/^tasks\[0\]\.spawn_output: unknown field "spawn_output" ignored: Taskstream has no spawn executor yet/),
     ]);
   });
 

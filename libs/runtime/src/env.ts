@@ -1,3 +1,4 @@
+import { checkKnownVariables } from './known-variables.js';
 import { COMMON_SETTINGS, NATS_AUTH_SETTINGS, readSettings, SettingError, type SettingValues } from './settings.js';
 
 /** How a connection authenticates: `user` (and `password`), or `credsFile`, or nothing. */
@@ -15,6 +16,7 @@ export interface CommonEnv extends Omit<SettingValues<typeof COMMON_SETTINGS>, k
 
 /** Reads the settings every service shares from the environment; an invalid one throws a SettingError naming it. */
 export function readCommonEnv(env: NodeJS.ProcessEnv = process.env): CommonEnv {
+  checkKnownVariables(env);
   const { natsUser: _user, natsPassword: _password, natsCreds: _creds, ...common } = readSettings(COMMON_SETTINGS, env);
   return { ...common, natsAuth: readNatsAuth(env) };
 }

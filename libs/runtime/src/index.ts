@@ -6,3 +6,4 @@ export * from './partitions.js';
 export * from './metrics.js';
 export * from './settings.js';
 export * from './tracing.js';
+export * from './known-variables.js';
