@@ -66,7 +66,7 @@ function embeddedLayers(options: StackSettingOptions): { common: Layers<typeof C
     },
     executor: {
       // A developer's flows call services on this machine; the environment may still narrow or widen it.
-      defaults: { httpAllow: LOCAL_HTTP_ALLOW.join(',') },
+      defaults: { httpAllow: LOCAL_HTTP_ALLOW.join(','), webhookAllow: LOCAL_HTTP_ALLOW.join(',') },
       overrides: {
         // One executor runs every queue: a flow on any queue must finish.
         queue: options.queue ?? '*',

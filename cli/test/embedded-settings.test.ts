@@ -15,7 +15,7 @@ const DECLARED: Record<Exclude<keyof StackSettings, 'common'>, Settings> = { pla
 const declaredDefault = (settings: Settings, name: string) => settings[name]!.schema.parse(settings[name]!.default);
 
 /** The embedded stack's deliberate differences from a deployed service, and nothing else. */
-const EMBEDDED = { executor: { queue: '*', shellEnabled: true, httpAllow: ['127.0.0.0/8', '::1'], shutdownGraceMs: 5_000 } } as Record<string, Record<string, unknown>>;
+const EMBEDDED = { executor: { queue: '*', shellEnabled: true, httpAllow: ['127.0.0.0/8', '::1'], webhookAllow: ['127.0.0.0/8', '::1'], shutdownGraceMs: 5_000 } } as Record<string, Record<string, unknown>>;
 
 describe("the embedded stack's settings", () => {
   it("give every service's every declared setting its declared default, except the stack's own choices", () => {

@@ -5,6 +5,8 @@ import { cleanupAfterEach, expectSettled, startDeployment } from '../support/dep
 import { recordingEndpoint } from '../support/stack.js';
 
 interface ReceivedSpan {
+  /** The span as it arrived, to search for what must never be in one. */
+  raw: string;
   service: string;
   name: string;
   traceId: string;
@@ -36,7 +38,7 @@ async function otlpReceiver() {
         for (const resourceSpans of (JSON.parse(body) as OtlpTraces).resourceSpans) {
           const service = String(attributesOf(resourceSpans.resource.attributes)['service.name']);
           for (const scope of resourceSpans.scopeSpans) {
-            for (const span of scope.spans) spans.push({ service, name: span.name, traceId: span.traceId, spanId: span.spanId, parentSpanId: span.parentSpanId ?? '', attributes: attributesOf(span.attributes) });
+            for (const span of scope.spans) spans.push({ raw: JSON.stringify(span), service, name: span.name, traceId: span.traceId, spanId: span.spanId, parentSpanId: span.parentSpanId ?? '', attributes: attributesOf(span.attributes) });
           }
         }
       }
@@ -55,7 +57,7 @@ const cleanup = cleanupAfterEach();
 describe('traces', () => {
   it('one trace follows a flow from the caller through every service to each step’s own HTTP call', async () => {
     const receiver = await otlpReceiver();
-    const target = await recordingEndpoint();
+    const target = await recordingEndpoint((req) => (req.url?.startsWith('/fail') ? 500 : 200));
     cleanup(receiver.close, target.close);
     const { gateway } = await startDeployment(cleanup, {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
@@ -120,5 +122,17 @@ describe('traces', () => {
     expect(chain.at(-1)!.attributes).toMatchObject({ 'taskstream.flow_id': flow_id, 'http.route': '/api/v1/flows', 'http.response.status_code': 202 });
     // No span names a URL's path or query: a secret may be in either.
     expect(receiver.spans.filter((s) => JSON.stringify(s.attributes).includes('/report'))).toEqual([]);
+
+    // A failed step's error text (its URL, the answer's body) stays out of spans: only its code is there.
+    const failing = await fetch(`${gateway()}/api/v1/flows`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ tasks: [{ id: 'leaky', executor: 'http', retries: 0, config: { url: `${target.url}/fail?token=span-secret-token`, method: 'GET' } }] }),
+    });
+    const failed = ((await failing.json()) as { flow_id: string }).flow_id;
+    await expectSettled(gateway, [failed], 'failed');
+    const attemptSpan = await waitFor('the failed attempt’s span', () => receiver.spans.find((s) => s.name === 'attempt 1' && s.raw.includes('HTTP_STATUS')), 15_000);
+    expect(attemptSpan.attributes).toMatchObject({ 'error.type': 'HTTP_STATUS' });
+    expect(receiver.spans.filter((s) => s.raw.includes('span-secret-token'))).toEqual([]);
   });
 });

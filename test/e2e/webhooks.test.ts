@@ -60,7 +60,7 @@ describe('completion webhooks, delivered by the executors from a durable consume
   beforeAll(async () => {
     nats = await NatsServer.start();
     // The executor may reach 127.0.0.1 (the receivers), not the rest of the loopback range.
-    deployment = await Deployment.start(nats.url, ALL_SERVICES, { ...FAST_FAILOVER, TASKSTREAM_HTTP_ALLOW: '127.0.0.1/32' });
+    deployment = await Deployment.start(nats.url, ALL_SERVICES, { ...FAST_FAILOVER, TASKSTREAM_HTTP_ALLOW: '127.0.0.0/8', TASKSTREAM_WEBHOOK_ALLOW: '127.0.0.1/32' });
     base = deployment.gatewayUrl;
   });
   afterAll(async () => {
@@ -123,10 +123,12 @@ describe('completion webhooks, delivered by the executors from a durable consume
 
     // The flow's terminal event is still the last word on its outcome, and its view says the same.
     expect(history.filter((e) => e.type.startsWith('flow.') && ['flow.succeeded', 'flow.failed', 'flow.cancelled'].includes(e.type)).map((e) => e.type)).toEqual(['flow.succeeded']);
-    const after = await waitFor('the view to fold the webhook events', async () => {
+    const lastSeq = ((await (await fetch(`${base}/api/v1/flows/${id}/events`)).json()) as any).events.at(-1).seq as number;
+    const after = await waitFor('the view to fold every webhook event', async () => {
       const current = await view(id);
-      return current.last_seq === undefined || current.last_seq >= before.last_seq ? current : undefined;
+      return current.last_seq >= lastSeq ? current : undefined;
     }, 10_000);
+    expect(after.last_seq).toBeGreaterThan(before.last_seq);
     expect(outcome(after)).toEqual(outcome(before));
   });
 
@@ -155,7 +157,7 @@ describe('completion webhooks, delivered by the executors from a durable consume
     const history = await deliveryEnded(id);
     const abandoned = history.filter((e) => e.type === 'flow.webhook_abandoned').map((e) => e.data);
     expect(abandoned).toEqual([expect.objectContaining({ code: 'SSRF_BLOCKED', attempts: 1, url: `${blocked}/done` })]);
-    expect(abandoned[0].reason).toMatch(/^webhook refused to connect to 127\.0\.0\.2: loopback addresses are blocked; allow them with TASKSTREAM_HTTP_ALLOW/);
+    expect(abandoned[0].reason).toMatch(/^webhook refused to connect to 127\.0\.0\.2: loopback addresses are blocked; allow them with TASKSTREAM_WEBHOOK_ALLOW/);
     expect(history.filter((e) => e.type === 'flow.webhook_attempted').map((e) => e.data)).toEqual([
       expect.objectContaining({ attempt: 1, failure: abandoned[0].reason }),
     ]);

@@ -60,9 +60,9 @@ describe('cancellation that cannot be missed', () => {
         const marker = `${id}.${event.task_id}.${event.attempt}`;
         if (!ran.has(marker)) continue;
         stepsRun++;
+        if (seq > cancelSeq) startedAfterCancel++;
         // A step ran: its start was stored before the cancel, never after.
         expect(seq, `flow ${id} task ${event.task_id} attempt ${event.attempt} ran; its start is at ${seq}, the cancel at ${cancelSeq}`).toBeLessThan(cancelSeq);
-        if (seq > cancelSeq) startedAfterCancel++;
       }
       // Every marker belongs to a start the log holds: nothing ran unrecorded.
       for (const marker of [...ran].filter((m) => m.startsWith(`${id}.`))) {

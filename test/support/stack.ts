@@ -103,7 +103,7 @@ export class ServiceProcess {
 
   static start(service: string, env: Record<string, string>): ServiceProcess {
     const child = spawn(process.execPath, [join(ROOT, 'services', service, 'dist', 'main.js')], {
-      env: { ...process.env, TASKSTREAM_LOG_LEVEL: 'warn', TASKSTREAM_HTTP_ALLOW: '127.0.0.0/8,::1', ...(service === 'gateway' && OPEN_GATEWAY), ...env },
+      env: { ...process.env, TASKSTREAM_LOG_LEVEL: 'warn', TASKSTREAM_HTTP_ALLOW: '127.0.0.0/8,::1', TASKSTREAM_WEBHOOK_ALLOW: '127.0.0.0/8,::1', ...(service === 'gateway' && OPEN_GATEWAY), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     return new ServiceProcess(service, child);

@@ -183,6 +183,8 @@ export async function watchStoredSubjects(js: JetStreamClient, stream: string, f
       try {
         const consumer = await js.consumers.get(stream, { filter_subjects: filter, ...startFrom(lastSeq) });
         messages = await consumer.consume({ max_messages: 256, expires: FOLLOW_PULL_MS });
+        // Closed while these were being made: close() has already closed the previous ones.
+        if (closed) return void (await messages.close());
         for await (const msg of messages) {
           lastSeq = msg.seq;
           seen(msg.subject);

@@ -68,13 +68,25 @@ export function inSpan<T>(name: string, parent: Context, options: SpanOptions, w
     try {
       return await work(span);
     } catch (error) {
-      span.recordException(error as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error)?.message });
+      // Named by kind and code only: a step's error text may hold a resolved secret (a URL, a
+      // response body, stderr), and spans leave for a collector the log's redaction never sees.
+      const kind = errorKind(error);
+      span.setAttribute('error.type', kind);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: kind });
       throw error;
     } finally {
       span.end();
     }
   });
+}
+
+/** An error's code (a step's TaskError code, a Node error code) or class name: never its message. */
+function errorKind(error: unknown): string {
+  const detail = (error as { detail?: { code?: unknown } })?.detail?.code;
+  const code = (error as { code?: unknown })?.code;
+  if (typeof detail === 'string') return detail;
+  if (typeof code === 'string') return code;
+  return (error as Error)?.name ?? typeof error;
 }
 
 /** Starts a span the caller ends (one that outlives a single call, such as an HTTP request's). */

@@ -18,7 +18,7 @@ export const TASKSTREAM_VARIABLES: ReadonlySet<string> = new Set([
   // Planner, dispatcher, projector.
   'TASKSTREAM_LEASE_MS', 'TASKSTREAM_DISPATCH_WINDOW', 'TASKSTREAM_DISPATCH_LEASE_MS', 'TASKSTREAM_ACK_WAIT_MS', 'TASKSTREAM_REBUILD',
   // Executor.
-  'TASKSTREAM_QUEUE', 'TASKSTREAM_CONCURRENCY', 'TASKSTREAM_ALLOW_SHELL', 'TASKSTREAM_HTTP_ALLOW', 'TASKSTREAM_CRASH_LIMIT',
+  'TASKSTREAM_QUEUE', 'TASKSTREAM_CONCURRENCY', 'TASKSTREAM_ALLOW_SHELL', 'TASKSTREAM_HTTP_ALLOW', 'TASKSTREAM_WEBHOOK_ALLOW', 'TASKSTREAM_CRASH_LIMIT',
   'TASKSTREAM_SHUTDOWN_GRACE_MS', 'TASKSTREAM_KILL_GRACE_MS', 'TASKSTREAM_DURABLE_RETRY_MS',
   // The CLI's.
   'TASKSTREAM_URL', 'TASKSTREAM_API_KEY', 'TASKSTREAM_DEBUG',
@@ -30,15 +30,16 @@ export const TASKSTREAM_VARIABLES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Refuses a TASKSTREAM_* variable Taskstream does not know: almost always a misspelt setting,
- * which would otherwise be ignored in silence and leave its default in force. Names the closest
- * known variable.
+ * Refuses a TASKSTREAM_* variable that Taskstream does not know but that is a few letters from one
+ * it does: a misspelt setting, which would otherwise be ignored in silence and leave its default in
+ * force. Other TASKSTREAM_* names are left alone (a queue's secret may come from any variable).
  */
 export function checkKnownVariables(env: NodeJS.ProcessEnv): void {
   for (const name of Object.keys(env)) {
     if (!name.startsWith('TASKSTREAM_') || TASKSTREAM_VARIABLES.has(name)) continue;
     const closest = closestName(name);
-    throw new SettingError(name, `${name} is not a Taskstream setting${closest === undefined ? '' : ` (did you mean ${closest}?)`}; docs/operations.md lists every setting, and a misspelt one would leave its default in force`);
+    if (closest === undefined) continue;
+    throw new SettingError(name, `${name} is not a Taskstream setting (did you mean ${closest}?); docs/operations.md lists every setting, and a misspelt one would leave its default in force`);
   }
 }
 

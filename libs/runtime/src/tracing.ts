@@ -15,8 +15,10 @@ export async function startTracing(service: string, env: NodeJS.ProcessEnv = pro
   if (!env.OTEL_EXPORTER_OTLP_ENDPOINT && !env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return undefined;
   if (/^true$/i.test(env.OTEL_SDK_DISABLED ?? '')) return undefined;
   // Loaded only when tracing is on: the SDK and its exporters weigh more than a service that does not trace should carry.
-  const { NodeSDK } = await import('@opentelemetry/sdk-node');
+  const { NodeSDK, resources } = await import('@opentelemetry/sdk-node');
   const sdk = new NodeSDK({
+    // Not the process detector: it exports the command line, where a NATS URL may carry a password.
+    resourceDetectors: [resources.envDetector, resources.hostDetector],
     ...(!env.OTEL_SERVICE_NAME && { serviceName: `taskstream-${service}` }),
     instrumentations: [],
     metricReaders: [],

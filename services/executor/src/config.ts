@@ -31,6 +31,12 @@ export interface ExecutorOptions {
   readSecret?: (name: string) => Promise<string | undefined>;
   /** What http steps may reach besides public addresses (CIDRs, host names); nothing by default. See StepOptions. */
   httpAllow?: readonly string[];
+  /**
+   * What completion webhooks may reach besides public addresses; nothing by default. Apart from
+   * httpAllow: any executor of any pool may deliver any flow's webhook, so a pool's wider reach
+   * must not become every flow author's.
+   */
+  webhookAllow?: readonly string[];
 }
 
 /** The options with every default filled in, and the names derived from the queue. */

@@ -30,7 +30,7 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   const handler = new WorkHandler({ config, log: ctx.log, recorder, stops: flowStops.stops, steps, deadLetters, readHistory, readSecret });
   const poison = watchPoison(ctx, { config, deadLetters, recorder, readHistory });
   const loop = await startWorkLoop(ctx, config, handler.handle, deadLetters);
-  const webhooks = await startWebhooks(ctx, { httpAllow: options.httpAllow ?? [], readSecret, deadLetters });
+  const webhooks = await startWebhooks(ctx, { allow: options.webhookAllow ?? [], readSecret, deadLetters });
   ctx.log.info({ consumer: config.consumer, queue: config.queue, shell: config.shellEnabled }, 'executor started');
   return {
     name: 'executor',

@@ -1,6 +1,6 @@
 import { lstat, readFile } from 'node:fs/promises';
 import { MAX_SECRET_BYTES, SecretStore } from '@taskstream/nats';
-import { resolveForAttempt, type QueueSecretSource, type TaskSpec } from '@taskstream/domain';
+import { DEFAULT_WEBHOOK_SECRET, resolveForAttempt, type QueueSecretSource, type TaskSpec } from '@taskstream/domain';
 import type { ServiceContext } from '@taskstream/runtime';
 import { InfrastructureError } from './errors.js';
 import { StepError } from './steps/index.js';
@@ -56,10 +56,21 @@ export async function readQueueSecret(name: string, source: QueueSecretSource, e
   return (await readFile(source.file, 'utf8')).trim();
 }
 
-/** Reads every secret a task needs; a secret that is not set fails the task (not retryable), naming it. */
+/**
+ * Reads every secret a task needs; a secret that is not set fails the task (not retryable), naming
+ * it. The operator's webhook signing key is never a step's: a flow that could read it could sign
+ * completion webhooks for any other flow.
+ */
 export async function loadSecrets(names: readonly string[], read: (name: string) => Promise<string | undefined>): Promise<Map<string, string>> {
   const values = new Map<string, string>();
   for (const name of names) {
+    if (name === DEFAULT_WEBHOOK_SECRET) {
+      throw new StepError({
+        message: `secret "${name}" signs every flow's completion webhooks and no step may use it; give the step a secret of its own`,
+        code: 'SECRET_RESERVED',
+        retryable: false,
+      });
+    }
     const value = await read(name);
     if (value === undefined) {
       throw new StepError({

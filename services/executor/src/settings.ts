@@ -3,6 +3,17 @@ import { z } from 'zod';
 import { startExecutor } from './executor.js';
 import { parseAllowSetting } from './steps/address-policy.js';
 
+function allowListSetting() {
+  return z.string().transform((raw, issue) => {
+    try {
+      return parseAllowSetting(raw);
+    } catch (error) {
+      issue.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
 export const EXECUTOR_SETTINGS = {
   queue: { env: 'TASKSTREAM_QUEUE', flag: '-q, --queue <name>', default: 'default', help: 'the queue it serves ("*" for every queue)', schema: z.string().regex(/^(\*|[A-Za-z0-9_-]{1,64})$/, 'must be a queue name or "*"') },
   concurrency: { env: 'TASKSTREAM_CONCURRENCY', flag: '-c, --concurrency <n>', default: '8', help: 'tasks run at once per process', schema: wholeSetting(1) },
@@ -12,14 +23,14 @@ export const EXECUTOR_SETTINGS = {
     flag: '--http-allow <list>',
     default: '',
     help: 'CIDRs, addresses and host names http steps may reach besides public addresses, comma-separated',
-    schema: z.string().transform((raw, issue) => {
-      try {
-        return parseAllowSetting(raw);
-      } catch (error) {
-        issue.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    }),
+    schema: allowListSetting(),
+  },
+  webhookAllow: {
+    env: 'TASKSTREAM_WEBHOOK_ALLOW',
+    flag: '--webhook-allow <list>',
+    default: '',
+    help: "CIDRs, addresses and host names flows' completion webhooks may reach besides public addresses; give every executor the same list",
+    schema: allowListSetting(),
   },
   crashLimit: { env: 'TASKSTREAM_CRASH_LIMIT', default: '4', help: 'attempts of one work item that may crash their executor before it is set aside as poison', schema: wholeSetting(1) },
   shutdownGraceMs: { env: 'TASKSTREAM_SHUTDOWN_GRACE_MS', default: '10000', help: 'on SIGTERM, how long running steps may go on before they are stopped and handed back', schema: wholeSetting(0) },

@@ -78,12 +78,16 @@ export class FlowStops {
   }
 }
 
-/** The stops the log holds for a flow: one direct get of the last message on each stop subject, not a read of the history. */
+/**
+ * The stops the log holds for a flow: the last message on each stop subject, not a read of the
+ * history. Asked of the stream's leader, not with a direct get, which a lagging replica may answer:
+ * "no stop" must mean none is stored.
+ */
 export function readStoredStops(ctx: ServiceContext): (flowId: string) => Promise<Stop[]> {
   return async (flowId) => {
     const lists = await Promise.all(
       STOP_EVENTS.map(async (type) => {
-        const stored = await ctx.jsm.direct.getMessage(ctx.topo.eventsStream, { last_by_subj: eventSubject(ctx.topo.layout, flowId, type) });
+        const stored = await ctx.jsm.streams.getMessage(ctx.topo.eventsStream, { last_by_subj: eventSubject(ctx.topo.layout, flowId, type) });
         return stored ? [STOPS[type] as Stop] : [];
       }),
     );

@@ -104,21 +104,16 @@ describe('how an attempt is stopped', () => {
     expect(runner.stepStarted).toBe(true);
   });
 
-  it('runs no step when the log holds a stop stored before the start: the start is recorded, the step is not run', async () => {
+  it('runs no step when the log holds a stop this executor has not seen: the start is recorded, the step is not run', async () => {
     let ran = false;
     const step: StepRunner = async () => {
       ran = true;
       return null;
     };
-    let stored: string | undefined;
-    const { runner, msgIDs } = runnerFor({ retries: 3 }, step, { stopped: () => stored });
-    // The stop lands between the check before the start and the start itself.
+    const { runner, msgIDs } = runnerFor({ retries: 3 }, step);
+    // Only the log knows the stop (stored before the start; the live watch has not delivered it).
     const deps = (runner as unknown as { deps: AttemptDeps }).deps;
-    const append = deps.recorder.append;
-    deps.recorder.append = async (item, event, msgID) => {
-      await append(item, event, msgID);
-      if (event.type === 'task.started') stored = 'flow cancelled';
-    };
+    deps.stops = { reasonFor: () => undefined, storedStop: async () => 'flow cancelled' };
     await expect(runner.run()).rejects.toThrow('flow cancelled');
     expect(ran).toBe(false);
     expect(runner.stepStarted).toBe(false);

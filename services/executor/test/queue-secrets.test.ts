@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueuePolicyInput } from '@taskstream/domain';
 import { describe, expect, it } from 'vitest';
-import { readQueueSecret } from '../src/run-time.js';
+import { loadSecrets, readQueueSecret } from '../src/run-time.js';
 
 describe("queue secrets read on the executor's host (Tasked's queue secrets)", () => {
   const dir = mkdtempSync(join(tmpdir(), 'queue-secrets-'));
@@ -37,5 +37,18 @@ describe("queue secrets read on the executor's host (Tasked's queue secrets)", (
     const refused = QueuePolicyInput.safeParse({ secrets: { DB: { file: 'relative' }, X: { vault: 'x' } } });
     expect(refused.success).toBe(false);
     expect(refused.error!.issues.map((i) => i.path.join('.'))).toEqual(['secrets.DB.file', 'secrets.X']);
+  });
+});
+
+describe('the operator\'s webhook signing key', () => {
+  it('is refused to every step, naming it, without reading it', async () => {
+    let read = 0;
+    const reader = async () => {
+      read++;
+      return 'whsec_c2VjcmV0';
+    };
+    await expect(loadSecrets(['webhooks'], reader)).rejects.toMatchObject({ detail: { code: 'SECRET_RESERVED', retryable: false, message: expect.stringContaining('secret "webhooks" signs every flow\'s completion webhooks') } });
+    expect(read).toBe(0);
+    await expect(loadSecrets(['deploy_token'], reader)).resolves.toEqual(new Map([['deploy_token', 'whsec_c2VjcmV0']]));
   });
 });

@@ -11,7 +11,7 @@ const spans = new WeakMap<FastifyRequest, Span>();
  */
 export function traceRequests(app: FastifyInstance): void {
   app.addHook('onRoute', (route: RouteOptions) => {
-    // A feed's handler runs for the life of its socket: its upgrade request is traced like any other.
+    // A feed's handler runs for the life of its socket and is not traced (see onRequest).
     if ((route as { websocket?: boolean }).websocket) return;
     const handler = route.handler;
     route.handler = function traced(this: FastifyInstance, request, reply) {
@@ -20,12 +20,14 @@ export function traceRequests(app: FastifyInstance): void {
     };
   });
   app.addHook('onRequest', async (request) => {
+    // A feed's upgrade is handed to the socket, so no response would end its span: feeds are not traced.
+    if (String(request.headers.upgrade ?? '').toLowerCase() === 'websocket') return;
     const parent = fromCarrier(incomingTraceHeaders(request)) ?? activeTraceContext();
     const route = request.routeOptions.url ?? 'unmatched';
     spans.set(request, startSpan(`${request.method} ${route}`, parent, { kind: SpanKind.SERVER, attributes: { 'http.request.method': request.method, 'http.route': route } }));
   });
   app.addHook('onError', async (request, _reply, error) => {
-    spans.get(request)?.recordException(error);
+    spans.get(request)?.setAttribute('error.type', (error as { code?: string }).code ?? error.name);
   });
   app.addHook('onResponse', async (request, reply) => endSpan(request, reply.statusCode));
   app.addHook('onRequestAbort', async (request) => endSpan(request, undefined));

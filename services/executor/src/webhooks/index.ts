@@ -9,15 +9,15 @@ export { webhookConsumerName, WEBHOOK_MAX_DELIVER } from './consumers.js';
 export { signingKey, webhookHeaders, webhookSignature } from './sign.js';
 
 export interface WebhookOptions {
-  /** The pool's http allow list: webhooks reach what its http steps reach, and nothing else. */
-  httpAllow: readonly string[];
+  /** What webhooks may reach besides public addresses (TASKSTREAM_WEBHOOK_ALLOW), the same on every executor. */
+  allow: readonly string[];
   readSecret: (name: string) => Promise<string | undefined>;
   deadLetters: DeadLetters;
 }
 
 /** Completion webhooks of every flow, delivered by this process among all executors. */
 export async function startWebhooks(ctx: ServiceContext, options: WebhookOptions): Promise<{ stop(): Promise<void> }> {
-  const dispatcher = guardedDispatcher(parseAllowList(options.httpAllow));
+  const dispatcher = guardedDispatcher(parseAllowList(options.allow));
   const delivery = new WebhookDelivery({ ctx, dispatcher, readSecret: options.readSecret, maxDeliver: WEBHOOK_MAX_DELIVER });
   const loops = await startWebhookConsumers(ctx, delivery, options.deadLetters);
   return {

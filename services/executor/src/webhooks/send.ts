@@ -29,8 +29,8 @@ export async function postWebhook(dispatcher: Agent, url: string, body: string, 
 function failureOf(error: unknown, timeoutMs: number): AttemptResult {
   const blocked = causes(error).find((e): e is SsrfBlockedError => e instanceof SsrfBlockedError);
   if (blocked !== undefined) {
-    const message = refusalMessage(blocked.host, { address: blocked.address, range: blocked.range }).replace(/^http step/, 'webhook');
-    return { kind: 'refused', code: 'SSRF_BLOCKED', failure: `${message} on every executor` };
+    const message = refusalMessage(blocked.host, { address: blocked.address, range: blocked.range }).replace(/^http step/, 'webhook').replace('TASKSTREAM_HTTP_ALLOW', 'TASKSTREAM_WEBHOOK_ALLOW');
+    return { kind: 'refused', code: 'SSRF_BLOCKED', failure: message };
   }
   if ((error as Error)?.name === 'TimeoutError') return { kind: 'failed', failure: `no answer within ${timeoutMs / 1000}s` };
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
