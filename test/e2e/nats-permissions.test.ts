@@ -136,6 +136,8 @@ describe('NATS permissions: one user per service, streams made by the provisione
       const flow = {
         name: 'permitted',
         timeout_secs: 300,
+        // Delivered by the executor's user, which folds the flow from the object store to build the body.
+        webhooks: { on_complete: `${endpoint.url}/done` },
         tasks: [
           { id: 'one', executor: 'noop', config: { output: big } },
           { id: 'two', executor: 'noop', config: { output: big } },
@@ -150,12 +152,14 @@ describe('NATS permissions: one user per service, streams made by the provisione
       const flowId = submitted.body.flow_id as string;
       const view = await settled(flowId, 'succeeded');
       expect(view.tasks.map((t: any) => t.status)).toEqual(Array(6).fill('succeeded'));
-      expect(endpoint.requests.map((r) => r.headers.authorization)).toEqual(['Bearer let-me-in', 'Bearer let-me-in']);
+      expect(endpoint.requests.filter((r) => r.url === '/hook').map((r) => r.headers.authorization)).toEqual(['Bearer let-me-in', 'Bearer let-me-in']);
       const types = async (id: string) => ((await api('GET', `/api/v1/flows/${id}/events`)).body.events as any[]).map((e) => e.event.type as string);
       expect(await types(flowId)).toEqual(expect.arrayContaining(['task.throttled', 'task.attempt_failed', 'task.retry_scheduled']));
       expect((await api('GET', `/api/v1/flows/${flowId}/events`)).body.events[0].event.data.definition_ref).toMatchObject({ object: flowId });
+      await waitFor('the completion webhook to be delivered', async () => ((await types(flowId)).includes('flow.webhook_delivered') ? true : undefined), 30_000, 100);
+      expect(endpoint.requests.filter((r) => r.url === '/done').map((r) => JSON.parse(r.body))).toEqual([expect.objectContaining({ event: 'flow_completed', flow_id: flowId, state: 'succeeded' })]);
 
-      // A rerun (flow.derived), and a cancel that stops a running step (executor's stop subscriptions).
+      // A rerun (flow.derived), and a cancel that stops a running step (the executor's watch of the log's stops).
       const rerun = await api('POST', `/api/v1/flows/${flowId}/rerun`, {});
       expect(rerun.status, JSON.stringify(rerun.body)).toBe(202);
       await settled(rerun.body.flow_id, 'succeeded');
