@@ -2,7 +2,7 @@ import { decideRetry, secretNamesOf, type TaskError, type TaskSpec, type WorkIte
 import { activeTraceContext, inChildSpan } from '@taskstream/nats';
 import { handleWhen, retry } from 'cockatiel';
 import type { ExecutorConfig } from './config.js';
-import { AttemptTimeout, DeferredRetry, Interrupted } from './errors.js';
+import { AttemptTimeout, DeferredRetry, InfrastructureError, Interrupted } from './errors.js';
 import { attemptRunning, failedOutcome } from './metrics.js';
 import { checkOutput } from './output.js';
 import type { Recorder } from './recorder.js';
@@ -95,7 +95,10 @@ export class AttemptRunner {
     if (why !== undefined) throw new Error(why);
     const attempt = ++this.attempt;
     const started = (this.attemptStarted = Date.now());
-    await this.deps.recorder.append(this.item, { type: 'task.started', attempt, data: { executor_id: this.deps.config.executorId } }, `${attempt}:task.started`);
+    const start = await this.deps.recorder.append(this.item, { type: 'task.started', attempt, data: { executor_id: this.deps.config.executorId } }, `${attempt}:task.started`);
+    // The log already has this attempt: what this item was told of its history is behind the log.
+    // Never run a step under a number already used; the item comes back and reads the log again.
+    if (start.duplicate) throw new InfrastructureError(`attempt ${attempt} of task "${this.item.task_id}" is already in the log: the history read for this work item was behind; handing it back`);
     // Asked of the log once the start is stored: a stop stored before the start means the step
     // never runs; one stored after it reaches this executor through its watch and stops the step.
     const stopped = this.cancelReason() ?? (await this.deps.stops.storedStop(this.item.flow_id, this.spec));

@@ -57,11 +57,15 @@ export class Recorder {
     this.secretsInUse.delete(item.idempotency_key);
   }
 
-  /** Records an event; a failure to store it is the infrastructure's, never the step's. */
-  async append(item: WorkItem, event: TaskEvent, msgID: string): Promise<void> {
+  /**
+   * Records an event; a failure to store it is the infrastructure's, never the step's. Says
+   * whether the log already held it (the same msgID within the de-duplication window).
+   */
+  async append(item: WorkItem, event: TaskEvent, msgID: string): Promise<{ duplicate: boolean }> {
     event = fitEvent(event, this.secretsInUse.get(item.idempotency_key), this.budget());
     try {
-      await this.log.appendNew({ ...event, flow_id: item.flow_id, task_id: item.task_id } as EventBody<'id' | 'version' | 'time'>, `${item.idempotency_key}:${msgID}`);
+      const ack = await this.log.appendNew({ ...event, flow_id: item.flow_id, task_id: item.task_id } as EventBody<'id' | 'version' | 'time'>, `${item.idempotency_key}:${msgID}`);
+      return { duplicate: ack.duplicate };
     } catch (error) {
       throw new InfrastructureError(`could not record ${event.type}: ${(error as Error).message}`);
     }

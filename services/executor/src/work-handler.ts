@@ -71,7 +71,7 @@ export class WorkHandler {
           await this.deps.deadLetters.setAside(msg, this.deps.config.source, `${verdict.error.message} (delivery ${msg.info.deliveryCount})`);
           this.deps.log.error({ flow_id: item.flow_id, task_id: item.task_id, crashes: prior?.crashed }, 'poison work item set aside');
         }
-        return this.deps.recorder.append(item, { type: 'task.failed', attempt: verdict.attempt, data: { error: verdict.error, duration_ms: 0 } }, 'outcome');
+        return void (await this.deps.recorder.append(item, { type: 'task.failed', attempt: verdict.attempt, data: { error: verdict.error, duration_ms: 0 } }, 'outcome'));
     }
   }
 
@@ -81,7 +81,7 @@ export class WorkHandler {
     const step = this.deps.steps[item.spec.executor];
     if (!step) {
       const error = { message: `this executor has no "${item.spec.executor}" step`, code: 'UNKNOWN_EXECUTOR', retryable: false };
-      return recorder.append(item, { type: 'task.failed', attempt: verdict.after + 1, data: { error, duration_ms: 0 } }, 'outcome');
+      return void (await recorder.append(item, { type: 'task.failed', attempt: verdict.after + 1, data: { error, duration_ms: 0 } }, 'outcome'));
     }
     const controller = new AbortController();
     const untrack = stops.track(item.flow_id, controller, item.spec);
@@ -126,7 +126,7 @@ export class WorkHandler {
     }
   }
 
-  private recordCancelled(item: WorkItem, reason: string): Promise<void> {
-    return this.deps.recorder.append(item, { type: 'task.cancelled', data: { reason } }, 'outcome');
+  private async recordCancelled(item: WorkItem, reason: string): Promise<void> {
+    await this.deps.recorder.append(item, { type: 'task.cancelled', data: { reason } }, 'outcome');
   }
 }

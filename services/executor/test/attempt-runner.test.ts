@@ -1,7 +1,7 @@
 import type { TaskSpec, WorkItem } from '@taskstream/domain';
 import { describe, expect, it } from 'vitest';
 import { AttemptRunner, type AttemptDeps, type AttemptStart } from '../src/attempt-runner.js';
-import { DeferredRetry, Interrupted } from '../src/errors.js';
+import { DeferredRetry, InfrastructureError, Interrupted } from '../src/errors.js';
 import type { TaskEvent } from '../src/recorder.js';
 import { StepError, type StepRunner } from '../src/steps/index.js';
 
@@ -25,7 +25,12 @@ function runnerFor(spec: Partial<TaskSpec>, step: StepRunner, options: { start?:
   const deps: AttemptDeps = {
     config: { executorId: 'test-executor', durableRetryAfterMs: 1_000, env: {} },
     recorder: {
-      append: async (_item, event, msgID) => void recorded.push({ event, msgID }),
+      append: async (_item, event, msgID) => {
+        // As JetStream does: a msgID already stored is a duplicate.
+        const duplicate = recorded.some((r) => r.msgID === msgID);
+        if (!duplicate) recorded.push({ event, msgID });
+        return { duplicate };
+      },
       hide: (_item, values) => void hidden.push(values),
       budget: () => 100_000,
     },
@@ -118,6 +123,20 @@ describe('how an attempt is stopped', () => {
     expect(ran).toBe(false);
     expect(runner.stepStarted).toBe(false);
     expect(msgIDs()).toEqual(['1:task.started']);
+  });
+
+  it('runs no step under an attempt number the log already has: its history was behind, so the item goes back', async () => {
+    let ran = false;
+    const step: StepRunner = async () => {
+      ran = true;
+      return null;
+    };
+    // Told that no attempt happened, while the log already holds attempt 1's start.
+    const { runner, recorded } = runnerFor({ retries: 3 }, step);
+    recorded.push({ event: { type: 'task.started', attempt: 1, data: { executor_id: 'earlier' } } as TaskEvent, msgID: '1:task.started' });
+    await expect(runner.run()).rejects.toBeInstanceOf(InfrastructureError);
+    expect(ran).toBe(false);
+    expect(recorded).toHaveLength(1);
   });
 
   it('records an attempt stopped by a shutdown as INTERRUPTED, and it is no cancel', async () => {

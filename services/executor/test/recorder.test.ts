@@ -21,7 +21,9 @@ function recorder(refusal?: Error) {
   const log = {
     appendNew: async (event: EventBody<'id' | 'version' | 'time'>, msgID: string) => {
       if (refusal) throw refusal;
-      appended.push({ event, msgID });
+      const duplicate = appended.some((a) => a.msgID === msgID);
+      if (!duplicate) appended.push({ event, msgID });
+      return { duplicate };
     },
   } as unknown as EventLog;
   return { recorder: new Recorder(log, () => 10_000), appended };
@@ -56,7 +58,8 @@ describe('an event as it is recorded', () => {
 describe('the recorder', () => {
   it("stamps the item's flow and task, and names the event within the task by its idempotency key", async () => {
     const { recorder: r, appended } = recorder();
-    await r.append(item, { type: 'task.started', attempt: 2, data: { executor_id: 'x' } }, '2:task.started');
+    expect(await r.append(item, { type: 'task.started', attempt: 2, data: { executor_id: 'x' } }, '2:task.started')).toEqual({ duplicate: false });
+    expect(await r.append(item, { type: 'task.started', attempt: 2, data: { executor_id: 'x' } }, '2:task.started')).toEqual({ duplicate: true });
     expect(appended).toEqual([{ event: { type: 'task.started', attempt: 2, data: { executor_id: 'x' }, flow_id: 'flow-1', task_id: 't' }, msgID: 'flow-1:t:2:task.started' }]);
   });
 
@@ -67,7 +70,7 @@ describe('the recorder', () => {
     await r.append(item, echo('s3cret'), 'outcome');
     await r.append({ ...item, idempotency_key: 'other' }, echo('s3cret'), 'outcome');
     r.release(item);
-    await r.append(item, echo('s3cret'), 'outcome');
+    await r.append(item, echo('s3cret'), '2:outcome');
     expect(appended.map(({ event }) => (event as { data: { output: unknown } }).data.output)).toEqual([REDACTED, 's3cret', 's3cret']);
   });
 

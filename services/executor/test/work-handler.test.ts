@@ -24,7 +24,14 @@ function itemOf(spec: Partial<TaskSpec>): WorkItem {
 /** A handler over in-memory parts: the log's stops and the task's history are what the test says. */
 function handlerFor(step: StepRunner | undefined, log: { stops?: () => Stop[]; history?: AttemptHistory } = {}) {
   const recorded: Array<{ event: EventBody<'id' | 'version' | 'time'>; msgID: string }> = [];
-  const eventLog = { appendNew: async (event: EventBody<'id' | 'version' | 'time'>, msgID: string) => void recorded.push({ event, msgID }) } as unknown as EventLog;
+  const eventLog = {
+    // As JetStream does: a msgID already stored is dropped as a duplicate.
+    appendNew: async (event: EventBody<'id' | 'version' | 'time'>, msgID: string) => {
+      const duplicate = recorded.some((r) => r.msgID === msgID);
+      if (!duplicate) recorded.push({ event, msgID });
+      return { duplicate };
+    },
+  } as unknown as EventLog;
   const handler = new WorkHandler({
     config: executorConfig({ queue: 'default', durableRetryAfterMs: 1_000, env: {} }),
     log: createLogger('executor', 'silent'),
