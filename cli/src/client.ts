@@ -66,7 +66,9 @@ export class GatewayClient {
     if (!response.ok) {
       const error = (json as ApiErrorBody).error;
       const problems = error?.problems?.map((p) => `  ${p.path}: ${p.message}`).join('\n');
-      throw new UserError(`${error?.message ?? `request failed with status ${response.status}`}${problems ? `\n${problems}` : ''}`, authHint(response.status), response.status >= 500 ? 3 : 2);
+      // A wrong approval code is a 403 about the code, not about the key's scope.
+      const hint = error?.code === 'INVALID_APPROVAL_CODE' ? 'leave out --code to use the one in the task\'s output' : authHint(response.status);
+      throw new UserError(`${error?.message ?? `request failed with status ${response.status}`}${problems ? `\n${problems}` : ''}`, hint, response.status >= 500 ? 3 : 2);
     }
     return json as T;
   }
@@ -88,6 +90,11 @@ export class GatewayClient {
 
   cancel(flowId: string, reason?: string) {
     return this.request<{ status: string }>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/cancel`, JSON.stringify(reason ? { reason } : {}), { 'content-type': 'application/json' });
+  }
+
+  /** Approves or rejects a waiting approval task (Tasked's ack); the gateway answers 204. */
+  async ack(flowId: string, taskId: string, body: Record<string, unknown>): Promise<void> {
+    await this.request<unknown>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/tasks/${encodeURIComponent(taskId)}/ack`, JSON.stringify(body), { 'content-type': 'application/json' });
   }
 
   flows(query: Record<string, string | undefined>) {

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { checkGatewaySettings, GATEWAY_SETTINGS, runGatewayService } from '@taskstream/gateway';
 import { COMMON_SETTINGS, flagsAsEnv, SettingError, type Settings } from '@taskstream/runtime';
 import { GatewayClient, useApiKey } from './client.js';
+import { ackCommand } from './commands/approve.js';
 import { readFlowFile } from './commands/flow-file.js';
 import { createKey, listKeys, revokeKey } from './commands/keys.js';
 import { PROVISION_FLAGS, provisionCommand } from './commands/provision.js';
@@ -277,6 +278,23 @@ program
     console.log(`Flow ${flowId} cancelling`);
   });
 
+for (const decision of ['approve', 'reject'] as const) {
+  const command = program
+    .command(decision)
+    .description(decision === 'approve' ? 'approve a waiting approval task: it succeeds and its dependents run' : 'reject a waiting approval task: it fails, as its dependents then do')
+    .argument('<flow-id>')
+    .argument('<task-id>')
+    .option(...serverOption)
+    .option(...apiKeyOption)
+    .option('--code <code>', "the task's approval code (default: read from the task's output)")
+    .option('--by <name>', 'who decided, recorded as approved_by');
+  if (decision === 'approve') command.option('--output <json>', "the task's output, as JSON");
+  else command.option('--reason <text>', "why, recorded as the task's error");
+  command.action(async (flowId: string, taskId: string, options) => {
+    console.log(await ackCommand(new GatewayClient(options.server), flowId, taskId, decision, options));
+  });
+}
+
 const queue = program.command('queue').description('manage queue policies: rate and concurrency limits, task defaults');
 
 function printQueue(view: { name: string; policy: Record<string, unknown>; running: number; tokens?: number }) {
@@ -435,7 +453,7 @@ keysTarget(
   keys
     .command('create')
     .description('create an API key and print it once (only then is it ever shown)')
-    .requiredOption('--scope <scope>', 'read (GET routes and feeds), submit (also submit, cancel, rerun, fork) or admin (also queues, secrets, keys, dead letters)')
+    .requiredOption('--scope <scope>', 'read (GET routes and feeds), submit (also submit, cancel, rerun, fork, approve, reject) or admin (also queues, secrets, keys, dead letters)')
     .requiredOption('--name <name>', 'who or what uses the key, e.g. ci or dashboard'),
 )
   .option('--expires <lifetime>', 'how long the key lives: 90s, 30m, 12h, 30d (default: until revoked)')

@@ -20,6 +20,8 @@ export class RunRenderer {
       case 'flow.submitted':
         this.submittedAt = Date.parse(event.time);
         return [];
+      case 'task.waiting':
+        return [`${this.label(event.task_id)}waiting    for approval: ${firstLine(event.data.output.message)}`, `    taskstream approve ${event.flow_id} ${shellWord(event.task_id)}   (or reject)`];
       case 'task.succeeded':
         return [`${this.label(event.task_id)}succeeded  ${seconds(event.data.duration_ms)}`];
       case 'task.failed':
@@ -68,6 +70,11 @@ export function seconds(ms: number): string {
 
 function attemptsNote(attempt: number): string {
   return attempt > 1 ? ` after ${attempt} attempts` : '';
+}
+
+/** A task id as one shell word: quoted unless it is plain. */
+function shellWord(text: string): string {
+  return /^[\w.,/:@=+-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
 function firstLine(text: string): string {

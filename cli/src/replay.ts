@@ -19,6 +19,9 @@ const EMITTER: Partial<Record<FlowEvent['type'], string>> = {
 
 /** Who records an event of this type (task.cancelled: the executor if it stopped a running task). */
 export function emitterOf(event: FlowEvent): string {
+  // An ack's outcome is recorded by the gateway, which names who acked it.
+  if ((event.type === 'task.succeeded' || event.type === 'task.failed') && event.data.ack !== undefined) return 'gateway';
+  if (event.type === 'task.timed_out' && event.data.error.code === 'APPROVAL_TIMEOUT') return 'planner';
   if (event.type === 'task.cancelled') return event.data.reason.includes('while the task was running') ? 'executor' : 'planner';
   return EMITTER[event.type] ?? 'planner';
 }
@@ -27,16 +30,21 @@ function detail(event: FlowEvent): string {
   switch (event.type) {
     case 'flow.submitted':
       return `${event.data.definition?.tasks.length ?? event.data.definition_ref?.tasks} tasks${event.data.lineage ? `, ${event.data.lineage.kind} of ${event.data.lineage.parent_flow_id} reusing ${Object.keys(event.data.lineage.reused).length}` : ''}`;
+    case 'task.waiting':
+      return `awaiting approval: ${event.data.output.message.split('\n')[0]}${event.data.timeout_secs !== undefined ? ` (times out after ${event.data.timeout_secs}s)` : ''}`;
     case 'task.started':
       return `attempt ${event.attempt} on ${event.data.executor_id}`;
     case 'task.attempt_failed':
+      return `attempt ${event.attempt}: ${event.data.error.message.split('\n')[0]}`;
     case 'task.failed':
+      if (event.data.ack !== undefined) return `rejected${acker(event.data.ack)}: ${event.data.error.message.split('\n')[0]}`;
       return `attempt ${event.attempt}: ${event.data.error.message.split('\n')[0]}`;
     case 'task.timed_out':
       return `attempt ${event.attempt}: ${event.data.error.message}`;
     case 'task.retry_scheduled':
       return `attempt ${event.data.next_attempt} in ${(event.data.delay_ms / 1000).toFixed(2)}s`;
     case 'task.succeeded':
+      if (event.data.ack !== undefined) return `approved${acker(event.data.ack)} after ${(event.data.duration_ms / 1000).toFixed(2)}s of waiting`;
       return `attempt ${event.attempt} in ${(event.data.duration_ms / 1000).toFixed(2)}s`;
     case 'task.skipped':
       return event.data.condition !== undefined ? `condition false: ${event.data.condition}` : event.data.reason;
@@ -60,6 +68,12 @@ function detail(event: FlowEvent): string {
     default:
       return '';
   }
+}
+
+/** " by alice (key:abc)": who acked, as far as the ack says. */
+function acker(ack: { approved_by?: string; requested_by?: string }): string {
+  const who = [ack.approved_by, ack.requested_by !== undefined ? `(${ack.requested_by})` : undefined].filter(Boolean).join(' ');
+  return who === '' ? '' : ` by ${who}`;
 }
 
 /** The replay timeline: relative time, sequence, emitter, event and what happened; optionally the state after each step. */

@@ -34,4 +34,14 @@ describe('run output', () => {
       `Flow ${flow} failed 0/2 succeeded, 1 failed, 1 skipped (1.1s)`,
     ]);
   });
+
+  it('says an approval waits, and the command that approves it', () => {
+    const r = new RunRenderer(['gate', "it's/odd"]);
+    const output = { awaiting_approval: true as const, message: 'Ship it?\nDetails below', code: 'c'.repeat(32) };
+    expect(r.lines({ ...base, type: 'task.waiting', task_id: 'gate', time: at(5), data: { output } })).toEqual([
+      '[gate]     waiting    for approval: Ship it?',
+      `    taskstream approve ${flow} gate   (or reject)`,
+    ]);
+    expect(r.lines({ ...base, type: 'task.waiting', task_id: "it's/odd", time: at(6), data: { output } })[1]).toBe(`    taskstream approve ${flow} 'it'\\''s/odd'   (or reject)`);
+  });
 });

@@ -29,4 +29,21 @@ describe('taskstream replay', () => {
     expect(lines[1]).toBe('            flow submitted; 1 pending');
     expect(lines.at(-1)).toBe('            flow succeeded; 1 succeeded');
   });
+
+  it('shows an approval: its wait from the planner, its ack from the gateway with who acked, a timeout from the planner', () => {
+    const spec = { id: 'gate', executor: 'approval', config: {}, depends_on: [], queue: 'default', priority: 0 };
+    const approval = [
+      e(1, 0, { type: 'flow.submitted', data: { definition: { queue: 'default', tasks: [spec] } } }),
+      e(2, 5, { type: 'task.waiting', task_id: 'gate', data: { output: { awaiting_approval: true, message: 'Ship it?\nreally', code: 'c'.repeat(32) }, timeout_secs: 60 } }),
+      e(3, 2005, { type: 'task.succeeded', task_id: 'gate', attempt: 1, data: { output: { approved: true }, duration_ms: 2000, ack: { approved_by: 'alice', requested_by: 'key:k1' } } }),
+      e(4, 2006, { type: 'task.failed', task_id: 'gate', attempt: 1, data: { error: { message: 'not now', code: 'REJECTED', retryable: false }, duration_ms: 2001, ack: {} } }),
+      e(5, 2007, { type: 'task.timed_out', task_id: 'gate', attempt: 1, data: { timeout_ms: 60000, error: { message: 'no approval within 60s', code: 'APPROVAL_TIMEOUT', retryable: false } } }),
+    ];
+    const lines = replayLines(approval, true);
+    expect(lines[2]).toBe('   +0.005s  #2      planner    task.waiting          [gate] awaiting approval: Ship it? (times out after 60s)');
+    expect(lines[3]).toBe('            flow submitted; 1 waiting');
+    expect(lines[4]).toBe('   +2.005s  #3      gateway    task.succeeded        [gate] approved by alice (key:k1) after 2.00s of waiting');
+    expect(lines[6]).toBe('   +2.006s  #4      gateway    task.failed           [gate] rejected: not now');
+    expect(lines[8]).toBe('   +2.007s  #5      planner    task.timed_out        [gate] attempt 1: no approval within 60s');
+  });
 });

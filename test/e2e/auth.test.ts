@@ -510,6 +510,7 @@ describe('the route table', () => {
         'GET /api/v1/flows/:id': 'read',
         'GET /api/v1/flows/:id/events': 'read',
         'POST /api/v1/flows/:id/cancel': 'submit',
+        'POST /api/v1/flows/:id/tasks/:task/ack': 'submit',
         'GET /api/v1/flows/:id/feed': 'read',
         'GET /api/v1/feed': 'read',
         'GET /api/v1/queues': 'read',

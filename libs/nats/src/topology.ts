@@ -109,7 +109,7 @@ export const STREAM_LAYOUTS: Layout[] = [
     readers: ['planner', 'dispatcher', 'executor', 'projector', 'gateway'],
   },
   { bucket: (topo) => topo.workStream, kind: 'stream', keys: '`ts.work.<queue>`', value: 'work items', writers: ['dispatcher'], readers: ['executor'] },
-  { bucket: (topo) => topo.timersStream, kind: 'stream', keys: '`ts.timer.<flow_id>`', value: 'flow deadline', writers: ['planner'], readers: ['planner'] },
+  { bucket: (topo) => topo.timersStream, kind: 'stream', keys: '`ts.timer.<flow_id>`', value: 'flow deadline or approval timeout', writers: ['planner'], readers: ['planner'] },
   {
     bucket: (topo) => topo.dlqStream,
     kind: 'stream',

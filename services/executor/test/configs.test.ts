@@ -1,4 +1,4 @@
-import { EXECUTOR_NAMES, HttpConfig, ShellConfig, TransformConfig, unknownExecutorMessage } from '@taskstream/domain';
+import { EXECUTOR_NAMES, HttpConfig, STEP_EXECUTORS, ShellConfig, TransformConfig, unknownExecutorMessage } from '@taskstream/domain';
 import { describe, expect, it } from 'vitest';
 import { createSteps } from '../src/steps/index.js';
 
@@ -29,13 +29,14 @@ describe('executor configs', () => {
     expect(TransformConfig.safeParse({ expr: '1', extra: 1 }).success).toBe(false);
   });
 
-  it('every executor with a config has a step runner', () => {
-    expect(Object.keys(createSteps({ shellEnabled: false })).sort()).toEqual([...EXECUTOR_NAMES].sort());
+  it('every executor with a config has a step runner, but approval, which the planner holds', () => {
+    expect(Object.keys(createSteps({ shellEnabled: false })).sort()).toEqual([...STEP_EXECUTORS].sort());
+    expect(EXECUTOR_NAMES.filter((name) => !STEP_EXECUTORS.includes(name))).toEqual(['approval']);
   });
 });
 
 describe('unknownExecutorMessage', () => {
-  const available = 'shell, http, noop, delay, transform';
+  const available = 'shell, http, noop, delay, transform, approval';
 
   it('names an unknown executor and lists those there are', () => {
     expect(EXECUTOR_NAMES.join(', ')).toBe(available);
@@ -43,7 +44,7 @@ describe('unknownExecutorMessage', () => {
   });
 
   it("says when Tasked has the executor but Taskstream does not run it", () => {
-    for (const name of ['container', 'agent', 'callback', 'remote', 'approval', 'spawn', 'trigger', 'api']) {
+    for (const name of ['container', 'agent', 'callback', 'remote', 'spawn', 'trigger', 'api']) {
       expect(unknownExecutorMessage(name)).toBe(`Tasked's "${name}" executor is not available in Taskstream; available: ${available}`);
     }
   });

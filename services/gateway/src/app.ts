@@ -12,6 +12,7 @@ import { ApiError, apiError } from './errors.js';
 import { Flows } from './flows.js';
 import { describeRoutes, serveApiDocs } from './openapi/document.js';
 import { describingOnly, registerRoutes } from './routes/index.js';
+import { Approvals } from './approvals.js';
 import { readParameters } from './routes/input.js';
 import { FlowIndex } from './flow-index.js';
 import { DeadLetterQueue } from './dead-letters.js';
@@ -263,7 +264,7 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   await openFeeds(app);
   observeGateway(app);
   serveApiDocs(app);
-  registerRoutes(app, { ctx, flows, index, queues, keys, dlq: new DeadLetterQueue(ctx), secrets: await SecretStore.open(ctx.js, ctx.topo) });
+  registerRoutes(app, { ctx, flows, approvals: new Approvals(ctx), index, queues, keys, dlq: new DeadLetterQueue(ctx), secrets: await SecretStore.open(ctx.js, ctx.topo) });
   return app;
 }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { decideAll, type EventDraft, type FlowEvent } from '@taskstream/domain';
 import type { EventLog, Logger } from '@taskstream/nats';
 import { freshDecisions, startOf, unemitted } from './decisions.js';
@@ -39,10 +40,19 @@ export class DecisionAppender {
       fresh = fresh.filter((d) => d.key !== start.key);
     }
     if (fresh.length > 0) {
-      await this.log.appendDecisions(fresh, causeTime);
+      await this.log.appendDecisions(fresh.map(withApprovalCode), causeTime);
       for (const d of fresh) flow.emitted.add(d.key);
       decisionsStored(fresh, flow.state.definition.queue);
     }
     return true;
   }
+}
+
+/**
+ * An approval's code: 128 random bits, drawn here because the decider is deterministic. A repeat
+ * of the decision draws another, but is dropped by its key: the stored event's code is the code.
+ */
+export function withApprovalCode(draft: EventDraft): EventDraft {
+  if (draft.type !== 'task.waiting') return draft;
+  return { ...draft, data: { ...draft.data, output: { ...draft.data.output, code: randomBytes(16).toString('hex') } } };
 }

@@ -1,4 +1,16 @@
-import { flowDeadline, FlowDeadline, isTerminalFlow, timerSubject, TERMINAL_FLOW_STATUSES, type FlowEvent, type FlowState } from '@taskstream/domain';
+import {
+  approvalDeadline,
+  awaitsAck,
+  flowDeadline,
+  isTerminalFlow,
+  Timer,
+  timerSubject,
+  TERMINAL_FLOW_STATUSES,
+  type ApprovalDeadline,
+  type FlowDeadline,
+  type FlowEvent,
+  type FlowState,
+} from '@taskstream/domain';
 import { decodeJson, encodeJson, ensureConsumer, HandBack, startConsumerLoop, type ConsumerLoop, type Decoded, type DeadLetters, type EventLog } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FlowHistory } from './flow-cache.js';
@@ -16,8 +28,24 @@ export async function publishDeadline(ctx: Pick<ServiceContext, 'js' | 'topo'>, 
   await ctx.js.publish(timerSubject(ctx.topo.layout, deadline.flow_id), encodeJson(deadline), { msgID: `${deadline.flow_id}:deadline` });
 }
 
+/** The timeout `event` starts: a `task.waiting` with `timeout_secs` of a task still waiting. */
+export function approvalDeadlineOn(event: FlowEvent, state: FlowState): ApprovalDeadline | undefined {
+  if (event.type !== 'task.waiting' || event.data.timeout_secs === undefined || state.tasks[event.task_id]?.status !== 'waiting') return undefined;
+  return approvalDeadline(event.flow_id, event.task_id, event.data.timeout_secs, event.time);
+}
+
+/** Stores an approval's timeout on its flow's timer subject, once per task. */
+export async function publishApprovalDeadline(ctx: Pick<ServiceContext, 'js' | 'topo'>, deadline: ApprovalDeadline): Promise<void> {
+  await ctx.js.publish(timerSubject(ctx.topo.layout, deadline.flow_id), encodeJson(deadline), { msgID: `${deadline.flow_id}:${deadline.task_id}:approval-deadline` });
+}
+
+/** Whether a due approval timeout is still to be recorded: its task still waits in a flow that runs. */
+export function approvalTimeoutApplies(state: FlowState | null, taskId: string): boolean {
+  return state !== null && awaitsAck(state, taskId);
+}
+
 /** Milliseconds until `deadline` is due; zero or less once it is. */
-export function untilDue(deadline: FlowDeadline, nowMs: number): number {
+export function untilDue(deadline: Timer, nowMs: number): number {
   return Date.parse(deadline.due_at) - nowMs;
 }
 
@@ -35,12 +63,12 @@ export interface DeadlineTimersOptions {
 }
 
 /**
- * Flow deadlines: any instance may fire one. A deadline not yet due goes back to JetStream for
+ * Flow deadlines and approval timeouts: any instance may fire one. A deadline not yet due goes back to JetStream for
  * the time that remains; a due one records flow.deadline_passed, which the partition's owner
  * folds like a cancel request.
  */
 export async function startDeadlineTimers(ctx: ServiceContext, options: DeadlineTimersOptions): Promise<ConsumerLoop> {
-  const { consumer, log, history } = options;
+  const { consumer } = options;
   await ensureConsumer(ctx.jsm, ctx.topo.timersStream, {
     durable_name: consumer,
     max_deliver: -1,
@@ -48,13 +76,11 @@ export async function startDeadlineTimers(ctx: ServiceContext, options: Deadline
     // Deadlines waiting for their time count as pending: the limit must exceed the flows in flight.
     max_ack_pending: 1_000_000,
   });
-  const fire = async (deadline: FlowDeadline): Promise<void> => {
-    const remaining = untilDue(deadline, Date.now());
+  const fire = async (timer: Timer): Promise<void> => {
+    const remaining = untilDue(timer, Date.now());
     if (remaining > 0) throw new HandBack('deadline not due', remaining);
-    if (!deadlineApplies(await history.fold(deadline.flow_id))) return;
-    await log.appendNew({ type: 'flow.deadline_passed', flow_id: deadline.flow_id, data: { timeout_secs: deadline.timeout_secs } }, `${deadline.flow_id}:flow.deadline_passed`);
-    decisionsStored([{ type: 'flow.deadline_passed' }]);
-    ctx.log.info({ flow_id: deadline.flow_id, timeout_secs: deadline.timeout_secs }, 'flow deadline passed');
+    if ('kind' in timer) await timeOutApproval(ctx, options, timer);
+    else await passDeadline(ctx, options, timer);
   };
   return startConsumerLoop({
     js: ctx.js,
@@ -70,9 +96,29 @@ export async function startDeadlineTimers(ctx: ServiceContext, options: Deadline
   });
 }
 
-function decodeDeadline(data: Uint8Array): Decoded<FlowDeadline> {
+async function passDeadline(ctx: ServiceContext, { log, history }: DeadlineTimersOptions, deadline: FlowDeadline): Promise<void> {
+  if (!deadlineApplies(await history.fold(deadline.flow_id))) return;
+  await log.appendNew({ type: 'flow.deadline_passed', flow_id: deadline.flow_id, data: { timeout_secs: deadline.timeout_secs } }, `${deadline.flow_id}:flow.deadline_passed`);
+  decisionsStored([{ type: 'flow.deadline_passed' }]);
+  ctx.log.info({ flow_id: deadline.flow_id, timeout_secs: deadline.timeout_secs }, 'flow deadline passed');
+}
+
+/**
+ * Records that no ack came in time. The event is the task's terminal one, keyed like an ack's, so
+ * an ack racing the timeout and the timeout store one outcome between them.
+ */
+async function timeOutApproval(ctx: ServiceContext, { log, history }: DeadlineTimersOptions, deadline: ApprovalDeadline): Promise<void> {
+  const { flow_id: flowId, task_id: taskId, timeout_secs: secs } = deadline;
+  if (!approvalTimeoutApplies(await history.fold(flowId), taskId)) return;
+  const error = { message: `no approval within ${secs}s (the task's timeout_secs)`, code: 'APPROVAL_TIMEOUT', retryable: false };
+  await log.appendNew({ type: 'task.timed_out', flow_id: flowId, task_id: taskId, attempt: 1, data: { timeout_ms: secs * 1000, error } }, `${flowId}:${taskId}:task.timed_out`);
+  decisionsStored([{ type: 'task.timed_out' }]);
+  ctx.log.info({ flow_id: flowId, task_id: taskId, timeout_secs: secs }, 'approval timed out');
+}
+
+function decodeDeadline(data: Uint8Array): Decoded<Timer> {
   const json = decodeJson(data);
   if (!json.ok) return json;
-  const parsed = FlowDeadline.safeParse(json.value);
-  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, reason: `invalid flow deadline: ${parsed.error.issues[0]?.message ?? 'unknown'}` };
+  const parsed = Timer.safeParse(json.value);
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, reason: `invalid timer: ${parsed.error.issues[0]?.message ?? 'unknown'}` };
 }

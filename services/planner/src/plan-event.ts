@@ -2,7 +2,7 @@ import { decideAll, isTerminalFlow, type EventDraft, type FlowEvent } from '@tas
 import type { JsMsg, Logger } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { DecisionAppender } from './append-once.js';
-import { deadlineOnStart, publishDeadline } from './deadlines.js';
+import { approvalDeadlineOn, deadlineOnStart, publishApprovalDeadline, publishDeadline } from './deadlines.js';
 import { stepOf, type Delivery } from './decisions.js';
 import type { CachedFlow, FlowCache, FlowHistory } from './flow-cache.js';
 
@@ -43,6 +43,10 @@ export class EventPlanner {
     }
     const { flow, rebuilt } = loaded;
     const drafts = await this.decisions(flow, event, { seq: msg.seq, deliveryCount: msg.info.deliveryCount, rebuilt });
+    // Before the event is acknowledged, even when memory already held it (a flow rebuilt from a
+    // log that has the event): its delivery is the one chance to store the timeout.
+    const approval = approvalDeadlineOn(event, flow.state);
+    if (approval !== undefined) await publishApprovalDeadline(this.parts.timers, approval);
     if (drafts === undefined) return;
     const deadline = deadlineOnStart(event, flow.state);
     if (deadline !== undefined) await publishDeadline(this.parts.timers, deadline);

@@ -1,5 +1,6 @@
 import type { EventDraft, FlowEvent } from '../events/catalogue.js';
-import { DEFAULT_TRIGGER_RULE } from '../flow/definition.js';
+import { DEFAULT_TRIGGER_RULE, type TaskSpec } from '../flow/definition.js';
+import { DEFAULT_APPROVAL_MESSAGE } from '../flow/executors.js';
 import { skippedOutput } from './evolve.js';
 import { prepareTask } from './prepare.js';
 import { triggerVerdict } from './trigger-rules.js';
@@ -8,6 +9,7 @@ import {
   FAILING_TASK_STATUSES,
   TERMINAL_FLOW_STATUSES,
   TERMINAL_TASK_STATUSES,
+  sparedByFailFast,
   type FlowState,
   type TaskStatus,
 } from './state.js';
@@ -48,6 +50,7 @@ function affectedBy(state: FlowState, event: FlowEvent): readonly string[] {
     case 'task.cancelled':
       return state.dependents[event.task_id] ?? [];
     case 'task.ready':
+    case 'task.waiting':
     case 'task.throttled':
     case 'task.dispatched':
     case 'task.started':
@@ -100,9 +103,9 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
     const status = statusOf(id);
 
     // A fail-fast flow spares its `always` tasks (cleanup): they run once their dependencies end.
-    const spared = state.fail_fast_at !== undefined && state.cancel_requested_at === undefined && task.spec.trigger_rule === 'always';
-    if (stopping && !spared) {
-      if (status === 'pending' || status === 'ready' || status === 'dispatched') {
+    if (stopping && !sparedByFailFast(state, task)) {
+      // A waiting approval has no executor to stop it: the planner ends it.
+      if (status === 'pending' || status === 'ready' || status === 'waiting' || status === 'dispatched') {
         settle(id, 'cancelled', {
           key: `${flowId}:${id}:task.cancelled`,
           type: 'task.cancelled',
@@ -160,6 +163,9 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
         attempt: 1,
         data: { error: prepared.error, duration_ms: 0 },
       });
+    } else if (prepared.spec.executor === 'approval') {
+      decided.set(id, 'waiting');
+      drafts.push(waitingDraft(flowId, prepared.spec));
     } else {
       decided.set(id, 'ready');
       drafts.push({
@@ -180,6 +186,22 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
   const finished = [...decided.values()].filter((s) => TERMINAL_TASK_STATUSES.has(s)).length;
   if (state.terminal_count + finished === state.order.length) drafts.push(completion(state, statusOf));
   return drafts;
+}
+
+/**
+ * An approval task's wait. The code is left empty: a decision must be deterministic, and a code
+ * anyone could recompute from the flow would prove nothing, so the planner's shell draws it when
+ * it stores the event (a repeat of the decision is dropped by its key, the stored code stays).
+ */
+function waitingDraft(flowId: string, spec: TaskSpec): EventDraft {
+  const message = typeof spec.config.message === 'string' ? spec.config.message : DEFAULT_APPROVAL_MESSAGE;
+  return {
+    key: `${flowId}:${spec.id}:task.waiting`,
+    type: 'task.waiting',
+    flow_id: flowId,
+    task_id: spec.id,
+    data: { output: { awaiting_approval: true, message, code: '' }, ...(spec.timeout_secs !== undefined && { timeout_secs: spec.timeout_secs }) },
+  };
 }
 
 /** The fail_fast decision, when `taskId` failed in a fail-fast flow still running. */

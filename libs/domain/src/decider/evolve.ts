@@ -142,6 +142,13 @@ function apply(state: FlowState, event: FlowEvent): void {
         if (advance(state, task, 'ready')) task.ready_at = event.time;
       });
       return;
+    case 'task.waiting':
+      withTask(state, event.task_id, (task) => {
+        if (!advance(state, task, 'waiting')) return;
+        task.ready_at = event.time;
+        task.output = event.data.output;
+      });
+      return;
     case 'task.throttled':
       withTask(state, event.task_id, (task) => {
         if (task.status === 'ready') task.waiting_reason = event.data.reason;
@@ -189,6 +196,7 @@ function apply(state: FlowState, event: FlowEvent): void {
         attempt.finished_at = event.time;
         task.duration_ms = event.data.duration_ms;
         task.output = event.data.output;
+        if (event.data.ack !== undefined) task.ack = event.data.ack;
         delete task.error;
       });
       return;
@@ -201,7 +209,10 @@ function apply(state: FlowState, event: FlowEvent): void {
         attempt.error = event.data.error;
         attempt.finished_at ??= event.time;
         task.error = event.data.error;
-        if (event.type === 'task.failed') task.duration_ms = event.data.duration_ms;
+        if (event.type === 'task.failed') {
+          task.duration_ms = event.data.duration_ms;
+          if (event.data.ack !== undefined) task.ack = event.data.ack;
+        }
       });
       return;
     case 'task.skipped':

@@ -1,9 +1,11 @@
-import type { TaskError } from '../events/catalogue.js';
+import type { Ack, TaskError } from '../events/catalogue.js';
 import type { FlowDefinition, TaskSpec } from '../flow/definition.js';
 
 export type TaskStatus =
   | 'pending'
   | 'ready'
+  /** An approval task that may run: it waits for an ack (or its timeout), holding no slot. */
+  | 'waiting'
   | 'dispatched'
   | 'running'
   | 'succeeded'
@@ -34,6 +36,7 @@ export const TERMINAL_FLOW_STATUSES: ReadonlySet<FlowStatus> = new Set(['succeed
 export const TASK_STATUS_RANK: Record<TaskStatus, number> = {
   pending: 0,
   ready: 1,
+  waiting: 1,
   dispatched: 2,
   running: 3,
   succeeded: 4,
@@ -76,6 +79,8 @@ export interface TaskState {
   /** The condition that was false, for a task skipped by it. */
   condition?: string;
   reason?: string;
+  /** Who ended a waiting approval through the ack route. */
+  ack?: Ack;
 }
 
 export interface FlowState {
@@ -108,4 +113,16 @@ export interface FlowState {
 
 export function isTerminalFlow(state: FlowState | null): boolean {
   return state !== null && TERMINAL_FLOW_STATUSES.has(state.status);
+}
+
+/** Whether a flow winding down lets `task` be: a fail_fast flow spares its `always` tasks (cleanup) unless it is also cancelled. */
+export function sparedByFailFast(state: FlowState, task: TaskState): boolean {
+  return state.fail_fast_at !== undefined && state.cancel_requested_at === undefined && task.spec.trigger_rule === 'always';
+}
+
+/** Whether an ack (or a timeout) may still end `taskId`: it waits, and its flow is not about to cancel it. */
+export function awaitsAck(state: FlowState, taskId: string): boolean {
+  const task = Object.hasOwn(state.tasks, taskId) ? state.tasks[taskId] : undefined;
+  if (task?.status !== 'waiting' || TERMINAL_FLOW_STATUSES.has(state.status)) return false;
+  return state.status === 'running' || sparedByFailFast(state, task);
 }

@@ -213,14 +213,36 @@ export const TaskRetryScheduled = envelope(
   z.object({ next_attempt: z.number().int().min(2), delay_ms: z.number().min(0) }),
   attemptScope,
 );
+/**
+ * An approval task whose dependencies, trigger rule and condition let it run: instead of a work
+ * item it waits for an ack (POST …/tasks/{task}/ack) or its `timeout_secs`, holding no executor,
+ * queue or concurrency slot. `output` is Tasked's: `code` is 128 random bits (32 hex digits) the
+ * planner's shell draws when it stores the event, which is what makes it the code.
+ */
+export const TaskWaiting = envelope(
+  'task.waiting',
+  z.object({
+    output: z.object({ awaiting_approval: z.literal(true), message: z.string(), code: z.string() }),
+    /** When set, the task times out (task.timed_out) if no ack came this many seconds after this event. */
+    timeout_secs: z.number().positive().optional(),
+  }),
+  taskScope,
+);
+/** Who ended a waiting task through the ack route: the approver's name as given, and the API key used. */
+export const Ack = z.object({
+  approved_by: z.string().optional(),
+  /** `key:<id>` of the API key that sent the ack, when keys are on. */
+  requested_by: z.string().optional(),
+});
+export type Ack = z.infer<typeof Ack>;
 export const TaskSucceeded = envelope(
   'task.succeeded',
-  z.object({ output: z.unknown().optional(), duration_ms: z.number().min(0) }),
+  z.object({ output: z.unknown().optional(), duration_ms: z.number().min(0), ack: Ack.optional() }),
   attemptScope,
 );
 export const TaskFailed = envelope(
   'task.failed',
-  z.object({ error: TaskError, duration_ms: z.number().min(0) }),
+  z.object({ error: TaskError, duration_ms: z.number().min(0), ack: Ack.optional() }),
   attemptScope,
 );
 export const TaskTimedOut = envelope(
@@ -260,6 +282,7 @@ export const FlowEvent = z.discriminatedUnion('type', [
   FlowWebhookDelivered,
   FlowWebhookAbandoned,
   TaskReady,
+  TaskWaiting,
   TaskThrottled,
   TaskDispatched,
   TaskStarted,

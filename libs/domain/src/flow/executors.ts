@@ -85,12 +85,31 @@ export const TransformConfig = z.strictObject({
 });
 export type TransformConfig = z.infer<typeof TransformConfig>;
 
+/** Longest approval message: it is shown to people and stored in the task's output. */
+export const MAX_APPROVAL_MESSAGE_LENGTH = 4000;
+/** Tasked's default approval message. */
+export const DEFAULT_APPROVAL_MESSAGE = 'Approval required';
+
+/**
+ * Tasked's approval: the task waits (holding no executor or queue slot) until a person acks it
+ * with its code. No step runs it: the planner records the wait, an ack or its timeout ends it.
+ */
+export const ApprovalConfig = z.strictObject({
+  message: z
+    .string({ error: 'must be text: what the approver is asked, e.g. "Deploy build 42 to production?"' })
+    .min(1, 'must not be empty; leave "message" out for "Approval required"')
+    .max(MAX_APPROVAL_MESSAGE_LENGTH, `must be at most ${MAX_APPROVAL_MESSAGE_LENGTH} characters`)
+    .optional(),
+});
+export type ApprovalConfig = z.infer<typeof ApprovalConfig>;
+
 export const EXECUTOR_CONFIGS = {
   shell: ShellConfig,
   http: HttpConfig,
   noop: NoopConfig,
   delay: DelayConfig,
   transform: TransformConfig,
+  approval: ApprovalConfig,
 } as const;
 
 export type ExecutorName = keyof typeof EXECUTOR_CONFIGS;
@@ -100,8 +119,13 @@ export function isExecutorName(name: string): name is ExecutorName {
   return Object.hasOwn(EXECUTOR_CONFIGS, name);
 }
 
+/** Executors no executor pool runs: the planner puts their tasks in `waiting` instead of `ready`. */
+export const WAITING_EXECUTORS: readonly ExecutorName[] = ['approval'];
+/** Executors whose steps executor pools run. */
+export const STEP_EXECUTORS = EXECUTOR_NAMES.filter((name) => !WAITING_EXECUTORS.includes(name));
+
 /** Executors Tasked registers that Taskstream does not run: a flow using one is refused at submission, saying so. */
-export const TASKED_ONLY_EXECUTORS = ['container', 'agent', 'callback', 'remote', 'approval', 'spawn', 'trigger', 'api'] as const;
+export const TASKED_ONLY_EXECUTORS = ['container', 'agent', 'callback', 'remote', 'spawn', 'trigger', 'api'] as const;
 
 const NAME_CHARS = 64;
 

@@ -312,6 +312,7 @@ export function validateFlow(input: unknown): FlowParseResult {
           problems.add(['tasks', index, 'config', field], `delay of ${waitSecs}s exceeds ${whose} timeout of ${timeout}s; shorten the delay or raise ${setting}`);
         }
       }
+      if (task.executor === 'approval') approvalProblems(given, ['tasks', index, 'config'], problems);
     }
 
     tasks.push({
@@ -417,6 +418,22 @@ function webhooksOf(given: z.infer<typeof FlowInput>['webhooks']): { webhooks?: 
       ...(given.secret !== undefined && { secret: given.secret }),
     },
   };
+}
+
+/**
+ * An approval's message is stored in its task's output and shown to approvers, and no executor
+ * resolves it: run-time references (`${secrets.…}`, `${task.…}`) can neither be resolved nor kept
+ * out of the history, so they are refused here rather than shown as written.
+ */
+function approvalProblems(config: unknown, at: Segment[], problems: Problems): void {
+  const message = (config as { message?: unknown } | null)?.message;
+  if (typeof message !== 'string') return;
+  for (const reference of findReferences(message).references) {
+    if (reference.root === 'secrets' || reference.root === 'task') {
+      problems.add([...at, 'message'], `an approval message cannot name \${${reference.root}.…}: it is shown to approvers and stored in the task's output; name upstream outputs (\${tasks.<id>.output…}) or params instead`);
+      return;
+    }
+  }
 }
 
 /** Whether the value at `path` in `config` is a string holding a reference. */

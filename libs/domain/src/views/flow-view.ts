@@ -187,6 +187,7 @@ export function toTaskView(task: TaskState): TaskView {
 const EMPTY_COUNTS: Record<TaskStatus, number> = {
   pending: 0,
   ready: 0,
+  waiting: 0,
   dispatched: 0,
   running: 0,
   succeeded: 0,

@@ -4,6 +4,7 @@ import type { FlowView } from './flow-view.js';
 const COLOURS: Record<TaskStatus, string> = {
   pending: '#e0e0e0',
   ready: '#fff3b0',
+  waiting: '#d7b5f0',
   dispatched: '#ffe08a',
   running: '#8ecae6',
   succeeded: '#a7e3a1',

@@ -12,7 +12,7 @@ export interface MinuteCounts {
  * value: queue statistics, the sum of these over flows, cannot drift.
  */
 export interface QueueLoad {
-  /** Ready, not yet dispatched. */
+  /** Ready, not yet dispatched (an approval waiting for its ack is not counted: it needs no slot). */
   waiting: number;
   /** Dispatched or running. */
   running: number;

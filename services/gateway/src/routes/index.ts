@@ -2,10 +2,12 @@ import { parseFlowText } from '@taskstream/domain';
 import type { ApiKeyStore, SecretStore } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
+import type { Approvals } from '../approvals.js';
 import type { DeadLetterQueue } from '../dead-letters.js';
 import type { FlowIndex } from '../flow-index.js';
 import type { Flows } from '../flows.js';
 import type { Queues } from '../queues.js';
+import { registerApprovalRoutes } from './approvals.js';
 import { registerDeadLetterRoutes } from './dlq.js';
 import { registerFeedRoutes } from './feed.js';
 import { registerFlowRoutes } from './flows.js';
@@ -19,6 +21,7 @@ import { registerSecretRoutes } from './secrets.js';
 export interface RouteServices {
   ctx: ServiceContext;
   flows: Flows;
+  approvals: Approvals;
   index: FlowIndex;
   queues: Queues;
   dlq: DeadLetterQueue;
@@ -30,6 +33,7 @@ export interface RouteServices {
 export function registerRoutes(app: FastifyInstance, s: RouteServices): void {
   registerHealthRoutes(app, s.ctx);
   registerFlowRoutes(app, s.flows, parseFlowText);
+  registerApprovalRoutes(app, s.approvals);
   registerFeedRoutes(app, s.ctx, s.flows, s.index);
   registerQueueRoutes(app, s.queues);
   registerHistoryRoutes(app, s.flows, s.index, s.ctx);
@@ -51,5 +55,5 @@ export function describingOnly(): RouteServices {
       },
     },
   ) as never;
-  return { ctx: absent, flows: absent, index: absent, queues: absent, dlq: absent, secrets: absent, keys: absent };
+  return { ctx: absent, flows: absent, approvals: absent, index: absent, queues: absent, dlq: absent, secrets: absent, keys: absent };
 }
