@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   awaitsAck,
   countTasks,
-  decide,
   decideAll,
   evolve,
   fold,
@@ -12,17 +11,10 @@ import {
   unknownExecutorMessage,
   validateFlow,
   type EventDraft,
-  type FlowDefinition,
   type FlowEvent,
-  type FlowState,
 } from '../src/index.js';
-import { ev, FLOW, fromDraft, stamp, summary } from './fixtures.js';
+import { ev, FLOW, fromDraft, stamp, given, validFlow as flow } from './fixtures.js';
 
-function flow(input: Record<string, unknown>): FlowDefinition {
-  const result = validateFlow(input);
-  if (!result.ok) throw new Error(JSON.stringify(result.problems));
-  return result.flow;
-}
 
 function problems(input: Record<string, unknown>) {
   const result = validateFlow(input);
@@ -30,20 +22,6 @@ function problems(input: Record<string, unknown>) {
   return result.problems;
 }
 
-function given(history: FlowEvent[]) {
-  return {
-    when(event: FlowEvent) {
-      const state = evolve(fold(history), event);
-      const drafts = decide(state, event);
-      return {
-        then(expected: string[]) {
-          expect(summary(drafts)).toEqual(expected);
-          return { drafts, state: state as FlowState };
-        },
-      };
-    },
-  };
-}
 
 /** The waiting event as the planner's shell stores it: with a code drawn. */
 function stored(draft: EventDraft, code = '0123456789abcdef0123456789abcdef'): FlowEvent {

@@ -8,7 +8,6 @@ import {
   TERMINAL_FLOW_EVENTS,
   TRIGGER_RULES,
   triggerVerdict,
-  validateFlow,
   type EventDraft,
   type FlowDefinition,
   type FlowEvent,
@@ -16,28 +15,9 @@ import {
   type TaskStatus,
   type TriggerRule,
 } from '../src/index.js';
-import { ev, FLOW, fromDraft, stamp, summary } from './fixtures.js';
+import { ev, FLOW, fromDraft, stamp, given, validFlow as flow } from './fixtures.js';
 
-function flow(input: Record<string, unknown>): FlowDefinition {
-  const result = validateFlow(input);
-  if (!result.ok) throw new Error(JSON.stringify(result.problems));
-  return result.flow;
-}
 
-function given(history: FlowEvent[]) {
-  return {
-    when(event: FlowEvent) {
-      const state = evolve(fold(history), event);
-      const drafts = decide(state, event);
-      return {
-        then(expected: string[]) {
-          expect(summary(drafts)).toEqual(expected);
-          return { drafts, state: state as FlowState };
-        },
-      };
-    },
-  };
-}
 
 const succeededWith = (task: string, output: unknown) =>
   stamp({ type: 'task.succeeded', flow_id: FLOW, task_id: task, attempt: 1, data: { output, duration_ms: 1 } });

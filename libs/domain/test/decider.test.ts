@@ -1,22 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { decide, decideAll, evolve, fold, MAX_LISTED_IDS, type EventDraft, type FlowEvent, type FlowState } from '../src/index.js';
-import { definition, ev, FLOW, summary } from './fixtures.js';
+import { decide, decideAll, evolve, fold, MAX_LISTED_IDS, type EventDraft, type FlowEvent } from '../src/index.js';
+import { definition, ev, FLOW, given } from './fixtures.js';
 
-/** given(history).when(event).then(decisions): the decider read as a specification. */
-function given(history: FlowEvent[]) {
-  return {
-    when(event: FlowEvent) {
-      const state = evolve(fold(history), event);
-      const drafts = decide(state, event);
-      return {
-        then(expected: string[]) {
-          expect(summary(drafts)).toEqual(expected);
-          return { drafts, state: state as FlowState };
-        },
-      };
-    },
-  };
-}
 
 const ci = definition([
   { id: 'build' },

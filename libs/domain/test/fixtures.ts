@@ -5,6 +5,7 @@ import {
   decideAll,
   EVENT_VERSION,
   evolve,
+  fold,
   validateFlow,
   type EventDraft,
   type FlowDefinition,
@@ -16,9 +17,7 @@ import {
 export const FLOW = '01JAAAAAAAAAAAAAAAAAAAAAAA';
 
 export function definition(tasks: Array<{ id: string; depends_on?: string[] }>): FlowDefinition {
-  const result = validateFlow({ tasks: tasks.map((t) => ({ executor: 'noop', ...t })) });
-  if (!result.ok) throw new Error(JSON.stringify(result.problems));
-  return result.flow;
+  return validFlow({ tasks: tasks.map((t) => ({ executor: 'noop', ...t })) });
 }
 
 let counter = 0;
@@ -119,3 +118,25 @@ export function simulate(def: FlowDefinition, outcomes: Map<string, boolean>, ch
   return { log, state: state as FlowState | null };
 }
 
+/** given(history).when(event).then(decisions): the decider read as a specification. */
+export function given(history: FlowEvent[]) {
+  return {
+    when(event: FlowEvent) {
+      const state = evolve(fold(history), event);
+      const drafts = decide(state, event);
+      return {
+        then(expected: string[]) {
+          expect(summary(drafts)).toEqual(expected);
+          return { drafts, state: state as FlowState };
+        },
+      };
+    },
+  };
+}
+
+/** A flow as validation leaves it; a test's flow with problems throws them. */
+export function validFlow(input: Record<string, unknown>): FlowDefinition {
+  const result = validateFlow(input);
+  if (!result.ok) throw new Error(JSON.stringify(result.problems));
+  return result.flow;
+}

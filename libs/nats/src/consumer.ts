@@ -1,7 +1,9 @@
-import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import type { Decoded } from './codec.js';
+import type { ConsumerConfig, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { eventTypeFilter, type EventType, type FlowEvent } from '@taskstream/domain';
+import { decodeEvent, type Decoded } from './codec.js';
 import type { DeadLetters } from './dead-letters.js';
 import type { Logger } from './logger.js';
+import { ensureConsumer, type Topology } from './topology.js';
 import { inChildSpan, SpanKind, traceContextOf } from './trace-context.js';
 import type { Attributes } from '@opentelemetry/api';
 
@@ -215,4 +217,29 @@ export function markSettled(msg: JsMsg): void {
 
 function isSettled(msg: JsMsg): boolean {
   return settled.has(msg);
+}
+
+export interface EventTypeLoopsOptions extends Omit<ConsumerLoopOptions<FlowEvent>, 'stream' | 'consumer' | 'decode'> {
+  jsm: JetStreamManager;
+  topo: Topology;
+  types: readonly EventType[];
+  /** The durable consumer's name for each type. */
+  nameOf: (type: EventType) => string;
+  /** The consumers' settings beyond name, filter and max_deliver. */
+  config: Omit<Partial<ConsumerConfig>, 'durable_name' | 'filter_subject' | 'max_deliver'>;
+}
+
+/**
+ * One durable consumer on the log per event type, each with its own loop: nats-server 2.9 allows
+ * one filter subject per consumer. For consumers every instance of a service shares.
+ */
+export async function startEventTypeLoops(options: EventTypeLoopsOptions): Promise<ConsumerLoop[]> {
+  const { jsm, topo, types, nameOf, config, ...loop } = options;
+  const loops: ConsumerLoop[] = [];
+  for (const type of types) {
+    const name = nameOf(type);
+    await ensureConsumer(jsm, topo.eventsStream, { ...config, durable_name: name, filter_subject: eventTypeFilter(topo.layout, type), max_deliver: loop.maxDeliver });
+    loops.push(await startConsumerLoop({ ...loop, stream: topo.eventsStream, consumer: name, decode: decodeEvent }));
+  }
+  return loops;
 }

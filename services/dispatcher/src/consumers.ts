@@ -1,5 +1,5 @@
 import { eventTypeFilter, type EventOf, type FlowEvent } from '@taskstream/domain';
-import { decodeEvent, ensureConsumer, eventSpan, startConsumerLoop, type ConsumerLoop, type DeadLetters, type JsMsg } from '@taskstream/nats';
+import { decodeEvent, ensureConsumer, eventSpan, startConsumerLoop, startEventTypeLoops, type ConsumerLoop, type DeadLetters, type JsMsg } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { RELEASING } from './releases.js';
 
@@ -48,33 +48,21 @@ export async function startReadyConsumer(
  * The release consumers `<consumer>-release-<type>`, shared by every dispatcher: nats-server 2.9
  * allows one filter subject per consumer, so there is one per terminal type.
  */
-export async function startReleaseConsumers(ctx: ServiceContext, settings: ConsumerSettings, deadLetters: DeadLetters, onTerminal: (event: FlowEvent) => Promise<void>): Promise<ConsumerLoop[]> {
+export function startReleaseConsumers(ctx: ServiceContext, settings: ConsumerSettings, deadLetters: DeadLetters, onTerminal: (event: FlowEvent) => Promise<void>): Promise<ConsumerLoop[]> {
   const { consumer, maxDeliver, ackWaitMs } = settings;
-  const loops: ConsumerLoop[] = [];
-  for (const type of RELEASING) {
-    const name = `${consumer}-release-${type.replace('task.', '').replace('_', '-')}`;
-    await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
-      durable_name: name,
-      filter_subject: eventTypeFilter(ctx.topo.layout, type),
-      max_deliver: maxDeliver,
-      // A release held by a dispatcher that died comes back after this.
-      ack_wait: ackWaitMs * 1_000_000,
-      max_ack_pending: 10_000,
-    });
-    loops.push(
-      await startConsumerLoop({
-        js: ctx.js,
-        stream: ctx.topo.eventsStream,
-        consumer: name,
-        source: 'dispatcher-release',
-        decode: decodeEvent,
-        handle: onTerminal,
-        deadLetters,
-        log: ctx.log,
-        maxDeliver,
-        concurrency: 16,
-      }),
-    );
-  }
-  return loops;
+  return startEventTypeLoops({
+    js: ctx.js,
+    jsm: ctx.jsm,
+    topo: ctx.topo,
+    types: RELEASING,
+    nameOf: (type) => `${consumer}-release-${type.replace('task.', '').replace('_', '-')}`,
+    // A release held by a dispatcher that died comes back after the ack wait.
+    config: { ack_wait: ackWaitMs * 1_000_000, max_ack_pending: 10_000 },
+    source: 'dispatcher-release',
+    handle: onTerminal,
+    deadLetters,
+    log: ctx.log,
+    maxDeliver,
+    concurrency: 16,
+  });
 }

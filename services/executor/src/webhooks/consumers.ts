@@ -1,5 +1,5 @@
-import { eventTypeFilter, WEBHOOK_TRIGGERS, type EventType } from '@taskstream/domain';
-import { decodeEvent, DeliverPolicy, ensureConsumer, eventSpan, startConsumerLoop, type ConsumerLoop, type DeadLetters } from '@taskstream/nats';
+import { WEBHOOK_TRIGGERS, type EventType } from '@taskstream/domain';
+import { DeliverPolicy, eventSpan, startEventTypeLoops, type ConsumerLoop, type DeadLetters } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { WebhookDelivery } from './delivery.js';
 
@@ -23,33 +23,20 @@ export function webhookConsumerName(type: EventType): string {
  * flow's end delivers its webhook. Created delivering new events only, so an installation that
  * gains webhooks does not call them for flows that ended before.
  */
-export async function startWebhookConsumers(ctx: ServiceContext, delivery: WebhookDelivery, deadLetters: DeadLetters): Promise<ConsumerLoop[]> {
-  const loops: ConsumerLoop[] = [];
-  for (const type of Object.keys(WEBHOOK_TRIGGERS) as EventType[]) {
-    const name = webhookConsumerName(type);
-    await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
-      durable_name: name,
-      filter_subject: eventTypeFilter(ctx.topo.layout, type),
-      deliver_policy: DeliverPolicy.New,
-      max_deliver: WEBHOOK_MAX_DELIVER,
-      ack_wait: WEBHOOK_ACK_WAIT_MS * 1_000_000,
-      max_ack_pending: 10_000,
-    });
-    loops.push(
-      await startConsumerLoop({
-        js: ctx.js,
-        stream: ctx.topo.eventsStream,
-        consumer: name,
-        source: 'executor-webhooks',
-        decode: decodeEvent,
-        handle: delivery.handle,
-        span: eventSpan('call webhook for'),
-        deadLetters,
-        log: ctx.log,
-        maxDeliver: WEBHOOK_MAX_DELIVER,
-        concurrency: WEBHOOK_CONCURRENCY,
-      }),
-    );
-  }
-  return loops;
+export function startWebhookConsumers(ctx: ServiceContext, delivery: WebhookDelivery, deadLetters: DeadLetters): Promise<ConsumerLoop[]> {
+  return startEventTypeLoops({
+    js: ctx.js,
+    jsm: ctx.jsm,
+    topo: ctx.topo,
+    types: Object.keys(WEBHOOK_TRIGGERS) as EventType[],
+    nameOf: webhookConsumerName,
+    config: { deliver_policy: DeliverPolicy.New, ack_wait: WEBHOOK_ACK_WAIT_MS * 1_000_000, max_ack_pending: 10_000 },
+    source: 'executor-webhooks',
+    handle: delivery.handle,
+    span: eventSpan('call webhook for'),
+    deadLetters,
+    log: ctx.log,
+    maxDeliver: WEBHOOK_MAX_DELIVER,
+    concurrency: WEBHOOK_CONCURRENCY,
+  });
 }
