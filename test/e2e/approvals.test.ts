@@ -1,10 +1,8 @@
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { connectNats, generateApiKey, jetstreamManager, topology, type NatsConnection } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SERVICES, Deployment, FAST_FAILOVER } from '../support/deployment.js';
-import { ROOT } from '../support/stack.js';
+import { runCli } from '../support/cli.js';
 
 /*
  * Approval tasks through every service as its own process: the planner holds them waiting (no work
@@ -14,16 +12,7 @@ import { ROOT } from '../support/stack.js';
 const CODE = /^[0-9a-f]{32}$/;
 const ADMIN = generateApiKey().key;
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(ROOT, 'cli', 'bin', 'taskstream.js'), ...args], { env: { ...process.env, TASKSTREAM_URL: '', TASKSTREAM_API_KEY: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runCli(args);
 
 describe('approval tasks through the services', () => {
   let nats: NatsServer;

@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Deployment } from '../support/deployment.js';
 import { ROOT } from '../support/stack.js';
+import { runCli } from '../support/cli.js';
 
 /**
  * API keys and scopes against gateways started as a deployment starts them, with keys on (the
@@ -25,17 +26,7 @@ const ADMIN = generateApiKey().key;
 const secretOf = (key: string) => key.slice(16);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(ROOT, 'cli', 'bin', 'taskstream.js'), ...args], { cwd: ROOT, env: { ...process.env, TASKSTREAM_URL: '', TASKSTREAM_API_KEY: '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end();
-  });
-}
+const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { env });
 
 /** How a WebSocket upgrade went: opened, or refused with a status and body. */
 function upgrade(url: string, headers: Record<string, string> = {}): Promise<{ opened: true } | { opened: false; status: number; body: string }> {

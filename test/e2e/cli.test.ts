@@ -1,20 +1,11 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, TestStack } from '../support/stack.js';
+import { runCli } from '../support/cli.js';
 
-function cli(args: string[], cwd = ROOT): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(ROOT, 'cli', 'bin', 'taskstream.js'), ...args], { cwd, env: { ...process.env, TASKSTREAM_URL: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], cwd = ROOT) => runCli(args, { cwd });
 
 describe('taskstream run, embedded', () => {
   it('starts nats-server and the services, runs the flow, prints the outcome and stops everything', async () => {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +7,7 @@ import { silentLogger } from '@taskstream/nats';
 import { createContext, readCommonEnv, SettingError } from '@taskstream/runtime';
 import { ConfiguredNats, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../support/stack.js';
+import { runCli } from '../support/cli.js';
 
 /**
  * NATS authentication through the shared settings (TASKSTREAM_NATS_USER and _PASSWORD, or
@@ -75,17 +74,7 @@ async function runsAFlow(stack: Stack): Promise<string> {
   }, 30_000, 50);
 }
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const clean = { TASKSTREAM_NATS_USER: '', TASKSTREAM_NATS_PASSWORD: '', TASKSTREAM_NATS_CREDS: '', TASKSTREAM_NATS_URL: '' };
-    const child = spawn(process.execPath, [join(ROOT, 'cli', 'bin', 'taskstream.js'), ...args], { cwd: ROOT, env: { ...process.env, ...clean, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string>) => runCli(args, { env });
 
 describe('NATS user and password from the settings', () => {
   const PASSWORD = 'correct-horse-battery';

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { eventSubject } from '@taskstream/domain';
@@ -7,6 +6,7 @@ import { ConfiguredNats, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Deployment } from '../support/deployment.js';
 import { recordingEndpoint, ROOT, ServiceProcess } from '../support/stack.js';
+import { runCli } from '../support/cli.js';
 
 /**
  * The deployment's NATS permissions (deploy/nats/permissions.conf) on a real nats-server: the stack
@@ -27,16 +27,7 @@ const as = (user: User) => ({ TASKSTREAM_NATS_USER: user, TASKSTREAM_NATS_PASSWO
 const startNats = () => ConfiguredNats.start({ include: [join(ROOT, 'deploy', 'nats', 'permissions.conf')], env: SERVER_ENV });
 const violations = (output: string) => output.split('\n').filter((line) => /violation/i.test(line));
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(ROOT, 'cli', 'bin', 'taskstream.js'), ...args], { cwd: ROOT, env: { ...process.env, TASKSTREAM_NATS_USER: '', TASKSTREAM_NATS_PASSWORD: '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string>) => runCli(args, { env });
 
 /** Starts `service` as `user` and waits for it to give up; returns what it logged. */
 async function failedStart(url: string, service: string, user: User, env: Record<string, string>): Promise<string> {

@@ -1,10 +1,8 @@
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { connectNats, CorruptSecretError, jetstream, Kvm, SecretStore, topology, type NatsConnection } from '@taskstream/nats';
 import { NatsServer } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Deployment } from '../support/deployment.js';
-import { ROOT } from '../support/stack.js';
+import { runCli } from '../support/cli.js';
 
 // Distinct values, so finding one anywhere it must not be is unambiguous.
 const FIRST = 'first-Zq8vXr2pLm';
@@ -15,17 +13,7 @@ const PIPED = 'piped-Ty2mWq8hLs';
 const ARGUMENT = 'argument-Vn6bXc1jRe';
 const VALUES = [FIRST, SECOND, OTHER, CORRUPT, PIPED, ARGUMENT];
 
-function cli(args: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(ROOT, 'cli', 'bin', 'taskstream.js'), ...args], { cwd: ROOT, env: { ...process.env, TASKSTREAM_URL: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin ?? '');
-  });
-}
+const cli = (args: string[], stdin?: string) => runCli(args, { ...(stdin !== undefined && { stdin }) });
 
 describe('secrets: write-only through the gateway and the CLI', () => {
   let nats: NatsServer;

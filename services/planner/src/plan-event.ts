@@ -1,4 +1,4 @@
-import { decideAll, isTerminalFlow, type EventDraft, type FlowEvent } from '@taskstream/domain';
+import { decideAll, isTerminalFlow, REPORT_EVENTS, type EventDraft, type FlowEvent } from '@taskstream/domain';
 import type { JsMsg, Logger } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { DecisionAppender } from './append-once.js';
@@ -35,6 +35,8 @@ export class EventPlanner {
   };
 
   private async plan(event: FlowEvent, msg: JsMsg): Promise<void> {
+    // Nothing follows from them, and their flow ended (it left the cache): loading it would read its whole log.
+    if (REPORT_EVENTS.has(event.type)) return;
     const { cache, appender, log } = this.parts;
     const loaded = await cache.load(event, msg.seq, msg.info.deliveryCount);
     if (!loaded) {

@@ -302,6 +302,8 @@ export type EventOf<T extends EventType> = Extract<FlowEvent, { type: T }>;
 export const EVENT_TYPES = FlowEvent.options.map((o) => o.shape.type.value) as EventType[];
 
 export const TERMINAL_FLOW_EVENTS = new Set<EventType>(['flow.succeeded', 'flow.failed', 'flow.cancelled']);
+/** Events that report on a finished flow (its webhook's delivery): the fold changes nothing for them, and nothing is decided on them. */
+export const REPORT_EVENTS = new Set<EventType>(['flow.webhook_attempted', 'flow.webhook_delivered', 'flow.webhook_abandoned']);
 export const TERMINAL_TASK_EVENTS = new Set<EventType>([
   'task.succeeded',
   'task.failed',
