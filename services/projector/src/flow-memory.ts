@@ -22,7 +22,7 @@ export class FlowMemory {
   }
 
   hold(flowId: string, state: FlowState, paged: boolean): ProjectedFlow {
-    const flow = { state, paged };
+    const flow = { state, paged, completeThrough: state.last_seq };
     this.storedAhead.delete(flowId);
     this.flows.set(flowId, flow);
     if (this.flows.size > this.max) this.flows.delete(this.flows.keys().next().value!);

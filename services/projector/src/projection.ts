@@ -53,12 +53,14 @@ export class Projection {
       evolve(flow.state, event, msg.seq);
       return { flow, tasks: touched };
     }
-    if (msg.info.deliveryCount === 1) return undefined;
-    // Redelivered behind newer events of its flow (its ack was lost, e.g. while a consumer
-    // leader moved). If memory lacked it, the newer events were folded without it: refold.
+    if (msg.seq <= flow.completeThrough) return undefined;
+    // Delivered behind newer events of its flow: its first delivery may have been lost (a server
+    // restart, a consumer leader moving), whatever the delivery count says, and the newer events
+    // folded without it. Refold once; older deliveries after that are known to be in the state.
     const refolded = await foldFlowHistory(this.ctx.js, this.ctx.topo, event.flow_id, flow.state.last_seq);
     if (refolded === null) return undefined;
     flow.state = refolded;
+    flow.completeThrough = refolded.last_seq;
     return { flow, tasks: 'all' };
   }
 

@@ -14,6 +14,12 @@ export interface ProjectedFlow {
   state: FlowState;
   /** The stored view is paged: its task keys exist. */
   paged: boolean;
+  /**
+   * Every event of the flow up to this sequence is known to be in `state`: it was folded from the
+   * log. Events after it arrived one by one, and one of them may have been lost in transit and come
+   * again later, behind newer ones.
+   */
+  completeThrough: number;
   /** The summary this process last stored for the flow, as JSON: an unchanged one is not written again. */
   storedSummary?: string;
 }
@@ -39,7 +45,7 @@ function indexOf(definition: FlowDefinition, taskId: string): number | undefined
  * task when the stored view was not paged before; a view that stops being paged deletes its task
  * keys.
  */
-export function planViewWrite(flow: ProjectedFlow, touched: TouchedTasks): ViewWrite {
+export function planViewWrite(flow: Pick<ProjectedFlow, 'state' | 'paged'>, touched: TouchedTasks): ViewWrite {
   const { state } = flow;
   const flowId = state.flow_id;
   const specs = state.definition.tasks;
