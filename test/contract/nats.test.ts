@@ -1,4 +1,4 @@
-import { EVENT_VERSION, eventSubject, flowEventsFilter, type FlowEvent } from '@taskstream/domain';
+import { EVENT_VERSION, eventSubject, flowEventsFilter, validateFlow, type FlowEvent } from '@taskstream/domain';
 import { Objm } from '@nats-io/obj';
 import {
   connectNats,
@@ -8,12 +8,14 @@ import {
   ensureTopology,
   EventLog,
   decodeEvent,
+  derivedFlowId,
   followEvents,
   jetstream,
   newId,
   readFlowHistory,
   silentLogger,
   startConsumerLoop,
+  submitFlow,
   topology,
   watchStoredSubjects,
   type NatsConnection,
@@ -61,6 +63,27 @@ describe('NATS lib against a real nats-server', () => {
     const names: string[] = [];
     for await (const s of jsm.streams.list()) names.push(s.config.name);
     expect(names).toEqual(expect.arrayContaining(['CT_EVENTS', 'CT_WORK', 'CT_DLQ', 'KV_ct_flows', 'KV_ct_idempotency']));
+  });
+
+  it('submits a flow with a derived id once, whatever the de-duplication window', async () => {
+    const js = jetstream(nc);
+    const flowId = derivedFlowId('schedule:nightly:2026-12-03T00:00:00Z', Date.parse('2026-12-03T00:00:00Z'));
+    expect(derivedFlowId('schedule:nightly:2026-12-03T00:00:00Z', Date.parse('2026-12-03T00:00:00Z'))).toBe(flowId);
+    expect(derivedFlowId('schedule:nightly:2026-12-04T00:00:00Z', Date.parse('2026-12-04T00:00:00Z'))).not.toBe(flowId);
+    const parsed = validateFlow({ queue: 'default', tasks: [{ id: 'a', executor: 'shell', config: { command: 'true' } }] });
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+    const definition = parsed.flow;
+    const origin = { schedule: { id: 'nightly', scheduled_at: '2026-12-03T00:00:00Z' } };
+    expect(await submitFlow(js, topo, { definition, flowId, origin })).toEqual({ flowId, created: true });
+    // Another instance acting on the same tick, after the msgID window (a different msgID stands for that).
+    await js.publish(eventSubject(topo.layout, flowId, 'flow.submitted'), new TextEncoder().encode('{}'), { msgID: 'elsewhere', expect: { lastSubjectSequence: 0 } }).then(
+      () => expect.unreachable('a second submission was stored'),
+      (error: Error) => expect(error.message).toMatch(/wrong last sequence/i),
+    );
+    expect(await submitFlow(js, topo, { definition, flowId, origin })).toEqual({ flowId, created: false });
+    const history = await readFlowHistory(js, topo, flowId);
+    expect(history.map((e) => e.event.type)).toEqual(['flow.submitted']);
+    expect(history[0]!.event.data).toMatchObject({ origin });
   });
 
   it('drops a re-published event with the same msgID', async () => {

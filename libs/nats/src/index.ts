@@ -20,3 +20,4 @@ export { jetstream, jetstreamManager, AckPolicy, DeliverPolicy, type JetStreamCl
 export { Kvm, type KV } from '@nats-io/kv';
 export * from './server-process.js';
 export * from './trace-context.js';
+export * from './submission.js';

@@ -1,19 +1,18 @@
 import {
   eventSubject,
-  INLINE_DEFINITION_BYTES,
-  jsonBytes,
   MAX_TASKS_PER_FLOW,
   oversizedPart,
   lineageFrom,
   toFlowView,
   ULID_PATTERN,
   type FlowDefinition,
+  type FlowOrigin,
   type FlowState,
   type FlowView,
   type EventType,
   type Lineage,
 } from '@taskstream/domain';
-import { definitionsOf, EventLog, foldFlowHistory, newId, readFlowHistory, type FlowViewStore, type IdempotencyStore, type StoredEvent } from '@taskstream/nats';
+import { EventLog, foldFlowHistory, newId, readFlowHistory, submitFlow, type FlowViewStore, type IdempotencyStore, type StoredEvent } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { ApiError, apiError, ERRORS } from './errors.js';
 import type { Queues } from './queues.js';
@@ -43,7 +42,7 @@ export class Flows {
    * before the event is appended, so a retried request returns the first flow; a retry after a crash
    * between the two steps appends the event it missed.
    */
-  async submit(definition: FlowDefinition, idempotencyKey?: string, submittedBy?: string, lineage?: Lineage): Promise<SubmitResult> {
+  async submit(definition: FlowDefinition, idempotencyKey?: string, submittedBy?: string, lineage?: Lineage, origin?: FlowOrigin): Promise<SubmitResult> {
     this.checkSize(definition, lineage);
     let flowId = newId();
     let replayed = false;
@@ -58,20 +57,14 @@ export class Flows {
     }
     // A flow may carry its queue's policy (as Tasked's MCP does): it replaces the queue's policy first.
     if (definition.queue_config !== undefined) await this.queues.put(definition.queue, definition.queue_config);
-    const inline = { definition, ...(lineage !== undefined && { lineage }) };
-    const stored = jsonBytes(inline) <= INLINE_DEFINITION_BYTES ? inline : { definition_ref: await (await definitionsOf(this.ctx.js, this.ctx.topo)).offload(flowId, inline) };
-    await this.log.appendNew(
-      {
-        type: 'flow.submitted',
-        flow_id: flowId,
-        data: {
-          ...stored,
-          ...(idempotencyKey !== undefined && { idempotency_key: idempotencyKey }),
-          ...(submittedBy !== undefined && { submitted_by: submittedBy }),
-        },
-      },
-      `${flowId}:flow.submitted`,
-    );
+    await submitFlow(this.ctx.js, this.ctx.topo, {
+      definition,
+      flowId,
+      ...(idempotencyKey !== undefined && { idempotencyKey }),
+      ...(submittedBy !== undefined && { submittedBy }),
+      ...(lineage !== undefined && { lineage }),
+      ...(origin !== undefined && { origin }),
+    });
     flowSubmitted(definition.queue);
     return { flowId, replayed };
   }

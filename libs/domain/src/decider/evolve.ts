@@ -78,6 +78,7 @@ function initialState(event: EventOf<'flow.submitted'>, seq: number): FlowState 
     submitted_at: event.time,
     ...(lineage && { lineage: { kind: lineage.kind, parent_flow_id: lineage.parent_flow_id, at_seq: lineage.at_seq } }),
     ...(event.data.idempotency_key !== undefined && { idempotency_key: event.data.idempotency_key }),
+    ...(event.data.origin !== undefined && { origin: event.data.origin }),
     last_seq: seq,
   };
 }

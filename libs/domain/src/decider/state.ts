@@ -1,4 +1,4 @@
-import type { Ack, TaskError } from '../events/catalogue.js';
+import type { Ack, FlowOrigin, TaskError } from '../events/catalogue.js';
 import type { FlowDefinition, TaskSpec } from '../flow/definition.js';
 
 export type TaskStatus =
@@ -105,6 +105,8 @@ export interface FlowState {
   error?: string;
   idempotency_key?: string;
   lineage?: { kind: 'rerun' | 'fork'; parent_flow_id: string; at_seq: number };
+  /** What started the flow when not a direct submission (template, schedule, trigger, parent flow). */
+  origin?: FlowOrigin;
   /** Reruns and forks created from this flow. */
   derived?: Array<{ kind: 'rerun' | 'fork'; child_flow_id: string; at_seq: number }>;
   /** Stream sequence of the last event folded, when the shell provides it. */

@@ -63,6 +63,18 @@ export const DefinitionRef = z.object({
 export type DefinitionRef = z.infer<typeof DefinitionRef>;
 
 /**
+ * What started a flow other than a direct submission: a template run, a schedule's tick, a webhook
+ * trigger, or a parent flow's task (a sub-flow). Recorded once, in `flow.submitted`.
+ */
+export const FlowOrigin = z.object({
+  template: z.object({ name: z.string().min(1), version: z.number().int().min(1) }).optional(),
+  schedule: z.object({ id: z.string().min(1), scheduled_at: z.iso.datetime({ offset: true }) }).optional(),
+  trigger: z.object({ name: z.string().min(1), delivery_id: z.string().min(1) }).optional(),
+  parent: z.object({ flow_id: FlowId, task_id: TaskId, depth: z.number().int().min(1) }).optional(),
+});
+export type FlowOrigin = z.infer<typeof FlowOrigin>;
+
+/**
  * Carries the definition, or for a large one `definition_ref` instead (with its lineage, which
  * holds reused outputs). Readers fold only hydrated submissions: the shell puts the stored
  * definition back before the event reaches `evolve`.
@@ -76,6 +88,7 @@ export const FlowSubmitted = envelope(
       idempotency_key: z.string().optional(),
       submitted_by: z.string().optional(),
       lineage: Lineage.optional(),
+      origin: FlowOrigin.optional(),
     })
     .refine((data) => (data.definition === undefined) !== (data.definition_ref === undefined), 'must carry either definition or definition_ref'),
   flowScope,

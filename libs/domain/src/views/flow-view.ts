@@ -18,6 +18,7 @@ export interface FlowView {
   total: number;
   tasks: TaskView[];
   lineage?: FlowState['lineage'];
+  origin?: FlowState['origin'];
   derived?: FlowState['derived'];
   /** Set on the header of a paged view, stored without its tasks: they are stored one per key. */
   tasks_paged?: true;
@@ -42,6 +43,7 @@ export interface FlowSummary {
   finished_at?: string;
   total: number;
   lineage?: FlowState['lineage'];
+  origin?: FlowState['origin'];
   /** The flow's share of each queue's statistics (see queueLoads). */
   load?: Record<string, QueueLoad>;
 }
@@ -248,6 +250,7 @@ export function toFlowSummary(state: FlowState): FlowSummary {
     ...(state.finished_at !== undefined && { finished_at: state.finished_at }),
     total: state.order.length,
     ...(state.lineage && { lineage: state.lineage }),
+    ...(state.origin && { origin: state.origin }),
   };
 }
 

@@ -3,6 +3,7 @@ import {
   FLOW_STATUSES_FOR_QUERY,
   FlowDefinition,
   FlowEvent,
+  FlowOrigin,
   FlowSubmission,
   QueuePolicyInput,
   QueueSecretSource,
@@ -100,6 +101,7 @@ const TaskViewSchema = named(
 describes<Describes<typeof TaskViewSchema, TaskView>>();
 
 const LineageSchema = z.object({ kind: z.enum(['rerun', 'fork']), parent_flow_id: flowId, at_seq: z.number().int() });
+const OriginSchema = described(FlowOrigin.optional(), 'what started the flow when not a direct submission: a template run, a schedule, a webhook trigger or a parent flow');
 const DerivedSchema = z.array(z.object({ kind: z.enum(['rerun', 'fork']), child_flow_id: flowId, at_seq: z.number().int() }));
 
 export const FlowViewSchema = named(
@@ -119,6 +121,7 @@ export const FlowViewSchema = named(
     total: z.number().int(),
     tasks: z.array(TaskViewSchema),
     lineage: LineageSchema.optional(),
+    origin: OriginSchema,
     derived: DerivedSchema.optional(),
     tasks_paged: z.literal(true).optional(),
     tasks_omitted: z.boolean().optional(),
@@ -146,6 +149,7 @@ const FlowSummarySchema = named(
     finished_at: time.optional(),
     total: z.number().int(),
     lineage: LineageSchema.optional(),
+    origin: OriginSchema,
     load: described(z.record(z.string(), Load).optional(), "the flow's share of each queue's statistics"),
   }),
   'A flow in the flows list.',
