@@ -188,6 +188,13 @@ function apply(state: FlowState, event: FlowEvent): void {
         attemptOf(task, event.attempt).retry_delay_ms = event.data.delay_ms;
       });
       return;
+    case 'task.artifact_stored':
+      withTask(state, event.task_id, (task) => {
+        if (TERMINAL_TASK_STATUSES.has(task.status)) return;
+        const { name, bytes, sha256, object } = event.data;
+        (task.artifacts ??= {})[name] = { name, bytes, sha256, object, attempt: event.attempt };
+      });
+      return;
     case 'task.succeeded':
       withTask(state, event.task_id, (task) => {
         if (!finish(state, task, 'succeeded', event.time)) return;

@@ -81,6 +81,16 @@ export interface TaskState {
   reason?: string;
   /** Who ended a waiting approval through the ack route. */
   ack?: Ack;
+  /** Files the task's attempts stored (task.artifact_stored), by name: a later attempt's file replaces an earlier one's. */
+  artifacts?: Record<string, ArtifactRecord>;
+}
+
+export interface ArtifactRecord {
+  name: string;
+  bytes: number;
+  sha256: string;
+  object: string;
+  attempt: number;
 }
 
 export interface FlowState {

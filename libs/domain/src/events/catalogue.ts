@@ -248,6 +248,22 @@ export const Ack = z.object({
   requested_by: z.string().optional(),
 });
 export type Ack = z.infer<typeof Ack>;
+/**
+ * A file a step left in its artifacts directory, stored in the artifacts object store under
+ * `object` before the attempt's task.succeeded: a task's artifacts are known once it has succeeded.
+ */
+export const TaskArtifactStored = envelope(
+  'task.artifact_stored',
+  z.object({
+    /** The file's name in the directory (a relative path with `/`). */
+    name: z.string().min(1),
+    bytes: z.number().int().min(0),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    /** The object's name in the artifacts store. */
+    object: z.string().min(1),
+  }),
+  attemptScope,
+);
 export const TaskSucceeded = envelope(
   'task.succeeded',
   z.object({ output: z.unknown().optional(), duration_ms: z.number().min(0), ack: Ack.optional() }),
@@ -301,6 +317,7 @@ export const FlowEvent = z.discriminatedUnion('type', [
   TaskStarted,
   TaskAttemptFailed,
   TaskRetryScheduled,
+  TaskArtifactStored,
   TaskSucceeded,
   TaskFailed,
   TaskTimedOut,

@@ -78,6 +78,8 @@ export interface TaskView {
   waiting_reason?: string;
   /** Succeeded in the parent flow of a rerun or fork; not run again. */
   reused?: boolean;
+  /** Files the task stored (see task.artifact_stored), in name order. */
+  artifacts?: Array<{ name: string; bytes: number; sha256: string; attempt: number }>;
 }
 
 /*
@@ -183,6 +185,11 @@ export function toTaskView(task: TaskState): TaskView {
     ...(task.reason !== undefined && { reason: head(task.reason, VIEW_MESSAGE_CHARS) }),
     ...(task.waiting_reason !== undefined && { waiting_reason: task.waiting_reason }),
     ...(task.reused && { reused: true }),
+    ...(task.artifacts !== undefined && {
+      artifacts: Object.values(task.artifacts)
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+        .map(({ name, bytes, sha256, attempt }) => ({ name, bytes, sha256, attempt })),
+    }),
   };
 }
 

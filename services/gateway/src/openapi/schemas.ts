@@ -95,6 +95,10 @@ const TaskViewSchema = named(
     reason: z.string().optional(),
     waiting_reason: described(z.string().optional(), 'rate, concurrency or key_concurrency: why a ready task waits for its queue'),
     reused: described(z.boolean().optional(), 'succeeded in the parent flow of a rerun or fork; not run again'),
+    artifacts: described(
+      z.array(z.object({ name: z.string(), bytes: z.number().int(), sha256: z.string(), attempt: z.number().int() })).optional(),
+      'files the task stored, in name order; download them from the artifacts route',
+    ),
   }),
   'One task of a flow view.',
 );
