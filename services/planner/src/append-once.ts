@@ -34,6 +34,7 @@ export class DecisionAppender {
         const refolded = await this.history.fold(event.flow_id);
         if (refolded === null) return false;
         flow.state = refolded;
+        flow.completeThrough = refolded.last_seq;
         fresh = unemitted(decideAll(refolded), flow.emitted);
       }
       flow.emitted.add(start.key);

@@ -6,6 +6,8 @@ export interface Delivery {
   deliveryCount: number;
   /** The flow was rebuilt from the log for this event rather than found in memory or started by it. */
   rebuilt: boolean;
+  /** Every event of the flow up to this sequence is in memory: it was folded from the log (see CachedFlow). */
+  completeThrough: number;
 }
 
 /**
@@ -22,9 +24,10 @@ export function stepOf(state: FlowState, event: FlowEvent, delivery: Delivery): 
     evolve(state, event, delivery.seq);
     return { kind: 'decide', drafts: decide(state, event) };
   }
-  if (delivery.deliveryCount === 1) return { kind: 'seen' };
-  // Redelivered behind newer events of its flow (its ack was lost, e.g. while a consumer
-  // leader moved): memory may lack it. Refold from the log and re-decide everything.
+  if (delivery.seq <= delivery.completeThrough) return { kind: 'seen' };
+  // Delivered behind newer events of its flow: its first delivery may have been lost (a server
+  // restart, a consumer leader moving), whatever the delivery count says, and memory may lack it.
+  // Refold from the log and re-decide everything.
   return { kind: 'refold' };
 }
 

@@ -7,6 +7,11 @@ export interface CachedFlow {
   state: FlowState;
   /** Keys of decisions already appended, so a decision is published once per process. */
   emitted: Set<string>;
+  /**
+   * Every event of the flow up to this sequence is in `state`: it was folded from the log. Events
+   * after it arrived one by one, and one may have been lost in transit and come again later.
+   */
+  completeThrough: number;
 }
 
 /** A flow as the log holds it: what the cache falls back on for anything not in memory. */
@@ -68,7 +73,7 @@ export class FlowCache {
     const starts = event.type === 'flow.submitted' && deliveryCount === 1;
     const state = starts ? await this.history.submitted(event, seq) : await this.history.fold(event.flow_id);
     if (state === null) return undefined;
-    const flow = { state, emitted: new Set<string>() };
+    const flow = { state, emitted: new Set<string>(), completeThrough: state.last_seq };
     this.flows.set(event.flow_id, flow);
     if (this.flows.size > this.maxFlows) this.flows.delete(this.flows.keys().next().value!);
     return { flow, rebuilt: !starts };

@@ -44,7 +44,7 @@ export class EventPlanner {
       return;
     }
     const { flow, rebuilt } = loaded;
-    const drafts = await this.decisions(flow, event, { seq: msg.seq, deliveryCount: msg.info.deliveryCount, rebuilt });
+    const drafts = await this.decisions(flow, event, { seq: msg.seq, deliveryCount: msg.info.deliveryCount, rebuilt, completeThrough: flow.completeThrough });
     // Before the event is acknowledged, even when memory already held it (a flow rebuilt from a
     // log that has the event): its delivery is the one chance to store the timeout.
     const approval = approvalDeadlineOn(event, flow.state);
@@ -64,6 +64,7 @@ export class EventPlanner {
     const refolded = await this.parts.history.fold(event.flow_id, flow.state.last_seq);
     if (refolded === null) return undefined;
     flow.state = refolded;
+    flow.completeThrough = refolded.last_seq;
     return decideAll(refolded);
   }
 }

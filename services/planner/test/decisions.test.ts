@@ -14,12 +14,12 @@ describe('planner decisions: what an event means for its flow in memory', () => 
   it('a submission starts its flow and readies the roots', () => {
     const submitted = ev.submitted(def);
     const state = folded([submitted]);
-    expect(drafts(stepOf(state, submitted, { seq: 1, deliveryCount: 1, rebuilt: false }))).toEqual(['flow.started', 'task.ready:a']);
+    expect(drafts(stepOf(state, submitted, { seq: 1, deliveryCount: 1, rebuilt: false, completeThrough: 0 }))).toEqual(['flow.started', 'task.ready:a']);
   });
 
   it('folds a new event into the state and decides on what it affects', () => {
     const state = folded([ev.submitted(def), ev.started()]);
-    const step = stepOf(state, ev.succeeded('a'), { seq: 3, deliveryCount: 1, rebuilt: false });
+    const step = stepOf(state, ev.succeeded('a'), { seq: 3, deliveryCount: 1, rebuilt: false, completeThrough: 0 });
     expect(drafts(step)).toEqual(['task.ready:b', 'task.ready:c']);
     expect(state.last_seq).toBe(3);
     expect(state.tasks['a']?.status).toBe('succeeded');
@@ -28,15 +28,18 @@ describe('planner decisions: what an event means for its flow in memory', () => 
   it('re-decides everything for a flow just rebuilt from its log, without folding the event again', () => {
     const succeeded = ev.succeeded('a');
     const state = folded([ev.submitted(def), ev.started(), succeeded]);
-    expect(drafts(stepOf(state, succeeded, { seq: 3, deliveryCount: 1, rebuilt: true }))).toEqual(['task.ready:b', 'task.ready:c']);
+    expect(drafts(stepOf(state, succeeded, { seq: 3, deliveryCount: 1, rebuilt: true, completeThrough: 3 }))).toEqual(['task.ready:b', 'task.ready:c']);
     expect(state.last_seq).toBe(3);
   });
 
-  it('does nothing for a first delivery memory already holds, and refolds for a redelivery behind newer events', () => {
+  it('does nothing for an event folded from the log, and refolds for one delivered behind newer events, whatever its delivery count', () => {
     const started = ev.started();
     const state = folded([ev.submitted(def), started, ev.succeeded('a')]);
-    expect(stepOf(state, started, { seq: 2, deliveryCount: 1, rebuilt: false })).toEqual({ kind: 'seen' });
-    expect(stepOf(state, started, { seq: 2, deliveryCount: 2, rebuilt: false })).toEqual({ kind: 'refold' });
+    expect(stepOf(state, started, { seq: 2, deliveryCount: 1, rebuilt: false, completeThrough: 2 })).toEqual({ kind: 'seen' });
+    expect(stepOf(state, started, { seq: 2, deliveryCount: 2, rebuilt: false, completeThrough: 3 })).toEqual({ kind: 'seen' });
+    // Memory folded events 1 and 3 as they came; 2's first delivery was lost and comes now.
+    expect(stepOf(state, started, { seq: 2, deliveryCount: 1, rebuilt: false, completeThrough: 1 })).toEqual({ kind: 'refold' });
+    expect(stepOf(state, started, { seq: 2, deliveryCount: 2, rebuilt: false, completeThrough: 1 })).toEqual({ kind: 'refold' });
     expect(state.last_seq).toBe(3);
   });
 });
