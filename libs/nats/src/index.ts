@@ -21,3 +21,4 @@ export { Kvm, type KV } from '@nats-io/kv';
 export * from './server-process.js';
 export * from './trace-context.js';
 export * from './submission.js';
+export * from './templates.js';

@@ -44,6 +44,8 @@ export interface Topology {
   secretsBucket: string;
   /** API keys of the gateway, one record per key id (read and written only through ApiKeyStore). */
   apiKeysBucket: string;
+  /** Flow templates, one immutable key per version (read and written only through TemplateStore). */
+  templatesBucket: string;
   /** Window in which JetStream drops a re-published message with the same Nats-Msg-Id. */
   duplicateWindowMs: number;
 }
@@ -74,6 +76,7 @@ export function topology(options: TopologyOptions = {}): Topology {
     definitionsBucket: `${prefix}_definitions`,
     secretsBucket: `${prefix}_secrets`,
     apiKeysBucket: `${prefix}_api_keys`,
+    templatesBucket: `${prefix}_templates`,
     duplicateWindowMs: options.duplicateWindowMs ?? 10 * 60_000,
   };
 }
@@ -134,6 +137,8 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
   await kvm.create(topo.secretsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   // One record per API key (hashes only); a revoked key keeps its record, marked revoked.
   await kvm.create(topo.apiKeysBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
+  // Template versions are immutable keys of their own; the bucket keeps one value per key.
+  await kvm.create(topo.templatesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.idempotencyBucket, {
     history: 1,
     replicas: topo.replicas,
@@ -150,7 +155,7 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
  */
 export async function checkTopology(nc: NatsConnection, topo: Topology): Promise<JetStreamManager> {
   const jsm = await patiently(() => jetstreamManager(nc));
-  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.queuesBucket, topo.leasesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.idempotencyBucket];
+  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.queuesBucket, topo.leasesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.idempotencyBucket, topo.templatesBucket];
   const expected: Array<{ what: string; stream: string }> = [
     ...streamConfigs(topo).map((config) => ({ what: `stream ${config.name}`, stream: config.name })),
     ...buckets.map((bucket) => ({ what: `key-value bucket ${bucket}`, stream: `KV_${bucket}` })),

@@ -13,6 +13,7 @@ import {
   QUEUE_POLICIES_LAYOUT,
   SECRETS_LAYOUT,
   STREAM_LAYOUTS,
+  TEMPLATES_LAYOUT,
   topology,
   type Layout,
 } from '../src/index.js';
@@ -28,6 +29,7 @@ const OWNED: Layout[] = [
   QUEUE_POLICIES_LAYOUT,
   QUEUE_LIMITS_LAYOUT,
   LEASES_LAYOUT,
+  TEMPLATES_LAYOUT,
 ];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -1,0 +1,28 @@
+import type { FlowDefinition } from '../flow/definition.js';
+import type { Problem } from '../flow/validate.js';
+import { jsonBytes } from '../limits/flow-size.js';
+import { MAX_RUN_PARAMS_BYTES } from './limits.js';
+import { compileParamsSchema } from './params.js';
+import type { StoredTemplate } from './record.js';
+import { templateFlow } from './validate.js';
+
+export type Instantiated = { ok: true; definition: FlowDefinition } | { ok: false; problems: Problem[] };
+
+/**
+ * A run of a template: `params` checked against its params_schema (every problem with its path,
+ * `params.…`; defaults filled in), and the flow it defines with those params, ready to submit.
+ */
+export function instantiateTemplate(template: Pick<StoredTemplate, 'flow' | 'params_schema'>, params: unknown): Instantiated {
+  if (params === null || typeof params !== 'object' || Array.isArray(params)) {
+    return { ok: false, problems: [{ path: 'params', message: 'must be a JSON object of named values, e.g. {"env": "prod"}' }] };
+  }
+  const bytes = jsonBytes(params);
+  if (bytes > MAX_RUN_PARAMS_BYTES) {
+    return { ok: false, problems: [{ path: 'params', message: `is ${bytes} bytes as JSON, over the ${MAX_RUN_PARAMS_BYTES}-byte (${MAX_RUN_PARAMS_BYTES / 1024} KiB) limit of a run's params; pass large data by reference (a URL a step fetches)` }] };
+  }
+  const schema = compileParamsSchema(template.params_schema);
+  if (!schema.ok) return { ok: false, problems: schema.problems };
+  const checked = schema.check(params as Record<string, unknown>);
+  if (checked.problems.length > 0) return { ok: false, problems: checked.problems };
+  return templateFlow(template.flow, checked.params);
+}
