@@ -29,4 +29,5 @@ export * from './decider/prepare.js';
 export * from './work/resolve-spec.js';
 export * from './work/attempts.js';
 export * from './webhooks/delivery.js';
+export * from './schedules/index.js';
 export * from './templates/index.js';

@@ -1,0 +1,3 @@
+export * from './cron.js';
+export * from './schedule.js';
+export * from './ticks.js';
