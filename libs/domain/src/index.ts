@@ -28,6 +28,7 @@ export * from './decider/trigger-rules.js';
 export * from './decider/prepare.js';
 export * from './work/resolve-spec.js';
 export * from './work/attempts.js';
+export * from './work/artifacts.js';
 export * from './webhooks/delivery.js';
 export * from './schedules/index.js';
 export * from './templates/index.js';

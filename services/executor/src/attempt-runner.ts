@@ -133,7 +133,7 @@ export class AttemptRunner {
       taskId: item.task_id,
       attempt,
       idempotencyKey: item.idempotency_key,
-      upstream: spec.bindings?.tasks ?? {},
+      upstream: Object.fromEntries(Object.entries(spec.bindings?.tasks ?? {}).map(([id, bound]) => [id, { output: bound.output }])),
       params: spec.bindings?.params ?? {},
     });
     // A step that finished after its timeout or cancel (one that ignored SIGTERM) is not a success.

@@ -29,7 +29,7 @@ export function prepareTask(state: FlowState, task: TaskState, decidedOutputs: R
     if (!verdict.ok) return fail('CONDITION_ERROR', `condition evaluation failed: ${verdict.message}`);
     if (!verdict.value) return { kind: 'skip', condition: spec.condition };
   }
-  const resolved = resolveForReady(spec, { flowId: state.flow_id, params: state.definition.params ?? {}, outputs: outputOf });
+  const resolved = resolveForReady(spec, { flowId: state.flow_id, params: state.definition.params ?? {}, outputs: outputOf, artifacts: (id) => state.tasks[id]?.artifacts });
   if (!resolved.ok) return fail(resolved.code, resolved.message);
   const ready = resolved.spec;
   if (spec.executor === 'transform' && typeof ready.config.expr === 'string') {

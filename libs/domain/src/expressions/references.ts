@@ -1,22 +1,26 @@
 /**
  * `${...}` references inside flow values, written as in Tasked: `${tasks.<id>.output.<path>}`,
- * `${flow.id}`, `${task.id}`, `${task.attempt}`, `${params.<path>}` and `${secrets.<NAME>}`.
+ * `${flow.id}`, `${task.id}`, `${task.attempt}`, `${params.<path>}` and `${secrets.<NAME>}`; and
+ * `${tasks.<id>.artifacts.<name>}`, a file the task stored, which becomes a local path (root
+ * 'artifacts', resolved by the executor once it has fetched the file).
  *
  * Finding, collecting and resolving them is pure: every value a reference can read arrives in a
  * {@link ReferenceScope}. Resolved values are never scanned again, so text that arrives through a
  * reference (a task's output, a param) cannot itself expand into further references.
  */
 
-export type RefRoot = 'tasks' | 'flow' | 'task' | 'params' | 'secrets';
+import { artifactNameProblem, type ArtifactBinding } from '../work/artifacts.js';
+
+export type RefRoot = 'tasks' | 'flow' | 'task' | 'params' | 'secrets' | 'artifacts';
 export type PathSegment = string | number;
 
 export interface Reference {
   /** The whole `${...}` text as written. */
   text: string;
   root: RefRoot;
-  /** For root 'tasks': the task id. */
+  /** For roots 'tasks' and 'artifacts': the task id. */
   taskId?: string;
-  /** The path after the root (for tasks: after `.output`), e.g. ['body', 0, 'id']. */
+  /** The path after the root (for tasks: after `.output`), e.g. ['body', 0, 'id']; for artifacts: [name]. */
   path: PathSegment[];
   /** Offset of `${` in the string. */
   start: number;
@@ -40,6 +44,10 @@ export interface ReferenceScope {
   params?: unknown;
   outputs?: (taskId: string) => { found: true; output: unknown } | { found: false };
   secrets?: (name: string) => string | undefined;
+  /** The files each task stored, by name (for the planner, which checks and binds the ones named). */
+  artifacts?: (taskId: string) => Readonly<Record<string, ArtifactBinding>> | undefined;
+  /** Where this attempt's copy of a task's artifact is (for the executor, once it fetched them). */
+  artifactPath?: (taskId: string, name: string) => string | undefined;
 }
 
 export type ResolveOutcome = { ok: true; value: unknown; resolved: number } | { ok: false; problems: ReferenceProblem[] };
@@ -55,10 +63,14 @@ export const MAX_REFERENCE_PROBLEMS = 100;
 /** Environment variable prefixes injectShellReferences uses; a task must not set variables with them. */
 export const RESERVED_ENV_PREFIXES = ['TS_REF_', 'TS_SECRET_'] as const;
 
-const ROOTS: readonly RefRoot[] = ['tasks', 'flow', 'task', 'params', 'secrets'];
+/** The roots a reference is written with (an artifact's is written `${tasks.<id>.artifacts.…}`). */
+type WrittenRoot = Exclude<RefRoot, 'artifacts'>;
+const ROOTS: readonly WrittenRoot[] = ['tasks', 'flow', 'task', 'params', 'secrets'];
 /** A bare (unquoted) task id, object key or param name. */
 const BARE = /^[A-Za-z0-9_-]+$/;
 const SECRET_NAME = /^[A-Za-z0-9_.-]+$/;
+/** An artifact name written bare, after `.artifacts.`: other names are written `["..."]`. */
+const BARE_ARTIFACT = /^[A-Za-z0-9._/-]+$/;
 const CANONICAL_INDEX = /^(0|[1-9][0-9]{0,14})$/;
 /** Values nested deeper than this are refused rather than walked (flows are far shallower). */
 const MAX_WALK_DEPTH = 1000;
@@ -87,7 +99,7 @@ function quoteRef(text: string): string {
 }
 
 /** The root a reference starting at `from` (just after `${`) names, if the text there is `<root>.` or `<root>[`. */
-function rootAt(text: string, from: number): RefRoot | undefined {
+function rootAt(text: string, from: number): WrittenRoot | undefined {
   for (const root of ROOTS) {
     if (text.startsWith(root, from)) {
       const next = text[from + root.length];
@@ -183,7 +195,7 @@ function tooLong(path: readonly PathSegment[]): string | undefined {
     : undefined;
 }
 
-function parseBody(body: string, root: RefRoot): Parsed {
+function parseBody(body: string, root: WrittenRoot): Parsed {
   const rest = root.length;
   if (root === 'secrets') {
     const name = body.slice(rest + 1);
@@ -191,6 +203,10 @@ function parseBody(body: string, root: RefRoot): Parsed {
       return { ok: false, message: 'a secret reference must read secrets.<NAME>, where NAME has only letters, digits, "_", "-" and ".", with nothing after it' };
     }
     return { ok: true, root, path: [name] };
+  }
+  if (root === 'tasks') {
+    const artifact = artifactReference(body, rest);
+    if (artifact !== undefined) return artifact;
   }
   const split = segments(body, rest);
   if (!split.ok) return split;
@@ -231,6 +247,59 @@ function parseBody(body: string, root: RefRoot): Parsed {
       return { ok: true, root, path };
     }
   }
+}
+
+/** A quoted key `["..."]` or `['...']` starting at `from`: its text and the offset after `]`. */
+function quotedKey(body: string, from: number): { key: string; end: number } | undefined {
+  const open = body[from + 1];
+  if (body[from] !== '[' || (open !== '"' && open !== "'")) return undefined;
+  let key = '';
+  let q = from + 2;
+  for (; q < body.length && body[q] !== open; q++) {
+    if (body[q] === '\\' && q + 1 < body.length) q++;
+    key += body[q];
+  }
+  return body[q] === open && body[q + 1] === ']' ? { key, end: q + 2 } : undefined;
+}
+
+/**
+ * `tasks.<id>.artifacts.<name>` or `tasks.<id>.artifacts["<name>"]` (from `from`, just after
+ * `tasks`), a file the task stored; undefined when the body reads anything else after the id.
+ */
+function artifactReference(body: string, from: number): Parsed | undefined {
+  let id: string;
+  let end: number;
+  if (body[from] === '.') {
+    end = from + 1;
+    while (end < body.length && /[A-Za-z0-9_-]/.test(body[end]!)) end++;
+    id = body.slice(from + 1, end);
+    if (id === '') return undefined;
+  } else {
+    const quoted = quotedKey(body, from);
+    if (quoted === undefined) return undefined;
+    ({ key: id, end } = quoted);
+  }
+  if (!body.startsWith('.artifacts', end)) return undefined;
+  const after = end + '.artifacts'.length;
+  const shown = `tasks${formatPath([id])}.artifacts`;
+  let name: string;
+  if (after === body.length) {
+    return { ok: false, message: `name the file: \${${shown}.<name>}, such as \${${shown}.report.csv}` };
+  } else if (body[after] === '.') {
+    name = body.slice(after + 1);
+    if (!BARE_ARTIFACT.test(name)) return { ok: false, message: `an artifact name with characters other than letters, digits, ".", "_", "-" and "/" is written in quotes: \${${shown}["<name>"]}` };
+  } else {
+    const quoted = quotedKey(body, after);
+    if (quoted === undefined || quoted.end !== body.length) {
+      if (body[after] === '[' && quoted === undefined) return { ok: false, message: `a quoted artifact name must end with its quote and "]", as in \${${shown}["my report.pdf"]}` };
+      if (body[after] === '[') return { ok: false, message: `nothing may follow the artifact's name: \${${shown}["<name>"]} is a file's local path` };
+      return undefined;
+    }
+    name = quoted.key;
+  }
+  const problem = artifactNameProblem(name);
+  if (problem !== undefined) return { ok: false, message: `the artifact name ${JSON.stringify(name)} ${problem}` };
+  return { ok: true, root: 'artifacts', taskId: id, path: [name] };
 }
 
 function scan(text: string): Scan {
@@ -424,6 +493,12 @@ function lookup(reference: Reference, scope: ReferenceScope): Lookup {
       const name = String(reference.path[0]);
       const secret = scope.secrets?.(name);
       return secret === undefined ? { ok: false, message: `no secret named "${name}" is available; check its name and that it is stored` } : { ok: true, value: secret };
+    }
+    case 'artifacts': {
+      const id = reference.taskId!;
+      const name = String(reference.path[0]);
+      const path = scope.artifactPath?.(id, name);
+      return path === undefined ? { ok: false, message: `artifact "${name}" of task "${id}" was not fetched for this attempt` } : { ok: true, value: path };
     }
   }
 }

@@ -257,6 +257,9 @@ export const FlowInput = z.object({
   tasks: z.array(z.unknown()).min(1, 'a flow needs at least one task'),
 });
 
+/** A stored artifact as a task's bindings carry it: its object in the artifacts store, size and SHA-256. */
+const BoundArtifact = z.object({ object: z.string().min(1), bytes: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+
 /**
  * A task after validation. Defaults that belong to the flow (queue, priority) are made explicit;
  * retries, timeout and backoff stay unset when the user left them so, because the queue's policy
@@ -284,10 +287,11 @@ export const TaskSpec = z.object({
   trigger_rule: z.enum(TRIGGER_RULES).optional(),
   /**
    * Set by the planner in `task.ready` for steps that read upstream data directly (transform): the
-   * outputs and params the step sees, so the history records exactly what it received.
+   * outputs and params the step sees, so the history records exactly what it received; with the
+   * stored files `${tasks.<id>.artifacts.<name>}` references name (the executor fetches them).
    */
   bindings: z
-    .object({ tasks: z.record(TaskId, z.object({ output: z.unknown() })), params: z.unknown(), flow: z.object({ id: z.string() }) })
+    .object({ tasks: z.record(TaskId, z.object({ output: z.unknown().optional(), artifacts: z.record(z.string(), BoundArtifact).optional() })), params: z.unknown(), flow: z.object({ id: z.string() }) })
     .optional(),
   /**
    * Set by the planner in `task.ready`: paths of strings in `config` and `input` that name run-time

@@ -37,6 +37,11 @@ export function checkReferences(tasks: readonly TaskSpec[], indexOf: (id: string
           continue;
         }
         if (reference.root === 'tasks' && reference.taskId !== undefined) named(path, reference.taskId, reference.text);
+        if (reference.root === 'artifacts' && reference.taskId !== undefined) {
+          // A local path on the executor's host, which only a shell step's process can open.
+          if (task.executor === 'shell') named(path, reference.taskId, reference.text);
+          else report(path, `${reference.text}: an artifact reference becomes the path of a local copy of the file, which only shell steps can read; read it in a shell task`);
+        }
         if (reference.root === 'params') checkParam(path, reference.text, reference.path, params, report);
       }
     }

@@ -8,6 +8,7 @@ import {
   type RefRoot,
 } from '../expressions/index.js';
 import type { TaskSpec } from '../flow/definition.js';
+import type { ArtifactBinding } from './artifacts.js';
 import { EXECUTOR_CONFIGS, isExecutorName } from '../flow/executors.js';
 
 /*
@@ -15,14 +16,19 @@ import { EXECUTOR_CONFIGS, isExecutorName } from '../flow/executors.js';
  * its text read again as references (an output holding "${secrets.DB}" stays that text):
  * - the planner, when the task becomes ready, resolves strings whose references it can resolve
  *   (tasks, flow, params) and records the result in task.ready;
- * - a string that also names `${task.…}` or `${secrets.…}` is left whole for the executor, which
- *   resolves all of its references in one pass at each attempt, from the values the planner put
- *   in `bindings`. Secrets never reach an event.
+ * - a string that also names `${task.…}`, `${secrets.…}` or `${tasks.<id>.artifacts.<name>}` is
+ *   left whole for the executor, which resolves all of its references in one pass at each attempt,
+ *   from the values the planner put in `bindings`. Secrets never reach an event. An artifact
+ *   becomes the path of the attempt's local copy, which only the executor knows: the planner
+ *   checks that the task stored it (else REFERENCE_ERROR, listing what it stored) and binds the
+ *   object, size and digest the executor fetches and checks.
  */
 
 export const PLANNER_ROOTS: ReadonlySet<RefRoot> = new Set<RefRoot>(['tasks', 'flow', 'params']);
-const RUN_TIME_ROOTS: ReadonlySet<RefRoot> = new Set<RefRoot>(['task', 'secrets']);
-const ALL_ROOTS: ReadonlySet<RefRoot> = new Set<RefRoot>(['tasks', 'flow', 'params', 'task', 'secrets']);
+const RUN_TIME_ROOTS: ReadonlySet<RefRoot> = new Set<RefRoot>(['task', 'secrets', 'artifacts']);
+const ALL_ROOTS: ReadonlySet<RefRoot> = new Set<RefRoot>(['tasks', 'flow', 'params', 'task', 'secrets', 'artifacts']);
+/** Artifacts a task stored, named in a message about a missing one. */
+const ARTIFACTS_LISTED = 20;
 
 type Path = PathSegment[];
 type Resolved = { ok: true; spec: TaskSpec } | { ok: false; code: 'REFERENCE_ERROR' | 'CONFIG_INVALID'; message: string };
@@ -31,7 +37,7 @@ const COMMAND: Path = ['config', 'command'];
 const samePath = (a: Path, b: Path) => a.length === b.length && a.every((s, i) => s === b[i]);
 const NAMED_PROBLEMS = 5;
 
-/** Paths (from the spec: ['config', ...] or ['input', ...]) of the strings that name run-time references. */
+/** Paths (from the spec: ['config', ...] or ['input', ...]) of the strings that name run-time references (task, secrets, artifacts). */
 export function runTimeStrings(spec: TaskSpec): Path[] {
   const paths: Path[] = [];
   for (const field of ['config', 'input'] as const) {
@@ -87,17 +93,40 @@ export function resolveForReady(spec: TaskSpec, scope: ReferenceScope): Resolved
   const ready: TaskSpec = { ...spec, config, ...(result.input !== undefined && { input: result.input }) };
   if (runTime.length > 0) {
     ready.run_time_strings = runTime;
-    const tasks: Record<string, { output: unknown }> = { ...ready.bindings?.tasks };
+    const tasks: NonNullable<TaskSpec['bindings']>['tasks'] = { ...ready.bindings?.tasks };
+    const missing: ReferenceProblem[] = [];
     for (const path of runTime) {
-      for (const { reference } of collectReferences(getAt(spec, path)).found) {
-        if (reference.root !== 'tasks' || reference.taskId === undefined) continue;
-        const found = scope.outputs?.(reference.taskId);
-        if (found?.found) tasks[reference.taskId] = { output: found.output };
+      for (const { at, reference } of collectReferences(getAt(spec, path)).found) {
+        const id = reference.taskId;
+        if (id === undefined) continue;
+        if (reference.root === 'artifacts') {
+          const bound = bindArtifact(scope, id, String(reference.path[0]));
+          if (typeof bound === 'string') missing.push({ at: [...path, ...at], reference: reference.text, message: `${reference.text}: ${bound}` });
+          else tasks[id] = { ...tasks[id], artifacts: { ...tasks[id]?.artifacts, [String(reference.path[0])]: bound } };
+          continue;
+        }
+        if (reference.root !== 'tasks') continue;
+        const found = scope.outputs?.(id);
+        if (found?.found) tasks[id] = { ...tasks[id], output: found.output };
       }
     }
+    if (missing.length > 0) return referenceFailure(missing, []);
     ready.bindings = { tasks, params: scope.params ?? {}, flow: { id: scope.flowId ?? '' } };
   }
   return { ok: true, spec: ready };
+}
+
+/** What the task stored under `name`, as a binding, or why there is nothing to bind. */
+function bindArtifact(scope: ReferenceScope, taskId: string, name: string): ArtifactBinding | string {
+  const stored = scope.artifacts?.(taskId) ?? {};
+  const artifact = Object.hasOwn(stored, name) ? stored[name] : undefined;
+  if (artifact !== undefined) return { object: artifact.object, bytes: artifact.bytes, sha256: artifact.sha256 };
+  const names = Object.keys(stored).sort();
+  if (names.length === 0) {
+    return `task "${taskId}" stored no artifacts; a shell step stores the files it leaves in the directory $TASKSTREAM_ARTIFACTS names, when it succeeds`;
+  }
+  const shown = names.slice(0, ARTIFACTS_LISTED).join(', ');
+  return `task "${taskId}" stored no artifact "${name}"; it stored ${shown}${names.length > ARTIFACTS_LISTED ? `, … ${names.length - ARTIFACTS_LISTED} more` : ''}`;
 }
 
 /** The names of the secrets an attempt needs. */
@@ -109,8 +138,17 @@ export function secretNamesOf(spec: TaskSpec): string[] {
   return [...names];
 }
 
-/** The executor's part: the spec one attempt runs, each listed string resolved in one pass. */
-export function resolveForAttempt(spec: TaskSpec, taskId: string, attempt: number, secrets: (name: string) => string | undefined): Resolved {
+/**
+ * The executor's part: the spec one attempt runs, each listed string resolved in one pass;
+ * `artifactPath` says where the attempt's copy of each bound artifact is.
+ */
+export function resolveForAttempt(
+  spec: TaskSpec,
+  taskId: string,
+  attempt: number,
+  secrets: (name: string) => string | undefined,
+  artifactPath?: (taskId: string, name: string) => string | undefined,
+): Resolved {
   const paths = spec.run_time_strings ?? [];
   if (paths.length === 0) return { ok: true, spec };
   const bindings = spec.bindings;
@@ -119,8 +157,9 @@ export function resolveForAttempt(spec: TaskSpec, taskId: string, attempt: numbe
     taskId,
     attempt,
     params: bindings?.params ?? {},
-    outputs: (id) => (bindings !== undefined && Object.hasOwn(bindings.tasks, id) ? { found: true, output: bindings.tasks[id]!.output } : { found: false }),
+    outputs: (id) => (bindings !== undefined && Object.hasOwn(bindings.tasks, id) && 'output' in bindings.tasks[id]! ? { found: true, output: bindings.tasks[id]!.output } : { found: false }),
     secrets,
+    ...(artifactPath !== undefined && { artifactPath }),
   };
   let work: { config: unknown; input?: unknown } = { config: spec.config, ...(spec.input !== undefined && { input: spec.input }) };
   let injectedEnv: Record<string, string> | undefined;
