@@ -32,3 +32,4 @@ export * from './work/artifacts.js';
 export * from './webhooks/delivery.js';
 export * from './schedules/index.js';
 export * from './templates/index.js';
+export * from './triggers/index.js';

@@ -22,3 +22,4 @@ export * from './server-process.js';
 export * from './trace-context.js';
 export * from './submission.js';
 export * from './templates.js';
+export * from './triggers.js';

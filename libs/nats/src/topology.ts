@@ -46,6 +46,8 @@ export interface Topology {
   apiKeysBucket: string;
   /** Flow templates, one immutable key per version (read and written only through TemplateStore). */
   templatesBucket: string;
+  /** Webhook triggers, one key each (read and written only through TriggerStore). */
+  triggersBucket: string;
   /** Window in which JetStream drops a re-published message with the same Nats-Msg-Id. */
   duplicateWindowMs: number;
 }
@@ -77,6 +79,7 @@ export function topology(options: TopologyOptions = {}): Topology {
     secretsBucket: `${prefix}_secrets`,
     apiKeysBucket: `${prefix}_api_keys`,
     templatesBucket: `${prefix}_templates`,
+    triggersBucket: `${prefix}_triggers`,
     duplicateWindowMs: options.duplicateWindowMs ?? 10 * 60_000,
   };
 }
@@ -139,6 +142,7 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
   await kvm.create(topo.apiKeysBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   // Template versions are immutable keys of their own; the bucket keeps one value per key.
   await kvm.create(topo.templatesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
+  await kvm.create(topo.triggersBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.idempotencyBucket, {
     history: 1,
     replicas: topo.replicas,
@@ -155,7 +159,7 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
  */
 export async function checkTopology(nc: NatsConnection, topo: Topology): Promise<JetStreamManager> {
   const jsm = await patiently(() => jetstreamManager(nc));
-  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.queuesBucket, topo.leasesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.idempotencyBucket, topo.templatesBucket];
+  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.queuesBucket, topo.leasesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.idempotencyBucket, topo.templatesBucket, topo.triggersBucket];
   const expected: Array<{ what: string; stream: string }> = [
     ...streamConfigs(topo).map((config) => ({ what: `stream ${config.name}`, stream: config.name })),
     ...buckets.map((bucket) => ({ what: `key-value bucket ${bucket}`, stream: `KV_${bucket}` })),

@@ -14,6 +14,7 @@ import {
   SECRETS_LAYOUT,
   STREAM_LAYOUTS,
   TEMPLATES_LAYOUT,
+  TRIGGERS_LAYOUT,
   topology,
   type Layout,
 } from '../src/index.js';
@@ -30,6 +31,7 @@ const OWNED: Layout[] = [
   QUEUE_LIMITS_LAYOUT,
   LEASES_LAYOUT,
   TEMPLATES_LAYOUT,
+  TRIGGERS_LAYOUT,
 ];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

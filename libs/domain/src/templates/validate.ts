@@ -25,6 +25,9 @@ export function validateTemplate(input: unknown): TemplateCheck {
   if (Object.hasOwn(body.flow, 'params')) {
     problems.push({ path: 'flow.params', message: 'a template\'s flow takes its params from each run: remove "params" here and declare them in params_schema (with "default" for a default value)' });
   }
+  if (Object.hasOwn(body.flow, 'queue_config')) {
+    problems.push({ path: 'flow.queue_config', message: 'a template\'s runs do not change queue policies: remove it and set the policy once with PUT /api/v1/queues/{name} (taskstream queue set)' });
+  }
   const schema = compileParamsSchema(body.params_schema);
   if (!schema.ok) problems.push(...schema.problems);
   const declared = schema.ok ? schema.declared : [];
