@@ -9,6 +9,8 @@ import { createKey, listKeys, revokeKey } from './commands/keys.js';
 import { PROVISION_FLAGS, provisionCommand } from './commands/provision.js';
 import { runCommand } from './commands/run.js';
 import { deleteSecret, listSecrets, setSecret } from './commands/secret.js';
+import { deleteTemplate, listTemplates, putTemplate, runTemplate, showTemplate } from './commands/template.js';
+import { deleteTrigger, listTriggers, putTrigger, showTrigger } from './commands/trigger.js';
 import { LOCAL_HTTP_ALLOW } from '@taskstream/executor';
 import { SERVICE_STARTS, SERVICES, serviceCommand } from './commands/service.js';
 import { upCommand } from './commands/up.js';
@@ -462,5 +464,50 @@ keysTarget(
 keysTarget(keys.command('list').description('every key: id, scope, created, expiry or revocation, last day used, name (never the key itself)')).action(listKeys);
 
 keysTarget(keys.command('revoke').description('revoke a key for good; it stops working within a second').argument('<id>', 'the key id: the 12 characters after "ts_"')).action(revokeKey);
+
+const template = program.command('template').description('manage flow templates (versioned flows with a params schema) and run them');
+const remote = (command: Command) => command.option(...serverOption).option(...apiKeyOption);
+remote(template.command('put').description('create the next version of a template from a JSON or YAML file {name, flow, params_schema, description?}; an unchanged file creates none'))
+  .argument('<file>', 'template file (.json or .yaml)')
+  .option('--name <name>', 'the template name (default: the file\'s "name")')
+  .option('--json', 'print the answer as JSON')
+  .action(putTemplate);
+remote(template.command('list').description("every template's latest version"))
+  .option('--json', 'print JSON')
+  .action(listTemplates);
+remote(template.command('show').description('a template (its latest version, or NAME@VERSION) as JSON'))
+  .argument('<name>', 'NAME or NAME@VERSION')
+  .option('--versions', 'list the versions kept instead')
+  .option('--json', 'with --versions: print JSON')
+  .action(showTemplate);
+remote(template.command('delete').description('delete a template and every version of it'))
+  .argument('<name>')
+  .action(deleteTemplate);
+remote(template.command('run').description("run a template: its params checked against its schema, its flow submitted; prints the flow id"))
+  .argument('<name>', 'NAME or NAME@VERSION (default: the latest)')
+  .option('-p, --param <name=value>', 'a param (repeatable); read as the schema types it: numbers, booleans and JSON for non-string params', (value: string, previous: string[] = []) => [...previous, value])
+  .option('--params-file <file>', 'params from a JSON or YAML file (--param values win)')
+  .option('-f, --follow', 'print its tasks as they settle until the flow ends (exit 0 only if it succeeded)')
+  .option('--json', 'print the answer as JSON')
+  .action(async (name: string, options) => {
+    const code = await runTemplate(name, options);
+    if (code !== 0) process.exit(code);
+  });
+
+const trigger = program.command('trigger').description('manage webhook triggers: POST /api/v1/hooks/NAME runs a template with params mapped from the delivery');
+remote(trigger.command('put').description('create or replace a trigger from a JSON or YAML file {name, template, version?, params, verify}'))
+  .argument('<file>', 'trigger file (.json or .yaml)')
+  .option('--name <name>', 'the trigger name (default: the file\'s "name")')
+  .option('--json', 'print the answer as JSON')
+  .action(putTrigger);
+remote(trigger.command('list').description('every trigger: its template, scheme and secret name (never a secret value)'))
+  .option('--json', 'print JSON')
+  .action(listTriggers);
+remote(trigger.command('show').description('a trigger as JSON (its secret by name only)'))
+  .argument('<name>')
+  .action(showTrigger);
+remote(trigger.command('delete').description('delete a trigger; its deliveries are refused from then on'))
+  .argument('<name>')
+  .action(deleteTrigger);
 
 program.parseAsync().catch(fail);

@@ -457,7 +457,8 @@ describe('the route table', () => {
       await gateway.ready();
       const table = routeScopes(gateway);
       // The exemptions, spelt out: health checks, metrics, the API's description (the OpenAPI
-      // document, and the reference's page and files), and the CORS preflight route.
+      // document, and the reference's page and files), the CORS preflight route, and webhook
+      // deliveries (a signature, verified by their trigger, instead of a key).
       expect(EXEMPT_ROUTES).toEqual([
         { method: 'GET', url: '/healthz' },
         { method: 'HEAD', url: '/healthz' },
@@ -472,6 +473,7 @@ describe('the route table', () => {
         { method: 'GET', url: '/docs/static/:file' },
         { method: 'HEAD', url: '/docs/static/:file' },
         { method: 'OPTIONS', url: '*' },
+        { method: 'POST', url: '/api/v1/hooks/:name' },
       ]);
       const unscoped = table.filter((r) => r.scope === undefined).map((r) => `${r.method} ${r.url}`);
       expect(unscoped.sort()).toEqual([
@@ -488,6 +490,7 @@ describe('the route table', () => {
         'HEAD /openapi.json',
         'HEAD /readyz',
         'OPTIONS *',
+        'POST /api/v1/hooks/:name',
       ]);
       // Every route fastify knows is in the table: the table is complete.
       const printed = gateway.printRoutes({ commonPrefix: false });
@@ -525,6 +528,16 @@ describe('the route table', () => {
         'POST /api/v1/keys': 'admin',
         'GET /api/v1/keys': 'admin',
         'DELETE /api/v1/keys/:id': 'admin',
+        'GET /api/v1/templates': 'read',
+        'PUT /api/v1/templates/:name': 'submit',
+        'GET /api/v1/templates/:name': 'read',
+        'GET /api/v1/templates/:name/versions': 'read',
+        'DELETE /api/v1/templates/:name': 'submit',
+        'POST /api/v1/templates/:name/runs': 'submit',
+        'GET /api/v1/triggers': 'read',
+        'PUT /api/v1/triggers/:name': 'admin',
+        'GET /api/v1/triggers/:name': 'read',
+        'DELETE /api/v1/triggers/:name': 'admin',
       });
       await gateway.close();
     } finally {

@@ -4,7 +4,7 @@ import type { OpenAPIV3_1 } from 'openapi-types';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import websocket, { type WebSocket } from '@fastify/websocket';
-import { ApiKeyStore, FlowSummaryStore, FlowViewStore, IdempotencyStore, Kvm, SecretStore } from '@taskstream/nats';
+import { ApiKeyStore, FlowSummaryStore, FlowViewStore, IdempotencyStore, Kvm, SecretStore, TemplateStore, TriggerStore } from '@taskstream/nats';
 import type { PinoLogger, ServiceContext } from '@taskstream/runtime';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { authenticate, PUBLIC_ROUTES, redactUrl, requireScopes, securityHeaders, type KeyAuth } from './auth.js';
@@ -19,6 +19,8 @@ import { DeadLetterQueue } from './dead-letters.js';
 import { Queues } from './queues.js';
 import { observeGateway } from './metrics.js';
 import { traceRequests } from './tracing.js';
+import { Templates } from './templates.js';
+import { Triggers } from './triggers.js';
 
 /** Tasked's limit: a flow of 10,000 tasks with modest configs fits. */
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
@@ -264,7 +266,10 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   await openFeeds(app);
   observeGateway(app);
   serveApiDocs(app);
-  registerRoutes(app, { ctx, flows, approvals: new Approvals(ctx), index, queues, keys, dlq: new DeadLetterQueue(ctx), secrets: await SecretStore.open(ctx.js, ctx.topo) });
+  const secrets = await SecretStore.open(ctx.js, ctx.topo);
+  const templates = new Templates(await TemplateStore.open(ctx.js, ctx.topo), flows);
+  const triggers = new Triggers(ctx, await TriggerStore.open(ctx.js, ctx.topo), templates, secrets, new IdempotencyStore(await new Kvm(ctx.js).open(ctx.topo.idempotencyBucket), ctx.topo.idempotencyBucket), flows);
+  registerRoutes(app, { ctx, flows, approvals: new Approvals(ctx), index, queues, keys, dlq: new DeadLetterQueue(ctx), secrets, templates, triggers });
   return app;
 }
 

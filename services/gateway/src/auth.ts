@@ -48,7 +48,12 @@ export const EXEMPT_ROUTES: ReadonlyArray<{ method: string; url: string }> = [
     { method: 'HEAD', url },
   ]),
   { method: 'OPTIONS', url: '*' },
+  // Webhook deliveries carry a signature instead of a key, verified by their trigger (routes/hooks.ts).
+  { method: 'POST', url: '/api/v1/hooks/:name' },
 ];
+
+/** Routes whose requests authenticate themselves (a webhook's signature): no API key, but rate-limited like any other. */
+export const SIGNED_ROUTES: ReadonlySet<string> = new Set(['/api/v1/hooks/:name']);
 
 export interface RouteScope {
   method: string;
@@ -132,6 +137,7 @@ export function authenticate(app: FastifyInstance, auth: KeyAuth | undefined): v
     if (!auth) return;
     const url = request.routeOptions.url;
     if (url !== undefined && PUBLIC_ROUTES.has(url)) return;
+    if (url !== undefined && SIGNED_ROUTES.has(url)) return;
     const header = presentedKey(request);
     const now = Date.now();
     const check = auth.table.check(header ?? queryToken, now);

@@ -66,6 +66,18 @@ export const ERRORS = {
   },
   HEADERS_TOO_LARGE: { status: 431, message: (limit: number) => `the request line and headers together are larger than ${Math.round(limit / 1024)} KiB; send fewer or shorter headers, or a shorter URL` },
   UNAVAILABLE: { status: 503, message: (why: string) => `Taskstream cannot serve this right now: ${why}; retry shortly` },
+  INVALID_TEMPLATE: { status: 400, message: (n: number) => `the template has ${n} problem${n === 1 ? '' : 's'}; fix each one listed in "problems" and send it again` },
+  INVALID_PARAMS: { status: 400, message: (n: number) => `the run's params have ${n} problem${n === 1 ? '' : 's'} against the template's params_schema; fix each one listed in "problems" and run again` },
+  INVALID_TRIGGER: { status: 400, message: (n: number) => `the trigger has ${n} problem${n === 1 ? '' : 's'}; fix each one listed in "problems" and send it again` },
+  INVALID_SIGNATURE: { status: 401, message: (why: string) => `the delivery could not be verified: ${why}; nothing was started (check the signing secret and the sender's clock)` },
+  TEMPLATE_NOT_FOUND: { status: 404, message: (name: string) => `no template named "${name}"; list them with GET /api/v1/templates` },
+  TEMPLATE_VERSION_NOT_FOUND: {
+    status: 404,
+    message: (name: string, version: number) => `template "${name}" has no version ${version} (kept: the last 100); list its versions with GET /api/v1/templates/${name}/versions`,
+  },
+  TRIGGER_NOT_FOUND: { status: 404, message: (name: string) => `no trigger named "${name}"; list them with GET /api/v1/triggers` },
+  LIMIT_REACHED: { status: 409, message: (why: string) => why },
+  TRIGGER_MISCONFIGURED: { status: 503, message: (name: string, why: string) => `trigger "${name}" cannot start runs: ${why}; an operator must fix the trigger, after which the sender's retries succeed` },
   INTERNAL: { status: 500, message: () => 'an unexpected error occurred; it has been logged' },
 } as const;
 
@@ -107,6 +119,15 @@ export const ERROR_WHEN: Record<ErrorCode, string> = {
   RATE_LIMITED: 'more requests a second than the key (or, without keys, the address) may make; `Retry-After` says when to retry',
   HEADERS_TOO_LARGE: 'the request line and headers together are over 16 KiB',
   UNAVAILABLE: 'NATS JetStream did not answer, or the gateway is shutting down; retry',
+  INVALID_TEMPLATE: 'a template that is not valid: its shape, its params_schema, or its flow as a submission is checked; `problems` lists every one with its path',
+  INVALID_PARAMS: "a run's params (or a delivery's mapped params) that its template's params_schema refuses; `problems` lists every one with its path",
+  INVALID_TRIGGER: 'a trigger definition with problems (shape, references, its secret or template missing); `problems` lists every one',
+  INVALID_SIGNATURE: 'a webhook delivery whose signature is missing or wrong, or whose timestamp is more than 5 minutes off; nothing is started',
+  TEMPLATE_NOT_FOUND: 'no template with that name',
+  TEMPLATE_VERSION_NOT_FOUND: 'the template has no such version (only the last 100 are kept)',
+  TRIGGER_NOT_FOUND: 'no trigger with that name',
+  LIMIT_REACHED: 'creating one more template or trigger than an installation keeps (1,000 each)',
+  TRIGGER_MISCONFIGURED: "a delivery for a trigger whose secret or template is gone; an operator must fix it (senders retry 5xx answers)",
   INTERNAL: 'a bug; it is logged',
 };
 

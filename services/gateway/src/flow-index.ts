@@ -9,6 +9,10 @@ export interface FlowQuery {
   name?: string;
   /** Label key and value pairs a flow must all carry. */
   labels?: ReadonlyArray<readonly [string, string]>;
+  /** The template a flow was run from (origin.template.name). */
+  template?: string;
+  /** The schedule that started a flow (origin.schedule.id). */
+  schedule?: string;
   limit: number;
   /** The last flow id of the previous page. */
   after?: string;
@@ -108,5 +112,7 @@ function matches(s: FlowSummary, q: FlowQuery): boolean {
   if (q.name !== undefined && !(s.name ?? '').toLowerCase().includes(q.name.toLowerCase())) return false;
   // Keys are user input: only a flow's own labels count, never what every object inherits.
   if (q.labels) for (const [k, v] of q.labels) if (!s.labels || !Object.hasOwn(s.labels, k) || s.labels[k] !== v) return false;
+  if (q.template !== undefined && s.origin?.template?.name !== q.template) return false;
+  if (q.schedule !== undefined && s.origin?.schedule?.id !== q.schedule) return false;
   return true;
 }

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { OpenAPIV3_1 } from 'openapi-types';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGateway, describeGateway } from '../src/app.js';
-import { EXEMPT_ROUTES, routeScopes } from '../src/auth.js';
+import { EXEMPT_ROUTES, routeScopes, SIGNED_ROUTES } from '../src/auth.js';
 import { ERRORS, type ErrorCode } from '../src/errors.js';
 import { TAGS } from '../src/openapi/document.js';
 
@@ -104,6 +104,8 @@ describe('a gateway', () => {
     const scoped = routeScopes(gateway).filter((route) => route.scope !== undefined && route.method !== 'HEAD');
     const described = operations(document).map(({ method, path }) => `${method} ${path}`);
     const publicOnes = EXEMPT_ROUTES.filter((route) => route.method === 'GET' && ['/healthz', '/readyz'].includes(route.url)).map((route) => `GET ${route.url}`);
+    // Webhook deliveries carry a signature, verified by their trigger, instead of a key.
+    publicOnes.push(...[...SIGNED_ROUTES].map((url) => `POST ${documentPath(url)}`));
     expect(described.sort()).toEqual([...scoped.map((route) => `${route.method} ${documentPath(route.url)}`), ...publicOnes].sort());
     for (const route of scoped) {
       const operation = (document.paths![documentPath(route.url)] as Record<string, Operation>)[route.method.toLowerCase()]!;
@@ -116,6 +118,7 @@ describe('a gateway', () => {
       expect(document.paths![path]!.get!.security).toEqual([]);
       expect(document.paths![path]!.get!.description).toMatch(/^Public: no API key needed/);
     }
+    expect(document.paths!['/api/v1/hooks/{name}']!.post!.security).toEqual([]);
     expect(ApiKeyScope.options).toEqual(['read', 'submit', 'admin']);
   });
 

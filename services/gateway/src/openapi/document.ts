@@ -44,6 +44,8 @@ export const TAGS: ReadonlyArray<{ name: string; description: string }> = [
   { name: 'dead letters', description: 'Messages set aside by the services, for operators.' },
   { name: 'secrets', description: 'Write-only values that flows reference as `${secrets.NAME}`.' },
   { name: 'keys', description: 'API keys: created, listed and revoked.' },
+  { name: 'templates', description: 'Versioned flow templates with a params schema, and their runs.' },
+  { name: 'triggers', description: 'Webhook triggers: a verified delivery runs a template with params mapped from it.' },
   { name: 'health', description: 'Liveness and readiness, for load balancers and orchestrators.' },
 ];
 

@@ -49,6 +49,14 @@ const listQuery = z.object({
     ).optional(),
     'Only flows with this label, as key:value; repeat the parameter for flows with all of them.',
   ),
+  template: described(
+    param((raw) => (/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(raw) ? raw : new Refusal(`must be a template name (1 to 64 letters, digits, "_" or "-"), not ${quote(raw)}`)), undefined, { type: 'string', maxLength: 64 }).optional(),
+    'Only flows run from this template (`origin.template.name`).',
+  ),
+  schedule: described(
+    param((raw) => (/^[\x21-\x7e]{1,128}$/.test(raw) ? raw : new Refusal(`must be a schedule id (1 to 128 printable characters), not ${quote(raw)}`)), undefined, { type: 'string', maxLength: 128 }).optional(),
+    'Only flows started by this schedule (`origin.schedule.id`).',
+  ),
   limit: described(wholeNumber(1, 1000).optional(), 'At most this many flows (50 by default).'),
   cursor: described(
     param((raw) => {
@@ -224,6 +232,8 @@ function registerReadRoutes(app: FastifyInstance, flows: Flows, index: FlowIndex
       ...(q.until !== undefined && { until: q.until.toISOString() }),
       ...(q.name !== undefined && { name: q.name }),
       ...(q.label && q.label.length > 0 && { labels: q.label }),
+      ...(q.template !== undefined && { template: q.template }),
+      ...(q.schedule !== undefined && { schedule: q.schedule }),
       limit: q.limit ?? 50,
       ...(q.cursor !== undefined && { after: q.cursor }),
     });

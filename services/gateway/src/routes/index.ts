@@ -7,6 +7,8 @@ import type { DeadLetterQueue } from '../dead-letters.js';
 import type { FlowIndex } from '../flow-index.js';
 import type { Flows } from '../flows.js';
 import type { Queues } from '../queues.js';
+import type { Templates } from '../templates.js';
+import type { Triggers } from '../triggers.js';
 import { registerApprovalRoutes } from './approvals.js';
 import { registerDeadLetterRoutes } from './dlq.js';
 import { registerFeedRoutes } from './feed.js';
@@ -16,6 +18,9 @@ import { registerHistoryRoutes } from './history.js';
 import { registerKeyRoutes } from './keys.js';
 import { registerQueueRoutes } from './queues.js';
 import { registerSecretRoutes } from './secrets.js';
+import { registerHookRoutes } from './hooks.js';
+import { registerTemplateRoutes } from './templates.js';
+import { registerTriggerRoutes } from './triggers.js';
 
 /** What the routes serve from; used only when a request arrives. */
 export interface RouteServices {
@@ -27,6 +32,8 @@ export interface RouteServices {
   dlq: DeadLetterQueue;
   secrets: SecretStore;
   keys: ApiKeyStore;
+  templates: Templates;
+  triggers: Triggers;
 }
 
 /** Every route of the API, family by family. */
@@ -40,6 +47,9 @@ export function registerRoutes(app: FastifyInstance, s: RouteServices): void {
   registerDeadLetterRoutes(app, s.dlq);
   registerSecretRoutes(app, s.secrets);
   registerKeyRoutes(app, s.keys);
+  registerTemplateRoutes(app, s.templates);
+  registerTriggerRoutes(app, s.triggers);
+  registerHookRoutes(app, s.triggers);
 }
 
 /**
@@ -55,5 +65,5 @@ export function describingOnly(): RouteServices {
       },
     },
   ) as never;
-  return { ctx: absent, flows: absent, approvals: absent, index: absent, queues: absent, dlq: absent, secrets: absent, keys: absent };
+  return { ctx: absent, flows: absent, approvals: absent, index: absent, queues: absent, dlq: absent, secrets: absent, keys: absent, templates: absent, triggers: absent };
 }
