@@ -60,7 +60,7 @@ describe('validateTemplate', () => {
 describe('instantiateTemplate', () => {
   it('gives the flow with the params checked and defaults filled in', () => {
     const result = instantiateTemplate(TEMPLATE, { env: 'prod' });
-    expect(result).toEqual({ ok: true, definition: expect.objectContaining({ name: 'deploy', params: { env: 'prod', replicas: 2 } }) });
+    expect(result).toEqual({ ok: true, definition: expect.objectContaining({ name: 'deploy', params: { env: 'prod', replicas: 2, tags: null } }) });
     if (result.ok) expect(result.definition.tasks.map((t) => t.id)).toEqual(['build', 'deploy']);
   });
 
@@ -78,6 +78,13 @@ describe('instantiateTemplate', () => {
     expect(instantiateTemplate(TEMPLATE, { env: 'x'.repeat(MAX_RUN_PARAMS_BYTES) })).toEqual({ ok: false, problems: [{ path: 'params', message: expect.stringMatching(/over the 65536-byte/) }] });
   });
 
+  it('sets a declared param the run leaves out to null, so a reference to it resolves', () => {
+    const flow = { tasks: [{ id: 'a', executor: 'noop', config: { output: '${params.note}' } }] };
+    const schema = { type: 'object', properties: { note: { type: 'string' } } };
+    expect(validateTemplate({ flow, params_schema: schema }).ok).toBe(true);
+    expect(instantiateTemplate({ flow, params_schema: schema }, {})).toEqual({ ok: true, definition: expect.objectContaining({ params: { note: null } }) });
+  });
+
   it('leaves the caller\'s params as they were', () => {
     const params = { env: 'staging' };
     instantiateTemplate(TEMPLATE, params);
@@ -90,7 +97,7 @@ describe('instantiateTemplate', () => {
         const valid = (params.env === 'staging' || params.env === 'prod') && (params.replicas === undefined || (typeof params.replicas === 'number' && params.replicas >= 1));
         const result = instantiateTemplate(TEMPLATE, params);
         expect(result.ok).toBe(valid);
-        if (result.ok) expect(result.definition.params).toEqual({ replicas: 2, ...params });
+        if (result.ok) expect(result.definition.params).toEqual({ replicas: 2, tags: null, ...params });
         else expect(result.problems.every((p) => p.path.startsWith('params'))).toBe(true);
       }),
     );

@@ -10,7 +10,8 @@ export type Instantiated = { ok: true; definition: FlowDefinition } | { ok: fals
 
 /**
  * A run of a template: `params` checked against its params_schema (every problem with its path,
- * `params.…`; defaults filled in), and the flow it defines with those params, ready to submit.
+ * `params.…`; defaults filled in, declared params left out set to null), and the flow it defines
+ * with those params, ready to submit.
  */
 export function instantiateTemplate(template: Pick<StoredTemplate, 'flow' | 'params_schema'>, params: unknown): Instantiated {
   if (params === null || typeof params !== 'object' || Array.isArray(params)) {
@@ -24,5 +25,10 @@ export function instantiateTemplate(template: Pick<StoredTemplate, 'flow' | 'par
   if (!schema.ok) return { ok: false, problems: schema.problems };
   const checked = schema.check(params as Record<string, unknown>);
   if (checked.problems.length > 0) return { ok: false, problems: checked.problems };
+  // A declared param the run leaves out (and the schema gives no default) is null, so every
+  // `${params.x}` the template was checked with names a param of the flow.
+  for (const name of schema.declared) {
+    if (!Object.hasOwn(checked.params, name)) Object.defineProperty(checked.params, name, { value: null, enumerable: true, writable: true, configurable: true });
+  }
   return templateFlow(template.flow, checked.params);
 }
