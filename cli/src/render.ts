@@ -20,8 +20,12 @@ export class RunRenderer {
       case 'flow.submitted':
         this.submittedAt = Date.parse(event.time);
         return [];
-      case 'task.waiting':
-        return [`${this.label(event.task_id)}waiting    for approval: ${firstLine(event.data.output.message)}`, `    taskstream approve ${event.flow_id} ${shellWord(event.task_id)}   (or reject)`];
+      case 'task.waiting': {
+        const { output, signal, child } = event.data;
+        if (signal !== undefined) return [`${this.label(event.task_id)}waiting    for signal ${signal.name}${signal.match !== undefined ? ` where ${firstLine(signal.match)}` : ''}`, `    taskstream signal ${signal.name} --data '{...}'`];
+        if (child !== undefined) return [`${this.label(event.task_id)}waiting    for child flow ${child.flow_id}`];
+        return [`${this.label(event.task_id)}waiting    for approval: ${firstLine(output?.message ?? '')}`, `    taskstream approve ${event.flow_id} ${shellWord(event.task_id)}   (or reject)`];
+      }
       case 'task.succeeded':
         return [`${this.label(event.task_id)}succeeded  ${seconds(event.data.duration_ms)}`];
       case 'task.failed':

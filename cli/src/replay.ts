@@ -30,8 +30,11 @@ function detail(event: FlowEvent): string {
   switch (event.type) {
     case 'flow.submitted':
       return `${event.data.definition?.tasks.length ?? event.data.definition_ref?.tasks} tasks${event.data.lineage ? `, ${event.data.lineage.kind} of ${event.data.lineage.parent_flow_id} reusing ${Object.keys(event.data.lineage.reused).length}` : ''}`;
-    case 'task.waiting':
-      return `awaiting approval: ${event.data.output.message.split('\n')[0]}${event.data.timeout_secs !== undefined ? ` (times out after ${event.data.timeout_secs}s)` : ''}`;
+    case 'task.waiting': {
+      const { output, signal, child, timeout_secs } = event.data;
+      const what = signal !== undefined ? `awaiting signal ${signal.name}${signal.match !== undefined ? ` where ${signal.match.split('\n')[0]}` : ''}` : child !== undefined ? `awaiting child flow ${child.flow_id}` : `awaiting approval: ${(output?.message ?? '').split('\n')[0]}`;
+      return `${what}${timeout_secs !== undefined ? ` (times out after ${timeout_secs}s)` : ''}`;
+    }
     case 'task.started':
       return `attempt ${event.attempt} on ${event.data.executor_id}`;
     case 'task.attempt_failed':

@@ -26,7 +26,7 @@ function problems(input: Record<string, unknown>) {
 /** The waiting event as the planner's shell stores it: with a code drawn. */
 function stored(draft: EventDraft, code = '0123456789abcdef0123456789abcdef'): FlowEvent {
   if (draft.type !== 'task.waiting') throw new Error(`not a task.waiting: ${draft.type}`);
-  return fromDraft({ ...draft, data: { ...draft.data, output: { ...draft.data.output, code } } });
+  return fromDraft({ ...draft, data: { ...draft.data, output: { ...draft.data.output!, code } } });
 }
 
 const approved = (task: string) =>

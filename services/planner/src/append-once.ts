@@ -54,6 +54,6 @@ export class DecisionAppender {
  * of the decision draws another, but is dropped by its key: the stored event's code is the code.
  */
 export function withApprovalCode(draft: EventDraft): EventDraft {
-  if (draft.type !== 'task.waiting') return draft;
+  if (draft.type !== 'task.waiting' || draft.data.output === undefined) return draft;
   return { ...draft, data: { ...draft.data, output: { ...draft.data.output, code: randomBytes(16).toString('hex') } } };
 }

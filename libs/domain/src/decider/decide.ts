@@ -1,9 +1,10 @@
 import type { EventDraft, FlowEvent } from '../events/catalogue.js';
-import { DEFAULT_TRIGGER_RULE, type TaskSpec } from '../flow/definition.js';
-import { DEFAULT_APPROVAL_MESSAGE } from '../flow/executors.js';
+import { DEFAULT_TRIGGER_RULE } from '../flow/definition.js';
 import { skippedOutput } from './evolve.js';
 import { prepareTask } from './prepare.js';
+import { heldStart } from './starts.js';
 import { triggerVerdict } from './trigger-rules.js';
+import { asyncChildSucceeded, childCancel, type Start } from './waits.js';
 import {
   FAILED_TASK_STATUSES,
   FAILING_TASK_STATUSES,
@@ -25,13 +26,18 @@ import {
 export function decide(state: FlowState | null, event: FlowEvent): EventDraft[] {
   if (state === null || TERMINAL_FLOW_STATUSES.has(state.status)) return [];
   const failure = (event.type === 'task.failed' || event.type === 'task.timed_out') && state.definition.fail_fast ? event.task_id : undefined;
-  return plan(state, affectedBy(state, event), failure);
+  const drafts = plan(state, affectedBy(state, event), failure);
+  const launched = event.type === 'task.waiting' && state.status === 'running' ? asyncChildSucceeded(state, event.task_id) : undefined;
+  return launched === undefined ? drafts : [launched, ...drafts];
 }
 
 /** Decisions from the state alone, looking at every task: used after rebuilding a flow from its log. */
 export function decideAll(state: FlowState | null): EventDraft[] {
   if (state === null || TERMINAL_FLOW_STATUSES.has(state.status)) return [];
-  return plan(state, state.order, state.definition.fail_fast ? state.order.find((id) => FAILING_TASK_STATUSES.has(state.tasks[id]!.status)) : undefined);
+  const drafts = plan(state, state.order, state.definition.fail_fast ? state.order.find((id) => FAILING_TASK_STATUSES.has(state.tasks[id]!.status)) : undefined);
+  if (state.status !== 'running') return drafts;
+  const launched = state.order.map((id) => asyncChildSucceeded(state, id)).filter((d) => d !== undefined);
+  return [...launched, ...drafts];
 }
 
 function affectedBy(state: FlowState, event: FlowEvent): readonly string[] {
@@ -106,6 +112,8 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
     if (stopping && !sparedByFailFast(state, task)) {
       // A waiting approval has no executor to stop it: the planner ends it.
       if (status === 'pending' || status === 'ready' || status === 'waiting' || status === 'dispatched') {
+        const cancelChild = status === 'waiting' ? childCancel(state, id) : undefined;
+        if (cancelChild !== undefined) drafts.push(cancelChild);
         settle(id, 'cancelled', {
           key: `${flowId}:${id}:task.cancelled`,
           type: 'task.cancelled',
@@ -146,6 +154,7 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
     }
 
     const prepared = prepareTask(state, task, decidedOutputs);
+    let held: Start | undefined;
     if (prepared.kind === 'skip') {
       settle(id, 'skipped', {
         key: `${flowId}:${id}:task.skipped`,
@@ -163,9 +172,14 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
         attempt: 1,
         data: { error: prepared.error, duration_ms: 0 },
       });
-    } else if (prepared.spec.executor === 'approval') {
-      decided.set(id, 'waiting');
-      drafts.push(waitingDraft(flowId, prepared.spec));
+    } else if ((held = heldStart(state, prepared.spec)) !== undefined) {
+      if (TERMINAL_TASK_STATUSES.has(held.status)) {
+        for (const draft of held.drafts.slice(0, -1)) drafts.push(draft);
+        settle(id, held.status, held.drafts.at(-1)!);
+      } else {
+        decided.set(id, held.status);
+        drafts.push(...held.drafts);
+      }
     } else {
       decided.set(id, 'ready');
       drafts.push({
@@ -186,22 +200,6 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
   const finished = [...decided.values()].filter((s) => TERMINAL_TASK_STATUSES.has(s)).length;
   if (state.terminal_count + finished === state.order.length) drafts.push(completion(state, statusOf));
   return drafts;
-}
-
-/**
- * An approval task's wait. The code is left empty: a decision must be deterministic, and a code
- * anyone could recompute from the flow would prove nothing, so the planner's shell draws it when
- * it stores the event (a repeat of the decision is dropped by its key, the stored code stays).
- */
-function waitingDraft(flowId: string, spec: TaskSpec): EventDraft {
-  const message = typeof spec.config.message === 'string' ? spec.config.message : DEFAULT_APPROVAL_MESSAGE;
-  return {
-    key: `${flowId}:${spec.id}:task.waiting`,
-    type: 'task.waiting',
-    flow_id: flowId,
-    task_id: spec.id,
-    data: { output: { awaiting_approval: true, message, code: '' }, ...(spec.timeout_secs !== undefined && { timeout_secs: spec.timeout_secs }) },
-  };
 }
 
 /** The fail_fast decision, when `taskId` failed in a fail-fast flow still running. */

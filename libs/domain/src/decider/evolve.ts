@@ -147,7 +147,10 @@ function apply(state: FlowState, event: FlowEvent): void {
       withTask(state, event.task_id, (task) => {
         if (!advance(state, task, 'waiting')) return;
         task.ready_at = event.time;
-        task.output = event.data.output;
+        const { output, signal, child } = event.data;
+        if (output !== undefined) task.output = output;
+        if (signal !== undefined) task.signal = signal;
+        if (child !== undefined) task.child = { flow_id: child.flow_id, queue: child.queue, wait: child.wait };
       });
       return;
     case 'task.throttled':

@@ -29,9 +29,12 @@ export function prepareTask(state: FlowState, task: TaskState, decidedOutputs: R
     if (!verdict.ok) return fail('CONDITION_ERROR', `condition evaluation failed: ${verdict.message}`);
     if (!verdict.value) return { kind: 'skip', condition: spec.condition };
   }
-  const resolved = resolveForReady(spec, { flowId: state.flow_id, params: state.definition.params ?? {}, outputs: outputOf, artifacts: (id) => state.tasks[id]?.artifacts });
+  // A child flow written out in a trigger task is the child's: its references are its own.
+  const childFlow = ownChildFlow(spec);
+  const resolving = childFlow === undefined ? spec : { ...spec, config: { ...spec.config, flow: null } };
+  const resolved = resolveForReady(resolving, { flowId: state.flow_id, params: state.definition.params ?? {}, outputs: outputOf, artifacts: (id) => state.tasks[id]?.artifacts });
   if (!resolved.ok) return fail(resolved.code, resolved.message);
-  const ready = resolved.spec;
+  const ready = childFlow === undefined ? resolved.spec : { ...resolved.spec, config: { ...resolved.spec.config, flow: childFlow } };
   if (spec.executor === 'transform' && typeof ready.config.expr === 'string') {
     const bindings = bindingsFor(state, ready.config.expr, 'transform', outputOf);
     ready.bindings = { ...bindings, tasks: { ...ready.bindings?.tasks, ...bindings.tasks } };
@@ -58,6 +61,12 @@ function bindingsFor(state: FlowState, source: string, kind: 'condition' | 'tran
     }
   }
   return { tasks, params: state.definition.params ?? {}, flow: { id: state.flow_id } };
+}
+
+/** A trigger task's child flow given as a definition (not as one `${...}` reference to a parent's value). */
+export function ownChildFlow(spec: TaskSpec): Record<string, unknown> | undefined {
+  const flow = spec.executor === 'trigger' ? spec.config.flow : undefined;
+  return flow !== null && typeof flow === 'object' && !Array.isArray(flow) ? (flow as Record<string, unknown>) : undefined;
 }
 
 function fail(code: string, message: string): Preparation {

@@ -1,4 +1,4 @@
-import type { Ack, FlowOrigin, TaskError } from '../events/catalogue.js';
+import type { Ack, FlowOrigin, SignalWait, TaskError } from '../events/catalogue.js';
 import type { FlowDefinition, TaskSpec } from '../flow/definition.js';
 
 export type TaskStatus =
@@ -81,6 +81,10 @@ export interface TaskState {
   reason?: string;
   /** Who ended a waiting approval through the ack route. */
   ack?: Ack;
+  /** What a waiting wait task waits for. */
+  signal?: SignalWait;
+  /** The flow a trigger task started (its id), and whether the task waits for it. */
+  child?: { flow_id: string; queue: string; wait: boolean };
   /** Files the task's attempts stored (task.artifact_stored), by name: a later attempt's file replaces an earlier one's. */
   artifacts?: Record<string, ArtifactRecord>;
 }

@@ -226,21 +226,56 @@ export const TaskRetryScheduled = envelope(
   z.object({ next_attempt: z.number().int().min(2), delay_ms: z.number().min(0) }),
   attemptScope,
 );
+/** What a wait task waits for: a signal of this name whose payload `match` accepts. */
+export const SignalWait = z.object({
+  name: z.string().min(1),
+  match: z.string().optional(),
+  /** Signals sent up to this many seconds before the wait began count too. */
+  lookback_secs: z.number().min(0),
+});
+export type SignalWait = z.infer<typeof SignalWait>;
+
 /**
- * An approval task whose dependencies, trigger rule and condition let it run: instead of a work
- * item it waits for an ack (POST …/tasks/{task}/ack) or its `timeout_secs`, holding no executor,
- * queue or concurrency slot. `output` is Tasked's: `code` is 128 random bits (32 hex digits) the
- * planner's shell draws when it stores the event, which is what makes it the code.
+ * The child flow a trigger task started: its id is derived from the parent and the task, so it is
+ * submitted once whoever submits it. The decision leaves `flow_id` empty; the planner's shell
+ * submits the child (from `definition`, or from `template` with `params`) and stores its id.
+ */
+export const ChildFlow = z.object({
+  flow_id: z.string(),
+  /** The child's queue (for a template, filled in by the shell with the id). */
+  queue: z.string(),
+  wait: z.boolean(),
+  definition: FlowDefinition.optional(),
+  template: z.object({ name: z.string().min(1), version: z.number().int().min(1).optional() }).optional(),
+  params: z.record(z.string(), z.unknown()).optional(),
+  /** How deep the child is: the parent's depth plus one. */
+  depth: z.number().int().min(1),
+});
+export type ChildFlow = z.infer<typeof ChildFlow>;
+
+/**
+ * A task that holds no executor, queue or concurrency slot while it waits, once its dependencies,
+ * trigger rule and condition let it run: an approval (`output` is Tasked's; `code` is 128 random
+ * bits, 32 hex digits, the planner's shell draws when it stores the event, which is what makes it
+ * the code), a wait for a `signal`, or a trigger task's `child` flow.
  */
 export const TaskWaiting = envelope(
   'task.waiting',
   z.object({
-    output: z.object({ awaiting_approval: z.literal(true), message: z.string(), code: z.string() }),
-    /** When set, the task times out (task.timed_out) if no ack came this many seconds after this event. */
+    output: z.object({ awaiting_approval: z.literal(true), message: z.string(), code: z.string() }).optional(),
+    /** When set, the task times out (task.timed_out) if it still waits this many seconds after this event. */
     timeout_secs: z.number().positive().optional(),
+    signal: SignalWait.optional(),
+    child: ChildFlow.optional(),
   }),
   taskScope,
 );
+/** The signal that completed a wait task: its id and stream sequence in the signals stream. */
+export const SignalMatch = z.object({ id: z.string(), seq: z.number().int().min(1), name: z.string() });
+export type SignalMatch = z.infer<typeof SignalMatch>;
+/** The child flow that ended a trigger task. */
+export const ChildEnd = z.object({ flow_id: FlowId, status: z.enum(['succeeded', 'failed', 'cancelled']) });
+export type ChildEnd = z.infer<typeof ChildEnd>;
 /** Who ended a waiting task through the ack route: the approver's name as given, and the API key used. */
 export const Ack = z.object({
   approved_by: z.string().optional(),
@@ -266,12 +301,12 @@ export const TaskArtifactStored = envelope(
 );
 export const TaskSucceeded = envelope(
   'task.succeeded',
-  z.object({ output: z.unknown().optional(), duration_ms: z.number().min(0), ack: Ack.optional() }),
+  z.object({ output: z.unknown().optional(), duration_ms: z.number().min(0), ack: Ack.optional(), signal: SignalMatch.optional(), child: ChildEnd.optional() }),
   attemptScope,
 );
 export const TaskFailed = envelope(
   'task.failed',
-  z.object({ error: TaskError, duration_ms: z.number().min(0), ack: Ack.optional() }),
+  z.object({ error: TaskError, duration_ms: z.number().min(0), ack: Ack.optional(), child: ChildEnd.optional() }),
   attemptScope,
 );
 export const TaskTimedOut = envelope(

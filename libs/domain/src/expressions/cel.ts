@@ -27,13 +27,15 @@
 import { Environment, serialize, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
 import { Duration, UnsignedInt } from '@marcbachmann/cel-js/evaluator';
 
-export type ExpressionKind = 'condition' | 'transform';
+export type ExpressionKind = 'condition' | 'transform' | 'match';
 
 export interface ExpressionBindings {
   tasks: Record<string, { output: unknown }>;
   params: unknown;
   flow: { id: string };
   input?: unknown;
+  /** A signal's payload, for a wait task's `match`. */
+  signal?: unknown;
 }
 
 export type ExpressionCheck = { ok: true; taskRefs: string[] } | { ok: false; message: string; line?: number; column?: number };
@@ -54,6 +56,7 @@ const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter'])
 const VARIABLES: Record<ExpressionKind, readonly string[]> = {
   condition: ['tasks', 'params', 'flow'],
   transform: ['tasks', 'params', 'flow', 'input'],
+  match: ['signal', 'tasks', 'params', 'flow'],
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -95,7 +98,7 @@ function environmentFor(kind: ExpressionKind): Environment {
       .registerVariable('tasks', 'map<string, dyn>')
       .registerVariable('params', 'dyn')
       .registerVariable('flow', 'map<string, string>');
-    environments = { condition: base.clone(), transform: base.clone().registerVariable('input', 'dyn') };
+    environments = { condition: base.clone(), transform: base.clone().registerVariable('input', 'dyn'), match: base.clone().registerVariable('signal', 'dyn') };
   }
   return environments[kind];
 }
@@ -296,8 +299,8 @@ function compileUncached(source: string, kind: ExpressionKind): Compiled {
     return { ok: false, ...failureOf(error, kind) };
   }
   if (!checked.valid) return { ok: false, ...failureOf(checked.error, kind) };
-  if (kind === 'condition' && checked.type !== 'bool' && checked.type !== 'dyn') {
-    return { ok: false, offset: 0, message: `condition must evaluate to true or false, got ${checked.type ?? 'another type'}` };
+  if ((kind === 'condition' || kind === 'match') && checked.type !== 'bool' && checked.type !== 'dyn') {
+    return { ok: false, offset: 0, message: `${kind} must evaluate to true or false, got ${checked.type ?? 'another type'}` };
   }
   return { ok: true, program, taskRefs: analysed.taskRefs };
 }
@@ -502,6 +505,7 @@ function run(source: string, bindings: ExpressionBindings, kind: ExpressionKind)
     flow.id = String(bindings.flow?.id ?? '');
     context = { tasks, params: toCel(bindings.params ?? null), flow };
     if (kind === 'transform' && bindings.input !== undefined) context.input = toCel(bindings.input);
+    if (kind === 'match') context.signal = toCel(bindings.signal ?? null);
   } catch (error) {
     return { ok: false, message: error instanceof ValueError ? error.message : `the expression's data could not be prepared: ${String(error)}` };
   }
@@ -529,6 +533,14 @@ export function evaluateExpression(source: string, bindings: ExpressionBindings)
   } catch (error) {
     return { ok: false, message: error instanceof ValueError ? error.message : `the result could not be converted to JSON: ${String(error)}` };
   }
+}
+
+/** Evaluates a wait task's `match` against a signal's payload: true or false, anything else is an error. Never throws. */
+export function evaluateMatch(source: string, bindings: ExpressionBindings): ConditionValue {
+  const result = run(source, bindings, 'match');
+  if (!result.ok) return result;
+  if (typeof result.raw !== 'boolean') return { ok: false, message: `match must evaluate to true or false, got ${celType(result.raw)}` };
+  return { ok: true, value: result.raw };
 }
 
 /** Evaluates a condition: true or false, anything else is an error. Never throws. */

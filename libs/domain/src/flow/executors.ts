@@ -103,6 +103,49 @@ export const ApprovalConfig = z.strictObject({
 });
 export type ApprovalConfig = z.infer<typeof ApprovalConfig>;
 
+/** Longest `match` expression of a wait task. */
+export const MAX_MATCH_EXPR_LENGTH = 4096;
+/** How far back a wait task looks for a signal sent before it started waiting, unless it says otherwise. */
+export const DEFAULT_SIGNAL_LOOKBACK_SECS = 300;
+/** The longest look-back: signals are kept this long (one day). */
+export const MAX_SIGNAL_LOOKBACK_SECS = 86_400;
+/** Signal names travel in NATS subjects: one safe token. */
+export const SIGNAL_NAME = /^[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * Waits for a signal (`POST /api/v1/signals/{name}`) whose payload `match` accepts: a CEL
+ * expression over `signal` (the payload), `params` and `tasks`; without one, any signal of the
+ * name. A signal sent up to `lookback_secs` before the wait began counts too.
+ */
+export const WaitConfig = z.strictObject({
+  signal: z.string({ error: 'must be the name of the signal to wait for' }).regex(SIGNAL_NAME, 'must be 1 to 128 letters, digits, "_" or "-"'),
+  match: z.string().min(1, 'must not be empty; leave "match" out to accept any signal of the name').max(MAX_MATCH_EXPR_LENGTH, `must be at most ${MAX_MATCH_EXPR_LENGTH} characters`).optional(),
+  lookback_secs: bounded(0, 'must be 0 or more', MAX_SIGNAL_LOOKBACK_SECS, `must be at most ${MAX_SIGNAL_LOOKBACK_SECS} seconds (signals are kept one day)`).optional(),
+});
+export type WaitConfig = z.infer<typeof WaitConfig>;
+
+/** How deep flows may start flows (Tasked's trigger depth). */
+export const MAX_TRIGGER_DEPTH = 8;
+
+/**
+ * Starts another flow (a child with its own history and the parent's lineage). Tasked's form gives
+ * `flow` (a flow definition; its queue is `queue`, else the flow's own, else the task's); Taskstream's
+ * may instead name a `template` (and `version`) and pass `params`. With `wait` (the default) the
+ * task ends when the child ends, with Tasked's summary and the child's outputs.
+ */
+export const TriggerConfig = z
+  .strictObject({
+    queue: z.string().min(1).optional(),
+    flow: z.unknown().optional(),
+    template: z.string().min(1).max(128).optional(),
+    version: z.number().int().min(1).optional(),
+    params: z.record(z.string(), z.unknown()).optional(),
+    wait: z.boolean({ error: 'must be true (the task ends with the child flow) or false (it ends once the child is submitted)' }).default(true),
+  })
+  .refine((c) => (c.flow === undefined) !== (c.template === undefined), { message: 'give exactly one of "flow" (a flow definition) or "template" (a template name)' })
+  .refine((c) => c.version === undefined || c.template !== undefined, { message: '"version" goes with "template"' });
+export type TriggerConfig = z.output<typeof TriggerConfig>;
+
 export const EXECUTOR_CONFIGS = {
   shell: ShellConfig,
   http: HttpConfig,
@@ -110,6 +153,8 @@ export const EXECUTOR_CONFIGS = {
   delay: DelayConfig,
   transform: TransformConfig,
   approval: ApprovalConfig,
+  wait: WaitConfig,
+  trigger: TriggerConfig,
 } as const;
 
 export type ExecutorName = keyof typeof EXECUTOR_CONFIGS;
@@ -120,12 +165,12 @@ export function isExecutorName(name: string): name is ExecutorName {
 }
 
 /** Executors no executor pool runs: the planner puts their tasks in `waiting` instead of `ready`. */
-export const WAITING_EXECUTORS: readonly ExecutorName[] = ['approval'];
+export const WAITING_EXECUTORS: readonly ExecutorName[] = ['approval', 'wait', 'trigger'];
 /** Executors whose steps executor pools run. */
 export const STEP_EXECUTORS = EXECUTOR_NAMES.filter((name) => !WAITING_EXECUTORS.includes(name));
 
 /** Executors Tasked registers that Taskstream does not run: a flow using one is refused at submission, saying so. */
-export const TASKED_ONLY_EXECUTORS = ['container', 'agent', 'callback', 'remote', 'spawn', 'trigger', 'api'] as const;
+export const TASKED_ONLY_EXECUTORS = ['container', 'agent', 'callback', 'remote', 'spawn', 'api'] as const;
 
 const NAME_CHARS = 64;
 

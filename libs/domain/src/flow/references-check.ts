@@ -27,7 +27,9 @@ export function checkReferences(tasks: readonly TaskSpec[], indexOf: (id: string
     for (const field of REFERENCING_FIELDS) {
       const value = task[field];
       if (value === undefined) continue;
-      const { found, problems } = collectReferences(value);
+      // A child flow written out in a trigger task is checked as a flow of its own (see validate.ts).
+      const own = task.executor === 'trigger' && field === 'config' ? childFlowOf(task) : undefined;
+      const { found, problems } = collectReferences(own === undefined ? value : { ...task.config, flow: null });
       for (const problem of problems) report(['tasks', index, field, ...problem.at], problem.message);
       for (const { at, reference } of found) {
         const path = ['tasks', index, field, ...at];
@@ -49,13 +51,21 @@ export function checkReferences(tasks: readonly TaskSpec[], indexOf: (id: string
     if (task.executor === 'transform' && typeof task.config.expr === 'string') {
       checkExpressionOf(['tasks', index, 'config', 'expr'], task.config.expr, 'transform', named, report);
     }
+    if (task.executor === 'wait' && typeof task.config.match === 'string') {
+      checkExpressionOf(['tasks', index, 'config', 'match'], task.config.match, 'match', named, report);
+    }
   }
+}
+
+function childFlowOf(task: TaskSpec): object | undefined {
+  const flow = task.config.flow;
+  return flow !== null && typeof flow === 'object' && !Array.isArray(flow) ? flow : undefined;
 }
 
 function checkExpressionOf(
   path: ReadonlyArray<PropertyKey>,
   source: string,
-  kind: 'condition' | 'transform',
+  kind: 'condition' | 'transform' | 'match',
   named: (path: ReadonlyArray<PropertyKey>, target: string, via: string) => void,
   report: Report,
 ): void {

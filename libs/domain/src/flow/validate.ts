@@ -313,6 +313,7 @@ export function validateFlow(input: unknown): FlowParseResult {
         }
       }
       if (task.executor === 'approval') approvalProblems(given, ['tasks', index, 'config'], problems);
+      if (task.executor === 'trigger') childFlowProblems(given, ['tasks', index, 'config', 'flow'], problems);
     }
 
     tasks.push({
@@ -434,6 +435,19 @@ function approvalProblems(config: unknown, at: Segment[], problems: Problems): v
       return;
     }
   }
+}
+
+/**
+ * A child flow written out in a trigger task is validated as a submission would be, so its
+ * problems are found now rather than when the task runs; one given as a `${...}` reference is
+ * validated when the task starts.
+ */
+function childFlowProblems(config: unknown, at: Segment[], problems: Problems): void {
+  const flow = (config as { flow?: unknown } | null)?.flow;
+  if (flow === null || typeof flow !== 'object' || Array.isArray(flow)) return;
+  const result = validateFlow(flow);
+  if (result.ok) return;
+  for (const problem of result.problems) problems.add(`${formatPath(at)}${problem.path === '$' ? '' : problem.path.startsWith('[') ? problem.path : `.${problem.path}`}`, problem.message);
 }
 
 /** Whether the value at `path` in `config` is a string holding a reference. */
