@@ -45,6 +45,12 @@ describe('validateTemplate', () => {
     expect(problems).toEqual([expect.objectContaining({ path: 'params_schema', message: expect.stringMatching(/^is not a valid JSON Schema/) }), expect.anything(), expect.anything()]);
   });
 
+  it('refuses unknown keywords and formats in the schema rather than ignoring them', () => {
+    const schema = (property: unknown) => ({ flow: { tasks: [{ id: 'a', executor: 'noop' }] }, params_schema: { type: 'object', properties: { p: property } } });
+    expect(problemsOf(schema({ type: 'string', format: 'email' }))).toEqual([{ path: 'params_schema', message: expect.stringMatching(/unknown format "email".*use "pattern" instead of "format"/) }]);
+    expect(problemsOf(schema({ type: 'string', colour: 'red' }))).toEqual([{ path: 'params_schema', message: expect.stringMatching(/strict mode: unknown keyword: "colour"/) }]);
+  });
+
   it('refuses unknown fields, missing fields and a body that is not an object', () => {
     expect(problemsOf({ flow: FLOW, params_schema: SCHEMA, extra: 1 })).toEqual([{ path: 'extra', message: expect.stringMatching(/^unknown field/) }]);
     expect(problemsOf({ params_schema: SCHEMA }).map((p) => p.path)).toEqual(['flow']);
