@@ -107,7 +107,7 @@ describe('NATS permissions: one user per service, streams made by the provisione
       const provisioned = await cli(['provision', '--nats', nats.url], as('provisioner'));
       expect(provisioned, provisioned.stderr).toMatchObject({ code: 0 });
       expect(provisioned.stdout).toContain('streams: TS_EVENTS, TS_WORK, TS_TIMERS, TS_DLQ');
-      expect(provisioned.stdout).toContain('object store: ts_definitions');
+      expect(provisioned.stdout).toContain('object stores: ts_definitions, ts_artifacts');
 
       const services: Array<[string, string, Record<string, string>]> = [
         ['gateway', 'gateway', { ...as('gateway'), TASKSTREAM_AUTH: 'keys', TASKSTREAM_BOOTSTRAP_ADMIN_KEY: ADMIN }],

@@ -63,7 +63,7 @@ describe('the TASKSTREAM_* variables Taskstream knows (the rest are refused at s
   it('knows every variable docs/operations.md documents, and documents every setting it knows', () => {
     const documentedNames = [...documented().keys()];
     expect(documentedNames.filter((env) => !TASKSTREAM_VARIABLES.has(env))).toEqual([]);
-    const notSettings = new Set(['TASKSTREAM_URL', 'TASKSTREAM_DEBUG', 'TASKSTREAM_FLOW_ID', 'TASKSTREAM_TASK_ID', 'TASKSTREAM_ATTEMPT', 'TASKSTREAM_IDEMPOTENCY_KEY']);
+    const notSettings = new Set(['TASKSTREAM_URL', 'TASKSTREAM_DEBUG', 'TASKSTREAM_FLOW_ID', 'TASKSTREAM_TASK_ID', 'TASKSTREAM_ATTEMPT', 'TASKSTREAM_IDEMPOTENCY_KEY', 'TASKSTREAM_ARTIFACTS']);
     const serverPasswords = [...TASKSTREAM_VARIABLES].filter((env) => /^TASKSTREAM_[A-Z]+_PASSWORD$/.test(env) && env !== 'TASKSTREAM_NATS_PASSWORD');
     expect([...TASKSTREAM_VARIABLES].filter((env) => !documentedNames.includes(env) && !notSettings.has(env) && !serverPasswords.includes(env))).toEqual([]);
   });

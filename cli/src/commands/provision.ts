@@ -48,7 +48,7 @@ function provisioned(topo: Topology): string[] {
   return [
     `streams: ${[topo.eventsStream, topo.workStream, topo.timersStream, topo.dlqStream].join(', ')}`,
     `key-value buckets: ${buckets.join(', ')}`,
-    `object store: ${topo.definitionsBucket}`,
+    `object stores: ${topo.definitionsBucket}, ${topo.artifactsBucket}`,
     `provisioned with ${topo.replicas} replica${topo.replicas === 1 ? '' : 's'}; services may now start with TASKSTREAM_PROVISION=false`,
   ];
 }

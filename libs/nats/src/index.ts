@@ -8,6 +8,7 @@ export * from './dead-letters.js';
 export * from './consumer.js';
 export * from './history.js';
 export * from './definitions.js';
+export * from './artifacts.js';
 export * from './secrets.js';
 export * from './api-keys.js';
 export * from './records.js';

@@ -40,6 +40,8 @@ export interface Topology {
   limitsBucket: string;
   /** Large flow definitions, stored once and referenced by their submission (an object store). */
   definitionsBucket: string;
+  /** Files shell steps stored, one object per attempt and file (read and written only through ArtifactStore). */
+  artifactsBucket: string;
   /** Secrets flows reference as `${secrets.NAME}`, one key each (read and written only through SecretStore). */
   secretsBucket: string;
   /** API keys of the gateway, one record per key id (read and written only through ApiKeyStore). */
@@ -76,6 +78,7 @@ export function topology(options: TopologyOptions = {}): Topology {
     leasesBucket: `${prefix}_leases`,
     limitsBucket: `${prefix}_limits`,
     definitionsBucket: `${prefix}_definitions`,
+    artifactsBucket: `${prefix}_artifacts`,
     secretsBucket: `${prefix}_secrets`,
     apiKeysBucket: `${prefix}_api_keys`,
     templatesBucket: `${prefix}_templates`,
@@ -164,6 +167,7 @@ export async function checkTopology(nc: NatsConnection, topo: Topology): Promise
     ...streamConfigs(topo).map((config) => ({ what: `stream ${config.name}`, stream: config.name })),
     ...buckets.map((bucket) => ({ what: `key-value bucket ${bucket}`, stream: `KV_${bucket}` })),
     { what: `object store ${topo.definitionsBucket}`, stream: `OBJ_${topo.definitionsBucket}` },
+    { what: `object store ${topo.artifactsBucket}`, stream: `OBJ_${topo.artifactsBucket}` },
   ];
   const missing: string[] = [];
   for (const { what, stream } of expected) {

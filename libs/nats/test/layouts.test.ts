@@ -5,6 +5,7 @@ import { LEASES_LAYOUT } from '@taskstream/runtime';
 import { describe, expect, it } from 'vitest';
 import {
   API_KEYS_LAYOUT,
+  ARTIFACTS_LAYOUT,
   DEFINITIONS_LAYOUT,
   FLOW_SUMMARIES_LAYOUT,
   FLOW_VIEWS_LAYOUT,
@@ -25,6 +26,7 @@ const OWNED: Layout[] = [
   FLOW_SUMMARIES_LAYOUT,
   IDEMPOTENCY_LAYOUT,
   DEFINITIONS_LAYOUT,
+  ARTIFACTS_LAYOUT,
   SECRETS_LAYOUT,
   API_KEYS_LAYOUT,
   QUEUE_POLICIES_LAYOUT,

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import {
+  ArtifactStore,
   checkTopology,
   connectNats,
   Definitions,
@@ -89,13 +90,14 @@ function readCredsFile(path: string): Uint8Array {
 }
 
 /**
- * Creates or updates every stream and bucket of `topo`, and the definitions object store (which
- * services that read it otherwise create on first use), as `taskstream provision` and services
+ * Creates or updates every stream and bucket of `topo`, and the definitions and artifacts object
+ * stores (which services that read them otherwise create on first use), as `taskstream provision` and services
  * started with TASKSTREAM_PROVISION=true do.
  */
 async function provisionTopology(nc: NatsConnection, topo: Topology): Promise<JetStreamManager> {
   const jsm = await ensureTopology(nc, topo);
   await Definitions.open(jetstream(nc), topo);
+  await ArtifactStore.provision(jetstream(nc), jsm, topo);
   return jsm;
 }
 

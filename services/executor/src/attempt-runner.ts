@@ -1,6 +1,7 @@
 import { decideRetry, secretNamesOf, type TaskError, type TaskSpec, type WorkItem } from '@taskstream/domain';
 import { activeTraceContext, inChildSpan } from '@taskstream/nats';
 import { handleWhen, retry } from 'cockatiel';
+import { ArtifactsUnavailable, AttemptFiles, type Artifacts } from './artifacts.js';
 import type { ExecutorConfig } from './config.js';
 import { AttemptTimeout, DeferredRetry, InfrastructureError, Interrupted } from './errors.js';
 import { attemptRunning, failedOutcome } from './metrics.js';
@@ -17,6 +18,8 @@ export interface AttemptDeps {
   stops: Pick<FlowStops, 'reasonFor' | 'storedStop'>;
   /** Where secrets the task's queue does not name are read. */
   readSecret: SecretReader;
+  /** Where shell steps' artifacts are stored and fetched; without it a shell step gets no artifacts directory. */
+  artifacts?: Artifacts;
 }
 
 /** Where a work item's attempts resume (decideAttempt's verdict to run). */
@@ -116,6 +119,8 @@ export class AttemptRunner {
       return output;
     } catch (error) {
       ended(failedOutcome(attemptController.signal, this.cancelReason() !== undefined));
+      // The artifacts store did not answer: no attempt is spent on it, the item goes back (nak).
+      if (error instanceof ArtifactsUnavailable && !attemptController.signal.aborted) throw error;
       return await this.failed(error, started, attemptController.signal);
     } finally {
       timer?.clear();
@@ -123,23 +128,36 @@ export class AttemptRunner {
     }
   }
 
+  /**
+   * A shell step runs with directories of its own (see AttemptFiles): the artifacts its references
+   * name are fetched first, and the files it leaves are stored and recorded once it succeeded,
+   * before its success is. The directories are removed whatever happens.
+   */
   private async runStep(signal: AbortSignal): Promise<unknown> {
     const { item, spec, attempt, step } = this;
     const secrets = await this.loadSecrets();
-    const output = await step({
-      spec: specForAttempt(spec, item.task_id, attempt, secrets),
-      signal,
-      flowId: item.flow_id,
-      taskId: item.task_id,
-      attempt,
-      idempotencyKey: item.idempotency_key,
-      upstream: Object.fromEntries(Object.entries(spec.bindings?.tasks ?? {}).map(([id, bound]) => [id, { output: bound.output }])),
-      params: spec.bindings?.params ?? {},
-    });
-    // A step that finished after its timeout or cancel (one that ignored SIGTERM) is not a success.
-    if (signal.aborted) throw signal.reason;
-    checkOutput(output, this.deps.recorder.budget());
-    return output;
+    const files = spec.executor === 'shell' && this.deps.artifacts !== undefined ? await AttemptFiles.create(this.deps.artifacts) : undefined;
+    try {
+      await files?.fetchInputs(spec);
+      const output = await step({
+        spec: specForAttempt(spec, item.task_id, attempt, secrets, files?.pathOf),
+        signal,
+        flowId: item.flow_id,
+        taskId: item.task_id,
+        attempt,
+        idempotencyKey: item.idempotency_key,
+        upstream: Object.fromEntries(Object.entries(spec.bindings?.tasks ?? {}).map(([id, bound]) => [id, { output: bound.output }])),
+        params: spec.bindings?.params ?? {},
+        ...(files !== undefined && { artifactsDir: files.out }),
+      });
+      // A step that finished after its timeout or cancel (one that ignored SIGTERM) is not a success.
+      if (signal.aborted) throw signal.reason;
+      checkOutput(output, this.deps.recorder.budget());
+      if (files !== undefined) await files.store(item, attempt, await files.collect([...secrets.values()]), this.deps.recorder);
+      return output;
+    } finally {
+      await files?.remove().catch(() => undefined);
+    }
   }
 
   /** Read once per work item, so that every attempt, and everything the item records, hides the same values. */

@@ -31,6 +31,12 @@ export interface ExecutorOptions {
   readSecret?: (name: string) => Promise<string | undefined>;
   /** What http steps may reach besides public addresses (CIDRs, host names); nothing by default. See StepOptions. */
   httpAllow?: readonly string[];
+  /** Bytes one artifact of a shell step may take (DEFAULT_ARTIFACT_LIMITS in artifacts.ts). */
+  artifactMaxFileBytes?: number;
+  /** Files one attempt of a shell step may store. */
+  artifactMaxFiles?: number;
+  /** Bytes the artifacts of one flow may take, every attempt's counted. */
+  artifactMaxFlowBytes?: number;
   /**
    * What completion webhooks may reach besides public addresses; nothing by default. Apart from
    * httpAllow: any executor of any pool may deliver any flow's webhook, so a pool's wider reach

@@ -1,6 +1,7 @@
 import type { WorkItem } from '@taskstream/domain';
 import { DeadLetters } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
+import { artifactLimitsOf, openArtifacts } from './artifacts.js';
 import { executorConfig, stepsFor, type ExecutorOptions } from './config.js';
 import { ensureWorkConsumer, startWorkLoop } from './consumer.js';
 import { watchPoison } from './poison.js';
@@ -26,8 +27,9 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   const recorder = await Recorder.open(ctx);
   const flowStops = await watchFlowStops(ctx);
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
+  const artifacts = await openArtifacts(ctx, artifactLimitsOf(options));
   const readHistory = (item: WorkItem) => readAttemptHistory(ctx, item);
-  const handler = new WorkHandler({ config, log: ctx.log, recorder, stops: flowStops.stops, steps, deadLetters, readHistory, readSecret });
+  const handler = new WorkHandler({ config, log: ctx.log, recorder, stops: flowStops.stops, steps, deadLetters, readHistory, readSecret, artifacts });
   const poison = watchPoison(ctx, { config, deadLetters, recorder, readHistory });
   const loop = await startWorkLoop(ctx, config, handler.handle, deadLetters);
   const webhooks = await startWebhooks(ctx, { allow: options.webhookAllow ?? [], readSecret, deadLetters });

@@ -84,9 +84,12 @@ export async function loadSecrets(names: readonly string[], read: (name: string)
   return values;
 }
 
-/** The spec one attempt runs: `${task.…}` and `${secrets.…}` resolved (shell commands through environment variables). */
-export function specForAttempt(spec: TaskSpec, taskId: string, attempt: number, secrets: ReadonlyMap<string, string>): TaskSpec {
-  const resolved = resolveForAttempt(spec, taskId, attempt, (name) => secrets.get(name));
+/**
+ * The spec one attempt runs: `${task.…}`, `${secrets.…}` and `${tasks.<id>.artifacts.<name>}` (the
+ * path `artifactPath` gives) resolved, shell commands through environment variables.
+ */
+export function specForAttempt(spec: TaskSpec, taskId: string, attempt: number, secrets: ReadonlyMap<string, string>, artifactPath?: (taskId: string, name: string) => string | undefined): TaskSpec {
+  const resolved = resolveForAttempt(spec, taskId, attempt, (name) => secrets.get(name), artifactPath);
   if (!resolved.ok) throw new StepError({ message: resolved.message, code: resolved.code, retryable: false });
   return resolved.spec;
 }

@@ -35,6 +35,9 @@ export const EXECUTOR_SETTINGS = {
   crashLimit: { env: 'TASKSTREAM_CRASH_LIMIT', default: '4', help: 'attempts of one work item that may crash their executor before it is set aside as poison', schema: wholeSetting(1) },
   shutdownGraceMs: { env: 'TASKSTREAM_SHUTDOWN_GRACE_MS', default: '10000', help: 'on SIGTERM, how long running steps may go on before they are stopped and handed back', schema: wholeSetting(0) },
   killGraceMs: { env: 'TASKSTREAM_KILL_GRACE_MS', default: '2000', help: "after SIGTERM to a stopped shell step's process group, how long before SIGKILL", schema: wholeSetting(0) },
+  artifactMaxFileBytes: { env: 'TASKSTREAM_ARTIFACT_MAX_FILE_BYTES', default: '104857600', help: "bytes one file a shell step stores as an artifact may take (100 MiB)", schema: wholeSetting(0) },
+  artifactMaxFiles: { env: 'TASKSTREAM_ARTIFACT_MAX_FILES', default: '100', help: 'files one attempt of a shell step may store as artifacts', schema: wholeSetting(0) },
+  artifactMaxFlowBytes: { env: 'TASKSTREAM_ARTIFACT_MAX_FLOW_BYTES', default: '1073741824', help: "bytes one flow's artifacts may take, every attempt's counted (1 GiB)", schema: wholeSetting(0) },
   durableRetryAfterMs: { env: 'TASKSTREAM_DURABLE_RETRY_MS', default: '5000', help: 'retry delays at least this long are handed back to JetStream instead of waiting in the process', schema: wholeSetting(0) },
   ackWaitMs: { env: 'TASKSTREAM_ACK_WAIT_MS', flag: '--ack-wait-ms <ms>', default: '30000', help: 'how long a message held by a dead process waits before redelivery', schema: wholeSetting(1) },
 } satisfies Settings;

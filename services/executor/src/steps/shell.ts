@@ -34,9 +34,11 @@ export function asText(value: unknown): string {
  * DEFAULT_PATH when it has none) and the config's `env`, which may replace PATH; then Taskstream's
  * own variables, which the config cannot replace: TASKSTREAM_FLOW_ID, TASKSTREAM_TASK_ID,
  * TASKSTREAM_ATTEMPT (1 for the first attempt) and TASKSTREAM_IDEMPOTENCY_KEY (the same for every
- * attempt of the task), and when the task is traced TRACEPARENT (and TRACESTATE), the attempt's
- * W3C trace context, so a command that reports its own spans continues the flow's trace. No HOME,
- * USER or locale: a command that needs one sets it in `env`.
+ * attempt of the task), TASKSTREAM_ARTIFACTS and Tasked's TASKED_ARTIFACTS (the attempt's
+ * artifacts directory, when it has one: what the step leaves there is stored once it succeeded),
+ * and when the task is traced TRACEPARENT (and TRACESTATE), the attempt's W3C trace context, so a
+ * command that reports its own spans continues the flow's trace. No HOME, USER or locale: a
+ * command that needs one sets it in `env`.
  */
 export function stepEnvironment(ctx: StepContext, configEnv: ShellConfig['env'], pathFrom: NodeJS.ProcessEnv): Record<string, string> {
   const env: Record<string, string> = { PATH: pathFrom.PATH || DEFAULT_PATH };
@@ -47,6 +49,7 @@ export function stepEnvironment(ctx: StepContext, configEnv: ShellConfig['env'],
     TASKSTREAM_TASK_ID: ctx.taskId,
     TASKSTREAM_ATTEMPT: String(ctx.attempt),
     TASKSTREAM_IDEMPOTENCY_KEY: ctx.idempotencyKey,
+    ...(ctx.artifactsDir !== undefined && { TASKSTREAM_ARTIFACTS: ctx.artifactsDir, TASKED_ARTIFACTS: ctx.artifactsDir }),
     ...traceEnvironment(),
   };
 }

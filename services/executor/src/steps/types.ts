@@ -12,6 +12,8 @@ export interface StepContext {
   upstream?: Record<string, { output: unknown }>;
   /** The flow's `params`, for transform expressions; `{}` when absent. */
   params?: unknown;
+  /** A shell step's artifacts directory for this attempt ($TASKSTREAM_ARTIFACTS): what it leaves there is stored once it succeeded. */
+  artifactsDir?: string;
 }
 
 export type StepRunner = (ctx: StepContext) => Promise<unknown>;
