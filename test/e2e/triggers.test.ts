@@ -1,4 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { buildGateway } from '@taskstream/gateway';
 import { generateApiKey, silentLogger } from '@taskstream/nats';
@@ -6,6 +9,7 @@ import { createContext, type ServiceContext } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
 import { TestStack } from '../support/stack.js';
 
 /*
@@ -174,6 +178,11 @@ describe('webhook triggers', () => {
     await expectRunAndReplay('plain', payload, { 'x-signature': hex(SECRETS['plain-hook'], payload), 'x-event': 'push' }, /^sha256:[0-9a-f]{64}$/);
     await expectRefused('plain', payload, { 'x-signature': `sha256=${hex('nope', payload)}`, 'x-event': 'push' }, /x-signature does not match the body/);
     await expectRefused('plain', payload, { 'x-signature': 'not-a-digest', 'x-event': 'push' }, /must be an HMAC-SHA256 of the body/);
+    // Without a content type, a body that looks like JSON is read as JSON.
+    const bare = body('plain-2');
+    const untyped = await gateway.inject({ method: 'POST', url: '/api/v1/hooks/plain', payload: Buffer.from(bare), headers: { 'x-signature': hex(SECRETS['plain-hook'], bare), 'x-event': 'push' } });
+    expect(untyped.statusCode, untyped.body).toBe(202);
+    expect((await stack.settled(untyped.json().flow_id)).tasks[0].output).toMatchObject({ ref: 'plain-2', count: 3 });
     // Bytes that are not UTF-8 are signed and verified as they are (the body is then text for the mapping).
     const bytes = Buffer.concat([Buffer.from('{"ref": "bin'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
     const signature = createHmac('sha256', SECRETS['plain-hook']).update(bytes).digest('hex');
@@ -207,6 +216,28 @@ describe('webhook triggers', () => {
     const gone = await deliver('doomed', '{}', { 'x-signature': hex('x', '{}') });
     expect(gone.status).toBe(503);
     expect(gone.body.error).toMatchObject({ code: 'TRIGGER_MISCONFIGURED', message: expect.stringMatching(/secret "doomed" is not in the secrets store/) });
+  });
+
+  it('manages triggers from the CLI: put from YAML, list, show (the secret by name only), delete', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'taskstream-triggers-')), 'trigger.yaml');
+    writeFileSync(file, ['name: cli-hook', 'template: hooked', 'params:', '  ref: "${trigger.body.ref}"', 'verify:', '  scheme: hmac', '  secret: plain-hook', '  header: X-Signature', ''].join('\n'));
+    const cli = (args: string[]) => runCli([...args, '--server', stack.url]);
+    const put = await cli(['trigger', 'put', file]);
+    expect(put.code, put.stderr).toBe(0);
+    expect(put.stdout.trim()).toBe('trigger cli-hook created: deliveries to POST /api/v1/hooks/cli-hook run template hooked, verified by hmac');
+    expect((await cli(['trigger', 'put', file])).stdout).toMatch(/^trigger cli-hook replaced/);
+    const list = await cli(['trigger', 'list']);
+    expect(list.stdout).toMatch(/^cli-hook\s+hooked\s+hmac\s+plain-hook$/m);
+    const show = await cli(['trigger', 'show', 'cli-hook']);
+    expect(JSON.parse(show.stdout)).toMatchObject({ name: 'cli-hook', template: 'hooked', verify: { scheme: 'hmac', secret: 'plain-hook', header: 'X-Signature' } });
+    expect(show.stdout + list.stdout).not.toContain(SECRETS['plain-hook']);
+    expect((await cli(['trigger', 'delete', 'cli-hook'])).stdout.trim()).toBe('trigger cli-hook deleted');
+    const gone = await cli(['trigger', 'show', 'cli-hook']);
+    expect(gone.code, gone.stderr).toBe(2);
+    expect(gone.stderr).toContain('no trigger named "cli-hook"');
+    const bad = await cli(['trigger', 'put', file, '--name', 'Bad.Name']);
+    expect(bad.code, bad.stderr).toBe(2);
+    expect(bad.stderr).toMatch(/parameter "name" must be a trigger name/);
   });
 
   it('manages triggers: every problem at PUT, secrets shown by name only, list and delete; an admin key is needed to change them', async () => {

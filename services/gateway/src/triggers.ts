@@ -1,4 +1,4 @@
-import { mapTriggerParams, oversizedPart, TriggerBody, type FlowOrigin, type StoredTemplate, type StoredTrigger } from '@taskstream/domain';
+import { jsonBytes, mapTriggerParams, MAX_TRIGGER_BYTES, oversizedPart, TriggerBody, type FlowOrigin, type StoredTemplate, type StoredTrigger } from '@taskstream/domain';
 import { newId, submitFlow, TooManyTriggersError, type IdempotencyStore, type SecretStore, type TriggerStore } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { ApiError, apiError, type Problem } from './errors.js';
@@ -37,6 +37,8 @@ export class Triggers {
   async put(name: string, input: unknown): Promise<{ trigger: StoredTrigger; created: boolean }> {
     const shape = shapeProblems(input, 2);
     if (shape.length > 0) throw problemsOf('INVALID_TRIGGER', shape);
+    const bytes = jsonBytes(input);
+    if (bytes > MAX_TRIGGER_BYTES) throw problemsOf('INVALID_TRIGGER', [{ path: '$', message: `the trigger is ${bytes} bytes as JSON, over the ${MAX_TRIGGER_BYTES}-byte (${MAX_TRIGGER_BYTES / 1024} KiB) limit; map fewer or shorter params` }]);
     const parsed = TriggerBody.safeParse(input, { reportInput: true });
     if (!parsed.success) {
       throw problemsOf(
