@@ -61,7 +61,7 @@ export const MAX_REFERENCE_PATH_SEGMENTS = 32;
 /** Problems one call reports; the rest are counted in a last problem. */
 export const MAX_REFERENCE_PROBLEMS = 100;
 /** Environment variable prefixes injectShellReferences uses; a task must not set variables with them. */
-export const RESERVED_ENV_PREFIXES = ['TS_REF_', 'TS_SECRET_'] as const;
+export const RESERVED_ENV_PREFIXES = ['TS_REF_', 'TS_SECRET_', 'TS_ITEM_'] as const;
 
 /** The roots a reference is written with (an artifact's is written `${tasks.<id>.artifacts.…}`). */
 type WrittenRoot = Exclude<RefRoot, 'artifacts'>;
@@ -683,4 +683,57 @@ export function injectShellReferences(command: string, scope: ReferenceScope, ro
   if (!problems.empty) return { ok: false, problems: problems.done() };
   parts.push(command.slice(last));
   return { ok: true, command: parts.join(''), env };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A map's item (`${<as>}`, `${<as>.field}`): references with a name of the flow's choosing
+// ---------------------------------------------------------------------------------------------
+
+/** One `${<name>…}` in a text: where it is, and the path after the name. */
+export interface NamedReference {
+  text: string;
+  start: number;
+  end: number;
+  path: PathSegment[];
+}
+
+/**
+ * The `${<name>}`, `${<name>.field}`, `${<name>[0]}` and `${<name>["key"]}` references in `text`,
+ * written with the same path syntax as other references, and the malformed ones as problems.
+ * A `${` followed by another name is not one of them.
+ */
+export function findNamedReferences(text: string, name: string): { references: NamedReference[]; problems: string[] } {
+  const references: NamedReference[] = [];
+  const problems: string[] = [];
+  let i = text.indexOf('${');
+  while (i !== -1) {
+    const from = i + 2;
+    const next = text[from + name.length];
+    if (!text.startsWith(name, from) || (next !== '.' && next !== '[' && next !== '}')) {
+      i = text.indexOf('${', from);
+      continue;
+    }
+    const close = closingBrace(text, from);
+    if (close === -1) {
+      problems.push(`${quoteRef(text.slice(i))}: a reference must end with "}"`);
+      break;
+    }
+    const whole = text.slice(i, close + 1);
+    const parsed = segments(text.slice(from, close), name.length);
+    if (!parsed.ok) problems.push(`${quoteRef(whole)}: ${parsed.message}`);
+    else if (parsed.segments.length > MAX_REFERENCE_PATH_SEGMENTS) problems.push(`${quoteRef(whole)}: ${tooLong(parsed.segments.map((s) => s.value))}`);
+    else references.push({ text: whole, start: i, end: close + 1, path: parsed.segments.map((s) => s.value) });
+    i = text.indexOf('${', close + 1);
+  }
+  return { references, problems };
+}
+
+/** The part of `base` that `path` names, or why there is none (`label` names `base` in the message). */
+export function followPath(base: unknown, path: readonly PathSegment[], label: string): { ok: true; value: unknown } | { ok: false; message: string } {
+  return follow(base, path, label);
+}
+
+/** A value as a reference inside other text renders it: strings raw, everything else compact JSON. */
+export function referenceText(value: unknown): { ok: true; text: string } | { ok: false; message: string } {
+  return asText(value);
 }
