@@ -118,6 +118,10 @@ export class GatewayClient {
     return this.request<T>('POST', path, JSON.stringify(body), { 'content-type': 'application/json' });
   }
 
+  put<T = unknown>(path: string, body: unknown = {}) {
+    return this.request<T>('PUT', path, JSON.stringify(body), { 'content-type': 'application/json' });
+  }
+
   get<T>(path: string) {
     return this.request<T>('GET', path);
   }

@@ -5,6 +5,7 @@ import { buildGateway, checkExposure, DEFAULT_RATE_LIMIT } from '@taskstream/gat
 import { ApiKeyStore, NatsServer, silentLogger, type Logger } from '@taskstream/nats';
 import { startPlanner } from '@taskstream/planner';
 import { startProjector } from '@taskstream/projector';
+import { startScheduler } from '@taskstream/scheduler';
 import { collectProcessMetrics, createContext, createLogger, SettingError, startTracing, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
 import { stackSettings, type StackSettingOptions, type StackSettings } from './stack-settings.js';
@@ -143,6 +144,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     handles.push(await startPlanner(await context('planner'), settings.planner));
     handles.push(await startDispatcher(await context('dispatcher'), settings.dispatcher));
     handles.push(await startExecutor(await context('executor'), { ...settings.executor, steps: steps.steps }));
+    handles.push(await startScheduler(await context('scheduler'), settings.scheduler));
     const gatewayCtx = await context('gateway');
     let adminKey: string | undefined;
     if (options.auth) {

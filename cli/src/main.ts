@@ -8,6 +8,7 @@ import { readFlowFile } from './commands/flow-file.js';
 import { createKey, listKeys, revokeKey } from './commands/keys.js';
 import { PROVISION_FLAGS, provisionCommand } from './commands/provision.js';
 import { runCommand } from './commands/run.js';
+import { registerScheduleCommands } from './commands/schedule.js';
 import { deleteSecret, listSecrets, setSecret } from './commands/secret.js';
 import { deleteTemplate, listTemplates, putTemplate, runTemplate, showTemplate } from './commands/template.js';
 import { deleteTrigger, listTriggers, putTrigger, showTrigger } from './commands/trigger.js';
@@ -432,6 +433,8 @@ secret
   .option(...serverOption)
   .option(...apiKeyOption)
   .action(deleteSecret);
+
+registerScheduleCommands(program, serverOption, apiKeyOption);
 
 const provision = program
   .command('provision')

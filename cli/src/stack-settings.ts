@@ -3,6 +3,7 @@ import { EXECUTOR_SETTINGS, LOCAL_HTTP_ALLOW } from '@taskstream/executor';
 import { GATEWAY_SETTINGS } from '@taskstream/gateway';
 import { PLANNER_SETTINGS } from '@taskstream/planner';
 import { PROJECTOR_SETTINGS } from '@taskstream/projector';
+import { SCHEDULER_SETTINGS } from '@taskstream/scheduler';
 import { COMMON_SETTINGS, layeredEnv, readCommonEnv, readSettings, type CommonEnv, type RawSettings, type Settings, type SettingValues } from '@taskstream/runtime';
 
 /** What the embedded stack is asked for: `taskstream up` and `taskstream run` build this from their flags. */
@@ -39,6 +40,7 @@ export interface StackSettings {
   dispatcher: SettingValues<typeof DISPATCHER_SETTINGS>;
   executor: SettingValues<typeof EXECUTOR_SETTINGS>;
   projector: SettingValues<typeof PROJECTOR_SETTINGS>;
+  scheduler: SettingValues<typeof SCHEDULER_SETTINGS>;
 }
 
 /** How long running steps get on stop: the whole stop must fit the CLI's 10 s bound. */
@@ -94,5 +96,6 @@ export function stackSettings(options: StackSettingOptions): StackSettings {
     dispatcher: readSettings(DISPATCHER_SETTINGS, env),
     executor: readSettings(EXECUTOR_SETTINGS, layeredEnv(EXECUTOR_SETTINGS, env, layers.executor)),
     projector: readSettings(PROJECTOR_SETTINGS, env),
+    scheduler: readSettings(SCHEDULER_SETTINGS, env),
   };
 }

@@ -30,7 +30,7 @@ interface Service {
 const COMPOSE_FILE = 'docker-compose.yml';
 const compose = yamlAt(COMPOSE_FILE) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
 const services = Object.entries(compose.services);
-const TASKSTREAM_KINDS = ['gateway', 'planner', 'dispatcher', 'executor', 'projector'];
+const TASKSTREAM_KINDS = ['gateway', 'planner', 'dispatcher', 'executor', 'projector', 'scheduler'];
 const DOCKERFILE = 'deploy/Dockerfile';
 
 /** What a container built from this repository runs: a service's own main.js, or the CLI command it names. */

@@ -6,6 +6,7 @@ import { EXECUTOR_SETTINGS } from '@taskstream/executor';
 import { GATEWAY_SETTINGS } from '@taskstream/gateway';
 import { PLANNER_SETTINGS } from '@taskstream/planner';
 import { PROJECTOR_SETTINGS } from '@taskstream/projector';
+import { SCHEDULER_SETTINGS } from '@taskstream/scheduler';
 import { COMMON_SETTINGS, TASKSTREAM_VARIABLES, type Setting } from '@taskstream/runtime';
 import { describe, expect, it } from 'vitest';
 
@@ -17,6 +18,7 @@ const SERVICES: Record<string, Record<string, Setting>> = {
   dispatcher: DISPATCHER_SETTINGS,
   executor: EXECUTOR_SETTINGS,
   projector: PROJECTOR_SETTINGS,
+  scheduler: SCHEDULER_SETTINGS,
 };
 
 /** docs/operations.md's settings tables (or only the first, the services' own), by variable: [flag, default, meaning]. */

@@ -44,7 +44,7 @@ export async function provisionCommand(options: ProvisionOptions): Promise<void>
 }
 
 function provisioned(topo: Topology): string[] {
-  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.idempotencyBucket, topo.leasesBucket, topo.queuesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.templatesBucket, topo.triggersBucket];
+  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.idempotencyBucket, topo.leasesBucket, topo.queuesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.templatesBucket, topo.triggersBucket, topo.schedulesBucket];
   return [
     `streams: ${[topo.eventsStream, topo.workStream, topo.timersStream, topo.dlqStream].join(', ')}`,
     `key-value buckets: ${buckets.join(', ')}`,

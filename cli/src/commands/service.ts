@@ -2,11 +2,12 @@ import { DISPATCHER_SETTINGS, runDispatcherService } from '@taskstream/dispatche
 import { EXECUTOR_SETTINGS, runExecutorService } from '@taskstream/executor';
 import { PLANNER_SETTINGS, runPlannerService } from '@taskstream/planner';
 import { PROJECTOR_SETTINGS, runProjectorService } from '@taskstream/projector';
+import { runSchedulerService, SCHEDULER_SETTINGS } from '@taskstream/scheduler';
 import { COMMON_SETTINGS, flagsAsEnv, readCommonEnv, readSettings, type Settings } from '@taskstream/runtime';
 import { parseAllowSetting } from '@taskstream/executor';
 import { UserError } from '../user-error.js';
 
-export const SERVICES = ['gateway', 'planner', 'dispatcher', 'executor', 'projector'] as const;
+export const SERVICES = ['gateway', 'planner', 'dispatcher', 'executor', 'projector', 'scheduler'] as const;
 export type ServiceName = Exclude<(typeof SERVICES)[number], 'gateway'>;
 
 /** Each service's own settings and how its process runs: the same function its main.ts calls. */
@@ -15,6 +16,7 @@ export const SERVICE_STARTS: Record<ServiceName, { settings: Settings; run: () =
   dispatcher: { settings: DISPATCHER_SETTINGS, run: runDispatcherService },
   executor: { settings: EXECUTOR_SETTINGS, run: runExecutorService },
   projector: { settings: PROJECTOR_SETTINGS, run: runProjectorService },
+  scheduler: { settings: SCHEDULER_SETTINGS, run: runSchedulerService },
 };
 
 /** The --http-allow setting of the embedded stack, refused with what to write when an entry is not valid. */

@@ -42,6 +42,14 @@ describe('planTicks: catch-up after an outage', () => {
     expect(p.progress!.through).toBe(iso(sec(20)));
   });
 
+  it('none: missed times only, none on time: all are skipped and recorded as decided', () => {
+    const p = plan(everySecond({ catchup: 'none' }), progress, sec(20) + 500, false, 0);
+    expect(p.start).toEqual([]);
+    expect(p.skipped).toBe(17);
+    expect(p.progress).toMatchObject({ through: iso(sec(20)), skipped: 17, last_run: { flow_id: 'run-3' } });
+    expect(plan(everySecond({ catchup: 'none' }), p.progress, sec(20) + 700, false, 0).progress).toBeUndefined();
+  });
+
   it('latest: the times on time, or else the latest missed one', () => {
     expect(started(plan(everySecond({ catchup: 'latest' }), progress, sec(20)))).toEqual([18, 19, 20]);
     const hourly = { ...everySecond({ catchup: 'latest', catchup_window_secs: 4 * 3600 }), cron: '0 * * * *' };

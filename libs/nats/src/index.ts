@@ -23,4 +23,5 @@ export * from './server-process.js';
 export * from './trace-context.js';
 export * from './submission.js';
 export * from './templates.js';
+export * from './schedules.js';
 export * from './triggers.js';

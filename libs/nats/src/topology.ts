@@ -50,6 +50,8 @@ export interface Topology {
   templatesBucket: string;
   /** Webhook triggers, one key each (read and written only through TriggerStore). */
   triggersBucket: string;
+  /** Schedules and their progress (read and written only through ScheduleStore). */
+  schedulesBucket: string;
   /** Window in which JetStream drops a re-published message with the same Nats-Msg-Id. */
   duplicateWindowMs: number;
 }
@@ -83,6 +85,7 @@ export function topology(options: TopologyOptions = {}): Topology {
     apiKeysBucket: `${prefix}_api_keys`,
     templatesBucket: `${prefix}_templates`,
     triggersBucket: `${prefix}_triggers`,
+    schedulesBucket: `${prefix}_schedules`,
     duplicateWindowMs: options.duplicateWindowMs ?? 10 * 60_000,
   };
 }
@@ -146,6 +149,8 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
   // Template versions are immutable keys of their own; the bucket keeps one value per key.
   await kvm.create(topo.templatesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.triggersBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
+  // One record per schedule, and its progress, changed by compare-and-set.
+  await kvm.create(topo.schedulesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.idempotencyBucket, {
     history: 1,
     replicas: topo.replicas,
@@ -162,7 +167,7 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
  */
 export async function checkTopology(nc: NatsConnection, topo: Topology): Promise<JetStreamManager> {
   const jsm = await patiently(() => jetstreamManager(nc));
-  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.queuesBucket, topo.leasesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.idempotencyBucket, topo.templatesBucket, topo.triggersBucket];
+  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.queuesBucket, topo.leasesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.idempotencyBucket, topo.templatesBucket, topo.triggersBucket, topo.schedulesBucket];
   const expected: Array<{ what: string; stream: string }> = [
     ...streamConfigs(topo).map((config) => ({ what: `stream ${config.name}`, stream: config.name })),
     ...buckets.map((bucket) => ({ what: `key-value bucket ${bucket}`, stream: `KV_${bucket}` })),

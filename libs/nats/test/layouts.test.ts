@@ -13,6 +13,7 @@ import {
   QUEUE_LIMITS_LAYOUT,
   QUEUE_POLICIES_LAYOUT,
   SECRETS_LAYOUT,
+  SCHEDULES_LAYOUT,
   STREAM_LAYOUTS,
   TEMPLATES_LAYOUT,
   TRIGGERS_LAYOUT,
@@ -34,6 +35,7 @@ const OWNED: Layout[] = [
   LEASES_LAYOUT,
   TEMPLATES_LAYOUT,
   TRIGGERS_LAYOUT,
+  SCHEDULES_LAYOUT,
 ];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -17,6 +17,7 @@ import { readParameters } from './routes/input.js';
 import { FlowIndex } from './flow-index.js';
 import { DeadLetterQueue } from './dead-letters.js';
 import { Queues } from './queues.js';
+import { Schedules } from './schedules.js';
 import { observeGateway } from './metrics.js';
 import { traceRequests } from './tracing.js';
 import { Templates } from './templates.js';
@@ -269,7 +270,7 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   const secrets = await SecretStore.open(ctx.js, ctx.topo);
   const templates = new Templates(await TemplateStore.open(ctx.js, ctx.topo), flows);
   const triggers = new Triggers(ctx, await TriggerStore.open(ctx.js, ctx.topo), templates, secrets, new IdempotencyStore(await new Kvm(ctx.js).open(ctx.topo.idempotencyBucket), ctx.topo.idempotencyBucket), flows);
-  registerRoutes(app, { ctx, flows, approvals: new Approvals(ctx), index, queues, keys, dlq: new DeadLetterQueue(ctx), secrets, templates, triggers });
+  registerRoutes(app, { ctx, flows, schedules: await Schedules.open(ctx.js, ctx.topo), approvals: new Approvals(ctx), index, queues, keys, dlq: new DeadLetterQueue(ctx), secrets, templates, triggers });
   return app;
 }
 

@@ -116,7 +116,8 @@ export function planTicks(input: TickInput): TickPlan {
   const buffered = progress?.buffered !== undefined ? ms(progress.buffered) : undefined;
   const queue = buffered !== undefined ? [buffered, ...due] : due;
   const next = nextTimes(schedule.cron, schedule.timezone, now, 1)[0];
-  if (queue.length === 0 || (buffered !== undefined && due.length === 0 && input.previousRunning)) {
+  // Nothing to start, buffer or skip: nothing changes (a buffered time waits on while the previous run goes on).
+  if ((queue.length === 0 && dropped === 0) || (buffered !== undefined && due.length === 0 && dropped === 0 && input.previousRunning)) {
     return { start: [], skipped: 0, progress: undefined, wakeAt: next };
   }
   const decided = applyOverlap(schedule.overlap, queue, input.previousRunning);

@@ -7,6 +7,7 @@ import type { DeadLetterQueue } from '../dead-letters.js';
 import type { FlowIndex } from '../flow-index.js';
 import type { Flows } from '../flows.js';
 import type { Queues } from '../queues.js';
+import type { Schedules } from '../schedules.js';
 import type { Templates } from '../templates.js';
 import type { Triggers } from '../triggers.js';
 import { registerApprovalRoutes } from './approvals.js';
@@ -17,6 +18,7 @@ import { registerHealthRoutes } from './health.js';
 import { registerHistoryRoutes } from './history.js';
 import { registerKeyRoutes } from './keys.js';
 import { registerQueueRoutes } from './queues.js';
+import { registerScheduleRoutes } from './schedules.js';
 import { registerSecretRoutes } from './secrets.js';
 import { registerHookRoutes } from './hooks.js';
 import { registerTemplateRoutes } from './templates.js';
@@ -32,6 +34,7 @@ export interface RouteServices {
   dlq: DeadLetterQueue;
   secrets: SecretStore;
   keys: ApiKeyStore;
+  schedules: Schedules;
   templates: Templates;
   triggers: Triggers;
 }
@@ -47,6 +50,7 @@ export function registerRoutes(app: FastifyInstance, s: RouteServices): void {
   registerDeadLetterRoutes(app, s.dlq);
   registerSecretRoutes(app, s.secrets);
   registerKeyRoutes(app, s.keys);
+  registerScheduleRoutes(app, s.schedules);
   registerTemplateRoutes(app, s.templates);
   registerTriggerRoutes(app, s.triggers);
   registerHookRoutes(app, s.triggers);
@@ -65,5 +69,5 @@ export function describingOnly(): RouteServices {
       },
     },
   ) as never;
-  return { ctx: absent, flows: absent, approvals: absent, index: absent, queues: absent, dlq: absent, secrets: absent, keys: absent, templates: absent, triggers: absent };
+  return { ctx: absent, flows: absent, approvals: absent, index: absent, queues: absent, dlq: absent, secrets: absent, keys: absent, schedules: absent, templates: absent, triggers: absent };
 }

@@ -1,0 +1,3 @@
+import { runSchedulerService } from './settings.js';
+
+await runSchedulerService();

@@ -1,0 +1,197 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NatsServer, waitFor } from '@taskstream/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALL_SERVICES, Deployment, FAST_FAILOVER } from '../support/deployment.js';
+import { runCli } from '../support/cli.js';
+
+/*
+ * Schedules through every service as its own process, with two scheduler instances: the routes
+ * (ours and Tasked's), runs recorded with their schedule and scheduled time, pause and resume,
+ * overlap `skip` with a slow flow, catch-up per policy after every scheduler was down, and the CLI.
+ */
+
+const GRACE_MS = 1000;
+const SCHEDULERS: Array<[string, string, Record<string, string>]> = [
+  ['scheduler-1', 'scheduler', { TASKSTREAM_SCHEDULE_GRACE_MS: String(GRACE_MS) }],
+  ['scheduler-2', 'scheduler', { TASKSTREAM_SCHEDULE_GRACE_MS: String(GRACE_MS) }],
+];
+
+const quick = { tasks: [{ id: 'tick', executor: 'noop' }] };
+
+describe('schedules through the services', () => {
+  let nats: NatsServer;
+  let deployment: Deployment;
+  let base: string;
+
+  const api = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
+    const response = await fetch(`${base}${path}`, { method, ...(body !== undefined && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+    const text = await response.text();
+    return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
+  };
+  const create = async (body: unknown, path = '/api/v1/schedules'): Promise<any> => {
+    const created = await api('POST', path, body);
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    return created.body;
+  };
+  /** The runs of a schedule, by scheduled time, from the flows list. */
+  const runs = async (id: string): Promise<any[]> => {
+    const { body } = await api('GET', `/api/v1/flows?schedule=${id}&limit=1000`);
+    return (body.flows as any[]).sort((a, b) => (a.origin.schedule.scheduled_at < b.origin.schedule.scheduled_at ? -1 : 1));
+  };
+  const pause = async (id: string) => expect((await api('PUT', `/api/v1/schedules/${id}`, { enabled: false })).status).toBe(200);
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    deployment = await Deployment.start(nats.url, [...ALL_SERVICES, ...SCHEDULERS], { ...FAST_FAILOVER, TASKSTREAM_QUEUE: '*' });
+    base = deployment.gatewayUrl;
+  });
+  afterAll(async () => {
+    await deployment?.stop();
+    await nats?.stop();
+  });
+
+  it('refuses a wrong schedule with every problem, each with its path and what to do', async () => {
+    const wrong = await api('POST', '/api/v1/schedules', { name: 'x', cron: '* * *', timezone: 'Mars/Base', catchup: 'some', overlap: 'never', catchup_window_secs: 0, extra: 1 });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error.code).toBe('INVALID_SCHEDULE');
+    const byPath = Object.fromEntries(wrong.body.error.problems.map((p: any) => [p.path, p.message]));
+    expect(byPath).toMatchObject({
+      cron: expect.stringMatching(/^has 3 fields; write 5 fields/),
+      timezone: expect.stringMatching(/^must be an IANA time zone name/),
+      catchup: expect.stringMatching(/^must be "none"/),
+      overlap: expect.stringMatching(/^must be "skip"/),
+      catchup_window_secs: 'must be at least 1 second',
+      extra: expect.stringMatching(/^unknown field/),
+    });
+    const noFlow = await api('POST', '/api/v1/schedules', { cron: '0 3 * * *' });
+    expect(noFlow.body.error.problems).toEqual([{ path: 'flow', message: expect.stringMatching(/^is required: give "flow"/) }]);
+    const badFlow = await api('POST', '/api/v1/schedules', { cron: '0 3 * * *', flow: { tasks: [{ id: 'a', executor: 'teleport' }] } });
+    expect(badFlow.body.error.problems[0]).toMatchObject({ path: 'flow.tasks[0].executor' });
+    const both = await api('POST', '/api/v1/schedules', { cron: '0 3 * * *', flow: quick, template: 'nightly' });
+    expect(both.body.error.problems[0]).toMatchObject({ path: 'template', message: expect.stringMatching(/not both/) });
+    const noTemplate = await api('POST', '/api/v1/schedules', { cron: '0 3 * * *', template: 'nightly' });
+    expect(noTemplate.body.error.problems).toEqual([{ path: 'template', message: expect.stringMatching(/^no template named "nightly"/) }]);
+    expect((await api('GET', '/api/v1/schedules/01JAAAAAAAAAAAAAAAAAAAAAAA')).body.error.code).toBe('SCHEDULE_NOT_FOUND');
+    expect((await api('GET', '/api/v1/schedules/nope')).status).toBe(404);
+    expect((await api('PUT', '/api/v1/schedules/nope', { enabled: false })).status).toBe(404);
+    expect((await api('DELETE', '/api/v1/schedules/nope')).status).toBe(404);
+    const huge = await api('POST', '/api/v1/schedules', { cron: '0 3 * * *', flow: { tasks: [{ id: 'a', executor: 'noop', config: { output: 'x'.repeat(300 * 1024) } }] } });
+    expect(huge.body.error.problems[0]).toMatchObject({ path: 'flow', message: expect.stringMatching(/over the 256 KiB a schedule's flow may have/) });
+  });
+
+  it('starts a run per scheduled time, recorded with the schedule and the time; paused, it starts none; deleted, it is gone', async () => {
+    const schedule = await create({ name: 'every second', cron: '* * * * * *', flow: quick, overlap: 'allow' });
+    expect(schedule).toMatchObject({ enabled: true, timezone: 'UTC', catchup: 'latest', overlap: 'allow', last_run: null });
+    expect(schedule.next_runs).toHaveLength(5);
+    for (const t of schedule.next_runs) expect(t).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$/);
+    await waitFor('three runs', async () => ((await runs(schedule.id)).length >= 3 ? true : undefined), 20_000, 200);
+    await pause(schedule.id);
+    const paused = (await api('GET', `/api/v1/schedules/${schedule.id}`)).body;
+    expect(paused).toMatchObject({ enabled: false, next_run_at: null, next_runs: [] });
+    const seen = await runs(schedule.id);
+    const times = seen.map((f) => f.origin.schedule.scheduled_at);
+    expect(new Set(times).size).toBe(times.length);
+    // Consecutive seconds, none missing between the first and the last.
+    for (let i = 1; i < times.length; i++) expect(Date.parse(times[i]) - Date.parse(times[i - 1])).toBe(1000);
+    expect(seen.every((f) => f.name === 'every second')).toBe(true);
+    const view = (await api('GET', `/api/v1/flows/${seen[0].flow_id}`)).body;
+    expect(view.origin).toEqual({ schedule: { id: schedule.id, scheduled_at: times[0] } });
+    const submitted = (await api('GET', `/api/v1/flows/${seen[0].flow_id}/events`)).body.events[0].event;
+    expect(submitted.data.origin).toEqual({ schedule: { id: schedule.id, scheduled_at: times[0] } });
+    // Paused: no run after the ones already decided.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await runs(schedule.id)).length).toBe(seen.length);
+    expect((await api('GET', '/api/v1/schedules')).body.schedules.map((s: any) => s.id)).toContain(schedule.id);
+    expect((await api('DELETE', `/api/v1/schedules/${schedule.id}`)).status).toBe(204);
+    expect((await api('GET', `/api/v1/schedules/${schedule.id}`)).status).toBe(404);
+  });
+
+  it("takes Tasked's queue route as it is: the queue from the URL, the flow's tasks run on it", async () => {
+    const schedule = await create({ cron: '* * * * * *', flow: { tasks: [{ id: 'a', executor: 'noop' }] }, name: 'tasked', enabled: true }, '/api/v1/queues/nightly/schedules');
+    expect(schedule).toMatchObject({ queue_id: 'nightly', name: 'tasked', cron: '* * * * * *', enabled: true, last_triggered_at: null, overlap: 'allow' });
+    expect(schedule.next_run_at).toMatch(/Z$/);
+    const listed = (await api('GET', '/api/v1/queues/nightly/schedules')).body;
+    expect(Array.isArray(listed) && listed.map((s: any) => s.id)).toEqual([schedule.id]);
+    expect((await api('GET', '/api/v1/queues/other/schedules')).body).toEqual([]);
+    const run = await waitFor('a run', async () => (await runs(schedule.id))[0], 20_000, 200);
+    await pause(schedule.id);
+    const view = await waitFor('the run to end', async () => {
+      const v = (await api('GET', `/api/v1/flows/${run.flow_id}`)).body;
+      return v.status === 'succeeded' ? v : undefined;
+    }, 20_000, 200);
+    expect(view.queue).toBe('nightly');
+    expect((await api('GET', `/api/v1/schedules/${schedule.id}`)).body.last_triggered_at).toEqual(expect.any(String));
+    const invalid = await api('POST', '/api/v1/queues/nightly/schedules', { cron: 'every day', flow: quick });
+    expect(invalid.body.error.problems).toEqual([{ path: 'cron', message: expect.stringMatching(/^has 2 fields/) }]);
+  });
+
+  it('overlap skip: no run starts while the previous one goes on', async () => {
+    const slow = { tasks: [{ id: 'slow', executor: 'delay', config: { ms: 2500 } }] };
+    const schedule = await create({ cron: '* * * * * *', flow: slow, overlap: 'skip' });
+    await waitFor('three runs', async () => ((await runs(schedule.id)).length >= 3 ? true : undefined), 30_000, 250);
+    await pause(schedule.id);
+    const seen = await runs(schedule.id);
+    const events = async (id: string) => (await api('GET', `/api/v1/flows/${id}/events`)).body.events as any[];
+    for (let i = 1; i < seen.length; i++) {
+      const previous = await events(seen[i - 1].flow_id);
+      const ended = previous.find((e) => e.event.type === 'flow.succeeded');
+      const submitted = (await events(seen[i].flow_id))[0];
+      expect(ended, 'the previous run ended before the next started').toBeDefined();
+      expect(submitted.seq).toBeGreaterThan(ended.seq);
+    }
+    expect((await api('GET', `/api/v1/schedules/${schedule.id}`)).body.skipped).toBeGreaterThan(0);
+  });
+
+  it('catches up after every scheduler was down, by policy: none drops, latest runs the latest, all runs each', async () => {
+    await Promise.all(SCHEDULERS.map(([name]) => deployment.kill(name)));
+    // Three times, a second apart, all while no scheduler runs.
+    const first = Math.ceil((Date.now() + 2000) / 1000) * 1000;
+    const times = [first, first + 1000, first + 2000];
+    const cron = `${times.map((t) => new Date(t).getUTCSeconds()).join(',')} * * * * *`;
+    const made = await Promise.all((['none', 'latest', 'all'] as const).map((catchup) => create({ name: `catch-up ${catchup}`, cron, flow: quick, catchup, overlap: 'allow' })));
+    const [none, latest, all] = made.map((s) => s.id as string);
+    // Missed by more than the grace, then the schedulers come back.
+    await new Promise((r) => setTimeout(r, times[2]! + GRACE_MS + 1500 - Date.now()));
+    for (const [name] of SCHEDULERS) await deployment.restart(name);
+    const iso = (t: number) => new Date(t).toISOString();
+    await waitFor('every catch-up decided', async () => {
+      const views = await Promise.all(made.map(async (s) => (await api('GET', `/api/v1/schedules/${s.id}`)).body));
+      return views.every((v) => v.last_run !== null || v.skipped === 3) ? true : undefined;
+    }, 30_000, 250);
+    await waitFor('the runs listed', async () => ((await runs(all!)).length === 3 && (await runs(latest!)).length === 1 ? true : undefined), 20_000, 250);
+    expect((await runs(all!)).map((f) => f.origin.schedule.scheduled_at)).toEqual(times.map(iso));
+    expect((await runs(latest!)).map((f) => f.origin.schedule.scheduled_at)).toEqual([iso(times[2]!)]);
+    expect(await runs(none!)).toEqual([]);
+    expect((await api('GET', `/api/v1/schedules/${none}`)).body).toMatchObject({ skipped: 3, last_run: null });
+    expect((await api('GET', `/api/v1/schedules/${latest}`)).body).toMatchObject({ skipped: 2, last_triggered_at: iso(times[2]!) });
+    for (const id of [none, latest, all]) await pause(id!);
+  });
+
+  it('taskstream schedule add, list, show (the next five fire times), pause, resume and delete, through the gateway', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'schedule-cli-'));
+    const file = join(dir, 'nightly.json');
+    writeFileSync(file, JSON.stringify(quick));
+    const cli = (args: string[]) => runCli([...args, '--server', base]);
+    const added = await cli(['schedule', 'add', file, '--cron', '30 2 * * *', '--timezone', 'America/New_York', '--name', 'nightly', '--catchup', 'none']);
+    expect(added, added.stderr).toMatchObject({ code: 0 });
+    const id = /^Schedule (\S+)/.exec(added.stdout)![1]!;
+    expect(added.stdout).toContain('30 2 * * * (America/New_York)');
+    const shown = await cli(['schedule', 'show', id]);
+    const next = shown.stdout.split('\n').filter((l) => /^\s{4}\d{4}-/.test(l)).map((l) => l.trim());
+    expect(next).toHaveLength(5);
+    for (const t of next) expect(t).toMatch(/^\d{4}-\d\d-\d\dT0[23]:\d\d:00-0[45]:00$/);
+    expect((await cli(['schedule', 'list'])).stdout).toContain(`${id}  enabled`);
+    expect((await cli(['schedule', 'pause', id])).stdout).toContain(`schedule ${id} paused`);
+    expect((await cli(['schedule', 'show', id])).stdout).toContain('status      paused');
+    expect((await cli(['schedule', 'resume', id])).stdout).toMatch(new RegExp(`schedule ${id} resumed; next run \\d{4}-`));
+    const wrong = await cli(['schedule', 'add', file, '--cron', '99 * * * *']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/cron: is not a valid cron expression/);
+    expect((await cli(['schedule', 'delete', id])).stdout).toContain(`schedule ${id} deleted`);
+    const gone = await cli(['schedule', 'show', id]);
+    expect(gone.code).toBe(2);
+    expect(gone.stderr).toContain(`no schedule with id "${id}"`);
+  });
+});
