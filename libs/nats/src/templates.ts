@@ -40,6 +40,14 @@ export interface TemplateInfo {
   updated_at: string;
 }
 
+/** Too many requests changed one template at once for a compare-and-set to win; worth retrying. */
+export class TemplateContentionError extends Error {
+  constructor(readonly template: string) {
+    super(`template "${template}" is being changed by many requests at once; try again`);
+    this.name = 'TemplateContentionError';
+  }
+}
+
 /** Refused because the installation already has MAX_TEMPLATES templates. */
 export class TooManyTemplatesError extends Error {
   constructor(readonly limit: number) {
@@ -104,7 +112,7 @@ export class TemplateStore {
       await this.prune(name, version);
       return { template, created: true };
     }
-    throw new Error(`template "${name}" is being changed by many requests at once; try again`);
+    throw new TemplateContentionError(name);
   }
 
   /** The latest version, or undefined when there is no such template. */
@@ -175,7 +183,7 @@ export class TemplateStore {
       for await (const key of await this.kv.keys(`${name}.v.*`)) await this.kv.purge(key);
       return true;
     }
-    throw new Error(`template "${name}" is being changed by many requests at once; try again`);
+    throw new TemplateContentionError(name);
   }
 
   private async head(name: string): Promise<{ value: Head; revision: number } | undefined> {
@@ -216,7 +224,7 @@ export class TemplateStore {
         if (!isWrongLastSequence(error) && !/exists/i.test((error as Error).message ?? '')) throw error;
       }
     }
-    throw new Error(`template "${name}" is being changed by many requests at once; try again`);
+    throw new TemplateContentionError(name);
   }
 
   /** Removes the versions that fell out of the last MAX_TEMPLATE_VERSIONS. */

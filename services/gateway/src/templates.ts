@@ -1,5 +1,5 @@
 import { instantiateTemplate, validateTemplate, type FlowDefinition, type StoredTemplate } from '@taskstream/domain';
-import { TooManyTemplatesError, type TemplateStore } from '@taskstream/nats';
+import { TemplateContentionError, TooManyTemplatesError, type TemplateStore } from '@taskstream/nats';
 import { ApiError, apiError, ERRORS, type ErrorCode, type Problem } from './errors.js';
 import type { Flows } from './flows.js';
 import { shapeProblems } from './routes/input.js';
@@ -40,8 +40,21 @@ export class Templates {
       return await this.store.put(name, checked.template);
     } catch (error) {
       if (error instanceof TooManyTemplatesError) throw apiError('LIMIT_REACHED', error.message);
+      if (error instanceof TemplateContentionError) throw apiError('UNAVAILABLE', error.message.replace(/; try again$/, ''));
       throw error;
     }
+  }
+
+  /** Deletes a template and its versions, or the 404 when there is none. */
+  async delete(name: string): Promise<void> {
+    let deleted: boolean;
+    try {
+      deleted = await this.store.delete(name);
+    } catch (error) {
+      if (error instanceof TemplateContentionError) throw apiError('UNAVAILABLE', error.message.replace(/; try again$/, ''));
+      throw error;
+    }
+    if (!deleted) throw apiError('TEMPLATE_NOT_FOUND', name);
   }
 
   /** A version of a template (the latest without one), or the 404 that says which is missing. */

@@ -125,7 +125,7 @@ export function registerTemplateRoutes(app: FastifyInstance, templates: Template
   });
 
   api.delete('/api/v1/templates/:name', remove, async (request, reply) => {
-    if (!(await templates.store.delete(request.params.name))) throw apiError('TEMPLATE_NOT_FOUND', request.params.name);
+    await templates.delete(request.params.name);
     return reply.status(204).send();
   });
 
