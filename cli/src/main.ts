@@ -4,6 +4,7 @@ import { checkGatewaySettings, GATEWAY_SETTINGS, runGatewayService } from '@task
 import { COMMON_SETTINGS, flagsAsEnv, SettingError, type Settings } from '@taskstream/runtime';
 import { GatewayClient, useApiKey } from './client.js';
 import { ackCommand } from './commands/approve.js';
+import { artifactsCommand } from './commands/artifacts.js';
 import { readFlowFile } from './commands/flow-file.js';
 import { createKey, listKeys, revokeKey } from './commands/keys.js';
 import { PROVISION_FLAGS, provisionCommand } from './commands/provision.js';
@@ -268,6 +269,17 @@ program
       else console.log(`${String(seq).padStart(6)}  ${stored_at}  ${event.type.padEnd(20)} ${'task_id' in event ? event.task_id : ''}${'attempt' in event ? ` #${event.attempt}` : ''}`);
     }
   });
+
+program
+  .command('artifacts')
+  .description("list the files a flow's shell steps stored, or download one")
+  .argument('<flow-id>')
+  .option('--get <name>', 'download this artifact (its name as listed, e.g. out/report.csv)')
+  .option('--task <id>', "only this task's artifacts; needed to download a name several tasks stored")
+  .option('-o, --output <file>', 'with --get: where to write it, "-" for standard output (default: the last part of its name)')
+  .option(...serverOption)
+  .option(...apiKeyOption)
+  .action(async (flowId: string, options) => artifactsCommand(new GatewayClient(options.server), flowId, options));
 
 program
   .command('cancel')

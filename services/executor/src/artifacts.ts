@@ -49,7 +49,7 @@ export class ArtifactsUnavailable extends InfrastructureError {
 }
 
 const MIB = 1024 * 1024;
-const size = (bytes: number) => (bytes >= MIB ? `${(bytes / MIB).toFixed(1)} MiB` : `${bytes} bytes`);
+const size = (bytes: number) => (bytes >= MIB ? `${(bytes / MIB).toFixed(1)} MiB (${bytes} bytes)` : `${bytes} bytes`);
 const refuse = (code: string, message: string) => new StepError({ message, code, retryable: false });
 
 /**
@@ -145,7 +145,7 @@ export class AttemptFiles {
           throw refuse('ARTIFACT_NOT_A_FILE', `the artifact "${name}" is ${what}; only regular files are stored: copy the file itself into $TASKSTREAM_ARTIFACTS`);
         }
         if (stats.size > maxFileBytes) {
-          throw refuse('ARTIFACT_TOO_LARGE', `the artifact "${name}" is ${size(stats.size)} (${stats.size} bytes), over the limit of ${size(maxFileBytes)} per file (TASKSTREAM_ARTIFACT_MAX_FILE_BYTES); compress or split it, or keep large data in storage of its own and store a reference to it`);
+          throw refuse('ARTIFACT_TOO_LARGE', `the artifact "${name}" is ${size(stats.size)}, over the limit of ${size(maxFileBytes)} per file (TASKSTREAM_ARTIFACT_MAX_FILE_BYTES); compress or split it, or keep large data in storage of its own and store a reference to it`);
         }
         found.push({ name, path, bytes: stats.size });
         if (found.length > maxFiles) {

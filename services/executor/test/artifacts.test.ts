@@ -102,7 +102,7 @@ describe("a shell step's artifacts", () => {
     const { runner, store, stored } = attempt({ config: { command: 'printf small > "$TASKSTREAM_ARTIFACTS/ok.txt"; head -c 2048 /dev/zero > "$TASKSTREAM_ARTIFACTS/big.bin"' }, retries: 2 }, { limits: { maxFileBytes: 1024 } });
     const error = await failure(runner.run());
     expect(error).toMatchObject({ code: 'ARTIFACT_TOO_LARGE', retryable: false });
-    expect(error.message).toContain('"big.bin" is 2048 bytes (2048 bytes), over the limit of 1024 bytes per file (TASKSTREAM_ARTIFACT_MAX_FILE_BYTES)');
+    expect(error.message).toContain('"big.bin" is 2048 bytes, over the limit of 1024 bytes per file (TASKSTREAM_ARTIFACT_MAX_FILE_BYTES)');
     expect(runner.attempt).toBe(1);
     expect(stored()).toEqual([]);
     expect(store.objects.size).toBe(0);

@@ -38,6 +38,20 @@ export const ERRORS = {
   QUEUE_NOT_FOUND: { status: 404, message: (name: string) => `queue "${name}" has no policy, so it runs with the default: no rate or concurrency limit; create one with PUT /api/v1/queues/${name}` },
   SECRET_NOT_FOUND: { status: 404, message: (name: string) => `no secret named "${name}"; list them with GET /api/v1/secrets` },
   API_KEY_NOT_FOUND: { status: 404, message: (id: string) => `no API key with id "${id}"; list them with GET /api/v1/keys` },
+  ARTIFACT_NOT_FOUND: {
+    status: 404,
+    message: (flowId: string, name: string, why: string) => `flow "${flowId}" has no artifact "${name}": ${why}; GET /api/v1/flows/${flowId}/artifacts lists its artifacts`,
+  },
+  ARTIFACT_UPLOAD_UNSUPPORTED: {
+    status: 405,
+    message: () =>
+      "artifacts are stored by the flow's shell steps, not uploaded: a step writes its files to the directory $TASKSTREAM_ARTIFACTS (Tasked's $TASKED_ARTIFACTS) names, and they are stored when it succeeds; read them with GET",
+  },
+  ARTIFACT_AMBIGUOUS: {
+    status: 409,
+    message: (name: string, tasks: readonly string[]) => `tasks ${tasks.map((t) => `"${t}"`).join(', ')} each stored an artifact "${name}"; say which one with ?task=<id>`,
+    details: (_name: string, tasks: readonly string[]) => ({ tasks: [...tasks] }),
+  },
   SCHEDULE_NOT_FOUND: { status: 404, message: (id: string) => `no schedule with id "${id}"; list them with GET /api/v1/schedules` },
   ROUTE_NOT_FOUND: { status: 404, message: (method: string, url: string) => `no route ${method} ${url}; see docs/api.md for the API` },
   REQUEST_TIMEOUT: { status: 408, message: () => 'the request did not arrive in time; send it again' },
@@ -108,6 +122,9 @@ export const ERROR_WHEN: Record<ErrorCode, string> = {
   QUEUE_NOT_FOUND: 'a queue without a policy',
   SECRET_NOT_FOUND: 'deleting a secret that does not exist',
   API_KEY_NOT_FOUND: 'revoking a key id that does not exist',
+  ARTIFACT_NOT_FOUND: "no artifact by that name in the flow (or of the `task` given), or its file is gone from the artifacts store",
+  ARTIFACT_UPLOAD_UNSUPPORTED: "a `PUT` of an artifact: steps store their artifacts, the API only reads them",
+  ARTIFACT_AMBIGUOUS: 'downloading a name several tasks stored, without `task`; `tasks` lists them',
   SCHEDULE_NOT_FOUND: 'no schedule with that id (also for a malformed id)',
   ROUTE_NOT_FOUND: 'no such route (with keys on, only for a request with a valid key)',
   REQUEST_TIMEOUT: 'the request did not arrive in time',

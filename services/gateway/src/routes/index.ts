@@ -11,6 +11,7 @@ import type { Schedules } from '../schedules.js';
 import type { Templates } from '../templates.js';
 import type { Triggers } from '../triggers.js';
 import { registerApprovalRoutes } from './approvals.js';
+import { registerArtifactRoutes } from './artifacts.js';
 import { registerDeadLetterRoutes } from './dlq.js';
 import { registerFeedRoutes } from './feed.js';
 import { registerFlowRoutes } from './flows.js';
@@ -44,6 +45,7 @@ export function registerRoutes(app: FastifyInstance, s: RouteServices): void {
   registerHealthRoutes(app, s.ctx);
   registerFlowRoutes(app, s.flows, parseFlowText);
   registerApprovalRoutes(app, s.approvals);
+  registerArtifactRoutes(app, s.ctx);
   registerFeedRoutes(app, s.ctx, s.flows, s.index);
   registerQueueRoutes(app, s.queues);
   registerHistoryRoutes(app, s.flows, s.index, s.ctx);
