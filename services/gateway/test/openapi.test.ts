@@ -26,7 +26,7 @@ function operations(document: OpenAPIV3_1.Document): Array<{ method: string; pat
 }
 
 /** A fastify route path as the document writes it: `/flows/:id` is `/flows/{id}`. */
-const documentPath = (url: string) => url.replace(/:([A-Za-z_]+)/g, '{$1}');
+const documentPath = (url: string) => url.replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\/\*$/, '/{*}');
 
 let document: OpenAPIV3_1.Document;
 

@@ -43,7 +43,7 @@ const list = {
     summary: "A flow's artifacts",
     description:
       "The files the flow's shell steps stored, task by task, each task's by name: the latest file its task stored under that name. `format=names` answers Tasked's form, a list of names.",
-    tags: ['artifacts'],
+    tags: ['flows'],
     params: z.object({ id: flowIdParam }),
     querystring: z.object({
       task: taskParam,
@@ -61,7 +61,7 @@ const download = {
     summary: 'Download an artifact',
     description:
       'The file, streamed as application/octet-stream, with its size (Content-Length), its SHA-256 (`Repr-Digest: sha-256=:<base64>:` and `ETag`), and the task and attempt that stored it (`Taskstream-Task`, `Taskstream-Attempt`, percent-encoded).',
-    tags: ['artifacts'],
+    tags: ['flows'],
     params: ARTIFACT_PARAMS,
     querystring: z.object({ task: taskParam }),
     response: { 200: { content: { 'application/octet-stream': { schema: z.string() } } } },
@@ -75,7 +75,7 @@ const upload = {
     operationId: 'putArtifact',
     summary: 'Upload an artifact (not supported)',
     description: "Tasked's upload route. Taskstream's artifacts are the files shell steps leave in $TASKSTREAM_ARTIFACTS ($TASKED_ARTIFACTS); this answers 405.",
-    tags: ['artifacts'],
+    tags: ['flows'],
     params: ARTIFACT_PARAMS,
     querystring: z.object({}),
     errors: ['ARTIFACT_UPLOAD_UNSUPPORTED'],
