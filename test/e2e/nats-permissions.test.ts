@@ -14,7 +14,7 @@ import { runCli } from '../support/cli.js';
  * one refusal, and a service's user is refused what is not its own.
  */
 
-const USERS = ['provisioner', 'gateway', 'planner', 'dispatcher', 'executor', 'projector'] as const;
+const USERS = ['provisioner', 'gateway', 'planner', 'dispatcher', 'executor', 'projector', 'scheduler'] as const;
 type User = (typeof USERS)[number];
 // nats-server's configuration parser reads a bare value that starts with a digit or '-' as a number
 // (or refuses it): a password starts with a letter and holds only letters and digits.
@@ -115,6 +115,7 @@ describe('NATS permissions: one user per service, streams made by the provisione
         ['dispatcher', 'dispatcher', as('dispatcher')],
         ['executor', 'executor', as('executor')],
         ['projector', 'projector', as('projector')],
+        ['scheduler', 'scheduler', as('scheduler')],
       ];
       deployment = await Deployment.start(nats.url, services, { TASKSTREAM_PROVISION: 'false' });
 
@@ -149,6 +150,15 @@ describe('NATS permissions: one user per service, streams made by the provisione
       expect((await api('GET', `/api/v1/flows/${flowId}/events`)).body.events[0].event.data.definition_ref).toMatchObject({ object: flowId });
       await waitFor('the completion webhook to be delivered', async () => ((await types(flowId)).includes('flow.webhook_delivered') ? true : undefined), 30_000, 100);
       expect(endpoint.requests.filter((r) => r.url === '/done').map((r) => JSON.parse(r.body))).toEqual([expect.objectContaining({ event: 'flow_completed', flow_id: flowId, state: 'succeeded' })]);
+
+      // A schedule of a template (the gateway writes it; the scheduler reads it and the template, decides by compare-and-set, submits the run).
+      const template = await api('PUT', '/api/v1/templates/permitted-tick', { flow: { tasks: [{ id: 'tick', executor: 'noop' }] }, params_schema: { type: 'object', properties: {} } });
+      expect(template.status, JSON.stringify(template.body)).toBeLessThan(300);
+      const schedule = await api('POST', '/api/v1/schedules', { name: 'permitted', cron: '* * * * * *', template: 'permitted-tick', overlap: 'allow' });
+      expect(schedule.status, JSON.stringify(schedule.body)).toBe(201);
+      const scheduled = await waitFor('a scheduled run', async () => (await api('GET', `/api/v1/flows?schedule=${schedule.body.id}`)).body?.flows?.[0], 30_000, 200);
+      expect((await api('PUT', `/api/v1/schedules/${schedule.body.id}`, { enabled: false })).status).toBe(200);
+      expect((await settled(scheduled.flow_id, 'succeeded')).origin).toMatchObject({ template: { name: 'permitted-tick', version: 1 }, schedule: { id: schedule.body.id } });
 
       // A rerun (flow.derived), and a cancel that stops a running step (the executor's watch of the log's stops).
       const rerun = await api('POST', `/api/v1/flows/${flowId}/rerun`, {});
