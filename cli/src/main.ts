@@ -179,12 +179,15 @@ program
   .option('--until <time>', 'submitted before (ISO 8601)')
   .option('--name <text>', 'name contains')
   .option('--label <key:value>', 'has this label')
+  .option('--template <name>', 'runs of this template')
+  .option('--schedule <id>', 'runs of this schedule')
   .option('--limit <n>', 'flows per page', '50')
   .option('--cursor <cursor>', 'the next_cursor of the previous page')
   .option('--json', 'print the raw page')
   .action(async (options) => {
     const page = await new GatewayClient(options.server).flows({
       status: options.status, queue: options.queue, since: options.since, until: options.until, name: options.name, label: options.label, limit: options.limit, cursor: options.cursor,
+      template: options.template, schedule: options.schedule,
     });
     if (options.json) return console.log(JSON.stringify(page, null, 2));
     for (const f of page.flows) console.log(`${f.flow_id}  ${f.status.padEnd(10)}  ${String(f.total).padStart(4)} tasks  ${f.submitted_at}  ${f.queue}  ${f.name ?? ''}`.trimEnd());

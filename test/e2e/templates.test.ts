@@ -199,6 +199,12 @@ describe('templates through the services', () => {
     const quiet = await cli(['template', 'run', 'report@1', '--param', 'count=1', '--param', 'label=x']);
     expect(quiet.code, quiet.stderr).toBe(0);
     expect(quiet.stdout.trim()).toMatch(/^[0-9A-Z]{26}$/);
+    const runs = await waitFor('both runs in the list', async () => {
+      const listed = await cli(['flows', '--template', 'report']);
+      return listed.stdout.trim().split('\n').length === 2 ? listed.stdout : undefined;
+    });
+    expect(runs).toContain(flowId);
+    expect(runs).toContain(quiet.stdout.trim());
   });
 
   it('CLI and REST with API keys: the key is sent with --api-key; deleting a template removes every version', async () => {
