@@ -97,6 +97,13 @@ export class GatewayClient {
     await this.request<unknown>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/tasks/${encodeURIComponent(taskId)}/ack`, JSON.stringify(body), { 'content-type': 'application/json' });
   }
 
+  signal(name: string, payload: string, idempotencyKey?: string) {
+    return this.request<{ signal_id: string; name: string; seq: number; replayed: boolean }>('POST', `/api/v1/signals/${encodeURIComponent(name)}`, payload, {
+      'content-type': 'application/json',
+      ...(idempotencyKey !== undefined && { 'idempotency-key': idempotencyKey }),
+    });
+  }
+
   flows(query: Record<string, string | undefined>) {
     const params = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined));
     return this.request<{ flows: Array<Record<string, unknown> & { flow_id: string; status: string; submitted_at: string; total: number; name?: string; queue: string }>; next_cursor?: string }>('GET', `/api/v1/flows?${params}`);

@@ -313,6 +313,25 @@ for (const decision of ['approve', 'reject'] as const) {
   });
 }
 
+program
+  .command('signal')
+  .description('send a signal: every wait task waiting for NAME whose match accepts the data succeeds with it as its output')
+  .argument('<name>')
+  .option('--data <json>', 'the payload, as JSON (default: null)')
+  .option('--idempotency-key <key>', 'a retry with the same key stores the signal once')
+  .option(...serverOption)
+  .option(...apiKeyOption)
+  .action(async (name: string, options) => {
+    const payload = options.data ?? 'null';
+    try {
+      JSON.parse(payload);
+    } catch (error) {
+      throw new UserError(`--data is not valid JSON: ${(error as Error).message}`, 'quote it for the shell, e.g. --data \'{"order": "A-1"}\'');
+    }
+    const sent = await new GatewayClient(options.server).signal(name, payload, options.idempotencyKey);
+    console.log(`Signal ${sent.name} ${sent.replayed ? 'already sent' : 'sent'} as ${sent.signal_id}`);
+  });
+
 const queue = program.command('queue').description('manage queue policies: rate and concurrency limits, task defaults');
 
 function printQueue(view: { name: string; policy: Record<string, unknown>; running: number; tokens?: number }) {

@@ -25,3 +25,4 @@ export * from './submission.js';
 export * from './templates.js';
 export * from './schedules.js';
 export * from './triggers.js';
+export * from './signals.js';

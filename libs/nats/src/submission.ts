@@ -1,4 +1,5 @@
 import { JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import { decodeTime } from 'ulid';
 import { EVENT_VERSION, eventSubject, INLINE_DEFINITION_BYTES, jsonBytes, type FlowDefinition, type FlowOrigin, type Lineage } from '@taskstream/domain';
 import { encodeJson } from './codec.js';
 import { definitionsOf } from './definitions.js';
@@ -25,6 +26,11 @@ export interface SubmitFlowInput {
  */
 export function derivedFlowId(key: string, timeMs: number): string {
   return deterministicId(`flow:${key}`, timeMs);
+}
+
+/** The child flow a parent's task starts: one id per parent and task, time-ordered with the parent. */
+export function childFlowId(parentFlowId: string, taskId: string): string {
+  return derivedFlowId(`child:${parentFlowId}:${taskId}`, decodeTime(parentFlowId));
 }
 
 /**

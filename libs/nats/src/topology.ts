@@ -14,9 +14,11 @@ import {
 import { Kvm } from '@nats-io/kv';
 import type { Layout } from './records.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DEFAULT_PARTITIONS, allDlqFilter, allEventsFilter, allTimersFilter, allWorkFilter, type SubjectLayout } from '@taskstream/domain';
+import { DEFAULT_PARTITIONS, MAX_SIGNAL_LOOKBACK_SECS, allDlqFilter, allEventsFilter, allSignalsFilter, allTimersFilter, allWorkFilter, type SubjectLayout } from '@taskstream/domain';
 
 const SECOND_NS = 1_000_000_000;
+/** Signals are kept as long as the longest look-back a wait task may ask for. */
+const SIGNAL_RETENTION_SECS = MAX_SIGNAL_LOOKBACK_SECS;
 
 /** Every stream, bucket and naming choice of one Taskstream installation. */
 export interface Topology {
@@ -28,6 +30,10 @@ export interface Topology {
   dlqStream: string;
   /** Durable timers (flow deadlines), each held back by delayed redelivery until due. */
   timersStream: string;
+  /** Signals sent to wait tasks, kept a day so waits can look back (see SignalLog). */
+  signalsStream: string;
+  /** Tasks waiting for a signal, by signal name (read and written only through SignalWaits). */
+  signalWaitsBucket: string;
   flowsBucket: string;
   /** One small summary per flow, for listing and filtering, with its share of its queues' statistics. */
   summariesBucket: string;
@@ -73,6 +79,8 @@ export function topology(options: TopologyOptions = {}): Topology {
     workStream: `${upper}_WORK`,
     dlqStream: `${upper}_DLQ`,
     timersStream: `${upper}_TIMERS`,
+    signalsStream: `${upper}_SIGNALS`,
+    signalWaitsBucket: `${prefix}_signal_waits`,
     flowsBucket: `${prefix}_flows`,
     summariesBucket: `${prefix}_flow_summaries`,
     idempotencyBucket: `${prefix}_idempotency`,
@@ -104,6 +112,8 @@ export function streamConfigs(topo: Topology): Array<Partial<StreamConfig> & { n
     { ...common, name: topo.workStream, subjects: [allWorkFilter(topo.layout)], retention: RetentionPolicy.Workqueue },
     // Timers: removed once they have fired.
     { ...common, name: topo.timersStream, subjects: [allTimersFilter(topo.layout)], retention: RetentionPolicy.Workqueue },
+    // Signals: kept a day, the longest a wait task may look back.
+    { ...common, name: topo.signalsStream, subjects: [allSignalsFilter(topo.layout)], retention: RetentionPolicy.Limits, max_age: SIGNAL_RETENTION_SECS * SECOND_NS, max_msg_size: 128 * 1024, allow_direct: true },
     // Dead letters: kept for 30 days for inspection and retry.
     { ...common, name: topo.dlqStream, subjects: [allDlqFilter(topo.layout)], retention: RetentionPolicy.Limits, max_age: 30 * 24 * 3600 * SECOND_NS },
   ];
@@ -121,7 +131,8 @@ export const STREAM_LAYOUTS: Layout[] = [
     readers: ['planner', 'dispatcher', 'executor', 'projector', 'gateway'],
   },
   { bucket: (topo) => topo.workStream, kind: 'stream', keys: '`ts.work.<queue>`', value: 'work items', writers: ['dispatcher'], readers: ['executor'] },
-  { bucket: (topo) => topo.timersStream, kind: 'stream', keys: '`ts.timer.<flow_id>`', value: 'flow deadline or approval timeout', writers: ['planner'], readers: ['planner'] },
+  { bucket: (topo) => topo.timersStream, kind: 'stream', keys: '`ts.timer.<flow_id>`', value: 'flow deadline or a waiting task\'s timeout', writers: ['planner'], readers: ['planner'] },
+  { bucket: (topo) => topo.signalsStream, kind: 'stream', keys: '`ts.signal.<name>`', value: 'a signal: its id, payload and sender, kept a day', writers: ['gateway'], readers: ['planner'] },
   {
     bucket: (topo) => topo.dlqStream,
     kind: 'stream',
@@ -149,6 +160,8 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
   // Template versions are immutable keys of their own; the bucket keeps one value per key.
   await kvm.create(topo.templatesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.triggersBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
+  // One key per waiting wait task, by signal name: what a signal is matched against.
+  await kvm.create(topo.signalWaitsBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   // One record per schedule, and its progress, changed by compare-and-set.
   await kvm.create(topo.schedulesBucket, { history: 1, replicas: topo.replicas, storage: StorageType.File });
   await kvm.create(topo.idempotencyBucket, {
@@ -167,7 +180,7 @@ export async function ensureTopology(nc: NatsConnection, topo: Topology): Promis
  */
 export async function checkTopology(nc: NatsConnection, topo: Topology): Promise<JetStreamManager> {
   const jsm = await patiently(() => jetstreamManager(nc));
-  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.queuesBucket, topo.leasesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.idempotencyBucket, topo.templatesBucket, topo.triggersBucket, topo.schedulesBucket];
+  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.queuesBucket, topo.leasesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.idempotencyBucket, topo.templatesBucket, topo.triggersBucket, topo.schedulesBucket, topo.signalWaitsBucket];
   const expected: Array<{ what: string; stream: string }> = [
     ...streamConfigs(topo).map((config) => ({ what: `stream ${config.name}`, stream: config.name })),
     ...buckets.map((bucket) => ({ what: `key-value bucket ${bucket}`, stream: `KV_${bucket}` })),

@@ -14,6 +14,7 @@ import {
   QUEUE_POLICIES_LAYOUT,
   SECRETS_LAYOUT,
   SCHEDULES_LAYOUT,
+  SIGNAL_WAITS_LAYOUT,
   STREAM_LAYOUTS,
   TEMPLATES_LAYOUT,
   TRIGGERS_LAYOUT,
@@ -36,6 +37,7 @@ const OWNED: Layout[] = [
   TEMPLATES_LAYOUT,
   TRIGGERS_LAYOUT,
   SCHEDULES_LAYOUT,
+  SIGNAL_WAITS_LAYOUT,
 ];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { decideAll, type EventDraft, type FlowEvent } from '@taskstream/domain';
 import type { EventLog, Logger } from '@taskstream/nats';
 import { freshDecisions, startOf, unemitted } from './decisions.js';
+import type { ChildFlows } from './children.js';
 import type { CachedFlow, FlowHistory } from './flow-cache.js';
 import { decisionsStored } from './metrics.js';
 
@@ -14,6 +15,7 @@ export class DecisionAppender {
     private readonly log: EventLog,
     private readonly history: FlowHistory,
     private readonly logger: Logger,
+    private readonly children?: ChildFlows,
   ) {}
 
   /**
@@ -41,7 +43,10 @@ export class DecisionAppender {
       fresh = fresh.filter((d) => d.key !== start.key);
     }
     if (fresh.length > 0) {
-      await this.log.appendDecisions(fresh.map(withApprovalCode), causeTime);
+      // A trigger task's child is submitted before its wait is stored (see ChildFlows).
+      const children = this.children;
+      const stored = children === undefined ? fresh : await Promise.all(fresh.map((d) => children.launch(d, flow.state)));
+      await this.log.appendDecisions(stored.map(withApprovalCode), causeTime);
       for (const d of fresh) flow.emitted.add(d.key);
       decisionsStored(fresh, flow.state.definition.queue);
     }

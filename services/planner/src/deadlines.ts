@@ -10,6 +10,8 @@ import {
   type FlowDeadline,
   type FlowEvent,
   type FlowState,
+  type TaskError,
+  type TaskState,
 } from '@taskstream/domain';
 import { decodeJson, encodeJson, ensureConsumer, HandBack, startConsumerLoop, type ConsumerLoop, type Decoded, type DeadLetters, type EventLog } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
@@ -109,11 +111,25 @@ async function passDeadline(ctx: ServiceContext, { log, history }: DeadlineTimer
  */
 async function timeOutApproval(ctx: ServiceContext, { log, history }: DeadlineTimersOptions, deadline: ApprovalDeadline): Promise<void> {
   const { flow_id: flowId, task_id: taskId, timeout_secs: secs } = deadline;
-  if (!approvalTimeoutApplies(await history.fold(flowId), taskId)) return;
-  const error = { message: `no approval within ${secs}s (the task's timeout_secs)`, code: 'APPROVAL_TIMEOUT', retryable: false };
+  const state = await history.fold(flowId);
+  if (state === null || !approvalTimeoutApplies(state, taskId)) return;
+  const task = state.tasks[taskId]!;
+  const error = waitTimeoutError(task, secs);
   await log.appendNew({ type: 'task.timed_out', flow_id: flowId, task_id: taskId, attempt: 1, data: { timeout_ms: secs * 1000, error } }, `${flowId}:${taskId}:task.timed_out`);
   decisionsStored([{ type: 'task.timed_out' }]);
-  ctx.log.info({ flow_id: flowId, task_id: taskId, timeout_secs: secs }, 'approval timed out');
+  // A child the parent no longer waits for is not left running.
+  if (task.child !== undefined && task.child.flow_id !== '') {
+    const reason = `its parent flow ${flowId} stopped waiting: task "${taskId}" timed out after ${secs}s`;
+    await log.appendNew({ type: 'flow.cancel_requested', flow_id: task.child.flow_id, data: { reason, requested_by: `flow:${flowId}` } }, `${task.child.flow_id}:flow.cancel_requested:parent`);
+  }
+  ctx.log.info({ flow_id: flowId, task_id: taskId, timeout_secs: secs, code: error.code }, 'waiting task timed out');
+}
+
+/** Why a waiting task timed out, by what it waited for. */
+export function waitTimeoutError(task: TaskState, secs: number): TaskError {
+  if (task.signal !== undefined) return { message: `no signal "${task.signal.name}"${task.signal.match !== undefined ? ' that its match accepts' : ''} came within ${secs}s (the task's timeout_secs)`, code: 'SIGNAL_TIMEOUT', retryable: false };
+  if (task.child !== undefined) return { message: `child flow ${task.child.flow_id} did not finish within ${secs}s (the task's timeout_secs); it is cancelled`, code: 'CHILD_FLOW_TIMEOUT', retryable: false };
+  return { message: `no approval within ${secs}s (the task's timeout_secs)`, code: 'APPROVAL_TIMEOUT', retryable: false };
 }
 
 function decodeDeadline(data: Uint8Array): Decoded<Timer> {

@@ -4,7 +4,9 @@ import type { ServiceContext } from '@taskstream/runtime';
 import type { DecisionAppender } from './append-once.js';
 import { approvalDeadlineOn, deadlineOnStart, publishApprovalDeadline, publishDeadline } from './deadlines.js';
 import { stepOf, type Delivery } from './decisions.js';
+import type { ChildFlows } from './children.js';
 import type { CachedFlow, FlowCache, FlowHistory } from './flow-cache.js';
+import type { SignalMatcher } from './signals.js';
 
 export interface EventPlannerParts {
   cache: FlowCache;
@@ -13,6 +15,8 @@ export interface EventPlannerParts {
   /** Where deadlines are published. */
   timers: Pick<ServiceContext, 'js' | 'topo'>;
   log: Logger;
+  signals?: SignalMatcher;
+  children?: ChildFlows;
 }
 
 /**
@@ -49,6 +53,8 @@ export class EventPlanner {
     // log that has the event): its delivery is the one chance to store the timeout.
     const approval = approvalDeadlineOn(event, flow.state);
     if (approval !== undefined) await publishApprovalDeadline(this.parts.timers, approval);
+    await this.parts.signals?.onEvent(event, flow.state);
+    await this.parts.children?.onEvent(event, flow.state);
     if (drafts === undefined) return;
     const deadline = deadlineOnStart(event, flow.state);
     if (deadline !== undefined) await publishDeadline(this.parts.timers, deadline);

@@ -1,6 +1,8 @@
-import { DeadLetters, EventLog } from '@taskstream/nats';
+import { DeadLetters, EventLog, TemplateStore } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
 import { DecisionAppender } from './append-once.js';
+import { ChildFlows } from './children.js';
+import { SignalMatcher, startSignalMatching } from './signals.js';
 import { startDeadlineTimers } from './deadlines.js';
 import { FlowCache, flowHistory } from './flow-cache.js';
 import { ownPartitions } from './partitions.js';
@@ -26,8 +28,10 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
   const log = new EventLog(ctx.js, ctx.topo);
   const history = await flowHistory(ctx);
   const cache = new FlowCache(history, options.maxCachedFlows ?? 50_000);
-  const appender = new DecisionAppender(log, history, ctx.log);
-  const planner = new EventPlanner({ cache, history, appender, timers: ctx, log: ctx.log });
+  const children = new ChildFlows(ctx, log, history, await TemplateStore.open(ctx.js, ctx.topo));
+  const appender = new DecisionAppender(log, history, ctx.log, children);
+  const signals = await SignalMatcher.open(ctx, log, history);
+  const planner = new EventPlanner({ cache, history, appender, timers: ctx, log: ctx.log, signals, children });
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
   const owner = await ownPartitions(ctx, {
     consumer,
@@ -39,10 +43,12 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
     deadLetters,
   });
   const timers = await startDeadlineTimers(ctx, { consumer: `${consumer}-timers`, log, history, deadLetters });
+  const matching = await startSignalMatching(ctx, signals, { consumer: `${consumer}-signals`, deadLetters });
   ctx.log.info({ consumer, partitions: owner.partitions }, 'planner started');
   return {
     name: 'planner',
     async stop() {
+      await matching.stop();
       await timers.stop();
       await owner.stop();
     },

@@ -7,6 +7,7 @@ import type { EventType } from './catalogue.js';
  *   ts.work.<queue>                          work items for one executor pool
  *   ts.dlq.<source>                          messages set aside, with the reason
  *   ts.timer.<flow_id>                       durable flow deadlines (timeout_secs)
+ *   ts.signal.<name>                         signals sent to wait tasks
  * Kept as pure string functions so every service and test agrees on them.
  */
 export interface SubjectLayout {
@@ -50,6 +51,14 @@ export function timerSubject(layout: SubjectLayout, flowId: string): string {
 
 export function allTimersFilter(layout: SubjectLayout): string {
   return `${layout.prefix}.timer.>`;
+}
+
+export function signalSubject(layout: SubjectLayout, name: string): string {
+  return `${layout.prefix}.signal.${name}`;
+}
+
+export function allSignalsFilter(layout: SubjectLayout): string {
+  return `${layout.prefix}.signal.>`;
 }
 
 export function dlqSubject(layout: SubjectLayout, source: string): string {

@@ -46,6 +46,7 @@ export const TAGS: ReadonlyArray<{ name: string; description: string }> = [
   { name: 'keys', description: 'API keys: created, listed and revoked.' },
   { name: 'templates', description: 'Versioned flow templates with a params schema, and their runs.' },
   { name: 'triggers', description: 'Webhook triggers: a verified delivery runs a template with params mapped from it.' },
+  { name: 'signals', description: 'Signals that wait tasks wait for: sent once, matched against every waiting task.' },
   { name: 'schedules', description: 'Schedules: a flow or a template run at each time of a cron expression, once per scheduled time.' },
   { name: 'health', description: 'Liveness and readiness, for load balancers and orchestrators.' },
 ];

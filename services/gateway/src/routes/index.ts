@@ -21,6 +21,7 @@ import { registerKeyRoutes } from './keys.js';
 import { registerQueueRoutes } from './queues.js';
 import { registerScheduleRoutes } from './schedules.js';
 import { registerSecretRoutes } from './secrets.js';
+import { registerSignalRoutes } from './signals.js';
 import { registerHookRoutes } from './hooks.js';
 import { registerTemplateRoutes } from './templates.js';
 import { registerTriggerRoutes } from './triggers.js';
@@ -45,6 +46,7 @@ export function registerRoutes(app: FastifyInstance, s: RouteServices): void {
   registerHealthRoutes(app, s.ctx);
   registerFlowRoutes(app, s.flows, parseFlowText);
   registerApprovalRoutes(app, s.approvals);
+  registerSignalRoutes(app, s.ctx);
   registerArtifactRoutes(app, s.ctx);
   registerFeedRoutes(app, s.ctx, s.flows, s.index);
   registerQueueRoutes(app, s.queues);
