@@ -291,7 +291,7 @@ describe('injectShellReferences', () => {
       command: 'curl -u ${TS_SECRET_3} -H try:${TS_REF_4} ${params.region}',
       env: { TS_SECRET_3: 's3cret', TS_REF_4: '2' },
     });
-    expect(RESERVED_ENV_PREFIXES).toEqual(['TS_REF_', 'TS_SECRET_']);
+    expect(RESERVED_ENV_PREFIXES).toEqual(['TS_REF_', 'TS_SECRET_', 'TS_ITEM_']);
   });
 
   it('given shell variables and other roots, when injected, then they stay as written', () => {
