@@ -83,7 +83,7 @@ program
 
 program
   .command('up')
-  .description('run the whole stack (nats-server + five services) in the foreground until Ctrl-C')
+  .description('run the whole stack (nats-server + six services) in the foreground until Ctrl-C')
   .option('--host <host>', 'gateway address', '127.0.0.1')
   .option('-p, --port <port>', 'gateway port', whole('port'), 8080)
   .option('--nats <url>', 'use this NATS instead of starting nats-server')

@@ -127,6 +127,31 @@ describe('schedules through the services', () => {
     expect(invalid.body.error.problems).toEqual([{ path: 'cron', message: expect.stringMatching(/^has 2 fields/) }]);
   });
 
+  it('runs a template with its params, the version pinned when saved; params are checked as for a template run; a schedule whose template is gone can still be paused', async () => {
+    const template = { params_schema: { type: 'object', properties: { env: { type: 'string', enum: ['dev', 'prod'] } }, required: ['env'], additionalProperties: false }, flow: { name: 'deploy', tasks: [{ id: 'say', executor: 'noop', config: { output: { env: '${params.env}' } } }] } };
+    expect((await api('PUT', '/api/v1/templates/scheduled-deploy', template)).status).toBeLessThan(300);
+    const wrong = await api('POST', '/api/v1/schedules', { cron: '* * * * * *', template: 'scheduled-deploy', params: { env: 'moon' } });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error.problems[0].path).toBe('params.env');
+    const inlineParams = await api('POST', '/api/v1/schedules', { cron: '* * * * * *', flow: quick, params: { env: 'dev' } });
+    expect(inlineParams.body.error.problems).toEqual([{ path: 'params', message: expect.stringMatching(/template's params/) }]);
+    const schedule = await create({ cron: '* * * * * *', template: 'scheduled-deploy', params: { env: 'prod' }, overlap: 'allow' });
+    expect(schedule.template).toEqual({ name: 'scheduled-deploy', version: 1 });
+    const run = await waitFor('a run', async () => (await runs(schedule.id))[0], 20_000, 200);
+    await pause(schedule.id);
+    const view = await waitFor('the run to end', async () => {
+      const v = (await api('GET', `/api/v1/flows/${run.flow_id}`)).body;
+      return v.status === 'succeeded' ? v : undefined;
+    }, 20_000, 200);
+    expect(view.origin).toEqual({ template: { name: 'scheduled-deploy', version: 1 }, schedule: { id: schedule.id, scheduled_at: run.origin.schedule.scheduled_at } });
+    expect(view.tasks[0].output).toEqual({ env: 'prod' });
+    expect((await api('DELETE', '/api/v1/templates/scheduled-deploy')).status).toBe(204);
+    expect((await api('PUT', `/api/v1/schedules/${schedule.id}`, { enabled: true })).status).toBe(200);
+    expect((await api('PUT', `/api/v1/schedules/${schedule.id}`, { enabled: false })).status).toBe(200);
+    const repoint = await api('PUT', `/api/v1/schedules/${schedule.id}`, { params: { env: 'dev' } });
+    expect(repoint.body.error.problems).toEqual([{ path: 'template', message: expect.stringMatching(/^template "scheduled-deploy" has no version 1/) }]);
+  });
+
   it('overlap skip: no run starts while the previous one goes on', async () => {
     const slow = { tasks: [{ id: 'slow', executor: 'delay', config: { ms: 2500 } }] };
     const schedule = await create({ cron: '* * * * * *', flow: slow, overlap: 'skip' });
