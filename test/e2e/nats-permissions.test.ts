@@ -113,7 +113,7 @@ describe('NATS permissions: one user per service, streams made by the provisione
         ['gateway', 'gateway', { ...as('gateway'), TASKSTREAM_AUTH: 'keys', TASKSTREAM_BOOTSTRAP_ADMIN_KEY: ADMIN }],
         ['planner', 'planner', as('planner')],
         ['dispatcher', 'dispatcher', as('dispatcher')],
-        ['executor', 'executor', as('executor')],
+        ['executor', 'executor', { ...as('executor'), TASKSTREAM_ALLOW_SHELL: 'true' }],
         ['projector', 'projector', as('projector')],
         ['scheduler', 'scheduler', as('scheduler')],
       ];
@@ -159,6 +159,19 @@ describe('NATS permissions: one user per service, streams made by the provisione
       const scheduled = await waitFor('a scheduled run', async () => (await api('GET', `/api/v1/flows?schedule=${schedule.body.id}`)).body?.flows?.[0], 30_000, 200);
       expect((await api('PUT', `/api/v1/schedules/${schedule.body.id}`, { enabled: false })).status).toBe(200);
       expect((await settled(scheduled.flow_id, 'succeeded')).origin).toMatchObject({ template: { name: 'permitted-tick', version: 1 }, schedule: { id: schedule.body.id } });
+
+      // Artifacts: stored by one shell step (the artifacts object store, task.artifact_stored), fetched
+      // for a later one, and downloaded through the gateway.
+      const files = (await api('POST', '/api/v1/flows', {
+        name: 'files',
+        tasks: [
+          { id: 'make', executor: 'shell', config: { command: 'printf stored > "$TASKSTREAM_ARTIFACTS/a.txt"' } },
+          { id: 'use', executor: 'shell', depends_on: ['make'], config: { command: 'cat "${tasks.make.artifacts.a.txt}"' } },
+        ],
+      })).body.flow_id as string;
+      expect((await settled(files, 'succeeded')).tasks[1].output.stdout).toBe('stored');
+      const download = await fetch(`${deployment.gatewayUrl}/api/v1/flows/${files}/artifacts/a.txt`, { headers: { authorization: `Bearer ${ADMIN}` } });
+      expect([download.status, await download.text()]).toEqual([200, 'stored']);
 
       // A rerun (flow.derived), and a cancel that stops a running step (the executor's watch of the log's stops).
       const rerun = await api('POST', `/api/v1/flows/${flowId}/rerun`, {});
