@@ -2,6 +2,7 @@ import type { EventDraft, FlowEvent } from '../events/catalogue.js';
 import { DEFAULT_TRIGGER_RULE } from '../flow/definition.js';
 import { skippedOutput } from './evolve.js';
 import { prepareTask } from './prepare.js';
+import { mapAffected, mapEndAfter, mapEnds } from './map.js';
 import { heldStart } from './starts.js';
 import { triggerVerdict } from './trigger-rules.js';
 import { asyncChildSucceeded, childCancel, type Start } from './waits.js';
@@ -28,19 +29,23 @@ export function decide(state: FlowState | null, event: FlowEvent): EventDraft[] 
   const failure = (event.type === 'task.failed' || event.type === 'task.timed_out') && state.definition.fail_fast ? event.task_id : undefined;
   const drafts = plan(state, affectedBy(state, event), failure);
   const launched = event.type === 'task.waiting' && state.status === 'running' ? asyncChildSucceeded(state, event.task_id) : undefined;
-  return launched === undefined ? drafts : [launched, ...drafts];
+  const mapped = mapEndAfter(state, event);
+  const ended = [launched, mapped].filter((d) => d !== undefined);
+  return ended.length === 0 ? drafts : [...ended, ...drafts];
 }
 
 /** Decisions from the state alone, looking at every task: used after rebuilding a flow from its log. */
 export function decideAll(state: FlowState | null): EventDraft[] {
   if (state === null || TERMINAL_FLOW_STATUSES.has(state.status)) return [];
-  const drafts = plan(state, state.order, state.definition.fail_fast ? state.order.find((id) => FAILING_TASK_STATUSES.has(state.tasks[id]!.status)) : undefined);
+  const drafts = [...mapEnds(state), ...plan(state, state.order, state.definition.fail_fast ? state.order.find((id) => FAILING_TASK_STATUSES.has(state.tasks[id]!.status)) : undefined)];
   if (state.status !== 'running') return drafts;
   const launched = state.order.map((id) => asyncChildSucceeded(state, id)).filter((d) => d !== undefined);
   return [...launched, ...drafts];
 }
 
 function affectedBy(state: FlowState, event: FlowEvent): readonly string[] {
+  const grown = mapAffected(state, event);
+  if (grown !== undefined) return grown;
   switch (event.type) {
     case 'flow.submitted':
     case 'flow.started':
@@ -172,7 +177,7 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
         attempt: 1,
         data: { error: prepared.error, duration_ms: 0 },
       });
-    } else if ((held = heldStart(state, prepared.spec)) !== undefined) {
+    } else if ((held = heldStart(state, prepared.spec, decidedOutputs)) !== undefined) {
       if (TERMINAL_TASK_STATUSES.has(held.status)) {
         for (const draft of held.drafts.slice(0, -1)) drafts.push(draft);
         settle(id, held.status, held.drafts.at(-1)!);

@@ -1,4 +1,5 @@
 import type { EventOf, FlowEvent } from '../events/catalogue.js';
+import type { TaskSpec } from '../flow/definition.js';
 import { dependentsMap, topologicalOrder } from '../flow/graph.js';
 import {
   TASK_STATUS_RANK,
@@ -45,7 +46,7 @@ function initialState(event: EventOf<'flow.submitted'>, seq: number): FlowState 
   const { definition } = event.data;
   // A programming error, not bad input: the shell hydrates every submission before folding it.
   if (definition === undefined) throw new Error(`flow.submitted of flow ${event.flow_id} was folded before its stored definition was loaded`);
-  const deps = new Map(definition.tasks.map((t) => [t.id, t.depends_on]));
+  const deps = knownDeps(definition.tasks);
   const tasks: Record<string, TaskState> = {};
   const reused = event.data.lineage?.reused ?? {};
   let terminal = 0;
@@ -133,6 +134,9 @@ function apply(state: FlowState, event: FlowEvent): void {
         state.derived = [...(state.derived ?? []), { ...event.data }];
       }
       return;
+    case 'flow.tasks_added':
+      addTasks(state, event.data.tasks);
+      return;
     case 'flow.webhook_attempted':
     case 'flow.webhook_delivered':
     case 'flow.webhook_abandoned':
@@ -147,8 +151,9 @@ function apply(state: FlowState, event: FlowEvent): void {
       withTask(state, event.task_id, (task) => {
         if (!advance(state, task, 'waiting')) return;
         task.ready_at = event.time;
-        const { output, signal, child } = event.data;
+        const { output, signal, child, map } = event.data;
         if (output !== undefined) task.output = output;
+        if (map !== undefined) task.map = { instances: map.instances, concurrency: map.concurrency, ended: endedInstances(state, task.id, map.instances) };
         if (signal !== undefined) task.signal = signal;
         if (child !== undefined) task.child = { flow_id: child.flow_id, queue: child.queue, wait: child.wait };
       });
@@ -223,6 +228,7 @@ function apply(state: FlowState, event: FlowEvent): void {
         if (event.type === 'task.failed') {
           task.duration_ms = event.data.duration_ms;
           if (event.data.ack !== undefined) task.ack = event.data.ack;
+          if (event.data.output !== undefined) task.output = event.data.output;
         }
       });
       return;
@@ -268,8 +274,69 @@ function withTask(state: FlowState, taskId: string, update: (task: TaskState) =>
 function advance(state: FlowState, task: TaskState, status: TaskStatus): boolean {
   if (TASK_STATUS_RANK[status] <= TASK_STATUS_RANK[task.status]) return false;
   task.status = status;
-  if (TERMINAL_TASK_STATUSES.has(status)) state.terminal_count++;
+  if (TERMINAL_TASK_STATUSES.has(status)) {
+    state.terminal_count++;
+    const map = task.spec.instance_of !== undefined ? state.tasks[task.spec.instance_of.task]?.map : undefined;
+    if (map !== undefined) map.ended++;
+  }
   return true;
+}
+
+/** `id -> depends_on` over the tasks given, leaving out dependencies on tasks not (yet) in the flow. */
+function knownDeps(tasks: readonly TaskSpec[]): Map<string, string[]> {
+  const ids = new Set(tasks.map((t) => t.id));
+  return new Map(tasks.map((t) => [t.id, t.depends_on.filter((d) => ids.has(d))]));
+}
+
+/**
+ * Tasks added while the flow runs (a map's instances, a spawn's tasks) join the definition, the
+ * order and the dependents as if they had been submitted; one already there is not added again.
+ * The definition is replaced, not changed in place: it belongs to the flow.submitted event.
+ */
+function addTasks(state: FlowState, specs: readonly TaskSpec[]): void {
+  if (TERMINAL_FLOW_STATUSES.has(state.status)) return;
+  const addedIds = new Set<string>();
+  const added: TaskSpec[] = [];
+  for (const spec of specs) {
+    if (Object.hasOwn(state.tasks, spec.id) || addedIds.has(spec.id)) continue;
+    addedIds.add(spec.id);
+    added.push(spec);
+  }
+  if (added.length === 0) return;
+  // Tasks of the flow that were waiting for one of these (a spawn's promised outputs) now follow it.
+  let waitedFor = false;
+  for (const spec of state.definition.tasks) {
+    for (const dep of spec.depends_on) {
+      if (!addedIds.has(dep)) continue;
+      (state.dependents[dep] ??= []).push(spec.id);
+      waitedFor = true;
+    }
+  }
+  state.definition = { ...state.definition, tasks: [...state.definition.tasks, ...added] };
+  const known = new Set(state.order);
+  let appendable = !waitedFor;
+  for (const spec of added) {
+    state.tasks[spec.id] = { id: spec.id, spec, status: 'pending', attempts: [] };
+    state.dependents[spec.id] ??= [];
+  }
+  for (const spec of added) {
+    for (const dep of spec.depends_on) {
+      if (Object.hasOwn(state.tasks, dep)) state.dependents[dep]!.push(spec.id);
+      if (!known.has(dep)) appendable = false;
+    }
+    known.add(spec.id);
+  }
+  state.order = appendable ? [...state.order, ...added.map((s) => s.id)] : topologicalOrder(knownDeps(state.definition.tasks));
+}
+
+/** Instances of map task `taskId` already ended (cancelled with the flow before the map's wait was folded). */
+function endedInstances(state: FlowState, taskId: string, instances: number): number {
+  let ended = 0;
+  for (let i = 0; i < instances; i++) {
+    const instance = state.tasks[`${taskId}[${i}]`];
+    if (instance !== undefined && TERMINAL_TASK_STATUSES.has(instance.status)) ended++;
+  }
+  return ended;
 }
 
 function finish(state: FlowState, task: TaskState, status: TaskStatus, time: string): boolean {

@@ -1,4 +1,5 @@
 import type { Lineage } from '../events/catalogue.js';
+import type { FlowDefinition } from '../flow/definition.js';
 import { descendantsOf } from '../flow/graph.js';
 import type { FlowState } from './state.js';
 
@@ -17,8 +18,24 @@ export function lineageFrom(state: FlowState, kind: Lineage['kind'], atSeq: numb
   const reused: Lineage['reused'] = {};
   for (const id of state.order) {
     const task = state.tasks[id]!;
-    if (task.status !== 'succeeded' || again.has(id)) continue;
+    // Tasks added while the parent ran are added again by the new flow as it runs (a rerun
+    // re-expands a map from the submitted definition), so their outputs are not reused.
+    if (task.status !== 'succeeded' || again.has(id) || addedAtRunTime(task.spec)) continue;
     reused[id] = { ...(task.output !== undefined && { output: task.output }), ...(task.duration_ms !== undefined && { duration_ms: task.duration_ms }) };
   }
   return { kind, parent_flow_id: state.flow_id, at_seq: atSeq, reused };
+}
+
+/** Whether a task was added while its flow ran (a map's instance) rather than submitted. */
+function addedAtRunTime(spec: FlowDefinition['tasks'][number]): boolean {
+  return spec.instance_of !== undefined;
+}
+
+/**
+ * The flow's definition as submitted, without the tasks added while it ran: what a rerun or fork
+ * starts from. Its map tasks expand again when they run (unless reused, with their output).
+ */
+export function submittedDefinition(state: FlowState): FlowDefinition {
+  const tasks = state.definition.tasks.filter((spec) => !addedAtRunTime(spec));
+  return tasks.length === state.definition.tasks.length ? state.definition : { ...state.definition, tasks };
 }

@@ -87,6 +87,8 @@ export interface TaskState {
   child?: { flow_id: string; queue: string; wait: boolean };
   /** Files the task's attempts stored (task.artifact_stored), by name: a later attempt's file replaces an earlier one's. */
   artifacts?: Record<string, ArtifactRecord>;
+  /** A map task waiting for its instances (`<id>[0]`, `<id>[1]`, …): how many, how many may run at once, how many ended. */
+  map?: { instances: number; concurrency: number; ended: number };
 }
 
 export interface ArtifactRecord {

@@ -136,6 +136,17 @@ export const FlowDeadlinePassed = envelope(
  * steps stopped) except those whose trigger rule is `always`, and the flow then fails.
  */
 export const FlowFailFast = envelope('flow.fail_fast', z.object({ task_id: TaskId, reason: z.string() }), flowScope);
+/**
+ * Tasks were added to the flow while it runs: a `map` task's instances (one per item) or the tasks
+ * a `spawn` task generated. `tasks` are specs normalised like a submission's; `by_task` is the task
+ * that added them. A large set is split into several events (`part` counts from 0), each keyed
+ * `<flow>:<by_task>:flow.tasks_added:<part>`, so a repeated decision adds nothing twice.
+ */
+export const FlowTasksAdded = envelope(
+  'flow.tasks_added',
+  z.object({ by_task: TaskId, kind: z.enum(['map', 'spawn']), part: z.number().int().min(0), tasks: z.array(TaskSpec).min(1) }),
+  flowScope,
+);
 export const FlowCancelled = envelope(
   'flow.cancelled',
   z.object({ reason: z.string(), succeeded: z.number().int(), total: z.number().int() }),
@@ -267,6 +278,8 @@ export const TaskWaiting = envelope(
     timeout_secs: z.number().positive().optional(),
     signal: SignalWait.optional(),
     child: ChildFlow.optional(),
+    /** A map task waiting for its instances: how many there are, and how many may run at once. */
+    map: z.object({ instances: z.number().int().min(1), concurrency: z.number().int().min(1) }).optional(),
   }),
   taskScope,
 );
@@ -306,7 +319,14 @@ export const TaskSucceeded = envelope(
 );
 export const TaskFailed = envelope(
   'task.failed',
-  z.object({ error: TaskError, duration_ms: z.number().min(0), ack: Ack.optional(), child: ChildEnd.optional() }),
+  z.object({
+    error: TaskError,
+    duration_ms: z.number().min(0),
+    ack: Ack.optional(),
+    child: ChildEnd.optional(),
+    /** A map task that failed still lists each instance's outcome (`[{item, status, output}]`). */
+    output: z.unknown().optional(),
+  }),
   attemptScope,
 );
 export const TaskTimedOut = envelope(
@@ -342,6 +362,7 @@ export const FlowEvent = z.discriminatedUnion('type', [
   FlowFailFast,
   FlowCancelled,
   FlowDerived,
+  FlowTasksAdded,
   FlowWebhookAttempted,
   FlowWebhookDelivered,
   FlowWebhookAbandoned,

@@ -215,6 +215,30 @@ export const Webhooks = z.object({
 });
 export type Webhooks = z.infer<typeof Webhooks>;
 
+/** Instances of one map task that may be ready or running at once, unless it says otherwise. */
+export const DEFAULT_MAP_CONCURRENCY = 10;
+/** The most a map task may say: beyond, a queue's own concurrency limit is the tool. */
+export const MAX_MAP_CONCURRENCY = 1000;
+/** Names `${...}` references already use: a map's `as` may not take one. */
+export const RESERVED_MAP_NAMES = ['tasks', 'flow', 'task', 'params', 'secrets', 'input', 'artifacts'] as const;
+
+/**
+ * A map task runs once per item of `items`, a CEL expression (over `tasks`, `params` and `flow`)
+ * yielding a list; its config and input read the item as `${<as>}` and `${<as>.field}`.
+ */
+export const MapInput = z.strictObject({
+  items: z.string({ error: 'must be a CEL expression yielding a list, such as tasks.list.output.json.items' }).min(1, 'must not be empty').max(MAX_CONDITION_LENGTH, `must be at most ${MAX_CONDITION_LENGTH} characters`),
+  as: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a name: a letter or "_", then letters, digits or "_" (at most 64 characters)')
+    .refine((name) => !(RESERVED_MAP_NAMES as readonly string[]).includes(name), { message: `must not be one of ${RESERVED_MAP_NAMES.join(', ')}, which references already use` })
+    .optional(),
+  concurrency: wholeNumber(1, MAX_MAP_CONCURRENCY).optional(),
+});
+/** A map as a definition records it, its defaults made explicit. */
+export const MapSpec = z.object({ items: z.string(), as: z.string(), concurrency: z.number().int().min(1) });
+export type MapSpec = z.infer<typeof MapSpec>;
+
 /** A task as the user writes it (Tasked-compatible). `executor`'s config is checked separately. */
 export const TaskInput = z.object({
   id: TaskId,
@@ -232,6 +256,7 @@ export const TaskInput = z.object({
   input: z.unknown().optional(),
   condition: z.string().max(MAX_CONDITION_LENGTH, `must be at most ${MAX_CONDITION_LENGTH} characters`).optional(),
   trigger_rule: z.enum(TRIGGER_RULES, { error: `must be one of ${TRIGGER_RULES.join(', ')}` }).optional(),
+  map: MapInput.optional(),
 });
 export type TaskInput = z.input<typeof TaskInput>;
 
@@ -285,6 +310,10 @@ export const TaskSpec = z.object({
   condition: z.string().optional(),
   /** Unset means DEFAULT_TRIGGER_RULE. */
   trigger_rule: z.enum(TRIGGER_RULES).optional(),
+  /** Runs the task once per item (see MapInput). */
+  map: MapSpec.optional(),
+  /** Set on a map task's instances (added at run time): the map task, the item's index and the item. */
+  instance_of: z.object({ task: TaskId, index: z.number().int().min(0), item: z.unknown() }).optional(),
   /**
    * Set by the planner in `task.ready` for steps that read upstream data directly (transform): the
    * outputs and params the step sees, so the history records exactly what it received; with the

@@ -54,6 +54,7 @@ export function checkReferences(tasks: readonly TaskSpec[], indexOf: (id: string
     if (task.executor === 'wait' && typeof task.config.match === 'string') {
       checkExpressionOf(['tasks', index, 'config', 'match'], task.config.match, 'match', named, report);
     }
+    if (task.map !== undefined) checkExpressionOf(['tasks', index, 'map', 'items'], task.map.items, 'transform', named, report, 'map items');
   }
 }
 
@@ -68,6 +69,7 @@ function checkExpressionOf(
   kind: 'condition' | 'transform' | 'match',
   named: (path: ReadonlyArray<PropertyKey>, target: string, via: string) => void,
   report: Report,
+  label = `the ${kind} expression`,
 ): void {
   const checked = checkExpression(source, kind);
   if (!checked.ok) {
@@ -75,7 +77,7 @@ function checkExpressionOf(
     report(path, `${at}${checked.message}`);
     return;
   }
-  for (const id of checked.taskRefs) named(path, id, `the ${kind} expression`);
+  for (const id of checked.taskRefs) named(path, id, label);
 }
 
 /** A `${params.x...}` reference must name a param the flow has (deeper fields are checked at run time). */

@@ -1,9 +1,9 @@
 import { CST, Parser, parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { MAX_ID_LENGTH } from '../ids.js';
-import { DEFAULT_QUEUE, FlowInput, TaskInput, type FlowDefinition, type TaskSpec, type Webhooks } from './definition.js';
-import { findReferences, RESERVED_ENV_PREFIXES } from '../expressions/index.js';
-import { EXECUTOR_CONFIGS, isExecutorName, unknownExecutorMessage, type DelayConfig } from './executors.js';
+import { DEFAULT_MAP_CONCURRENCY, DEFAULT_QUEUE, FlowInput, TaskInput, type FlowDefinition, type TaskSpec, type Webhooks } from './definition.js';
+import { collectReferences, findNamedReferences, findReferences, RESERVED_ENV_PREFIXES } from '../expressions/index.js';
+import { EXECUTOR_CONFIGS, isExecutorName, unknownExecutorMessage, WAITING_EXECUTORS, type DelayConfig } from './executors.js';
 import { findCycles } from './graph.js';
 import { checkReferences } from './references-check.js';
 import { MAX_NESTING_DEPTH, MAX_PROBLEMS, MAX_PROBLEMS_BYTES } from './limits.js';
@@ -295,7 +295,8 @@ export function validateFlow(input: unknown): FlowParseResult {
       if (configResult.success) config = configResult.data as Record<string, unknown>;
       else {
         // A value that is a reference is judged once resolved, by the planner; the rest now.
-        const judged = configResult.error.issues.filter((issue) => !holdsReference(given, issue.path));
+        const item = task.map?.as ?? (task.map !== undefined ? 'item' : undefined);
+        const judged = configResult.error.issues.filter((issue) => !holdsReference(given, issue.path) && !holdsItem(given, issue.path, item));
         if (judged.length > 0) problems.addZod({ issues: judged } as z.ZodError, ['tasks', index, 'config']);
         else config = given as Record<string, unknown>;
       }
@@ -315,6 +316,7 @@ export function validateFlow(input: unknown): FlowParseResult {
       if (task.executor === 'approval') approvalProblems(given, ['tasks', index, 'config'], problems);
       if (task.executor === 'trigger') childFlowProblems(given, ['tasks', index, 'config', 'flow'], problems);
     }
+    if (task.map !== undefined) mapProblems(task, index, problems);
 
     tasks.push({
       id: task.id,
@@ -332,6 +334,7 @@ export function validateFlow(input: unknown): FlowParseResult {
       ...(task.input !== undefined && { input: task.input }),
       ...(task.condition !== undefined && { condition: task.condition }),
       ...(task.trigger_rule !== undefined && { trigger_rule: task.trigger_rule }),
+      ...(task.map !== undefined && { map: { items: task.map.items, as: task.map.as ?? 'item', concurrency: task.map.concurrency ?? DEFAULT_MAP_CONCURRENCY } }),
     });
   });
 
@@ -448,6 +451,40 @@ function childFlowProblems(config: unknown, at: Segment[], problems: Problems): 
   const result = validateFlow(flow);
   if (result.ok) return;
   for (const problem of result.problems) problems.add(`${formatPath(at)}${problem.path === '$' ? '' : problem.path.startsWith('[') ? problem.path : `.${problem.path}`}`, problem.message);
+}
+
+/**
+ * A map task: not one that waits instead of running a step (it would wait once per item), and its
+ * `${<as>…}` references written like other references.
+ */
+function mapProblems(task: z.infer<typeof TaskInput>, index: number, problems: Problems): void {
+  if ((WAITING_EXECUTORS as readonly string[]).includes(task.executor)) {
+    problems.add(['tasks', index, 'map'], `a ${task.executor} task cannot be a map task; map a task that runs a step (${'shell, http, noop, delay, transform'}) and depend on it`);
+    return;
+  }
+  const as = task.map?.as ?? 'item';
+  for (const field of ['config', 'input'] as const) {
+    const value = task[field];
+    if (value === undefined) continue;
+    const walk = (node: unknown, at: Segment[]): void => {
+      if (typeof node === 'string') {
+        for (const problem of findNamedReferences(node, as).problems) problems.add(['tasks', index, field, ...at], problem);
+      } else if (Array.isArray(node)) node.forEach((item, i) => walk(item, [...at, i]));
+      else if (node !== null && typeof node === 'object') for (const key of Object.keys(node)) walk((node as Record<string, unknown>)[key], [...at, key]);
+    };
+    if (collectReferences(value).problems.length === 0) walk(value, []);
+  }
+}
+
+/** Whether the value at `path` in `config` is a string holding a map's `${<as>…}`, which becomes the item (with its type) for each instance. */
+function holdsItem(config: unknown, path: ReadonlyArray<PropertyKey>, as: string | undefined): boolean {
+  if (as === undefined) return false;
+  let value: unknown = config;
+  for (const part of path) {
+    if (value === null || typeof value !== 'object') return false;
+    value = (value as Record<PropertyKey, unknown>)[part];
+  }
+  return typeof value === 'string' && findNamedReferences(value, as).references.length > 0;
 }
 
 /** Whether the value at `path` in `config` is a string holding a reference. */

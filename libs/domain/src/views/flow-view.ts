@@ -80,6 +80,8 @@ export interface TaskView {
   reused?: boolean;
   /** Files the task stored (see task.artifact_stored), in name order. */
   artifacts?: Array<{ name: string; bytes: number; sha256: string; attempt: number }>;
+  /** An instance of a map task, added while the flow ran: the map task's id. */
+  instance_of?: string;
 }
 
 /*
@@ -185,6 +187,7 @@ export function toTaskView(task: TaskState): TaskView {
     ...(task.reason !== undefined && { reason: head(task.reason, VIEW_MESSAGE_CHARS) }),
     ...(task.waiting_reason !== undefined && { waiting_reason: task.waiting_reason }),
     ...(task.reused && { reused: true }),
+    ...(spec.instance_of !== undefined && { instance_of: spec.instance_of.task }),
     ...(task.artifacts !== undefined && {
       artifacts: Object.values(task.artifacts)
         .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))

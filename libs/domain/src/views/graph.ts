@@ -26,6 +26,8 @@ export function toDot(view: FlowView): string {
     lines.push(`  ${quote(task.id)} [fillcolor=${quote(COLOURS[task.status])}, label="${escape(task.id)}\\n${task.status}${task.reused ? ' (reused)' : ''}"];`);
   }
   for (const task of view.tasks) for (const dep of task.depends_on) lines.push(`  ${quote(dep)} -> ${quote(task.id)};`);
+  // A map's instances, added while the flow ran, end into their map task.
+  for (const task of view.tasks) if (task.instance_of !== undefined) lines.push(`  ${quote(task.id)} -> ${quote(task.instance_of)} [style=dashed];`);
   lines.push('}');
   return `${lines.join('\n')}\n`;
 }
@@ -38,6 +40,7 @@ export function toMermaid(view: FlowView): string {
   const lines = ['flowchart LR'];
   for (const task of view.tasks) lines.push(`  ${id(task.id)}["${task.id.replace(/"/g, '#quot;')}<br/>${task.status}"]:::${task.status}`);
   for (const task of view.tasks) for (const dep of task.depends_on) lines.push(`  ${id(dep)} --> ${id(task.id)}`);
+  for (const task of view.tasks) if (task.instance_of !== undefined) lines.push(`  ${id(task.id)} -.-> ${id(task.instance_of)}`);
   for (const [status, colour] of Object.entries(COLOURS)) lines.push(`  classDef ${status} fill:${colour},stroke:#555`);
   return `${lines.join('\n')}\n`;
 }

@@ -99,6 +99,7 @@ const TaskViewSchema = named(
       z.array(z.object({ name: z.string(), bytes: z.number().int(), sha256: z.string(), attempt: z.number().int() })).optional(),
       'files the task stored, in name order; download them from the artifacts route',
     ),
+    instance_of: described(z.string().optional(), 'set on an instance of a map task (added while the flow ran): the map task'),
   }),
   'One task of a flow view.',
 );

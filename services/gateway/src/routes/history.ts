@@ -1,4 +1,4 @@
-import { allEventsFilter, FLOW_STATUSES_FOR_QUERY, toDot, toFlowView, toMermaid, ULID_PATTERN, validateFlow, type FlowDefinition, type FlowStatus } from '@taskstream/domain';
+import { allEventsFilter, FLOW_STATUSES_FOR_QUERY, submittedDefinition, toDot, toFlowView, toMermaid, ULID_PATTERN, validateFlow, type FlowDefinition, type FlowStatus } from '@taskstream/domain';
 import { readEventsBetween } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
@@ -263,14 +263,16 @@ function registerDerivingRoutes(app: FastifyInstance, flows: Flows): void {
     if (from !== undefined && !Object.hasOwn(parent.tasks, from)) {
       throw apiError('INVALID_PARAMETER', 'from', `must name a task of flow "${parent.flow_id}", not ${quote(from)}; its tasks: ${listIds(parent.order)}`);
     }
-    const flowId = await flows.derive(parent, 'rerun', parent.last_seq, parent.definition, from === undefined ? [] : [from], requester(request));
+    // Tasks added while the parent ran (a map's instances) are added again as the new flow runs.
+    const flowId = await flows.derive(parent, 'rerun', parent.last_seq, submittedDefinition(parent), from === undefined ? [] : [from], requester(request));
     return reply.status(202).header('location', `/api/v1/flows/${flowId}`).send({ flow_id: flowId, rerun_of: parent.flow_id, status: 'submitted' });
   });
 
   api.post('/api/v1/flows/:id/fork', fork, async (request, reply) => {
     const { at, patch } = parseBody(request.body, ForkBody, FORK_KEY_DEPTH);
     const parent = await flows.stateAt(request.params.id, at);
-    const { definition, changed } = patch ? patchDefinition(parent.definition, patch) : { definition: parent.definition, changed: [] };
+    const submitted = submittedDefinition(parent);
+    const { definition, changed } = patch ? patchDefinition(submitted, patch) : { definition: submitted, changed: [] };
     const flowId = await flows.derive(parent, 'fork', at, definition, changed, requester(request));
     return reply.status(202).header('location', `/api/v1/flows/${flowId}`).send({ flow_id: flowId, forked_from: parent.flow_id, at_seq: at, status: 'submitted' });
   });
