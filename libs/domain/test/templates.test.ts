@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, instantiateTemplate, MAX_RUN_PARAMS_BYTES, MAX_TEMPLATE_BYTES, paramPath, sameDefinition, validateTemplate } from '../src/index.js';
+import { canonicalJson, instantiateTemplate, MAX_RUN_PARAMS_BYTES, MAX_TEMPLATE_BYTES, nestedRepetition, paramPath, sameDefinition, validateTemplate } from '../src/index.js';
 
 const SCHEMA = {
   type: 'object',
@@ -122,6 +122,18 @@ describe('versions: what counts as a change', () => {
         expect(sameDefinition({ flow, params_schema: SCHEMA, description: 'a' }, { flow, params_schema: SCHEMA })).toBe(false);
       }),
     );
+  });
+});
+
+describe('nestedRepetition', () => {
+  it('finds a repeated group that repeats inside, however deep, and lets simple patterns through', () => {
+    for (const slow of ['(a+)+', '^(a*)*$', '(\\w+\\s?)*', '((ab)+c)+', '(x(y+))*', '([a-z]+){2,}', '(a{1,})+', '(a+){3}']) expect(nestedRepetition(slow), slow).toBe(true);
+    for (const fine of ['^[a-z][a-z0-9-]*$', '(ab)+', '(a+)?', '\\(a+\\)+', '[(a+)]+', '^v[0-9]+(\\.[0-9]+)?$', '^([0-9]{1,3}\\.){3}[0-9]{1,3}$', '(a+){1}', '(a+){0,1}']) expect(nestedRepetition(fine), fine).toBe(false);
+  });
+
+  it('refuses such a pattern when the schema is compiled, saying how to fix it', () => {
+    const result = validateTemplate({ flow: { tasks: [{ id: 'a', executor: 'noop' }] }, params_schema: { type: 'object', properties: { p: { type: 'string', pattern: '^(a+)+$' } } } });
+    expect(result).toEqual({ ok: false, problems: [{ path: 'params_schema', message: expect.stringMatching(/repeats a group that itself repeats .* rewrite it without nested repetition/) }] });
   });
 });
 

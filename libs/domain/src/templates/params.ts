@@ -35,7 +35,7 @@ function compile(schema: Record<string, unknown>): CompiledParams {
   let validate: ValidateFunction;
   try {
     // A fresh instance per schema: Ajv caches every schema it compiled, which would grow without bound.
-    const ajv = new Ajv({ allErrors: true, strict: true, useDefaults: true, coerceTypes: false, validateFormats: true });
+    const ajv = new Ajv({ allErrors: true, strict: true, useDefaults: true, coerceTypes: false, validateFormats: true, code: { regExp: guardedRegExp } });
     validate = ajv.compile(structuredClone(schema));
   } catch (error) {
     return { ok: false, problems: [{ path: 'params_schema', message: `is not a valid JSON Schema (draft-07): ${(error as Error).message.slice(0, 300)}; fix it (formats are not checked: use "pattern" instead of "format")` }] };
@@ -51,6 +51,58 @@ function compile(schema: Record<string, unknown>): CompiledParams {
       return { params: copy, problems: paramProblems(validate.errors ?? []) };
     },
   };
+}
+
+/**
+ * Patterns run on every run's params, which webhook senders choose: one that repeats a group that
+ * itself repeats (`(a+)+`, `(\w+\s?)*`) can take exponential time on a crafted value, so it is
+ * refused when the schema is compiled. (A heuristic: it does not catch every slow pattern.)
+ */
+const guardedRegExp = Object.assign(
+  (pattern: string, flags: string) => {
+    if (nestedRepetition(pattern)) {
+      throw new Error(`the pattern ${JSON.stringify(pattern.slice(0, 100))} repeats a group that itself repeats (like (a+)+), which can take exponential time on a crafted value; rewrite it without nested repetition`);
+    }
+    return new RegExp(pattern, flags);
+  },
+  { code: 'new RegExp' },
+);
+
+/** Whether `pattern` at `i` starts an unbounded quantifier: `*`, `+` or `{n,}`. */
+function unbounded(pattern: string, i: number): boolean {
+  const c = pattern[i];
+  return c === '*' || c === '+' || (c === '{' && /^\{[0-9]+,\}/.test(pattern.slice(i, i + 12)));
+}
+
+/** Whether `pattern` at `i` starts a quantifier that may repeat more than once (not `?`, `{0,1}`, `{1}`). */
+function repeated(pattern: string, i: number): boolean {
+  if (unbounded(pattern, i)) return true;
+  const m = /^\{([0-9]+)(?:,([0-9]+))?\}/.exec(pattern.slice(i, i + 24));
+  return m !== null && Number(m[2] ?? m[1]) > 1;
+}
+
+/** Whether a regular expression repeats more than once (`*`, `+`, `{2}`, …) a group that repeats without bound (`*`, `+`, `{n,}`) inside. */
+export function nestedRepetition(pattern: string): boolean {
+  const groups: boolean[] = [];
+  let repeats = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      i++;
+    } else if (c === '[') {
+      for (i++; i < pattern.length && pattern[i] !== ']'; i++) if (pattern[i] === '\\') i++;
+    } else if (c === '(') {
+      groups.push(repeats);
+      repeats = false;
+    } else if (c === ')') {
+      const inner: boolean = repeats;
+      if (inner && repeated(pattern, i + 1)) return true;
+      repeats = (groups.pop() ?? false) || inner;
+    } else if (unbounded(pattern, i)) {
+      repeats = true;
+    }
+  }
+  return false;
 }
 
 function paramProblems(errors: readonly ErrorObject[]): Problem[] {
