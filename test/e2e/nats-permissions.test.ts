@@ -46,7 +46,7 @@ describe('NATS permissions: one user per service, streams made by the provisione
     const nats = await startNats();
     try {
       const checking = await failedStart(nats.url, 'planner', 'planner', { TASKSTREAM_PROVISION: 'false' });
-      expect(checking).toContain('NATS has no stream TS_EVENTS, stream TS_WORK, stream TS_TIMERS, stream TS_DLQ, key-value bucket ts_flows');
+      expect(checking).toContain('NATS has no stream TS_EVENTS, stream TS_WORK, stream TS_TIMERS, stream TS_SIGNALS, stream TS_DLQ, key-value bucket ts_flows');
       expect(checking).toContain('object store ts_definitions');
       expect(checking).toContain('taskstream provision --nats <url>');
 
@@ -106,7 +106,7 @@ describe('NATS permissions: one user per service, streams made by the provisione
     it('is provisioned by the provisioner, then runs flows with every service as its own user and nothing refused', async () => {
       const provisioned = await cli(['provision', '--nats', nats.url], as('provisioner'));
       expect(provisioned, provisioned.stderr).toMatchObject({ code: 0 });
-      expect(provisioned.stdout).toContain('streams: TS_EVENTS, TS_WORK, TS_TIMERS, TS_DLQ');
+      expect(provisioned.stdout).toContain('streams: TS_EVENTS, TS_WORK, TS_TIMERS, TS_SIGNALS, TS_DLQ');
       expect(provisioned.stdout).toContain('object stores: ts_definitions, ts_artifacts');
 
       const services: Array<[string, string, Record<string, string>]> = [
@@ -172,6 +172,20 @@ describe('NATS permissions: one user per service, streams made by the provisione
       expect((await settled(files, 'succeeded')).tasks[1].output.stdout).toBe('stored');
       const download = await fetch(`${deployment.gatewayUrl}/api/v1/flows/${files}/artifacts/a.txt`, { headers: { authorization: `Bearer ${ADMIN}` } });
       expect([download.status, await download.text()]).toEqual([200, 'stored']);
+
+      // A signal (the gateway's signals stream) ends a wait task (the planner's wait index, look-back
+      // and signal consumer), and a trigger task's child (submitted and ended by the planner).
+      const waits = (await api('POST', '/api/v1/flows', {
+        name: 'waits',
+        tasks: [
+          { id: 'wait', executor: 'wait', config: { signal: 'permitted', match: 'signal.ok' } },
+          { id: 'child', executor: 'trigger', config: { flow: { tasks: [{ id: 'inner', executor: 'noop', config: { output: 7 } }] } } },
+        ],
+      })).body.flow_id as string;
+      await waitFor('the wait to begin', async () => ((await api('GET', `/api/v1/flows/${waits}`)).body?.tasks?.[0]?.status === 'waiting' ? true : undefined), 30_000, 100);
+      expect((await api('POST', '/api/v1/signals/permitted', { ok: true })).status).toBe(202);
+      const waited = await settled(waits, 'succeeded');
+      expect(waited.tasks.map((t: any) => t.output)).toEqual([{ ok: true }, expect.objectContaining({ state: 'succeeded', outputs: { inner: 7 } })]);
 
       // A rerun (flow.derived), and a cancel that stops a running step (the executor's watch of the log's stops).
       const rerun = await api('POST', `/api/v1/flows/${flowId}/rerun`, {});

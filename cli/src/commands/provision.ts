@@ -44,9 +44,9 @@ export async function provisionCommand(options: ProvisionOptions): Promise<void>
 }
 
 function provisioned(topo: Topology): string[] {
-  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.idempotencyBucket, topo.leasesBucket, topo.queuesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.templatesBucket, topo.triggersBucket, topo.schedulesBucket];
+  const buckets = [topo.flowsBucket, topo.summariesBucket, topo.idempotencyBucket, topo.leasesBucket, topo.queuesBucket, topo.limitsBucket, topo.secretsBucket, topo.apiKeysBucket, topo.templatesBucket, topo.triggersBucket, topo.schedulesBucket, topo.signalWaitsBucket];
   return [
-    `streams: ${[topo.eventsStream, topo.workStream, topo.timersStream, topo.dlqStream].join(', ')}`,
+    `streams: ${[topo.eventsStream, topo.workStream, topo.timersStream, topo.signalsStream, topo.dlqStream].join(', ')}`,
     `key-value buckets: ${buckets.join(', ')}`,
     `object stores: ${topo.definitionsBucket}, ${topo.artifactsBucket}`,
     `provisioned with ${topo.replicas} replica${topo.replicas === 1 ? '' : 's'}; services may now start with TASKSTREAM_PROVISION=false`,
