@@ -5,6 +5,7 @@ import {
   artifactObjectName,
   findReferences,
   fold,
+  lineageFrom,
   prepareTask,
   resolveForAttempt,
   validateFlow,
@@ -123,5 +124,16 @@ describe('resolving artifact references', () => {
     expect(message).toContain('task "extract" stored no artifact "rows.csv"; it stored a.txt, other.csv');
     const none = fold([...start, ev.succeeded('extract')])!;
     expect((prepareTask(none, none.tasks.load!) as { error: { message: string } }).error.message).toContain('stored no artifacts');
+  });
+
+  it("a rerun reuses a task's artifacts with its output, so the tasks it runs again still read them", () => {
+    const parent = fold([...start, stored('extract', 'rows.csv'), ev.succeeded('extract'), ev.ready('load', def), ev.taskStarted('load'), ev.failed('load')])!;
+    const lineage = lineageFrom(parent, 'rerun', 9);
+    expect(lineage.reused.extract!.artifacts).toEqual({ 'rows.csv': { name: 'rows.csv', bytes: 7, sha256: SHA, object: `${FLOW}/extract/1/rows.csv`, attempt: 1 } });
+    const CHILD = '01JCCCCCCCCCCCCCCCCCCCCCCC';
+    const child = fold([stamp({ type: 'flow.submitted', flow_id: CHILD, data: { definition: def, lineage } }), ev.started(CHILD)])!;
+    const spec = (prepareTask(child, child.tasks.load!) as { spec: TaskSpec }).spec;
+    // The file stays the parent's object.
+    expect(spec.bindings!.tasks.extract!.artifacts!['rows.csv']!.object).toBe(`${FLOW}/extract/1/rows.csv`);
   });
 });

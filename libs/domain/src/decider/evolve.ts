@@ -62,6 +62,7 @@ function initialState(event: EventOf<'flow.submitted'>, seq: number): FlowState 
         reused: true,
         ...(previous.output !== undefined && { output: previous.output }),
         ...(previous.duration_ms !== undefined && { duration_ms: previous.duration_ms }),
+        ...(previous.artifacts !== undefined && { artifacts: previous.artifacts }),
       };
     } else {
       tasks[spec.id] = { id: spec.id, spec, status: 'pending', attempts: [] };

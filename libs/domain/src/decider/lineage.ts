@@ -21,7 +21,12 @@ export function lineageFrom(state: FlowState, kind: Lineage['kind'], atSeq: numb
     // Tasks added while the parent ran are added again by the new flow as it runs (a rerun
     // re-expands a map from the submitted definition), so their outputs are not reused.
     if (task.status !== 'succeeded' || again.has(id) || addedAtRunTime(task.spec)) continue;
-    reused[id] = { ...(task.output !== undefined && { output: task.output }), ...(task.duration_ms !== undefined && { duration_ms: task.duration_ms }) };
+    reused[id] = {
+      ...(task.output !== undefined && { output: task.output }),
+      ...(task.duration_ms !== undefined && { duration_ms: task.duration_ms }),
+      // Its files stay in the parent's objects, so the new flow's tasks can read them.
+      ...(task.artifacts !== undefined && { artifacts: task.artifacts }),
+    };
   }
   return { kind, parent_flow_id: state.flow_id, at_seq: atSeq, reused };
 }

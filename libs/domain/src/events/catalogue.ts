@@ -40,13 +40,16 @@ const taskScope = { task_id: TaskId };
 const attemptScope = { task_id: TaskId, attempt: z.number().int().min(1) };
 
 // Flow lifecycle.
-/** Where a rerun or fork came from, and the outputs of the tasks it reuses instead of running. */
+/** A file a reused task stored in the parent flow, carried into its rerun or fork (its object stays the parent's). */
+const ReusedArtifact = z.object({ name: z.string().min(1), bytes: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/), object: z.string().min(1), attempt: z.number().int().min(1) });
+
+/** Where a rerun or fork came from, and the outputs (and artifacts) of the tasks it reuses instead of running. */
 export const Lineage = z.object({
   kind: z.enum(['rerun', 'fork']),
   parent_flow_id: FlowId,
   /** The parent's stream sequence the new flow starts from (forks), or its last event (reruns). */
   at_seq: z.number().int().min(0),
-  reused: z.record(TaskId, z.object({ output: z.unknown().optional(), duration_ms: z.number().min(0).optional() })),
+  reused: z.record(TaskId, z.object({ output: z.unknown().optional(), duration_ms: z.number().min(0).optional(), artifacts: z.record(z.string(), ReusedArtifact).optional() })),
 });
 export type Lineage = z.infer<typeof Lineage>;
 
