@@ -123,6 +123,8 @@ describe('a map task', () => {
   it('succeeds at once with an empty list, and its dependents run', () => {
     const { drafts } = given([ev.submitted(def), ev.started()]).when(listed('list', { items: [] })).then(['task.succeeded:each', 'task.ready:fan_in']);
     expect(drafts[0]!.data).toEqual({ output: [], duration_ms: 0 });
+    // The fan-in, readied in the same round, reads the map's output.
+    expect(drafts[1]!.data).toMatchObject({ spec: { bindings: { tasks: { each: { output: [] } } } } });
   });
 
   it('fails when any instance fails, still listing every instance, and its dependents do not run', () => {

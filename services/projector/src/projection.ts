@@ -47,7 +47,8 @@ export class Projection {
 
   private async fold(event: FlowEvent, msg: JsMsg): Promise<Folded | undefined> {
     const flow = this.memory.get(event.flow_id);
-    const touched: TouchedTasks = new Set('task_id' in event ? [event.task_id] : []);
+    // Tasks added while the flow runs get their own keys in a paged view.
+    const touched: TouchedTasks = new Set('task_id' in event ? [event.task_id] : event.type === 'flow.tasks_added' ? event.data.tasks.map((t) => t.id) : []);
     if (flow === undefined) return this.take(event, msg, touched);
     if (msg.seq > flow.state.last_seq) {
       evolve(flow.state, event, msg.seq);

@@ -102,6 +102,9 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
     decided.set(id, status);
     if (draft.type === 'task.skipped') {
       decidedOutputs.set(id, skippedOutput(draft.data));
+    } else if (draft.type === 'task.succeeded') {
+      // A task the planner ends itself (a map over an empty list) has its output at once.
+      decidedOutputs.set(id, draft.data.output);
     }
     drafts.push(draft);
     revisit(id);
