@@ -153,6 +153,10 @@ export class AttemptFiles {
         }
       }
     };
+    // The step may have removed its directory, or put a link in its place: never followed either.
+    const root = await lstat(this.out).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : Promise.reject(error)));
+    if (root === undefined) return found;
+    if (!root.isDirectory()) throw refuse('ARTIFACT_NOT_A_FILE', '$TASKSTREAM_ARTIFACTS was replaced by something other than a directory (a symbolic link?); leave the directory in place and write the files into it');
     await walk(this.out, '', 0);
     return found;
   }

@@ -115,6 +115,14 @@ describe("a shell step's artifacts", () => {
     expect(error.message).toContain('"passwd" is a symbolic link');
   });
 
+  it('are none when the step removed its directory, and refused when it put a link in its place', async () => {
+    const removed = attempt({ config: { command: 'rm -r "$TASKSTREAM_ARTIFACTS"' } });
+    await removed.runner.run();
+    expect(removed.stored()).toEqual([]);
+    const linked = attempt({ config: { command: 'rmdir "$TASKSTREAM_ARTIFACTS" && ln -s /etc "$TASKSTREAM_ARTIFACTS"' } });
+    expect(await failure(linked.runner.run())).toMatchObject({ code: 'ARTIFACT_NOT_A_FILE', retryable: false });
+  });
+
   it('are bounded in number per attempt and in bytes per flow', async () => {
     const many = attempt({ config: { command: 'for i in 1 2 3 4; do touch "$TASKSTREAM_ARTIFACTS/f$i"; done' } }, { limits: { maxFiles: 3 } });
     expect(await failure(many.runner.run())).toMatchObject({ code: 'TOO_MANY_ARTIFACTS', retryable: false });
