@@ -250,6 +250,10 @@ describe('webhook triggers', () => {
       { path: 'template', message: expect.stringMatching(/^no template named "missing"/) },
       { path: 'verify.secret', message: expect.stringMatching(/^no secret named "no-such-secret"; set it first/) },
     ]);
+    // A param the template's schema does not allow (additionalProperties: false) is refused at PUT.
+    expect((await call('PUT', '/api/v1/templates/strict', { ...TEMPLATE, params_schema: { ...TEMPLATE.params_schema, additionalProperties: false } })).status).toBe(201);
+    const extra = await call('PUT', '/api/v1/triggers/strict', { template: 'strict', params: { ...PARAMS, colour: 'red' }, verify: { scheme: 'github', secret: 'gh-hook' } });
+    expect(extra.body.error.problems).toEqual([{ path: 'params.colour', message: expect.stringMatching(/^template "strict" version 1 declares no param "colour"/) }]);
     const shown = await call('GET', '/api/v1/triggers/gh');
     expect(shown.body).toMatchObject({ name: 'gh', template: 'hooked', verify: { scheme: 'github', secret: 'gh-hook' }, hook: '/api/v1/hooks/gh' });
     const listed = await call('GET', '/api/v1/triggers');

@@ -53,6 +53,12 @@ export class Triggers {
     const body = parsed.data;
     const problems: Problem[] = [];
     const template = await this.templates.store.resolve(body.template, body.version);
+    if (template && template.params_schema.additionalProperties === false) {
+      const declared = Object.keys((template.params_schema.properties as Record<string, unknown> | undefined) ?? {});
+      for (const param of Object.keys(body.params)) {
+        if (!declared.includes(param)) problems.push({ path: `params.${param}`, message: `template "${template.name}" version ${template.version} declares no param "${param}" (it takes ${declared.map((d) => `"${d}"`).join(', ') || 'none'}); remove it or check its spelling` });
+      }
+    }
     if (!template) {
       const exists = body.version !== undefined && (await this.templates.store.latest(body.template)) !== undefined;
       problems.push(exists ? { path: 'version', message: `template "${body.template}" has no version ${body.version}; list its versions with GET /api/v1/templates/${body.template}/versions` } : { path: 'template', message: `no template named "${body.template}"; create it first (PUT /api/v1/templates/${body.template})` });
