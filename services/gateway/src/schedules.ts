@@ -8,6 +8,9 @@ import {
   SCHEDULE_LIMITS,
   ScheduleChanges,
   ScheduleFields,
+  scheduleFlow,
+  TEMPLATE_NAME_RULE,
+  TemplateName,
   validateFlow,
   type ScheduleProgress,
   type ScheduleRecord,
@@ -131,7 +134,8 @@ export class Schedules {
   }
 
   private async withTemplate(record: ScheduleRecord, ref: { name: string; version?: number }): Promise<ScheduleRecord> {
-    const template = await this.templates.resolve(ref.name, ref.version).catch(() => undefined);
+    if (!TemplateName.safeParse(ref.name).success) throw invalidSchedule([{ path: 'template', message: `${JSON.stringify(ref.name.slice(0, 70))} is not a template name: a template name is ${TEMPLATE_NAME_RULE}` }]);
+    const template = await this.templates.resolve(ref.name, ref.version);
     if (!template) {
       const which = ref.version === undefined ? `no template named "${ref.name}"` : `template "${ref.name}" has no version ${ref.version}`;
       throw invalidSchedule([{ path: 'template', message: `${which}; list them with GET /api/v1/templates` }]);
@@ -206,19 +210,7 @@ function flowProblems(record: ScheduleRecord): Problem[] {
   if (flow !== null && typeof flow === 'object' && !Array.isArray(flow) && flow.queue_config !== undefined) {
     return [{ path: 'flow.queue_config', message: "a schedule's runs do not change queue policies; set the queue's policy once with PUT /api/v1/queues/{name}" }];
   }
-  const checked = validateFlow(scheduledFlow(record));
+  const checked = validateFlow(scheduleFlow(record));
   const problems = checked.ok ? taskIdProblems(checked.flow) : checked.problems;
   return problems.map((p) => ({ path: p.path === '$' ? 'flow' : `flow.${p.path}`, message: p.message }));
-}
-
-/** The flow a run submits: the schedule's queue (Tasked's route) and name where the flow has none (as the scheduler does). */
-function scheduledFlow(record: Pick<ScheduleRecord, 'flow' | 'queue' | 'name'>): unknown {
-  const flow = record.flow;
-  if (flow === null || typeof flow !== 'object' || Array.isArray(flow)) return flow;
-  const fields = flow as Record<string, unknown>;
-  return {
-    ...(record.queue !== undefined && fields.queue === undefined && { queue: record.queue }),
-    ...(record.name !== undefined && fields.name === undefined && { name: record.name }),
-    ...fields,
-  };
 }

@@ -1,4 +1,4 @@
-import { eventSubject, instantiateTemplate, validateFlow, type FlowDefinition, type FlowOrigin, type ScheduledRun, type ScheduleRecord } from '@taskstream/domain';
+import { eventSubject, instantiateTemplate, scheduleFlow, validateFlow, type FlowDefinition, type FlowOrigin, type ScheduledRun, type ScheduleRecord } from '@taskstream/domain';
 import { derivedFlowId, submitFlow, TemplateStore, type Logger } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { runSubmitted, runUnbuildable } from './metrics.js';
@@ -71,16 +71,4 @@ export class ScheduledRuns {
     if (!checked.ok) return { ok: false, reason: `its flow is not valid: ${checked.problems.map((p) => `${p.path} ${p.message}`).join('; ')}` };
     return { ok: true, definition: checked.flow, origin };
   }
-}
-
-/** The schedule's inline flow, with the schedule's queue (Tasked's route) and name where the flow has none. */
-export function scheduleFlow(schedule: Pick<ScheduleRecord, 'flow' | 'queue' | 'name'>): unknown {
-  const flow = schedule.flow;
-  if (flow === null || typeof flow !== 'object' || Array.isArray(flow)) return flow;
-  const fields = flow as Record<string, unknown>;
-  return {
-    ...(schedule.queue !== undefined && fields.queue === undefined && { queue: schedule.queue }),
-    ...(schedule.name !== undefined && fields.name === undefined && { name: schedule.name }),
-    ...fields,
-  };
 }

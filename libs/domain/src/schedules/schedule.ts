@@ -48,7 +48,7 @@ export const TimeZone = z.string({ error: 'must be an IANA time zone name (a str
 export const TemplateRef = z.union(
   [
     text('a template name', 128).min(1, 'must not be empty').transform((name) => ({ name })),
-    z.strictObject({ name: text('a template name', 128).min(1, 'must not be empty'), version: z.number().int().min(1).optional() }),
+    z.strictObject({ name: text('a template name', 128).min(1, 'must not be empty'), version: z.number({ error: 'must be a version number' }).int('must be a whole number').min(1, 'must be 1 or more').optional() }),
   ],
   { error: 'must be a template name, or {"name": "...", "version": N}' },
 );
@@ -115,3 +115,18 @@ export type ScheduleRecord = z.infer<typeof ScheduleRecord>;
 
 /** Defaults of a new schedule (docs/schedules.md). Tasked's route overrides overlap to match Tasked. */
 export const SCHEDULE_DEFAULTS = { timezone: DEFAULT_TIMEZONE, enabled: true, catchup: 'latest', catchup_window_secs: DEFAULT_CATCHUP_WINDOW_SECS, overlap: 'skip' } as const;
+
+/**
+ * The flow a schedule's run submits, before validation: its inline flow with the schedule's queue
+ * (Tasked's route) and name where the flow has none, never over the flow's own.
+ */
+export function scheduleFlow(schedule: Pick<ScheduleRecord, 'flow' | 'queue' | 'name'>): unknown {
+  const flow = schedule.flow;
+  if (flow === null || typeof flow !== 'object' || Array.isArray(flow)) return flow;
+  const fields = flow as Record<string, unknown>;
+  return {
+    ...(schedule.queue !== undefined && fields.queue === undefined && { queue: schedule.queue }),
+    ...(schedule.name !== undefined && fields.name === undefined && { name: schedule.name }),
+    ...fields,
+  };
+}
