@@ -88,7 +88,7 @@ export class AttemptFiles {
    * Fetches every artifact the task's references name (the planner bound them in task.ready) into
    * `in/<task>/<name>`, checking each against the size and digest its event recorded.
    */
-  async fetchInputs(spec: TaskSpec): Promise<void> {
+  async fetchInputs(spec: TaskSpec, signal?: AbortSignal): Promise<void> {
     for (const input of artifactInputsOf(spec)) {
       if (artifactNameProblem(input.name) !== undefined) throw refuse('REFERENCE_ERROR', `artifact ${JSON.stringify(input.name)} of task "${input.task}" has a name no file may have`);
       const dir = join(this.root, 'in', directoryFor(input.task));
@@ -107,8 +107,10 @@ export class AttemptFiles {
         throw refuse('ARTIFACT_CORRUPT', `artifact "${input.name}" of task "${input.task}" does not match what its task stored (${input.bytes} bytes, SHA-256 ${input.sha256}); the object "${input.object}" was changed`);
       }
       try {
-        await pipeline(Readable.fromWeb(found.data as import('node:stream/web').ReadableStream<Uint8Array>), createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+        // Within the attempt's time: its timeout or cancel stops a fetch that hangs.
+        await pipeline(Readable.fromWeb(found.data as import('node:stream/web').ReadableStream<Uint8Array>), createWriteStream(path, { flags: 'wx', mode: 0o600 }), ...(signal ? [{ signal }] : []));
       } catch (error) {
+        if (signal?.aborted) throw signal.reason;
         throw new ArtifactsUnavailable(`could not fetch artifact "${input.name}" of task "${input.task}": ${(error as Error).message}`);
       }
       this.fetched.set(`${input.task}\0${input.name}`, path);

@@ -138,7 +138,7 @@ export class AttemptRunner {
     const secrets = await this.loadSecrets();
     const files = spec.executor === 'shell' && this.deps.artifacts !== undefined ? await AttemptFiles.create(this.deps.artifacts) : undefined;
     try {
-      await files?.fetchInputs(spec);
+      await files?.fetchInputs(spec, signal);
       const output = await step({
         spec: specForAttempt(spec, item.task_id, attempt, secrets, files?.pathOf),
         signal,
