@@ -180,6 +180,11 @@ describe('templates through the services', () => {
     expect(list.stdout).toMatch(/^greet\s+3\s/m);
     const show = await cli(['template', 'show', 'greet@2']);
     expect(JSON.parse(show.stdout)).toMatchObject({ name: 'greet', version: 2, description: 'greets a service, version 2' });
+    const versions = await cli(['template', 'show', 'greet', '--versions']);
+    expect(versions.stdout.trim().split('\n').map((line) => line.split(/\s+/)[0])).toEqual(['3', '2', '1']);
+    const noVersion = await cli(['template', 'show', 'greet@7']);
+    expect(noVersion.code).toBe(2);
+    expect(noVersion.stderr).toContain('template "greet" has no version 7');
 
     // "007" stays text for a string param; "3" is read as the integer the schema asks for.
     const run = await cli(['template', 'run', 'report', '--param', 'count=3', '--param', 'label=007', '--follow']);
@@ -196,7 +201,9 @@ describe('templates through the services', () => {
     expect(bad.stderr).toContain('params.count: must be integer');
     expect(bad.stderr).toContain('params.label: is required');
 
-    const quiet = await cli(['template', 'run', 'report@1', '--param', 'count=1', '--param', 'label=x']);
+    const paramsFile = join(dir, 'params.json');
+    writeFileSync(paramsFile, JSON.stringify({ count: 1, label: 'from-file' }));
+    const quiet = await cli(['template', 'run', 'report@1', '--params-file', paramsFile, '--param', 'label=x']);
     expect(quiet.code, quiet.stderr).toBe(0);
     expect(quiet.stdout.trim()).toMatch(/^[0-9A-Z]{26}$/);
     const runs = await waitFor('both runs in the list', async () => {
@@ -205,6 +212,9 @@ describe('templates through the services', () => {
     });
     expect(runs).toContain(flowId);
     expect(runs).toContain(quiet.stdout.trim());
+    // --param wins over the file.
+    const fromFile = await settled(quiet.stdout.trim());
+    expect(fromFile.tasks[0].output.stdout).toBe('x=1\n');
   });
 
   it('CLI and REST with API keys: the key is sent with --api-key; deleting a template removes every version', async () => {
