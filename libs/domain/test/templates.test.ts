@@ -91,6 +91,14 @@ describe('instantiateTemplate', () => {
     expect(instantiateTemplate({ flow, params_schema: schema }, {})).toEqual({ ok: true, definition: expect.objectContaining({ params: { note: null } }) });
   });
 
+  it('names a flow without a name after its template', () => {
+    const flow = { tasks: [{ id: 'a', executor: 'noop' }] };
+    const named = instantiateTemplate({ name: 'nightly', flow, params_schema: { type: 'object' } }, {});
+    expect(named.ok && named.definition.name).toBe('nightly');
+    const own = instantiateTemplate({ name: 'nightly', flow: { ...flow, name: 'mine' }, params_schema: { type: 'object' } }, {});
+    expect(own.ok && own.definition.name).toBe('mine');
+  });
+
   it('leaves the caller\'s params as they were', () => {
     const params = { env: 'staging' };
     instantiateTemplate(TEMPLATE, params);

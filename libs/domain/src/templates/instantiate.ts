@@ -11,9 +11,9 @@ export type Instantiated = { ok: true; definition: FlowDefinition } | { ok: fals
 /**
  * A run of a template: `params` checked against its params_schema (every problem with its path,
  * `params.…`; defaults filled in, declared params left out set to null), and the flow it defines
- * with those params, ready to submit.
+ * with those params (named after the template when it has no name), ready to submit.
  */
-export function instantiateTemplate(template: Pick<StoredTemplate, 'flow' | 'params_schema'>, params: unknown): Instantiated {
+export function instantiateTemplate(template: Pick<StoredTemplate, 'flow' | 'params_schema'> & { name?: string }, params: unknown): Instantiated {
   if (params === null || typeof params !== 'object' || Array.isArray(params)) {
     return { ok: false, problems: [{ path: 'params', message: 'must be a JSON object of named values, e.g. {"env": "prod"}' }] };
   }
@@ -30,5 +30,7 @@ export function instantiateTemplate(template: Pick<StoredTemplate, 'flow' | 'par
   for (const name of schema.declared) {
     if (!Object.hasOwn(checked.params, name)) Object.defineProperty(checked.params, name, { value: null, enumerable: true, writable: true, configurable: true });
   }
-  return templateFlow(template.flow, checked.params);
+  // A flow without a name of its own is named after its template, so lists and searches show where it came from.
+  const flow = template.name !== undefined && template.flow.name === undefined ? { name: template.name, ...template.flow } : template.flow;
+  return templateFlow(flow, checked.params);
 }
