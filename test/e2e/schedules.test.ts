@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NatsServer, waitFor } from '@taskstream/testing';
+import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SERVICES, Deployment, FAST_FAILOVER } from '../support/deployment.js';
 import { runCli } from '../support/cli.js';
@@ -13,10 +13,7 @@ import { runCli } from '../support/cli.js';
  */
 
 const GRACE_MS = 1000;
-const SCHEDULERS: Array<[string, string, Record<string, string>]> = [
-  ['scheduler-1', 'scheduler', { TASKSTREAM_SCHEDULE_GRACE_MS: String(GRACE_MS) }],
-  ['scheduler-2', 'scheduler', { TASKSTREAM_SCHEDULE_GRACE_MS: String(GRACE_MS) }],
-];
+const SCHEDULERS: Array<[string, string, Record<string, string>]> = [];
 
 const quick = { tasks: [{ id: 'tick', executor: 'noop' }] };
 
@@ -42,7 +39,18 @@ describe('schedules through the services', () => {
   };
   const pause = async (id: string) => expect((await api('PUT', `/api/v1/schedules/${id}`, { enabled: false })).status).toBe(200);
 
+  /** Runs the schedulers counted as submitted by themselves, summed over the instances. */
+  const submittedCount = async () => {
+    let total = 0;
+    for (const [, , env] of SCHEDULERS) {
+      const text = await (await fetch(`http://127.0.0.1:${env.TASKSTREAM_METRICS_PORT}/metrics`)).text();
+      for (const m of text.matchAll(/^taskstream_scheduler_runs_submitted_total\{queue="default"\} (\d+)$/gm)) total += Number(m[1]);
+    }
+    return total;
+  };
+
   beforeAll(async () => {
+    for (const n of [1, 2]) SCHEDULERS.push([`scheduler-${n}`, 'scheduler', { TASKSTREAM_SCHEDULE_GRACE_MS: String(GRACE_MS), TASKSTREAM_METRICS_PORT: String(await freePort()) }]);
     nats = await NatsServer.start();
     deployment = await Deployment.start(nats.url, [...ALL_SERVICES, ...SCHEDULERS], { ...FAST_FAILOVER, TASKSTREAM_QUEUE: '*' });
     base = deployment.gatewayUrl;
@@ -103,6 +111,8 @@ describe('schedules through the services', () => {
     // Paused: no run after the ones already decided.
     await new Promise((r) => setTimeout(r, 2500));
     expect((await runs(schedule.id)).length).toBe(seen.length);
+    // Each run was counted by the one instance whose submission was stored.
+    expect(await submittedCount()).toBe(seen.length);
     expect((await api('GET', '/api/v1/schedules')).body.schedules.map((s: any) => s.id)).toContain(schedule.id);
     expect((await api('DELETE', `/api/v1/schedules/${schedule.id}`)).status).toBe(204);
     expect((await api('GET', `/api/v1/schedules/${schedule.id}`)).status).toBe(404);
@@ -152,9 +162,12 @@ describe('schedules through the services', () => {
     expect(repoint.body.error.problems).toEqual([{ path: 'template', message: expect.stringMatching(/^template "scheduled-deploy" has no version 1/) }]);
   });
 
-  it('overlap skip: no run starts while the previous one goes on', async () => {
+  it.each([
+    ['skip', 'the next run is a time due after the previous one ended'],
+    ['buffer_one', 'the next run is the time that waited while the previous one ran'],
+  ] as const)('overlap %s: no run starts while the previous one goes on; %s', async (overlap) => {
     const slow = { tasks: [{ id: 'slow', executor: 'delay', config: { ms: 2500 } }] };
-    const schedule = await create({ cron: '* * * * * *', flow: slow, overlap: 'skip' });
+    const schedule = await create({ cron: '* * * * * *', flow: slow, overlap });
     await waitFor('three runs', async () => ((await runs(schedule.id)).length >= 3 ? true : undefined), 30_000, 250);
     await pause(schedule.id);
     const seen = await runs(schedule.id);
@@ -165,6 +178,10 @@ describe('schedules through the services', () => {
       const submitted = (await events(seen[i].flow_id))[0];
       expect(ended, 'the previous run ended before the next started').toBeDefined();
       expect(submitted.seq).toBeGreaterThan(ended.seq);
+      // Runs last 2.5 s and times come every second: a buffered time is from well before the end.
+      const lead = Date.parse(ended.event.time) - Date.parse(seen[i].origin.schedule.scheduled_at);
+      if (overlap === 'buffer_one') expect(lead).toBeGreaterThan(1000);
+      else expect(lead).toBeLessThan(1000);
     }
     expect((await api('GET', `/api/v1/schedules/${schedule.id}`)).body.skipped).toBeGreaterThan(0);
   });
