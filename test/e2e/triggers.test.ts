@@ -210,6 +210,19 @@ describe('webhook triggers', () => {
     expect(bad.body.error.code).toBe('INVALID_PARAMS');
     expect(bad.body.error.problems.map((p: any) => p.path).sort()).toEqual(['params.count', 'params.ref']);
 
+    // A delivery refused after it was claimed (its template gone) started nothing: once the template is back, it runs, once.
+    expect((await call('PUT', '/api/v1/templates/later', TEMPLATE)).status).toBe(201);
+    expect((await call('PUT', '/api/v1/triggers/later', { template: 'later', params: PARAMS, verify: { scheme: 'none', header: 'X-Delivery-Id' } })).status).toBe(201);
+    expect((await call('DELETE', '/api/v1/templates/later')).status).toBe(204);
+    const early = await deliver('later', body('later-1'), { 'x-delivery-id': 'later-1', 'x-event': 'push' });
+    expect(early.status).toBe(503);
+    expect(early.body.error).toMatchObject({ code: 'TRIGGER_MISCONFIGURED', message: expect.stringMatching(/its template later no longer exists/) });
+    expect((await call('PUT', '/api/v1/templates/later', TEMPLATE)).body.version).toBe(2);
+    const retried = await deliver('later', body('later-1'), { 'x-delivery-id': 'later-1', 'x-event': 'push' });
+    expect(retried.status, JSON.stringify(retried.body)).toBe(202);
+    expect((await stack.settled(retried.body.flow_id)).origin).toEqual({ template: { name: 'later', version: 2 }, trigger: { name: 'later', delivery_id: 'later-1' } });
+    expect((await deliver('later', body('later-1'), { 'x-delivery-id': 'later-1', 'x-event': 'push' })).body).toMatchObject({ flow_id: retried.body.flow_id, replayed: true });
+
     expect((await call('PUT', '/api/v1/secrets/doomed', { value: 'x' })).status).toBe(200);
     expect((await call('PUT', '/api/v1/triggers/doomed', { template: 'hooked', params: PARAMS, verify: { scheme: 'hmac', secret: 'doomed' } })).status).toBe(201);
     expect((await call('DELETE', '/api/v1/secrets/doomed')).status).toBe(204);
