@@ -138,6 +138,27 @@ describe('artifacts through the services', () => {
     expect(readFileSync(target, 'utf8')).toBe(rows);
   });
 
+  it('are named per task: a name two tasks stored is downloaded with ?task=, else 409 naming them', async () => {
+    const id = await submit({
+      tasks: [
+        { id: 'a', queue: 'extract', executor: 'shell', config: { command: 'printf A > "$TASKSTREAM_ARTIFACTS/report.txt"' } },
+        { id: 'b', queue: 'load', executor: 'shell', config: { command: 'printf B > "$TASKSTREAM_ARTIFACTS/report.txt"' } },
+      ],
+    });
+    expect((await settled(id)).status).toBe('succeeded');
+    const both = await fetch(`${base}/api/v1/flows/${id}/artifacts/report.txt`);
+    expect(both.status).toBe(409);
+    expect(((await both.json()) as any).error).toMatchObject({ code: 'ARTIFACT_AMBIGUOUS', tasks: ['a', 'b'] });
+    expect(await (await fetch(`${base}/api/v1/flows/${id}/artifacts/report.txt?task=b`)).text()).toBe('B');
+    const head = await fetch(`${base}/api/v1/flows/${id}/artifacts/report.txt?task=a`, { method: 'HEAD' });
+    expect([head.status, head.headers.get('content-length'), head.headers.get('etag')]).toEqual([200, '1', `"${sha('A')}"`]);
+    const cli = await runCli(['artifacts', id, '--get', 'report.txt', '-o', '-', '--server', base]);
+    expect(cli.code).toBe(2);
+    expect(cli.stderr).toContain('add --task <id>');
+    const chosen = await runCli(['artifacts', id, '--get', 'report.txt', '--task', 'a', '-o', '-', '--server', base]);
+    expect([chosen.code, chosen.stdout]).toEqual([0, 'A']);
+  });
+
   it('over the size limit fail their task for good, naming the file, its size and the limit', async () => {
     const id = await submit({
       tasks: [
