@@ -48,7 +48,7 @@ function paramsOf(options: Options): Record<string, unknown> | undefined {
 /** The body of `schedule add`, from its flags. */
 export function scheduleBody(file: string | undefined, options: Options): Record<string, unknown> {
   if ((file === undefined) === (options.template === undefined)) throw new UserError('give either a flow file or --template, not both and not neither', 'e.g. taskstream schedule add nightly.yaml --cron "0 3 * * *"');
-  const flow = file !== undefined ? JSON.parse(readFlowFile(file).body) : undefined;
+  const flow = file !== undefined ? JSON.parse(readFlowFile(file, options.queue as string | undefined).body) : undefined;
   const window = options.catchupWindow === undefined ? undefined : Number(options.catchupWindow);
   if (window !== undefined && !Number.isInteger(window)) throw new UserError('--catchup-window must be a whole number of seconds');
   const params = paramsOf(options);
@@ -95,6 +95,7 @@ export function registerScheduleCommands(program: Command, server: Option, apiKe
       .requiredOption('--cron <expr>', 'cron expression: 5 fields, 6 with seconds first, or 7 with a year last')
       .option('--name <name>', 'a name for the schedule (and its runs)')
       .option('--timezone <tz>', 'IANA time zone the expression is read in (default UTC)')
+      .option('-q, --queue <name>', "with a flow file: the queue of tasks that name none")
       .option('--template <name[@version]>', 'run this template instead of a flow file')
       .option('--params <json>', "the template's params, as a JSON object")
       .option('--catchup <policy>', 'missed runs after an outage: none, latest (default) or all')
