@@ -79,6 +79,12 @@ describe('instantiateTemplate', () => {
     expect(instantiateTemplate(TEMPLATE, {})).toEqual({ ok: false, problems: [{ path: 'params.env', message: expect.stringMatching(/^is required/) }] });
   });
 
+  it('refuses params nested too deeply before anything recursive reads them', () => {
+    let deep: unknown = 'x';
+    for (let i = 0; i < 5000; i++) deep = [deep];
+    expect(instantiateTemplate(TEMPLATE, { env: 'prod', tags: deep })).toEqual({ ok: false, problems: [{ path: 'params', message: 'are nested more than 63 levels deep; flatten them' }] });
+  });
+
   it('refuses params that are not an object, or too large', () => {
     expect(instantiateTemplate(TEMPLATE, [1])).toEqual({ ok: false, problems: [{ path: 'params', message: expect.stringMatching(/^must be a JSON object/) }] });
     expect(instantiateTemplate(TEMPLATE, { env: 'x'.repeat(MAX_RUN_PARAMS_BYTES) })).toEqual({ ok: false, problems: [{ path: 'params', message: expect.stringMatching(/over the 65536-byte/) }] });

@@ -1,5 +1,6 @@
 import type { FlowDefinition } from '../flow/definition.js';
 import type { Problem } from '../flow/validate.js';
+import { MAX_NESTING_DEPTH } from '../flow/limits.js';
 import { jsonBytes } from '../limits/flow-size.js';
 import { MAX_RUN_PARAMS_BYTES } from './limits.js';
 import { compileParamsSchema } from './params.js';
@@ -17,6 +18,10 @@ export function instantiateTemplate(template: Pick<StoredTemplate, 'flow' | 'par
   if (params === null || typeof params !== 'object' || Array.isArray(params)) {
     return { ok: false, problems: [{ path: 'params', message: 'must be a JSON object of named values, e.g. {"env": "prod"}' }] };
   }
+  // The flow nests its params one level down; checked without recursion, before anything recursive reads them.
+  if (deeperThan(params, MAX_NESTING_DEPTH - 1)) {
+    return { ok: false, problems: [{ path: 'params', message: `are nested more than ${MAX_NESTING_DEPTH - 1} levels deep; flatten them` }] };
+  }
   const bytes = jsonBytes(params);
   if (bytes > MAX_RUN_PARAMS_BYTES) {
     return { ok: false, problems: [{ path: 'params', message: `is ${bytes} bytes as JSON, over the ${MAX_RUN_PARAMS_BYTES}-byte (${MAX_RUN_PARAMS_BYTES / 1024} KiB) limit of a run's params; pass large data by reference (a URL a step fetches)` }] };
@@ -33,4 +38,16 @@ export function instantiateTemplate(template: Pick<StoredTemplate, 'flow' | 'par
   // A flow without a name of its own is named after its template, so lists and searches show where it came from.
   const flow = template.name !== undefined && template.flow.name === undefined ? { name: template.name, ...template.flow } : template.flow;
   return templateFlow(flow, checked.params);
+}
+
+/** Whether a JSON value nests deeper than `max` levels (objects and lists), found without recursion. */
+function deeperThan(value: unknown, max: number): boolean {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    const { value: node, depth } = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(node)) stack.push({ value: child, depth: depth + 1 });
+  }
+  return false;
 }
