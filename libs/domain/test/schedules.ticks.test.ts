@@ -102,6 +102,15 @@ describe('planTicks: overlap', () => {
     expect(ended.progress).toMatchObject({ buffered: iso(sec(9)), through: iso(sec(9)), last_run: { flow_id: 'run-6' } });
   });
 
+  it('buffer_one: a time buffered before a pause is skipped once the schedule is resumed', () => {
+    const resumed = everySecond({ overlap: 'buffer_one', active_since: iso(sec(20)) });
+    const p = plan(resumed, after('buffer_one', 6), sec(20) + 500, false);
+    expect(p.start).toEqual([]);
+    expect(p.progress).toMatchObject({ skipped: 1, through: iso(sec(20)) });
+    expect(p.progress!.buffered).toBeUndefined();
+    expect(started(plan(resumed, p.progress, sec(21), false))).toEqual([21]);
+  });
+
   it('allow: every due time starts whatever the previous run does', () => {
     expect(started(plan(everySecond({ overlap: 'allow' }), after('allow'), sec(7), true))).toEqual([6, 7]);
   });

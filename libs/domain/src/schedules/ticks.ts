@@ -112,8 +112,12 @@ function applyOverlap(policy: OverlapPolicy, queue: number[], previousRunning: b
 export function planTicks(input: TickInput): TickPlan {
   const { schedule, progress, now } = input;
   const after = progressStart(schedule, progress);
-  const { due, dropped, latest } = dueTimes(schedule, after, now, input.graceMs);
-  const buffered = progress?.buffered !== undefined ? ms(progress.buffered) : undefined;
+  const found = dueTimes(schedule, after, now, input.graceMs);
+  const { due, latest } = found;
+  // A time buffered before a pause (or a new cron) is not the schedule's any more: it is skipped.
+  const stale = progress?.buffered !== undefined && ms(progress.buffered) <= ms(schedule.active_since);
+  const dropped = found.dropped + (stale ? 1 : 0);
+  const buffered = progress?.buffered !== undefined && !stale ? ms(progress.buffered) : undefined;
   const queue = buffered !== undefined ? [buffered, ...due] : due;
   const next = nextTimes(schedule.cron, schedule.timezone, now, 1)[0];
   // Nothing to start, buffer or skip: nothing changes (a buffered time waits on while the previous run goes on).
