@@ -33,6 +33,14 @@ export default tseslint.config(
     },
   },
   {
+    // The client runs in browsers too: fetch and WebSocket only, no node builtins, no Node-only packages.
+    files: ['libs/client/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: [...io, 'ws', 'undici'], message: 'libs/client runs in browsers: use fetch and an injected WebSocket.' }] }],
+      'no-restricted-globals': ['error', { name: 'process', message: 'libs/client runs in browsers: take settings as options.' }, { name: 'Buffer', message: 'libs/client runs in browsers: use TextDecoder and Uint8Array.' }],
+    },
+  },
+  {
     files: ['**/test/**/*.ts', 'bench/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
