@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { eventSubject } from '@taskstream/domain';
 import { connectNats, generateApiKey, jetstream, jetstreamManager, topology, type NatsConnection } from '@taskstream/nats';
@@ -186,6 +186,22 @@ describe('NATS permissions: one user per service, streams made by the provisione
       expect((await api('POST', '/api/v1/signals/permitted', { ok: true })).status).toBe(202);
       const waited = await settled(waits, 'succeeded');
       expect(waited.tasks.map((t: any) => t.output)).toEqual([{ ok: true }, expect.objectContaining({ state: 'succeeded', outputs: { inner: 7 } })]);
+
+      // A template (ts_templates) run through REST, and a webhook trigger (ts_triggers, its secret, the
+      // idempotency claim of its delivery) running it, once.
+      const greeting = { params_schema: { type: 'object', properties: { who: { type: 'string' } } }, flow: { tasks: [{ id: 'greet', executor: 'noop', config: { output: 'hello ${params.who}' } }] } };
+      expect((await api('PUT', '/api/v1/templates/permitted', greeting)).status).toBe(201);
+      const templateRun = await api('POST', '/api/v1/templates/permitted/runs', { params: { who: 'rest' } });
+      expect(templateRun.status, JSON.stringify(templateRun.body)).toBe(202);
+      expect((await settled(templateRun.body.flow_id, 'succeeded')).tasks[0].output).toBe('hello rest');
+      expect((await api('PUT', '/api/v1/triggers/permitted', { template: 'permitted', params: { who: '${trigger.body.who}' }, verify: { scheme: 'hmac', secret: 'hook_token' } })).status).toBe(201);
+      const delivery = JSON.stringify({ who: 'hook' });
+      const deliver = () =>
+        fetch(`${deployment!.gatewayUrl}/api/v1/hooks/permitted`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature': createHmac('sha256', 'let-me-in').update(delivery).digest('hex') }, body: delivery });
+      const delivered = await deliver();
+      expect(delivered.status).toBe(202);
+      expect((await settled(((await delivered.json()) as any).flow_id, 'succeeded')).tasks[0].output).toBe('hello hook');
+      expect((await deliver()).status).toBe(200);
 
       // A rerun (flow.derived), and a cancel that stops a running step (the executor's watch of the log's stops).
       const rerun = await api('POST', `/api/v1/flows/${flowId}/rerun`, {});
