@@ -5,6 +5,7 @@ import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SERVICES, Deployment, FAST_FAILOVER } from '../support/deployment.js';
 import { runCli } from '../support/cli.js';
+import { TestStack } from '../support/stack.js';
 
 /*
  * Schedules through every service as its own process, with two scheduler instances: the routes
@@ -235,5 +236,21 @@ describe('schedules through the services', () => {
     const gone = await cli(['schedule', 'show', id]);
     expect(gone.code).toBe(2);
     expect(gone.stderr).toContain(`no schedule with id "${id}"`);
+  });
+});
+
+describe('schedules in the embedded stack', () => {
+  it('taskstream up runs a scheduler: a schedule made through its gateway starts its runs', async () => {
+    const stack = await TestStack.start();
+    try {
+      const created = await stack.inject({ method: 'POST', url: '/api/v1/schedules', payload: JSON.stringify({ cron: '* * * * * *', flow: quick, overlap: 'allow' }), headers: { 'content-type': 'application/json' } });
+      expect(created.statusCode, created.body).toBe(201);
+      const id = created.json().id as string;
+      const run = await waitFor('a run', async () => (await stack.inject({ method: 'GET', url: `/api/v1/flows?schedule=${id}` })).json().flows[0], 20_000, 200);
+      expect((await stack.inject({ method: 'PUT', url: `/api/v1/schedules/${id}`, payload: '{"enabled": false}', headers: { 'content-type': 'application/json' } })).statusCode).toBe(200);
+      expect((await stack.settled(run.flow_id)).status).toBe('succeeded');
+    } finally {
+      await stack.stop();
+    }
   });
 });
