@@ -232,6 +232,17 @@ describe('schedules through the services', () => {
     const wrong = await cli(['schedule', 'add', file, '--cron', '99 * * * *']);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/cron: is not a valid cron expression/);
+    const template = { params_schema: { type: 'object', properties: { replicas: { type: 'integer' } }, required: ['replicas'] }, flow: { tasks: [{ id: 'scale', executor: 'noop', config: { output: '${params.replicas}' } }] } };
+    expect((await api('PUT', '/api/v1/templates/cli-scale', template)).status).toBeLessThan(300);
+    const fromTemplate = await cli(['schedule', 'add', '--template', 'cli-scale', '--param', 'replicas=3', '--cron', '0 4 * * *', '--paused']);
+    expect(fromTemplate, fromTemplate.stderr).toMatchObject({ code: 0 });
+    expect(fromTemplate.stdout).toContain('runs        template cli-scale v1');
+    expect(fromTemplate.stdout).toContain('status      paused');
+    const templated = /^Schedule (\S+)/.exec(fromTemplate.stdout)![1]!;
+    expect((await api('GET', `/api/v1/schedules/${templated}`)).body.params).toEqual({ replicas: 3 });
+    const badParam = await cli(['schedule', 'add', '--template', 'cli-scale', '--param', 'replicas=many', '--cron', '0 4 * * *']);
+    expect(badParam.code).toBe(2);
+    expect(badParam.stderr).toContain('params.replicas');
     expect((await cli(['schedule', 'delete', id])).stdout).toContain(`schedule ${id} deleted`);
     const gone = await cli(['schedule', 'show', id]);
     expect(gone.code).toBe(2);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { GatewayClient } from '../client.js';
 import { UserError } from '../user-error.js';
 import { readFlowFile } from './flow-file.js';
+import { paramsOf as typedParams, splitRef } from './template.js';
 
 /** A schedule as the gateway answers it (GET /api/v1/schedules/{id}). */
 export interface ScheduleView {
@@ -22,20 +23,14 @@ export interface ScheduleView {
   next_runs: string[];
 }
 
-type Options = Record<string, string | boolean | undefined> & { server: string };
+type Options = Record<string, string | boolean | string[] | undefined> & { server: string };
 type Option = readonly [string, string, string?];
 
 const path = (id: string) => `/api/v1/schedules/${encodeURIComponent(id)}`;
 
-/** `name` or `name@version`. */
-function templateRef(raw: string): { name: string; version?: number } {
-  const m = /^([^@]+)(?:@(\d+))?$/.exec(raw);
-  if (!m) throw new UserError(`--template ${JSON.stringify(raw)} is not a template: write its name, or name@version`);
-  return { name: m[1]!, ...(m[2] !== undefined && { version: Number(m[2]) }) };
-}
-
 function paramsOf(options: Options): Record<string, unknown> | undefined {
   if (options.params === undefined) return undefined;
+  if (Array.isArray(options.param) && options.param.length > 0) throw new UserError('give the params with --param or --params, not both');
   try {
     const params = JSON.parse(String(options.params));
     if (params === null || typeof params !== 'object' || Array.isArray(params)) throw new Error('not an object');
@@ -57,7 +52,7 @@ export function scheduleBody(file: string | undefined, options: Options): Record
     ...(options.name !== undefined && { name: options.name }),
     ...(options.timezone !== undefined && { timezone: options.timezone }),
     ...(flow !== undefined && { flow }),
-    ...(options.template !== undefined && { template: templateRef(String(options.template)) }),
+    ...(options.template !== undefined && { template: splitRef(String(options.template)) }),
     ...(params !== undefined && { params }),
     ...(options.catchup !== undefined && { catchup: options.catchup }),
     ...(window !== undefined && { catchup_window_secs: window }),
@@ -98,12 +93,22 @@ export function registerScheduleCommands(program: Command, server: Option, apiKe
       .option('-q, --queue <name>', "with a flow file: the queue of tasks that name none")
       .option('--template <name[@version]>', 'run this template instead of a flow file')
       .option('--params <json>', "the template's params, as a JSON object")
+      .option('--param <name=value>', "one of the template's params, typed as its schema says (repeat it)", (value: string, all: string[] = []) => [...all, value])
       .option('--catchup <policy>', 'missed runs after an outage: none, latest (default) or all')
       .option('--catchup-window <secs>', 'how far back missed runs are caught up (default 3600)')
       .option('--overlap <policy>', 'when the previous run still goes on: skip (default), buffer_one or allow')
       .option('--paused', 'create it paused'),
   ).action(async (file: string | undefined, options: Options) => {
-    const created = await new GatewayClient(options.server).post<ScheduleView>('/api/v1/schedules', scheduleBody(file, options));
+    const client = new GatewayClient(options.server);
+    const body = scheduleBody(file, options);
+    const pairs = Array.isArray(options.param) ? options.param : [];
+    if (pairs.length > 0) {
+      if (options.template === undefined) throw new UserError('--param is for a template\'s params', 'give --template NAME, or put the values in the flow file');
+      const ref = splitRef(String(options.template));
+      const template = await client.get<{ params_schema?: { properties?: Record<string, { type?: unknown }> } }>(`/api/v1/templates/${encodeURIComponent(ref.name)}${ref.version !== undefined ? `?version=${ref.version}` : ''}`);
+      body.params = typedParams(pairs, template.params_schema);
+    }
+    const created = await client.post<ScheduleView>('/api/v1/schedules', body);
     for (const text of describeSchedule(created)) console.log(text);
   });
   remote(schedule.command('list').description('every schedule: id, status, cron, time zone, next run, name').option('--json', 'print the raw list')).action(async (options: Options) => {
