@@ -29,7 +29,7 @@ declare module 'fastify' {
 export const DOCS_ROUTES: readonly string[] = ['/openapi.json', '/docs', '/docs/static/:file'];
 
 /** Routes that need no key: health checks, for load balancers and orchestrators, the metrics, for Prometheus, and the API's description. */
-export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', ...DOCS_ROUTES]);
+export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', ...DOCS_ROUTES, '/tasked/healthz']);
 
 /**
  * Routes registered without a scope, and why. Health checks, metrics and the API's description are public; the CORS preflight route
@@ -50,6 +50,9 @@ export const EXEMPT_ROUTES: ReadonlyArray<{ method: string; url: string }> = [
   { method: 'OPTIONS', url: '*' },
   // Webhook deliveries carry a signature instead of a key, verified by their trigger (routes/hooks.ts).
   { method: 'POST', url: '/api/v1/hooks/:name' },
+  // Tasked's health check, public as Tasked's (the Tasked-compatible API, see tasked/).
+  { method: 'GET', url: '/tasked/healthz' },
+  { method: 'HEAD', url: '/tasked/healthz' },
 ];
 
 /** Routes whose requests authenticate themselves (a webhook's signature): no API key, but rate-limited like any other. */
