@@ -35,14 +35,26 @@ export class FlowArtifacts {
     return (await this.records(flowId, task)).map(({ object: _object, ...listed }) => listed);
   }
 
+  /** The artifact and its content, as it is read from the store. */
   async open(flowId: string, name: string, task?: string): Promise<OpenedArtifact> {
+    const { object, ...artifact } = await this.find(flowId, name, task);
+    const stored = await (await this.opened()).get(object);
+    if (stored === null) throw gone(flowId, name);
+    return { ...artifact, data: stored.data };
+  }
+
+  /** The artifact, without reading its content (for HEAD): still in the store, or ARTIFACT_NOT_FOUND. */
+  async describe(flowId: string, name: string, task?: string): Promise<ListedArtifact> {
+    const { object, ...artifact } = await this.find(flowId, name, task);
+    if ((await (await this.opened()).info(object)) === null) throw gone(flowId, name);
+    return artifact;
+  }
+
+  private async find(flowId: string, name: string, task: string | undefined): Promise<ListedArtifact & { object: string }> {
     const found = (await this.records(flowId, task)).filter((a) => a.name === name);
     if (found.length === 0) throw apiError('ARTIFACT_NOT_FOUND', flowId, name, task === undefined ? 'no task of it stored a file by that name' : `task "${task}" stored no file by that name`);
     if (found.length > 1) throw apiError('ARTIFACT_AMBIGUOUS', name, found.map((a) => a.task));
-    const { object, ...artifact } = found[0]!;
-    const stored = await (await this.opened()).get(object);
-    if (stored === null) throw apiError('ARTIFACT_NOT_FOUND', flowId, name, 'its file is no longer in the artifacts store (deleted or expired with the flow\'s retention)');
-    return { ...artifact, data: stored.data };
+    return found[0]!;
   }
 
   /** The store, opened at the first download; a failed open is tried again at the next. */
@@ -68,4 +80,8 @@ export class FlowArtifacts {
     }
     return listed;
   }
+}
+
+function gone(flowId: string, name: string) {
+  return apiError('ARTIFACT_NOT_FOUND', flowId, name, "its file is no longer in the artifacts store (deleted or expired with the flow's retention)");
 }

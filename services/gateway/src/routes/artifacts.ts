@@ -5,7 +5,7 @@ import type { ServiceContext } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { FlowArtifacts } from '../artifacts.js';
+import { FlowArtifacts, type OpenedArtifact } from '../artifacts.js';
 import { apiError } from '../errors.js';
 import { described } from '../openapi/registry.js';
 import { traceFlow } from '../tracing.js';
@@ -106,9 +106,11 @@ export function registerArtifactRoutes(app: FastifyInstance, ctx: ServiceContext
     return { flow_id: request.params.id, artifacts: listed };
   });
 
+  // Fastify answers HEAD with this handler too: then the file is looked up, not read.
   api.get('/api/v1/flows/:id/artifacts/*', download, async (request, reply) => {
     traceFlow(request, request.params.id);
-    const artifact = await flowArtifacts().open(request.params.id, request.params['*'], request.query.task);
+    const head = request.method === 'HEAD';
+    const artifact = head ? await flowArtifacts().describe(request.params.id, request.params['*'], request.query.task) : await flowArtifacts().open(request.params.id, request.params['*'], request.query.task);
     void reply
       .type('application/octet-stream')
       .header('content-length', artifact.bytes)
@@ -117,7 +119,8 @@ export function registerArtifactRoutes(app: FastifyInstance, ctx: ServiceContext
       .header('content-disposition', disposition(artifact.name))
       .header('taskstream-task', encodeURIComponent(artifact.task))
       .header('taskstream-attempt', String(artifact.attempt));
-    return reply.send(Readable.fromWeb(artifact.data as WebReadableStream<Uint8Array>) as never);
+    // An empty stream for HEAD keeps the Content-Length set above (no body is sent either way).
+    return reply.send((head ? Readable.from([]) : Readable.fromWeb((artifact as OpenedArtifact).data as WebReadableStream<Uint8Array>)) as never);
   });
 
   api.put('/api/v1/flows/:id/artifacts/*', upload, async (_request, reply) => {
