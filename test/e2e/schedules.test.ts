@@ -166,7 +166,7 @@ describe('schedules through the services', () => {
   it.each([
     ['skip', 'the next run is a time due after the previous one ended'],
     ['buffer_one', 'the next run is the time that waited while the previous one ran'],
-  ] as const)('overlap %s: no run starts while the previous one goes on; %s', async (overlap) => {
+  ] as const)('overlap %s: no run starts while the previous one goes on; %s', async (overlap, _outcome) => {
     const slow = { tasks: [{ id: 'slow', executor: 'delay', config: { ms: 2500 } }] };
     const schedule = await create({ cron: '* * * * * *', flow: slow, overlap });
     await waitFor('three runs', async () => ((await runs(schedule.id)).length >= 3 ? true : undefined), 30_000, 250);
