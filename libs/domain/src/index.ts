@@ -20,6 +20,8 @@ export * from './limits/queue-policy.js';
 export * from './limits/admission.js';
 export * from './views/graph.js';
 export * from './decider/lineage.js';
+export * from './decider/map.js';
+export * from './decider/spawn.js';
 export * from './views/queue-stats.js';
 export * from './limits/flow-size.js';
 export * from './limits/fair-order.js';

@@ -1,5 +1,5 @@
 import type { WorkItem } from '@taskstream/domain';
-import { DeadLetters } from '@taskstream/nats';
+import { DeadLetters, foldFlowHistory } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
 import { artifactLimitsOf, openArtifacts } from './artifacts.js';
 import { executorConfig, stepsFor, type ExecutorOptions } from './config.js';
@@ -9,6 +9,7 @@ import { Recorder } from './recorder.js';
 import { openSecretReader } from './run-time.js';
 import { watchFlowStops } from './stops.js';
 import { setLongTimeout } from './timers.js';
+import { createSpawnStep } from './steps/index.js';
 import { startWebhooks } from './webhooks/index.js';
 import { WorkHandler } from './work-handler.js';
 import { readAttemptHistory } from './work-item.js';
@@ -22,6 +23,8 @@ import { readAttemptHistory } from './work-item.js';
 export async function startExecutor(ctx: ServiceContext, options: ExecutorOptions): Promise<ServiceHandle> {
   const config = executorConfig(options);
   const steps = stepsFor(options);
+  // A spawn checks the tasks it generates against the flow as its log holds it.
+  if (options.steps === undefined) steps.spawn = createSpawnStep(steps, (flowId) => foldFlowHistory(ctx.js, ctx.topo, flowId));
   await ensureWorkConsumer(ctx, config);
   const readSecret = await openSecretReader(ctx, options.readSecret);
   const recorder = await Recorder.open(ctx);

@@ -29,14 +29,14 @@ describe('executor configs', () => {
     expect(TransformConfig.safeParse({ expr: '1', extra: 1 }).success).toBe(false);
   });
 
-  it('every executor with a config has a step runner, but approval, which the planner holds', () => {
+  it('every executor with a config has a step runner, but those the planner holds (approval, wait, trigger)', () => {
     expect(Object.keys(createSteps({ shellEnabled: false })).sort()).toEqual([...STEP_EXECUTORS].sort());
-    expect(EXECUTOR_NAMES.filter((name) => !STEP_EXECUTORS.includes(name))).toEqual(['approval']);
+    expect(EXECUTOR_NAMES.filter((name) => !STEP_EXECUTORS.includes(name))).toEqual(['approval', 'wait', 'trigger']);
   });
 });
 
 describe('unknownExecutorMessage', () => {
-  const available = 'shell, http, noop, delay, transform, approval';
+  const available = 'shell, http, noop, delay, transform, approval, wait, trigger, spawn';
 
   it('names an unknown executor and lists those there are', () => {
     expect(EXECUTOR_NAMES.join(', ')).toBe(available);
@@ -44,7 +44,7 @@ describe('unknownExecutorMessage', () => {
   });
 
   it("says when Tasked has the executor but Taskstream does not run it", () => {
-    for (const name of ['container', 'agent', 'callback', 'remote', 'spawn', 'trigger', 'api']) {
+    for (const name of ['container', 'agent', 'callback', 'remote', 'api']) {
       expect(unknownExecutorMessage(name)).toBe(`Tasked's "${name}" executor is not available in Taskstream; available: ${available}`);
     }
   });

@@ -3,6 +3,7 @@ import { DEFAULT_TRIGGER_RULE } from '../flow/definition.js';
 import { skippedOutput } from './evolve.js';
 import { prepareTask } from './prepare.js';
 import { mapAffected, mapEndAfter, mapEnds } from './map.js';
+import { promisedStatus, spawnAddsAfter, spawnAddsAll, spawnPending } from './spawn.js';
 import { heldStart } from './starts.js';
 import { triggerVerdict } from './trigger-rules.js';
 import { asyncChildSucceeded, childCancel, type Start } from './waits.js';
@@ -30,14 +31,14 @@ export function decide(state: FlowState | null, event: FlowEvent): EventDraft[] 
   const drafts = plan(state, affectedBy(state, event), failure);
   const launched = event.type === 'task.waiting' && state.status === 'running' ? asyncChildSucceeded(state, event.task_id) : undefined;
   const mapped = mapEndAfter(state, event);
-  const ended = [launched, mapped].filter((d) => d !== undefined);
+  const ended = [launched, mapped, ...spawnAddsAfter(state, event)].filter((d) => d !== undefined);
   return ended.length === 0 ? drafts : [...ended, ...drafts];
 }
 
 /** Decisions from the state alone, looking at every task: used after rebuilding a flow from its log. */
 export function decideAll(state: FlowState | null): EventDraft[] {
   if (state === null || TERMINAL_FLOW_STATUSES.has(state.status)) return [];
-  const drafts = [...mapEnds(state), ...plan(state, state.order, state.definition.fail_fast ? state.order.find((id) => FAILING_TASK_STATUSES.has(state.tasks[id]!.status)) : undefined)];
+  const drafts = [...mapEnds(state), ...spawnAddsAll(state), ...plan(state, state.order, state.definition.fail_fast ? state.order.find((id) => FAILING_TASK_STATUSES.has(state.tasks[id]!.status)) : undefined)];
   if (state.status !== 'running') return drafts;
   const launched = state.order.map((id) => asyncChildSucceeded(state, id)).filter((d) => d !== undefined);
   return [...launched, ...drafts];
@@ -84,7 +85,8 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
 
   // Statuses this decision round moves tasks to, before their events exist.
   const decided = new Map<string, TaskStatus>();
-  const statusOf = (id: string): TaskStatus => decided.get(id) ?? state.tasks[id]!.status;
+  // A spawn's promised output not in the flow yet waits with its spawn task (or fails with it).
+  const statusOf = (id: string): TaskStatus => decided.get(id) ?? state.tasks[id]?.status ?? promisedStatus(state, id);
   const stopping = state.status === 'cancelling';
   const queue = [...candidates];
   const queued = new Set(queue);
@@ -206,7 +208,7 @@ function plan(state: FlowState, candidates: readonly string[], failure?: string)
   }
 
   const finished = [...decided.values()].filter((s) => TERMINAL_TASK_STATUSES.has(s)).length;
-  if (state.terminal_count + finished === state.order.length) drafts.push(completion(state, statusOf));
+  if (state.terminal_count + finished === state.order.length && !spawnPending(state)) drafts.push(completion(state, statusOf));
   return drafts;
 }
 

@@ -75,7 +75,7 @@ function initialState(event: EventOf<'flow.submitted'>, seq: number): FlowState 
     definition,
     order: topologicalOrder(deps),
     tasks,
-    dependents: Object.fromEntries(dependentsMap(deps)),
+    dependents: withPromises(Object.fromEntries(dependentsMap(deps)), definition.tasks),
     terminal_count: terminal,
     submitted_at: event.time,
     ...(lineage && { lineage: { kind: lineage.kind, parent_flow_id: lineage.parent_flow_id, at_seq: lineage.at_seq } }),
@@ -137,6 +137,7 @@ function apply(state: FlowState, event: FlowEvent): void {
       return;
     case 'flow.tasks_added':
       addTasks(state, event.data.tasks);
+      if (event.data.kind === 'spawn') withTask(state, event.data.by_task, (task) => (task.spawned = true));
       return;
     case 'flow.webhook_attempted':
     case 'flow.webhook_delivered':
@@ -281,6 +282,25 @@ function advance(state: FlowState, task: TaskState, status: TaskStatus): boolean
     if (map !== undefined) map.ended++;
   }
   return true;
+}
+
+/**
+ * A task depending on a spawn task's promised output (`<spawn id>/<name>`, not in the flow yet) is
+ * also a dependent of the spawn task, so the spawn's end examines it again.
+ */
+function withPromises(dependents: Record<string, string[]>, tasks: readonly TaskSpec[]): Record<string, string[]> {
+  for (const task of tasks) {
+    for (const dep of task.depends_on) {
+      if (Object.hasOwn(dependents, dep)) continue;
+      for (let slash = dep.lastIndexOf('/'); slash > 0; slash = dep.lastIndexOf('/', slash - 1)) {
+        const generator = dep.slice(0, slash);
+        if (!Object.hasOwn(dependents, generator)) continue;
+        if (!dependents[generator]!.includes(task.id)) dependents[generator]!.push(task.id);
+        break;
+      }
+    }
+  }
+  return dependents;
 }
 
 /** `id -> depends_on` over the tasks given, leaving out dependencies on tasks not (yet) in the flow. */

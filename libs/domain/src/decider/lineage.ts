@@ -31,9 +31,9 @@ export function lineageFrom(state: FlowState, kind: Lineage['kind'], atSeq: numb
   return { kind, parent_flow_id: state.flow_id, at_seq: atSeq, reused };
 }
 
-/** Whether a task was added while its flow ran (a map's instance) rather than submitted. */
+/** Whether a task was added while its flow ran (a map's instance, a spawn's task) rather than submitted. */
 function addedAtRunTime(spec: FlowDefinition['tasks'][number]): boolean {
-  return spec.instance_of !== undefined;
+  return spec.instance_of !== undefined || spec.spawned_by !== undefined;
 }
 
 /**

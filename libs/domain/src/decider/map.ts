@@ -94,21 +94,7 @@ function expand(state: FlowState, spec: TaskSpec, decidedOutputs: ReadonlyMap<st
     return failed(state, spec.id, 'MAP_TOO_LARGE', `the ${list.length} instances take ${bytes} bytes, which would make the flow's definition larger than ${MAX_FLOW_DEFINITION_BYTES} bytes; put less in each item`);
   }
 
-  const drafts: EventDraft[] = [];
-  let part: TaskSpec[] = [];
-  let partBytes = 0;
-  const flush = () => {
-    drafts.push({ key: `${state.flow_id}:${spec.id}:flow.tasks_added:${drafts.length}`, type: 'flow.tasks_added', flow_id: state.flow_id, data: { by_task: spec.id, kind: 'map', part: drafts.length, tasks: part } });
-    part = [];
-    partBytes = 0;
-  };
-  for (const instance of instances) {
-    const size = jsonBytes(instance);
-    if (part.length > 0 && partBytes + size > TASKS_ADDED_PART_BYTES) flush();
-    part.push(instance);
-    partBytes += size;
-  }
-  flush();
+  const drafts = tasksAddedDrafts(state, spec.id, 'map', instances);
   drafts.push({
     key: `${state.flow_id}:${spec.id}:task.waiting`,
     type: 'task.waiting',
@@ -117,6 +103,26 @@ function expand(state: FlowState, spec: TaskSpec, decidedOutputs: ReadonlyMap<st
     data: { map: { instances: instances.length, concurrency: map.concurrency } },
   });
   return { status: 'waiting', drafts };
+}
+
+/** `specs` added by `byTask`, in flow.tasks_added events of at most TASKS_ADDED_PART_BYTES each, keyed by part. */
+export function tasksAddedDrafts(state: FlowState, byTask: string, kind: 'map' | 'spawn', specs: readonly TaskSpec[]): EventDraft[] {
+  const drafts: EventDraft[] = [];
+  let part: TaskSpec[] = [];
+  let partBytes = 0;
+  const flush = () => {
+    drafts.push({ key: `${state.flow_id}:${byTask}:flow.tasks_added:${drafts.length}`, type: 'flow.tasks_added', flow_id: state.flow_id, data: { by_task: byTask, kind, part: drafts.length, tasks: part } });
+    part = [];
+    partBytes = 0;
+  };
+  for (const spec of specs) {
+    const size = jsonBytes(spec);
+    if (part.length > 0 && partBytes + size > TASKS_ADDED_PART_BYTES) flush();
+    part.push(spec);
+    partBytes += size;
+  }
+  if (part.length > 0) flush();
+  return drafts;
 }
 
 type Items = { ok: true; value: unknown[] } | { ok: false; message: string };
@@ -232,7 +238,8 @@ function substitute(value: unknown, at: PathSegment[], as: string, item: unknown
  * instance's end lets start. Undefined: the event is none of these.
  */
 export function mapAffected(state: FlowState, event: FlowEvent): readonly string[] | undefined {
-  if (event.type === 'flow.tasks_added') return event.data.kind === 'map' ? [] : undefined;
+  // A map's instances start once it waits; a spawn's tasks may start at once.
+  if (event.type === 'flow.tasks_added') return event.data.kind === 'map' ? [] : event.data.tasks.map((t) => t.id);
   if (!('task_id' in event)) return undefined;
   const task = state.tasks[event.task_id];
   if (task === undefined) return undefined;

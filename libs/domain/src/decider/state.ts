@@ -89,6 +89,8 @@ export interface TaskState {
   artifacts?: Record<string, ArtifactRecord>;
   /** A map task waiting for its instances (`<id>[0]`, `<id>[1]`, …): how many, how many may run at once, how many ended. */
   map?: { instances: number; concurrency: number; ended: number };
+  /** A spawn task whose generated tasks were added to the flow. */
+  spawned?: boolean;
 }
 
 export interface ArtifactRecord {

@@ -257,6 +257,8 @@ export const TaskInput = z.object({
   condition: z.string().max(MAX_CONDITION_LENGTH, `must be at most ${MAX_CONDITION_LENGTH} characters`).optional(),
   trigger_rule: z.enum(TRIGGER_RULES, { error: `must be one of ${TRIGGER_RULES.join(', ')}` }).optional(),
   map: MapInput.optional(),
+  /** Tasked's: names of tasks a spawn task promises to generate, which other tasks may depend on as "<id>/<name>". */
+  spawn_output: z.array(z.string().min(1, 'must not be empty').max(MAX_ID_LENGTH)).max(1000, 'must list at most 1000 names').optional(),
 });
 export type TaskInput = z.input<typeof TaskInput>;
 
@@ -312,6 +314,10 @@ export const TaskSpec = z.object({
   trigger_rule: z.enum(TRIGGER_RULES).optional(),
   /** Runs the task once per item (see MapInput). */
   map: MapSpec.optional(),
+  /** A spawn task's promised outputs: other tasks may depend on "<id>/<name>" for each name. */
+  spawn_output: z.array(z.string()).optional(),
+  /** Set on tasks a spawn task generated (added at run time): the spawn task. */
+  spawned_by: TaskId.optional(),
   /** Set on a map task's instances (added at run time): the map task, the item's index and the item. */
   instance_of: z.object({ task: TaskId, index: z.number().int().min(0), item: z.unknown() }).optional(),
   /**

@@ -146,6 +146,42 @@ export const TriggerConfig = z
   .refine((c) => c.version === undefined || c.template !== undefined, { message: '"version" goes with "template"' });
 export type TriggerConfig = z.output<typeof TriggerConfig>;
 
+/**
+ * Tasked's spawn: runs an inner step (`executor` and its `config`, or Tasked's shorthand: the
+ * config of a shell step, `command` and the rest), then adds the tasks its output lists to the
+ * flow. The inner step may be any step but another spawn (or a task that waits).
+ */
+export const SpawnConfig = z
+  .strictObject({
+    executor: z.string({ error: 'must name the inner step\'s executor, such as "shell" or "http"' }).optional(),
+    config: z.record(z.string(), z.unknown(), { error: 'must be the inner step\'s config (an object)' }).optional(),
+    command: z.unknown().optional(),
+    args: z.unknown().optional(),
+    cwd: z.unknown().optional(),
+    env: z.unknown().optional(),
+  })
+  .superRefine((c, ctx) => {
+    const shorthand = c.command !== undefined || c.args !== undefined || c.cwd !== undefined || c.env !== undefined;
+    if (c.executor === undefined) {
+      if (!shorthand) ctx.addIssue({ code: 'custom', message: 'give "executor" and "config" (the inner step), or a shell step\'s "command" (Tasked\'s shorthand)' });
+      return;
+    }
+    if (shorthand) ctx.addIssue({ code: 'custom', message: 'with "executor", put the inner step\'s settings in "config"' });
+    if (!(SPAWN_INNER_EXECUTORS as readonly string[]).includes(c.executor)) {
+      ctx.addIssue({ code: 'custom', path: ['executor'], message: `the inner step must be one of ${SPAWN_INNER_EXECUTORS.join(', ')}${c.executor === 'spawn' ? ' (a spawn cannot run a spawn)' : ''}` });
+    }
+  });
+export type SpawnConfig = z.infer<typeof SpawnConfig>;
+/** Steps a spawn may run inside it. */
+export const SPAWN_INNER_EXECUTORS = ['shell', 'http', 'noop', 'delay', 'transform'] as const;
+
+/** The inner step of a spawn task: its executor and config (Tasked's shorthand is a shell step). */
+export function spawnInner(config: Record<string, unknown>): { executor: string; config: Record<string, unknown> } {
+  if (typeof config.executor === 'string') return { executor: config.executor, config: (config.config as Record<string, unknown> | undefined) ?? {} };
+  const { executor: _e, config: _c, ...shell } = config;
+  return { executor: 'shell', config: shell };
+}
+
 export const EXECUTOR_CONFIGS = {
   shell: ShellConfig,
   http: HttpConfig,
@@ -155,6 +191,7 @@ export const EXECUTOR_CONFIGS = {
   approval: ApprovalConfig,
   wait: WaitConfig,
   trigger: TriggerConfig,
+  spawn: SpawnConfig,
 } as const;
 
 export type ExecutorName = keyof typeof EXECUTOR_CONFIGS;
@@ -170,7 +207,7 @@ export const WAITING_EXECUTORS: readonly ExecutorName[] = ['approval', 'wait', '
 export const STEP_EXECUTORS = EXECUTOR_NAMES.filter((name) => !WAITING_EXECUTORS.includes(name));
 
 /** Executors Tasked registers that Taskstream does not run: a flow using one is refused at submission, saying so. */
-export const TASKED_ONLY_EXECUTORS = ['container', 'agent', 'callback', 'remote', 'spawn', 'api'] as const;
+export const TASKED_ONLY_EXECUTORS = ['container', 'agent', 'callback', 'remote', 'api'] as const;
 
 const NAME_CHARS = 64;
 

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { MAX_ID_LENGTH } from '../ids.js';
 import { DEFAULT_MAP_CONCURRENCY, DEFAULT_QUEUE, FlowInput, TaskInput, type FlowDefinition, type TaskSpec, type Webhooks } from './definition.js';
 import { collectReferences, findNamedReferences, findReferences, RESERVED_ENV_PREFIXES } from '../expressions/index.js';
-import { EXECUTOR_CONFIGS, isExecutorName, unknownExecutorMessage, WAITING_EXECUTORS, type DelayConfig } from './executors.js';
+import { EXECUTOR_CONFIGS, isExecutorName, spawnInner, unknownExecutorMessage, WAITING_EXECUTORS, type DelayConfig } from './executors.js';
 import { findCycles } from './graph.js';
 import { checkReferences } from './references-check.js';
 import { MAX_NESTING_DEPTH, MAX_PROBLEMS, MAX_PROBLEMS_BYTES } from './limits.js';
@@ -317,6 +317,9 @@ export function validateFlow(input: unknown): FlowParseResult {
       if (task.executor === 'trigger') childFlowProblems(given, ['tasks', index, 'config', 'flow'], problems);
     }
     if (task.map !== undefined) mapProblems(task, index, problems);
+    if (task.executor === 'spawn') spawnInnerProblems(config, index, problems);
+    // Tasked's clients send `spawn_output: []` on every task: only a promise is refused elsewhere.
+    if (task.spawn_output !== undefined && task.spawn_output.length > 0 && task.executor !== 'spawn') problems.add(['tasks', index, 'spawn_output'], 'only a spawn task promises outputs; remove spawn_output or make the task a spawn');
 
     tasks.push({
       id: task.id,
@@ -335,6 +338,7 @@ export function validateFlow(input: unknown): FlowParseResult {
       ...(task.condition !== undefined && { condition: task.condition }),
       ...(task.trigger_rule !== undefined && { trigger_rule: task.trigger_rule }),
       ...(task.map !== undefined && { map: { items: task.map.items, as: task.map.as ?? 'item', concurrency: task.map.concurrency ?? DEFAULT_MAP_CONCURRENCY } }),
+      ...(task.spawn_output !== undefined && task.spawn_output.length > 0 && { spawn_output: [...new Set(task.spawn_output)] }),
     });
   });
 
@@ -342,13 +346,21 @@ export function validateFlow(input: unknown): FlowParseResult {
   const known = new Set(tasks.map((t) => t.id));
   const declaredIds = rawTaskIds(rawTasks);
   const hints = new DependencyHints([...known]);
+  const byId = new Map(tasks.map((t) => [t.id, t]));
   for (const task of tasks) {
     const index = firstIndexOf.get(task.id)!;
     const declared = (rawTasks[index] as { depends_on?: string[] }).depends_on ?? [];
     declared.forEach((dep, depIndex) => {
       const path = ['tasks', index, 'depends_on', depIndex];
+      const promise = declaredIds.has(dep) ? undefined : promisedBy(dep, byId);
       if (dep === task.id) {
         problems.add(path, `task ${quote(task.id)} depends on itself; remove it from its depends_on`);
+      } else if (promise !== undefined) {
+        const generator = promise.generator;
+        if (generator.executor !== 'spawn') problems.add(path, `task ${quote(task.id)} depends on ${quote(dep)}, which is not a task in this flow; only a spawn task's promised outputs ("<spawn id>/<name>") may be named before they exist`);
+        else if (!(generator.spawn_output ?? []).includes(promise.name)) {
+          problems.add(path, `task ${quote(task.id)} depends on ${quote(dep)}, which spawn task ${quote(generator.id)} does not promise; add ${quote(promise.name)} to its spawn_output`);
+        }
       } else if (!declaredIds.has(dep)) {
         const hint = problems.listing ? `; ${hints.for(dep)}` : '';
         problems.add(path, `task ${quote(task.id)} depends on ${quote(dep)}, which is not a task in this flow${hint}`);
@@ -356,7 +368,8 @@ export function validateFlow(input: unknown): FlowParseResult {
     });
   }
 
-  const graph = new Map(tasks.map((t) => [t.id, t.depends_on.filter((d) => known.has(d) && d !== t.id)]));
+  // A promised output ("<spawn id>/<name>") comes after its spawn task: a cycle through it is a cycle.
+  const graph = new Map(tasks.map((t) => [t.id, t.depends_on.map((d) => (known.has(d) ? d : (promisedBy(d, byId)?.generator.id ?? d))).filter((d) => known.has(d) && d !== t.id)]));
   for (const cycle of findCycles(graph)) {
     problems.add(['tasks', firstIndexOf.get(cycle[0]!)!, 'depends_on'], `dependency cycle ${describeCycle(cycle)}; a flow must be acyclic, so remove one of these dependencies`);
   }
@@ -387,9 +400,7 @@ const FLOW_FIELDS = new Set(Object.keys(FlowInput.shape));
 const TASK_FIELDS = new Set(Object.keys(TaskInput.shape));
 /** What Taskstream does instead, for fields Tasked knows and Taskstream does not. */
 const FLOW_FIELD_NOTES: Record<string, string> = {};
-const TASK_FIELD_NOTES: Record<string, string> = {
-  spawn_output: 'Taskstream has no spawn executor yet',
-};
+const TASK_FIELD_NOTES: Record<string, string> = {};
 const MAX_WARNINGS = 20;
 
 /** Fields a submission carries that Taskstream ignores, as Tasked ignores unknown fields, but never silently. */
@@ -485,6 +496,32 @@ function holdsItem(config: unknown, path: ReadonlyArray<PropertyKey>, as: string
     value = (value as Record<PropertyKey, unknown>)[part];
   }
   return typeof value === 'string' && findNamedReferences(value, as).references.length > 0;
+}
+
+/** The spawn task (and the name) that `dep` names as `<spawn id>/<name>`, the longest such id in the flow; none otherwise. */
+export function promisedBy(dep: string, tasks: ReadonlyMap<string, TaskSpec>): { generator: TaskSpec; name: string } | undefined {
+  let found: { generator: TaskSpec; name: string } | undefined;
+  for (let slash = dep.indexOf('/'); slash > 0; slash = dep.indexOf('/', slash + 1)) {
+    const generator = tasks.get(dep.slice(0, slash));
+    if (generator !== undefined && slash + 1 < dep.length) found = { generator, name: dep.slice(slash + 1) };
+  }
+  return found;
+}
+
+/** A spawn task's inner step: its config checked against the inner executor's (values that are references once resolved). */
+function spawnInnerProblems(config: Record<string, unknown>, index: number, problems: Problems): void {
+  if (Object.keys(config).length === 0) return;
+  const inner = spawnInner(config);
+  if (!isExecutorName(inner.executor)) return;
+  const at: Segment[] = typeof config.executor === 'string' ? ['tasks', index, 'config', 'config'] : ['tasks', index, 'config'];
+  // Only a shell task's own command passes references through the environment; here they would be shell text.
+  if (inner.executor === 'shell' && typeof inner.config.command === 'string' && findReferences(inner.config.command).references.length > 0) {
+    problems.add([...at, 'command'], "a spawn's shell command cannot hold references (they would be spliced into shell text); pass them in env, such as \"env\": {\"BUILD\": \"${tasks.build.output.stdout}\"}, and read $BUILD");
+  }
+  const result = EXECUTOR_CONFIGS[inner.executor].safeParse(inner.config, WITH_INPUT);
+  if (result.success) return;
+  const judged = result.error.issues.filter((issue) => !holdsReference(inner.config, issue.path));
+  if (judged.length > 0) problems.addZod({ issues: judged } as z.ZodError, at);
 }
 
 /** Whether the value at `path` in `config` is a string holding a reference. */

@@ -2,6 +2,7 @@ import type { NoopConfig } from '@taskstream/domain';
 import { runDelay } from './delay.js';
 import { createHttpStep } from './http.js';
 import { DEFAULT_SHELL_LIMITS, runShell, type ShellLimits } from './shell.js';
+import { createSpawnStep } from './spawn.js';
 import { StepError } from './step-error.js';
 import { runTransform } from './transform.js';
 import type { StepContext, StepRunner } from './types.js';
@@ -9,6 +10,7 @@ import type { StepContext, StepRunner } from './types.js';
 export { StepError, toTaskError } from './step-error.js';
 export { LOCAL_HTTP_ALLOW, parseAllowSetting, InvalidAllowEntryError } from './address-policy.js';
 export type { StepContext, StepRunner } from './types.js';
+export { createSpawnStep, type FlowReader } from './spawn.js';
 
 export interface StepOptions {
   /** Shell steps run only where the pool allows them. */
@@ -33,7 +35,7 @@ export interface StepOptions {
 export function createSteps(options: StepOptions): Record<string, StepRunner> {
   const env = options.env ?? process.env;
   const shellLimits: ShellLimits = { ...DEFAULT_SHELL_LIMITS, ...(options.killGraceMs !== undefined && { killGraceMs: options.killGraceMs }) };
-  return {
+  const steps: Record<string, StepRunner> = {
     shell: async (ctx: StepContext) => {
       if (!options.shellEnabled) {
         throw new StepError({
@@ -49,4 +51,7 @@ export function createSteps(options: StepOptions): Record<string, StepRunner> {
     delay: runDelay,
     transform: runTransform,
   };
+  // Without a flow reader a spawn checks its tasks alone; the executor gives it one (see startExecutor).
+  steps.spawn = createSpawnStep(steps);
+  return steps;
 }
