@@ -21,7 +21,8 @@ export class RunRenderer {
         this.submittedAt = Date.parse(event.time);
         return [];
       case 'task.waiting': {
-        const { output, signal, child } = event.data;
+        const { output, signal, child, map } = event.data;
+        if (map !== undefined) return [`${this.label(event.task_id)}mapping    ${map.instances} instance${map.instances === 1 ? '' : 's'}, ${map.concurrency} at a time`];
         if (signal !== undefined) return [`${this.label(event.task_id)}waiting    for signal ${signal.name}${signal.match !== undefined ? ` where ${firstLine(signal.match)}` : ''}`, `    taskstream signal ${signal.name} --data '{...}'`];
         if (child !== undefined) return [`${this.label(event.task_id)}waiting    for child flow ${child.flow_id}`];
         return [`${this.label(event.task_id)}waiting    for approval: ${firstLine(output?.message ?? '')}`, `    taskstream approve ${event.flow_id} ${shellWord(event.task_id)}   (or reject)`];
@@ -43,6 +44,9 @@ export class RunRenderer {
         return [`${this.label(event.task_id)}upstream failed (${event.data.reason})`];
       case 'flow.fail_fast':
         return [`${' '.repeat(this.width + 1)}${event.data.reason}: stopping the other tasks`];
+      case 'flow.tasks_added':
+        // A map's instances are announced by its wait; a spawn's tasks here.
+        return event.data.kind === 'spawn' ? [`${this.label(event.data.by_task)}spawned    ${event.data.tasks.length} task${event.data.tasks.length === 1 ? '' : 's'}`] : [];
       case 'task.cancelled':
         return [`${this.label(event.task_id)}cancelled  (${event.data.reason})`];
       case 'flow.succeeded':

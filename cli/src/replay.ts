@@ -31,7 +31,8 @@ function detail(event: FlowEvent): string {
     case 'flow.submitted':
       return `${event.data.definition?.tasks.length ?? event.data.definition_ref?.tasks} tasks${event.data.lineage ? `, ${event.data.lineage.kind} of ${event.data.lineage.parent_flow_id} reusing ${Object.keys(event.data.lineage.reused).length}` : ''}`;
     case 'task.waiting': {
-      const { output, signal, child, timeout_secs } = event.data;
+      const { output, signal, child, map, timeout_secs } = event.data;
+      if (map !== undefined) return `waiting for its ${map.instances} map instance${map.instances === 1 ? '' : 's'}, ${map.concurrency} at a time`;
       const what = signal !== undefined ? `awaiting signal ${signal.name}${signal.match !== undefined ? ` where ${signal.match.split('\n')[0]}` : ''}` : child !== undefined ? `awaiting child flow ${child.flow_id}` : `awaiting approval: ${(output?.message ?? '').split('\n')[0]}`;
       return `${what}${timeout_secs !== undefined ? ` (times out after ${timeout_secs}s)` : ''}`;
     }
@@ -60,6 +61,8 @@ function detail(event: FlowEvent): string {
     case 'flow.failed':
     case 'flow.cancelled':
       return event.data.reason;
+    case 'flow.tasks_added':
+      return `${event.data.tasks.length} task${event.data.tasks.length === 1 ? '' : 's'} added by ${event.data.kind} task ${event.data.by_task}${event.data.part > 0 ? ` (part ${event.data.part + 1})` : ''}`;
     case 'flow.derived':
       return `${event.data.kind} ${event.data.child_flow_id} from seq ${event.data.at_seq}`;
     case 'flow.webhook_attempted':

@@ -35,6 +35,14 @@ describe('run output', () => {
     ]);
   });
 
+  it('says a map task runs its instances and a spawn task added tasks', () => {
+    const r = new RunRenderer(['each', 'gen']);
+    expect(r.lines({ ...base, type: 'task.waiting', task_id: 'each', time: at(1), data: { map: { instances: 3, concurrency: 2 } } })).toEqual(['[each] mapping    3 instances, 2 at a time']);
+    const spec = { id: 'gen/a', executor: 'noop', config: {}, depends_on: ['gen'], queue: 'default', priority: 0, spawned_by: 'gen' };
+    expect(r.lines({ ...base, type: 'flow.tasks_added', time: at(2), data: { by_task: 'gen', kind: 'spawn', part: 0, tasks: [spec] } })).toEqual(['[gen]  spawned    1 task']);
+    expect(r.lines({ ...base, type: 'flow.tasks_added', time: at(2), data: { by_task: 'each', kind: 'map', part: 0, tasks: [spec] } })).toEqual([]);
+  });
+
   it('says an approval waits, and the command that approves it', () => {
     const r = new RunRenderer(['gate', "it's/odd"]);
     const output = { awaiting_approval: true as const, message: 'Ship it?\nDetails below', code: 'c'.repeat(32) };

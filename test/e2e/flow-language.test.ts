@@ -322,7 +322,7 @@ describe("the flow language: Tasked's scenarios through the services", () => {
     expect(container.status).toBe(400);
     expect(((await container.json()) as any).error).toMatchObject({
       code: 'INVALID_FLOW',
-      problems: [{ path: 'tasks[0].executor', message: `Tasked's "container" executor is not available in Taskstream; available: shell, http, noop, delay, transform, approval` }],
+      problems: [{ path: 'tasks[0].executor', message: `Tasked's "container" executor is not available in Taskstream; available: shell, http, noop, delay, transform, approval, wait, trigger, spawn` }],
     });
   });
 
