@@ -294,6 +294,8 @@ describe("Tasked's REST API under /tasked", () => {
     const unknown = await client.getFlow('01JAAAAAAAAAAAAAAAAAAAAAAA');
     expect({ status: unknown.status, body: unknown.body }).toEqual({ status: 404, body: { error: 'flow_not_found', message: "Flow '01JAAAAAAAAAAAAAAAAAAAAAAA' not found" } });
     expect((await client.getFlow('not-a-flow-id')).body.error).toBe('flow_not_found');
+    // An id that is no flow id never reaches a subject filter: `*` names no flow, not every flow.
+    for (const path of ['/api/v1/flows/*/export', '/api/v1/flows/*/events', '/api/v1/flows/a.b/artifacts']) expect((await client.call('GET', path)).body, path).toEqual({ error: 'flow_not_found', message: expect.stringMatching(/^Flow '.*' not found$/) });
     const noQueue = await client.submitFlow('nope', flowDef([taskDef({ id: 'a', executor: 'noop' })]));
     expect({ status: noQueue.status, body: noQueue.body }).toEqual({ status: 404, body: { error: 'queue_not_found', message: "Queue 'nope' not found" } });
     const notJson = await client.call('POST', '/api/v1/queues/tq-errors/flows', '{"tasks": [');

@@ -6,6 +6,7 @@ import type { Flows } from '../flows.js';
 import type { Queues } from '../queues.js';
 import type { Schedules } from '../schedules.js';
 import { toTasked, TaskedError } from './errors.js';
+import { registerTaskedExportRoutes } from './routes-export.js';
 import { registerTaskedFlowRoutes } from './routes-flows.js';
 import { registerTaskedQueueRoutes } from './routes-queues.js';
 import { registerTaskedScheduleRoutes } from './routes-schedules.js';
@@ -58,6 +59,7 @@ export function registerTaskedRoutes(app: FastifyInstance, services: TaskedServi
       tasked.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
       registerTaskedQueueRoutes(tasked, services);
       registerTaskedFlowRoutes(tasked, services);
+      registerTaskedExportRoutes(tasked, services);
       registerTaskedTaskRoutes(tasked, services);
       registerTaskedEventRoutes(tasked, services);
       registerTaskedScheduleRoutes(tasked, services);

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { countTasks, evolve, flowEventsFilter, TERMINAL_FLOW_STATUSES, type FlowEvent, type FlowState } from '@taskstream/domain';
 import { definitionsOf, followEvents } from '@taskstream/nats';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { FLOW_ID, taskedSchema } from './doc.js';
@@ -87,6 +87,48 @@ const events = {
   }),
 } as const;
 
+/** Follows the flow's log and writes Tasked's events to the hijacked response until the flow ends or the client goes. */
+async function streamFlow(s: TaskedServices, id: string, request: FastifyRequest, reply: FastifyReply, feed: Awaited<ReturnType<typeof followEvents>>): Promise<void> {
+  let closed = false;
+  const raw = reply.raw;
+  const gone = new Promise<void>((resolve) =>
+    request.raw.once('close', () => {
+      closed = true;
+      void feed.close();
+      resolve();
+    }),
+  );
+  raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-content-type-options': 'nosniff', 'x-accel-buffering': 'no' });
+  const write = async (text: string) => {
+    if (!closed && !raw.write(text)) await Promise.race([once(raw, 'drain'), gone]);
+  };
+  const ping = setInterval(() => void write(':ping\n\n'), PING_MS);
+  const sent = new Map<string, TaskedTaskState>();
+  const outputs = new Map<string, string>();
+  let state: FlowState | null = null;
+  try {
+    for await (const item of feed.events) {
+      if (closed) break;
+      if (!('event' in item)) continue;
+      const event = state === null && item.event.type === 'flow.submitted' ? await (await definitionsOf(s.ctx.js, s.ctx.topo)).hydrate(item.event) : item.event;
+      state = evolve(state, event, item.seq);
+      if (state === null) continue;
+      const texts = eventsFor(state, event, sent, outputs);
+      // A client that reads the flow once told it ended finds it ended: the view is waited for (briefly).
+      if (TERMINAL_FLOW_STATUSES.has(state.status)) await viewEnded(s, id, VIEW_WAIT_MS);
+      for (const text of texts) await write(text);
+      if (TERMINAL_FLOW_STATUSES.has(state.status)) break;
+    }
+  } catch (error) {
+    request.log.error({ err: error, flow_id: id }, 'the Tasked event stream failed');
+    await write(sseEvent('error', { error: 'engine_error', message: 'internal error' }));
+  } finally {
+    clearInterval(ping);
+    await feed.close().catch(() => undefined);
+    raw.end();
+  }
+}
+
 export function registerTaskedEventRoutes(app: FastifyInstance, s: TaskedServices): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
   let open = 0;
@@ -96,55 +138,12 @@ export function registerTaskedEventRoutes(app: FastifyInstance, s: TaskedService
     if (open >= MAX_STREAMS) throw new TaskedError(503, 'too_many_connections', 'Too many concurrent SSE connections');
     if (!(await s.flows.exists(id))) throw notFound.flow(id);
     open++;
-    let closed = false;
-    const feed = await followEvents(s.ctx.js, s.ctx.topo.eventsStream, flowEventsFilter(s.ctx.topo.layout, id), 0).catch((error: unknown) => {
-      open--;
-      throw error;
-    });
-    const raw = reply.raw;
-    const gone = new Promise<void>((resolve) =>
-      request.raw.once('close', () => {
-        closed = true;
-        void feed.close();
-        resolve();
-      }),
-    );
-    reply.hijack();
-    raw.writeHead(200, {
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-store',
-      connection: 'keep-alive',
-      'x-content-type-options': 'nosniff',
-      'x-accel-buffering': 'no',
-    });
-    const write = async (text: string) => {
-      if (!closed && !raw.write(text)) await Promise.race([once(raw, 'drain'), gone]);
-    };
-    const ping = setInterval(() => void write(':ping\n\n'), PING_MS);
-    const sent = new Map<string, TaskedTaskState>();
-    const outputs = new Map<string, string>();
-    let state: FlowState | null = null;
     try {
-      for await (const item of feed.events) {
-        if (closed) break;
-        if (!('event' in item)) continue;
-        const event = state === null && item.event.type === 'flow.submitted' ? await (await definitionsOf(s.ctx.js, s.ctx.topo)).hydrate(item.event) : item.event;
-        state = evolve(state, event, item.seq);
-        if (state === null) continue;
-        const texts = eventsFor(state, event, sent, outputs);
-        // A client that reads the flow once told it ended finds it ended: the view is waited for (briefly).
-        if (TERMINAL_FLOW_STATUSES.has(state.status)) await viewEnded(s, id, VIEW_WAIT_MS);
-        for (const text of texts) await write(text);
-        if (TERMINAL_FLOW_STATUSES.has(state.status)) break;
-      }
-    } catch (error) {
-      request.log.error({ err: error, flow_id: id }, 'the Tasked event stream failed');
-      await write(sseEvent('error', { error: 'engine_error', message: 'internal error' }));
+      const feed = await followEvents(s.ctx.js, s.ctx.topo.eventsStream, flowEventsFilter(s.ctx.topo.layout, id), 0);
+      reply.hijack();
+      await streamFlow(s, id, request, reply, feed);
     } finally {
-      clearInterval(ping);
       open--;
-      await feed.close().catch(() => undefined);
-      raw.end();
     }
   });
 }
