@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connectNats, derivedFlowId, jetstream, ScheduleStore, topology } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SERVICES, Deployment, FAST_FAILOVER } from '../support/deployment.js';
@@ -210,6 +211,30 @@ describe('schedules through the services', () => {
     expect((await api('GET', `/api/v1/schedules/${none}`)).body).toMatchObject({ skipped: 3, last_run: null });
     expect((await api('GET', `/api/v1/schedules/${latest}`)).body).toMatchObject({ skipped: 2, last_triggered_at: iso(times[2]!) });
     for (const id of [none, latest, all]) await pause(id!);
+  });
+
+  it('a run decided by an instance that died before submitting it is submitted by the next instance that looks', async () => {
+    const schedule = await create({ name: 'orphaned decision', cron: '0 0 1 1 *', flow: quick, enabled: false });
+    // The progress a scheduler stores just before it dies: a run decided, never submitted.
+    const at = '2026-01-01T00:00:00.000Z';
+    const flowId = derivedFlowId(`schedule:${schedule.id}:${at}`, Date.parse(at));
+    const nc = await connectNats({ servers: nats.url, name: 'schedules-test' });
+    try {
+      const store = await ScheduleStore.open(jetstream(nc), topology());
+      const run = { scheduled_at: at, flow_id: flowId };
+      expect(await store.writeProgress(schedule.id, { through: at, started: [run], last_run: run, skipped: 0, updated_at: at }, 0)).toBe(true);
+    } finally {
+      await nc.close();
+    }
+    expect((await api('GET', `/api/v1/flows/${flowId}`)).status).toBe(404);
+    // Any change makes every instance look at the schedule again; paused, it decides nothing new.
+    expect((await api('PUT', `/api/v1/schedules/${schedule.id}`, { name: 'orphaned decision, seen' })).status).toBe(200);
+    const view = await waitFor('the run to be submitted and end', async () => {
+      const v = await api('GET', `/api/v1/flows/${flowId}`);
+      return v.status === 200 && v.body.status === 'succeeded' ? v.body : undefined;
+    }, 20_000, 200);
+    expect(view.origin).toEqual({ schedule: { id: schedule.id, scheduled_at: at } });
+    expect((await api('GET', `/api/v1/flows/${flowId}/events`)).body.events.filter((e: any) => e.event.type === 'flow.submitted')).toHaveLength(1);
   });
 
   it('taskstream schedule add, list, show (the next five fire times), pause, resume and delete, through the gateway', async () => {
