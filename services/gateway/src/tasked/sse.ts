@@ -76,6 +76,8 @@ export function eventsFor(state: FlowState, event: FlowEvent, sent: Map<string, 
 
 const events = {
   config: { scope: 'read' },
+  // A HEAD would run the stream and discard it: only GET opens one.
+  exposeHeadRoute: false,
   schema: taskedSchema({
     operationId: 'taskedFlowEvents',
     summary: "A flow's progress as server-sent events (Tasked's route)",
