@@ -135,6 +135,10 @@ describe('schedules through the services', () => {
     }, 20_000, 200);
     expect(view.queue).toBe('nightly');
     expect((await api('GET', `/api/v1/schedules/${schedule.id}`)).body.last_triggered_at).toEqual(expect.any(String));
+    const nulls = await create({ cron: '0 0 1 1 *', flow: quick, name: null, enabled: null }, '/api/v1/queues/nightly/schedules');
+    expect(nulls).toMatchObject({ enabled: true, queue_id: 'nightly' });
+    expect(nulls.name).toBeUndefined();
+    expect((await api('DELETE', `/api/v1/schedules/${nulls.id}`)).status).toBe(204);
     const invalid = await api('POST', '/api/v1/queues/nightly/schedules', { cron: 'every day', flow: quick });
     expect(invalid.body.error.problems).toEqual([{ path: 'cron', message: expect.stringMatching(/^has 2 fields/) }]);
   });

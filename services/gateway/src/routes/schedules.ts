@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { requester } from '../auth.js';
 import { described } from '../openapi/registry.js';
 import type { Schedules } from '../schedules.js';
-import { NO_QUERY, param, queueName } from './input.js';
+import { NO_QUERY, param, queueName, readJson } from './input.js';
 
 /** The body as the document states it; the route reads it itself (see Schedules), answering every problem at once. */
 const ScheduleBody = z.object({
@@ -113,6 +113,14 @@ const taskedList = {
   schema: { operationId: 'listQueueSchedules', summary: "A queue's schedules (Tasked's route)", description: 'A bare list, as Tasked answers.', tags, params: QUEUE, querystring: NO_QUERY, response: { 200: z.array(ScheduleViewSchema) } },
 } as const;
 
+/** Tasked's optional fields as Tasked's clients send them: `"name": null` and `"enabled": null` mean absent. */
+function withoutNulls(body: unknown): string {
+  const value = readJson(body);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return JSON.stringify(value);
+  const { name, enabled, ...rest } = value as Record<string, unknown>;
+  return JSON.stringify({ ...rest, ...(name !== null && name !== undefined && { name }), ...(enabled !== null && enabled !== undefined && { enabled }) });
+}
+
 export function registerScheduleRoutes(app: FastifyInstance, schedules: Schedules): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
   api.post('/api/v1/schedules', create, async (request, reply) => {
@@ -128,7 +136,7 @@ export function registerScheduleRoutes(app: FastifyInstance, schedules: Schedule
   });
   api.post('/api/v1/queues/:name/schedules', taskedCreate, async (request, reply) => {
     const by = requester(request);
-    const view = await schedules.create(request.body, { queue: request.params.name, overlap: 'allow', ...(by !== undefined && { createdBy: by }) });
+    const view = await schedules.create(withoutNulls(request.body), { queue: request.params.name, overlap: 'allow', ...(by !== undefined && { createdBy: by }) });
     return reply.status(201).header('location', `/api/v1/schedules/${view.id}`).send(view);
   });
   api.get('/api/v1/queues/:name/schedules', taskedList, async (request) => schedules.list(request.params.name));
