@@ -197,6 +197,16 @@ describe('a map task', () => {
     expect(drafts).toHaveLength(6);
   });
 
+  it('cancels instances added after a cancel that came between the parts of its expansion', () => {
+    const history = [ev.submitted(def), ev.started(), listed('list', { items })];
+    const [added, waiting] = decide(fold(history), history[2]!).map(fromDraft);
+    const cancel = ev.cancelRequested();
+    const stopped = given(history).when(cancel).then(['task.cancelled:each', 'task.cancelled:fan_in', 'flow.cancelled']).drafts.map(fromDraft);
+    // The cancel is folded before the expansion is stored: the late instances are cancelled as they come.
+    given([...history, cancel, stopped[0]!, stopped[1]!]).when(added!).then(['task.cancelled:each[0]', 'task.cancelled:each[1]', 'task.cancelled:each[2]', 'flow.cancelled']);
+    given([...history, cancel, stopped[0]!, stopped[1]!, added!]).when(waiting!).then([]);
+  });
+
   it('decides again the same after a crash between its parts: the same keys, nothing added twice', () => {
     const history = [ev.submitted(def), ev.started(), listed('list', { items })];
     const first = decide(fold(history), history[2]!);

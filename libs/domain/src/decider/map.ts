@@ -239,7 +239,8 @@ function substitute(value: unknown, at: PathSegment[], as: string, item: unknown
  */
 export function mapAffected(state: FlowState, event: FlowEvent): readonly string[] | undefined {
   // A map's instances start once it waits; a spawn's tasks may start at once.
-  if (event.type === 'flow.tasks_added') return event.data.kind === 'map' ? [] : event.data.tasks.map((t) => t.id);
+  // (Tasks added to a flow winding down, a cancel having come between two parts, are cancelled at once.)
+  if (event.type === 'flow.tasks_added') return event.data.kind === 'map' && state.status !== 'cancelling' ? [] : event.data.tasks.map((t) => t.id);
   if (!('task_id' in event)) return undefined;
   const task = state.tasks[event.task_id];
   if (task === undefined) return undefined;
