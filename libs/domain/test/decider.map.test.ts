@@ -240,6 +240,7 @@ describe('a map task', () => {
     expect(state.definition.tasks).toHaveLength(6);
     const lineage = lineageFrom(state, 'rerun', state.last_seq, ['each']);
     expect(Object.keys(lineage.reused)).toEqual(['list']);
+    expect(lineageFrom(state, 'rerun', state.last_seq, ['each[1]']).reused).toEqual(lineage.reused);
     const child = stamp({ type: 'flow.submitted', flow_id: FLOW, data: { definition: original, lineage } });
     const { drafts } = given([child]).when(ev.started()).then(['flow.tasks_added', 'task.waiting:each']);
     expect(summary(drafts)).toHaveLength(2);

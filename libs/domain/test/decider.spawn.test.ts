@@ -99,6 +99,7 @@ describe('a spawn task', () => {
       expect.stringMatching(/^spawned\[1\]\.id: duplicate task id "gen\/a"/),
     ]));
     expect(spawnedTasks(state, spec, out([{ id: 'x', executor: 'noop' }]))).toEqual({ ok: false, problems: ['spawn_output promises "report", which the spawn output does not generate'] });
+    expect(spawnedTasks(state, { ...spec, spawn_output: [] }, out([{ id: 'big', executor: 'noop', config: { output: 'x'.repeat(300 * 1024) } }]))).toMatchObject({ ok: false, problems: [expect.stringMatching(/^task "gen\/big" is \d+ bytes, over the limit of 262144/)] });
     expect(spawnedTasks(state, spec, { body: 'not json' })).toMatchObject({ ok: false, problems: [expect.stringMatching(/^failed to parse spawn output as tasks/)] });
     const deep = { ...spec, id: 'a/b/c/d/e/f/g/h/i', spawn_output: [] };
     expect(spawnedTasks(state, deep, out([]))).toEqual({ ok: false, problems: ['spawn task "a/b/c/d/e/f/g/h/i" is 9 spawns deep; spawn tasks nest at most 8 deep'] });

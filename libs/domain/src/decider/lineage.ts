@@ -11,7 +11,9 @@ import type { FlowState } from './state.js';
 export function lineageFrom(state: FlowState, kind: Lineage['kind'], atSeq: number, rerun: Iterable<string> = []): Lineage {
   const dependents = new Map(Object.entries(state.dependents));
   const again = new Set<string>();
-  for (const id of rerun) {
+  for (const named of rerun) {
+    // Running a map's instance again runs its map task again (which adds its instances again).
+    const id = state.tasks[named]?.spec.instance_of?.task ?? named;
     again.add(id);
     for (const d of descendantsOf(dependents, id)) again.add(d);
   }

@@ -1,7 +1,7 @@
 import type { EventDraft, FlowEvent } from '../events/catalogue.js';
 import type { TaskSpec } from '../flow/definition.js';
 import { validateFlow } from '../flow/validate.js';
-import { jsonBytes, MAX_FLOW_DEFINITION_BYTES, MAX_TASKS_PER_FLOW } from '../limits/flow-size.js';
+import { jsonBytes, MAX_FLOW_DEFINITION_BYTES, MAX_TASK_SPEC_BYTES, MAX_TASKS_PER_FLOW } from '../limits/flow-size.js';
 import { tasksAddedDrafts } from './map.js';
 import { TERMINAL_TASK_STATUSES, type FlowState, type TaskStatus } from './state.js';
 
@@ -73,7 +73,11 @@ export function spawnedTasks(state: FlowState, spawn: TaskSpec, innerOutput: unk
     return { ok: false, problems };
   }
   const specs = validated.flow.tasks.slice(0, raw.length).map((spec) => ({ ...spec, spawned_by: spawn.id }));
-  for (const spec of specs) if (state.tasks[spec.id] !== undefined && state.tasks[spec.id]!.spec.spawned_by !== spawn.id) problems.push(`the flow already has a task "${spec.id}"`);
+  for (const spec of specs) {
+    if (state.tasks[spec.id] !== undefined && state.tasks[spec.id]!.spec.spawned_by !== spawn.id) problems.push(`the flow already has a task "${spec.id}"`);
+    const bytes = jsonBytes(spec);
+    if (bytes > MAX_TASK_SPEC_BYTES) problems.push(`task "${spec.id}" is ${bytes} bytes, over the limit of ${MAX_TASK_SPEC_BYTES} for a task`);
+  }
   const added = specs.filter((s) => state.tasks[s.id] === undefined).length;
   if (state.order.length + added > MAX_TASKS_PER_FLOW) problems.push(`the ${specs.length} tasks would make the flow ${state.order.length + added} tasks; a flow may have at most ${MAX_TASKS_PER_FLOW}, counting those added while it runs`);
   else if (jsonBytes(state.definition) + jsonBytes(specs) > MAX_FLOW_DEFINITION_BYTES) problems.push(`the tasks would make the flow's definition larger than ${MAX_FLOW_DEFINITION_BYTES} bytes`);
