@@ -96,6 +96,7 @@ describe("Tasked's REST API under /tasked", () => {
         ['dispatcher', 'dispatcher'],
         ['executor', 'executor', { TASKSTREAM_QUEUE: '*' }],
         ['projector', 'projector'],
+        ['scheduler', 'scheduler'],
         ['keyed', 'gateway', { TASKSTREAM_AUTH: 'keys', TASKSTREAM_BOOTSTRAP_ADMIN_KEY: ADMIN, TASKSTREAM_PORT: String(keyedPort) }],
       ],
       FAST_FAILOVER,
@@ -268,6 +269,17 @@ describe("Tasked's REST API under /tasked", () => {
     const noExecutor = await client.call('POST', '/api/v1/queues/tq-sched/schedules', { cron: '0 3 * * *', flow: flowDef([taskDef({ id: 'x', executor: 'teleport' })]), enabled: true });
     expect({ status: noExecutor.status, error: noExecutor.body.error }).toEqual({ status: 400, error: 'no_executor' });
     expect((await client.call('POST', '/api/v1/queues/nope/schedules', { cron: '0 3 * * *', flow, enabled: true })).body.error).toBe('queue_not_found');
+
+    // A schedule every second (6 fields, seconds first, as Tasked reads them): its runs are flows of the queue, in Tasked's shape.
+    const every = await client.call('POST', '/api/v1/queues/tq-sched/schedules', { cron: '* * * * * *', flow, name: null, enabled: true });
+    expect(every.status).toBe(201);
+    const runs = await waitFor('a scheduled run to end', async () => {
+      const listed = (await client.listFlows('tq-sched')).body as any[];
+      return listed.some((f) => f.state === 'succeeded') ? listed : undefined;
+    }, 20_000);
+    expect(runs[0]).toMatchObject({ queue_id: 'tq-sched', task_count: 1 });
+    expect((await client.call('GET', `/api/v1/schedules/${every.body.id}`)).body).toMatchObject({ name: null, last_triggered_at: expect.any(String), next_run_at: expect.any(String) });
+    expect((await client.call('DELETE', `/api/v1/schedules/${every.body.id}`)).status).toBe(204);
 
     expect((await client.call('DELETE', `/api/v1/schedules/${id}`)).status).toBe(204);
     const gone = await client.call('GET', `/api/v1/schedules/${id}`);
