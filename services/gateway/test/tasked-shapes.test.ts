@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { EVENT_VERSION, evolve, validateFlow, type FlowEvent, type FlowState, type TaskStatus } from '@taskstream/domain';
 import { describe, expect, it } from 'vitest';
 import { apiError, problemsError } from '../src/errors.js';
-import { flowProblems, fromApiError, scheduleProblems, TaskedError } from '../src/tasked/errors.js';
+import { flowProblems, fromApiError, notFound, scheduleProblems, TaskedError, toTasked } from '../src/tasked/errors.js';
 import { exportDocument, fromTaskedFlow, policyFromTasked, retriesRemaining, taskedBackoff, taskedQueueConfig, type TaskFacts } from '../src/tasked/shapes.js';
 import { eventsFor } from '../src/tasked/sse.js';
 import { taskedCounts, taskedFlowState, taskedTaskState } from '../src/tasked/states.js';
@@ -125,6 +125,15 @@ describe("Taskstream's errors as Tasked's", () => {
     expect(fromApiError(apiError('UNAUTHORIZED')).toJSON()).toEqual({ error: 'unauthorized', message: 'Invalid or missing API key' });
     expect(fromApiError(apiError('INTERNAL')).toJSON()).toEqual({ error: 'internal_error', message: 'internal error' });
     expect(fromApiError(problemsError('INVALID_QUEUE_POLICY', [{ path: 'concurrency', message: 'must be at least 1' }])).message).toBe('concurrency: must be at least 1');
+  });
+
+  it("answers fastify's own refusals as Tasked's, and a failure of the gateway as nothing it knows", () => {
+    const framework = (code: string, statusCode: number) => Object.assign(new Error(code), { code, statusCode });
+    expect(toTasked(framework('FST_ERR_CTP_BODY_TOO_LARGE', 413), 1024, 'application/json')?.toJSON()).toMatchObject({ error: 'payload_too_large' });
+    expect(toTasked(framework('FST_ERR_CTP_INVALID_MEDIA_TYPE', 415), 1024, 'application/xml')?.toJSON()).toMatchObject({ error: 'unsupported_media_type', message: expect.stringContaining('application/xml') });
+    expect(toTasked(framework('FST_ERR_SOMETHING', 400), 1024, 'x')?.status).toBe(400);
+    expect(toTasked(new Error('a bug'), 1024, 'x')).toBeUndefined();
+    expect(toTasked(notFound.flow('f'), 0, '')?.toJSON()).toEqual({ error: 'flow_not_found', message: "Flow 'f' not found" });
   });
 
   it("answers a schedule's cron problem as invalid_cron_expression, its flow's as a submission's", () => {

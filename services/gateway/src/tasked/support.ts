@@ -1,5 +1,5 @@
 import { eventSubject, QueueName, type FlowDefinition, type QueuePolicy } from '@taskstream/domain';
-import { decodeEvent, definitionsOf, Kvm, queuePolicyKey } from '@taskstream/nats';
+import { decodeEvent, definitionsOf, Kvm, queuePolicyKey, type KV } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { ApiError } from '../errors.js';
 import type { Queues } from '../queues.js';
@@ -65,13 +65,21 @@ export async function definitionOf(ctx: ServiceContext, flowId: string): Promise
   return event.type === 'flow.submitted' ? event.data.definition : undefined;
 }
 
+/** The queue policies' bucket, opened once per connection (only its entries' times are read here; policies go through Queues). */
+const policyBuckets = new WeakMap<ServiceContext, Promise<KV>>();
+
 /**
  * When a queue's policy was last written: the time its bucket stored the value. A policy keeps no
  * creation time of its own, so Tasked's `created_at` and `updated_at` both say this.
  */
 export async function policyWrittenAt(ctx: ServiceContext, queue: string): Promise<string> {
-  const kv = await new Kvm(ctx.js).open(ctx.topo.queuesBucket);
-  const entry = await kv.get(queuePolicyKey(queue));
+  let kv = policyBuckets.get(ctx);
+  if (kv === undefined) {
+    kv = new Kvm(ctx.js).open(ctx.topo.queuesBucket);
+    kv.catch(() => policyBuckets.delete(ctx));
+    policyBuckets.set(ctx, kv);
+  }
+  const entry = await (await kv).get(queuePolicyKey(queue));
   return (entry?.created ?? new Date()).toISOString();
 }
 
