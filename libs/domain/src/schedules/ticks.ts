@@ -65,7 +65,7 @@ export function progressStart(schedule: TickSchedule, progress: ScheduleProgress
  * The scheduled times due at `now` and not yet decided, oldest first, as the catch-up policy keeps
  * them: `none` the ones on time (at most `graceMs` late), `latest` those or else the latest missed
  * one, `all` every one within the catch-up window (at most the latest SCHEDULE_LIMITS.catchupRuns).
- * `dropped` counts the ones looked at and left out. `more` says the window holds more than were read.
+ * `dropped` counts the ones looked at and left out; `latest` is the latest looked at.
  */
 export function dueTimes(schedule: TickSchedule, after: number, now: number, graceMs: number): { due: number[]; dropped: number; latest: number | undefined } {
   const policy: CatchupPolicy = schedule.catchup;
