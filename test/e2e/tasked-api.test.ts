@@ -1,4 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { generateApiKey } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -309,7 +313,24 @@ describe("Tasked's REST API under /tasked", () => {
     const withArtifacts = await client.exportFlow(body.id, true);
     expect(withArtifacts.body.artifacts).toEqual([{ name: 'out.txt', size_bytes: 5, task: 'write', data_base64: Buffer.from('hello').toString('base64') }]);
     expect((await client.call('GET', `/api/v1/flows/${body.id}/artifacts`)).body).toEqual(['out.txt']);
-    expect((await client.call('GET', `/api/v1/flows/${body.id}/export?format=tar`)).body.error).toBe('invalid_format');
+    expect((await client.call('GET', `/api/v1/flows/${body.id}/export?format=zip`)).body.error).toBe('invalid_format');
+
+    // format=tar: a gzipped tar of export.json and the artifacts, as Tasked's CLI writes it out.
+    const tar = await fetch(`${deployment.gatewayUrl}/tasked/api/v1/flows/${body.id}/export?format=tar`);
+    expect(tar.status).toBe(200);
+    expect(tar.headers.get('content-type')).toBe('application/gzip');
+    const dir = mkdtempSync(join(tmpdir(), 'tasked-export-'));
+    try {
+      writeFileSync(join(dir, 'export.tar.gz'), Buffer.from(await tar.arrayBuffer()));
+      execFileSync('tar', ['-xzf', join(dir, 'export.tar.gz'), '-C', dir]);
+      expect(readFileSync(join(dir, 'artifacts', 'out.txt'), 'utf8')).toBe('hello');
+      const archived = JSON.parse(readFileSync(join(dir, 'export.json'), 'utf8'));
+      expect(archived).toMatchObject({ version: 1, flow: { id: body.id }, artifacts: [{ name: 'out.txt', size_bytes: 5, task: 'write', path: 'artifacts/out.txt' }] });
+      const { checksum: archivedChecksum, ...unsigned } = archived;
+      expect(archivedChecksum).toBe(createHash('sha256').update(JSON.stringify(unsigned)).digest('hex'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("answers bad requests with Tasked's codes and statuses", async () => {

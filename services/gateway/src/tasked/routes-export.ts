@@ -1,10 +1,11 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
 import { ULID_PATTERN } from '@taskstream/domain';
 import { foldFlowHistory } from '@taskstream/nats';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { FlowArtifacts } from '../artifacts.js';
+import { FlowArtifacts, type ListedArtifact } from '../artifacts.js';
 import { described } from '../openapi/registry.js';
 import { param, quote, Refusal } from '../routes/input.js';
 import { traceFlow } from '../tracing.js';
@@ -13,6 +14,7 @@ import { notFound, TaskedError } from './errors.js';
 import type { TaskedServices } from './index.js';
 import { exportDocument, type ArtifactExport } from './shapes.js';
 import { policyLookup, tasked } from './support.js';
+import { tarStream, type TarEntry } from './tar.js';
 
 /** An artifact is inlined in an export up to this size, as Tasked does; larger ones are listed without data. */
 export const INLINE_ARTIFACT_BYTES = 1024 * 1024;
@@ -26,13 +28,13 @@ const exportFlow = {
   schema: taskedSchema({
     operationId: 'taskedExportFlow',
     summary: "Export a flow (Tasked's route)",
-    description: `Tasked's export document (version 1), folded from the flow's log: whole outputs. With \`with_artifacts=true\`, each artifact of ${INLINE_ARTIFACT_BYTES / 1024 / 1024} MiB or less is inlined as base64 (at most ${MAX_INLINED_BYTES / 1024 / 1024} MiB in all). Only \`format=json\`: Tasked's tar form is not offered.`,
+    description: `Tasked's export document (version 1), folded from the flow's log: whole outputs. With \`with_artifacts=true\`, each artifact of ${INLINE_ARTIFACT_BYTES / 1024 / 1024} MiB or less is inlined as base64 (at most ${MAX_INLINED_BYTES / 1024 / 1024} MiB in all). \`format=tar\`: a gzipped tar of \`export.json\` (the artifacts listed with their \`path\`) and every artifact under \`artifacts/\`, streamed from the store.`,
     params: FLOW_ID,
     querystring: z.object({
       with_artifacts: described(bool.optional(), 'Inline the artifacts (default false).'),
-      format: described(param((raw) => raw).optional(), 'json, the only format offered.'),
+      format: described(param((raw) => raw).optional(), 'json (the default) or tar (application/gzip).'),
     }),
-    ok: { 200: ExportSchema },
+    ok: { 200: { content: { 'application/json': { schema: ExportSchema }, 'application/gzip': { schema: z.string() } } } },
     errors: { 400: ['invalid_format'], 404: ['flow_not_found'] },
   }),
 } as const;
@@ -73,22 +75,44 @@ async function inlineArtifacts(artifacts: FlowArtifacts, flowId: string): Promis
   return out;
 }
 
+/** Each artifact with its path in a tar export: `artifacts/<name>`, or under its task's folder when several tasks stored the name. */
+function archived(listed: ListedArtifact[]): Array<ListedArtifact & { path: string }> {
+  const count = new Map<string, number>();
+  for (const a of listed) count.set(a.name, (count.get(a.name) ?? 0) + 1);
+  return listed.map((a) => ({ ...a, path: count.get(a.name) === 1 ? `artifacts/${a.name}` : `artifacts/by-task/${encodeURIComponent(a.task)}/${a.name}` }));
+}
+
+/** A tar export's entries: export.json (pretty, as Tasked writes it), then each artifact streamed from the store. */
+async function* archiveEntries(artifacts: FlowArtifacts, flowId: string, document: unknown, listed: Array<ListedArtifact & { path: string }>): AsyncGenerator<TarEntry> {
+  const json = Buffer.from(JSON.stringify(document, null, 2));
+  yield { path: 'export.json', size: json.length, content: [json] };
+  for (const artifact of listed) {
+    const opened = await artifacts.open(flowId, artifact.name, artifact.task);
+    yield { path: artifact.path, size: artifact.bytes, content: Readable.fromWeb(opened.data as never) as AsyncIterable<Uint8Array> };
+  }
+}
+
 export function registerTaskedExportRoutes(app: FastifyInstance, s: TaskedServices): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
-  api.get('/api/v1/flows/:id/export', exportFlow, async (request) => {
+  api.get('/api/v1/flows/:id/export', exportFlow, async (request, reply) => {
     const { id } = request.params;
     const { with_artifacts: withArtifacts = false, format = 'json' } = request.query;
-    if (format !== 'json') {
-      throw new TaskedError(400, 'invalid_format', `Unknown export format '${format.slice(0, 64)}'. Supported formats: json (Taskstream does not offer Tasked's tar; with_artifacts=true inlines the artifacts)`);
-    }
+    if (format !== 'json' && format !== 'tar') throw new TaskedError(400, 'invalid_format', `Unknown export format '${format.slice(0, 64)}'. Supported formats: json, tar`);
     traceFlow(request, id);
     // A malformed id names no flow (and must never reach a subject filter).
     const state = ULID_PATTERN.test(id) ? await foldFlowHistory(s.ctx.js, s.ctx.topo, id) : null;
     if (state === null) throw notFound.flow(id);
     const policies = policyLookup(s.queues);
     await policies.load(Object.values(state.tasks).map((t) => t.spec.queue));
-    const artifacts = withArtifacts ? await inlineArtifacts(flowArtifacts(), id) : [];
-    return exportDocument(state, policies.get, artifacts, new Date().toISOString());
+    const exportedAt = new Date().toISOString();
+    if (format === 'json') return exportDocument(state, policies.get, withArtifacts ? await inlineArtifacts(flowArtifacts(), id) : [], exportedAt);
+    const listed = archived(await flowArtifacts().list(id));
+    const document = exportDocument(state, policies.get, listed.map(({ name, bytes, task, path }) => ({ name, size_bytes: bytes, task, path })), exportedAt);
+    const gzip = createGzip();
+    pipeline(Readable.from(tarStream(archiveEntries(flowArtifacts(), id, document, listed))), gzip, (error) => {
+      if (error) request.log.error({ err: error, flow_id: id }, 'the tar export failed while streaming; the client gets a truncated archive');
+    });
+    return reply.type('application/gzip').header('content-disposition', `attachment; filename="${id}.tar.gz"`).send(gzip);
   });
 
   let artifacts: FlowArtifacts | undefined;

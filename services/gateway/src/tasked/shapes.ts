@@ -294,6 +294,10 @@ function taskDef(spec: TaskSpec) {
 export interface ArtifactExport {
   name: string;
   size_bytes: number;
+  /** The task that stored it (Taskstream's artifacts are per task). */
+  task?: string;
+  /** Where the file is in a `format=tar` export. */
+  path?: string;
   data_base64?: string;
 }
 
