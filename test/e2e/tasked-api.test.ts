@@ -352,6 +352,11 @@ describe("Tasked's REST API under /tasked", () => {
     expect({ status: missingExecutor.status, error: missingExecutor.body.error }).toEqual({ status: 422, error: 'invalid_flow' });
     const media = await client.call('POST', '/api/v1/queues/tq-errors/flows', '<flow/>', { 'content-type': 'application/xml' });
     expect({ status: media.status, error: media.body?.error }).toEqual({ status: 415, error: 'unsupported_media_type' });
+    const once = flowDef([taskDef({ id: 'a', executor: 'noop' })]);
+    const first = await client.call('POST', '/api/v1/queues/tq-errors/flows', once, { 'idempotency-key': 'tasked-once' });
+    const retried = await client.call('POST', '/api/v1/queues/tq-errors/flows', once, { 'idempotency-key': 'tasked-once' });
+    expect({ status: retried.status, id: retried.body.id }).toEqual({ status: 201, id: first.body.id });
+    expect((await client.call('POST', '/api/v1/queues/tq-errors/flows', once, { 'idempotency-key': 'é' })).body.error).toBe('invalid_parameter');
     const route = await client.call('GET', '/api/v1/nowhere');
     expect({ status: route.status, error: route.body.error }).toEqual({ status: 404, error: 'not_found' });
     for (const answer of [unknown, noQueue, notJson, noExecutor, cycle, route]) expect(typeof answer.body.message).toBe('string');

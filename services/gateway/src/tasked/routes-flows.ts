@@ -84,7 +84,10 @@ async function submitToQueue(s: TaskedServices, qid: string, raw: unknown, idemp
   const idProblems = taskIdProblems(checked.flow);
   if (idProblems.length > 0) throw flowProblems(idProblems);
   const flow: FlowDefinition = checked.flow;
-  const key = typeof idempotencyKey === 'string' && /^[\x20-\x7e]{1,255}$/.test(idempotencyKey) ? idempotencyKey : undefined;
+  if (idempotencyKey !== undefined && idempotencyKey !== '' && (typeof idempotencyKey !== 'string' || !/^[\x20-\x7e]{1,255}$/.test(idempotencyKey))) {
+    throw new TaskedError(400, 'invalid_parameter', 'parameter "Idempotency-Key" must be 1 to 255 printable ASCII characters, given once');
+  }
+  const key = typeof idempotencyKey === 'string' && idempotencyKey !== '' ? idempotencyKey : undefined;
   const { flowId } = await s.flows.submit(flow, key, by);
   const now = new Date().toISOString();
   return {
