@@ -217,7 +217,7 @@ describe('taskstream up', () => {
       expect(valueOf(samples, 'taskstream_dispatcher_admissions_total', { queue: 'default' })).toBe(1);
       expect(valueOf(samples, 'taskstream_executor_attempts_total', { executor: 'noop', outcome: 'succeeded' })).toBe(1);
       expect(valueOf(samples, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
-      expect(new Set(samples.filter((s) => s.name === 'taskstream_consumer_pending').map((s) => s.labels.source))).toEqual(new Set(['planner', 'planner-timers', 'projector', 'dispatcher', 'dispatcher-release', 'executor-all', 'executor-webhooks']));
+      expect(new Set(samples.filter((s) => s.name === 'taskstream_consumer_pending').map((s) => s.labels.source))).toEqual(new Set(['planner', 'planner-timers', 'planner-signals', 'projector', 'dispatcher', 'dispatcher-release', 'executor-all', 'executor-webhooks']));
     } finally {
       child.kill('SIGINT');
       await exited;
