@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { EVENT_VERSION, evolve, validateFlow, type FlowEvent, type FlowState, type TaskStatus } from '@taskstream/domain';
+import { EVENT_VERSION, evolve, toFlowView, validateFlow, type FlowEvent, type FlowState, type TaskStatus } from '@taskstream/domain';
 import { describe, expect, it } from 'vitest';
 import { apiError, problemsError } from '../src/errors.js';
 import { flowProblems, fromApiError, notFound, scheduleProblems, TaskedError, toTasked } from '../src/tasked/errors.js';
-import { exportDocument, fromTaskedFlow, policyFromTasked, retriesRemaining, taskedBackoff, taskedQueueConfig, type TaskFacts } from '../src/tasked/shapes.js';
+import { exportDocument, flowDetail, flowResponse, fromTaskedFlow, policyFromTasked, retriesRemaining, taskedBackoff, taskedQueueConfig, type TaskFacts } from '../src/tasked/shapes.js';
 import { eventsFor } from '../src/tasked/sse.js';
 import { taskedCounts, taskedFlowState, taskedTaskState } from '../src/tasked/states.js';
 
@@ -210,6 +210,29 @@ describe("the event stream's events", () => {
     ]);
     expect(events[2]!.data).toEqual({ task_id: 'gate', state: 'running', output: { awaiting_approval: true, message: 'ship?', code: 'c'.repeat(32) }, error: null, started_at: null, completed_at: null });
     expect(events.at(-1)!.data).toEqual({ flow_id: FLOW, state: 'succeeded', task_count: 2, tasks_succeeded: 2, tasks_failed: 0 });
+  });
+
+  it("answers the flow's view as Tasked's FlowResponse and FlowDetailResponse", () => {
+    const { state } = stream(history.slice(0, 6));
+    const view = toFlowView(state);
+    expect(flowResponse(view, true)).toEqual({
+      id: FLOW,
+      queue_id: 'q',
+      state: 'running',
+      task_count: 2,
+      tasks_succeeded: 1,
+      tasks_failed: 0,
+      fail_fast: true,
+      created_at: view.submitted_at,
+      // The latest start or end of a task: b's start (its failed attempt records no task time).
+      updated_at: history[4]!.time,
+    });
+    const detail = flowDetail(view, definition, () => ({ max_retries: 2, timeout_secs: 30 }));
+    expect(detail.tasks.map((t) => [t.id, t.state, t.retries_remaining, t.timeout_secs, t.error])).toEqual([
+      ['gate', 'succeeded', 2, 30, null],
+      ['b', 'delayed', 1, 30, 'boom'],
+    ]);
+    expect(detail.tasks[0]).toMatchObject({ flow_id: FLOW, queue_id: 'q', executor_type: 'approval', input: null, output: { approved: true }, created_at: view.submitted_at, completed_at: history[2]!.time });
   });
 
   it("exports Tasked's document, its checksum the SHA-256 of the document without it", () => {
