@@ -155,6 +155,8 @@ describe("queues as Tasked's QueueConfig", () => {
     expect(taskedBackoff({ type: 'exponential', initial_delay_ms: 50, max_delay_ms: 1, multiplier: 2, jitter: true })).toEqual({ exponential_jitter: { initial_delay_ms: 50 } });
     expect(taskedBackoff({ type: 'fixed', initial_delay_ms: 20, max_delay_ms: 1, multiplier: 2, jitter: false })).toEqual({ fixed: { delay_ms: 20 } });
     expect(taskedQueueConfig({ concurrency: 3, rate_limit: { per_second: 2.5 } })).toEqual({ concurrency: 3, rate_limit: { max_burst: 3, per_second: 2.5 }, retention_secs: null });
+    // Tasked's timeouts are whole seconds: a fractional one is rounded up.
+    expect(taskedQueueConfig({ timeout_secs: 0.5 })).toMatchObject({ timeout_secs: 1 });
   });
 });
 

@@ -89,8 +89,9 @@ export function retriesRemaining(facts: TaskFacts, queue: QueueDefaults): number
   return Math.max(0, retries - failedAttempts);
 }
 
+/** The task's timeout in whole seconds (Tasked's is an integer; a fractional one is rounded up). */
 export function timeoutSecs(facts: TaskFacts, queue: QueueDefaults): number {
-  return facts.spec?.timeout_secs ?? queue?.timeout_secs ?? DEFAULT_TIMEOUT_SECS;
+  return Math.ceil(facts.spec?.timeout_secs ?? queue?.timeout_secs ?? DEFAULT_TIMEOUT_SECS);
 }
 
 export function taskResponse(facts: TaskFacts, flowId: string, createdAt: string, queue: QueueDefaults): TaskResponse {
@@ -245,7 +246,7 @@ export function taskedQueueConfig(policy: QueuePolicy) {
   return {
     ...(policy.concurrency !== undefined && { concurrency: policy.concurrency }),
     ...(policy.max_retries !== undefined && { max_retries: policy.max_retries }),
-    ...(policy.timeout_secs !== undefined && { timeout_secs: policy.timeout_secs }),
+    ...(policy.timeout_secs !== undefined && { timeout_secs: Math.ceil(policy.timeout_secs) }),
     ...(policy.backoff !== undefined && { backoff: taskedBackoff(policy.backoff) }),
     rate_limit: rate === undefined ? null : { max_burst: rate.max_burst ?? Math.max(1, Math.ceil(rate.per_second)), per_second: rate.per_second },
     retention_secs: null,
