@@ -245,6 +245,33 @@ describe("Tasked's REST API under /tasked", () => {
     expect({ status: unknown.status, body: unknown.body }).toEqual({ status: 404, body: { error: 'flow_not_found', message: "Flow '01JAAAAAAAAAAAAAAAAAAAAAAA' not found" } });
   });
 
+  it('holds at most 100 event streams on a gateway, a closed one making room', async () => {
+    await client.createQueue('tq-streams');
+    const { body } = await client.submitFlow('tq-streams', flowDef([taskDef({ id: 'long', executor: 'delay', config: { seconds: 60 }, timeout_secs: 120 })]));
+    const open = async () => {
+      const abort = new AbortController();
+      const response = await fetch(`${deployment.gatewayUrl}/tasked/api/v1/flows/${body.id}/events`, { signal: abort.signal });
+      return { response, abort };
+    };
+    const streams = await Promise.all(Array.from({ length: 100 }, open));
+    try {
+      expect(streams.map((s) => s.response.status)).toEqual(Array(100).fill(200));
+      const refused = await open();
+      expect({ status: refused.response.status, body: await refused.response.json() }).toEqual({ status: 503, body: { error: 'too_many_connections', message: 'Too many concurrent SSE connections' } });
+      streams.pop()!.abort.abort();
+      const again = await waitFor('a stream to be let in once one closed', async () => {
+        const next = await open();
+        if (next.response.status === 200) return next;
+        await next.response.body?.cancel();
+        return undefined;
+      });
+      streams.push(again);
+    } finally {
+      for (const s of streams) s.abort.abort();
+      await client.cancelFlow(body.id);
+    }
+  });
+
   it("creates, lists, reads, replaces and deletes schedules with Tasked's shapes", async () => {
     await client.createQueue('tq-sched');
     const flow = flowDef([taskDef({ id: 'tick', executor: 'noop' })]);
