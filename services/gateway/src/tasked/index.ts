@@ -32,16 +32,19 @@ export interface TaskedServices {
   schedules: Schedules;
 }
 
-const SHUTTING_DOWN = /NATS|JetStream|timeout|connection/i;
+/** Failures that mean NATS did not answer (worth a retry), as the gateway's own error answers judge them. */
+const BACKEND_FAILURE = /NATS|JetStream|timeout|connection/i;
 
 /** Every error of a Tasked route in Tasked's shape; a failure of the gateway itself is logged and answered as Tasked does, saying nothing more. */
 function answerTaskedErrors(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
-    const bodyLimit = request.routeOptions.bodyLimit ?? 0;
-    const answer =
-      toTasked(error, bodyLimit, String(request.headers['content-type'] ?? 'none')) ??
-      (request.log.error({ err: error }, 'request failed'),
-      SHUTTING_DOWN.test((error as Error).message ?? '') ? new TaskedError(503, 'service_unavailable', 'the NATS JetStream backend did not answer; retry shortly') : new TaskedError(500, 'internal_error', 'internal error'));
+    let answer = toTasked(error, request.routeOptions.bodyLimit ?? 0, String(request.headers['content-type'] ?? 'none'));
+    if (answer === undefined) {
+      request.log.error({ err: error }, 'request failed');
+      answer = BACKEND_FAILURE.test((error as Error).message ?? '')
+        ? new TaskedError(503, 'service_unavailable', 'the NATS JetStream backend did not answer; retry shortly')
+        : new TaskedError(500, 'internal_error', 'internal error');
+    }
     return reply.status(answer.status).send(answer.toJSON());
   });
   app.setNotFoundHandler((request, reply) => {
