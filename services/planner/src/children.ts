@@ -1,4 +1,4 @@
-import { awaitsAck, instantiateTemplate, jsonBytes, type EventDraft, type FlowDefinition, type FlowEvent, type FlowState, type TaskError } from '@taskstream/domain';
+import { awaitsAck, instantiateTemplate, isTerminalFlow, jsonBytes, type EventDraft, type FlowDefinition, type FlowEvent, type FlowState, type TaskError } from '@taskstream/domain';
 import { childFlowId, submitFlow, type EventLog, type TemplateStore } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FlowHistory } from './flow-cache.js';
@@ -62,27 +62,42 @@ export class ChildFlows {
   }
 
   /**
-   * On the delivery of a child's terminal event: its parent's task ends with Tasked's summary and
-   * the child's outputs, unless it no longer waits (cancelled, timed out) — read from the parent's
-   * log, so the task gets one terminal event whatever the de-duplication window.
+   * On the delivery of an event folded into `state`: a child's terminal event ends its parent's
+   * task; a parent's wait for a child that had already ended (its submission survived a crash of
+   * the planner, the parent's wait did not, and the child ran meanwhile) ends at once.
    */
-  async onEvent(event: FlowEvent, child: FlowState): Promise<void> {
-    const parentLink = child.origin?.parent;
-    if (parentLink === undefined || (event.type !== 'flow.succeeded' && event.type !== 'flow.failed' && event.type !== 'flow.cancelled')) return;
-    const parent = await this.history.fold(parentLink.flow_id);
-    const task = parent?.tasks[parentLink.task_id];
-    if (parent === null || task?.child?.flow_id !== child.flow_id || !awaitsAck(parent, task.id)) return;
-    const status = event.type === 'flow.succeeded' ? 'succeeded' : event.type === 'flow.failed' ? 'failed' : 'cancelled';
+  async onEvent(event: FlowEvent, state: FlowState): Promise<void> {
+    if (event.type === 'flow.succeeded' || event.type === 'flow.failed' || event.type === 'flow.cancelled') {
+      const link = state.origin?.parent;
+      if (link === undefined) return;
+      const parent = await this.history.fold(link.flow_id);
+      if (parent !== null) await this.report(parent, link.task_id, state);
+    } else if (event.type === 'task.waiting' && event.data.child !== undefined && event.data.child.wait && event.data.child.flow_id !== '') {
+      const child = await this.history.fold(event.data.child.flow_id);
+      if (child !== null && isTerminalFlow(child)) await this.report(state, event.task_id, child);
+    }
+  }
+
+  /**
+   * Ends the parent's task with its ended child: Tasked's summary and the child's outputs, or
+   * CHILD_FLOW_FAILED. Only while the task still waits for that child (read from the parent's log),
+   * and under the task's terminal key, so it ends once whichever path reports it.
+   */
+  private async report(parent: FlowState, taskId: string, child: FlowState): Promise<void> {
+    const task = parent.tasks[taskId];
+    if (task?.child?.flow_id !== child.flow_id || !awaitsAck(parent, taskId)) return;
+    const status = child.status === 'succeeded' ? 'succeeded' : child.status === 'failed' ? 'failed' : 'cancelled';
     const summary = childSummary(child, status);
-    const waitedMs = task.ready_at === undefined ? 0 : Math.max(0, Date.parse(event.time) - Date.parse(task.ready_at));
+    const endedAt = child.finished_at ?? new Date().toISOString();
+    const waitedMs = task.ready_at === undefined ? 0 : Math.max(0, Date.parse(endedAt) - Date.parse(task.ready_at));
     const end = { flow_id: child.flow_id, status } as const;
-    const key = `${parent.flow_id}:${task.id}`;
+    const key = `${parent.flow_id}:${taskId}`;
     if (status === 'succeeded') {
-      await this.log.appendNew({ type: 'task.succeeded', flow_id: parent.flow_id, task_id: task.id, attempt: 1, data: { output: summary, duration_ms: waitedMs, child: end } }, `${key}:task.succeeded`);
+      await this.log.appendNew({ type: 'task.succeeded', flow_id: parent.flow_id, task_id: taskId, attempt: 1, data: { output: summary, duration_ms: waitedMs, child: end } }, `${key}:task.succeeded`);
       decisionsStored([{ type: 'task.succeeded' }]);
     } else {
       const message = `child flow ${status}: ${summary.tasks_succeeded} succeeded, ${summary.tasks_failed} failed (flow ${child.flow_id})`;
-      await this.log.appendNew({ type: 'task.failed', flow_id: parent.flow_id, task_id: task.id, attempt: 1, data: { error: { message, code: 'CHILD_FLOW_FAILED', retryable: false }, duration_ms: waitedMs, child: end } }, `${key}:task.failed`);
+      await this.log.appendNew({ type: 'task.failed', flow_id: parent.flow_id, task_id: taskId, attempt: 1, data: { error: { message, code: 'CHILD_FLOW_FAILED', retryable: false }, duration_ms: waitedMs, child: end } }, `${key}:task.failed`);
       decisionsStored([{ type: 'task.failed' }]);
     }
   }
