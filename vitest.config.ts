@@ -21,6 +21,9 @@ export default defineConfig({
         test: {
           name: 'integration',
           sequence: { groupOrder: 1 },
+          // eventsource and eventsource-parser (under the MCP SDK's HTTP client, so it too) publish their
+          // TypeScript sources under "source" too: vite transforms them rather than Node loading .ts.
+          server: { deps: { inline: ['@modelcontextprotocol/sdk', 'eventsource', 'eventsource-parser'] } },
           include: ['test/**/*.test.ts'],
           exclude: ['test/faults/**', 'test/structure/**'],
           testTimeout: 60_000,

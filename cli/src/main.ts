@@ -16,6 +16,7 @@ import { deleteTrigger, listTriggers, putTrigger, showTrigger } from './commands
 import { LOCAL_HTTP_ALLOW } from '@taskstream/executor';
 import { SERVICE_STARTS, SERVICES, serviceCommand } from './commands/service.js';
 import { upCommand } from './commands/up.js';
+import { mcpCommand } from './commands/mcp.js';
 import { isTerminalEvent, renderStatus, RunRenderer } from './render.js';
 import { replayLines } from './replay.js';
 import { UserError } from './user-error.js';
@@ -127,6 +128,18 @@ async function gatewayCommand(settings: Settings, flags: Record<string, unknown>
 }
 
 const serverOption = ['-s, --server <url>', 'gateway URL (or TASKSTREAM_URL)', defaultServer] as const;
+
+program
+  .command('mcp')
+  .description('serve MCP (Model Context Protocol) on stdin and stdout for AI agents: tools, resources, subscriptions and approvals over a gateway; --embedded runs the whole stack itself')
+  .option(...serverOption)
+  .option(...apiKeyOption)
+  .option('--embedded', 'start the embedded stack (nats-server + every service) in this process and serve it: nothing else needs to run')
+  .option('--nats <url>', 'with --embedded: use this NATS instead of starting nats-server')
+  .option(...natsCredsOption)
+  .option('--data-dir <dir>', 'with --embedded: where nats-server keeps its data', '.taskstream')
+  .option('--http-allow <list>', `with --embedded: ${HTTP_ALLOW_HELP}`)
+  .action(async (options, command: Command) => mcpCommand(options, command.getOptionValueSource('server') === 'cli'));
 
 program
   .command('submit')
