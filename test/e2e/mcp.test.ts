@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ElicitRequestSchema, McpError, ResourceUpdatedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { generateApiKey } from '@taskstream/nats';
@@ -12,8 +13,8 @@ import { ALL_SERVICES, Deployment, FAST_FAILOVER } from '../support/deployment.j
 import { ROOT } from '../support/stack.js';
 
 /*
- * The MCP server through the SDK's own client, over stdio (`taskstream mcp`, a process), against
- * every service as its own process with API keys on.
+ * The MCP server through the SDK's own client, over stdio (`taskstream mcp`, a process) and over
+ * Streamable HTTP (the gateway's /mcp), against every service as its own process with API keys on.
  */
 
 const ADMIN = generateApiKey().key;
@@ -182,6 +183,39 @@ describe('the MCP server', () => {
   it('over stdio (taskstream mcp): tools, submit, a run followed by subscription, approvals by tool and by asking the user, bad input, Tasked\'s tools', async () => {
     await exercise(() => new StdioClientTransport({ command: process.execPath, args: [CLI, 'mcp', '--server', base], env: { ...process.env, ...CLEAN_ENV, TASKSTREAM_API_KEY: ADMIN } as Record<string, string>, stderr: 'pipe' }), 'tasked-stdio');
   }, 120_000);
+
+  it('over Streamable HTTP at /mcp on the gateway, the same', async () => {
+    await exercise(() => new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${ADMIN}` } } }), 'tasked-http');
+  }, 120_000);
+
+  it('refuses /mcp without a key, and a read key the tools that change flows; a session is its key\'s alone', async () => {
+    const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
+    const anonymous = await fetch(`${base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(initialize) });
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as any).error.code).toBe('UNAUTHORIZED');
+    await expect(connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`)))).rejects.toThrow();
+
+    const created = await fetch(`${base}/api/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` }, body: JSON.stringify({ name: 'mcp-reader', scope: 'read' }) });
+    const reader = ((await created.json()) as any).key as string;
+    const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${reader}` } } });
+    const { client, call } = await connect(transport);
+    try {
+      expect((await client.listTools()).tools.length).toBe(TASKSTREAM_TOOLS.length + TASKED_TOOLS.length);
+      const forbidden = await call('taskstream_submit_flow', { flow: { tasks: [{ id: 'a', executor: 'noop' }] } });
+      expect(forbidden.isError).toBe(true);
+      expect((forbidden.content[0] as { text: string }).text).toMatch(/^FORBIDDEN: .*"submit" scope/);
+      expect((await call('taskstream_list_flows', { limit: 1 })).isError).toBeFalsy();
+      // The reader's session, presented with the admin key, does not exist.
+      const stolen = await fetch(`${base}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${ADMIN}`, 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '2025-06-18' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }),
+      });
+      expect(stolen.status).toBe(404);
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 describe('taskstream mcp --embedded', () => {

@@ -48,6 +48,7 @@ export const TAGS: ReadonlyArray<{ name: string; description: string }> = [
   { name: 'triggers', description: 'Webhook triggers: a verified delivery runs a template with params mapped from it.' },
   { name: 'signals', description: 'Signals that wait tasks wait for: sent once, matched against every waiting task.' },
   { name: 'schedules', description: 'Schedules: a flow or a template run at each time of a cron expression, once per scheduled time.' },
+  { name: 'mcp', description: 'MCP (Model Context Protocol) over Streamable HTTP, for AI agents: tools, resources and subscriptions (docs/mcp.md).' },
   { name: 'health', description: 'Liveness and readiness, for load balancers and orchestrators.' },
   { name: 'tasked', description: "Tasked's REST API under /tasked, in Tasked's shapes, states and `{error, message}` bodies, for Tasked's clients." },
 ];

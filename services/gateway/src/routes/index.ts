@@ -25,6 +25,7 @@ import { registerSignalRoutes } from './signals.js';
 import { registerHookRoutes } from './hooks.js';
 import { registerTemplateRoutes } from './templates.js';
 import { registerTriggerRoutes } from './triggers.js';
+import { registerMcpRoutes } from '../mcp.js';
 import { registerTaskedRoutes } from '../tasked/index.js';
 
 /** What the routes serve from; used only when a request arrives. */
@@ -59,6 +60,7 @@ export function registerRoutes(app: FastifyInstance, s: RouteServices): void {
   registerTemplateRoutes(app, s.templates);
   registerTriggerRoutes(app, s.triggers);
   registerHookRoutes(app, s.triggers);
+  registerMcpRoutes(app);
   // Tasked's REST API under /tasked, on the same services.
   registerTaskedRoutes(app, { ctx: s.ctx, flows: s.flows, approvals: s.approvals, index: s.index, queues: s.queues, schedules: s.schedules });
 }
