@@ -553,6 +553,10 @@ describe('the route table', () => {
         'DELETE /api/v1/schedules/:id': 'submit',
         'POST /api/v1/queues/:name/schedules': 'submit',
         'GET /api/v1/queues/:name/schedules': 'read',
+        // MCP over Streamable HTTP: read to connect; each tool's calls need their own route's scope.
+        'POST /mcp': 'read',
+        'GET /mcp': 'read',
+        'DELETE /mcp': 'read',
         // Tasked's REST API, each route with the scope of its Taskstream twin.
         'POST /tasked/api/v1/queues': 'admin',
         'GET /tasked/api/v1/queues': 'read',
