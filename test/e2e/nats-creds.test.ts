@@ -150,7 +150,7 @@ describe('a NATS credentials file (operator mode)', () => {
   it('is what `taskstream provision`, `keys --nats` and `<service>` connect with through --nats-creds', async () => {
     const provisioned = await cli(['provision', '--nats', nats.url, '--nats-creds', creds, '--prefix', 'cli'], {});
     expect(provisioned, provisioned.stderr).toMatchObject({ code: 0 });
-    expect(provisioned.stdout).toContain('streams: CLI_EVENTS, CLI_WORK, CLI_TIMERS, CLI_DLQ');
+    expect(provisioned.stdout).toContain('streams: CLI_EVENTS, CLI_WORK, CLI_TIMERS, CLI_SIGNALS, CLI_DLQ');
     const keys = await cli(['keys', 'list', '--nats', nats.url, '--nats-creds', creds, '--prefix', 'cli', '--json'], {});
     expect(keys, keys.stderr).toMatchObject({ code: 0, stdout: '[]\n' });
     const both = await cli(['keys', 'list', '--nats', nats.url, '--nats-creds', creds], { TASKSTREAM_NATS_USER: 'taskstream' });
