@@ -1,17 +1,9 @@
-import type { FlowEvent, FlowView, Problem } from '@taskstream/domain';
+import { TaskstreamClient, TaskstreamError, type Call, type QueuePolicy, type QueueView, type StoredEvent, type WebSocketLike } from '@taskstream/client';
+import type { FlowEvent, FlowView } from '@taskstream/domain';
 import WebSocket from 'ws';
 import { UserError } from './user-error.js';
 
-export interface QueueView {
-  name: string;
-  policy: Record<string, unknown>;
-  running: number;
-  tokens?: number;
-}
-
-interface ApiErrorBody {
-  error?: { code?: string; message?: string; problems?: Problem[] };
-}
+export type { QueueView };
 
 let chosenApiKey: string | undefined;
 
@@ -32,101 +24,103 @@ function authHint(status: number): string | undefined {
   return undefined;
 }
 
-/** A small client for the gateway's REST and WebSocket API. */
+/** A client error as the CLI reports it: the message (and every problem), a hint, and exit code 2 (the user's to fix) or 3 (the gateway's). */
+export function userErrorOf(error: unknown, base: string): unknown {
+  if (!(error instanceof TaskstreamError)) return error;
+  if (error.code === 'NETWORK' || error.code === 'TIMEOUT') return new UserError(error.message, 'start one with `taskstream up`, or pass --server with the right URL', 3);
+  if (error.code === 'BAD_RESPONSE') return new UserError(`the gateway at ${base} answered ${error.status} with something that is not JSON`, 'check that --server points at a Taskstream gateway', 3);
+  // A wrong approval code is a 403 about the code, not about the key's scope.
+  const hint = error.code === 'INVALID_APPROVAL_CODE' ? "leave out --code to use the one in the task's output" : authHint(error.status);
+  return new UserError(error.describe(), hint, error.status >= 500 || error.status === 0 ? 3 : 2);
+}
+
+/**
+ * The CLI's view of the gateway: @taskstream/client (the SDK) with the key from --api-key or
+ * TASKSTREAM_API_KEY, Node's WebSocket, and its errors turned into the CLI's UserErrors.
+ */
 export class GatewayClient {
   readonly base: string;
+  readonly sdk: TaskstreamClient;
 
-  constructor(
-    base: string,
-    private readonly apiKey: string | undefined = defaultApiKey(),
-  ) {
-    this.base = base.replace(/\/+$/, '');
+  constructor(base: string, apiKey: string | undefined = defaultApiKey()) {
+    this.sdk = new TaskstreamClient({
+      baseUrl: base,
+      ...(apiKey !== undefined && { apiKey }),
+      webSocket: (url, headers) => new WebSocket(url, { headers }) as unknown as WebSocketLike,
+    });
+    this.base = this.sdk.baseUrl;
   }
 
-  /** `Authorization: Bearer <key>` when there is a key, for requests made outside this class. */
+  /** `Authorization: Bearer <key>` when there is a key. */
   authHeaders(): Record<string, string> {
-    return this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {};
+    return this.sdk.transport.authHeaders();
   }
 
-  private async request<T>(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<T> {
-    let response: Response;
+  /** Runs a call of the SDK, reporting its failure as a UserError. */
+  private async run<T>(call: (sdk: TaskstreamClient) => Promise<T>): Promise<T> {
     try {
-      response = await fetch(`${this.base}${path}`, { method, body, headers: { ...headers, ...this.authHeaders() } });
+      return await call(this.sdk);
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-      throw new UserError(`cannot reach the Taskstream gateway at ${this.base} (${cause})`, 'start one with `taskstream up`, or pass --server with the right URL', 3);
+      throw userErrorOf(error, this.base);
     }
-    const text = await response.text();
-    let json: unknown;
-    try {
-      json = text ? JSON.parse(text) : {};
-    } catch {
-      throw new UserError(`the gateway at ${this.base} answered ${response.status} with something that is not JSON`, 'check that --server points at a Taskstream gateway', 3);
-    }
-    if (!response.ok) {
-      const error = (json as ApiErrorBody).error;
-      const problems = error?.problems?.map((p) => `  ${p.path}: ${p.message}`).join('\n');
-      // A wrong approval code is a 403 about the code, not about the key's scope.
-      const hint = error?.code === 'INVALID_APPROVAL_CODE' ? 'leave out --code to use the one in the task\'s output' : authHint(response.status);
-      throw new UserError(`${error?.message ?? `request failed with status ${response.status}`}${problems ? `\n${problems}` : ''}`, hint, response.status >= 500 ? 3 : 2);
-    }
-    return json as T;
+  }
+
+  private request<T>(method: Call['method'], path: string, json?: unknown): Promise<T> {
+    return this.run((sdk) => sdk.transport.json<T>({ method, path, ...(json !== undefined && { json }), idempotent: method !== 'POST' }));
   }
 
   submit(flowText: string, contentType: string, idempotencyKey?: string) {
-    return this.request<{ flow_id: string; tasks: number; replayed: boolean; warnings?: string[] }>('POST', '/api/v1/flows', flowText, {
-      'content-type': contentType,
-      ...(idempotencyKey && { 'idempotency-key': idempotencyKey }),
-    });
+    return this.run((sdk) => sdk.submit(flowText, { format: contentType.includes('yaml') ? 'yaml' : 'json', ...(idempotencyKey && { idempotencyKey }) }));
   }
 
-  status(flowId: string) {
-    return this.request<FlowView>('GET', `/api/v1/flows/${encodeURIComponent(flowId)}`);
+  status(flowId: string): Promise<FlowView> {
+    return this.run((sdk) => sdk.get(flowId));
   }
 
-  events(flowId: string) {
-    return this.request<{ events: Array<{ seq: number; stored_at: string; event: FlowEvent }> }>('GET', `/api/v1/flows/${encodeURIComponent(flowId)}/events`);
+  async events(flowId: string): Promise<{ events: StoredEvent[] }> {
+    return { events: await this.run((sdk) => sdk.history(flowId)) };
   }
 
   cancel(flowId: string, reason?: string) {
-    return this.request<{ status: string }>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/cancel`, JSON.stringify(reason ? { reason } : {}), { 'content-type': 'application/json' });
+    return this.run((sdk) => sdk.cancel(flowId, reason));
   }
 
-  /** Approves or rejects a waiting approval task (Tasked's ack); the gateway answers 204. */
+  /** Approves or rejects a waiting approval task (Tasked's ack) with the body as given; the gateway answers 204. */
   async ack(flowId: string, taskId: string, body: Record<string, unknown>): Promise<void> {
-    await this.request<unknown>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/tasks/${encodeURIComponent(taskId)}/ack`, JSON.stringify(body), { 'content-type': 'application/json' });
+    await this.request('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/tasks/${encodeURIComponent(taskId)}/ack`, body);
   }
 
+  /** Sends a signal; `payload` is JSON text the caller has checked. */
   signal(name: string, payload: string, idempotencyKey?: string) {
-    return this.request<{ signal_id: string; name: string; seq: number; replayed: boolean }>('POST', `/api/v1/signals/${encodeURIComponent(name)}`, payload, {
-      'content-type': 'application/json',
-      ...(idempotencyKey !== undefined && { 'idempotency-key': idempotencyKey }),
-    });
+    return this.run((sdk) => sdk.signal(name, JSON.parse(payload), idempotencyKey === undefined ? {} : { idempotencyKey }));
   }
 
   flows(query: Record<string, string | undefined>) {
-    const params = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined));
-    return this.request<{ flows: Array<Record<string, unknown> & { flow_id: string; status: string; submitted_at: string; total: number; name?: string; queue: string }>; next_cursor?: string }>('GET', `/api/v1/flows?${params}`);
+    return this.run((sdk) => sdk.transport.json<{ flows: Array<Record<string, unknown> & { flow_id: string; status: string; submitted_at: string; total: number; name?: string; queue: string }>; next_cursor?: string }>({ method: 'GET', path: '/api/v1/flows', query, idempotent: true }));
   }
 
+  /** A GET answered as text (a path with its query). */
   async text(path: string): Promise<string> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.base}${path}`, { headers: this.authHeaders() });
-    } catch (error) {
-      throw new UserError(`cannot reach the Taskstream gateway at ${this.base} (${(error as Error).message})`, 'start one with `taskstream up`, or pass --server with the right URL', 3);
-    }
-    const body = await response.text();
-    if (!response.ok) throw new UserError(JSON.parse(body)?.error?.message ?? `request failed with status ${response.status}`, authHint(response.status), response.status >= 500 ? 3 : 2);
-    return body;
+    return (await this.run((sdk) => sdk.transport.send({ method: 'GET', path, idempotent: true }))).text;
+  }
+
+  /** A PUT, with the status it was answered with (200 or 201). */
+  async putWithStatus<T>(path: string, body: unknown): Promise<{ status: number; body: T }> {
+    const answer = await this.run((sdk) => sdk.transport.send({ method: 'PUT', path, json: body, idempotent: true }));
+    return { status: answer.status, body: (answer.text === '' ? undefined : JSON.parse(answer.text)) as T };
+  }
+
+  /** A GET whose body is left unread (a download). */
+  download(path: string): Promise<Response> {
+    return this.run((sdk) => sdk.transport.raw({ method: 'GET', path, idempotent: true }));
   }
 
   post<T = unknown>(path: string, body: unknown = {}) {
-    return this.request<T>('POST', path, JSON.stringify(body), { 'content-type': 'application/json' });
+    return this.request<T>('POST', path, body);
   }
 
   put<T = unknown>(path: string, body: unknown = {}) {
-    return this.request<T>('PUT', path, JSON.stringify(body), { 'content-type': 'application/json' });
+    return this.request<T>('PUT', path, body);
   }
 
   get<T>(path: string) {
@@ -138,69 +132,43 @@ export class GatewayClient {
   }
 
   rerun(flowId: string, from?: string) {
-    return this.request<{ flow_id: string }>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/rerun`, JSON.stringify(from ? { from } : {}), { 'content-type': 'application/json' });
+    return this.run((sdk) => sdk.rerun(flowId, from === undefined ? {} : { from }));
   }
 
   fork(flowId: string, at: number, patch?: unknown) {
-    return this.request<{ flow_id: string }>('POST', `/api/v1/flows/${encodeURIComponent(flowId)}/fork`, JSON.stringify({ at, ...(patch !== undefined && { patch }) }), { 'content-type': 'application/json' });
+    return this.run((sdk) => sdk.fork(flowId, at, patch as Record<string, unknown> | undefined));
   }
 
-  queues() {
-    return this.request<{ queues: QueueView[] }>('GET', '/api/v1/queues');
+  async queues(): Promise<{ queues: QueueView[] }> {
+    return { queues: await this.run((sdk) => sdk.queues.list()) };
   }
 
   queue(name: string) {
-    return this.request<QueueView>('GET', `/api/v1/queues/${encodeURIComponent(name)}`);
+    return this.run((sdk) => sdk.queues.get(name));
   }
 
   setQueue(name: string, policy: unknown) {
-    return this.request<QueueView>('PUT', `/api/v1/queues/${encodeURIComponent(name)}`, JSON.stringify(policy), { 'content-type': 'application/json' });
+    return this.run((sdk) => sdk.queues.set(name, policy as QueuePolicy));
   }
 
-  async deleteQueue(name: string): Promise<void> {
-    await this.request<unknown>('DELETE', `/api/v1/queues/${encodeURIComponent(name)}`);
+  deleteQueue(name: string): Promise<void> {
+    return this.run((sdk) => sdk.queues.delete(name));
   }
 
-  /** Follows the flow's feed, calling `onEvent` for each event until it returns true, reconnecting after drops. */
+  /** Follows the flow's feed (resuming by itself after drops), calling `onEvent` for each event until it returns true. */
   async follow(flowId: string, onEvent: (event: FlowEvent, seq: number) => boolean): Promise<void> {
-    let after = 0;
-    for (let failures = 0; ; ) {
-      const outcome = await new Promise<'done' | 'dropped'>((resolve, reject) => {
-        const url = `${this.base.replace(/^http/, 'ws')}/api/v1/flows/${encodeURIComponent(flowId)}/feed?after=${after}`;
-        const socket = new WebSocket(url, { headers: this.authHeaders() });
-        let settled = false;
-        socket.on('message', (data) => {
-          const message = JSON.parse(data.toString()) as { seq: number; event?: FlowEvent; type?: string };
-          if (message.type === 'resync') return;
-          if (!message.event) return;
-          after = message.seq;
-          failures = 0;
-          if (onEvent(message.event, message.seq) && !settled) {
-            settled = true;
-            socket.close();
-            resolve('done');
-          }
-        });
-        socket.on('unexpected-response', (_req, res) => {
-          settled = true;
-          reject(new UserError(`the gateway refused the live feed of flow ${flowId} (status ${res.statusCode})`, authHint(res.statusCode ?? 0), res.statusCode === 401 || res.statusCode === 403 ? 2 : 3));
-        });
-        socket.on('error', () => {
-          if (!settled) {
-            settled = true;
-            resolve('dropped');
-          }
-        });
-        socket.on('close', () => {
-          if (!settled) {
-            settled = true;
-            resolve('dropped');
-          }
-        });
-      });
-      if (outcome === 'done') return;
-      if (++failures > 20) throw new UserError(`lost the live feed of flow ${flowId} and could not reconnect`, `the flow keeps running; check it with \`taskstream status ${flowId}\``, 3);
-      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * failures)));
+    try {
+      for await (const { event, seq } of this.sdk.events(flowId, { untilEnd: false, maxReconnects: 20 })) {
+        if (onEvent(event, seq)) return;
+      }
+    } catch (error) {
+      if (error instanceof TaskstreamError && error.code === 'FEED_FAILED') {
+        throw new UserError(`lost the live feed of flow ${flowId} and could not reconnect`, `the flow keeps running; check it with \`taskstream status ${flowId}\``, 3);
+      }
+      if (error instanceof TaskstreamError && (error.status === 401 || error.status === 403)) {
+        throw new UserError(`the gateway refused the live feed of flow ${flowId} (status ${error.status})`, authHint(error.status), 2);
+      }
+      throw userErrorOf(error, this.base);
     }
   }
 }

@@ -4,7 +4,8 @@ import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
-import type { GatewayClient } from '../client.js';
+import { TaskstreamError } from '@taskstream/client';
+import { userErrorOf, type GatewayClient } from '../client.js';
 import { UserError } from '../user-error.js';
 
 export interface ArtifactsOptions {
@@ -48,24 +49,14 @@ export async function artifactsCommand(client: GatewayClient, flowId: string, op
 }
 
 async function download(client: GatewayClient, flowId: string, name: string, task: string, output: string | undefined): Promise<void> {
-  const url = `${client.base}/api/v1/flows/${encodeURIComponent(flowId)}/artifacts/${namePath(name)}${task}`;
   let response: Response;
   try {
-    response = await fetch(url, { headers: client.authHeaders() });
+    response = await client.sdk.transport.raw({ method: 'GET', path: `/api/v1/flows/${encodeURIComponent(flowId)}/artifacts/${namePath(name)}${task}`, idempotent: true });
   } catch (error) {
-    throw new UserError(`cannot reach the Taskstream gateway at ${client.base} (${(error as Error).message})`, 'start one with `taskstream up`, or pass --server with the right URL', 3);
+    if (error instanceof TaskstreamError && error.code === 'ARTIFACT_AMBIGUOUS') throw new UserError(error.message, "add --task <id> to say which task's file", 2);
+    throw userErrorOf(error, client.base);
   }
-  if (!response.ok || response.body === null) {
-    const text = await response.text();
-    let message = `request failed with status ${response.status}`;
-    try {
-      message = JSON.parse(text)?.error?.message ?? message;
-    } catch {
-      // not the gateway's JSON error
-    }
-    const hint = response.status === 409 ? 'add --task <id> to say which task\'s file' : response.status === 401 ? 'pass an API key with --api-key or TASKSTREAM_API_KEY' : undefined;
-    throw new UserError(message, hint, response.status >= 500 ? 3 : 2);
-  }
+  if (response.body === null) throw new UserError(`the gateway answered ${response.status} without a body`, undefined, 3);
   const expected = (response.headers.get('etag') ?? '').replace(/"/g, '');
   const hash = createHash('sha256');
   const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);

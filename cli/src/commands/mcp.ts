@@ -1,7 +1,5 @@
-import { TaskstreamClient, type WebSocketLike } from '@taskstream/client';
 import { serveStdio } from '@taskstream/mcp';
-import WebSocket from 'ws';
-import { defaultApiKey } from '../client.js';
+import { GatewayClient } from '../client.js';
 import { startStack } from '../embedded.js';
 import { stopOnInterrupt } from '../stopping.js';
 import { UserError } from '../user-error.js';
@@ -15,15 +13,6 @@ export interface McpOptions {
   natsCreds?: string;
   dataDir?: string;
   httpAllow?: string;
-}
-
-/** A client of the gateway at `url`, with the key chosen by --api-key or TASKSTREAM_API_KEY and Node's WebSocket. */
-export function gatewayClient(url: string, apiKey = defaultApiKey()): TaskstreamClient {
-  return new TaskstreamClient({
-    baseUrl: url,
-    ...(apiKey !== undefined && { apiKey }),
-    webSocket: (socketUrl, headers) => new WebSocket(socketUrl, { headers }) as unknown as WebSocketLike,
-  });
 }
 
 /**
@@ -50,7 +39,8 @@ export async function mcpCommand(options: McpOptions, explicitServer: boolean): 
     } else if (!/^https?:\/\/[^/]/.test(url)) {
       throw new UserError(`--server must be an http:// or https:// URL, not "${url.slice(0, 200)}"`, 'e.g. --server http://127.0.0.1:8080');
     }
-    await serveStdio(gatewayClient(url));
+    // The CLI's client: the key from --api-key or TASKSTREAM_API_KEY, Node's WebSocket.
+    await serveStdio(new GatewayClient(url).sdk);
   } finally {
     await interrupt.stack?.stop();
   }

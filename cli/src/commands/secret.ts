@@ -31,30 +31,9 @@ async function readStdin(name: string): Promise<string> {
   return value;
 }
 
-/**
- * The PUT, answered and refused like every other request of GatewayClient: the gateway's message
- * and problems on a refusal, exit code 3 when it cannot be reached or fails itself.
- */
+/** The PUT, answered and refused like every other request of GatewayClient. */
 async function put(client: GatewayClient, path: string, body: unknown): Promise<SecretInfo> {
-  let response: Response;
-  try {
-    response = await fetch(`${client.base}${path}`, { method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...client.authHeaders() } });
-  } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-    throw new UserError(`cannot reach the Taskstream gateway at ${client.base} (${cause})`, 'start one with `taskstream up`, or pass --server with the right URL', 3);
-  }
-  const text = await response.text();
-  let json: { error?: { message?: string; problems?: Array<{ path: string; message: string }> } } & Partial<SecretInfo>;
-  try {
-    json = text ? JSON.parse(text) : {};
-  } catch {
-    throw new UserError(`the gateway at ${client.base} answered ${response.status} with something that is not JSON`, 'check that --server points at a Taskstream gateway', 3);
-  }
-  if (!response.ok) {
-    const problems = json.error?.problems?.map((p) => `  ${p.path}: ${p.message}`).join('\n');
-    throw new UserError(`${json.error?.message ?? `request failed with status ${response.status}`}${problems ? `\n${problems}` : ''}`, undefined, response.status >= 500 ? 3 : 2);
-  }
-  return json as SecretInfo;
+  return (await client.putWithStatus<SecretInfo>(path, body)).body;
 }
 
 /** `taskstream secret set NAME [VALUE]`: the value from the argument, or from stdin when omitted or "-". */

@@ -41,26 +41,7 @@ export function nameOf(document: Record<string, unknown>, given: string | undefi
 
 /** A PUT, refused like every GatewayClient request: the gateway's message and problems, exit 3 when it cannot be reached or fails. */
 export async function put<T>(client: GatewayClient, path: string, body: unknown): Promise<{ status: number; body: T }> {
-  let response: Response;
-  try {
-    response = await fetch(`${client.base}${path}`, { method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...client.authHeaders() } });
-  } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-    throw new UserError(`cannot reach the Taskstream gateway at ${client.base} (${cause})`, 'start one with `taskstream up`, or pass --server with the right URL', 3);
-  }
-  const text = await response.text();
-  let json: { error?: { message?: string; problems?: Array<{ path: string; message: string }> } };
-  try {
-    json = text ? JSON.parse(text) : {};
-  } catch {
-    throw new UserError(`the gateway at ${client.base} answered ${response.status} with something that is not JSON`, 'check that --server points at a Taskstream gateway', 3);
-  }
-  if (!response.ok) {
-    const problems = json.error?.problems?.map((p) => `  ${p.path}: ${p.message}`).join('\n');
-    const hint = response.status === 401 ? 'pass an API key with --api-key or TASKSTREAM_API_KEY' : response.status === 403 ? 'use a key with that scope' : undefined;
-    throw new UserError(`${json.error?.message ?? `request failed with status ${response.status}`}${problems ? `\n${problems}` : ''}`, hint, response.status >= 500 ? 3 : 2);
-  }
-  return { status: response.status, body: json as T };
+  return client.putWithStatus<T>(path, body);
 }
 
 const templatePath = (name: string) => `/api/v1/templates/${encodeURIComponent(name)}`;

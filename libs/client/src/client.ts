@@ -158,7 +158,7 @@ export class TaskstreamClient {
    * received, with no gap and no duplicate.
    */
   events(flowId: string, options: EventsOptions = {}): FeedIterator {
-    if (!FLOW_ID.test(flowId)) throw new TaskstreamError('FLOW_NOT_FOUND', `no flow with id "${flowId.slice(0, 100)}": a flow id is a ULID of 26 characters`);
+    if (!FLOW_ID.test(flowId)) throw new TaskstreamError('FLOW_NOT_FOUND', `no flow with id "${flowId.slice(0, 100)}": a flow id is a ULID of 26 characters`, { status: 404 });
     const untilEnd = options.untilEnd ?? true;
     return this.feedOf(`/api/v1/flows/${path(flowId)}/feed`, {}, (event) => untilEnd && event.flow_id === flowId && isFlowEnd(event), () => this.get(flowId), options);
   }

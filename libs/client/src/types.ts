@@ -82,7 +82,7 @@ export interface FlowFilters {
   cursor?: string;
 }
 
-export interface QueuePolicy {
+export type QueuePolicy = {
   concurrency?: number;
   per_key_concurrency?: number;
   rate_limit?: { per_second: number; max_burst?: number };
@@ -90,7 +90,7 @@ export interface QueuePolicy {
   timeout_secs?: number;
   backoff?: Backoff;
   secrets?: Record<string, unknown>;
-}
+};
 
 export interface QueueView {
   name: string;
