@@ -58,7 +58,8 @@ async function connect(transport: Transport) {
   return { client, asked, call, until };
 }
 
-async function exercise(open: () => Transport, queue: string) {
+/** The whole tour of tools and resources; `queue` and the names made from it keep the two transports' runs apart. */
+async function exercise(open: () => Transport, queue: string, base: string) {
   const { client, asked, call, until } = await connect(open());
   try {
     const { tools } = await client.listTools();
@@ -139,6 +140,29 @@ async function exercise(open: () => Transport, queue: string) {
     const rerun = (await call('taskstream_rerun_flow', { flow_id: flowId })).structuredContent;
     expect(rerun.rerun_of).toBe(flowId);
 
+    // Signals, cancel, fork and templates.
+    const waiting2 = (await call('taskstream_submit_flow', { flow: { tasks: [{ id: 'paid', executor: 'wait', config: { signal: `mcp-${queue}` } }, { id: 'after', executor: 'noop', depends_on: ['paid'] }] } })).structuredContent.flow_id;
+    await until(waiting2, (s) => s.tasks.some((t: any) => t.id === 'paid' && t.status === 'waiting'));
+    expect((await call('taskstream_send_signal', { name: `mcp-${queue}`, payload: { ok: true } })).structuredContent).toMatchObject({ name: `mcp-${queue}`, replayed: false });
+    expect((await until(waiting2)).status).toBe('succeeded');
+    const toCancel = (await call('taskstream_submit_flow', { flow: { tasks: [{ id: 'long', executor: 'delay', config: { ms: 60_000 } }] } })).structuredContent.flow_id;
+    expect((await call('taskstream_cancel_flow', { flow_id: toCancel, reason: 'not needed' })).structuredContent).toMatchObject({ status: 'cancelling' });
+    expect((await until(toCancel)).status).toBe('cancelled');
+    const fork = (await call('taskstream_fork_flow', { flow_id: flowId, at_seq: events.events[1].seq })).structuredContent;
+    expect(fork).toMatchObject({ forked_from: flowId, resource: `taskstream://flows/${fork.flow_id}` });
+    const templates = await fetch(`${base}/api/v1/templates/mcp-${queue}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
+      body: JSON.stringify({ flow: { tasks: [{ id: 'hi', executor: 'noop' }] }, params_schema: { type: 'object', properties: { who: { type: 'string' } }, required: ['who'] } }),
+    });
+    expect(templates.status).toBe(201);
+    expect((await call('taskstream_list_templates', {})).structuredContent.templates.map((t: any) => t.name)).toContain(`mcp-${queue}`);
+    const badRun = await call('taskstream_run_template', { name: `mcp-${queue}`, params: { who: 3 } });
+    expect((badRun.content[0] as { text: string }).text).toMatch(/^INVALID_PARAMS: .*\n- params\.who/s);
+    const templateRun = (await call('taskstream_run_template', { name: `mcp-${queue}`, params: { who: 'agent' } })).structuredContent;
+    expect(templateRun.template).toEqual({ name: `mcp-${queue}`, version: 1 });
+    expect((await until(templateRun.flow_id)).status).toBe('succeeded');
+
     // Tasked's tools, with Tasked's shapes.
     const tasked = (await call('tasked_submit_flow', { queue, tasks: [{ id: 'one', executor: 'noop' }] })).structuredContent;
     expect(tasked).toMatchObject({ queue, state: 'running', task_count: 1 });
@@ -181,11 +205,11 @@ describe('the MCP server', () => {
   });
 
   it('over stdio (taskstream mcp): tools, submit, a run followed by subscription, approvals by tool and by asking the user, bad input, Tasked\'s tools', async () => {
-    await exercise(() => new StdioClientTransport({ command: process.execPath, args: [CLI, 'mcp', '--server', base], env: { ...process.env, ...CLEAN_ENV, TASKSTREAM_API_KEY: ADMIN } as Record<string, string>, stderr: 'pipe' }), 'tasked-stdio');
+    await exercise(() => new StdioClientTransport({ command: process.execPath, args: [CLI, 'mcp', '--server', base], env: { ...process.env, ...CLEAN_ENV, TASKSTREAM_API_KEY: ADMIN } as Record<string, string>, stderr: 'pipe' }), 'tasked-stdio', base);
   }, 120_000);
 
   it('over Streamable HTTP at /mcp on the gateway, the same', async () => {
-    await exercise(() => new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${ADMIN}` } } }), 'tasked-http');
+    await exercise(() => new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${ADMIN}` } } }), 'tasked-http', base);
   }, 120_000);
 
   it('refuses /mcp without a key, and a read key the tools that change flows; a session is its key\'s alone', async () => {

@@ -135,6 +135,17 @@ describe('the TypeScript client against the services', () => {
     expect(received.map((e) => e.event.id)).toEqual(history.map((e) => e.event.id));
     expect(new Set(received.map((e) => e.event.id)).size).toBe(received.length);
 
+    // A slow loop: the client holds at most two events, closing the socket and reopening it after the last one received once they are read.
+    const slowSockets = droppableSockets();
+    const slow = new TaskstreamClient({ baseUrl: base, apiKey: ADMIN, webSocket: slowSockets.open });
+    const slowRead: number[] = [];
+    for await (const item of slow.events(id, { maxBuffered: 2 })) {
+      slowRead.push(item.seq);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(slowRead).toEqual(history.map((e) => e.seq));
+    expect(slowSockets.urls.length).toBeGreaterThan(2);
+
     // Resuming a later feed from a sequence gives exactly what followed it.
     const middle = history[5]!.seq;
     const rest: number[] = [];
