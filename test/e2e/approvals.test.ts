@@ -3,6 +3,7 @@ import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SERVICES, Deployment, FAST_FAILOVER } from '../support/deployment.js';
 import { runCli } from '../support/cli.js';
+import { gatewayApi } from '../support/gateway-api.js';
 
 /*
  * Approval tasks through every service as its own process: the planner holds them waiting (no work
@@ -23,32 +24,11 @@ describe('approval tasks through the services', () => {
   let keyed: string;
   const topo = topology();
 
-  const submit = async (flow: unknown): Promise<string> => {
-    const response = await fetch(`${base}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(flow) });
-    const text = await response.text();
-    if (response.status !== 202) throw new Error(`submission failed: ${response.status} ${text}`);
-    return JSON.parse(text).flow_id;
-  };
-  const view = async (id: string): Promise<any> => (await fetch(`${base}/api/v1/flows/${id}`)).json();
-  const taskOf = async (id: string, task: string): Promise<any> => (await view(id)).tasks.find((t: any) => t.id === task);
-  const events = async (id: string): Promise<any[]> => ((await (await fetch(`${base}/api/v1/flows/${id}/events`)).json()) as any).events.map((e: any) => e.event);
-  const ack = async (id: string, task: string, body: unknown): Promise<{ status: number; body: any }> => {
-    const response = await fetch(`${base}/api/v1/flows/${id}/tasks/${encodeURIComponent(task)}/ack`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const text = await response.text();
-    return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
-  };
-  const waiting = (id: string, task: string, timeoutMs = 20_000): Promise<any> =>
-    waitFor(`task ${task} of ${id} to wait`, async () => {
-      const t = await taskOf(id, task);
-      return t?.status === 'waiting' ? t : undefined;
-    }, timeoutMs);
-  const settled = (id: string, timeoutMs = 30_000): Promise<any> =>
-    waitFor(`flow ${id} to finish`, async () => {
-      const v = await view(id);
-      return ['succeeded', 'failed', 'cancelled'].includes(v.status) ? v : undefined;
-    }, timeoutMs);
+  const api = gatewayApi(() => base);
+  const { submit, view, taskOf, events, settled, statuses } = api;
+  const ack = (id: string, task: string, body: unknown) => api.post(`/api/v1/flows/${id}/tasks/${encodeURIComponent(task)}/ack`, body);
+  const waiting = (id: string, task: string, timeoutMs = 20_000): Promise<any> => api.statusIs(id, task, 'waiting', timeoutMs);
   const sideDone = (id: string) => waitFor(`the side task of ${id} to finish on the one slot`, async () => ((await taskOf(id, 'side'))?.status === 'succeeded' ? true : undefined), 20_000);
-  const statuses = (v: any): Record<string, string> => Object.fromEntries(v.tasks.map((t: any) => [t.id, t.status]));
 
   /** The work stream holds no item and no executor consumer has one pending or in hand. */
   const expectNoWork = async () => {

@@ -3,32 +3,22 @@ import { NatsServer, waitFor } from '@taskstream/testing';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SERVICES, Deployment } from '../support/deployment.js';
+import { gatewayApi } from '../support/gateway-api.js';
 
 /*
  * Map tasks through every service as its own process: a flow grows while it runs (flow.tasks_added),
  * and everything downstream (views, paged views, graphs, state-at, rerun, fork, the feed) sees it.
  */
 
-const TERMINAL = ['succeeded', 'failed', 'cancelled'];
-
 describe('map tasks through the services', () => {
   let nats: NatsServer;
   let deployment: Deployment;
   let base: string;
 
-  const submit = async (flow: unknown): Promise<string> => {
-    const response = await fetch(`${base}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(flow) });
-    const text = await response.text();
-    if (response.status !== 202) throw new Error(`submission failed: ${response.status} ${text}`);
-    return JSON.parse(text).flow_id;
-  };
-  const view = async (id: string): Promise<any> => (await fetch(`${base}/api/v1/flows/${id}`)).json();
-  const settled = (id: string, timeoutMs = 60_000): Promise<any> =>
-    waitFor(`flow ${id} to finish`, async () => {
-      const v = await view(id);
-      return TERMINAL.includes(v.status) ? v : undefined;
-    }, timeoutMs, 200);
-  const events = async (id: string): Promise<Array<{ seq: number; event: FlowEvent }>> => ((await (await fetch(`${base}/api/v1/flows/${id}/events`)).json()) as any).events;
+  const api = gatewayApi(() => base);
+  const { submit, view } = api;
+  const settled = (id: string, timeoutMs = 60_000) => api.settled(id, timeoutMs);
+  const events = (id: string): Promise<Array<{ seq: number; event: FlowEvent }>> => api.stored(id);
   const folded = async (id: string): Promise<FlowState> => {
     let state: FlowState | null = null;
     for (const { seq, event } of await events(id)) state = evolve(state, event, seq);

@@ -3,6 +3,7 @@ import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SERVICES, Deployment, FAST_FAILOVER } from '../support/deployment.js';
 import { runCli } from '../support/cli.js';
+import { gatewayApi } from '../support/gateway-api.js';
 
 /*
  * Wait tasks and signals, and trigger tasks and their child flows, through every service as its
@@ -14,31 +15,8 @@ describe('signals and sub-flows through the services', () => {
   let deployment: Deployment;
   let base: string;
 
-  const post = async (path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> => {
-    const response = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-    const text = await response.text();
-    return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
-  };
-  const submit = async (flow: unknown): Promise<string> => {
-    const { status, body } = await post('/api/v1/flows', flow);
-    if (status !== 202) throw new Error(`submission failed: ${status} ${JSON.stringify(body)}`);
-    return body.flow_id;
-  };
+  const { post, submit, view, taskOf, events, settled, statusIs, statuses } = gatewayApi(() => base);
   const signal = (name: string, payload: unknown, headers: Record<string, string> = {}) => post(`/api/v1/signals/${name}`, payload, headers);
-  const view = async (id: string): Promise<any> => (await fetch(`${base}/api/v1/flows/${id}`)).json();
-  const taskOf = async (id: string, task: string): Promise<any> => (await view(id)).tasks.find((t: any) => t.id === task);
-  const events = async (id: string): Promise<any[]> => ((await (await fetch(`${base}/api/v1/flows/${id}/events`)).json()) as any).events.map((e: any) => e.event);
-  const statusIs = (id: string, task: string, status: string, timeoutMs = 20_000): Promise<any> =>
-    waitFor(`task ${task} of ${id} to be ${status}`, async () => {
-      const t = await taskOf(id, task);
-      return t?.status === status ? t : undefined;
-    }, timeoutMs);
-  const settled = (id: string, timeoutMs = 30_000): Promise<any> =>
-    waitFor(`flow ${id} to finish`, async () => {
-      const v = await view(id);
-      return ['succeeded', 'failed', 'cancelled'].includes(v?.status) ? v : undefined;
-    }, timeoutMs);
-  const statuses = (v: any): Record<string, string> => Object.fromEntries(v.tasks.map((t: any) => [t.id, t.status]));
 
   const waitingFor = (name: string, match?: string, extra: Record<string, unknown> = {}) => ({
     params: { order: 'A-1' },

@@ -1,13 +1,12 @@
-import { NatsServer, waitFor } from '@taskstream/testing';
+import { NatsServer } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SERVICES, Deployment } from '../support/deployment.js';
+import { gatewayApi } from '../support/gateway-api.js';
 
 /*
  * Tasked's spawn through every service as its own process: a shell step prints task definitions,
  * the flow grows by them (flow.tasks_added), and a task depending on a promised output runs after it.
  */
-
-const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 
 /** A spawn task whose shell step prints `tasks` as JSON (Tasked's shorthand config); passed in base64, so its references stay the generated tasks' own. */
 const printing = (tasks: unknown) => ({ command: 'printf "%s" "$TASKS" | base64 -d', env: { TASKS: Buffer.from(JSON.stringify(tasks)).toString('base64') } });
@@ -17,19 +16,9 @@ describe('spawn through the services', () => {
   let deployment: Deployment;
   let base: string;
 
-  const submit = async (flow: unknown): Promise<string> => {
-    const response = await fetch(`${base}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(flow) });
-    const text = await response.text();
-    if (response.status !== 202) throw new Error(`submission failed: ${response.status} ${text}`);
-    return JSON.parse(text).flow_id;
-  };
-  const view = async (id: string): Promise<any> => (await fetch(`${base}/api/v1/flows/${id}`)).json();
-  const settled = (id: string): Promise<any> =>
-    waitFor(`flow ${id} to finish`, async () => {
-      const v = await view(id);
-      return TERMINAL.includes(v.status) ? v : undefined;
-    }, 60_000, 200);
-  const events = async (id: string): Promise<any[]> => ((await (await fetch(`${base}/api/v1/flows/${id}/events`)).json()) as any).events.map((e: any) => e.event);
+  const api = gatewayApi(() => base);
+  const { submit, events } = api;
+  const settled = (id: string) => api.settled(id, 60_000);
 
   beforeAll(async () => {
     nats = await NatsServer.start();
