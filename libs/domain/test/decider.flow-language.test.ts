@@ -15,7 +15,7 @@ import {
   type TaskStatus,
   type TriggerRule,
 } from '../src/index.js';
-import { ev, FLOW, fromDraft, stamp, given, validFlow as flow } from './fixtures.js';
+import { ev, FLOW, fromDraft, runDecider, stamp, given, validFlow as flow } from './fixtures.js';
 
 
 
@@ -381,35 +381,9 @@ function readyInputs(def: FlowDefinition, output: (id: string) => unknown, choic
 
 /** Runs a flow against the decider with JetStream-style de-duplication, some events delivered twice. */
 function run(def: FlowDefinition, outcomes: Map<string, boolean>, choices: number[], duplicates: number[]) {
-  const log: FlowEvent[] = [];
-  const keys = new Set<string>();
-  let state: FlowState | null = null;
-  const pending: EventDraft[] = [];
-  const runnable: string[] = [];
-  let step = 0;
-  const append = (event: FlowEvent) => {
-    log.push(event);
-    state = evolve(state, event);
-    if (event.type === 'task.ready') runnable.push(event.task_id);
-    pending.push(...decide(state, event));
-    // A redelivered event folds to nothing new and decides only keys already taken.
-    if (duplicates.includes(log.length)) {
-      state = evolve(state, event);
-      for (const draft of decide(state, event)) if (!keys.has(draft.key) && !pending.some((p) => p.key === draft.key)) pending.push(draft);
-    }
-  };
-  append(ev.submitted(def));
-  for (let guard = 0; guard < 1000; guard++) {
-    if (pending.length > 0) {
-      const draft = pending.shift()!;
-      if (keys.has(draft.key)) continue;
-      keys.add(draft.key);
-      append(fromDraft(draft));
-      continue;
-    }
-    if (runnable.length === 0) break;
-    const task = runnable.splice(choices[step++ % choices.length]! % runnable.length, 1)[0]!;
-    append(outcomes.get(task) ? ev.succeeded(task) : ev.failed(task));
-  }
-  return { log, state: state as FlowState | null };
+  return runDecider(def, {
+    finish: (task) => (outcomes.get(task) ? ev.succeeded(task) : ev.failed(task)),
+    pick: (_ready, step) => choices[step % choices.length]!,
+    redeliver: (n) => duplicates.includes(n),
+  });
 }

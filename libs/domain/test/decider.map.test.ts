@@ -3,19 +3,17 @@ import { describe, expect, it } from 'vitest';
 import {
   decide,
   decideAll,
-  evolve,
   fold,
   lineageFrom,
   submittedDefinition,
   toDot,
   toFlowView,
   validateFlow,
-  type EventDraft,
   type FlowDefinition,
   type FlowEvent,
   type FlowState,
 } from '../src/index.js';
-import { ev, FLOW, fromDraft, given, stamp, summary, validFlow as flow } from './fixtures.js';
+import { ev, FLOW, fromDraft, given, runDecider, stamp, summary, validFlow as flow } from './fixtures.js';
 
 function problems(input: Record<string, unknown>) {
   const result = validateFlow(input);
@@ -28,43 +26,25 @@ const okWith = (task: string, output: unknown) => stamp({ type: 'task.succeeded'
 
 /** Runs decisions to quiescence, appending them as the planner would (de-duplicated by key); `finish` ends each ready task. */
 function run(def: FlowDefinition, finish: (id: string, state: FlowState) => FlowEvent | undefined, pick: (ready: string[]) => number = () => 0) {
-  const log: FlowEvent[] = [];
-  const keys = new Set<string>();
-  let state: FlowState | null = null;
-  const pending: EventDraft[] = [];
-  const ready: string[] = [];
   const maxActive = new Map<string, number>();
-  const append = (event: FlowEvent) => {
-    log.push(event);
-    state = evolve(state, event);
-    if (event.type === 'task.ready') ready.push(event.task_id);
-    pending.push(...decide(state, event));
-    for (const [id, task] of Object.entries(state!.tasks)) {
-      if (task.map === undefined) continue;
-      let active = 0;
-      for (let i = 0; i < task.map.instances; i++) {
-        const s = state!.tasks[`${id}[${i}]`]?.status;
-        if (s === 'ready' || s === 'dispatched' || s === 'running') active++;
+  const { log, state } = runDecider(def, {
+    finish,
+    pick: (ready) => pick([...ready]),
+    settledCheck: 'new',
+    maxSteps: 100_000,
+    observe: (state) => {
+      for (const [id, task] of Object.entries(state.tasks)) {
+        if (task.map === undefined) continue;
+        let active = 0;
+        for (let i = 0; i < task.map.instances; i++) {
+          const s = state.tasks[`${id}[${i}]`]?.status;
+          if (s === 'ready' || s === 'dispatched' || s === 'running') active++;
+        }
+        maxActive.set(id, Math.max(maxActive.get(id) ?? 0, active));
       }
-      maxActive.set(id, Math.max(maxActive.get(id) ?? 0, active));
-    }
-  };
-  append(ev.submitted(def));
-  for (let guard = 0; guard < 100_000; guard++) {
-    if (pending.length > 0) {
-      const draft = pending.shift()!;
-      if (keys.has(draft.key)) continue;
-      keys.add(draft.key);
-      append(fromDraft(draft));
-      continue;
-    }
-    expect(decideAll(state).filter((d) => !keys.has(d.key))).toEqual([]);
-    if (ready.length === 0) break;
-    const id = ready.splice(pick(ready) % ready.length, 1)[0]!;
-    const end = finish(id, state!);
-    if (end !== undefined) append(end);
-  }
-  return { log, state: state as unknown as FlowState, maxActive };
+    },
+  });
+  return { log, state: state as FlowState, maxActive };
 }
 
 describe('a map task', () => {

@@ -81,27 +81,50 @@ export const dagArbitrary = fc
     return { def, outcomes: new Map(def.tasks.map((t, i) => [t.id, outcomes[i]!])), choices, cancelAt, stop };
   });
 
+export interface DeciderRun {
+  /** The event that ends a task an executor took (or undefined: it never ends). */
+  finish: (taskId: string, state: FlowState) => FlowEvent | undefined;
+  /** Which of the ready tasks an executor takes next (an index, taken modulo their number). */
+  pick: (ready: readonly string[], step: number) => number;
+  /** When the log is quiet, before the next task is taken: an event from outside (a cancel), if any. */
+  quiet?: (step: number) => FlowEvent | undefined;
+  /** What must hold when the log is quiet: every decision made (`all`), or none new (`new`, a rebuild may repeat a stored key). */
+  settledCheck?: 'all' | 'new' | 'none';
+  /** Whether the event appended as the log's n-th is delivered twice (a redelivery). */
+  redeliver?: (n: number) => boolean;
+  /** Called after each event is folded. */
+  observe?: (state: FlowState) => void;
+  maxSteps?: number;
+}
+
 /**
- * Runs a flow against the decider as the services would: decisions are appended to the log (with
- * JetStream-style de-duplication by key), tasks that became ready complete in a random order.
+ * Runs a flow against the decider as the services would: decisions are appended to the log with
+ * JetStream-style de-duplication by key, and tasks that became ready end as `finish` says, in the
+ * order `pick` chooses.
  */
-export function simulate(def: FlowDefinition, outcomes: Map<string, boolean>, choices: number[], cancelAt?: number, stop: 'cancel' | 'deadline' = 'cancel') {
+export function runDecider(def: FlowDefinition, run: DeciderRun) {
   const log: FlowEvent[] = [];
   const keys = new Set<string>();
   let state: FlowState | null = null;
   const pending: EventDraft[] = [];
-  const runnable: string[] = [];
+  const ready: string[] = [];
   let step = 0;
 
   const append = (event: FlowEvent) => {
     log.push(event);
     state = evolve(state, event);
-    if (event.type === 'task.ready') runnable.push(event.task_id);
+    if (event.type === 'task.ready') ready.push(event.task_id);
     pending.push(...decide(state, event));
+    if (run.redeliver?.(log.length)) {
+      // A redelivered event folds to nothing new and decides only keys already taken.
+      state = evolve(state, event);
+      for (const draft of decide(state, event)) if (!keys.has(draft.key) && !pending.some((p) => p.key === draft.key)) pending.push(draft);
+    }
+    run.observe?.(state!);
   };
 
   append(ev.submitted(def));
-  for (let guard = 0; guard < 1000; guard++) {
+  for (let guard = 0; guard < (run.maxSteps ?? 1000); guard++) {
     if (pending.length > 0) {
       const draft = pending.shift()!;
       if (keys.has(draft.key)) continue;
@@ -109,13 +132,26 @@ export function simulate(def: FlowDefinition, outcomes: Map<string, boolean>, ch
       append(fromDraft(draft));
       continue;
     }
-    expect(decideAll(state), 'nothing may be left undecided once the log is quiet').toEqual([]);
-    if (cancelAt !== undefined && step === cancelAt) append(stop === 'cancel' ? ev.cancelRequested() : ev.deadlinePassed());
-    if (runnable.length === 0) break;
-    const task = runnable.splice(choices[step++ % choices.length]! % runnable.length, 1)[0]!;
-    append(outcomes.get(task) ? ev.succeeded(task) : ev.failed(task));
+    if (run.settledCheck === 'all') expect(decideAll(state), 'nothing may be left undecided once the log is quiet').toEqual([]);
+    if (run.settledCheck === 'new') expect(decideAll(state).filter((d) => !keys.has(d.key)), 'nothing new may be decided once the log is quiet').toEqual([]);
+    const outside = run.quiet?.(step);
+    if (outside !== undefined) append(outside);
+    if (ready.length === 0) break;
+    const task = ready.splice(run.pick(ready, step++) % ready.length, 1)[0]!;
+    const end = run.finish(task, state!);
+    if (end !== undefined) append(end);
   }
   return { log, state: state as FlowState | null };
+}
+
+/** runDecider with every task ending as `outcomes` says, in the order `choices` picks, and optionally a cancel or a deadline at a step. */
+export function simulate(def: FlowDefinition, outcomes: Map<string, boolean>, choices: number[], cancelAt?: number, stop: 'cancel' | 'deadline' = 'cancel') {
+  return runDecider(def, {
+    finish: (task) => (outcomes.get(task) ? ev.succeeded(task) : ev.failed(task)),
+    pick: (_ready, step) => choices[step % choices.length]!,
+    quiet: (step) => (cancelAt !== undefined && step === cancelAt ? (stop === 'cancel' ? ev.cancelRequested() : ev.deadlinePassed()) : undefined),
+    settledCheck: 'all',
+  });
 }
 
 /** given(history).when(event).then(decisions): the decider read as a specification. */
