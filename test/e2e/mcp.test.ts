@@ -127,6 +127,11 @@ async function exercise(open: () => Transport, queue: string, base: string) {
     const asking = (await call('taskstream_submit_flow', { flow: gated('ship 1.2?') })).structuredContent.flow_id;
     expect((await until(asking)).status).toBe('succeeded');
     expect(asked.some((m) => m.includes('release/gate') && m.includes('ship 1.2?'))).toBe(true);
+    // A run the session subscribes to is followed too: its approval is asked about.
+    const subscribed = (await call('taskstream_submit_flow', { flow: gated('followed by subscription?'), ask_approvals: false })).structuredContent.flow_id;
+    await client.subscribeResource({ uri: `taskstream://flows/${subscribed}` });
+    expect((await until(subscribed)).status).toBe('succeeded');
+    expect(asked.some((m) => m.includes(subscribed) && m.includes('followed by subscription?'))).toBe(true);
 
     // A shell step's long output, its tail bounded.
     const shell = (await call('taskstream_submit_flow', { flow: { tasks: [{ id: 'count', executor: 'shell', config: { command: 'seq 1 3000' } }] } })).structuredContent.flow_id;

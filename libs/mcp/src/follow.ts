@@ -34,7 +34,10 @@ export class Follower {
   subscribe(uri: string): void {
     const flowId = flowOfUri(uri);
     if (flowId === undefined) throw new TaskstreamError('INVALID_PARAMETER', `only flow resources can be subscribed to (taskstream://flows/{id} or taskstream://flows/{id}/events), not "${uri.slice(0, 200)}"`);
-    this.follow(flowId).uris.add(uri);
+    const followed = this.follow(flowId);
+    followed.uris.add(uri);
+    // A run the session follows: its approvals are asked about too, where the client can be asked.
+    if (this.canAsk()) followed.approvals = true;
   }
 
   unsubscribe(uri: string): void {
