@@ -50,11 +50,17 @@ describe('fair dispatch between the flows of one queue', () => {
     return ((await response.json()) as { flow_id: string }).flow_id;
   }
 
-  async function settled(flowId: string): Promise<any> {
-    return waitFor(`flow ${flowId} to end`, async () => {
-      const view = (await (await fetch(`${gateway}/api/v1/flows/${flowId}`)).json()) as any;
-      return ['succeeded', 'failed', 'cancelled'].includes(view.status) ? view : undefined;
-    }, 120_000, 200);
+  /** The flow's view once it ended; if it does not within `timeoutMs`, the error says how far it got (the test's own timeout would not). */
+  async function settled(flowId: string, timeoutMs: number): Promise<any> {
+    let last: any;
+    try {
+      return await waitFor(`flow ${flowId} to end`, async () => {
+        last = (await (await fetch(`${gateway}/api/v1/flows/${flowId}`)).json()) as any;
+        return ['succeeded', 'failed', 'cancelled'].includes(last.status) ? last : undefined;
+      }, timeoutMs, 200);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}; it stands at ${JSON.stringify({ status: last?.status, counts: last?.counts })}; services:\n${deployment.logs().slice(-4000)}`);
+    }
   }
 
   async function events(flowId: string): Promise<Array<{ seq: number; event: { type: EventType } }>> {
@@ -70,8 +76,9 @@ describe('fair dispatch between the flows of one queue', () => {
     const bigId = await submit({ queue, tasks: delayTasks('big-', big) });
     await waitFor('every task of the big flow to be ready', () => ((readies.get(bigId) ?? 0) >= big ? true : undefined), 30_000);
     const smallId = await submit({ queue, tasks: delayTasks('small-', 2) });
-    expect((await settled(smallId)).status).toBe('succeeded');
-    expect((await settled(bigId)).status).toBe('succeeded');
+    // Within the test's 180 s: 30 s for the readies, then these.
+    expect((await settled(smallId, 60_000)).status).toBe('succeeded');
+    expect((await settled(bigId, 80_000)).status).toBe('succeeded');
 
     const smallEvents = await events(smallId);
     const bigEvents = await events(bigId);
