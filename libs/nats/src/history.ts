@@ -69,6 +69,8 @@ async function readEventsDirect(
 
 /** Creating a consumer normally takes milliseconds; one that takes longer is waiting on a lost peer. */
 const CONSUMER_CREATION_MS = 1_000;
+/** The longest wait for the next stored message of a read before the rest is read by direct gets. */
+const READ_STALL_MS = 3_000;
 
 class ReadTimeout extends Error {
   override name = 'TimeoutError';
@@ -94,13 +96,34 @@ async function readEventsOnce(
   const out: Array<StoredEvent | InvalidStored> = [];
   if (num_pending === 0) return out;
   const messages = await consumer.consume({ max_messages: Math.min(num_pending, 1000) });
-  for await (const msg of messages) {
-    const decoded = decodeEvent(msg.data);
-    const at = storedAt(msg.info.timestampNanos);
-    out.push(decoded.ok ? { seq: msg.seq, stored_at: at, event: decoded.value } : { seq: msg.seq, stored_at: at, invalid: decoded.reason });
-    if (msg.info.pending === 0) break;
+  const delivered = messages[Symbol.asyncIterator]();
+  let last = afterSeq;
+  let stalled = false;
+  try {
+    for (;;) {
+      const next = await withinMs(delivered.next(), READ_STALL_MS);
+      if (next.done === true) break;
+      const msg = next.value;
+      const decoded = decodeEvent(msg.data);
+      const at = storedAt(msg.info.timestampNanos);
+      out.push(decoded.ok ? { seq: msg.seq, stored_at: at, event: decoded.value } : { seq: msg.seq, stored_at: at, invalid: decoded.reason });
+      last = msg.seq;
+      if (msg.info.pending === 0) break;
+    }
+  } catch (error) {
+    if (!(error instanceof ReadTimeout)) throw error;
+    stalled = true;
+  } finally {
+    // Ending the iteration lets the consumer close; a stalled one is stopped without waiting for it.
+    if (stalled) void messages.close().catch(() => undefined);
+    else {
+      await delivered.return?.(undefined);
+      await messages.close();
+    }
   }
-  await messages.close();
+  // A consumer that stops delivering (seen under load: a request then never answered) must not
+  // hold a reader forever: the rest is read by direct gets, which always end.
+  if (stalled) out.push(...(await readEventsDirect(js, stream, filter, last)));
   return out;
 }
 
