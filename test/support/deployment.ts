@@ -56,8 +56,12 @@ export class Deployment {
     this.processes.set(name, ServiceProcess.start(spec.service, { TASKSTREAM_NATS_URL: this.natsUrls, ...spec.env }));
   }
 
+  /**
+   * Waits for the gateway to be ready. On a three-node cluster every service's first start creates
+   * each stream and bucket replicated three times, which takes tens of seconds on a loaded machine.
+   */
   async ready(url = this.gatewayUrl): Promise<void> {
-    await waitFor(`the gateway at ${url}`, async () => ((await fetch(`${url}/readyz`).catch(() => undefined))?.ok ? true : undefined), 30_000);
+    await waitFor(`the gateway at ${url}`, async () => ((await fetch(`${url}/readyz`).catch(() => undefined))?.ok ? true : undefined), 90_000);
   }
 
   async kill(name: string): Promise<void> {
