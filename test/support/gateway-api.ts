@@ -1,6 +1,8 @@
 import { waitFor } from '@taskstream/testing';
 
 const ENDED = ['succeeded', 'failed', 'cancelled'];
+/** Longer than any read of a view or history takes, even of a 10,000-task flow on a loaded machine. */
+const READ_MS = 20_000;
 
 /**
  * What an e2e test asks a gateway most: submit a flow, read its view, its tasks and its events,
@@ -18,10 +20,17 @@ export function gatewayApi(base: () => string) {
     if (status !== 202) throw new Error(`submission failed: ${status} ${JSON.stringify(body)}`);
     return body.flow_id;
   };
-  const view = async (id: string): Promise<any> => (await fetch(`${base()}/api/v1/flows/${id}`)).json();
+  // A read the gateway never answers fails the test at once, naming the read, instead of at its timeout.
+  const get = async (path: string): Promise<any> => {
+    const response = await fetch(`${base()}${path}`, { signal: AbortSignal.timeout(READ_MS) }).catch((error: Error) => {
+      throw new Error(`GET ${path} failed: ${error.message}`, { cause: error });
+    });
+    return response.json();
+  };
+  const view = async (id: string): Promise<any> => get(`/api/v1/flows/${id}`);
   const taskOf = async (id: string, task: string): Promise<any> => (await view(id)).tasks?.find((t: any) => t.id === task);
   /** The flow's events as stored, each with its stream sequence. */
-  const stored = async (id: string): Promise<Array<{ seq: number; event: any }>> => ((await (await fetch(`${base()}/api/v1/flows/${id}/events`)).json()) as any).events;
+  const stored = async (id: string): Promise<Array<{ seq: number; event: any }>> => (await get(`/api/v1/flows/${id}/events`)).events;
   const events = async (id: string): Promise<any[]> => (await stored(id)).map((e) => e.event);
   const settled = (id: string, timeoutMs = 30_000): Promise<any> =>
     waitFor(`flow ${id} to finish`, async () => {

@@ -3,6 +3,7 @@ import type { KV } from '@nats-io/kv';
 import { assemblePagedView, taskKeyToken, type FlowView, type StoredTaskView } from '@taskstream/domain';
 import { z } from 'zod';
 import { decodeRecord, type Layout } from './records.js';
+import { readStored } from './stored-read.js';
 
 /**
  * The flow views bucket (`<prefix>_flows`): the one module that knows its keys and records. A
@@ -59,7 +60,7 @@ export interface StoredHeader {
 /**
  * Reads of a paged view whose tasks do not match its header: one happens when the projector
  * changes the view's layout between reading the header and reading the tasks, and the next read
- * finds the new header.
+ * finds the new header. A read of the tasks that stalls is tried again too.
  */
 const READS = 3;
 /** Writes in flight at once: a 10,000-task flow's first write is one put per task. */
@@ -82,7 +83,8 @@ export class FlowViewStore {
       const view = await this.stored(flowId);
       if (view === undefined) return null;
       if (!view.tasks_paged) return view.tasks_omitted ? null : view;
-      const whole = assemblePagedView(view, await this.readTasks(flowId));
+      const tasks = await this.readTasks(flowId);
+      const whole = tasks && assemblePagedView(view, tasks);
       if (whole) return whole;
     }
     return null;
@@ -106,20 +108,15 @@ export class FlowViewStore {
    * stream: the last message of each key, then any written meanwhile, until none is pending. A key
    * written again during the read is delivered again, and its last delivery wins.
    */
-  private async readTasks(flowId: string): Promise<StoredTaskView[]> {
+  private async readTasks(flowId: string): Promise<StoredTaskView[] | undefined> {
     const consumer = await this.js.consumers.get(`KV_${this.bucket}`, { filter_subjects: `$KV.${this.bucket}.${taskViewKeys(flowId)}`, deliver_policy: DeliverPolicy.LastPerSubject });
-    const { num_pending } = await consumer.info();
-    if (num_pending === 0) return [];
     const byKey = new Map<string, StoredTaskView>();
-    const messages = await consumer.consume({ max_messages: Math.min(num_pending, 1000) });
-    for await (const msg of messages) {
+    const end = await readStored(consumer, (msg) => {
       // Deletes and purges carry their operation in a header; a put carries none.
       if (msg.headers?.get('KV-Operation')) byKey.delete(msg.subject);
       else byKey.set(msg.subject, decodeRecord(StoredTask, this.bucket, msg.subject, msg.data) as unknown as StoredTaskView);
-      if (msg.info.pending === 0) break;
-    }
-    await messages.close();
-    return [...byKey.values()];
+    });
+    return end === 'stalled' ? undefined : [...byKey.values()];
   }
 
   /**

@@ -1,6 +1,7 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import { evolve, flowEventsFilter, type FlowEvent, type FlowState } from '@taskstream/domain';
 import { decodeEvent } from './codec.js';
+import { readStored } from './stored-read.js';
 import { definitionsOf } from './definitions.js';
 import type { Logger } from './logger.js';
 import type { Topology } from './topology.js';
@@ -67,24 +68,6 @@ async function readEventsDirect(
   }
 }
 
-/** Creating a consumer normally takes milliseconds; one that takes longer is waiting on a lost peer. */
-const CONSUMER_CREATION_MS = 1_000;
-/** The longest wait for the next stored message of a read before the rest is read by direct gets. */
-const READ_STALL_MS = 3_000;
-
-class ReadTimeout extends Error {
-  override name = 'TimeoutError';
-}
-
-function withinMs<T>(pending: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expiry = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ReadTimeout(`no answer within ${ms} ms`)), ms);
-  });
-  pending.catch(() => undefined);
-  return Promise.race([pending, expiry]).finally(() => clearTimeout(timer));
-}
-
 async function readEventsOnce(
   js: JetStreamClient,
   stream: string,
@@ -92,38 +75,15 @@ async function readEventsOnce(
   afterSeq = 0,
 ): Promise<Array<StoredEvent | InvalidStored>> {
   const consumer = await js.consumers.get(stream, { filter_subjects: filter, ...startFrom(afterSeq) });
-  const { num_pending } = await withinMs(consumer.info(), CONSUMER_CREATION_MS);
   const out: Array<StoredEvent | InvalidStored> = [];
-  if (num_pending === 0) return out;
-  const messages = await consumer.consume({ max_messages: Math.min(num_pending, 1000) });
-  const delivered = messages[Symbol.asyncIterator]();
   let last = afterSeq;
-  let stalled = false;
-  try {
-    for (;;) {
-      const next = await withinMs(delivered.next(), READ_STALL_MS);
-      if (next.done === true) break;
-      const msg = next.value;
-      const decoded = decodeEvent(msg.data);
-      const at = storedAt(msg.info.timestampNanos);
-      out.push(decoded.ok ? { seq: msg.seq, stored_at: at, event: decoded.value } : { seq: msg.seq, stored_at: at, invalid: decoded.reason });
-      last = msg.seq;
-      if (msg.info.pending === 0) break;
-    }
-  } catch (error) {
-    if (!(error instanceof ReadTimeout)) throw error;
-    stalled = true;
-  } finally {
-    // Ending the iteration lets the consumer close; a stalled one is stopped without waiting for it.
-    if (stalled) void messages.close().catch(() => undefined);
-    else {
-      await delivered.return?.(undefined);
-      await messages.close();
-    }
-  }
-  // A consumer that stops delivering (seen under load: a request then never answered) must not
-  // hold a reader forever: the rest is read by direct gets, which always end.
-  if (stalled) out.push(...(await readEventsDirect(js, stream, filter, last)));
+  const end = await readStored(consumer, (msg) => {
+    const decoded = decodeEvent(msg.data);
+    const at = storedAt(msg.info.timestampNanos);
+    out.push(decoded.ok ? { seq: msg.seq, stored_at: at, event: decoded.value } : { seq: msg.seq, stored_at: at, invalid: decoded.reason });
+    last = msg.seq;
+  });
+  if (end === 'stalled') out.push(...(await readEventsDirect(js, stream, filter, last)));
   return out;
 }
 
@@ -175,18 +135,24 @@ export async function foldFlowHistory(js: JetStreamClient, topo: Topology, flowI
 /** Every event stored in [since, until) on `filter`, in stream order: for audit exports. */
 export async function readEventsBetween(js: JetStreamClient, stream: string, filter: string, since: Date, until: Date): Promise<StoredEvent[]> {
   const consumer = await js.consumers.get(stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.toISOString() });
-  const { num_pending } = await consumer.info();
   const out: StoredEvent[] = [];
-  if (num_pending === 0) return out;
-  const messages = await consumer.consume({ max_messages: Math.min(num_pending, 1000) });
-  for await (const msg of messages) {
+  let last: number | undefined;
+  const end = await readStored(consumer, (msg) => {
     const at = Math.floor(msg.info.timestampNanos / 1_000_000);
-    if (at >= until.getTime()) break;
+    if (at >= until.getTime()) return false;
     const decoded = decodeEvent(msg.data);
     if (decoded.ok) out.push({ seq: msg.seq, stored_at: new Date(at).toISOString(), event: decoded.value });
-    if (msg.info.pending === 0) break;
+    last = msg.seq;
+  });
+  if (end === 'stalled') {
+    // Direct gets go by sequence, not time: with nothing read there is no place to go on from.
+    if (last === undefined) throw new Error('the JetStream consumer reading the export delivered nothing within its time; retry');
+    const rest = await readEventsDirect(js, stream, filter, last);
+    for (const stored of rest) {
+      if (Date.parse(stored.stored_at) >= until.getTime()) break;
+      if ('event' in stored) out.push(stored);
+    }
   }
-  await messages.close();
   return out;
 }
 

@@ -26,3 +26,4 @@ export * from './templates.js';
 export * from './schedules.js';
 export * from './triggers.js';
 export * from './signals.js';
+export * from './stored-read.js';

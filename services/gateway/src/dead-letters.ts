@@ -1,5 +1,5 @@
 import { allDlqFilter, dlqSubject } from '@taskstream/domain';
-import { DeliverPolicy, type DeadLetter } from '@taskstream/nats';
+import { DeliverPolicy, readStored, type DeadLetter } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { apiError } from './errors.js';
 
@@ -17,15 +17,12 @@ export class DeadLetterQueue {
       filter_subjects: filter,
       ...(afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : { deliver_policy: DeliverPolicy.All }),
     });
-    const { num_pending } = await consumer.info();
     const letters: StoredLetter[] = [];
-    if (num_pending === 0) return letters;
-    const messages = await consumer.consume({ max_messages: Math.min(limit, 500) });
-    for await (const msg of messages) {
+    const end = await readStored(consumer, (msg) => {
       letters.push({ dlq_seq: msg.seq, ...msg.json<DeadLetter>() });
-      if (msg.info.pending === 0 || letters.length >= limit) break;
-    }
-    await messages.close();
+      return letters.length < limit;
+    }, 500);
+    if (end === 'stalled') throw apiError('UNAVAILABLE', 'the dead-letter stream stopped delivering');
     return letters;
   }
 

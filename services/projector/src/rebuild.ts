@@ -1,5 +1,5 @@
 import { allEventsFilter, evolve, isTerminalFlow, toFlowListing, type FlowState } from '@taskstream/domain';
-import { AckPolicy, decodeEvent, DeliverPolicy, type Definitions, type ensureOrderedTakeover, type FlowSummaryStore, type FlowViewStore } from '@taskstream/nats';
+import { AckPolicy, decodeEvent, DeliverPolicy, readStored, type Definitions, type ensureOrderedTakeover, type FlowSummaryStore, type FlowViewStore } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FlowMemory } from './flow-memory.js';
 import { planViewWrite } from './view-store.js';
@@ -41,18 +41,14 @@ async function foldWholeLog(ctx: ServiceContext, definitions: Definitions): Prom
   const flows = new Map<string, FlowState>();
   const reader = await ctx.js.consumers.get(ctx.topo.eventsStream, { filter_subjects: allEventsFilter(ctx.topo.layout) });
   let lastSeq = (await ctx.jsm.streams.info(ctx.topo.eventsStream)).state.first_seq - 1;
-  if ((await reader.info()).num_pending === 0) return { flows, lastSeq };
-  const messages = await reader.consume({ max_messages: 1000 });
-  for await (const msg of messages) {
+  const end = await readStored(reader, async (msg) => {
     lastSeq = msg.seq;
     const decoded = decodeEvent(msg.data);
-    if (decoded.ok) {
-      const event = decoded.value.type === 'flow.submitted' ? await definitions.hydrate(decoded.value) : decoded.value;
-      const state = evolve(flows.get(event.flow_id) ?? null, event, msg.seq);
-      if (state) flows.set(event.flow_id, state);
-    }
-    if (msg.info.pending === 0) break;
-  }
-  await messages.close();
+    if (!decoded.ok) return;
+    const event = decoded.value.type === 'flow.submitted' ? await definitions.hydrate(decoded.value) : decoded.value;
+    const state = evolve(flows.get(event.flow_id) ?? null, event, msg.seq);
+    if (state) flows.set(event.flow_id, state);
+  });
+  if (end === 'stalled') throw new Error(`the log stopped delivering after sequence ${lastSeq} during the rebuild; start the projector again`);
   return { flows, lastSeq };
 }
