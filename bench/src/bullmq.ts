@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { FlowProducer, Queue, Worker, type FlowJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ProcessMeter } from './procs.js';
-import { limitStats, measured, type Result } from './result.js';
+import { flowMakespans, limitStats, lostAndDuplicates, measured, type ManyFlowsResult, type Result } from './result.js';
 
 const connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
 
@@ -64,8 +64,7 @@ export async function independent(n: number, label: string): Promise<Result> {
     workload: '1-independent',
     system: label,
     ...measured(n, makespan, starts, used),
-    lost: n - seen.size,
-    duplicates: [...seen.values()].filter((c) => c > 1).length,
+    ...lostAndDuplicates(seen, n),
     notes: 'one queue, addBulk, 64 concurrent in one worker',
   };
 }
@@ -88,7 +87,7 @@ export async function chain(n: number, label: string): Promise<Result> {
   );
   let node: FlowJob = { name: 'step', queueName: name, data: { step: 0 } };
   for (let step = 1; step < n; step++) node = { name: 'step', queueName: name, data: { step }, children: [node] };
-  const { makespan, used } = await runFlow(name, node, worker, done);
+  const { makespan, used } = await runFlows(name, [node], worker, done);
   const gaps = Array.from({ length: n - 1 }, (_, i) => times.get(i + 1)!.start - times.get(i)!.end);
   return {
     workload: '3-chain',
@@ -100,12 +99,15 @@ export async function chain(n: number, label: string): Promise<Result> {
   };
 }
 
-/** Adds `flow` with a FlowProducer, measures until `done`, then closes `worker` and removes the queue. */
-async function runFlow(name: string, flow: FlowJob, worker: Worker, done: Promise<void>) {
+/**
+ * Adds `flows` at once with a FlowProducer, measures until `done`, then closes `worker` and removes
+ * the queue; `started` is on the `performance.now()` clock.
+ */
+async function runFlows(name: string, flows: FlowJob[], worker: Worker, done: Promise<void>) {
   const usage = meter();
   const t0 = performance.now();
   const producer = new FlowProducer({ connection });
-  await producer.add(flow);
+  await Promise.all(flows.map((flow) => producer.add(flow)));
   await done;
   const makespan = performance.now() - t0;
   const used = usage.stop();
@@ -114,7 +116,7 @@ async function runFlow(name: string, flow: FlowJob, worker: Worker, done: Promis
   const queue = new Queue(name, { connection });
   await queue.obliterate({ force: true });
   await queue.close();
-  return { makespan, used };
+  return { makespan, used, started: t0 };
 }
 
 /** Fan-out/fan-in: a FlowProducer parent with `width` children; the parent runs once all are done. */
@@ -135,14 +137,55 @@ export async function fanOut(width: number, label: string): Promise<Result> {
     },
     { connection, concurrency: 64 },
   );
-  const { makespan, used } = await runFlow(name, { name: 'join', queueName: name, data: {}, children: Array.from({ length: width }, (_, i) => ({ name: 'w', queueName: name, data: { i } })) }, worker, done);
+  const { makespan, used } = await runFlows(name, [{ name: 'join', queueName: name, data: {}, children: Array.from({ length: width }, (_, i) => ({ name: 'w', queueName: name, data: { i } })) }], worker, done);
   return {
     workload: '4-fan-out-in',
     system: label,
     ...measured(width + 1, makespan, starts, used),
-    lost: width + 1 - seen.size,
-    duplicates: [...seen.values()].filter((c) => c > 1).length,
+    ...lostAndDuplicates(seen, width + 1),
     notes: 'FlowProducer parent with the children, 64 concurrent in one worker',
+  };
+}
+
+/**
+ * Workload 6: `flows` FlowProducer trees on one queue, added at once, each a parent with `perFlow`
+ * no-op children; a tree's parent runs once its children are done, which is the flow's end.
+ */
+export async function manyFlows(flows: number, perFlow: number, label: string): Promise<ManyFlowsResult> {
+  const name = `bench-many-flows-${Date.now()}`;
+  const seen = new Map<string, number>();
+  const starts: number[] = [];
+  const ends = new Map<number, number>();
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
+  const submitted = Date.now();
+  const worker = new Worker(
+    name,
+    async (job) => {
+      if (job.name === 'flow-end') {
+        ends.set(job.data.flow, performance.now());
+        if (ends.size === flows) setImmediate(resolve);
+        return null;
+      }
+      starts.push(Date.now() - submitted);
+      const task = `${job.data.flow}/${job.data.i}`;
+      seen.set(task, (seen.get(task) ?? 0) + 1);
+      return null;
+    },
+    { connection, concurrency: 64 },
+  );
+  const trees = Array.from({ length: flows }, (_, flow) => ({ name: 'flow-end', queueName: name, data: { flow }, children: Array.from({ length: perFlow }, (_, i) => ({ name: 'noop', queueName: name, data: { flow, i } })) }));
+  const { used, started } = await runFlows(name, trees, worker, done);
+  const endedAt = Math.max(...ends.values());
+  return {
+    workload: '6-many-flows',
+    system: label,
+    ...measured(flows * perFlow, endedAt - started, starts, used),
+    ...lostAndDuplicates(seen, flows * perFlow),
+    flows,
+    tasks_per_flow: perFlow,
+    ...flowMakespans([...ends.values()].map((end) => end - started)),
+    notes: 'FlowProducer trees (a parent with the children) added at once, 64 concurrent in one worker; p50/p99: submission to task start',
   };
 }
 

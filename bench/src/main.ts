@@ -2,9 +2,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as bull from './bullmq.js';
+import { memoryMarkdown } from './memory.js';
 import * as raw from './raw-jetstream.js';
 import { profileMarkdown, summariseDirectory, type ProfileSummary } from './profile.js';
-import type { Result } from './result.js';
+import { manyFlowsMarkdown, type ManyFlowsResult, type Result } from './result.js';
 import * as ts from './taskstream.js';
 
 const quick = process.argv.includes('--quick');
@@ -12,8 +13,8 @@ const quick = process.argv.includes('--quick');
 // profiled run are not compared with peers, the summary says where each process spends its time.
 const profile = process.argv.includes('--profile');
 // --only=chain,limits: just these workloads (independent, chain, fan-out, open-loop, limits,
-// small-beside-big).
-const WORKLOADS = ['independent', 'chain', 'fan-out', 'open-loop', 'limits', 'small-beside-big'] as const;
+// many-flows, small-beside-big).
+const WORKLOADS = ['independent', 'chain', 'fan-out', 'open-loop', 'limits', 'many-flows', 'small-beside-big'] as const;
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',');
 const unknown = only?.filter((name) => !(WORKLOADS as readonly string[]).includes(name)) ?? [];
 if (unknown.length > 0) {
@@ -28,6 +29,7 @@ const size = {
   chain: 100,
   fanOut: 1_000,
   limits: quick ? 300 : 1_000,
+  manyFlows: { flows: 20, perFlow: quick ? 100 : 500 },
   smallBesideBig: quick ? 2_000 : 10_000,
   openLoop: quick ? { flows: 500, rates: [200, 500, 1_000, 1_500] } : { flows: 2_000, rates: [200, 500, 1_000, 1_500] },
 };
@@ -69,6 +71,10 @@ async function main() {
       results.push(await ts.limits(system, size.limits));
       log(`  limits: ${results.at(-1)!.notes}`);
     }
+    if (wanted('many-flows')) {
+      results.push(await ts.manyFlows(system, size.manyFlows.flows, size.manyFlows.perFlow));
+      log(`  many flows: ${fmt(results.at(-1)!.tasks_per_sec)} tasks/s, flow makespan spread ${fmt((results.at(-1) as ManyFlowsResult).flow_makespan_spread, 2)}`);
+    }
     if (wanted('small-beside-big')) {
       results.push(await ts.smallBesideBig(system, size.smallBesideBig));
       log(`  small beside big: ${results.at(-1)!.notes}`);
@@ -83,7 +89,7 @@ async function main() {
   }
   const profiles: ProfileSummary[] = profileDir ? summariseDirectory(profileDir) : [];
 
-  const bullWanted = wanted('independent') || wanted('chain') || wanted('fan-out') || wanted('limits');
+  const bullWanted = wanted('independent') || wanted('chain') || wanted('fan-out') || wanted('limits') || wanted('many-flows');
   for (const mode of profile || !bullWanted ? [] : (['aof', 'none'] as const)) {
     const label = mode === 'aof' ? 'bullmq-aof' : 'bullmq-nopersist';
     log(`BullMQ on the local Redis (${mode === 'aof' ? 'appendonly yes, appendfsync everysec' : 'no persistence'})...`);
@@ -93,6 +99,7 @@ async function main() {
       if (wanted('chain')) results.push(await bull.chain(size.chain, label));
       if (wanted('fan-out')) results.push(await bull.fanOut(size.fanOut, label));
       if (mode === 'aof' && wanted('limits')) results.push(await bull.limits(size.limits, label));
+      if (wanted('many-flows')) results.push(await bull.manyFlows(size.manyFlows.flows, size.manyFlows.perFlow, label));
     } finally {
       await restore();
     }
@@ -110,8 +117,10 @@ async function main() {
     chain_p99_vs_raw: ratio('3-chain', 'raw-jetstream', 'p99_ms'),
     chain_p50_vs_bullmq_aof: ratio('3-chain', 'bullmq-aof', 'p50_ms'),
     fan_out_tps_vs_bullmq_aof: ratio('4-fan-out-in', 'bullmq-aof', 'tasks_per_sec'),
+    many_flows_tps_vs_bullmq_aof: ratio('6-many-flows', 'bullmq-aof', 'tasks_per_sec'),
+    many_flows_tps_vs_bullmq_nopersist: ratio('6-many-flows', 'bullmq-nopersist', 'tasks_per_sec'),
     // Not a peer comparison: the small flow beside a big one against the same flow alone.
-    small_flow_beside_big_vs_alone: (results.find((r) => r.workload === '6-small-beside-big') as { ratio?: number } | undefined)?.ratio ?? Number.NaN,
+    small_flow_beside_big_vs_alone: (results.find((r) => r.workload === '7-small-beside-big') as { ratio?: number } | undefined)?.ratio ?? Number.NaN,
   };
   const sustained = openLoop.filter((s) => s.sustained).map((s) => s.rate);
   const at200 = openLoop.find((s) => s.rate === 200);
@@ -131,6 +140,8 @@ async function main() {
     '',
     `Highest sustained rate: ${sustained.length ? Math.max(...sustained) : 'none'} flows/s.`,
     '',
+    ...manyFlowsMarkdown(results.filter((r): r is ManyFlowsResult => r.workload === '6-many-flows')),
+    ...memoryMarkdown(results.flatMap((r) => (r.memory ? [{ workload: r.workload, memory: r.memory }] : []))),
     `Ratios (Taskstream / peer, same run): ${Object.entries(ratios).map(([k, v]) => `${k} ${fmt(v, 2)}`).join('; ')}`,
     '',
     ...results.filter((r) => r.notes).map((r) => `- ${r.workload} ${r.system}: ${r.notes}`),

@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager, type NatsConnection } from '@taskstream/nats';
 import { AckPolicy } from '@taskstream/nats';
 import { ProcessMeter } from './procs.js';
-import { measured, type Result } from './result.js';
+import { lostAndDuplicates, measured, type Result } from './result.js';
 
 /**
  * The same message flow with no engine: the physical limit on this machine. Independent tasks are
@@ -54,8 +54,7 @@ export async function independent(nc: NatsConnection, natsPid: number, n: number
     workload: '1-independent',
     system: 'raw-jetstream',
     ...measured(n, makespan, starts, used),
-    lost: n - seen.size,
-    duplicates: [...seen.values()].filter((c) => c > 1).length,
+    ...lostAndDuplicates(seen, n),
   };
 }
 

@@ -1,3 +1,4 @@
+import type { ServiceMemory } from './memory.js';
 import { percentile } from './procs.js';
 
 export interface Result {
@@ -13,6 +14,8 @@ export interface Result {
   cpu_s_by_process?: Record<string, number>;
   /** RSS per process a few seconds after the workload ended: does memory fall back? */
   rss_after_mb?: Record<string, number>;
+  /** Each service's live heap before and after, and peak RSS, against the memory targets. */
+  memory?: ServiceMemory[];
   lost: number;
   duplicates: number;
   notes?: string;
@@ -45,4 +48,39 @@ export function measured(tasks: number, makespanMs: number, latencies: number[],
     peak_rss_mb: usage.peak_rss_mb,
     ...(usage.cpu_s_by_process && { cpu_s_by_process: usage.cpu_s_by_process }),
   };
+}
+
+/** Lost (never ran) and duplicated (ran more than once) tasks, from how many times each task ran. */
+export function lostAndDuplicates(runs: Map<unknown, number>, expected: number): { lost: number; duplicates: number } {
+  return { lost: expected - runs.size, duplicates: [...runs.values()].filter((n) => n > 1).length };
+}
+
+/** Workload 6: many flows submitted at once; each flow's makespan is its submission to its end. */
+export interface ManyFlowsResult extends Result {
+  flows: number;
+  tasks_per_flow: number;
+  flow_makespan_p50_ms: number;
+  flow_makespan_max_ms: number;
+  /** Slowest flow's makespan over the fastest's: 1 when every flow is served alike. */
+  flow_makespan_spread: number;
+}
+
+export function flowMakespans(makespansMs: number[]): Pick<ManyFlowsResult, 'flow_makespan_p50_ms' | 'flow_makespan_max_ms' | 'flow_makespan_spread'> {
+  if (makespansMs.length === 0) return { flow_makespan_p50_ms: Number.NaN, flow_makespan_max_ms: Number.NaN, flow_makespan_spread: Number.NaN };
+  const max = Math.max(...makespansMs);
+  return { flow_makespan_p50_ms: percentile(makespansMs, 50), flow_makespan_max_ms: max, flow_makespan_spread: max / Math.min(...makespansMs) };
+}
+
+export function manyFlowsMarkdown(results: ManyFlowsResult[]): string[] {
+  if (results.length === 0) return [];
+  const { flows, tasks_per_flow } = results[0]!;
+  const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '-');
+  return [
+    `Workload 6 (${flows} flows of ${tasks_per_flow} independent no-ops submitted at once on one queue; makespan: a flow's submission to its end):`,
+    '',
+    '| system | tasks | tasks/s | flow makespan p50 ms | max ms | spread (max/min) | lost | dup |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map((r) => `| ${r.system} | ${r.tasks} | ${ms(r.tasks_per_sec)} | ${ms(r.flow_makespan_p50_ms)} | ${ms(r.flow_makespan_max_ms)} | ${r.flow_makespan_spread.toFixed(2)} | ${r.lost} | ${r.duplicates} |`),
+    '',
+  ];
 }

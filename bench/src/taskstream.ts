@@ -2,12 +2,53 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import { connectNats, type NatsConnection } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
+import { liveHeapMb, MEMORY_TARGETS, memoryVerdicts, type ServiceMemory } from './memory.js';
 import { percentile, ProcessMeter, rssMb } from './procs.js';
-import { limitStats, measured, type Result } from './result.js';
+import { flowMakespans, limitStats, lostAndDuplicates, measured, type ManyFlowsResult, type Result } from './result.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
+// Built beside main.js (bench/package.json): preloaded into every service so the bench can read its live heap.
+const HEAP_PROBE = pathToFileURL(join(import.meta.dirname, 'heap-probe.js')).href;
+const TERMINAL = ['succeeded', 'failed', 'cancelled'];
+
+type Events = Array<{ seq: number; event: any }>;
+
+/** Terminal flow events as they are published, so a flow's end is seen then rather than when next polled. */
+class FlowEndWatch {
+  private readonly ends = new Map<string, { status: string; at: number }>();
+  private readonly waiting = new Map<string, (end: { status: string; at: number }) => void>();
+  private readonly subscription: ReturnType<NatsConnection['subscribe']>;
+
+  constructor(nc: NatsConnection) {
+    this.subscription = nc.subscribe('ts.evt.*.*.flow.*', { callback: (_e, msg) => this.record(msg.subject) });
+  }
+
+  private record(subject: string) {
+    const [, , , flowId, , status] = subject.split('.');
+    if (!TERMINAL.includes(status!)) return;
+    const end = { status: status!, at: performance.now() };
+    this.ends.set(flowId!, end);
+    this.waiting.get(flowId!)?.(end);
+  }
+
+  /** The flow's end if already seen. */
+  known(flowId: string): { status: string; at: number } | undefined {
+    return this.ends.get(flowId);
+  }
+
+  end(flowId: string): Promise<{ status: string; at: number }> {
+    const known = this.ends.get(flowId);
+    return known ? Promise.resolve(known) : new Promise((resolve) => this.waiting.set(flowId, resolve));
+  }
+
+  close(): void {
+    this.subscription.unsubscribe();
+  }
+}
 
 /** Taskstream as a user deploys it: nats-server with file storage and each service its own process. */
 export class TaskstreamSystem {
@@ -19,7 +60,10 @@ export class TaskstreamSystem {
     private readonly profileDir: string | undefined,
   ) {}
 
-  /** With `profileDir`, every service runs under `node --cpu-prof` and writes `<name>.cpuprofile` there on stop. */
+  /**
+   * Every service runs with `--expose-gc` and the heap probe, over an IPC channel (`liveHeapsMb`).
+   * With `profileDir`, every service runs under `node --cpu-prof` and writes `<name>.cpuprofile` there on stop.
+   */
   static async start(options: { profileDir?: string } = {}): Promise<TaskstreamSystem> {
     // One flow of 10,000 tasks carries a definition of about 2 MiB in its flow.submitted event and
     // view: more than nats-server's default 1 MiB payload (docs/operations.md).
@@ -31,7 +75,7 @@ export class TaskstreamSystem {
     const children = new Map<string, ChildProcess>();
     const profiling = (name: string) => (options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
     const start = (name: string, service: string, extra: Record<string, string> = {}) =>
-      children.set(name, spawn(process.execPath, [...profiling(name), join(ROOT, 'services', service, 'dist', 'main.js')], { env: { ...env, ...extra }, stdio: 'ignore' }));
+      children.set(name, spawn(process.execPath, ['--expose-gc', `--import=${HEAP_PROBE}`, ...profiling(name), join(ROOT, 'services', service, 'dist', 'main.js')], { env: { ...env, ...extra }, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] }));
     start('gateway', 'gateway', { TASKSTREAM_PORT: String(port) });
     start('planner', 'planner');
     start('dispatcher', 'dispatcher');
@@ -54,31 +98,64 @@ export class TaskstreamSystem {
    * Submits a flow and resolves when its terminal event is published (seen by subscription), with
    * its history and what every process used until the end (reading the history is not measured).
    */
-  async run(flow: unknown): Promise<{ flowId: string; makespanMs: number; usage: ReturnType<ProcessMeter['stop']>; events: Array<{ seq: number; event: any }> }> {
-    let resolveDone!: (type: string) => void;
-    const done = new Promise<string>((r) => (resolveDone = r));
-    let flowId = '';
-    const sub = this.nc.subscribe('ts.evt.*.*.flow.*', {
-      callback: (_e, msg) => {
-        const parts = msg.subject.split('.');
-        if (parts[3] === flowId && ['succeeded', 'failed', 'cancelled'].includes(parts[5]!)) resolveDone(parts[5]!);
-      },
-    });
-    const meter = new ProcessMeter(this.pids());
-    const started = performance.now();
+  async run(flow: unknown): Promise<Awaited<ReturnType<TaskstreamSystem['runToEnd']>> & { events: Events }> {
+    const ran = await this.runToEnd(flow);
+    return { ...ran, events: await this.history(ran.flowId) };
+  }
+
+  /** `run` without reading the history; `endedAt` is the end on the `performance.now()` clock. */
+  async runToEnd(flow: unknown): Promise<{ flowId: string; makespanMs: number; endedAt: number; usage: ReturnType<ProcessMeter['stop']> }> {
+    const watch = new FlowEndWatch(this.nc);
+    try {
+      const meter = new ProcessMeter(this.pids());
+      const started = performance.now();
+      const flowId = await this.submit(flow);
+      const endedAt = await this.succeeded(flowId, watch);
+      return { flowId, makespanMs: endedAt - started, endedAt, usage: meter.stop() };
+    } finally {
+      watch.close();
+    }
+  }
+
+  /** Posts a flow to the gateway's REST API; its id. */
+  async submit(flow: unknown): Promise<string> {
     const response = await fetch(`${this.gateway}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(flow) });
     if (response.status !== 202) throw new Error(`submission failed: ${response.status} ${await response.text()}`);
-    flowId = ((await response.json()) as { flow_id: string }).flow_id;
-    const outcome = await Promise.race([done, waitFor(`flow ${flowId} to end`, async () => {
+    return ((await response.json()) as { flow_id: string }).flow_id;
+  }
+
+  /**
+   * When the flow ended (`performance.now()`), throwing unless it succeeded. Its view is polled every
+   * 10 s too, in case the terminal event was published before `watch` subscribed or was missed.
+   */
+  async succeeded(flowId: string, watch: FlowEndWatch): Promise<number> {
+    const polled = waitFor(`flow ${flowId} to end`, async () => {
+      if (watch.known(flowId)) return watch.known(flowId);
       const view = (await (await fetch(`${this.gateway}/api/v1/flows/${flowId}`)).json()) as { status: string };
-      return ['succeeded', 'failed', 'cancelled'].includes(view.status) ? view.status : undefined;
-    }, 600_000, 10_000)]);
-    const makespanMs = performance.now() - started;
-    const usage = meter.stop();
-    sub.unsubscribe();
-    if (outcome !== 'succeeded') throw new Error(`flow ${flowId} ${outcome}`);
-    const { events } = (await (await fetch(`${this.gateway}/api/v1/flows/${flowId}/events`)).json()) as { events: Array<{ seq: number; event: any }> };
-    return { flowId, makespanMs, events, usage };
+      return TERMINAL.includes(view.status) ? { status: view.status, at: performance.now() } : undefined;
+    }, 600_000, 10_000);
+    const { status, at } = await Promise.race([watch.end(flowId), polled]);
+    if (status !== 'succeeded') throw new Error(`flow ${flowId} ${status}`);
+    return at;
+  }
+
+  async history(flowId: string): Promise<Events> {
+    return ((await (await fetch(`${this.gateway}/api/v1/flows/${flowId}/events`)).json()) as { events: Events }).events;
+  }
+
+  /** Each service's live heap in MB, right after a forced full collection in it. */
+  async liveHeapsMb(): Promise<Record<string, number>> {
+    return Object.fromEntries(await Promise.all([...this.children].map(async ([name, child]) => [name, await liveHeapMb(child)] as const)));
+  }
+
+  /**
+   * Waits until the settling time after `endedAt` (`performance.now()`), then says how each service's
+   * memory compares with the targets; with every process's RSS then.
+   */
+  async settledMemory(endedAt: number, idleHeapMb: Record<string, number>, peakRssMb: Record<string, number>): Promise<{ memory: ServiceMemory[]; rss_after_mb: Record<string, number> }> {
+    await sleep(Math.max(0, endedAt + MEMORY_TARGETS.settleMs - performance.now()));
+    const rssAfter = Object.fromEntries([...this.pids()].map(([name, pid]) => [name, Math.round(rssMb(pid))]));
+    return { memory: memoryVerdicts(idleHeapMb, peakRssMb, await this.liveHeapsMb()), rss_after_mb: rssAfter };
   }
 
   async putQueue(name: string, policy: unknown): Promise<void> {
@@ -101,24 +178,65 @@ async function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
   await Promise.race([exit, new Promise((resolve) => setTimeout(resolve, timeoutMs))]);
 }
 
-function taskCounts(events: Array<{ event: any }>, tasks: number) {
+function taskCounts(events: Events, tasks: number) {
   const succeeded = new Map<string, number>();
   for (const { event } of events) if (event.type === 'task.succeeded') succeeded.set(event.task_id, (succeeded.get(event.task_id) ?? 0) + 1);
-  return { lost: tasks - succeeded.size, duplicates: [...succeeded.values()].filter((n) => n > 1).length };
+  return lostAndDuplicates(succeeded, tasks);
 }
 
-export async function independent(system: TaskstreamSystem, n: number): Promise<Result> {
-  const { makespanMs, events, usage } = await system.run({ tasks: Array.from({ length: n }, (_, i) => ({ id: `t${i}`, executor: 'noop' })) });
+/** From the flow's submission (its first event) to each task's start, by event times. */
+function startLatencies(events: Events): number[] {
   const submitted = Date.parse(events[0]!.event.time);
-  const startLatency = events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time) - submitted);
-  await new Promise((resolve) => setTimeout(resolve, 5_000));
-  const rssAfter = Object.fromEntries([...system.pids()].map(([name, pid]) => [name, Math.round(rssMb(pid))]));
+  return events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time) - submitted);
+}
+
+function noops(n: number, prefix: string) {
+  return Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}`, executor: 'noop' }));
+}
+
+/** Workload 1, one flow of `n` independent no-ops; with each service's memory against the targets. */
+export async function independent(system: TaskstreamSystem, n: number): Promise<Result> {
+  const idleHeapMb = await system.liveHeapsMb();
+  const { flowId, makespanMs, endedAt, usage } = await system.runToEnd({ tasks: noops(n, 't') });
+  const settled = await system.settledMemory(endedAt, idleHeapMb, usage.peak_rss_mb);
+  const events = await system.history(flowId);
   return {
     workload: '1-independent',
     system: 'taskstream',
-    ...measured(n, makespanMs, startLatency, usage),
-    rss_after_mb: rssAfter,
+    ...measured(n, makespanMs, startLatencies(events), usage),
+    ...settled,
     ...taskCounts(events, n),
+    notes: 'p50/p99: submission to task start',
+  };
+}
+
+/**
+ * Workload 6: `flows` flows of `perFlow` independent no-ops, submitted at once over REST on one
+ * queue; throughput over all tasks, each flow's makespan, and each service's memory.
+ */
+export async function manyFlows(system: TaskstreamSystem, flows: number, perFlow: number): Promise<ManyFlowsResult> {
+  const idleHeapMb = await system.liveHeapsMb();
+  const watch = new FlowEndWatch(system.nc);
+  const meter = new ProcessMeter(system.pids());
+  const started = performance.now();
+  const flowIds = await Promise.all(Array.from({ length: flows }, () => system.submit({ tasks: noops(perFlow, 't') })));
+  const ends = await Promise.all(flowIds.map((flowId) => system.succeeded(flowId, watch)));
+  const usage = meter.stop();
+  watch.close();
+  const endedAt = Math.max(...ends);
+  const settled = await system.settledMemory(endedAt, idleHeapMb, usage.peak_rss_mb);
+  const histories = await Promise.all(flowIds.map((flowId) => system.history(flowId)));
+  const counts = histories.map((events) => taskCounts(events, perFlow));
+  return {
+    workload: '6-many-flows',
+    system: 'taskstream',
+    ...measured(flows * perFlow, endedAt - started, histories.flatMap(startLatencies), usage),
+    ...settled,
+    lost: counts.reduce((sum, c) => sum + c.lost, 0),
+    duplicates: counts.reduce((sum, c) => sum + c.duplicates, 0),
+    flows,
+    tasks_per_flow: perFlow,
+    ...flowMakespans(ends.map((end) => end - started)),
     notes: 'p50/p99: submission to task start',
   };
 }
@@ -174,14 +292,12 @@ export async function limits(system: TaskstreamSystem, n: number): Promise<Resul
 
 /** Fan-out/fan-in: `width` independent no-ops and one task that depends on all of them. */
 export async function fanOut(system: TaskstreamSystem, width: number): Promise<Result> {
-  const tasks = [...Array.from({ length: width }, (_, i) => ({ id: `w${i}`, executor: 'noop' })), { id: 'join', executor: 'noop', depends_on: Array.from({ length: width }, (_, i) => `w${i}`) }];
+  const tasks = [...noops(width, 'w'), { id: 'join', executor: 'noop', depends_on: Array.from({ length: width }, (_, i) => `w${i}`) }];
   const { makespanMs, events, usage } = await system.run({ tasks });
-  const submitted = Date.parse(events[0]!.event.time);
-  const startLatency = events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time) - submitted);
   return {
     workload: '4-fan-out-in',
     system: 'taskstream',
-    ...measured(width + 1, makespanMs, startLatency, usage),
+    ...measured(width + 1, makespanMs, startLatencies(events), usage),
     ...taskCounts(events, width + 1),
     notes: 'p50/p99: submission to task start',
   };
@@ -262,15 +378,15 @@ export async function smallBesideBig(system: TaskstreamSystem, big: number): Pro
   const alone: number[] = [];
   for (let i = 0; i < 5; i++) alone.push((await system.run(small())).makespanMs);
   const baseline = percentile(alone, 50);
-  const bigRun = system.run({ tasks: Array.from({ length: big }, (_, i) => ({ id: `big${i}`, executor: 'noop' })) });
-  await new Promise((resolve) => setTimeout(resolve, 600));
+  const bigRun = system.run({ tasks: noops(big, 'big') });
+  await sleep(600);
   const beside = await system.run(small());
   const { events: bigEvents } = await bigRun;
   const smallEnd = beside.events.find((e) => e.event.type === 'flow.succeeded')!.seq;
   const ended = bigEvents.filter((e) => ['task.succeeded', 'task.failed', 'task.timed_out', 'task.cancelled'].includes(e.event.type) && e.seq < smallEnd).length;
   const ratio = beside.makespanMs / baseline;
   return {
-    workload: '6-small-beside-big',
+    workload: '7-small-beside-big',
     system: 'taskstream',
     ...measured(2, beside.makespanMs, alone, beside.usage),
     ...taskCounts(beside.events, 2),
