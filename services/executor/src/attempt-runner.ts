@@ -15,7 +15,7 @@ import { setLongTimeout, sleep } from './timers.js';
 export interface AttemptDeps {
   config: Pick<ExecutorConfig, 'executorId' | 'durableRetryAfterMs' | 'env'>;
   recorder: Pick<Recorder, 'append' | 'hide' | 'budget'>;
-  stops: Pick<FlowStops, 'reasonFor' | 'storedStop'>;
+  stops: Pick<FlowStops, 'reasonFor' | 'storedStop' | 'knownStop'>;
   /** Where secrets the task's queue does not name are read. */
   readSecret: SecretReader;
   /** Where shell steps' artifacts are stored and fetched; without it a shell step gets no artifacts directory. */
@@ -174,7 +174,7 @@ export class AttemptRunner {
     const { item, spec, attempt } = this;
     this.lastDuration = Date.now() - started;
     // A cancelled task gets its cancel as outcome, no failed attempt before it.
-    if ((this.cancelReason() ?? (await this.deps.stops.storedStop(item.flow_id, spec))) !== undefined) throw error;
+    if ((this.cancelReason() ?? (await this.deps.stops.knownStop(item.flow_id, spec))) !== undefined) throw error;
     const lastError = (this.lastError = this.attemptError(error, signal));
     await this.deps.recorder.append(item, { type: 'task.attempt_failed', attempt, data: { error: lastError, duration_ms: this.lastDuration } }, `${attempt}:task.attempt_failed`);
     const next = decideRetry(spec, lastError, attempt - this.start.unspent, this.controller.signal.aborted, Math.random(), this.deps.config);

@@ -14,6 +14,8 @@ const MAX_KNOWN_STOPS = 10_000;
 export class FlowStops {
   private readonly stopped = new Map<string, Stop>();
   private readonly running = new Map<string, Map<AbortController, TaskSpec>>();
+  /** Flows whose stored stops were read here, after the watch began: it has told every later one. */
+  private readonly read = new Set<string>();
 
   /** `readStored` lists the stops the log holds for a flow (see readStoredStops). */
   constructor(private readonly readStored: (flowId: string) => Promise<Stop[]>) {}
@@ -69,12 +71,30 @@ export class FlowStops {
     }
     const stop = found.reduce<Stop | undefined>((strongest, next) => strongerStop(strongest, next), known);
     if (stop !== undefined) this.stop(flowId, stop);
+    this.read.add(flowId);
+    if (this.read.size > MAX_KNOWN_STOPS) this.read.delete(this.read.values().next().value!);
     return stop;
   }
 
   /** Why the task is to be stopped, if the log says so. */
   async storedStop(flowId: string, spec: TaskSpec): Promise<string | undefined> {
     return stopReason(await this.storedStopOf(flowId), spec);
+  }
+
+  /**
+   * How the flow is stopped as far as this process knows: the log is read for the flow's first
+   * task here (for stops stored before the watch began), and the watch tells every later stop.
+   * Three reads of the leader a task fewer than asking the log each time; what it may miss is a
+   * stop the watch has not delivered yet, milliseconds old, which cannot have preceded a start
+   * (that read stays: see the attempt runner).
+   */
+  async knownStopOf(flowId: string): Promise<Stop | undefined> {
+    return this.read.has(flowId) ? this.stopped.get(flowId) : this.storedStopOf(flowId);
+  }
+
+  /** Why the task is to be stopped, as far as this process knows (see knownStopOf). */
+  async knownStop(flowId: string, spec: TaskSpec): Promise<string | undefined> {
+    return stopReason(await this.knownStopOf(flowId), spec);
   }
 }
 

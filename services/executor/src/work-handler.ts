@@ -50,7 +50,7 @@ export class WorkHandler {
     const { stops, config } = this.deps;
     // The log may hold a stop this process never saw (it started after it).
     if (prior?.stop) stops.stop(item.flow_id, prior.stop);
-    const stop = prior?.finished ? undefined : await stops.storedStopOf(item.flow_id);
+    const stop = prior?.finished ? undefined : await stops.knownStopOf(item.flow_id);
     const verdict = decideAttempt(item.spec, prior, stop, Date.now(), config);
     if (verdict.kind === 'run') await this.run(item, msg, verdict);
     else await this.settle(item, msg, prior, verdict);
@@ -101,7 +101,7 @@ export class WorkHandler {
 
   /** After an attempt succeeded: its success, unless the flow was stopped meanwhile. */
   private async recordEnd(item: WorkItem, runner: AttemptRunner, output: unknown): Promise<void> {
-    const cancelled = runner.cancelReason() ?? (await this.deps.stops.storedStop(item.flow_id, item.spec));
+    const cancelled = runner.cancelReason() ?? (await this.deps.stops.knownStop(item.flow_id, item.spec));
     if (cancelled !== undefined) return this.recordCancelled(item, `${cancelled} while the task was running`);
     await this.deps.recorder.append(item, { type: 'task.succeeded', attempt: runner.attempt, data: { output, duration_ms: Date.now() - runner.attemptStarted } }, 'outcome');
   }

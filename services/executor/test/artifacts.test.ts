@@ -58,7 +58,7 @@ function attempt(spec: Partial<TaskSpec>, options: { limits?: Partial<ArtifactLi
       hide: () => undefined,
       budget: () => 100_000,
     },
-    stops: { reasonFor: () => undefined, storedStop: async () => undefined },
+    stops: { reasonFor: () => undefined, storedStop: async () => undefined, knownStop: async () => undefined },
     readSecret: async () => undefined,
     artifacts,
   };

@@ -34,7 +34,7 @@ function runnerFor(spec: Partial<TaskSpec>, step: StepRunner, options: { start?:
       hide: (_item, values) => void hidden.push(values),
       budget: () => 100_000,
     },
-    stops: { reasonFor: () => options.stopped?.(), storedStop: async () => options.stopped?.() },
+    stops: { reasonFor: () => options.stopped?.(), storedStop: async () => options.stopped?.(), knownStop: async () => options.stopped?.() },
     readSecret: async (name) => options.secrets?.[name],
   };
   const controller = new AbortController();
@@ -118,7 +118,7 @@ describe('how an attempt is stopped', () => {
     const { runner, msgIDs } = runnerFor({ retries: 3 }, step);
     // Only the log knows the stop (stored before the start; the live watch has not delivered it).
     const deps = (runner as unknown as { deps: AttemptDeps }).deps;
-    deps.stops = { reasonFor: () => undefined, storedStop: async () => 'flow cancelled' };
+    deps.stops = { reasonFor: () => undefined, storedStop: async () => 'flow cancelled', knownStop: async () => 'flow cancelled' };
     await expect(runner.run()).rejects.toThrow('flow cancelled');
     expect(ran).toBe(false);
     expect(runner.stepStarted).toBe(false);

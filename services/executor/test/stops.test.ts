@@ -116,4 +116,17 @@ describe('the stops the log holds', () => {
     await expect(failure).rejects.toBeInstanceOf(InfrastructureError);
     await expect(failure).rejects.toThrow('could not read whether flow f was cancelled: no responders');
   });
+
+  it('reads a flow once for what is known of it, then counts on the watch for every later stop', async () => {
+    const { stops, reads } = withLog([]);
+    expect(await stops.knownStopOf('f')).toBeUndefined();
+    expect(await stops.knownStop('f', task)).toBeUndefined();
+    expect(reads).toEqual(['f']);
+    stops.stop('f', failFast);
+    expect(await stops.knownStop('f', task)).toBe(failFast.why);
+    expect(reads).toEqual(['f']);
+    // The read that guards a start always asks the log.
+    await stops.storedStopOf('f');
+    expect(reads).toEqual(['f', 'f']);
+  });
 });

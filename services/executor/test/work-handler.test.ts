@@ -24,6 +24,11 @@ function itemOf(spec: Partial<TaskSpec>): WorkItem {
 /** A handler over in-memory parts: the log's stops and the task's history are what the test says. */
 function handlerFor(step: StepRunner | undefined, log: { stops?: () => Stop[]; history?: AttemptHistory } = {}) {
   const recorded: Array<{ event: EventBody<'id' | 'version' | 'time'>; msgID: string }> = [];
+  let stopReads = 0;
+  const stops = new FlowStops(async () => {
+    stopReads++;
+    return log.stops?.() ?? [];
+  });
   const eventLog = {
     // As JetStream does: a msgID already stored is dropped as a duplicate.
     appendNew: async (event: EventBody<'id' | 'version' | 'time'>, msgID: string) => {
@@ -36,14 +41,14 @@ function handlerFor(step: StepRunner | undefined, log: { stops?: () => Stop[]; h
     config: executorConfig({ queue: 'default', durableRetryAfterMs: 1_000, env: {} }),
     log: createLogger('executor', 'silent'),
     recorder: new Recorder(eventLog, () => 100_000),
-    stops: new FlowStops(async () => log.stops?.() ?? []),
+    stops,
     steps: step === undefined ? {} : { test: step },
     deadLetters: {} as DeadLetters,
     readHistory: async () => log.history!,
     readSecret: async () => undefined,
   });
   const handle = (item: WorkItem, deliveryCount = 1) => handler.handle(item, { info: { deliveryCount }, working: () => {} } as unknown as JsMsg);
-  return { handler, handle, recorded, outcome: () => recorded.find((r) => r.msgID === 'f:t:outcome')?.event };
+  return { handler, handle, recorded, stops, stopReads: () => stopReads, outcome: () => recorded.find((r) => r.msgID === 'f:t:outcome')?.event };
 }
 
 describe('a work item from decision to outcome', () => {
@@ -53,17 +58,39 @@ describe('a work item from decision to outcome', () => {
     expect(outcome()).toMatchObject({ type: 'task.succeeded', attempt: 1, data: { output: { ok: true } }, flow_id: 'f', task_id: 't' });
   });
 
-  it('records a cancel instead of a success when the log says the flow was stopped meanwhile', async () => {
+  it('records a cancel instead of a success when the flow was stopped meanwhile', async () => {
+    // The watch delivers the stop while the step runs, and the step ends before it could react.
+    const { handle, outcome, stops } = handlerFor(async () => {
+      stops.stop('f', STOPS['flow.cancel_requested']);
+      return 1;
+    });
+    await handle(itemOf({}));
+    expect(outcome()).toEqual({ type: 'task.cancelled', data: { reason: 'flow cancelled while the task was running' }, flow_id: 'f', task_id: 't' });
+  });
+
+  it("asks the log for a flow's stops when it takes the flow's first task, then after each start it stores", async () => {
+    const { handle, stopReads } = handlerFor(async () => 1);
+    await handle(itemOf({}));
+    expect(stopReads()).toBe(2);
+    await handle({ ...itemOf({ id: 'u' }), task_id: 'u', idempotency_key: 'f:u' });
+    expect(stopReads()).toBe(3);
+  });
+
+  it('runs nothing of a flow whose stop is stored by the time the start is', async () => {
     let stored: Stop[] = [];
-    const { handle, outcome } = handlerFor(
+    const ran: string[] = [];
+    const { handle, recorded } = handlerFor(
       async () => {
-        stored = [STOPS['flow.cancel_requested']];
+        ran.push('step');
         return 1;
       },
       { stops: () => stored },
     );
     await handle(itemOf({}));
-    expect(outcome()).toEqual({ type: 'task.cancelled', data: { reason: 'flow cancelled while the task was running' }, flow_id: 'f', task_id: 't' });
+    stored = [STOPS['flow.cancel_requested']];
+    await handle({ ...itemOf({ id: 'u' }), task_id: 'u', idempotency_key: 'f:u' });
+    expect(ran).toEqual(['step']);
+    expect(recorded.find((r) => r.msgID === 'f:u:outcome')?.event).toMatchObject({ type: 'task.cancelled', task_id: 'u' });
   });
 
   it('runs nothing of a flow stopped before the task started', async () => {
