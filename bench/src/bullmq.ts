@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { FlowProducer, Queue, Worker, type FlowJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ProcessMeter } from './procs.js';
-import { flowMakespans, limitStats, lostAndDuplicates, measured, type ManyFlowsResult, type Result } from './result.js';
+import { limitStats, lostAndDuplicates, manyFlowsFigures, measured, type ManyFlowsResult, type Result } from './result.js';
 
 const connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
 
@@ -182,9 +182,7 @@ export async function manyFlows(flows: number, perFlow: number, label: string): 
     system: label,
     ...measured(flows * perFlow, endedAt - started, starts, used),
     ...lostAndDuplicates(seen, flows * perFlow),
-    flows,
-    tasks_per_flow: perFlow,
-    ...flowMakespans([...ends.values()].map((end) => end - started)),
+    ...manyFlowsFigures(perFlow, started, [...ends.values()]),
     notes: 'FlowProducer trees (a parent with the children) added at once, 64 concurrent in one worker; p50/p99: submission to task start',
   };
 }

@@ -65,6 +65,11 @@ export interface ManyFlowsResult extends Result {
   flow_makespan_spread: number;
 }
 
+/** Workload 6's own figures, from when the flows were submitted and when each ended (on one clock). */
+export function manyFlowsFigures(tasksPerFlow: number, submittedAt: number, endedAt: number[]): Pick<ManyFlowsResult, 'flows' | 'tasks_per_flow' | 'flow_makespan_p50_ms' | 'flow_makespan_max_ms' | 'flow_makespan_spread'> {
+  return { flows: endedAt.length, tasks_per_flow: tasksPerFlow, ...flowMakespans(endedAt.map((end) => end - submittedAt)) };
+}
+
 export function flowMakespans(makespansMs: number[]): Pick<ManyFlowsResult, 'flow_makespan_p50_ms' | 'flow_makespan_max_ms' | 'flow_makespan_spread'> {
   if (makespansMs.length === 0) return { flow_makespan_p50_ms: Number.NaN, flow_makespan_max_ms: Number.NaN, flow_makespan_spread: Number.NaN };
   const max = Math.max(...makespansMs);

@@ -8,7 +8,7 @@ import { connectNats, type NatsConnection } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { liveHeapMb, MEMORY_TARGETS, memoryVerdicts, type ServiceMemory } from './memory.js';
 import { percentile, ProcessMeter, rssMb } from './procs.js';
-import { flowMakespans, limitStats, lostAndDuplicates, measured, type ManyFlowsResult, type Result } from './result.js';
+import { limitStats, lostAndDuplicates, manyFlowsFigures, measured, type ManyFlowsResult, type Result } from './result.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 // Built beside main.js (bench/package.json): preloaded into every service so the bench can read its live heap.
@@ -110,7 +110,7 @@ export class TaskstreamSystem {
       const meter = new ProcessMeter(this.pids());
       const started = performance.now();
       const flowId = await this.submit(flow);
-      const endedAt = await this.succeeded(flowId, watch);
+      const endedAt = await this.succeededAt(flowId, watch);
       return { flowId, makespanMs: endedAt - started, endedAt, usage: meter.stop() };
     } finally {
       watch.close();
@@ -126,11 +126,12 @@ export class TaskstreamSystem {
 
   /**
    * When the flow ended (`performance.now()`), throwing unless it succeeded. Its view is polled every
-   * 10 s too, in case the terminal event was published before `watch` subscribed or was missed.
+   * 10 s too, in case `watch` missed the terminal event (a core NATS subscription may drop messages).
    */
-  async succeeded(flowId: string, watch: FlowEndWatch): Promise<number> {
+  async succeededAt(flowId: string, watch: FlowEndWatch): Promise<number> {
     const polled = waitFor(`flow ${flowId} to end`, async () => {
-      if (watch.known(flowId)) return watch.known(flowId);
+      const seen = watch.known(flowId);
+      if (seen) return seen;
       const view = (await (await fetch(`${this.gateway}/api/v1/flows/${flowId}`)).json()) as { status: string };
       return TERMINAL.includes(view.status) ? { status: view.status, at: performance.now() } : undefined;
     }, 600_000, 10_000);
@@ -220,7 +221,7 @@ export async function manyFlows(system: TaskstreamSystem, flows: number, perFlow
   const meter = new ProcessMeter(system.pids());
   const started = performance.now();
   const flowIds = await Promise.all(Array.from({ length: flows }, () => system.submit({ tasks: noops(perFlow, 't') })));
-  const ends = await Promise.all(flowIds.map((flowId) => system.succeeded(flowId, watch)));
+  const ends = await Promise.all(flowIds.map((flowId) => system.succeededAt(flowId, watch)));
   const usage = meter.stop();
   watch.close();
   const endedAt = Math.max(...ends);
@@ -234,9 +235,7 @@ export async function manyFlows(system: TaskstreamSystem, flows: number, perFlow
     ...settled,
     lost: counts.reduce((sum, c) => sum + c.lost, 0),
     duplicates: counts.reduce((sum, c) => sum + c.duplicates, 0),
-    flows,
-    tasks_per_flow: perFlow,
-    ...flowMakespans(ends.map((end) => end - started)),
+    ...manyFlowsFigures(perFlow, started, ends),
     notes: 'p50/p99: submission to task start',
   };
 }

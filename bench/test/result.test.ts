@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { percentile } from '../src/procs.js';
-import { flowMakespans, lostAndDuplicates, manyFlowsMarkdown, type ManyFlowsResult } from '../src/result.js';
+import { flowMakespans, lostAndDuplicates, manyFlowsFigures, manyFlowsMarkdown, type ManyFlowsResult } from '../src/result.js';
 
 describe('result figures', () => {
   it('takes a percentile as the value at that rank, NaN when there are none', () => {
@@ -20,6 +20,10 @@ describe('result figures', () => {
     expect(flowMakespans([250])).toEqual({ flow_makespan_p50_ms: 250, flow_makespan_max_ms: 250, flow_makespan_spread: 1 });
     const none = flowMakespans([]);
     expect([none.flow_makespan_p50_ms, none.flow_makespan_max_ms, none.flow_makespan_spread].every(Number.isNaN)).toBe(true);
+  });
+
+  it('measures each flow from the common submission time', () => {
+    expect(manyFlowsFigures(500, 1000, [1600, 1300, 1400])).toEqual({ flows: 3, tasks_per_flow: 500, flow_makespan_p50_ms: 400, flow_makespan_max_ms: 600, flow_makespan_spread: 2 });
   });
 
   it('prints workload 6 as one row per system, and nothing when it did not run', () => {
