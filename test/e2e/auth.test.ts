@@ -532,6 +532,7 @@ describe('the route table', () => {
         'POST /api/v1/keys': 'admin',
         'GET /api/v1/keys': 'admin',
         'DELETE /api/v1/keys/:id': 'admin',
+        'GET /api/v1/whoami': 'read',
         'GET /api/v1/templates': 'read',
         'PUT /api/v1/templates/:name': 'submit',
         'GET /api/v1/templates/:name': 'read',

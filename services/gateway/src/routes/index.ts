@@ -27,6 +27,7 @@ import { registerTemplateRoutes } from './templates.js';
 import { registerTriggerRoutes } from './triggers.js';
 import { registerMcpRoutes } from '../mcp.js';
 import { registerTaskedRoutes } from '../tasked/index.js';
+import { registerWhoamiRoute } from '../whoami.js';
 
 /** What the routes serve from; used only when a request arrives. */
 export interface RouteServices {
@@ -56,6 +57,7 @@ export function registerRoutes(app: FastifyInstance, s: RouteServices): void {
   registerDeadLetterRoutes(app, s.dlq);
   registerSecretRoutes(app, s.secrets);
   registerKeyRoutes(app, s.keys);
+  registerWhoamiRoute(app, s.keys);
   registerScheduleRoutes(app, s.schedules);
   registerTemplateRoutes(app, s.templates);
   registerTriggerRoutes(app, s.triggers);
