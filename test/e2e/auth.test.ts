@@ -476,6 +476,11 @@ describe('the route table', () => {
         { method: 'POST', url: '/api/v1/hooks/:name' },
         { method: 'GET', url: '/tasked/healthz' },
         { method: 'HEAD', url: '/tasked/healthz' },
+        // The web UI's page and files: they hold no data; the page sends its user's key with each call.
+        { method: 'GET', url: '/ui' },
+        { method: 'HEAD', url: '/ui' },
+        { method: 'GET', url: '/ui/*' },
+        { method: 'HEAD', url: '/ui/*' },
       ]);
       const unscoped = table.filter((r) => r.scope === undefined).map((r) => `${r.method} ${r.url}`);
       expect(unscoped.sort()).toEqual([
@@ -486,6 +491,8 @@ describe('the route table', () => {
         'GET /openapi.json',
         'GET /readyz',
         'GET /tasked/healthz',
+        'GET /ui',
+        'GET /ui/*',
         'HEAD /docs',
         'HEAD /docs/static/:file',
         'HEAD /healthz',
@@ -493,6 +500,8 @@ describe('the route table', () => {
         'HEAD /openapi.json',
         'HEAD /readyz',
         'HEAD /tasked/healthz',
+        'HEAD /ui',
+        'HEAD /ui/*',
         'OPTIONS *',
         'POST /api/v1/hooks/:name',
       ]);

@@ -33,6 +33,7 @@ export async function upCommand(options: UpOptions): Promise<void> {
     env: process.env,
   }));
   console.log(`Taskstream is up: gateway ${stack.gatewayUrl}`);
+  console.log(`  web UI ${stack.gatewayUrl}/ui/${options.auth ? ' (sign in with an API key)' : ''}`);
   console.log(`  metrics ${stack.metricsUrl} (Prometheus text format, no key needed)`);
   console.log(`  NATS ${stack.natsUrl}${stack.nats ? ` (embedded, data in ${stack.nats.storeDir})` : ''}`);
   console.log(`  executor serving ${options.queue === '*' ? 'every queue' : `queue "${options.queue}"`}, shell steps on, bound to ${options.host}`);

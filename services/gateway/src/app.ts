@@ -22,6 +22,7 @@ import { observeGateway } from './metrics.js';
 import { traceRequests } from './tracing.js';
 import { Templates } from './templates.js';
 import { Triggers } from './triggers.js';
+import { serveUi } from './ui.js';
 
 /** Tasked's limit: a flow of 10,000 tasks with modest configs fits. */
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
@@ -267,6 +268,7 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   await openFeeds(app);
   observeGateway(app);
   serveApiDocs(app);
+  await serveUi(app);
   const secrets = await SecretStore.open(ctx.js, ctx.topo);
   const templates = new Templates(await TemplateStore.open(ctx.js, ctx.topo), flows);
   const triggers = new Triggers(ctx, await TriggerStore.open(ctx.js, ctx.topo), templates, secrets, new IdempotencyStore(await new Kvm(ctx.js).open(ctx.topo.idempotencyBucket), ctx.topo.idempotencyBucket), flows);

@@ -28,11 +28,14 @@ declare module 'fastify' {
  */
 export const DOCS_ROUTES: readonly string[] = ['/openapi.json', '/docs', '/docs/static/:file'];
 
-/** Routes that need no key: health checks, for load balancers and orchestrators, the metrics, for Prometheus, and the API's description. */
-export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', ...DOCS_ROUTES, '/tasked/healthz']);
+/** The web UI's page and files (see ui.ts): they hold no data, and the page sends the key its user enters with each call it makes. */
+export const UI_ROUTES: readonly string[] = ['/ui', '/ui/*'];
+
+/** Routes that need no key: health checks, for load balancers and orchestrators, the metrics, for Prometheus, the API's description, and the web UI. */
+export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics', ...DOCS_ROUTES, '/tasked/healthz', ...UI_ROUTES]);
 
 /**
- * Routes registered without a scope, and why. Health checks, metrics and the API's description are public; the CORS preflight route
+ * Routes registered without a scope, and why. Health checks, metrics, the API's description and the web UI are public; the CORS preflight route
  * (only when origins are configured) is answered by the CORS hook before authentication, as
  * browsers send preflights without credentials, and otherwise needs a valid key like an unknown route.
  */
@@ -53,6 +56,10 @@ export const EXEMPT_ROUTES: ReadonlyArray<{ method: string; url: string }> = [
   // Tasked's health check, public as Tasked's (the Tasked-compatible API, see tasked/).
   { method: 'GET', url: '/tasked/healthz' },
   { method: 'HEAD', url: '/tasked/healthz' },
+  ...UI_ROUTES.flatMap((url) => [
+    { method: 'GET', url },
+    { method: 'HEAD', url },
+  ]),
 ];
 
 /** Routes whose requests authenticate themselves (a webhook's signature): no API key, but rate-limited like any other. */

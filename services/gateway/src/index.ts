@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './auth.js';
 export * from './settings.js';
 export * from './serve.js';
+export * from './ui.js';
