@@ -68,6 +68,13 @@ function startTimes(events: any[]): number[] {
   return events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time));
 }
 
+/** When each task was dispatched (admitted): the dispatch its work item records, carried by each of its starts. */
+function dispatchTimes(events: any[]): number[] {
+  const first = new Map<string, number>();
+  for (const e of events) if (e.event.type === 'task.started' && !first.has(e.event.task_id)) first.set(e.event.task_id, Date.parse(e.event.data.dispatch.at));
+  return [...first.values()];
+}
+
 describe('queue limits through the embedded stack', () => {
   let stack: TestStack;
   beforeAll(async () => {
@@ -98,7 +105,7 @@ describe('queue limits through the embedded stack', () => {
       expect(maxInWindow(endpoint.arrivals.map((a) => a.at), 1000)).toBeLessThanOrEqual(20);
       expect(elapsed).toBeGreaterThanOrEqual(4500);
       const events = await stack.events(id);
-      const dispatched = events.filter((e) => e.event.type === 'task.dispatched').map((e) => Date.parse(e.event.time));
+      const dispatched = dispatchTimes(events);
       // Admissions in any interval T are at most 5 + 10 T. Dispatch and start times are stamped
       // after admission (publishing, the dispatch window, the executor's pull), which can bunch
       // them by up to ~0.2 s on a loaded machine: 5 + 10 x 1.2 = 17 in a one-second window.
@@ -169,8 +176,8 @@ describe('queue limits through the embedded stack', () => {
     const view = await stack.settled(id);
     expect(view.status).toBe('succeeded');
     expect(view.tasks[0].attempts).toHaveLength(2);
-    const dispatched = (await stack.events(id)).find((e) => e.event.type === 'task.dispatched');
-    expect(dispatched.event.data).toMatchObject({ queue: 'carried', retries: 2, backoff: { type: 'fixed', initial_delay_ms: 10 } });
+    const started = (await stack.events(id)).find((e) => e.event.type === 'task.started');
+    expect(started.event.data.dispatch).toMatchObject({ queue: 'carried', retries: 2, backoff: { type: 'fixed', initial_delay_ms: 10 } });
     expect((await stack.inject({ method: 'GET', url: '/api/v1/queues/carried' })).json().policy).toMatchObject({ concurrency: 2 });
   });
 
@@ -252,7 +259,7 @@ describe('queue limits with several dispatcher processes', () => {
       expect(endpoint.arrivals).toHaveLength(50);
       // Admissions, from the log: the limiter's own guarantee.
       const events = ((await (await fetch(`${gateway}/api/v1/flows/${view.flow_id}/events`)).json()) as any).events;
-      const dispatched = events.filter((e: any) => e.event.type === 'task.dispatched').map((e: any) => Date.parse(e.event.time));
+      const dispatched = dispatchTimes(events);
       expect(maxInWindow(dispatched, 1000)).toBeLessThanOrEqual(15);
       expect(endpoint.maxInFlight).toBeLessThanOrEqual(5);
       // At the endpoint, delivery latency varies (up to ~0.5 s on a loaded CI machine), so a

@@ -1,5 +1,5 @@
 import { DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECS, idempotencyKeyOf, workSubject, type EventOf, type QueuePolicy, type SubjectLayout, type TaskSpec, type WorkItem } from '@taskstream/domain';
-import { encodeJson, flowAttributes, inChildSpan, SpanKind, traceHeaders, activeTraceContext, type EventLog, type JetStreamClient } from '@taskstream/nats';
+import { encodeJson, flowAttributes, inChildSpan, SpanKind, traceHeaders, activeTraceContext, type JetStreamClient } from '@taskstream/nats';
 import { dispatched } from './metrics.js';
 
 /** Dispatches in progress at once: through all gates together, and through each queue's window. */
@@ -20,31 +20,16 @@ export function withQueueDefaults(spec: TaskSpec, policy: QueuePolicy): TaskSpec
 export type Dispatch = (ready: EventOf<'task.ready'>, spec: TaskSpec) => Promise<void>;
 
 /**
- * The dispatch step: records `task.dispatched` (msgID `<flow>:<task>:task.dispatched`), then
- * publishes the work item on `work.<queue>` (msgID `<flow>:<task>:work`). Both are deduplicated by
- * JetStream, so a redelivered ready event dispatched twice still makes one of each.
+ * The dispatch step: publishes the work item on `work.<queue>` (msgID `<flow>:<task>:work`, so a
+ * redelivered ready event dispatched twice still makes one). The item is the dispatch's record:
+ * when, on which queue, with which retries, timeout and backoff; each `task.started` carries it
+ * into the log. One message a task where there were two (an event, then the item), and no
+ * sequential wait for the first's acknowledgement.
  */
-export function dispatchStep(js: JetStreamClient, layout: SubjectLayout, log: EventLog): Dispatch {
+export function dispatchStep(js: JetStreamClient, layout: SubjectLayout): Dispatch {
   const send = async (ready: EventOf<'task.ready'>, spec: TaskSpec): Promise<void> => {
-    const now = new Date();
     const key = idempotencyKeyOf(ready.flow_id, ready.task_id);
-    await log.appendNew(
-      {
-        type: 'task.dispatched',
-        flow_id: ready.flow_id,
-        task_id: ready.task_id,
-        data: {
-          queue: ready.data.queue,
-          retries: spec.retries ?? 0,
-          ...(spec.timeout_secs !== undefined && { timeout_secs: spec.timeout_secs }),
-          ...(spec.backoff !== undefined && { backoff: spec.backoff }),
-        },
-      },
-      `${key}:task.dispatched`,
-      now.getTime(),
-    );
-    // Recorded before the work item is out, so the history never shows a start before its dispatch.
-    const item: WorkItem = { version: 1, flow_id: ready.flow_id, task_id: ready.task_id, spec, idempotency_key: key, dispatched_at: now.toISOString() };
+    const item: WorkItem = { version: 1, flow_id: ready.flow_id, task_id: ready.task_id, spec, idempotency_key: key, dispatched_at: new Date().toISOString() };
     const headers = traceHeaders();
     await js.publish(workSubject(layout, ready.data.queue), encodeJson(item), { msgID: `${key}:work`, ...(headers && { headers }) });
     dispatched(ready, Date.now());

@@ -60,7 +60,7 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
   const unreport = reportWaiting(() => rooms.stats());
 
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
-  const onReady = readyHandler({ js: ctx.js, topo: ctx.topo, policyOf, rooms, windowSize, dispatch: dispatchStep(ctx.js, ctx.topo.layout, log) });
+  const onReady = readyHandler({ js: ctx.js, topo: ctx.topo, policyOf, rooms, windowSize, dispatch: dispatchStep(ctx.js, ctx.topo.layout) });
   const loops = [await startReadyConsumer(ctx, settings, deadLetters, onReady)];
   loops.push(...(await startReleaseConsumers(ctx, settings, deadLetters, releaseHandler(limits, watched, policyOf))));
   ctx.log.info({ consumer: settings.consumer }, 'dispatcher started');

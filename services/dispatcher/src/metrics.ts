@@ -4,7 +4,7 @@ import type { QueueStats } from './rooms.js';
 
 /** The dispatcher's metrics (see docs/operations.md#metrics), by queue, never by flow or task id. */
 
-const admissions = counter({ name: 'taskstream_dispatcher_admissions_total', help: 'Ready tasks admitted and dispatched (their task.dispatched recorded, their work item sent), by queue.', labelNames: ['queue'] });
+const admissions = counter({ name: 'taskstream_dispatcher_admissions_total', help: 'Ready tasks admitted and dispatched (their work item sent), by queue.', labelNames: ['queue'] });
 
 const throttles = counter({
   name: 'taskstream_dispatcher_throttles_total',

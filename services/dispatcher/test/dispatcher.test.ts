@@ -1,4 +1,4 @@
-import { eventTypeFilter, flowIdOfSubject, type TaskSpec } from '@taskstream/domain';
+import { allWorkFilter, eventTypeFilter, type TaskSpec, type WorkItem } from '@taskstream/domain';
 import { EventLog, Kvm, newId, QueueLimitsStore, QueuePolicyStore } from '@taskstream/nats';
 import { createContext, createLogger, type ServiceContext } from '@taskstream/runtime';
 import { NatsServer, waitFor } from '@taskstream/testing';
@@ -10,7 +10,7 @@ let ctx: ServiceContext;
 let log: EventLog;
 /** This test's dispatchers: each test's durable consumer reads every ready event stored so far. */
 const handles: DispatcherHandle[] = [];
-/** Task keys in the order their task.dispatched events were published. */
+/** Task keys in the order their work items were published. */
 const dispatched: string[] = [];
 /** Dispatches of these flows' tasks, in order. */
 const dispatchedOf = (...flowIds: string[]) => dispatched.filter((key) => flowIds.includes(key.slice(0, key.indexOf(':'))));
@@ -19,9 +19,7 @@ beforeAll(async () => {
   nats = await NatsServer.start();
   ctx = await createContext({ natsUrl: nats.url, name: 'dispatcher-test', log: createLogger('dispatcher', 'silent') });
   log = new EventLog(ctx.js, ctx.topo);
-  ctx.nc.subscribe(eventTypeFilter(ctx.topo.layout, 'task.dispatched'), {
-    callback: (_error, msg) => void dispatched.push(`${flowIdOfSubject(ctx.topo.layout, msg.subject)}:${msg.json<{ task_id: string }>().task_id}`),
-  });
+  ctx.nc.subscribe(allWorkFilter(ctx.topo.layout), { callback: (_error, msg) => void dispatched.push(msg.json<WorkItem>().idempotency_key) });
 }, 60_000);
 
 afterEach(async () => {

@@ -175,6 +175,8 @@ function apply(state: FlowState, event: FlowEvent): void {
       withTask(state, event.task_id, (task) => {
         if (TERMINAL_TASK_STATUSES.has(task.status)) return;
         advance(state, task, 'running');
+        if (event.data.dispatch !== undefined) task.dispatched_at ??= event.data.dispatch.at;
+        delete task.waiting_reason;
         task.started_at ??= event.time;
         const attempt = attemptOf(task, event.attempt);
         attempt.started_at ??= event.time;

@@ -218,18 +218,24 @@ export const TaskThrottled = envelope(
   z.object({ queue: QueueName, reason: z.enum(THROTTLE_REASONS), concurrency_key: z.string().optional() }),
   taskScope,
 );
-export const TaskDispatched = envelope(
-  'task.dispatched',
+/** How a task was dispatched: its queue and the retries, timeout and backoff it runs with, after the queue's defaults applied. */
+const Dispatch = z.object({
+  queue: QueueName,
+  retries: z.number().int().min(0).optional(),
+  timeout_secs: z.number().positive().optional(),
+  backoff: Backoff.optional(),
+});
+/** Recorded by the dispatcher of earlier versions; a dispatch is now in its work item, and in each `task.started` (`dispatch`). */
+export const TaskDispatched = envelope('task.dispatched', Dispatch, taskScope);
+export const TaskStarted = envelope(
+  'task.started',
   z.object({
-    queue: QueueName,
-    /** The retries, timeout and backoff the task runs with, after the queue's defaults applied. */
-    retries: z.number().int().min(0).optional(),
-    timeout_secs: z.number().positive().optional(),
-    backoff: Backoff.optional(),
+    executor_id: z.string(),
+    /** When and how the task was dispatched (the work item's record of it). */
+    dispatch: Dispatch.extend({ at: z.iso.datetime({ offset: true }) }).optional(),
   }),
-  taskScope,
+  attemptScope,
 );
-export const TaskStarted = envelope('task.started', z.object({ executor_id: z.string() }), attemptScope);
 export const TaskAttemptFailed = envelope(
   'task.attempt_failed',
   z.object({ error: TaskError, duration_ms: z.number().min(0) }),
