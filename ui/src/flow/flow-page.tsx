@@ -22,7 +22,9 @@ export function FlowPage({ flowId }: { flowId: string }) {
   const [chosen, setChosen] = useState<string | undefined>(undefined);
   const past = useStateAt(client, flowId, cursor === undefined ? undefined : live.events[cursor]?.seq);
   const traveling = cursor !== undefined;
-  const view = traveling ? past.view : live.view;
+  // Until the first past state arrives, the live one stays on screen.
+  const view = traveling ? (past.view ?? live.view) : live.view;
+  const shownState = !traveling ? 'live' : past.current ? 'past' : 'loading';
   const events = useMemo(() => (cursor === undefined ? live.events : live.events.slice(0, cursor + 1)), [live.events, cursor]);
   const selected = view?.tasks.find((t) => t.id === chosen) ?? view?.tasks[0];
 
@@ -40,10 +42,13 @@ export function FlowPage({ flowId }: { flowId: string }) {
       <ErrorMessage error={live.error ?? past.error} />
       {can('submit') && <FlowActions client={client} view={live.view} />}
       <TimeTravel client={client} flowId={flowId} events={live.events} cursor={cursor} onCursor={setCursor} canFork={can('submit')} />
-      {view === undefined ? (
-        <p className="loading">Reading the flow as it was…</p>
-      ) : (
-        <div className="flow-body" data-state={traveling ? 'past' : 'live'} data-seq={view.last_seq}>
+      {shownState === 'loading' && (
+        <p className="loading" role="status">
+          Reading the flow as it was…
+        </p>
+      )}
+      {view && (
+        <div className="flow-body" data-state={shownState} data-seq={view.last_seq}>
           <div className="flow-main">
             <Dag view={view} selected={selected?.id} onSelect={setChosen} />
             <TaskList view={view} selected={selected?.id} onSelect={setChosen} />

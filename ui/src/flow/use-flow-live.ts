@@ -31,16 +31,18 @@ export function useFlowLive(client: TaskstreamClient, flowId: string): FlowLive 
 
   useEffect(() => {
     const controller = new AbortController();
+    // The sequence of the state on screen: an answer for an earlier one (a slower request) never replaces it.
     let shownSeq = 0;
+    const show = (state: FlowView, seq: number) => {
+      if (seq <= shownSeq) return;
+      shownSeq = seq;
+      setView(state);
+    };
     const readState = async () => {
       const at = received.current.at(-1)?.seq;
       if (at === undefined || at <= shownSeq) return;
       try {
-        const { state } = await client.stateAt(flowId, at);
-        if (at > shownSeq) {
-          shownSeq = at;
-          setView(state);
-        }
+        show((await client.stateAt(flowId, at)).state, at);
       } catch (failure) {
         if (controller.signal.aborted) return;
         // The gateway may be restarting: ask again until it answers.
@@ -53,9 +55,10 @@ export function useFlowLive(client: TaskstreamClient, flowId: string): FlowLive 
       void readState();
     }, REFRESH_MS);
 
+    // The view first, as it is at once; the events follow, from the first.
     client
       .get(flowId)
-      .then((first) => shownSeq === 0 && setView(first))
+      .then((first) => show(first, first.last_seq))
       .catch((failure: unknown) => setError(failure));
     void follow(
       (after) => client.events(flowId, { after, signal: controller.signal }),

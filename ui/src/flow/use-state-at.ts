@@ -4,8 +4,11 @@ import { useEffect, useState } from 'react';
 /** How long the slider must rest on an event before its state is read: dragging across many asks for one. */
 const SETTLE_MS = 120;
 
-/** The flow as it was at sequence `seq` (GET …/state?at=), or undefined while it is read or when no sequence is asked. */
-export function useStateAt(client: TaskstreamClient, flowId: string, seq: number | undefined): { view: FlowView | undefined; error: unknown } {
+/**
+ * The flow as it was at sequence `seq` (GET …/state?at=). While a new sequence is read, the state
+ * last read stays (`current` false), so dragging the slider does not blank the DAG.
+ */
+export function useStateAt(client: TaskstreamClient, flowId: string, seq: number | undefined): { view: FlowView | undefined; current: boolean; error: unknown } {
   const [answer, setAnswer] = useState<{ seq: number; view: FlowView } | undefined>(undefined);
   const [error, setError] = useState<unknown>(undefined);
   useEffect(() => {
@@ -22,5 +25,5 @@ export function useStateAt(client: TaskstreamClient, flowId: string, seq: number
       clearTimeout(timer);
     };
   }, [client, flowId, seq]);
-  return { view: seq !== undefined && answer?.seq === seq ? answer.view : undefined, error };
+  return { view: answer?.view, current: seq !== undefined && answer?.seq === seq, error };
 }
