@@ -25,7 +25,7 @@ export default defineConfig({
           // TypeScript sources under "source" too: vite transforms them rather than Node loading .ts.
           server: { deps: { inline: ['@modelcontextprotocol/sdk', 'eventsource', 'eventsource-parser'] } },
           include: ['test/**/*.test.ts'],
-          exclude: ['test/faults/**', 'test/structure/**'],
+          exclude: ['test/faults/**', 'test/structure/**', 'test/ui/**'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           // Each file starts its own nats-server(s) and service processes; two cores run two at a time.
@@ -41,6 +41,19 @@ export default defineConfig({
           testTimeout: 240_000,
           hookTimeout: 60_000,
           // Fault tests start many processes and kill them: one file at a time.
+          maxWorkers: 1,
+        },
+      },
+      {
+        ...shared,
+        test: {
+          // The web UI in a real browser (npm run test:ui): the system's Chromium against a real stack on loopback.
+          name: 'ui',
+          sequence: { groupOrder: 3 },
+          include: ['test/ui/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          // A browser and a stack per file are as much as two cores carry.
           maxWorkers: 1,
         },
       },
