@@ -53,8 +53,12 @@ describe('what would wedge a lesser engine', () => {
     const others = await submitAll(gateway, Array.from({ length: 30 }, (_, i) => faultFlow(sink.url, 1000 + i)));
     await expectSettled(gateway, others, 'succeeded', 90_000);
     const letter = await waitFor('the poison letter', async () => (await letters(nc, 'executor-default')).find((l) => l.reason.includes('poison')), 120_000, 500);
-    // Four crashed attempts, set aside on the fifth delivery; innocent items held meanwhile are not blamed.
-    expect(letter).toMatchObject({ delivery_count: 5, stream: 'TS_WORK', subject: 'ts.work.default' });
+    // Four crashed attempts, set aside on the delivery after them; innocent items held meanwhile are
+    // not blamed. A delivery may also be lost without a crash (the server handing it to the pull of
+    // an executor that just died, before it noticed), so deliveries may outnumber crashes.
+    expect(letter).toMatchObject({ stream: 'TS_WORK', subject: 'ts.work.default' });
+    expect(letter.reason).toContain('started 4 times and its executor stopped each time');
+    expect(letter.delivery_count).toBeGreaterThanOrEqual(5);
     expect(letter.stream_seq).toBeGreaterThan(0);
     const view = await waitFor('the poisoned flow to fail', async () => {
       const v = (await (await fetch(`${gateway()}/api/v1/flows/${poison}`)).json()) as any;
