@@ -2,7 +2,7 @@ import type { Browser } from 'playwright-core';
 import { waitFor } from '@taskstream/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayApi } from '../support/gateway-api.js';
-import { TestStack } from '../support/stack.js';
+import { recordingEndpoint, TestStack } from '../support/stack.js';
 import { launchBrowser, screenshot, WatchedPage } from './support/browser.js';
 
 /**
@@ -117,6 +117,39 @@ describe('the web UI', () => {
     await expect.poll(() => p.getByRole('region', { name: 'Task build' }).innerText()).toMatch(/Attempts \(1\)[\s\S]*succeeded/);
     await screenshot(p, 'flow-succeeded');
     noConsoleErrors(watched);
+  });
+
+  it('shows retries and their waits on the timeline, and the tasks a map adds as it adds them', async () => {
+    // Fails twice (500), then answers.
+    const endpoint = await recordingEndpoint((_req, n) => (n <= 2 ? 500 : 200));
+    try {
+      const id = await api.submit({
+        name: 'retries and a map',
+        tasks: [
+          { id: 'flaky', executor: 'http', config: { url: `${endpoint.url}/flaky`, method: 'POST' }, retries: 3, backoff: 'fixed' },
+          { id: 'fan', executor: 'delay', depends_on: ['flaky'], map: { items: '[1, 2, 3]', concurrency: 3 }, config: { ms: 300 } },
+          { id: 'report', executor: 'noop', depends_on: ['fan'] },
+        ],
+      });
+      const watched = await open(`/flows/${id}`);
+      const { page: p } = watched;
+      await expect.poll(() => nodeOf(watched, 'flaky').count(), { message: watched.console }).toBe(1);
+      expect(await p.locator('.react-flow__node .task-node[data-task^="fan["]').count(), 'no instance before the map runs').toBe(0);
+      for (const instance of ['fan[0]', 'fan[1]', 'fan[2]']) {
+        await expect.poll(() => nodeOf(watched, instance).getAttribute('data-status'), { message: `${instance} is added to the DAG and runs\n${watched.console}`, timeout: 30_000 }).toBe('succeeded');
+      }
+      await expect.poll(() => p.getByTestId('flow-status').innerText(), { message: watched.console, timeout: 15_000 }).toContain('succeeded');
+      const flaky = p.locator('.gantt-row', { has: p.locator('.gantt-task', { hasText: /^flaky$/ }) });
+      await expect.poll(() => flaky.locator('.gantt-span.attempt-failed').count(), { message: watched.console }).toBe(2);
+      expect(await flaky.locator('.gantt-span.retry-wait').count()).toBe(2);
+      expect(await flaky.locator('.gantt-span.attempt-succeeded').count()).toBe(1);
+      await p.locator('.task-list button[data-task="flaky"]').click();
+      await expect.poll(() => p.getByRole('region', { name: 'Task flaky' }).innerText()).toMatch(/Attempts \(3\)/);
+      await screenshot(p, 'flow-retries');
+      noConsoleErrors(watched);
+    } finally {
+      await endpoint.close();
+    }
   });
 
   it('shows tasks pending at an early event of the slider, described in words', async () => {

@@ -27,7 +27,9 @@ export function spansOf(task: TaskView, now: number): Span[] {
   const spans: Span[] = [];
   const firstStart = at(task.attempts[0]?.started_at);
   const ready = at(task.ready_at);
-  if (task.status === 'waiting' || (task.attempts.length === 0 && ready !== undefined && (task.executor === 'approval' || task.executor === 'wait' || task.executor === 'trigger'))) {
+  // A task that ended without an attempt waited for something else than an executor: an approval, a signal, a child flow, its map instances.
+  const waitedInstead = task.status === 'waiting' || (task.attempts.length === 0 && ['succeeded', 'failed', 'timed_out'].includes(task.status) && !task.reused);
+  if (waitedInstead) {
     if (ready !== undefined) spans.push({ kind: 'waiting', start: ready, end: at(task.finished_at) ?? now, label: 'waiting' });
     return spans;
   }
