@@ -1,4 +1,5 @@
 import type { Browser } from 'playwright-core';
+import { connectNats, jetstream } from '@taskstream/nats';
 import { waitFor } from '@taskstream/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayApi } from '../support/gateway-api.js';
@@ -207,6 +208,82 @@ describe('the web UI', () => {
     const approved = (await api.events(id)).find((e) => e.type === 'task.succeeded' && e.task_id === 'go-live');
     expect(approved.data.ack.approved_by).toBe('ui tester');
     noConsoleErrors(watched);
+  });
+
+  it('sends the signal a wait task waits for from its task panel', async () => {
+    const id = await api.submit({
+      name: 'waits for a signal',
+      tasks: [
+        { id: 'paid', executor: 'wait', config: { signal: 'ui_payment', match: 'signal.order == "A-1"' } },
+        { id: 'ship', executor: 'noop', depends_on: ['paid'] },
+      ],
+    });
+    await api.statusIs(id, 'paid', 'waiting');
+    const watched = await open(`/flows/${id}`);
+    const { page: p } = watched;
+    await p.locator('.task-list button[data-task="paid"]').click();
+    const panel = p.getByRole('region', { name: 'Task paid' });
+    await expect.poll(() => panel.locator('.waiting-reason').innerText(), { message: watched.console }).toBe('waiting for the signal "ui_payment" matching signal.order == "A-1"');
+    const form = panel.getByRole('form', { name: 'Send a signal' });
+    await form.getByLabel('Payload (JSON)').fill('{"order": "A-1", "amount": 12}');
+    await form.getByRole('button', { name: 'Send signal' }).click();
+    await expect.poll(() => form.getByRole('status').innerText(), { message: watched.console }).toMatch(/Signal ui_payment stored/);
+    await expect.poll(() => nodeOf(watched, 'ship').getAttribute('data-status'), { message: `the flow goes on once signalled\n${watched.console}`, timeout: 20_000 }).toBe('succeeded');
+    expect((await api.view(id)).tasks.find((t: any) => t.id === 'paid').output).toMatchObject({ order: 'A-1', amount: 12 });
+    noConsoleErrors(watched);
+  });
+
+  it('reruns a failed flow from its failure, reusing what succeeded', async () => {
+    const endpoint = await recordingEndpoint((_req, n) => (n === 1 ? 500 : 200));
+    try {
+      const id = await api.submit({
+        name: 'fails once',
+        tasks: [
+          { id: 'prepare', executor: 'noop' },
+          { id: 'call', executor: 'http', config: { url: `${endpoint.url}/call`, method: 'POST' }, depends_on: ['prepare'], retries: 0 },
+        ],
+      });
+      expect((await api.settled(id)).status).toBe('failed');
+      const watched = await open(`/flows/${id}`);
+      const { page: p } = watched;
+      await expect.poll(() => nodeOf(watched, 'call').getAttribute('data-status'), { message: watched.console }).toBe('failed');
+      await p.getByRole('button', { name: 'Rerun from failure' }).click();
+      await p.waitForURL((url) => /\/ui\/flows\/[0-9A-Z]{26}$/.test(url.pathname) && !url.pathname.endsWith(id), { timeout: 15_000 });
+      const rerun = p.url().split('/').at(-1)!;
+      await expect.poll(() => nodeOf(watched, 'call').getAttribute('data-status'), { message: `the rerun's call succeeds\n${watched.console}`, timeout: 20_000 }).toBe('succeeded');
+      expect(await nodeOf(watched, 'prepare').innerText()).toContain('reused');
+      expect((await api.view(rerun)).lineage).toMatchObject({ kind: 'rerun', parent_flow_id: id });
+      noConsoleErrors(watched);
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  it('lists dead letters with their reason; a letter of the log cannot be retried and says why; one is discarded', async () => {
+    const nc = await connectNats({ servers: stack.nats.url, name: 'ui-test' });
+    try {
+      await jetstream(nc).publish('ts.evt.0.01JAAAAAAAAAAAAAAAAAAAAAAA.task.ready', '{not json');
+    } finally {
+      await nc.close();
+    }
+    const listed = async () => ((await (await fetch(`${stack.url}/api/v1/dlq`)).json()) as { letters: unknown[] }).letters.length;
+    // The planner, the projector and the dispatcher each set it aside; the page is opened once all three have.
+    await waitFor('the malformed event to be set aside by its three readers', async () => ((await listed()) >= 3 ? true : undefined), 20_000, 200);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const before = await listed();
+    const watched = await open('/dead-letters');
+    const { page: p } = watched;
+    const letters = p.locator('.letters > li');
+    await expect.poll(() => letters.count(), { message: watched.console }).toBeGreaterThanOrEqual(before);
+    const first = letters.first();
+    expect(await first.innerText()).toMatch(/TS_EVENTS/);
+    await first.getByRole('button', { name: 'Retry' }).click();
+    await expect.poll(() => p.getByRole('alert').innerText(), { message: watched.console }).toMatch(/EVENT_LETTER_NOT_RETRYABLE|immutable log|cannot be retried|discard/i);
+    const count = await letters.count();
+    await letters.first().getByRole('button', { name: 'Discard' }).click();
+    await expect.poll(() => p.getByRole('status').innerText(), { message: watched.console }).toMatch(/discarded/);
+    await expect.poll(() => letters.count()).toBe(count - 1);
+    expect(watched.unexpectedErrors([/status of 409/])).toEqual([]);
   });
 
   it('forks at an event with a JSON patch, and opens the derived flow', async () => {
