@@ -9,6 +9,7 @@ import { startScheduler } from '@taskstream/scheduler';
 import { collectProcessMetrics, createContext, createLogger, SettingError, startTracing, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
 import { stackSettings, type StackSettingOptions, type StackSettings } from './stack-settings.js';
+import { httpAllowOf } from './commands/service.js';
 import { UserError } from './user-error.js';
 
 export interface StackOptions extends StackSettingOptions {
@@ -174,4 +175,26 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     await stopAll();
     throw error;
   }
+}
+
+/** What a one-shot command (`run`, `mcp --embedded`) says of the stack it starts for itself. */
+export interface QuietStackOptions {
+  nats?: string;
+  natsCreds?: string;
+  dataDir?: string;
+  /** CIDRs and host names http steps may reach besides public addresses, comma-separated. */
+  httpAllow?: string;
+}
+
+/** The embedded stack a one-shot command starts for itself: silent, shell steps on, the environment's settings. */
+export function startQuietStack(options: QuietStackOptions): Promise<Stack> {
+  return startStack({
+    natsUrl: options.nats,
+    natsCreds: options.natsCreds,
+    dataDir: options.dataDir,
+    logLevel: 'silent',
+    shellEnabled: true,
+    ...(options.httpAllow !== undefined && { httpAllow: httpAllowOf(options.httpAllow) }),
+    env: process.env,
+  });
 }

@@ -1,9 +1,8 @@
 import { serveStdio } from '@taskstream/mcp';
 import { GatewayClient } from '../client.js';
-import { startStack } from '../embedded.js';
+import { startQuietStack } from '../embedded.js';
 import { stopOnInterrupt } from '../stopping.js';
 import { UserError } from '../user-error.js';
-import { httpAllowOf } from './service.js';
 
 export interface McpOptions {
   server: string;
@@ -25,15 +24,7 @@ export async function mcpCommand(options: McpOptions, explicitServer: boolean): 
   try {
     let url = options.server;
     if (options.embedded) {
-      interrupt.stack = await startStack({
-        natsUrl: options.nats,
-        natsCreds: options.natsCreds,
-        dataDir: options.dataDir,
-        logLevel: 'silent',
-        shellEnabled: true,
-        ...(options.httpAllow !== undefined && { httpAllow: httpAllowOf(options.httpAllow) }),
-        env: process.env,
-      });
+      interrupt.stack = await startQuietStack(options);
       url = interrupt.stack.gatewayUrl;
       process.stderr.write(`taskstream mcp: embedded stack up, gateway ${url}\n`);
     } else if (!/^https?:\/\/[^/]/.test(url)) {

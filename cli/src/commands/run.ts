@@ -1,5 +1,4 @@
-import { startStack } from '../embedded.js';
-import { httpAllowOf } from './service.js';
+import { startQuietStack } from '../embedded.js';
 import { GatewayClient } from '../client.js';
 import { isTerminalEvent, RunRenderer } from '../render.js';
 import { stopOnInterrupt } from '../stopping.js';
@@ -26,15 +25,7 @@ export async function runCommand(file: string, options: RunOptions, print: (line
   try {
     let server = options.server;
     if (server === undefined) {
-      interrupt.stack = await startStack({
-        natsUrl: options.nats,
-        natsCreds: options.natsCreds,
-        dataDir: options.dataDir,
-        logLevel: 'silent',
-        shellEnabled: true,
-        ...(options.httpAllow !== undefined && { httpAllow: httpAllowOf(options.httpAllow) }),
-        env: process.env,
-      });
+      interrupt.stack = await startQuietStack(options);
       server = interrupt.stack.gatewayUrl;
     }
     const client = new GatewayClient(server);
