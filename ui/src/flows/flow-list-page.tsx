@@ -123,7 +123,7 @@ function FlowRow({ flow, counts }: { flow: FlowSummary; counts: Counts | undefin
   const template = flow.origin?.template;
   const duration = counts?.duration_ms ?? elapsed(flow.submitted_at, flow.finished_at);
   const done = counts ? counts.counts.succeeded + counts.counts.skipped : undefined;
-  const failed = counts ? counts.counts.failed + counts.counts.timed_out + counts.counts.upstream_failed + counts.counts.cancelled : 0;
+  const failed = counts ? counts.counts.failed + counts.counts.timed_out : 0;
   return (
     <tr data-flow={flow.flow_id}>
       <td>

@@ -1,11 +1,13 @@
 import type { FlowSummary, FlowView, TaskstreamClient } from '@taskstream/client';
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { isFlowFinished } from '../common/status.js';
+import { throttle } from '../common/throttle.js';
 
 export type Counts = Pick<FlowView, 'counts' | 'total' | 'duration_ms' | 'status'>;
 
 /** Views fetched at once for the list's counts. */
 const PARALLEL = 4;
+const REREAD_MS = 500;
 
 /**
  * Task counts of the listed flows, which the list's summaries do not carry: read from each flow's
@@ -32,6 +34,24 @@ export function useFlowCounts(client: TaskstreamClient, flows: readonly FlowSumm
     });
     if (stale.length > 0) void load(stale.map((flow) => flow.flow_id));
   }, [flows, load]);
-  const refresh = useCallback((flowId: string) => void load([flowId]), [load]);
+  // Task ends come in bursts: the flows they name are read again together, at most twice a second.
+  const named = useRef(new Set<string>());
+  const reread = useMemo(
+    () =>
+      throttle(() => {
+        const ids = [...named.current];
+        named.current.clear();
+        void load(ids);
+      }, REREAD_MS),
+    [load],
+  );
+  useEffect(() => () => reread.cancel(), [reread]);
+  const refresh = useCallback(
+    (flowId: string) => {
+      named.current.add(flowId);
+      reread.ask();
+    },
+    [reread],
+  );
   return { counts: (flowId: string) => cache.current.get(flowId), refresh };
 }
