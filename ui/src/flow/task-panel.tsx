@@ -34,38 +34,7 @@ export function TaskPanel({ flowId, task, view, events, live }: TaskPanelProps) 
         <h2>Task {task.id}</h2>
         <StatusBadge look={TASK_LOOK[task.status]} />
       </header>
-      <dl className="facts">
-        <dt>Executor</dt>
-        <dd>{task.executor}</dd>
-        <dt>Queue</dt>
-        <dd>{task.queue}</dd>
-        {task.depends_on.length > 0 && (
-          <>
-            <dt>Depends on</dt>
-            <dd>{task.depends_on.join(', ')}</dd>
-          </>
-        )}
-        {reason !== undefined && (
-          <>
-            <dt>Waiting</dt>
-            <dd className="waiting-reason">{reason}</dd>
-          </>
-        )}
-        <dt>Duration</dt>
-        <dd>{formatDuration(task.duration_ms)}</dd>
-        {task.instance_of !== undefined && (
-          <>
-            <dt>Instance of</dt>
-            <dd>{task.instance_of}</dd>
-          </>
-        )}
-        {task.reason !== undefined && (
-          <>
-            <dt>Reason</dt>
-            <dd>{task.reason}</dd>
-          </>
-        )}
-      </dl>
+      <TaskFacts task={task} reason={reason} />
       {live && approval && can('submit') && <ApprovalForm client={client} flowId={flowId} task={task} />}
       {live && signal !== undefined && can('submit') && <SignalForm client={client} fixedName={signal} />}
       <h3>{input?.resolved ? 'Input (resolved)' : 'Input (as written; references resolve when the task is ready)'}</h3>
@@ -87,6 +56,53 @@ export function TaskPanel({ flowId, task, view, events, live }: TaskPanelProps) 
           </div>
         </>
       )}
+      <Attempts task={task} />
+    </section>
+  );
+}
+
+/** Where and how the task runs, and why it waits. */
+function TaskFacts({ task, reason }: { task: TaskView; reason: string | undefined }) {
+  return (
+    <dl className="facts">
+      <dt>Executor</dt>
+      <dd>{task.executor}</dd>
+      <dt>Queue</dt>
+      <dd>{task.queue}</dd>
+      {task.depends_on.length > 0 && (
+        <>
+          <dt>Depends on</dt>
+          <dd>{task.depends_on.join(', ')}</dd>
+        </>
+      )}
+      {reason !== undefined && (
+        <>
+          <dt>Waiting</dt>
+          <dd className="waiting-reason">{reason}</dd>
+        </>
+      )}
+      <dt>Duration</dt>
+      <dd>{formatDuration(task.duration_ms)}</dd>
+      {task.instance_of !== undefined && (
+        <>
+          <dt>Instance of</dt>
+          <dd>{task.instance_of}</dd>
+        </>
+      )}
+      {task.reason !== undefined && (
+        <>
+          <dt>Reason</dt>
+          <dd>{task.reason}</dd>
+        </>
+      )}
+    </dl>
+  );
+}
+
+/** Every attempt the view keeps: when it started, how long it took, how it ended, the retry delay after it. */
+function Attempts({ task }: { task: TaskView }) {
+  return (
+    <>
       <h3>Attempts ({task.attempts_total})</h3>
       {task.attempts.length === 0 ? (
         <p className="muted">No attempt yet.</p>
@@ -117,7 +133,7 @@ export function TaskPanel({ flowId, task, view, events, live }: TaskPanelProps) 
           </tbody>
         </table>
       )}
-    </section>
+    </>
   );
 }
 

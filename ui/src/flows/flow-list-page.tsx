@@ -1,21 +1,17 @@
 import type { FlowPage, FlowSummary } from '@taskstream/client';
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { Link } from 'wouter';
 import { ErrorMessage } from '../common/components.js';
-import { follow } from '../common/follow.js';
 import { FLOW_LOOK } from '../common/status.js';
 import { StatusBadge } from '../common/status-badge.js';
-import { throttle } from '../common/throttle.js';
 import { elapsed, formatDuration, formatTime } from '../common/time.js';
 import { useSession } from '../session/session.js';
 import { FilterBar } from './filter-bar.js';
 import { NO_FILTERS, toFilters, type FilterForm } from './filters.js';
 import { useFlowCounts, type Counts } from './use-flow-counts.js';
+import { useListFeed } from './use-list-feed.js';
 
 const PAGE_SIZE = 25;
-/** Events that change a flow's line in the list, and those that change its task counts. */
-const FLOW_EVENTS = ['flow.submitted', 'flow.started', 'flow.cancel_requested', 'flow.succeeded', 'flow.failed', 'flow.cancelled'] as const;
-const TASK_EVENTS = ['task.succeeded', 'task.failed', 'task.timed_out', 'task.skipped', 'task.upstream_failed', 'task.cancelled', 'flow.tasks_added'] as const;
 
 /** The flows, newest first, filtered and paged as the API does, kept current by the global feed. */
 export function FlowListPage() {
@@ -43,36 +39,14 @@ export function FlowListPage() {
 
   const flows = useMemo(() => page?.flows ?? [], [page]);
   const { counts, refresh } = useFlowCounts(client, flows);
-  const visible = useRef(new Set<string>());
-  visible.current = new Set(flows.map((f) => f.flow_id));
-  const refreshCounts = useRef(refresh);
-  refreshCounts.current = refresh;
-
-  useEffect(() => {
-    const controller = new AbortController();
-    const reload = throttle(() => setReloads((n) => n + 1), 500);
-    void (async () => {
-      // Live from the newest flow's last event on: what came before is in the list already.
-      const newest = (await client.listPage({ limit: 1 }).catch(() => undefined))?.flows[0];
-      const after = newest ? ((await client.get(newest.flow_id).catch(() => undefined))?.last_seq ?? 0) : 0;
-      await follow(
-        (from) => client.feed({ types: [...FLOW_EVENTS, ...TASK_EVENTS], after: from, signal: controller.signal }),
-        {
-          onEvent: ({ event }) => {
-            if ((FLOW_EVENTS as readonly string[]).includes(event.type)) reload.ask();
-            else if (visible.current.has(event.flow_id)) refreshCounts.current(event.flow_id);
-          },
-          onError: setError,
-        },
-        controller.signal,
-        after,
-      );
-    })();
-    return () => {
-      controller.abort();
-      reload.cancel();
-    };
-  }, [client]);
+  const visible = useMemo(() => new Set(flows.map((f) => f.flow_id)), [flows]);
+  useListFeed(client, {
+    onFlowChange: () => setReloads((n) => n + 1),
+    onTaskEnd: (flowId) => {
+      if (visible.has(flowId)) refresh(flowId);
+    },
+    onError: setError,
+  });
 
   const apply = (next: FilterForm) => {
     setForm(next);
