@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
 import { ROOT } from '../../support/stack.js';
@@ -10,6 +10,7 @@ import { ROOT } from '../../support/stack.js';
 export const CHROMIUM = process.env.TASKSTREAM_CHROMIUM ?? '/usr/bin/chromium';
 
 export function launchBrowser(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install Debian's (apt-get install chromium), or set TASKSTREAM_CHROMIUM to another Chromium executable`);
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-background-networking'] });
 }
 
