@@ -12,7 +12,8 @@ export type TaskedFlowState = (typeof TASKED_FLOW_STATES)[number];
  * Taskstream's richer task statuses as Tasked's states (docs/api.md has the table):
  * - `waiting` (an approval awaiting its ack, a wait or trigger task awaiting its signal or child) is
  *   Tasked's `running`: Tasked's approval task stays running with its `awaiting_approval` output;
- * - `dispatched` (a work item sent, not yet started) is `running`: Tasked holds the slot from then;
+ * - `dispatched` (a work item sent, not yet started; only in histories earlier dispatchers recorded) is
+ *   `running`: Tasked holds the slot from then. A task admitted now stays `ready` until it starts;
  * - `skipped` is `succeeded` (Tasked's condition-skipped task succeeds with `{skipped, condition}`);
  * - `timed_out` is `failed`; `upstream_failed` is `cancelled`, as Tasked's cascade cancels dependents;
  * - a task between attempts (its last attempt failed, a retry scheduled) is `delayed`.
