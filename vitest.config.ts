@@ -14,7 +14,7 @@ export default defineConfig({
     projects: [
       {
         ...shared,
-        test: { name: 'unit', sequence: { groupOrder: 0 }, include: ['libs/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'cli/test/**/*.test.ts', 'bench/test/**/*.test.ts', 'test/structure/**/*.test.ts'] },
+        test: { name: 'unit', sequence: { groupOrder: 0 }, include: ['libs/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'cli/test/**/*.test.ts', 'bench/test/**/*.test.ts', 'ui/test/**/*.test.ts', 'test/structure/**/*.test.ts'] },
       },
       {
         ...shared,
