@@ -251,7 +251,8 @@ describe('the web UI', () => {
       await p.waitForURL((url) => /\/ui\/flows\/[0-9A-Z]{26}$/.test(url.pathname) && !url.pathname.endsWith(id), { timeout: 15_000 });
       const rerun = p.url().split('/').at(-1)!;
       await expect.poll(() => nodeOf(watched, 'call').getAttribute('data-status'), { message: `the rerun's call succeeds\n${watched.console}`, timeout: 20_000 }).toBe('succeeded');
-      expect(await nodeOf(watched, 'prepare').innerText()).toContain('reused');
+      // React Flow keeps a node hidden (no inner text) until it has measured it: ask until it shows.
+      await expect.poll(() => nodeOf(watched, 'prepare').innerText(), { message: `the reused task's node\n${watched.console}` }).toContain('reused');
       expect((await api.view(rerun)).lineage).toMatchObject({ kind: 'rerun', parent_flow_id: id });
       noConsoleErrors(watched);
     } finally {
