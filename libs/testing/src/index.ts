@@ -3,3 +3,4 @@ export * from './cluster.js';
 export * from './wait.js';
 export * from './processes.js';
 export * from './configured.js';
+export * from './loopback-only.js';

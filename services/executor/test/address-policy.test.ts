@@ -1,7 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import { confineToLoopback } from '@taskstream/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allowsHost, checkAddress, InvalidAllowEntryError, LOCAL_HTTP_ALLOW, parseAllowList, parseAllowSetting, refusalMessage } from '../src/steps/address-policy.js';
 
 // Pure classification: addresses here are strings only, nothing connects anywhere.
+// Should the code under test ever try to reach one of them, the connect or lookup is refused before anything leaves this machine.
+let restoreNetwork: () => void;
+beforeAll(() => {
+  restoreNetwork = confineToLoopback();
+});
+afterAll(() => restoreNetwork());
 const none = parseAllowList([]);
 const verdict = (address: string, allow: readonly string[] = []) => checkAddress(parseAllowList(allow), address);
 const category = (address: string) => {

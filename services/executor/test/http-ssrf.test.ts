@@ -1,7 +1,7 @@
-import dns, { type LookupAddress } from 'node:dns';
-import net, { isIP } from 'node:net';
+import type { LookupAddress } from 'node:dns';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { HttpConfig } from '@taskstream/domain';
+import { confineToLoopback } from '@taskstream/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_HTTP_ALLOW } from '../src/steps/address-policy.js';
 import { createHttpStep, type LookupAll } from '../src/steps/http.js';
@@ -11,42 +11,14 @@ import { stepContext } from './processes.js';
 // Every server here listens on a loopback address, and every request targets one: the guard is
 // shown refusing loopback, never anything beyond this machine.
 //
-// The made-up names below are answered by a resolver the test injects. Should the step ever
-// ignore it, the process's own resolver is replaced for this file too: it answers `localhost` with
-// 127.0.0.1 (and an address with itself) and nothing else, so a broken step still sends no DNS query off this machine.
-//
-// And no socket of this process may open to an address that is not loopback: a connect elsewhere
-// (the unspecified address included) throws before any packet is sent, so a broken guard fails
-// these tests instead of reaching another host.
-const systemLookup = dns.lookup;
-const systemConnect = net.Socket.prototype.connect;
-const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost)$/;
+// The made-up names below are answered by a resolver the test injects. Should the step ever ignore
+// it, or its guard let anything through, confineToLoopback still keeps every socket and DNS query
+// of this file on this machine: a broken guard fails these tests instead of reaching another host.
+let restoreNetwork: () => void;
 beforeAll(() => {
-  net.Socket.prototype.connect = function guardedConnect(this: net.Socket, ...args: unknown[]) {
-    // net.connect passes its normalized arguments as one array.
-    const options = Array.isArray(args[0]) ? args[0][0] : args[0];
-    // No host (a Unix socket path, or Node's default) is this machine.
-    const host = typeof options === 'object' && options !== null ? ((options as { host?: string }).host ?? 'localhost') : typeof args[1] === 'string' ? args[1] : 'localhost';
-    // A name is resolved by the step's injected resolver or the replaced one above, both loopback-only.
-    const literal = host.replace(/^\[|\]$/g, '');
-    if (isIP(literal) !== 0 && !LOOPBACK.test(literal)) throw new Error(`this test connects only to loopback addresses; a connect to ${host} was refused before it was made`);
-    return (systemConnect as (...a: unknown[]) => net.Socket).apply(this, args);
-  } as typeof net.Socket.prototype.connect;
-  (dns as { lookup: unknown }).lookup = (hostname: string, options: unknown, callback?: (...args: unknown[]) => void) => {
-    const done = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void;
-    const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all === true;
-    const literal = isIP(hostname);
-    queueMicrotask(() => {
-      if (literal !== 0) return all ? done(null, [{ address: hostname, family: literal }]) : done(null, hostname, literal);
-      if (hostname !== 'localhost') return done(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname} (this test resolves nothing but localhost)`), { code: 'ENOTFOUND' }));
-      return all ? done(null, [{ address: '127.0.0.1', family: 4 }]) : done(null, '127.0.0.1', 4);
-    });
-  };
+  restoreNetwork = confineToLoopback();
 });
-afterAll(() => {
-  net.Socket.prototype.connect = systemConnect;
-  (dns as { lookup: unknown }).lookup = systemLookup;
-});
+afterAll(() => restoreNetwork());
 
 interface Listening {
   server: Server;

@@ -1,9 +1,18 @@
 import Fastify from 'fastify';
-import { describe, expect, it } from 'vitest';
+import { confineToLoopback } from '@taskstream/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl, requireScopes, routeScopes } from '../src/auth.js';
 import { checkExposure, DEFAULT_RATE_LIMIT, isLoopback, parseOrigins, readGatewaySecurity } from '../src/settings.js';
 
 const KEY = `ts_abcdefghijkl_${'A'.repeat(43)}`;
+
+// Addresses beyond this machine appear here as strings to classify. Should the code under test
+// ever try to reach one, the connect or lookup is refused before anything leaves this machine.
+let restoreNetwork: () => void;
+beforeAll(() => {
+  restoreNetwork = confineToLoopback();
+});
+afterAll(() => restoreNetwork());
 
 describe('route scopes', () => {
   it('refuses to register a route without a scope, but for the exemptions', async () => {

@@ -1,0 +1,80 @@
+import dns from 'node:dns';
+import net, { isIP } from 'node:net';
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost)$/;
+
+/**
+ * Whether a test may connect to `host` as given: a loopback address, `localhost`, or no host at all
+ * (a Unix socket path, or Node's default, which is this machine). Other names are checked once
+ * resolved (see confineToLoopback).
+ */
+export function isLoopbackTarget(host: string | undefined): boolean {
+  if (host === undefined || host === '') return true;
+  return LOOPBACK.test(host.replace(/^\[|\]$/g, ''));
+}
+
+type LookupCallback = (error: Error | null, address?: string | dns.LookupAddress[], family?: number) => void;
+type Lookup = (hostname: string, options: dns.LookupOptions, callback: LookupCallback) => void;
+
+/** `lookup`, failing any answer that is not a loopback address. */
+function loopbackAnswersOnly(lookup: Lookup): Lookup {
+  return (hostname, options, callback) =>
+    lookup(hostname, options, (error, address, family) => {
+      if (error) return callback(error);
+      const addresses = Array.isArray(address) ? address.map((a) => a.address) : [address as string];
+      const beyond = addresses.find((a) => !isLoopbackTarget(a));
+      if (beyond !== undefined) return callback(new Error(`this test connects only to loopback; ${hostname} resolved to ${beyond}, refused before connecting`));
+      return callback(null, address, family);
+    });
+}
+
+/** The connect arguments with a name's resolver confined to loopback answers; an address literal must be loopback itself. */
+function confined(args: unknown[], systemLookup: Lookup): unknown[] {
+  const normalized = Array.isArray(args[0]);
+  const first = normalized ? (args[0] as unknown[])[0] : args[0];
+  const options: { host?: string; path?: string; port?: unknown; lookup?: Lookup } = typeof first === 'object' && first !== null ? first : { host: typeof args[1] === 'string' ? args[1] : undefined, port: first };
+  if (options.path !== undefined) return args;
+  const host = options.host;
+  if (host === undefined || isIP(host.replace(/^\[|\]$/g, '')) !== 0) {
+    if (!isLoopbackTarget(host)) throw new Error(`this test connects only to loopback; a connect to ${host} was refused before it was made`);
+    return args;
+  }
+  const guarded = { ...options, lookup: loopbackAnswersOnly(options.lookup ?? systemLookup) };
+  if (normalized) {
+    // Node marks its normalized array with a symbol of its own: change its options in place.
+    (args[0] as unknown[])[0] = guarded;
+    return args;
+  }
+  return typeof first === 'object' ? [guarded, ...args.slice(1)] : [guarded, ...args.slice(2)];
+}
+
+/**
+ * Confines this process's network to loopback while a test file runs, so that code under test that
+ * is broken (an address guard that lets everything through, a resolver it ignores) fails the test
+ * instead of reaching another host: a TCP connect to an address that is not loopback throws before
+ * a packet is sent, a name is connected to only if its resolver (the caller's own, or the process's)
+ * answers loopback addresses, and `dns.lookup` answers `localhost` (127.0.0.1) and address literals
+ * only, sending no query. Returns the function that restores both.
+ */
+export function confineToLoopback(): () => void {
+  const systemConnect = net.Socket.prototype.connect;
+  const systemLookup = dns.lookup;
+  net.Socket.prototype.connect = function loopbackOnlyConnect(this: net.Socket, ...args: unknown[]) {
+    // net.connect passes its normalized arguments as one array.
+    return (systemConnect as (...a: unknown[]) => net.Socket).apply(this, confined(args, dns.lookup as unknown as Lookup));
+  } as typeof net.Socket.prototype.connect;
+  (dns as { lookup: unknown }).lookup = (hostname: string, options: unknown, callback?: (...args: unknown[]) => void) => {
+    const done = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void;
+    const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all === true;
+    const literal = isIP(hostname);
+    queueMicrotask(() => {
+      if (literal !== 0) return all ? done(null, [{ address: hostname, family: literal }]) : done(null, hostname, literal);
+      if (hostname !== 'localhost') return done(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname} (this test resolves nothing but localhost)`), { code: 'ENOTFOUND' }));
+      return all ? done(null, [{ address: '127.0.0.1', family: 4 }]) : done(null, '127.0.0.1', 4);
+    });
+  };
+  return () => {
+    net.Socket.prototype.connect = systemConnect;
+    (dns as { lookup: unknown }).lookup = systemLookup;
+  };
+}

@@ -1,0 +1,56 @@
+import dns from 'node:dns';
+import { connect, createServer, type NetConnectOpts, type Server } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { confineToLoopback, isLoopbackTarget } from '../src/loopback-only.js';
+
+describe('confining a test to loopback', () => {
+  let server: Server;
+  let port: number;
+  let restore: () => void;
+
+  beforeAll(async () => {
+    server = createServer((socket) => socket.end('hello'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as { port: number }).port;
+    restore = confineToLoopback();
+  });
+
+  afterAll(async () => {
+    restore();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  /** What the server sends, read through `net.connect`; rejects when the connect is refused. */
+  const read = (options: NetConnectOpts) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(options);
+      let data = '';
+      socket.on('data', (chunk) => (data += chunk));
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+    });
+
+  /** A resolver that answers `address` for any name, in either of the forms Node asks for. */
+  const answering = (address: string) =>
+    ((_name: string, options: { all?: boolean }, callback: (e: null, a: unknown, f?: number) => void) => (options?.all ? callback(null, [{ address, family: 4 }]) : callback(null, address, 4))) as never;
+
+  it('tells loopback targets from the rest, by string alone', () => {
+    for (const host of ['127.0.0.1', '127.9.8.7', '::1', '[::1]', '::ffff:127.0.0.1', 'localhost', undefined, '']) expect(isLoopbackTarget(host), String(host)).toBe(true);
+    for (const host of ['0.0.0.0', '::', '10.0.0.1', '169.254.169.254', '::ffff:10.0.0.1', 'fe80::1', 'api.example']) expect(isLoopbackTarget(host), host).toBe(false);
+  });
+
+  it('lets loopback connections through, by address and by localhost', async () => {
+    expect(await read({ host: '127.0.0.1', port })).toBe('hello');
+    expect(await read({ host: 'localhost', port, family: 4 })).toBe('hello');
+  });
+
+  it("resolves nothing but localhost and address literals, and refuses a name whose own resolver answers beyond loopback", async () => {
+    await expect(new Promise((resolve, reject) => dns.lookup('api.example', (error, address) => (error ? reject(error) : resolve(address))))).rejects.toThrow(/ENOTFOUND api\.example/);
+    // A resolver answering an address that is not loopback is refused. 0.0.0.0 is one that, should
+    // the guard be broken, still reaches only this machine (Linux connects it locally).
+    await expect(read({ host: 'api.example', port, lookup: answering('0.0.0.0') })).rejects.toThrow(/api\.example resolved to 0\.0\.0\.0, refused before connecting/);
+    await expect(read({ host: '0.0.0.0', port })).rejects.toThrow(/a connect to 0\.0\.0\.0 was refused before it was made/);
+    // The same resolver answering loopback is let through.
+    expect(await read({ host: 'api.example', port, lookup: answering('127.0.0.1') })).toBe('hello');
+  });
+});
