@@ -23,6 +23,7 @@ export * from './decider/lineage.js';
 export * from './decider/map.js';
 export * from './decider/spawn.js';
 export * from './views/queue-stats.js';
+export * from './views/tasked-states.js';
 export * from './limits/flow-size.js';
 export * from './limits/fair-order.js';
 export * from './expressions/index.js';

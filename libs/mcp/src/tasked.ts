@@ -1,5 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { TaskstreamError, type FlowView, type ScheduleView, type TaskstreamClient } from '@taskstream/client';
+import { taskedCounts, taskedFlowState, taskedTaskState } from '@taskstream/domain';
 import { z } from 'zod';
 import { answer, guarded } from './format.js';
 
@@ -8,28 +9,11 @@ import { answer, guarded } from './format.js';
  * for Tasked keeps working. States are Tasked's: Taskstream's richer statuses are mapped onto them.
  */
 
-const TASK_STATE: Record<string, string> = {
-  pending: 'pending',
-  ready: 'ready',
-  dispatched: 'ready',
-  waiting: 'running',
-  running: 'running',
-  succeeded: 'succeeded',
-  skipped: 'succeeded',
-  failed: 'failed',
-  timed_out: 'failed',
-  upstream_failed: 'cancelled',
-  cancelled: 'cancelled',
-};
-
-/** Tasked's flow state: running from submission until it ends. */
-export const taskedFlowState = (status: string) => (status === 'succeeded' || status === 'failed' || status === 'cancelled' ? status : 'running');
-export const taskedTaskState = (status: string) => TASK_STATE[status] ?? 'pending';
+/** A task's state as Tasked names it: the mapping the gateway's Tasked API uses (see docs/api.md). */
+const taskState = (task: FlowView['tasks'][number]) => taskedTaskState(task.status, task.attempts.at(-1)?.outcome);
 
 function counts(view: FlowView) {
-  const succeeded = (view.counts.succeeded ?? 0) + (view.counts.skipped ?? 0);
-  const failed = (view.counts.failed ?? 0) + (view.counts.timed_out ?? 0);
-  return { task_count: view.total, tasks_succeeded: succeeded, tasks_failed: failed };
+  return { task_count: view.total, ...taskedCounts(view.counts) };
 }
 
 const MAX_LISTED = 100;
@@ -65,7 +49,7 @@ export function registerTaskedFlowTools(server: McpServer, client: TaskstreamCli
     async ({ flow_id }) =>
       guarded(async () => {
         const view = await client.get(flow_id);
-        const tasks = view.tasks.map((t) => ({ id: t.id, state: taskedTaskState(t.status), executor: t.executor, ...(t.output !== undefined && { output: t.output }), ...(t.error && { error: t.error.message }) }));
+        const tasks = view.tasks.map((t) => ({ id: t.id, state: taskState(t), executor: t.executor, ...(t.output !== undefined && { output: t.output }), ...(t.error && { error: t.error.message }) }));
         return answer({ flow_id, queue: view.queue, state: taskedFlowState(view.status), ...counts(view), tasks });
       }),
   );
@@ -77,7 +61,7 @@ export function registerTaskedFlowTools(server: McpServer, client: TaskstreamCli
       guarded(async () => {
         const task = (await client.get(flow_id)).tasks.find((t) => t.id === task_id);
         if (!task) throw new TaskstreamError('TASK_NOT_FOUND', `Task '${task_id}' not found in flow '${flow_id}'`);
-        return answer({ task_id, flow_id, state: taskedTaskState(task.status), output: task.output ?? null, error: task.error?.message ?? null });
+        return answer({ task_id, flow_id, state: taskState(task), output: task.output ?? null, error: task.error?.message ?? null });
       }),
   );
 

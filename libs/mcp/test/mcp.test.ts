@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventsUri, flowOfUri, flowUri, taskedFlowState, taskedTaskState } from '../src/index.js';
+import { eventsUri, flowOfUri, flowUri } from '../src/index.js';
 import { bounded } from '../src/format.js';
 
 const ID = '01JAAAAAAAAAAAAAAAAAAAAAAA';
@@ -9,12 +9,6 @@ describe('the MCP server\'s pieces', () => {
     expect(flowOfUri(flowUri(ID))).toBe(ID);
     expect(flowOfUri(eventsUri(ID))).toBe(ID);
     for (const uri of ['taskstream://flows/nope', `taskstream://flows/${ID}/other`, `https://flows/${ID}`, 'taskstream://schemas/flow']) expect(flowOfUri(uri)).toBeUndefined();
-  });
-
-  it("maps statuses onto Tasked's states", () => {
-    expect(['submitted', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'].map(taskedFlowState)).toEqual(['running', 'running', 'running', 'succeeded', 'failed', 'cancelled']);
-    const tasks = ['pending', 'ready', 'waiting', 'dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'skipped', 'upstream_failed', 'cancelled'];
-    expect(tasks.map(taskedTaskState)).toEqual(['pending', 'ready', 'running', 'ready', 'running', 'succeeded', 'failed', 'failed', 'succeeded', 'cancelled', 'cancelled']);
   });
 
   it('bounds output to its tail or its head', () => {

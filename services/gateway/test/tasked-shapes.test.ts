@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
-import { EVENT_VERSION, evolve, toFlowView, validateFlow, type FlowEvent, type FlowState, type TaskStatus } from '@taskstream/domain';
+import { EVENT_VERSION, evolve, taskedCounts, taskedFlowState, taskedTaskState, toFlowView, validateFlow, type FlowEvent, type FlowState, type TaskStatus } from '@taskstream/domain';
 import { describe, expect, it } from 'vitest';
 import { apiError, problemsError } from '../src/errors.js';
 import { flowProblems, fromApiError, notFound, scheduleProblems, TaskedError, toTasked } from '../src/tasked/errors.js';
 import { exportDocument, flowDetail, flowResponse, fromTaskedFlow, policyFromTasked, retriesRemaining, taskedBackoff, taskedQueueConfig, type TaskFacts } from '../src/tasked/shapes.js';
 import { eventsFor } from '../src/tasked/sse.js';
-import { taskedCounts, taskedFlowState, taskedTaskState } from '../src/tasked/states.js';
 
 const FLOW = '01JAAAAAAAAAAAAAAAAAAAAAAA';
 let counter = 0;

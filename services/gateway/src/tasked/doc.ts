@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { described, named } from '../openapi/registry.js';
 import { param } from '../routes/input.js';
-import { TASKED_TASK_STATES, TASKED_FLOW_STATES } from './states.js';
+import { TASKED_FLOW_STATES, TASKED_TASK_STATES } from '@taskstream/domain';
 
 /**
  * How the OpenAPI document describes the Tasked-compatible routes (tag `tasked`): Tasked's shapes,

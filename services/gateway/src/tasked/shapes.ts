@@ -15,7 +15,7 @@ import {
   type TaskStatus,
 } from '@taskstream/domain';
 import type { ScheduleView } from '../schedules.js';
-import { taskedCounts, taskedFlowState, taskedTaskState, type TaskedFlowState, type TaskedTaskState } from './states.js';
+import { taskedCounts, taskedFlowState, taskedTaskState, type TaskedFlowState, type TaskedTaskState } from '@taskstream/domain';
 
 /**
  * Taskstream's views in Tasked's shapes (server/src/dto.rs and src/types.rs of Tasked): what a

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { countTasks, evolve, flowEventsFilter, TERMINAL_FLOW_STATUSES, type FlowEvent, type FlowState } from '@taskstream/domain';
+import { countTasks, evolve, flowEventsFilter, taskedCounts, taskedFlowState, TERMINAL_FLOW_STATUSES, type FlowEvent, type FlowState, type TaskedTaskState } from '@taskstream/domain';
 import { definitionsOf, followEvents } from '@taskstream/nats';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -8,7 +8,6 @@ import { FLOW_ID, taskedSchema } from './doc.js';
 import { notFound, TaskedError } from './errors.js';
 import type { TaskedServices } from './index.js';
 import { stateTaskFacts, taskState } from './shapes.js';
-import { taskedCounts, taskedFlowState, type TaskedTaskState } from './states.js';
 
 /** Streams open at once on one gateway, as Tasked allows; more are refused with 503. */
 export const MAX_STREAMS = 100;

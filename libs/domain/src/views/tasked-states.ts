@@ -1,4 +1,4 @@
-import type { FlowStatus, TaskStatus } from '@taskstream/domain';
+import type { FlowStatus, TaskStatus } from '../decider/state.js';
 
 /** Tasked's task states (snake_case), in its order. */
 export const TASKED_TASK_STATES = ['pending', 'ready', 'running', 'succeeded', 'failed', 'delayed', 'cancelled'] as const;
@@ -57,8 +57,6 @@ export function taskedFlowState(status: FlowStatus): TaskedFlowState {
       return unreachable(status);
   }
 }
-
-export const isTerminalTaskedFlow = (state: TaskedFlowState) => state !== 'running';
 
 /**
  * Tasked's counts: succeeded tasks (a skipped one counts, as Tasked's condition-skipped task
