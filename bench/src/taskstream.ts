@@ -259,7 +259,7 @@ export async function chain(system: TaskstreamSystem, n: number): Promise<Result
   };
 }
 
-/** When each task was dispatched (admitted): the dispatch its work item records, carried by each of its starts. */
+/** When each task was dispatched (admitted): the dispatch its work item records, carried by its first start. */
 function dispatchTimes(events: Events): number[] {
   const first = new Map<string, number>();
   for (const { event } of events) if (event.type === 'task.started' && event.data?.dispatch && !first.has(event.task_id)) first.set(event.task_id, Date.parse(event.data.dispatch.at));

@@ -68,7 +68,7 @@ function startTimes(events: any[]): number[] {
   return events.filter((e) => e.event.type === 'task.started').map((e) => Date.parse(e.event.time));
 }
 
-/** When each task was dispatched (admitted): the dispatch its work item records, carried by each of its starts. */
+/** When each task was dispatched (admitted): the dispatch its work item records, carried by its first start. */
 function dispatchTimes(events: any[]): number[] {
   const first = new Map<string, number>();
   for (const e of events) if (e.event.type === 'task.started' && !first.has(e.event.task_id)) first.set(e.event.task_id, Date.parse(e.event.data.dispatch.at));

@@ -22,7 +22,7 @@ export type Dispatch = (ready: EventOf<'task.ready'>, spec: TaskSpec) => Promise
 /**
  * The dispatch step: publishes the work item on `work.<queue>` (msgID `<flow>:<task>:work`, so a
  * redelivered ready event dispatched twice still makes one). The item is the dispatch's record:
- * when, on which queue, with which retries, timeout and backoff; each `task.started` carries it
+ * when, on which queue, with which retries, timeout and backoff; the first `task.started` carries it
  * into the log. One message a task where there were two (an event, then the item), and no
  * sequential wait for the first's acknowledgement.
  */

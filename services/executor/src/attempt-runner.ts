@@ -98,7 +98,8 @@ export class AttemptRunner {
     if (why !== undefined) throw new Error(why);
     const attempt = ++this.attempt;
     const started = (this.attemptStarted = Date.now());
-    const start = await this.deps.recorder.append(this.item, { type: 'task.started', attempt, data: { executor_id: this.deps.config.executorId, dispatch: dispatchOf(this.item) } }, `${attempt}:task.started`);
+    // The first start records the dispatch (its work item's record of it); later ones would repeat it.
+    const start = await this.deps.recorder.append(this.item, { type: 'task.started', attempt, data: { executor_id: this.deps.config.executorId, ...(attempt === 1 && { dispatch: dispatchOf(this.item) }) } }, `${attempt}:task.started`);
     // The log already has this attempt: what this item was told of its history is behind the log.
     // Never run a step under a number already used; the item comes back and reads the log again.
     if (start.duplicate) throw new InfrastructureError(`attempt ${attempt} of task "${this.item.task_id}" is already in the log: the history read for this work item was behind; handing it back`);

@@ -225,13 +225,13 @@ const Dispatch = z.object({
   timeout_secs: z.number().positive().optional(),
   backoff: Backoff.optional(),
 });
-/** Recorded by the dispatcher of earlier versions; a dispatch is now in its work item, and in each `task.started` (`dispatch`). */
+/** Recorded by the dispatcher of earlier versions; a dispatch is now in its work item, and in its first `task.started` (`dispatch`). */
 export const TaskDispatched = envelope('task.dispatched', Dispatch, taskScope);
 export const TaskStarted = envelope(
   'task.started',
   z.object({
     executor_id: z.string(),
-    /** When and how the task was dispatched (the work item's record of it). */
+    /** When and how the task was dispatched (the work item's record of it), on the first attempt's start. */
     dispatch: Dispatch.extend({ at: z.iso.datetime({ offset: true }) }).optional(),
   }),
   attemptScope,

@@ -18,7 +18,7 @@ export function idempotencyKeyOf(flowId: string, taskId: string): string {
   return `${flowId}:${taskId}`;
 }
 
-/** The dispatch a work item records, as each `task.started` of it carries it (`data.dispatch`). */
+/** The dispatch a work item records, as the first `task.started` of it carries it (`data.dispatch`). */
 export function dispatchOf(item: WorkItem): { at: string; queue: string; retries?: number; timeout_secs?: number; backoff?: TaskSpec['backoff'] } {
   const { queue, retries, timeout_secs, backoff } = item.spec;
   return { at: item.dispatched_at, queue, ...(retries !== undefined && { retries }), ...(timeout_secs !== undefined && { timeout_secs }), ...(backoff !== undefined && { backoff }) };
