@@ -2,8 +2,13 @@ import {
   EVENT_VERSION,
   MAX_VIEW_BYTES,
   PAGED_VIEW_TASKS,
+  TASK_PAGE_SIZE,
   evolve,
+  pageCount,
+  pageOf,
   toFlowView,
+  toFlowViewHeader,
+  toStoredTaskView,
   validateFlow,
   type FlowDefinition,
   type FlowEvent,
@@ -11,7 +16,7 @@ import {
   type FlowView,
   type TaskError,
 } from '@taskstream/domain';
-import { DeliverPolicy, EventLog, FlowViewStore, Kvm, newId, readFlowHistory, silentLogger, taskViewKey, type KV } from '@taskstream/nats';
+import { DeliverPolicy, EventLog, FlowViewStore, Kvm, newId, readFlowHistory, silentLogger, taskPageKey, taskViewKey, type KV } from '@taskstream/nats';
 import { startProjector } from '@taskstream/projector';
 import { createContext, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import { NatsServer, waitFor } from '@taskstream/testing';
@@ -116,7 +121,7 @@ describe('large views: stored paged, served whole, never regressed by a replay',
     await nats?.stop();
   });
 
-  it('serves a flow too large for one key whole and in definition order, rewriting only the tasks an update touches, after a restart too', async () => {
+  it('serves a flow too large for one key whole and in definition order, rewriting only the pages an update touches, after a restart too', async () => {
     // Tasks with 100-character ids, and a last one kept running to be finished later.
     const ids = Array.from({ length: BIG - 1 }, (_, i) => `n${String(i).padStart(4, '0')}-${'x'.repeat(94)}`);
     const definition = definitionOf([...ids.map((id) => ({ id })), { id: 'gate' }]);
@@ -136,17 +141,17 @@ describe('large views: stored paged, served whole, never regressed by a replay',
     expect(served).not.toHaveProperty('tasks_paged');
     expect(served).not.toHaveProperty('tasks_omitted');
 
-    /** Appends `events` and returns the task keys the projector rewrote for them; the header is rewritten every time. */
+    /** Appends `events` and returns the pages the projector rewrote for them; the header is rewritten every time. */
     const update = async (events: FlowEvent[]) => {
-      const before = await revisions(ctx.topo.flowsBucket, `${flowId}.t.>`);
+      const before = await revisions(ctx.topo.flowsBucket, `${flowId}.p.>`);
       const header = (await views.get(flowId))!.revision;
       await projected(flowId, await append(events));
-      const after = await revisions(ctx.topo.flowsBucket, `${flowId}.t.>`);
-      expect(after.size).toBe(BIG);
+      const after = await revisions(ctx.topo.flowsBucket, `${flowId}.p.>`);
+      expect(after.size).toBe(pageCount(BIG));
       expect((await views.get(flowId))!.revision).toBeGreaterThan(header);
       return [...after].filter(([key, revision]) => before.get(key) !== revision).map(([key]) => key);
     };
-    expect(await update([event(flowId, 'task.succeeded', { duration_ms: 1 }, { task_id: 'gate', attempt: 1 })])).toEqual([taskViewKey(flowId, 'gate')]);
+    expect(await update([event(flowId, 'task.succeeded', { duration_ms: 1 }, { task_id: 'gate', attempt: 1 })])).toEqual([taskPageKey(flowId, pageOf(BIG - 1))]);
     // A restarted projector takes the flow back from the log and finds the stored view exactly as
     // far: nothing but the header changes for an event that touches no task.
     await stopProjector();
@@ -186,7 +191,7 @@ describe('large views: stored paged, served whole, never regressed by a replay',
     expect(served).toEqual(await folded(flowId));
     expect(served!.tasks[7]!.attempts_total).toBe(2);
     expect(served!.tasks[7]!.error!.message).toContain('more characters in the events');
-    expect((await revisions(ctx.topo.flowsBucket, `${flowId}.t.>`)).size).toBe(120);
+    expect((await revisions(ctx.topo.flowsBucket, `${flowId}.p.>`)).size).toBe(pageCount(120));
   });
 
   it('keeps a small flow under one key', async () => {
@@ -237,7 +242,8 @@ describe('large views: stored paged, served whole, never regressed by a replay',
       return keys.sort();
     };
     const before = await liveKeys();
-    expect(before).toHaveLength(flows.size + BIG + 120);
+    expect(before.filter((key) => !key.includes('.'))).toHaveLength(flows.size);
+    expect(before.filter((key) => key.includes('.p.'))).toHaveLength(pageCount(BIG) + pageCount(120));
 
     await stopProjector();
     projector = await startProjectorHere(true);
@@ -254,4 +260,28 @@ describe('large views: stored paged, served whole, never regressed by a replay',
       expect(view!.tasks.map((t) => t.id)).toEqual(definition.tasks.map((t) => t.id));
     }
   }, 120_000);
+
+  it('serves a view paged before pages existed, one key per task, and stores it in pages at its next event', async () => {
+    await stopProjector();
+    const definition = definitionOf(Array.from({ length: PAGED_VIEW_TASKS + 10 }, (_, i) => ({ id: `old${i}` })));
+    const flowId = newId();
+    const history = [event(flowId, 'flow.submitted', { definition }), event(flowId, 'flow.started', {}), ...run(flowId, definition, 'old3')];
+    await append(history);
+    let state: FlowState | null = null;
+    for (const stored of await readFlowHistory(ctx.js, ctx.topo, flowId)) state = evolve(state, stored.event, stored.seq);
+    // What a projector of before pages stored: the header without a page size, a key per task.
+    const { task_page_size: _size, ...oldHeader } = toFlowViewHeader(state!);
+    for (let index = 0; index < definition.tasks.length; index++) await views.put(taskViewKey(flowId, definition.tasks[index]!.id), JSON.stringify(toStoredTaskView(state!, index)));
+    await views.put(flowId, JSON.stringify(oldHeader));
+    expect(await read(flowId)).toEqual(await folded(flowId));
+
+    projector = await startProjectorHere();
+    const seq = await append([event(flowId, 'task.succeeded', { duration_ms: 1 }, { task_id: 'old3', attempt: 1 })]);
+    const header = await projected(flowId, seq);
+    expect(header.task_page_size).toBe(TASK_PAGE_SIZE);
+    expect((await revisions(ctx.topo.flowsBucket, `${flowId}.p.>`)).size).toBe(pageCount(definition.tasks.length));
+    const served = await read(flowId);
+    expect(served).toEqual(await folded(flowId));
+    expect(served!.tasks[3]!.status).toBe('succeeded');
+  }, 60_000);
 });

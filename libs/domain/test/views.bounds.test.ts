@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import {
   assemblePagedView,
   fold,
+  INLINE_TASK_VIEW_BYTES,
   MAX_VIEW_BYTES,
+  pageCount,
+  TASK_PAGE_SIZE,
+  tasksFromPages,
   toFlowView,
   toFlowViewHeader,
   toStoredTaskView,
@@ -15,6 +19,8 @@ import {
   VIEW_TEXT_CHARS,
   type AttemptRecord,
   type FlowState,
+  type StoredTaskPage,
+  type StoredTaskView,
   type TaskError,
   type TaskState,
 } from '../src/index.js';
@@ -126,6 +132,45 @@ describe('paged views', () => {
         expect(assemblePagedView(header, shuffled)).toEqual(toFlowView(state));
       }),
     );
+  });
+
+  it('put back together from pages in any order, large tasks stored on their own, equal the whole view', () => {
+    fc.assert(
+      fc.property(dagArbitrary, fc.nat(), fc.nat(), ({ def, outcomes, choices, cancelAt }, seed, ownEvery) => {
+        const { log } = simulate(def, outcomes, choices, cancelAt);
+        const state = fold(log)!;
+        const own: StoredTaskView[] = [];
+        const pages: StoredTaskPage[] = Array.from({ length: pageCount(def.tasks.length) }, (_, page) => {
+          const first = page * TASK_PAGE_SIZE;
+          const tasks = def.tasks.slice(first, first + TASK_PAGE_SIZE).map((_, i) => {
+            const stored = toStoredTaskView(state, first + i);
+            if ((first + i) % (ownEvery + 2) !== 0) return stored.task;
+            own.push(stored);
+            return null;
+          });
+          return { first, tasks };
+        });
+        const shuffled = pages.map((p, i) => ({ p, k: (i * 7919 + seed) % 104_729 })).sort((a, b) => a.k - b.k).map(({ p }) => p);
+        expect(assemblePagedView(toFlowViewHeader(state), tasksFromPages(shuffled, own)!)).toEqual(toFlowView(state));
+      }),
+    );
+  });
+
+  it('are not put together from pages that leave a task out or are out of place', () => {
+    const def = definition(Array.from({ length: 40 }, (_, i) => ({ id: `t${i}` })));
+    const state = fold([ev.submitted(def), ev.started()])!;
+    const page = (first: number) => ({ first, tasks: def.tasks.slice(first, first + TASK_PAGE_SIZE).map((_, i) => toTaskView(state.tasks[`t${first + i}`]!)) });
+    const [p0, p1] = [page(0), page(TASK_PAGE_SIZE)];
+    expect(tasksFromPages([p1, p0], [])).toHaveLength(40);
+    expect(tasksFromPages([p0, { ...p1, tasks: [null, ...p1.tasks.slice(1)] }], [])).toBeNull();
+    expect(tasksFromPages([p0, { ...p1, tasks: [null, ...p1.tasks.slice(1)] }], [toStoredTaskView(state, TASK_PAGE_SIZE)])).toHaveLength(40);
+    expect(tasksFromPages([p0, { ...p1, first: TASK_PAGE_SIZE + 1 }], [])).toBeNull();
+    expect(assemblePagedView(toFlowViewHeader(state), tasksFromPages([p1], [])!)).toBeNull();
+  });
+
+  it('keep every page under MAX_VIEW_BYTES: a page holds tasks of INLINE_TASK_VIEW_BYTES at most', () => {
+    const emptyPage = JSON.stringify({ first: Number.MAX_SAFE_INTEGER, tasks: Array.from({ length: TASK_PAGE_SIZE }, () => null) }).length;
+    expect(emptyPage + TASK_PAGE_SIZE * INLINE_TASK_VIEW_BYTES).toBeLessThanOrEqual(MAX_VIEW_BYTES);
   });
 
   it('are not put together from tasks that do not make up the header, such as during a layout change', () => {

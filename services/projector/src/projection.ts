@@ -1,4 +1,4 @@
-import { evolve, isTerminalFlow, type FlowEvent, type FlowState } from '@taskstream/domain';
+import { evolve, isTerminalFlow, TASK_PAGE_SIZE, type FlowEvent, type FlowState } from '@taskstream/domain';
 import { foldFlowHistory, markSettled, type Definitions, type FlowViewStore, type JsMsg } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FlowMemory } from './flow-memory.js';
@@ -89,6 +89,7 @@ export class Projection {
       if (stored?.last_seq !== prior.last_seq) tasks = 'all';
       state = evolve(prior, event, msg.seq)!;
     }
-    return { flow: this.memory.hold(event.flow_id, state, stored?.tasks_paged === true), tasks };
+    // A view paged before pages existed is written again whole, in pages.
+    return { flow: this.memory.hold(event.flow_id, state, stored?.task_page_size === TASK_PAGE_SIZE), tasks };
   }
 }

@@ -20,7 +20,7 @@ export interface ProjectorOptions {
 
 /**
  * Folds every event into the read models the gateway serves: per-flow views (`<prefix>_flows`,
- * one key per flow, or for a large flow a header and one key per task: see planViewWrite) and
+ * one key per flow, or for a large flow a header and pages of its tasks: see planViewWrite) and
  * flow summaries (`<prefix>_flow_summaries`) for listing, which carry each flow's share of its
  * queues' statistics. Each is a function of one flow's fold, derived from the log; `rebuild`
  * recomputes them from it. Each partition's events are folded in order by one instance at a time.

@@ -1,18 +1,23 @@
 import {
+  INLINE_TASK_VIEW_BYTES,
   MAX_VIEW_BYTES,
   PAGED_VIEW_TASKS,
+  pageCount,
+  pageOf,
+  TASK_PAGE_SIZE,
   toFlowView,
   toFlowViewHeader,
   toStoredTaskView,
+  toTaskView,
   type FlowDefinition,
   type FlowState,
 } from '@taskstream/domain';
-import { encodeJson, taskViewKey, type ViewWrite } from '@taskstream/nats';
+import { encodeJson, taskPageKey, taskViewKey, type ViewWrite } from '@taskstream/nats';
 
 /** A flow the projector holds, with what it knows of the view stored for it. */
 export interface ProjectedFlow {
   state: FlowState;
-  /** The stored view is paged: its task keys exist. */
+  /** The stored view is paged in pages of TASK_PAGE_SIZE: its pages exist. */
   paged: boolean;
   /**
    * Every event of the flow up to this sequence is known to be in `state`: it was folded from the
@@ -41,9 +46,9 @@ function indexOf(definition: FlowDefinition, taskId: string): number | undefined
 /**
  * How `flow`'s view is stored now. The layout depends only on the state, so a restart or a rebuild
  * stores the same keys: paged when the flow has more than PAGED_VIEW_TASKS tasks or its whole view
- * would pass MAX_VIEW_BYTES, else one key. A paged view renews the tasks in `touched`, or every
- * task when the stored view was not paged before; a view that stops being paged deletes its task
- * keys.
+ * would pass MAX_VIEW_BYTES, else one key. A paged view renews the pages holding the tasks in
+ * `touched`, or every page when the stored view was not paged (in pages) before; a view that stops
+ * being paged deletes its pages and task keys.
  */
 export function planViewWrite(flow: Pick<ProjectedFlow, 'state' | 'paged'>, touched: TouchedTasks): ViewWrite {
   const { state } = flow;
@@ -52,19 +57,51 @@ export function planViewWrite(flow: Pick<ProjectedFlow, 'state' | 'paged'>, touc
   if (specs.length <= PAGED_VIEW_TASKS) {
     const whole = encodeJson(toFlowView(state));
     if (whole.length <= MAX_VIEW_BYTES) {
-      return { flowId, paged: false, header: whole, tasks: [], deletes: flow.paged ? specs.map((spec) => taskViewKey(flowId, spec.id)) : [] };
+      const deletes = flow.paged ? [...specs.map((spec) => taskViewKey(flowId, spec.id)), ...pageKeys(flowId, specs.length)] : [];
+      return { flowId, paged: false, header: whole, ownTasks: [], pages: [], deletes };
     }
   }
-  const task = (index: number) => ({ key: taskViewKey(flowId, specs[index]!.id), bytes: encodeJson(toStoredTaskView(state, index)) });
-  let tasks: ViewWrite['tasks'];
+  const pages = new Set<number>();
   if (touched === 'all' || !flow.paged) {
-    tasks = specs.map((_, index) => task(index));
+    for (let page = 0; page < pageCount(specs.length); page++) pages.add(page);
   } else {
-    tasks = [];
     for (const taskId of touched) {
       const index = indexOf(state.definition, taskId);
-      if (index !== undefined) tasks.push(task(index));
+      if (index !== undefined) pages.add(pageOf(index));
     }
   }
-  return { flowId, paged: true, header: encodeJson(toFlowViewHeader(state)), tasks, deletes: [] };
+  const write: ViewWrite = { flowId, paged: true, header: encodeJson(toFlowViewHeader(state)), ownTasks: [], pages: [], deletes: [] };
+  for (const page of [...pages].sort((a, b) => a - b)) encodePage(state, page, write);
+  return write;
+}
+
+/**
+ * Adds page `page` of `state`'s tasks to `write`, encoding each task once: a task too large to
+ * share its page is stored under its own key and leaves null in its place.
+ */
+function encodePage(state: FlowState, page: number, write: ViewWrite): void {
+  const flowId = state.flow_id;
+  const specs = state.definition.tasks;
+  const first = page * TASK_PAGE_SIZE;
+  const parts: string[] = [];
+  for (let index = first; index < Math.min(first + TASK_PAGE_SIZE, specs.length); index++) {
+    const task = JSON.stringify(toTaskView(state.tasks[specs[index]!.id]!));
+    if (fitsInPage(task)) parts.push(task);
+    else {
+      parts.push('null');
+      write.ownTasks.push({ key: taskViewKey(flowId, specs[index]!.id), bytes: encodeJson(toStoredTaskView(state, index)) });
+    }
+  }
+  write.pages.push({ key: taskPageKey(flowId, page), bytes: textEncoder.encode(`{"first":${first},"tasks":[${parts.join(',')}]}`) });
+}
+
+function pageKeys(flowId: string, tasks: number): string[] {
+  return Array.from({ length: pageCount(tasks) }, (_, page) => taskPageKey(flowId, page));
+}
+
+const textEncoder = new TextEncoder();
+
+/** Whether a task view's JSON may share its page; most are too short to need counting their bytes. */
+function fitsInPage(json: string): boolean {
+  return json.length * 3 <= INLINE_TASK_VIEW_BYTES || Buffer.byteLength(json) <= INLINE_TASK_VIEW_BYTES;
 }

@@ -1,14 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import {
+  assemblePagedView,
   EVENT_VERSION,
   evolve,
   MAX_VIEW_BYTES,
   PAGED_VIEW_TASKS,
+  pageCount,
+  pageOf,
+  TASK_PAGE_SIZE,
+  tasksFromPages,
   toFlowView,
   toFlowViewHeader,
   toStoredTaskView,
+  toTaskView,
   validateFlow,
   type FlowState,
+  type StoredTaskPage,
+  type StoredTaskView,
 } from '@taskstream/domain';
 import { planViewWrite } from '../src/view-store.js';
 
@@ -31,37 +39,55 @@ function fewButLarge(): FlowState {
 }
 
 describe('how the projector stores a view', () => {
-  it('keeps a small flow under one key, and deletes the task keys of a flow that was paged before', () => {
+  it('keeps a small flow under one key, and deletes the pages and task keys of a flow that was paged before', () => {
     const state = submitted(3);
     const write = planViewWrite({ state, paged: false }, 'all');
-    expect(write).toMatchObject({ flowId: FLOW, paged: false, tasks: [], deletes: [] });
+    expect(write).toMatchObject({ flowId: FLOW, paged: false, ownTasks: [], pages: [], deletes: [] });
     expect(decode(write.header)).toEqual(toFlowView(state));
-    expect(planViewWrite({ state, paged: true }, new Set()).deletes).toEqual([`${FLOW}.t.t0`, `${FLOW}.t.t1`, `${FLOW}.t.t2`]);
+    expect(planViewWrite({ state, paged: true }, new Set()).deletes).toEqual([`${FLOW}.t.t0`, `${FLOW}.t.t1`, `${FLOW}.t.t2`, `${FLOW}.p.0`]);
   });
 
-  it('pages a flow of more than PAGED_VIEW_TASKS tasks: every task at first, then only the touched ones', () => {
-    const state = submitted(PAGED_VIEW_TASKS + 1);
+  it('pages a flow of more than PAGED_VIEW_TASKS tasks: every page at first, then only the pages of touched tasks', () => {
+    const total = PAGED_VIEW_TASKS + 1;
+    const state = submitted(total);
     const first = planViewWrite({ state, paged: false }, new Set(['t7']));
     expect(first.paged).toBe(true);
-    expect(first.tasks).toHaveLength(PAGED_VIEW_TASKS + 1);
-    expect(first.tasks[PAGED_VIEW_TASKS]!.key).toBe(`${FLOW}.t.t${PAGED_VIEW_TASKS}`);
-    expect(decode(first.tasks[PAGED_VIEW_TASKS]!.bytes)).toEqual(toStoredTaskView(state, PAGED_VIEW_TASKS));
+    expect(first.ownTasks).toEqual([]);
+    expect(first.pages.map((p) => p.key)).toEqual(Array.from({ length: pageCount(total) }, (_, page) => `${FLOW}.p.${page}`));
+    const last = decode(first.pages.at(-1)!.bytes) as StoredTaskPage;
+    expect(last.first).toBe((pageCount(total) - 1) * TASK_PAGE_SIZE);
+    expect(last.tasks.at(-1)).toEqual(toTaskView(state.tasks[`t${PAGED_VIEW_TASKS}`]!));
     expect(decode(first.header)).toEqual(toFlowViewHeader(state));
+    expect(decode(first.header).task_page_size).toBe(TASK_PAGE_SIZE);
 
-    const next = planViewWrite({ state, paged: true }, new Set(['t7', 't300', 'unknown']));
-    expect(next.tasks.map((t) => t.key)).toEqual([`${FLOW}.t.t7`, `${FLOW}.t.t300`]);
-    expect(decode(next.tasks[1]!.bytes).index).toBe(300);
-    expect(planViewWrite({ state, paged: true }, 'all').tasks).toHaveLength(PAGED_VIEW_TASKS + 1);
+    // t7 and t8 share a page; t300 has its own; an unknown task touches none.
+    const next = planViewWrite({ state, paged: true }, new Set(['t300', 't7', 't8', 'unknown']));
+    expect(next.pages.map((p) => p.key)).toEqual([`${FLOW}.p.${pageOf(7)}`, `${FLOW}.p.${pageOf(300)}`]);
+    expect((decode(next.pages[1]!.bytes) as StoredTaskPage).tasks[300 - pageOf(300) * TASK_PAGE_SIZE]!.id).toBe('t300');
+    expect(planViewWrite({ state, paged: true }, 'all').pages).toHaveLength(pageCount(total));
   });
 
-  it('pages a flow of fewer tasks whose whole view would not fit one value, with every task', () => {
+  it('pages a flow of fewer tasks whose whole view would not fit one value, each page under the bound', () => {
     const state = fewButLarge();
     expect(new TextEncoder().encode(JSON.stringify(toFlowView(state))).length).toBeGreaterThan(MAX_VIEW_BYTES);
     const write = planViewWrite({ state, paged: false }, new Set(['t1']));
     expect(write.paged).toBe(true);
-    expect(write.tasks).toHaveLength(200);
+    expect(write.pages).toHaveLength(pageCount(200));
     expect(write.deletes).toEqual([]);
     expect(decode(write.header).tasks_paged).toBe(true);
-    expect(write.tasks.every((t) => t.bytes.length <= MAX_VIEW_BYTES)).toBe(true);
+    expect(write.pages.every((p) => p.bytes.length <= MAX_VIEW_BYTES)).toBe(true);
+  });
+
+  it('stores a task too large to share its page under its own key, leaving null in its place, and the pages make up the view', () => {
+    const state = submitted(PAGED_VIEW_TASKS + 5);
+    const large = state.tasks.t33!;
+    large.attempts = Array.from({ length: 10 }, (_, i) => ({ attempt: i + 1, outcome: 'failed' as const, error: { message: 'm'.repeat(1_000), code: 'EXIT_CODE', retryable: true, stderr_tail: 'e'.repeat(2_000) } }));
+    const write = planViewWrite({ state, paged: false }, 'all');
+    expect(write.ownTasks.map((t) => t.key)).toEqual([`${FLOW}.t.t33`]);
+    expect(decode(write.ownTasks[0]!.bytes)).toEqual(toStoredTaskView(state, 33));
+    const pages = write.pages.map((p) => decode(p.bytes) as StoredTaskPage);
+    expect(pages[1]!.tasks[1]).toBeNull();
+    const tasks = tasksFromPages(pages, write.ownTasks.map((t) => decode(t.bytes) as StoredTaskView));
+    expect(assemblePagedView(decode(write.header), tasks!)).toEqual(toFlowView(state));
   });
 });

@@ -20,8 +20,10 @@ export interface FlowView {
   lineage?: FlowState['lineage'];
   origin?: FlowState['origin'];
   derived?: FlowState['derived'];
-  /** Set on the header of a paged view, stored without its tasks: they are stored one per key. */
+  /** Set on the header of a paged view, stored without its tasks (see paged-view.ts). */
   tasks_paged?: true;
+  /** Set on a paged header: its tasks are stored in pages of this many (absent: one key per task, as before pages). */
+  task_page_size?: number;
   /**
    * Set on a stored view without its tasks: on a paged header, so that readers older than paged
    * views fold the tasks from the log rather than serve none; and, without `tasks_paged`, on a view
@@ -106,6 +108,12 @@ export const VIEW_TASK_IDS = 1_000;
 export const VIEW_OUTPUT_LIMIT = 4096;
 /** Characters of an output's JSON a summary shows. */
 export const VIEW_OUTPUT_PREVIEW_CHARS = 1024;
+/**
+ * Tasks per page of a paged view. Events of one batch mostly touch neighbouring tasks (a flow's
+ * tasks are readied and dispatched in definition order), so one page write carries several of
+ * them, where a key per task cost a write per task and batch.
+ */
+export const TASK_PAGE_SIZE = 32;
 /** The most one stored view value (a whole view, a paged view's header or one task) may take: under NATS's default 1 MiB payload. */
 export const MAX_VIEW_BYTES = 768 * 1024;
 
@@ -245,7 +253,7 @@ export function toFlowView(state: FlowState): FlowView {
 
 /** The view without its tasks, as a paged view stores it under the flow's own key. */
 export function toFlowViewHeader(state: FlowState): FlowView {
-  return { ...withTasks(state, []), tasks_paged: true, tasks_omitted: true };
+  return { ...withTasks(state, []), tasks_paged: true, task_page_size: TASK_PAGE_SIZE, tasks_omitted: true };
 }
 
 export function toFlowSummary(state: FlowState): FlowSummary {

@@ -129,6 +129,7 @@ export const FlowViewSchema = named(
     origin: OriginSchema,
     derived: DerivedSchema.optional(),
     tasks_paged: z.literal(true).optional(),
+    task_page_size: z.number().int().optional(),
     tasks_omitted: z.boolean().optional(),
     last_seq: described(z.number().int(), 'the stream sequence of the last event the view folds'),
   }),
