@@ -11,6 +11,7 @@ export * from './decider/evolve.js';
 export * from './decider/decide.js';
 export * from './views/flow-view.js';
 export * from './views/paged-view.js';
+export * from './views/flow-tally.js';
 export * from './events/json-schemas.js';
 export * from './work/work-item.js';
 export * from './work/flow-deadline.js';

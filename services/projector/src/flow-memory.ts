@@ -1,4 +1,4 @@
-import { partitionOf, type FlowState } from '@taskstream/domain';
+import { FlowTally, partitionOf, type FlowState } from '@taskstream/domain';
 import type { ProjectedFlow } from './view-store.js';
 
 /**
@@ -22,7 +22,7 @@ export class FlowMemory {
   }
 
   hold(flowId: string, state: FlowState, paged: boolean): ProjectedFlow {
-    const flow = { state, paged, completeThrough: state.last_seq };
+    const flow = { state, paged, completeThrough: state.last_seq, tally: new FlowTally() };
     this.storedAhead.delete(flowId);
     this.flows.set(flowId, flow);
     if (this.flows.size > this.max) this.flows.delete(this.flows.keys().next().value!);

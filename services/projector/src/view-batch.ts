@@ -27,11 +27,12 @@ export function viewBatch(log: Logger, views: FlowViewStore, summaries: FlowSumm
     }),
     write: async ({ flows }) => {
       const written = batchWriting();
-      // Encode before the first await: later events keep folding into the same states meanwhile.
+      // Count and encode before the first await: later events keep folding into the same states meanwhile.
+      for (const { flow, tasks } of flows.values()) flow.tally.update(flow.state, tasks);
       const viewWrites = [...flows.values()].map(({ flow, tasks }) => ({ flow, write: planViewWrite(flow, tasks) }));
       // Many events (a start, an attempt's failure) change the view but not the summary: skip those writes.
       const summaryWrites = [...flows].flatMap(([flowId, { flow }]) => {
-        const summary = toFlowListing(flow.state);
+        const summary = toFlowListing(flow.state, flow.tally);
         const json = JSON.stringify(summary);
         return json === flow.storedSummary ? [] : [{ flow, flowId, summary, json }];
       });

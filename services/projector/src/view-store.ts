@@ -11,6 +11,7 @@ import {
   toTaskView,
   type FlowDefinition,
   type FlowState,
+  type FlowTally,
 } from '@taskstream/domain';
 import { encodeJson, taskPageKey, taskViewKey, type ViewWrite } from '@taskstream/nats';
 
@@ -27,6 +28,8 @@ export interface ProjectedFlow {
   completeThrough: number;
   /** The summary this process last stored for the flow, as JSON: an unchanged one is not written again. */
   storedSummary?: string;
+  /** The flow's task counts and queue loads, brought up to date before each write. */
+  tally: FlowTally;
 }
 
 /** Tasks whose stored views a write renews: those its events touched, or every one. */
@@ -50,7 +53,7 @@ function indexOf(definition: FlowDefinition, taskId: string): number | undefined
  * `touched`, or every page when the stored view was not paged (in pages) before; a view that stops
  * being paged deletes its pages and task keys.
  */
-export function planViewWrite(flow: Pick<ProjectedFlow, 'state' | 'paged'>, touched: TouchedTasks): ViewWrite {
+export function planViewWrite(flow: Pick<ProjectedFlow, 'state' | 'paged'> & { tally?: FlowTally }, touched: TouchedTasks): ViewWrite {
   const { state } = flow;
   const flowId = state.flow_id;
   const specs = state.definition.tasks;
@@ -70,7 +73,7 @@ export function planViewWrite(flow: Pick<ProjectedFlow, 'state' | 'paged'>, touc
       if (index !== undefined) pages.add(pageOf(index));
     }
   }
-  const write: ViewWrite = { flowId, paged: true, header: encodeJson(toFlowViewHeader(state)), ownTasks: [], pages: [], deletes: [] };
+  const write: ViewWrite = { flowId, paged: true, header: encodeJson(toFlowViewHeader(state, flow.tally)), ownTasks: [], pages: [], deletes: [] };
   for (const page of [...pages].sort((a, b) => a - b)) encodePage(state, page, write);
   return write;
 }

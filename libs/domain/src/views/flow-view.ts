@@ -1,3 +1,4 @@
+import type { FlowTally } from './flow-tally.js';
 import { queueLoads, type QueueLoad } from './queue-stats.js';
 import type { AttemptRecord, FlowState, FlowStatus, TaskState, TaskStatus } from '../decider/state.js';
 import type { TaskError } from '../events/catalogue.js';
@@ -229,7 +230,7 @@ function* statusesOf(state: FlowState): Iterable<TaskStatus> {
   for (const spec of state.definition.tasks) yield state.tasks[spec.id]!.status;
 }
 
-function withTasks(state: FlowState, tasks: TaskView[]): FlowView {
+function withTasks(state: FlowState, tasks: TaskView[], counts: Record<TaskStatus, number> = countTasks(statusesOf(state))): FlowView {
   return {
     ...toFlowSummary(state),
     ...(state.started_at !== undefined && { started_at: state.started_at }),
@@ -237,7 +238,7 @@ function withTasks(state: FlowState, tasks: TaskView[]): FlowView {
       duration_ms: Date.parse(state.finished_at) - Date.parse(state.submitted_at),
     }),
     ...(state.error !== undefined && { error: head(state.error, VIEW_MESSAGE_CHARS) }),
-    counts: countTasks(statusesOf(state)),
+    counts,
     tasks,
     ...(state.derived && { derived: state.derived }),
     last_seq: state.last_seq,
@@ -251,9 +252,9 @@ export function toFlowView(state: FlowState): FlowView {
   );
 }
 
-/** The view without its tasks, as a paged view stores it under the flow's own key. */
-export function toFlowViewHeader(state: FlowState): FlowView {
-  return { ...withTasks(state, []), tasks_paged: true, task_page_size: TASK_PAGE_SIZE, tasks_omitted: true };
+/** The view without its tasks, as a paged view stores it under the flow's own key; `tally`, when kept, spares counting every task. */
+export function toFlowViewHeader(state: FlowState, tally?: FlowTally): FlowView {
+  return { ...withTasks(state, [], tally?.counts()), tasks_paged: true, task_page_size: TASK_PAGE_SIZE, tasks_omitted: true };
 }
 
 export function toFlowSummary(state: FlowState): FlowSummary {
@@ -272,8 +273,8 @@ export function toFlowSummary(state: FlowState): FlowSummary {
   };
 }
 
-/** The summary the flow list and queue statistics read: the flow's summary with its queue loads. */
-export function toFlowListing(state: FlowState): FlowSummary {
-  const load = queueLoads(state);
+/** The summary the flow list and queue statistics read: the flow's summary with its queue loads (from `tally` when kept). */
+export function toFlowListing(state: FlowState, tally?: FlowTally): FlowSummary {
+  const load = tally?.loads() ?? queueLoads(state);
   return { ...toFlowSummary(state), ...(Object.keys(load).length > 0 && { load }) };
 }
