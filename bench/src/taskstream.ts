@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
+import { fold } from '@taskstream/domain';
 import { connectNats, type NatsConnection } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { liveHeapMb, MEMORY_TARGETS, memoryVerdicts, type ServiceMemory } from './memory.js';
@@ -261,9 +262,8 @@ export async function chain(system: TaskstreamSystem, n: number): Promise<Result
 
 /** When each task was dispatched (admitted): the dispatch its work item records, carried by its first start. */
 function dispatchTimes(events: Events): number[] {
-  const first = new Map<string, number>();
-  for (const { event } of events) if (event.type === 'task.started' && event.data?.dispatch && !first.has(event.task_id)) first.set(event.task_id, Date.parse(event.data.dispatch.at));
-  return [...first.values()];
+  // The fold records each task's dispatch from its first start.
+  return Object.values(fold(events.map((e) => e.event))?.tasks ?? {}).flatMap((task) => (task.dispatched_at === undefined ? [] : [Date.parse(task.dispatched_at)]));
 }
 
 /** Limits accuracy: rate 100/s, burst 10, concurrency 5, offered at once (well over 2x the rate). */

@@ -1,3 +1,4 @@
+import { fold } from '@taskstream/domain';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceProcess, TestStack } from '../support/stack.js';
@@ -70,9 +71,8 @@ function startTimes(events: any[]): number[] {
 
 /** When each task was dispatched (admitted): the dispatch its work item records, carried by its first start. */
 function dispatchTimes(events: any[]): number[] {
-  const first = new Map<string, number>();
-  for (const e of events) if (e.event.type === 'task.started' && !first.has(e.event.task_id)) first.set(e.event.task_id, Date.parse(e.event.data.dispatch.at));
-  return [...first.values()];
+  // The fold records each task's dispatch from its first start.
+  return Object.values(fold(events.map((e) => e.event))?.tasks ?? {}).flatMap((task) => (task.dispatched_at === undefined ? [] : [Date.parse(task.dispatched_at)]));
 }
 
 describe('queue limits through the embedded stack', () => {
