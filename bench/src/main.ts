@@ -147,6 +147,7 @@ async function main() {
     ...results.filter((r) => r.notes).map((r) => `- ${r.workload} ${r.system}: ${r.notes}`),
     '',
     ...results.filter((r) => r.rss_after_mb).map((r) => `- RSS MB 5 s after the workload, ${r.workload} ${r.system}: ${Object.entries(r.rss_after_mb!).map(([k, v]) => `${k} ${v}`).join(', ')}`),
+    ...results.filter((r) => r.stored_per_task).map((r) => `- Messages stored per task, ${r.workload} ${r.system}: ${Object.entries(r.stored_per_task!).map(([k, v]) => `${k} ${v}`).join(', ')}`),
     ...results.filter((r) => r.cpu_s_by_process).map((r) => `- CPU seconds by process, ${r.workload} ${r.system}: ${Object.entries(r.cpu_s_by_process!).map(([k, v]) => `${k} ${v}`).join(', ')}`),
     ...(profileDir ? ['', `## Where each process spends its time (profiles in ${profileDir})`, '', ...profileMarkdown(profiles)] : []),
   ];

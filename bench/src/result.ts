@@ -14,6 +14,8 @@ export interface Result {
   cpu_s_by_process?: Record<string, number>;
   /** RSS per process a few seconds after the workload ended: does memory fall back? */
   rss_after_mb?: Record<string, number>;
+  /** Messages each stream (KV buckets included) stored per task over the workload: where the broker's work goes. */
+  stored_per_task?: Record<string, number>;
   /** Each service's live heap before and after, and peak RSS, against the memory targets. */
   memory?: ServiceMemory[];
   lost: number;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { fold } from '@taskstream/domain';
-import { connectNats, type NatsConnection } from '@taskstream/nats';
+import { connectNats, jetstreamManager, type NatsConnection } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { liveHeapMb, MEMORY_TARGETS, memoryVerdicts, type ServiceMemory } from './memory.js';
 import { percentile, ProcessMeter, rssMb } from './procs.js';
@@ -160,6 +160,14 @@ export class TaskstreamSystem {
     return { memory: memoryVerdicts(idleHeapMb, peakRssMb, await this.liveHeapsMb()), rss_after_mb: rssAfter };
   }
 
+  /** How many messages each stream (KV buckets included) has stored so far: its last sequence. */
+  async storedSequences(): Promise<Record<string, number>> {
+    const jsm = await jetstreamManager(this.nc);
+    const out: Record<string, number> = {};
+    for await (const stream of jsm.streams.list()) out[stream.config.name] = stream.state.last_seq;
+    return out;
+  }
+
   async putQueue(name: string, policy: unknown): Promise<void> {
     await fetch(`${this.gateway}/api/v1/queues/${name}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(policy) });
   }
@@ -199,17 +207,29 @@ function noops(n: number, prefix: string) {
 /** Workload 1, one flow of `n` independent no-ops; with each service's memory against the targets. */
 export async function independent(system: TaskstreamSystem, n: number): Promise<Result> {
   const idleHeapMb = await system.liveHeapsMb();
+  const storedBefore = await system.storedSequences();
   const { flowId, makespanMs, endedAt, usage } = await system.runToEnd({ tasks: noops(n, 't') });
   const settled = await system.settledMemory(endedAt, idleHeapMb, usage.peak_rss_mb);
+  const stored = storedPerTask(storedBefore, await system.storedSequences(), n);
   const events = await system.history(flowId);
   return {
     workload: '1-independent',
     system: 'taskstream',
     ...measured(n, makespanMs, startLatencies(events), usage),
     ...settled,
+    stored_per_task: stored,
     ...taskCounts(events, n),
     notes: 'p50/p99: submission to task start',
   };
+}
+
+/** Messages each stream stored per task between two readings of their sequences (streams that stored none left out). */
+function storedPerTask(before: Record<string, number>, after: Record<string, number>, tasks: number): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(after)
+      .map(([stream, seq]) => [stream, Math.round(((seq - (before[stream] ?? 0)) / tasks) * 100) / 100] as const)
+      .filter(([, perTask]) => perTask > 0),
+  );
 }
 
 /**
