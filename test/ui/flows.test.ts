@@ -347,6 +347,69 @@ describe('the web UI', () => {
     await api.settled(id);
   });
 
+  it("reaches the DAG's nodes with Tab alone, names each with its task and status, and opens a task with Enter or Space", async () => {
+    const id = await api.submit(delays('by keyboard', 10));
+    await api.settled(id);
+    const watched = await open(`/flows/${id}`);
+    const { page: p } = watched;
+    await expect.poll(() => nodeOf(watched, 'ship').getAttribute('data-status'), { message: `the DAG ends succeeded\n${watched.console}` }).toBe('succeeded');
+    // React Flow keeps a node hidden until it has measured it, and a hidden node takes no focus.
+    await expect.poll(() => nodeOf(watched, 'ship').innerText(), { message: watched.console }).toContain('succeeded');
+    /** The DAG node that has the focus: its task and accessible name, or nothing when the focus is elsewhere. */
+    const focusedNode = () =>
+      p.evaluate(() => {
+        const node = (globalThis as any).document.activeElement?.closest('.react-flow__node');
+        return node ? { task: node.getAttribute('data-id') as string, name: node.getAttribute('aria-label') as string } : undefined;
+      });
+    // From the top of the page, Tab alone: the focus reaches the DAG, on the layout's first task.
+    let first: { task: string; name: string } | undefined;
+    for (let presses = 0; presses < 80 && !first; presses++) {
+      await p.keyboard.press('Tab');
+      first = await focusedNode();
+    }
+    expect(first, 'Tab reaches a node of the DAG').toBeDefined();
+    expect(first!.task).toBe('fetch');
+    // Its name is the task's id and its status in words, as a screen reader finds it.
+    expect(first!.name).toBe('Task fetch: succeeded');
+    const fetchNode = p.getByRole('button', { name: 'Task fetch: succeeded' });
+    expect(await fetchNode.evaluate((node) => node === (globalThis as any).document.activeElement)).toBe(true);
+    // The focus is visible: a ring the page draws, not React Flow's removed outline.
+    expect(await fetchNode.evaluate((node) => (globalThis as any).getComputedStyle(node).outlineStyle)).toBe('solid');
+    expect(await fetchNode.evaluate((node) => (globalThis as any).getComputedStyle(node).outlineColor)).toBe('rgb(30, 58, 138)');
+    // Tab goes through every node once, in the layout's order (left to right), then on out of the DAG.
+    const visited = [first!.task];
+    for (;;) {
+      await p.keyboard.press('Tab');
+      const next = await focusedNode();
+      if (!next) break;
+      expect(next.name).toBe(`Task ${next.task}: succeeded`);
+      visited.push(next.task);
+      expect(visited.length, `the nodes visited: ${visited.join(', ')}`).toBeLessThanOrEqual(5);
+    }
+    expect(visited.at(-1)).toBe('ship');
+    expect([...visited].sort()).toEqual(['build', 'fetch', 'lint', 'ship', 'test']);
+    // Back onto the last node; Enter opens its task in the panel, as a click does, and the focus stays on the node.
+    await p.keyboard.press('Shift+Tab');
+    expect((await focusedNode())?.task).toBe('ship');
+    expect(await p.getByRole('region', { name: 'Task ship' }).count(), 'the panel shows another task before Enter').toBe(0);
+    await p.keyboard.press('Enter');
+    await expect.poll(() => p.getByRole('region', { name: 'Task ship' }).count(), { message: `Enter opens ship in the task panel\n${watched.console}` }).toBe(1);
+    expect(await p.getByRole('button', { name: 'Task ship: succeeded' }).getAttribute('aria-pressed')).toBe('true');
+    expect((await focusedNode())?.task).toBe('ship');
+    // Space does the same on the node before it.
+    await p.keyboard.press('Shift+Tab');
+    const before = (await focusedNode())!.task;
+    const scrolled = await p.evaluate('window.scrollY');
+    await p.keyboard.press(' ');
+    await expect.poll(() => p.getByRole('region', { name: `Task ${before}` }).count(), { message: `Space opens ${before} in the task panel\n${watched.console}` }).toBe(1);
+    expect(await p.getByRole('button', { name: 'Task ship: succeeded' }).getAttribute('aria-pressed')).toBe('false');
+    expect(await p.evaluate('window.scrollY'), 'Space does not scroll the page').toBe(scrolled);
+    // A click goes the same way.
+    await nodeOf(watched, 'fetch').click();
+    await expect.poll(() => p.getByRole('region', { name: 'Task fetch' }).count(), { message: `a click opens fetch in the task panel\n${watched.console}` }).toBe(1);
+    noConsoleErrors(watched);
+  });
+
   it('fits a phone: the flow page stacks, nothing scrolls sideways, tasks are reachable by keyboard', async () => {
     const id = await api.submit(delays('on a phone', 10));
     await api.settled(id);

@@ -119,7 +119,7 @@ function FlowHeader({ view, reconnecting }: { view: FlowView; reconnecting: bool
   );
 }
 
-/** The tasks as a list of buttons: the DAG's content for keyboards and screen readers, and for narrow screens. */
+/** The tasks as a compact list of buttons beside the DAG (whose nodes are buttons too): handy on narrow screens, where the DAG is small. */
 function TaskList({ view, selected, onSelect }: { view: FlowView; selected: string | undefined; onSelect: (id: string) => void }) {
   return (
     <nav className="task-list" aria-label="Tasks">
