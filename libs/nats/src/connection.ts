@@ -1,4 +1,5 @@
-import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { connectCoalescing } from './transport.js';
 
 export interface ConnectOptions {
   servers: string | string[];
@@ -39,7 +40,7 @@ export class NatsUnreachableError extends Error {
 export async function connectNats(options: ConnectOptions): Promise<NatsConnection> {
   const servers = Array.isArray(options.servers) ? options.servers : options.servers.split(',').map((s) => s.trim());
   try {
-    return await connect({
+    return await connectCoalescing({
       servers,
       name: options.name,
       timeout: options.timeoutMs ?? 5_000,

@@ -27,3 +27,4 @@ export * from './schedules.js';
 export * from './triggers.js';
 export * from './signals.js';
 export * from './stored-read.js';
+export * from './transport.js';
