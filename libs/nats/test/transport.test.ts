@@ -1,7 +1,7 @@
 import { NodeTransport } from '@nats-io/transport-node/lib/node_transport.js';
 import { NatsServer } from '@taskstream/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { connectNats, CoalescingTransport, jetstream, jetstreamManager, type NatsConnection } from '../src/index.js';
+import { connectNats, CoalescingTransport, jetstream, jetstreamManager, MAX_HELD_BYTES, type NatsConnection } from '../src/index.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (frame: Uint8Array) => new TextDecoder().decode(frame);
@@ -24,6 +24,18 @@ describe('the coalescing transport', () => {
     transport.send(bytes('PUB c 1\r\n'));
     await turn();
     expect(written).toEqual(['PUB a 1\r\nPUB b 1\r\nPING\r\n', 'PUB c 1\r\n']);
+  });
+
+  it('writes at once when what it holds reaches MAX_HELD_BYTES', async () => {
+    const written: number[] = [];
+    vi.spyOn(NodeTransport.prototype, 'send').mockImplementation((frame: Uint8Array) => void written.push(frame.length));
+    const transport = new CoalescingTransport();
+    const chunk = new Uint8Array(MAX_HELD_BYTES / 4);
+    for (let i = 0; i < 4; i++) transport.send(chunk);
+    expect(written).toEqual([MAX_HELD_BYTES]);
+    transport.send(new Uint8Array(10));
+    await turn();
+    expect(written).toEqual([MAX_HELD_BYTES, 10]);
   });
 
   it('writes what it holds before it closes or disconnects', async () => {

@@ -21,8 +21,8 @@ export class FlowMemory {
     return this.flows.get(flowId);
   }
 
-  hold(flowId: string, state: FlowState, paged: boolean): ProjectedFlow {
-    const flow = { state, paged, completeThrough: state.last_seq, tally: new FlowTally() };
+  hold(flowId: string, state: FlowState, paged: boolean, keyPerTask = false): ProjectedFlow {
+    const flow = { state, paged, completeThrough: state.last_seq, tally: new FlowTally(), ...(keyPerTask && { keyPerTask }) };
     this.storedAhead.delete(flowId);
     this.flows.set(flowId, flow);
     if (this.flows.size > this.max) this.flows.delete(this.flows.keys().next().value!);

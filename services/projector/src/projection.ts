@@ -89,7 +89,8 @@ export class Projection {
       if (stored?.last_seq !== prior.last_seq) tasks = 'all';
       state = evolve(prior, event, msg.seq)!;
     }
-    // A view paged before pages existed is written again whole, in pages.
-    return { flow: this.memory.hold(event.flow_id, state, stored?.task_page_size === TASK_PAGE_SIZE), tasks };
+    // A view paged before pages existed is written again whole, in pages, and its task keys deleted.
+    const keyPerTask = stored?.tasks_paged === true && stored.task_page_size === undefined;
+    return { flow: this.memory.hold(event.flow_id, state, stored?.task_page_size === TASK_PAGE_SIZE, keyPerTask), tasks };
   }
 }

@@ -40,7 +40,10 @@ export function viewBatch(log: Logger, views: FlowViewStore, summaries: FlowSumm
         viewWrites.map(({ write }) => write),
         () => summaryWrites.map(({ flowId, summary }) => summaries.put(flowId, summary)),
       );
-      for (const { flow, write } of viewWrites) flow.paged = write.paged;
+      for (const { flow, write } of viewWrites) {
+        flow.paged = write.paged;
+        delete flow.keyPerTask;
+      }
       for (const { flow, json } of summaryWrites) flow.storedSummary = json;
       written();
     },

@@ -20,6 +20,8 @@ export interface ProjectedFlow {
   state: FlowState;
   /** The stored view is paged in pages of TASK_PAGE_SIZE: its pages exist. */
   paged: boolean;
+  /** The stored view was paged before pages existed, with a key per task: the next write deletes those keys. */
+  keyPerTask?: boolean;
   /**
    * Every event of the flow up to this sequence is known to be in `state`: it was folded from the
    * log. Events after it arrived one by one, and one of them may have been lost in transit and come
@@ -51,16 +53,17 @@ function indexOf(definition: FlowDefinition, taskId: string): number | undefined
  * stores the same keys: paged when the flow has more than PAGED_VIEW_TASKS tasks or its whole view
  * would pass MAX_VIEW_BYTES, else one key. A paged view renews the pages holding the tasks in
  * `touched`, or every page when the stored view was not paged (in pages) before; a view that stops
- * being paged deletes its pages and task keys.
+ * being paged deletes its pages and task keys, and a view stored with a key per task (before
+ * pages) deletes those keys once it is stored again.
  */
-export function planViewWrite(flow: Pick<ProjectedFlow, 'state' | 'paged'> & { tally?: FlowTally }, touched: TouchedTasks): ViewWrite {
+export function planViewWrite(flow: Pick<ProjectedFlow, 'state' | 'paged' | 'keyPerTask'> & { tally?: FlowTally }, touched: TouchedTasks): ViewWrite {
   const { state } = flow;
   const flowId = state.flow_id;
   const specs = state.definition.tasks;
   if (specs.length <= PAGED_VIEW_TASKS) {
     const whole = encodeJson(toFlowView(state));
     if (whole.length <= MAX_VIEW_BYTES) {
-      const deletes = flow.paged ? [...specs.map((spec) => taskViewKey(flowId, spec.id)), ...pageKeys(flowId, specs.length)] : [];
+      const deletes = [...(flow.paged || flow.keyPerTask ? specs.map((spec) => taskViewKey(flowId, spec.id)) : []), ...(flow.paged ? pageKeys(flowId, specs.length) : [])];
       return { flowId, paged: false, header: whole, ownTasks: [], pages: [], deletes };
     }
   }
@@ -75,6 +78,11 @@ export function planViewWrite(flow: Pick<ProjectedFlow, 'state' | 'paged'> & { t
   }
   const write: ViewWrite = { flowId, paged: true, header: encodeJson(toFlowViewHeader(state, flow.tally)), ownTasks: [], pages: [], deletes: [] };
   for (const page of [...pages].sort((a, b) => a - b)) encodePage(state, page, write);
+  if (flow.keyPerTask) {
+    // Readers older than pages would go on serving these keys as the view; they go once the pages are stored.
+    const own = new Set(write.ownTasks.map((task) => task.key));
+    write.deletes = specs.map((spec) => taskViewKey(flowId, spec.id)).filter((key) => !own.has(key));
+  }
   return write;
 }
 

@@ -78,6 +78,17 @@ describe('how the projector stores a view', () => {
     expect(write.pages.every((p) => p.bytes.length <= MAX_VIEW_BYTES)).toBe(true);
   });
 
+  it('deletes the key of each task of a view stored before pages, but for tasks stored on their own', () => {
+    const state = submitted(PAGED_VIEW_TASKS + 5);
+    state.tasks.t33!.attempts = Array.from({ length: 10 }, (_, i) => ({ attempt: i + 1, outcome: 'failed' as const, error: { message: 'm'.repeat(1_000), code: 'EXIT_CODE', retryable: true, stderr_tail: 'e'.repeat(2_000) } }));
+    const write = planViewWrite({ state, paged: false, keyPerTask: true }, new Set(['t1']));
+    expect(write.pages).toHaveLength(pageCount(PAGED_VIEW_TASKS + 5));
+    expect(write.deletes).toHaveLength(PAGED_VIEW_TASKS + 4);
+    expect(write.deletes).not.toContain(`${FLOW}.t.t33`);
+    expect(write.deletes).toContain(`${FLOW}.t.t0`);
+    expect(planViewWrite({ state: submitted(3), paged: false, keyPerTask: true }, 'all').deletes).toEqual([`${FLOW}.t.t0`, `${FLOW}.t.t1`, `${FLOW}.t.t2`]);
+  });
+
   it('stores a task too large to share its page under its own key, leaving null in its place, and the pages make up the view', () => {
     const state = submitted(PAGED_VIEW_TASKS + 5);
     const large = state.tasks.t33!;
