@@ -139,6 +139,13 @@ describe('CEL: properties', () => {
     );
   });
 
+  it('checks field and index access on literals without throwing (found by the property below)', () => {
+    for (const source of ['1.output', '1[2]', 'true.x', 'null["a"]', '2.5.x', '"s".output', '1.x.y == 2']) {
+      expect(() => checkExpression(source, 'condition'), source).not.toThrow();
+      expect(checkExpression(source, 'condition').ok, source).toBe(false);
+    }
+  });
+
   it('checking and evaluating arbitrary text never throws', () => {
     const token = fc.oneof(fc.string({ maxLength: 5 }), fc.constantFrom('tasks', '.', 'a', '.output', '[', ']', '"x"', '(', ')', '==', '&&', '1', '2.5', 'params', 'map(', 'x', ',', 'size', '!'));
     fc.assert(

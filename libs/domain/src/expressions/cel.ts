@@ -258,9 +258,10 @@ function analyse(ast: ASTNode, kind: ExpressionKind): { ok: true; taskRefs: stri
 
 /** `tasks.<id>` or `tasks["<id>"]`. */
 function isTaskAccess(node: unknown): boolean {
-  if (!isNode(node)) return false;
+  // A literal's args is its value (1n, true, null): only a field or index access has a left side to read.
+  if (!isNode(node) || (node.op !== '.' && node.op !== '[]')) return false;
   const [left] = node.args as [unknown];
-  return (node.op === '.' || node.op === '[]') && isId(left, 'tasks');
+  return isId(left, 'tasks');
 }
 
 function notOutput(node: Node): { ok: false } & Failure {
