@@ -1,4 +1,5 @@
 import { credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { skipStacksOfAnsweredRequests } from './settled-requests.js';
 import { connectCoalescing } from './transport.js';
 
 export interface ConnectOptions {
@@ -39,6 +40,7 @@ export class NatsUnreachableError extends Error {
  */
 export async function connectNats(options: ConnectOptions): Promise<NatsConnection> {
   const servers = Array.isArray(options.servers) ? options.servers : options.servers.split(',').map((s) => s.trim());
+  skipStacksOfAnsweredRequests();
   try {
     return await connectCoalescing({
       servers,

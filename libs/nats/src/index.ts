@@ -7,6 +7,7 @@ export * from './event-log.js';
 export * from './dead-letters.js';
 export * from './consumer.js';
 export * from './history.js';
+export * from './last-stored.js';
 export * from './definitions.js';
 export * from './artifacts.js';
 export * from './secrets.js';

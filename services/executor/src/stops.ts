@@ -1,5 +1,5 @@
 import { eventSubject, eventTypeFilter, flowIdOfSubject, STOP_EVENTS, stopReason, STOPS, strongerStop, type Stop, type TaskSpec } from '@taskstream/domain';
-import { watchStoredSubjects } from '@taskstream/nats';
+import { storesAnyOn, watchStoredSubjects } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { InfrastructureError, Interrupted } from './errors.js';
 
@@ -99,15 +99,14 @@ export class FlowStops {
 }
 
 /**
- * The stops the log holds for a flow: the last message on each stop subject, not a read of the
- * history. Asked of the stream's leader, not with a direct get, which a lagging replica may answer:
- * "no stop" must mean none is stored.
+ * The stops the log holds for a flow: whether each stop subject holds a message, asked of the
+ * stream's leader (see storesAnyOn), not a read of the history.
  */
 export function readStoredStops(ctx: ServiceContext): (flowId: string) => Promise<Stop[]> {
   return async (flowId) => {
     const lists = await Promise.all(
       STOP_EVENTS.map(async (type) => {
-        const stored = await ctx.jsm.streams.getMessage(ctx.topo.eventsStream, { last_by_subj: eventSubject(ctx.topo.layout, flowId, type) });
+        const stored = await storesAnyOn(ctx.nc, ctx.topo.eventsStream, eventSubject(ctx.topo.layout, flowId, type));
         return stored ? [STOPS[type] as Stop] : [];
       }),
     );
