@@ -34,12 +34,54 @@ function startFrom(afterSeq: number) {
  * Read through an ephemeral consumer (one request for the lot). Creating one can time out for a
  * while after a cluster node is lost (nats-server 2.9 places about one in three on the lost peer);
  * then the read falls back to direct gets, which any live replica answers without a consumer.
+ *
+ * A consumer created during a leader change can also sit on a replica that has not caught up and
+ * report nothing pending, which once made a flow's history read empty. So the stream's leader is
+ * asked first for its last message on `filter`, and the read is not done until it has reached it:
+ * it reads on from where it stopped a few times, then fails (a JetStream error, which the API
+ * answers with 503) rather than return less than was stored before it began.
  */
 export async function readEvents(
   js: JetStreamClient,
   stream: string,
   filter: string,
   afterSeq = 0,
+): Promise<Array<StoredEvent | InvalidStored>> {
+  const expected = await lastSeqOnLeader(js, stream, filter);
+  const out = await readEventsOnceOrDirect(js, stream, filter, afterSeq);
+  for (let look = 1; expected !== undefined && (out.at(-1)?.seq ?? afterSeq) < expected; look++) {
+    const reached = out.at(-1)?.seq ?? afterSeq;
+    if (look > CATCH_UP_LOOKS) {
+      throw new Error(`JetStream stream ${stream} holds messages on ${filter} up to sequence ${expected}, but a read stopped at ${reached} after ${CATCH_UP_LOOKS} tries; a replica is catching up, retry shortly`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, CATCH_UP_WAIT_MS * look));
+    out.push(...(await readEventsOnceOrDirect(js, stream, filter, reached)));
+  }
+  return out;
+}
+
+/** Reads on from where a read stopped short of the leader's last message at most this often. */
+const CATCH_UP_LOOKS = 5;
+const CATCH_UP_WAIT_MS = 200;
+
+/**
+ * The stream leader's last sequence on `filter`, undefined when it holds none there or cannot be
+ * asked: then the read is taken as it comes, as before the check existed.
+ */
+async function lastSeqOnLeader(js: JetStreamClient, stream: string, filter: string): Promise<number | undefined> {
+  try {
+    const jsm = await js.jetstreamManager(false);
+    return (await jsm.streams.getMessage(stream, { last_by_subj: filter }))?.seq;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readEventsOnceOrDirect(
+  js: JetStreamClient,
+  stream: string,
+  filter: string,
+  afterSeq: number,
 ): Promise<Array<StoredEvent | InvalidStored>> {
   try {
     return await readEventsOnce(js, stream, filter, afterSeq);
