@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { buildGateway } from '@taskstream/gateway';
 import { generateApiKey, silentLogger } from '@taskstream/nats';
+import { waitFor } from '@taskstream/testing';
 import { createContext, type ServiceContext } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -82,7 +83,12 @@ describe('webhook triggers', () => {
     const again = await deliver(trigger, payload, headers);
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ flow_id: first.body.flow_id, replayed: true });
-    expect(await hooked()).toEqual([...before, first.body.flow_id].sort());
+    // The list is the gateway's copy of the summaries, which the projector stores after the view.
+    const listed = await waitFor('the run in the flows list', async () => {
+      const flows = await hooked();
+      return flows.includes(first.body.flow_id) ? flows : undefined;
+    });
+    expect(listed).toEqual([...before, first.body.flow_id].sort());
     return first.body.flow_id as string;
   }
 
