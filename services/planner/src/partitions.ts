@@ -15,6 +15,8 @@ export interface PartitionsOptions {
   instanceId?: string;
   leaseMs?: number;
   maxDeliver: number;
+  /** Events of one partition in hand at once (each flow's still one at a time, see EventPlanner). */
+  concurrency: number;
   /** Handles one event; resolving acknowledges it. */
   handle: (event: FlowEvent, msg: JsMsg) => Promise<void>;
   cache: FlowCache;
@@ -52,6 +54,7 @@ async function startPartition(ctx: ServiceContext, partition: number, options: P
     deadLetters: options.deadLetters,
     log: ctx.log,
     maxDeliver,
+    concurrency: options.concurrency,
     // After a failure (a server restart), messages whose acks were lost would come back behind
     // newer ones: restart from the ack floor to keep stream order.
     beforeRestart: () => ensureOrderedTakeover(ctx.jsm, ctx.topo.eventsStream, config),

@@ -5,6 +5,7 @@ import type { DecisionAppender } from './append-once.js';
 import { approvalDeadlineOn, deadlineOnStart, publishApprovalDeadline, publishDeadline } from './deadlines.js';
 import { stepOf, type Delivery } from './decisions.js';
 import type { ChildFlows } from './children.js';
+import { FlowLanes } from './flow-lanes.js';
 import type { CachedFlow, FlowCache, FlowHistory } from './flow-cache.js';
 import type { SignalMatcher } from './signals.js';
 
@@ -20,14 +21,19 @@ export interface EventPlannerParts {
 }
 
 /**
- * One event of a partition, in stream order: its flow loaded, the event folded and decided on, the
- * flow's deadline published on its start, the decisions appended; the event is acknowledged only
- * after that (when `handle` resolves).
+ * One event of a partition: its flow loaded, the event folded and decided on, the flow's deadline
+ * published on its start, the decisions appended; the event is acknowledged only after that (when
+ * `handle` resolves). Each flow's events are handled in the order `handle` is called (stream
+ * order), one at a time; other flows' events alongside.
  */
 export class EventPlanner {
+  private readonly lanes = new FlowLanes();
+
   constructor(private readonly parts: EventPlannerParts) {}
 
-  readonly handle = async (event: FlowEvent, msg: JsMsg): Promise<void> => {
+  readonly handle = (event: FlowEvent, msg: JsMsg): Promise<void> => this.lanes.run(event.flow_id, () => this.handleInOrder(event, msg));
+
+  private async handleInOrder(event: FlowEvent, msg: JsMsg): Promise<void> {
     try {
       await this.plan(event, msg);
     } catch (error) {
@@ -36,7 +42,7 @@ export class EventPlanner {
       this.parts.cache.forget(event.flow_id);
       throw error;
     }
-  };
+  }
 
   private async plan(event: FlowEvent, msg: JsMsg): Promise<void> {
     // Nothing follows from them, and their flow ended (it left the cache): loading it would read its whole log.

@@ -17,6 +17,12 @@ export interface PlannerOptions {
   maxDeliver?: number;
   /** Flows kept in memory at most; the least recently used are dropped and rebuilt from the log on demand. */
   maxCachedFlows?: number;
+  /**
+   * Events of one partition handled at once (default 32). Each flow's events are still handled one
+   * at a time in stream order; this lets other flows' events go ahead while one flow's decisions
+   * wait for their PubAcks. 1 handles a partition strictly one event at a time.
+   */
+  concurrency?: number;
 }
 
 /**
@@ -38,6 +44,7 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
     instanceId: options.instanceId,
     leaseMs: options.leaseMs,
     maxDeliver: options.maxDeliver ?? 10,
+    concurrency: options.concurrency ?? 32,
     handle: planner.handle,
     cache,
     deadLetters,
