@@ -81,6 +81,19 @@ describe('completion webhooks, delivered by the executors from a durable consume
     expect(receiver.requests[0]!.headers['webhook-id']).toBe(`msg_${id}`);
   });
 
+  it('calls the webhook of a flow whose definition is too large to travel in its submission', async () => {
+    const receiver = await endpoint();
+    const output = 'x'.repeat(100_000);
+    const id = await submit({ webhooks: { on_complete: `${receiver.url}/done` }, tasks: [0, 1, 2].map((i) => ({ id: `big${i}`, executor: 'noop', config: { output } })) });
+    const history = await deliveryEnded(id);
+    // Over 256 KiB: the definition is in the definitions store, which the executor reads to find the webhook.
+    expect(history[0].data.definition).toBeUndefined();
+    expect(history[0].data.definition_ref).toMatchObject({ object: id, tasks: 3 });
+    expect(history.filter((e) => e.type === 'flow.webhook_delivered').map((e) => e.data)).toEqual([expect.objectContaining({ attempts: 1, status: 200 })]);
+    expect(receiver.requests).toHaveLength(1);
+    expect(JSON.parse(receiver.requests[0]!.body)).toMatchObject({ event: 'flow_completed', flow_id: id });
+  });
+
   it('retries a receiver that fails twice, with the same id and a signature made with the flow secret, and leaves the outcome alone', async () => {
     await putSecret('hooks.ci', SECRET);
     const receiver = await endpoint((_req, n) => (n <= 2 ? 500 : 200));
