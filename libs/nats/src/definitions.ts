@@ -11,15 +11,20 @@ interface StoredDefinition {
   lineage?: Lineage;
 }
 
-const CACHED = 64;
+/**
+ * Definitions kept parsed, by the bytes they were stored in: a definition is needed again by every
+ * refold of its flow, but a count bound (64, before) let 64 of the largest (10,000 tasks, 2 MiB
+ * each, several times that parsed) hold hundreds of MiB in every service that folds.
+ */
+export const DEFINITION_CACHE_BYTES = 32 * 1024 * 1024;
 
 export const DEFINITIONS_LAYOUT: Layout = {
   bucket: (topo) => topo.definitionsBucket,
   kind: 'object store',
   keys: '`<flow_id>` → `{definition, lineage?}`',
   value: 'chunked by the object store',
-  writers: ['gateway'],
-  readers: ['planner', 'projector', 'gateway'],
+  writers: ['gateway', 'scheduler', 'planner'],
+  readers: ['planner', 'projector', 'gateway', 'executor'],
 };
 
 /**
@@ -28,16 +33,20 @@ export const DEFINITIONS_LAYOUT: Layout = {
  * bucket; everything that folds a submission hydrates it through `hydrate`.
  */
 export class Definitions {
-  private readonly cache = new Map<string, StoredDefinition>();
+  /** Parsed definitions by digest, least recently used first, with the bytes each was stored in. */
+  private readonly cache = new Map<string, { stored: StoredDefinition; bytes: number }>();
+  private cachedBytes = 0;
 
   private constructor(
     private readonly store: ObjectStore,
     private readonly bucket: string,
+    private readonly cacheBytes: number,
   ) {}
 
-  static async open(js: JetStreamClient, topo: Topology): Promise<Definitions> {
+  static async open(js: JetStreamClient, topo: Topology, options: { cacheBytes?: number } = {}): Promise<Definitions> {
     const objm = new Objm(js);
-    return new Definitions(await objm.create(topo.definitionsBucket, { replicas: topo.replicas, storage: StorageType.File }), topo.definitionsBucket);
+    const store = await objm.create(topo.definitionsBucket, { replicas: topo.replicas, storage: StorageType.File });
+    return new Definitions(store, topo.definitionsBucket, options.cacheBytes ?? DEFINITION_CACHE_BYTES);
   }
 
   /** Stores a definition before its submission is appended, so no event names a missing object. */
@@ -51,17 +60,34 @@ export class Definitions {
   async hydrate(event: FlowEvent): Promise<FlowEvent> {
     if (event.type !== 'flow.submitted' || event.data.definition_ref === undefined) return event;
     const ref = event.data.definition_ref;
-    let stored = this.cache.get(ref.sha256);
-    if (stored === undefined) {
-      const bytes = await this.store.getBlob(ref.object);
-      if (bytes === null) throw new Error(`the definition of flow ${event.flow_id} is missing from the definitions store (object "${ref.object}"); restore the ${this.bucket} object store from the backup taken with the event stream`);
-      if (sha256(bytes) !== ref.sha256) throw new Error(`the stored definition of flow ${event.flow_id} does not match the digest its submission recorded (object "${ref.object}" in ${this.bucket} was changed); restore it from the backup taken with the event stream`);
-      stored = JSON.parse(new TextDecoder().decode(bytes)) as StoredDefinition;
-      this.cache.set(ref.sha256, stored);
-      if (this.cache.size > CACHED) this.cache.delete(this.cache.keys().next().value!);
-    }
+    const stored = this.cached(ref.sha256) ?? (await this.read(event.flow_id, ref));
     const { definition_ref: _ref, ...data } = event.data;
     return { ...event, data: { ...data, definition: stored.definition, ...(stored.lineage && { lineage: stored.lineage }) } };
+  }
+
+  private cached(digest: string): StoredDefinition | undefined {
+    const entry = this.cache.get(digest);
+    if (entry === undefined) return undefined;
+    this.cache.delete(digest);
+    this.cache.set(digest, entry);
+    return entry.stored;
+  }
+
+  private async read(flowId: string, ref: DefinitionRef): Promise<StoredDefinition> {
+    const bytes = await this.store.getBlob(ref.object);
+    if (bytes === null) throw new Error(`the definition of flow ${flowId} is missing from the definitions store (object "${ref.object}"); restore the ${this.bucket} object store from the backup taken with the event stream`);
+    if (sha256(bytes) !== ref.sha256) throw new Error(`the stored definition of flow ${flowId} does not match the digest its submission recorded (object "${ref.object}" in ${this.bucket} was changed); restore it from the backup taken with the event stream`);
+    const stored = JSON.parse(new TextDecoder().decode(bytes)) as StoredDefinition;
+    if (bytes.length <= this.cacheBytes && !this.cache.has(ref.sha256)) {
+      this.cache.set(ref.sha256, { stored, bytes: bytes.length });
+      this.cachedBytes += bytes.length;
+      for (const [digest, entry] of this.cache) {
+        if (this.cachedBytes <= this.cacheBytes) break;
+        this.cache.delete(digest);
+        this.cachedBytes -= entry.bytes;
+      }
+    }
+    return stored;
   }
 }
 
