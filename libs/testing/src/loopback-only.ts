@@ -1,4 +1,6 @@
+import dgram from 'node:dgram';
 import dns from 'node:dns';
+import { syncBuiltinESMExports } from 'node:module';
 import net, { isIP } from 'node:net';
 
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost)$/;
@@ -48,33 +50,64 @@ function confined(args: unknown[], systemLookup: Lookup): unknown[] {
   return typeof first === 'object' ? [guarded, ...args.slice(1)] : [guarded, ...args.slice(2)];
 }
 
+/** The address a UDP `send` or `connect` names, if any: its one string argument after the message. */
+function udpAddress(args: unknown[], from: number): string | undefined {
+  return args.slice(from).find((arg): arg is string => typeof arg === 'string');
+}
+
+function refuseUdpBeyondLoopback(address: string | undefined): void {
+  if (address !== undefined && !isLoopbackTarget(address)) throw new Error(`this test sends only to loopback; a UDP datagram to ${address} was refused before it was sent`);
+}
+
 /**
  * Confines this process's network to loopback while a test file runs, so that code under test that
  * is broken (an address guard that lets everything through, a resolver it ignores) fails the test
  * instead of reaching another host: a TCP connect to an address that is not loopback throws before
  * a packet is sent, a name is connected to only if its resolver (the caller's own, or the process's)
- * answers loopback addresses, and `dns.lookup` answers `localhost` (127.0.0.1) and address literals
- * only, sending no query. Returns the function that restores both.
+ * answers loopback addresses, `dns.lookup` and `dns.promises.lookup` answer `localhost`
+ * (127.0.0.1) and address literals only, sending no query, and a UDP send or connect to anything
+ * but a loopback address or `localhost` throws. Modules that imported `lookup` by name from
+ * `node:dns` get the confined one too (the builtins' named exports are synced). Returns the
+ * function that restores all of it.
  */
 export function confineToLoopback(): () => void {
   const systemConnect = net.Socket.prototype.connect;
   const systemLookup = dns.lookup;
+  const systemPromisesLookup = dns.promises.lookup;
+  const systemSend = dgram.Socket.prototype.send;
+  const systemUdpConnect = dgram.Socket.prototype.connect;
   net.Socket.prototype.connect = function loopbackOnlyConnect(this: net.Socket, ...args: unknown[]) {
     // net.connect passes its normalized arguments as one array.
     return (systemConnect as (...a: unknown[]) => net.Socket).apply(this, confined(args, dns.lookup as unknown as Lookup));
   } as typeof net.Socket.prototype.connect;
+  const answer = (hostname: string, all: boolean, done: (...args: unknown[]) => void) => {
+    const literal = isIP(hostname);
+    if (literal !== 0) return all ? done(null, [{ address: hostname, family: literal }]) : done(null, hostname, literal);
+    if (hostname !== 'localhost') return done(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname} (this test resolves nothing but localhost)`), { code: 'ENOTFOUND' }));
+    return all ? done(null, [{ address: '127.0.0.1', family: 4 }]) : done(null, '127.0.0.1', 4);
+  };
   (dns as { lookup: unknown }).lookup = (hostname: string, options: unknown, callback?: (...args: unknown[]) => void) => {
     const done = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void;
     const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all === true;
-    const literal = isIP(hostname);
-    queueMicrotask(() => {
-      if (literal !== 0) return all ? done(null, [{ address: hostname, family: literal }]) : done(null, hostname, literal);
-      if (hostname !== 'localhost') return done(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname} (this test resolves nothing but localhost)`), { code: 'ENOTFOUND' }));
-      return all ? done(null, [{ address: '127.0.0.1', family: 4 }]) : done(null, '127.0.0.1', 4);
-    });
+    queueMicrotask(() => answer(hostname, all, done));
   };
+  (dns.promises as { lookup: unknown }).lookup = (hostname: string, options?: { all?: boolean }) =>
+    new Promise((resolve, reject) => answer(hostname, options?.all === true, (error, address, family) => (error ? reject(error) : resolve(Array.isArray(address) ? address : { address, family }))));
+  dgram.Socket.prototype.send = function loopbackOnlySend(this: dgram.Socket, ...args: unknown[]) {
+    refuseUdpBeyondLoopback(udpAddress(args, 1));
+    return (systemSend as (...a: unknown[]) => void).apply(this, args);
+  } as typeof dgram.Socket.prototype.send;
+  dgram.Socket.prototype.connect = function loopbackOnlyUdpConnect(this: dgram.Socket, ...args: unknown[]) {
+    refuseUdpBeyondLoopback(udpAddress(args, 0));
+    return (systemUdpConnect as (...a: unknown[]) => void).apply(this, args);
+  } as typeof dgram.Socket.prototype.connect;
+  syncBuiltinESMExports();
   return () => {
     net.Socket.prototype.connect = systemConnect;
     (dns as { lookup: unknown }).lookup = systemLookup;
+    (dns.promises as { lookup: unknown }).lookup = systemPromisesLookup;
+    dgram.Socket.prototype.send = systemSend;
+    dgram.Socket.prototype.connect = systemUdpConnect;
+    syncBuiltinESMExports();
   };
 }

@@ -1,4 +1,5 @@
-import dns from 'node:dns';
+import dgram from 'node:dgram';
+import dns, { lookup as namedLookup } from 'node:dns';
 import { connect, createServer, type NetConnectOpts, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { confineToLoopback, isLoopbackTarget } from '../src/loopback-only.js';
@@ -52,5 +53,31 @@ describe('confining a test to loopback', () => {
     await expect(read({ host: '0.0.0.0', port })).rejects.toThrow(/a connect to 0\.0\.0\.0 was refused before it was made/);
     // The same resolver answering loopback is let through.
     expect(await read({ host: 'api.example', port, lookup: answering('127.0.0.1') })).toBe('hello');
+  });
+
+  it('confines a lookup imported by name, and the promise form, as the module object\'s', async () => {
+    // Modules that import { lookup } from node:dns (the http step does) must get the confined one.
+    const { lookup: importedNow } = await import('node:dns');
+    expect(importedNow).toBe(dns.lookup);
+    expect(namedLookup).toBe(dns.lookup);
+    await expect(dns.promises.lookup('api.example')).rejects.toThrow(/ENOTFOUND api\.example \(this test resolves nothing but localhost\)/);
+    expect(await dns.promises.lookup('localhost')).toEqual({ address: '127.0.0.1', family: 4 });
+  });
+
+  it('sends UDP to loopback only', async () => {
+    const receiver = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
+    const received = new Promise<string>((resolve) => receiver.once('message', (data) => resolve(String(data))));
+    const sender = dgram.createSocket('udp4');
+    try {
+      sender.send('ping', receiver.address().port, '127.0.0.1');
+      expect(await received).toBe('ping');
+      // 0.0.0.0 is not loopback by address, yet reaches only this machine should the guard be broken.
+      expect(() => sender.send('ping', receiver.address().port, '0.0.0.0')).toThrow(/a UDP datagram to 0\.0\.0\.0 was refused before it was sent/);
+      expect(() => sender.connect(receiver.address().port, '0.0.0.0')).toThrow(/a UDP datagram to 0\.0\.0\.0 was refused/);
+    } finally {
+      sender.close();
+      receiver.close();
+    }
   });
 });
