@@ -1,6 +1,7 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import { evolve, flowEventsFilter, type FlowEvent, type FlowState } from '@taskstream/domain';
 import { decodeEvent } from './codec.js';
+import { lastStoredSeq } from './last-stored.js';
 import { readStored } from './stored-read.js';
 import { definitionsOf } from './definitions.js';
 import type { Logger } from './logger.js';
@@ -47,7 +48,7 @@ export async function readEvents(
   filter: string,
   afterSeq = 0,
 ): Promise<Array<StoredEvent | InvalidStored>> {
-  const expected = await lastSeqOnLeader(js, stream, filter);
+  const expected = await lastStoredSeq(js, stream, filter);
   const out = await readEventsOnceOrDirect(js, stream, filter, afterSeq);
   for (let look = 1; expected !== undefined && (out.at(-1)?.seq ?? afterSeq) < expected; look++) {
     const reached = out.at(-1)?.seq ?? afterSeq;
@@ -63,19 +64,6 @@ export async function readEvents(
 /** Reads on from where a read stopped short of the leader's last message at most this often. */
 const CATCH_UP_LOOKS = 5;
 const CATCH_UP_WAIT_MS = 200;
-
-/**
- * The stream leader's last sequence on `filter`, undefined when it holds none there or cannot be
- * asked: then the read is taken as it comes, as before the check existed.
- */
-async function lastSeqOnLeader(js: JetStreamClient, stream: string, filter: string): Promise<number | undefined> {
-  try {
-    const jsm = await js.jetstreamManager(false);
-    return (await jsm.streams.getMessage(stream, { last_by_subj: filter }))?.seq;
-  } catch {
-    return undefined;
-  }
-}
 
 async function readEventsOnceOrDirect(
   js: JetStreamClient,

@@ -1,3 +1,4 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 /** JetStream's error code for "no message found". */
@@ -20,4 +21,18 @@ export async function storesAnyOn(nc: NatsConnection, stream: string, subject: s
   if (answer.error === undefined) return answer.message !== undefined;
   if (answer.error.err_code === NO_MESSAGE_FOUND) return false;
   throw new Error(`could not read the last message on ${subject} in stream ${stream}: ${answer.error.description ?? 'no description'} (${answer.error.code})`);
+}
+
+/**
+ * The stream leader's last sequence on `subject` (wildcards allowed), undefined when it holds none
+ * there or cannot be asked. For reads that must reach it (see readEvents); off the hot path, so it
+ * goes through `jsm.streams.getMessage`, which needs no connection of its own.
+ */
+export async function lastStoredSeq(js: JetStreamClient, stream: string, subject: string): Promise<number | undefined> {
+  try {
+    const jsm = await js.jetstreamManager(false);
+    return (await jsm.streams.getMessage(stream, { last_by_subj: subject }))?.seq;
+  } catch {
+    return undefined;
+  }
 }

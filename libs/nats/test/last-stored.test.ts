@@ -1,6 +1,6 @@
 import { NatsServer } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectNats, jetstream, jetstreamManager, storesAnyOn, type NatsConnection } from '../src/index.js';
+import { connectNats, jetstream, jetstreamManager, lastStoredSeq, storesAnyOn, type NatsConnection } from '../src/index.js';
 
 describe('storesAnyOn', () => {
   let nats: NatsServer;
@@ -31,5 +31,13 @@ describe('storesAnyOn', () => {
 
   it('fails, naming the stream, when the stream does not exist', async () => {
     await expect(storesAnyOn(nc, 'NO_SUCH_STREAM', 'stops.f1.cancel')).rejects.toThrow(/stream NO_SUCH_STREAM: stream not found/);
+  });
+
+  it("gives the leader's last sequence on a subject or wildcard, and none for nothing or no stream", async () => {
+    const js = jetstream(nc);
+    const { seq } = await js.publish('stops.f4.deadline', 'z');
+    expect(await lastStoredSeq(js, 'STOPS', 'stops.f4.>')).toBe(seq);
+    expect(await lastStoredSeq(js, 'STOPS', 'stops.f5.>')).toBeUndefined();
+    expect(await lastStoredSeq(js, 'NO_SUCH_STREAM', 'stops.f4.>')).toBeUndefined();
   });
 });
