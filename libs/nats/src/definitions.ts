@@ -14,7 +14,9 @@ interface StoredDefinition {
 /**
  * Definitions kept parsed, by the bytes they were stored in: a definition is needed again by every
  * refold of its flow, but a count bound (64, before) let 64 of the largest (10,000 tasks, 2 MiB
- * each, several times that parsed) hold hundreds of MiB in every service that folds.
+ * each, several times that parsed) hold hundreds of MiB in every service that folds. Services
+ * release a flow's definition when they stop holding the flow, so a finished flow's stays only
+ * where nothing says so (the gateway's reads), within this bound.
  */
 export const DEFINITION_CACHE_BYTES = 32 * 1024 * 1024;
 
@@ -33,8 +35,11 @@ export const DEFINITIONS_LAYOUT: Layout = {
  * bucket; everything that folds a submission hydrates it through `hydrate`.
  */
 export class Definitions {
-  /** Parsed definitions by digest, least recently used first, with the bytes each was stored in. */
-  private readonly cache = new Map<string, { stored: StoredDefinition; bytes: number }>();
+  /**
+   * Parsed definitions by object (the flow they were stored for), least recently used first, with
+   * their digest and the bytes they were stored in.
+   */
+  private readonly cache = new Map<string, { stored: StoredDefinition; sha256: string; bytes: number }>();
   private cachedBytes = 0;
 
   private constructor(
@@ -60,16 +65,27 @@ export class Definitions {
   async hydrate(event: FlowEvent): Promise<FlowEvent> {
     if (event.type !== 'flow.submitted' || event.data.definition_ref === undefined) return event;
     const ref = event.data.definition_ref;
-    const stored = this.cached(ref.sha256) ?? (await this.read(event.flow_id, ref));
+    const stored = this.cached(ref) ?? (await this.read(event.flow_id, ref));
     const { definition_ref: _ref, ...data } = event.data;
     return { ...event, data: { ...data, definition: stored.definition, ...(stored.lineage && { lineage: stored.lineage }) } };
   }
 
-  private cached(digest: string): StoredDefinition | undefined {
-    const entry = this.cache.get(digest);
-    if (entry === undefined) return undefined;
-    this.cache.delete(digest);
-    this.cache.set(digest, entry);
+  /**
+   * Forgets the definition stored for `flowId` (objects are named by flow), when the caller no
+   * longer holds the flow: it ended, or left memory. A later hydration reads it again.
+   */
+  release(flowId: string): void {
+    const entry = this.cache.get(flowId);
+    if (entry === undefined) return;
+    this.cache.delete(flowId);
+    this.cachedBytes -= entry.bytes;
+  }
+
+  private cached(ref: DefinitionRef): StoredDefinition | undefined {
+    const entry = this.cache.get(ref.object);
+    if (entry?.sha256 !== ref.sha256) return undefined;
+    this.cache.delete(ref.object);
+    this.cache.set(ref.object, entry);
     return entry.stored;
   }
 
@@ -78,12 +94,13 @@ export class Definitions {
     if (bytes === null) throw new Error(`the definition of flow ${flowId} is missing from the definitions store (object "${ref.object}"); restore the ${this.bucket} object store from the backup taken with the event stream`);
     if (sha256(bytes) !== ref.sha256) throw new Error(`the stored definition of flow ${flowId} does not match the digest its submission recorded (object "${ref.object}" in ${this.bucket} was changed); restore it from the backup taken with the event stream`);
     const stored = JSON.parse(new TextDecoder().decode(bytes)) as StoredDefinition;
-    if (bytes.length <= this.cacheBytes && !this.cache.has(ref.sha256)) {
-      this.cache.set(ref.sha256, { stored, bytes: bytes.length });
+    if (bytes.length <= this.cacheBytes) {
+      this.release(ref.object);
+      this.cache.set(ref.object, { stored, sha256: ref.sha256, bytes: bytes.length });
       this.cachedBytes += bytes.length;
-      for (const [digest, entry] of this.cache) {
+      for (const [object, entry] of this.cache) {
         if (this.cachedBytes <= this.cacheBytes) break;
-        this.cache.delete(digest);
+        this.cache.delete(object);
         this.cachedBytes -= entry.bytes;
       }
     }

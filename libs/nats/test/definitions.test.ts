@@ -4,7 +4,7 @@ import { NatsServer } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, Definitions, jetstream, topology, type NatsConnection } from '../src/index.js';
 
-/** A definition of its own (definitions are cached by digest) stored in about `bytes` bytes. */
+/** A definition stored in about `bytes` bytes. */
 const definition = (name: string, bytes: number) => ({ name, queue: 'default', tasks: [{ id: 'a', executor: 'noop', config: { output: 'x'.repeat(bytes) } }] }) as unknown as FlowDefinition;
 
 describe('the definitions store', () => {
@@ -51,5 +51,27 @@ describe('the definitions store', () => {
     expect(await tasksOf(definitions, big)).toBe(1);
     await removeObject('flow-big');
     await expect(definitions.hydrate(big)).rejects.toThrow(/flow-big is missing/);
+  });
+
+  it('forgets a released flow\'s definition and reads it again, keeping the others', async () => {
+    const definitions = await Definitions.open(jetstream(nc), topo, { cacheBytes: 100_000 });
+    const [a, b] = await Promise.all(['RA', 'RB'].map((id) => submitted(definitions, `flow-${id}`, 10_000)));
+    await tasksOf(definitions, a!);
+    await tasksOf(definitions, b!);
+    definitions.release('flow-RA');
+    definitions.release('flow-never-held');
+    await Promise.all(['RA', 'RB'].map((id) => removeObject(`flow-${id}`)));
+    await expect(definitions.hydrate(a!)).rejects.toThrow(/flow-RA is missing/);
+    expect(await tasksOf(definitions, b!)).toBe(1);
+  });
+
+  it('does not answer from the cache for a submission whose digest differs from what it cached', async () => {
+    const definitions = await Definitions.open(jetstream(nc), topo, { cacheBytes: 100_000 });
+    const first = await submitted(definitions, 'flow-D', 10_000);
+    await tasksOf(definitions, first);
+    // Stored again under the same object with other content: the older submission's digest no longer matches.
+    const second = await submitted(definitions, 'flow-D', 12_000);
+    expect(await tasksOf(definitions, second)).toBe(1);
+    await expect(definitions.hydrate(first)).rejects.toThrow(/does not match the digest its submission recorded \(object "flow-D"/);
   });
 });

@@ -20,6 +20,8 @@ export interface FlowHistory {
   submitted(event: FlowEvent, seq: number): Promise<FlowState | null>;
   /** The flow folded from its whole log, or up to and including `untilSeq`; null when it was never submitted. */
   fold(flowId: string, untilSeq?: number): Promise<FlowState | null>;
+  /** The cache no longer holds the flow: what was kept to fold it again may go. */
+  release(flowId: string): void;
 }
 
 /** The event log and the definitions store as a `FlowHistory`. */
@@ -28,6 +30,7 @@ export async function flowHistory(ctx: Pick<ServiceContext, 'js' | 'topo'>): Pro
   return {
     submitted: async (event, seq) => evolve(null, await definitions.hydrate(event), seq),
     fold: (flowId, untilSeq) => foldFlowHistory(ctx.js, ctx.topo, flowId, untilSeq),
+    release: (flowId) => definitions.release(flowId),
   };
 }
 
@@ -75,16 +78,17 @@ export class FlowCache {
     if (state === null) return undefined;
     const flow = { state, emitted: new Set<string>(), completeThrough: state.last_seq };
     this.flows.set(event.flow_id, flow);
-    if (this.flows.size > this.maxFlows) this.flows.delete(this.flows.keys().next().value!);
+    if (this.flows.size > this.maxFlows) this.forget(this.flows.keys().next().value!);
     return { flow, rebuilt: !starts };
   }
 
   forget(flowId: string): void {
     this.flows.delete(flowId);
+    this.history.release(flowId);
   }
 
   /** Forgets the flows of a partition this instance no longer owns. */
   forgetPartition(partition: number, partitions: number): void {
-    for (const flowId of [...this.flows.keys()]) if (partitionOf(flowId, partitions) === partition) this.flows.delete(flowId);
+    for (const flowId of [...this.flows.keys()]) if (partitionOf(flowId, partitions) === partition) this.forget(flowId);
   }
 }

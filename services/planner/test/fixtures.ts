@@ -50,6 +50,7 @@ export function summary(drafts: readonly EventDraft[]): string[] {
 export class MemoryHistory implements FlowHistory {
   readonly stored: Array<{ seq: number; event: FlowEvent }> = [];
   readonly reads: string[] = [];
+  readonly released: string[] = [];
 
   append(...events: FlowEvent[]): number {
     for (const event of events) this.stored.push({ seq: this.stored.length + 1, event });
@@ -66,5 +67,9 @@ export class MemoryHistory implements FlowHistory {
     let state: FlowState | null = null;
     for (const { seq, event } of this.stored) if (event.flow_id === flowId && seq <= untilSeq) state = evolve(state, event, seq);
     return state;
+  }
+
+  release(flowId: string): void {
+    this.released.push(flowId);
   }
 }

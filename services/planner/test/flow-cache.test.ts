@@ -62,5 +62,16 @@ describe('planner flow cache', () => {
     const partition = partitionOf(flowIds[0]!, 2);
     cache.forgetPartition(partition, 2);
     for (const id of flowIds.slice(0, 3)) expect(cache.has(id)).toBe(partitionOf(id, 2) !== partition);
+    // Each flow no longer held is released to the history (its definition need not stay parsed).
+    expect(history.released).toEqual([flowIds[3], ...flowIds.slice(0, 3).filter((id) => partitionOf(id!, 2) === partition)]);
+  });
+
+  it('releases a flow it drops beyond its size', async () => {
+    const history = new MemoryHistory();
+    const cache = new FlowCache(history, 1);
+    await cache.load(ev.submitted(def, flowIds[0]), 1, 1);
+    expect(history.released).toEqual([]);
+    await cache.load(ev.submitted(def, flowIds[1]), 2, 1);
+    expect(history.released).toEqual([flowIds[0]]);
   });
 });

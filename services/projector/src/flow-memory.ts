@@ -15,6 +15,8 @@ export class FlowMemory {
   constructor(
     private readonly max: number,
     private readonly partitions: number,
+    /** Told of every flow no longer held, so what was kept to fold it again (its definition) may go. */
+    private readonly released: (flowId: string) => void = () => {},
   ) {}
 
   get(flowId: string): ProjectedFlow | undefined {
@@ -25,12 +27,12 @@ export class FlowMemory {
     const flow = { state, paged, completeThrough: state.last_seq, tally: new FlowTally(), ...(keyPerTask && { keyPerTask }) };
     this.storedAhead.delete(flowId);
     this.flows.set(flowId, flow);
-    if (this.flows.size > this.max) this.flows.delete(this.flows.keys().next().value!);
+    if (this.flows.size > this.max) this.forget(this.flows.keys().next().value!);
     return flow;
   }
 
   forget(flowId: string): void {
-    this.flows.delete(flowId);
+    if (this.flows.delete(flowId)) this.released(flowId);
   }
 
   /** Whether the stored view of a flow not held is known to reflect `seq` already. */
@@ -46,8 +48,7 @@ export class FlowMemory {
 
   /** Another instance owns `partition` now: what was remembered of its flows may go stale. */
   forgetPartition(partition: number): void {
-    for (const map of [this.flows, this.storedAhead]) {
-      for (const flowId of [...map.keys()]) if (partitionOf(flowId, this.partitions) === partition) map.delete(flowId);
-    }
+    for (const flowId of [...this.flows.keys()]) if (partitionOf(flowId, this.partitions) === partition) this.forget(flowId);
+    for (const flowId of [...this.storedAhead.keys()]) if (partitionOf(flowId, this.partitions) === partition) this.storedAhead.delete(flowId);
   }
 }

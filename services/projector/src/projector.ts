@@ -32,7 +32,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
   const definitions = await definitionsOf(ctx.js, ctx.topo);
   const views = new FlowViewStore(ctx.js, await kvm.open(ctx.topo.flowsBucket), ctx.topo.flowsBucket);
   const summaries = new FlowSummaryStore(await kvm.open(ctx.topo.summariesBucket), ctx.topo.summariesBucket);
-  const memory = new FlowMemory(options.maxCachedFlows ?? 50_000, ctx.topo.layout.partitions);
+  const memory = new FlowMemory(options.maxCachedFlows ?? 50_000, ctx.topo.layout.partitions, (flowId) => definitions.release(flowId));
   const consumerConfig = (partition: number) => ({
     durable_name: `${consumer}-p${partition}`,
     filter_subject: partitionFilter(ctx.topo.layout, partition),

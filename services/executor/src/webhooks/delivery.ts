@@ -90,12 +90,15 @@ export class WebhookDelivery {
   private async mayCall(flowId: string, terminal: EventType): Promise<boolean> {
     const submitted = await this.last(flowId, 'flow.submitted');
     if (submitted?.type !== 'flow.submitted') return false;
-    // A large definition is in the definitions store: read it there (once per definition, cached),
-    // not by folding the flow's whole history, which a flow of 10,000 tasks without webhooks made
-    // 30,000 events read and decoded at its end.
-    const hydrated = await (await definitionsOf(this.deps.ctx.js, this.deps.ctx.topo)).hydrate(submitted);
+    // A large definition is in the definitions store: read it there, not by folding the flow's
+    // whole history, which a flow of 10,000 tasks without webhooks made 30,000 events read and
+    // decoded at its end. It stays cached for the delivery's fold, or goes now if none follows.
+    const definitions = await definitionsOf(this.deps.ctx.js, this.deps.ctx.topo);
+    const hydrated = await definitions.hydrate(submitted);
     const definition = hydrated.type === 'flow.submitted' ? hydrated.data.definition : undefined;
-    return definition === undefined || webhookTarget(definition, terminal) !== undefined;
+    const calls = definition === undefined || webhookTarget(definition, terminal) !== undefined;
+    if (!calls) definitions.release(flowId);
+    return calls;
   }
 
   private async follow(flowId: string, common: Common, attempt: number, result: AttemptResult, next: ReturnType<typeof nextAfterAttempt>): Promise<void> {
