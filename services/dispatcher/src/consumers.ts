@@ -1,4 +1,4 @@
-import { eventTypeFilter, READY_BATCH_MAX_TASKS, type EventOf, type FlowEvent } from '@taskstream/domain';
+import { eventTypeFilter, type EventOf, type FlowEvent } from '@taskstream/domain';
 import { decodeEvent, ensureConsumer, eventSpan, startConsumerLoop, startEventTypeLoops, type ConsumerLoop, type DeadLetters, type JsMsg } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { RELEASING } from './releases.js';
@@ -12,48 +12,36 @@ export interface ConsumerSettings {
   maxWaiting: number;
 }
 
-/**
- * The `<consumer>` consumer of `task.ready` and `<consumer>-batches` of `tasks.ready` (nats-server
- * 2.9 allows one filter subject per consumer), their events held unacknowledged while their tasks
- * wait. Together they hold about `maxWaiting` tasks: a batch counts as its most tasks.
- */
-export async function startReadyConsumers(
+/** The `<consumer>` consumer of `task.ready`, held unacknowledged while each task waits. */
+export async function startReadyConsumer(
   ctx: ServiceContext,
   settings: ConsumerSettings,
   deadLetters: DeadLetters,
-  onReady: (ready: EventOf<'task.ready'> | EventOf<'tasks.ready'>, msg: JsMsg) => Promise<void>,
-): Promise<ConsumerLoop[]> {
+  onReady: (ready: EventOf<'task.ready'>, msg: JsMsg) => Promise<void>,
+): Promise<ConsumerLoop> {
   const { consumer, maxDeliver, ackWaitMs } = settings;
-  const consumers = [
-    { durable: consumer, type: 'task.ready' as const, concurrency: settings.maxWaiting },
-    { durable: `${consumer}-batches`, type: 'tasks.ready' as const, concurrency: Math.max(1, Math.floor(settings.maxWaiting / READY_BATCH_MAX_TASKS)) },
-  ];
-  return Promise.all(
-    consumers.map(async ({ durable, type, concurrency }) => {
-      await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
-        durable_name: durable,
-        filter_subject: eventTypeFilter(ctx.topo.layout, type),
-        max_deliver: maxDeliver,
-        ack_wait: ackWaitMs * 1_000_000,
-        max_ack_pending: 50_000,
-      });
-      return startConsumerLoop({
-        js: ctx.js,
-        stream: ctx.topo.eventsStream,
-        consumer: durable,
-        source: 'dispatcher',
-        decode: decodeEvent,
-        handle: async (event, msg) => {
-          if (event.type === 'task.ready' || event.type === 'tasks.ready') await onReady(event, msg);
-        },
-        span: eventSpan('admit'),
-        deadLetters,
-        log: ctx.log,
-        maxDeliver,
-        concurrency,
-      });
-    }),
-  );
+  await ensureConsumer(ctx.jsm, ctx.topo.eventsStream, {
+    durable_name: consumer,
+    filter_subject: eventTypeFilter(ctx.topo.layout, 'task.ready'),
+    max_deliver: maxDeliver,
+    ack_wait: ackWaitMs * 1_000_000,
+    max_ack_pending: 50_000,
+  });
+  return startConsumerLoop({
+    js: ctx.js,
+    stream: ctx.topo.eventsStream,
+    consumer,
+    source: 'dispatcher',
+    decode: decodeEvent,
+    handle: async (event, msg) => {
+      if (event.type === 'task.ready') await onReady(event, msg);
+    },
+    span: eventSpan('admit'),
+    deadLetters,
+    log: ctx.log,
+    maxDeliver,
+    concurrency: settings.maxWaiting,
+  });
 }
 
 /**

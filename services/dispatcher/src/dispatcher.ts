@@ -1,6 +1,6 @@
 import { DeadLetters, EventLog, QueueLimitsStore, QueuePolicyStore } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
-import { startReadyConsumers, startReleaseConsumers } from './consumers.js';
+import { startReadyConsumer, startReleaseConsumers } from './consumers.js';
 import { dispatchStep } from './dispatch.js';
 import { subscribeEnds } from './ends.js';
 import { LimitsWatch } from './limits-watch.js';
@@ -61,7 +61,7 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
 
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
   const onReady = readyHandler({ js: ctx.js, topo: ctx.topo, policyOf, rooms, windowSize, dispatch: dispatchStep(ctx.js, ctx.topo.layout) });
-  const loops = await startReadyConsumers(ctx, settings, deadLetters, onReady);
+  const loops = [await startReadyConsumer(ctx, settings, deadLetters, onReady)];
   loops.push(...(await startReleaseConsumers(ctx, settings, deadLetters, releaseHandler(limits, watched, policyOf))));
   ctx.log.info({ consumer: settings.consumer }, 'dispatcher started');
 
