@@ -59,14 +59,52 @@ function refuseUdpBeyondLoopback(address: string | undefined): void {
   if (address !== undefined && !isLoopbackTarget(address)) throw new Error(`this test sends only to loopback; a UDP datagram to ${address} was refused before it was sent`);
 }
 
+/** Node's resolver binding: the system resolver (`getaddrinfo`, `getnameinfo`) and c-ares's queries, which `dns.resolve*` and `dns.Resolver` send. */
+type ResolverBinding = Record<string, unknown> & { ChannelWrap: { prototype: Record<string, unknown> } };
+
+/**
+ * Makes every way of asking a DNS server throw, below the `dns` module, so no query leaves this
+ * machine whatever path the code under test takes (`dns.resolve*`, a `dns.Resolver`, a lookup
+ * that bypasses `dns.lookup`). `localhost` may still be asked of the system resolver (it answers
+ * from the hosts file). Returns the function that puts the binding back.
+ */
+function refuseDnsQueries(): () => void {
+  const binding = (process as unknown as { binding(name: string): ResolverBinding }).binding('cares_wrap');
+  const saved: Array<[Record<string, unknown>, string, unknown]> = [];
+  const replace = (target: Record<string, unknown>, name: string, guard: (original: (...args: unknown[]) => unknown) => (...args: unknown[]) => unknown) => {
+    const original = target[name] as (...args: unknown[]) => unknown;
+    saved.push([target, name, original]);
+    target[name] = guard(original);
+  };
+  const refuse = (what: string) => {
+    throw new Error(`this test resolves nothing but localhost; ${what} was refused before any query was sent`);
+  };
+  replace(binding, 'getaddrinfo', (original) =>
+    function (this: unknown, ...args: unknown[]) {
+      if (args[1] !== 'localhost') refuse(`a lookup of ${String(args[1])}`);
+      return original.apply(this, args);
+    },
+  );
+  replace(binding, 'getnameinfo', () => (_req, host) => refuse(`a reverse lookup of ${String(host)}`));
+  for (const name of Object.getOwnPropertyNames(binding.ChannelWrap.prototype)) {
+    if (name.startsWith('query') || name === 'getHostByAddr') replace(binding.ChannelWrap.prototype, name, () => (_req, question) => refuse(`a DNS query (${name}) for ${String(question)}`));
+  }
+  // dns.promises keeps its own references to the binding's functions once loaded: refuse its reverse lookup by name too.
+  replace(dns.promises as unknown as Record<string, unknown>, 'lookupService', () => async (host) => refuse(`a reverse lookup of ${String(host)}`));
+  return () => {
+    for (const [target, name, original] of saved.reverse()) target[name] = original;
+  };
+}
+
 /**
  * Confines this process's network to loopback while a test file runs, so that code under test that
  * is broken (an address guard that lets everything through, a resolver it ignores) fails the test
  * instead of reaching another host: a TCP connect to an address that is not loopback throws before
  * a packet is sent, a name is connected to only if its resolver (the caller's own, or the process's)
  * answers loopback addresses, `dns.lookup` and `dns.promises.lookup` answer `localhost`
- * (127.0.0.1) and address literals only, sending no query, and a UDP send or connect to anything
- * but a loopback address or `localhost` throws. Modules that imported `lookup` by name from
+ * (127.0.0.1) and address literals only, any other DNS query throws before it is sent (see
+ * refuseDnsQueries), and a UDP send or connect to anything but a loopback address or `localhost`
+ * throws. Modules that imported `lookup` by name from
  * `node:dns` get the confined one too (the builtins' named exports are synced). Returns the
  * function that restores all of it.
  */
@@ -76,6 +114,7 @@ export function confineToLoopback(): () => void {
   const systemPromisesLookup = dns.promises.lookup;
   const systemSend = dgram.Socket.prototype.send;
   const systemUdpConnect = dgram.Socket.prototype.connect;
+  const allowDnsQueries = refuseDnsQueries();
   net.Socket.prototype.connect = function loopbackOnlyConnect(this: net.Socket, ...args: unknown[]) {
     // net.connect passes its normalized arguments as one array.
     return (systemConnect as (...a: unknown[]) => net.Socket).apply(this, confined(args, dns.lookup as unknown as Lookup));
@@ -108,6 +147,7 @@ export function confineToLoopback(): () => void {
     (dns.promises as { lookup: unknown }).lookup = systemPromisesLookup;
     dgram.Socket.prototype.send = systemSend;
     dgram.Socket.prototype.connect = systemUdpConnect;
+    allowDnsQueries();
     syncBuiltinESMExports();
   };
 }

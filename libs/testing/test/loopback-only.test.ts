@@ -64,6 +64,17 @@ describe('confining a test to loopback', () => {
     expect(await dns.promises.lookup('localhost')).toEqual({ address: '127.0.0.1', family: 4 });
   });
 
+  it('sends no DNS query beyond localhost by any path, below the dns module too', async () => {
+    // Each of these would ask the configured name server (not on loopback) were the guard broken.
+    await expect(dns.promises.resolve4('api.example')).rejects.toThrow(/a DNS query \(queryA\) for api\.example was refused before any query was sent/);
+    await expect(new dns.promises.Resolver().resolveTxt('api.example')).rejects.toThrow(/queryTxt\) for api\.example was refused/);
+    await expect(dns.promises.reverse('127.0.0.1')).rejects.toThrow(/getHostByAddr\) for 127\.0\.0\.1 was refused/);
+    await expect(dns.promises.lookupService('127.0.0.1', 22)).rejects.toThrow(/a reverse lookup of 127\.0\.0\.1 was refused/);
+    // The system resolver itself, as a lookup that bypassed dns.lookup would reach it.
+    const binding = (process as unknown as { binding(name: string): { getaddrinfo: (...args: unknown[]) => unknown } }).binding('cares_wrap');
+    expect(() => binding.getaddrinfo({}, 'api.example', 0, 0, 0)).toThrow(/a lookup of api\.example was refused before any query was sent/);
+  });
+
   it('sends UDP to loopback only', async () => {
     const receiver = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
