@@ -187,20 +187,21 @@ export async function readEventsBetween(js: JetStreamClient, stream: string, fil
 }
 
 /**
- * Calls `seen` with the subject of every message stored on `filter` from now on, in stream order,
- * with no gap: an ordered consumer from the stream's current end, which the client re-creates
- * after a reconnect from the last message it delivered, and which this re-creates from there too
- * if it ever fails. What was stored before the call is the log's to answer (a direct read).
+ * Calls `seen` with the subject of every message stored on `filter` from now on (or from `since`),
+ * in stream order, with no gap: an ordered consumer from the stream's current end, which the client
+ * re-creates after a reconnect from the last message it delivered, and which this re-creates from
+ * there too if it ever fails. What was stored before is the log's to answer (a direct read).
  */
-export async function watchStoredSubjects(js: JetStreamClient, stream: string, filter: string, seen: (subject: string) => void, log: Logger): Promise<{ close(): Promise<void> }> {
+export async function watchStoredSubjects(js: JetStreamClient, stream: string, filter: string, seen: (subject: string) => void, log: Logger, since?: Date): Promise<{ close(): Promise<void> }> {
   const jsm = await js.jetstreamManager();
-  let lastSeq = (await jsm.streams.info(stream)).state.last_seq;
+  let lastSeq = since === undefined ? (await jsm.streams.info(stream)).state.last_seq : -1;
   let closed = false;
   let messages: ConsumerMessages | undefined;
   const follow = async () => {
     while (!closed) {
       try {
-        const consumer = await js.consumers.get(stream, { filter_subjects: filter, ...startFrom(lastSeq) });
+        const start = lastSeq < 0 ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since!.toISOString() } : startFrom(lastSeq);
+        const consumer = await js.consumers.get(stream, { filter_subjects: filter, ...start });
         messages = await consumer.consume({ max_messages: 256, expires: FOLLOW_PULL_MS });
         // Closed while these were being made: close() has already closed the previous ones.
         if (closed) return void (await messages.close());

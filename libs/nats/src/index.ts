@@ -8,6 +8,7 @@ export * from './dead-letters.js';
 export * from './consumer.js';
 export * from './history.js';
 export * from './last-stored.js';
+export * from './flow-stops.js';
 export * from './definitions.js';
 export * from './artifacts.js';
 export * from './secrets.js';

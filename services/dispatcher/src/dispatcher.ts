@@ -1,4 +1,4 @@
-import { DeadLetters, EventLog, QueueLimitsStore, QueuePolicyStore } from '@taskstream/nats';
+import { DeadLetters, EventLog, KnownStops, QueueLimitsStore, QueuePolicyStore, readStoredStops, watchStops } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
 import { startReadyConsumer, startReleaseConsumers } from './consumers.js';
 import { dispatchStep } from './dispatch.js';
@@ -27,6 +27,11 @@ export interface DispatcherOptions {
   dispatchWindow?: number;
   /** How long a dispatched task holds its window slot if its end is never seen (default 60 s). */
   dispatchLeaseMs?: number;
+  /**
+   * How far back the stop watch starts (default 10 minutes), so the ready events handed back by a
+   * dispatcher that stopped come here with the flow stops stored since.
+   */
+  stopsLookbackMs?: number;
 }
 
 export interface DispatcherHandle extends ServiceHandle {
@@ -56,11 +61,13 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
   );
   const watched = await LimitsWatch.start(limits, (queue) => rooms.wake(queue), ctx.log);
   const ends = subscribeEnds(ctx.nc, ctx.topo.layout, rooms);
+  const stops = new KnownStops(readStoredStops(ctx.nc, ctx.topo));
+  const stopWatch = await watchStops(ctx.js, ctx.topo, stops, ctx.log, { since: new Date(Date.now() - (options.stopsLookbackMs ?? 10 * 60_000)) });
   const heartbeat = setInterval(() => rooms.heartbeat(), Math.max(1_000, settings.ackWaitMs / 3));
   const unreport = reportWaiting(() => rooms.stats());
 
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
-  const onReady = readyHandler({ js: ctx.js, topo: ctx.topo, policyOf, rooms, windowSize, dispatch: dispatchStep(ctx.js, ctx.topo.layout) });
+  const onReady = readyHandler({ js: ctx.js, topo: ctx.topo, policyOf, rooms, stops, limits, windowSize, dispatch: dispatchStep(ctx.js, ctx.topo.layout) });
   const loops = [await startReadyConsumer(ctx, settings, deadLetters, onReady)];
   loops.push(...(await startReleaseConsumers(ctx, settings, deadLetters, releaseHandler(limits, watched, policyOf))));
   ctx.log.info({ consumer: settings.consumer }, 'dispatcher started');
@@ -76,6 +83,7 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
       await Promise.all(loops.map((loop) => loop.stop()));
       watched.stop();
       policies.stop();
+      await stopWatch.close();
     },
   };
 }

@@ -52,6 +52,10 @@ async function cancelled(key: string): Promise<void> {
   await log.appendNew({ type: 'task.cancelled', flow_id: flowId, task_id: taskId, data: { reason: 'flow cancelled' } }, `${key}:task.cancelled`);
 }
 
+async function cancelRequested(flowId: string): Promise<void> {
+  await log.appendNew({ type: 'flow.cancel_requested', flow_id: flowId, data: {} }, `${flowId}:flow.cancel_requested`);
+}
+
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
 
 describe('dispatcher against a real nats-server', () => {
@@ -120,6 +124,43 @@ describe('dispatcher against a real nats-server', () => {
     expect(dispatchedOf(flowId)).toEqual([first, last]);
     const { record } = await (await QueueLimitsStore.open(ctx.js, ctx.topo)).read(queue);
     expect(Object.keys(record.holders)).toEqual([last]);
+  }, 60_000);
+
+  /**
+   * A queue of concurrency 1 with one task running and two waiting; the dispatcher stops (handing
+   * the waiting two back) and the flow is cancelled before the next one starts. Returns the
+   * cancelled flow's waiting tasks and a task of another flow, ready after the restart.
+   */
+  async function cancelledWhileStopped(queue: string, consumer: string, restarted: { stopsLookbackMs?: number }) {
+    await (await QueuePolicyStore.open(ctx.js, ctx.topo)).put(queue, { concurrency: 1 });
+    const first = await startDispatcher(ctx, { consumer });
+    const flowId = newId();
+    const [running, ...waiting] = await ready(queue, flowId, ids('t', 3));
+    await waitFor('the first task to be dispatched', () => (dispatchedOf(flowId).length === 1 ? true : undefined));
+    await waitFor('the others to wait', () => (first.stats()[queue]?.waiting === 2 ? true : undefined));
+    await first.stop();
+    await cancelRequested(flowId);
+    for (const key of [running!, ...waiting]) await cancelled(key);
+    handles.push(await startDispatcher(ctx, { consumer, ...restarted }));
+    const [later] = await ready(queue, newId(), ['next']);
+    await waitFor("the other flow's task to be dispatched", () => (dispatched.includes(later!) ? true : undefined));
+    return { flowId, running: running!, later: later! };
+  }
+
+  it('drops the tasks handed back at a restart whose flow was cancelled meanwhile', async () => {
+    const queue = 'restarted';
+    const { flowId, running, later } = await cancelledWhileStopped(queue, 'restarted', {});
+    expect(dispatchedOf(flowId)).toEqual([running]);
+    const { record } = await (await QueueLimitsStore.open(ctx.js, ctx.topo)).read(queue);
+    expect(Object.keys(record.holders)).toEqual([later]);
+  }, 60_000);
+
+  it('gives back the slot of a task admitted after its flow stopped, when the stop watch began too late to tell', async () => {
+    const queue = 'late-watch';
+    const { flowId, running, later } = await cancelledWhileStopped(queue, 'late-watch', { stopsLookbackMs: 0 });
+    expect(dispatchedOf(flowId)).toEqual([running]);
+    const { record } = await (await QueueLimitsStore.open(ctx.js, ctx.topo)).read(queue);
+    expect(Object.keys(record.holders)).toEqual([later]);
   }, 60_000);
 
   it('records a held task as throttled under its whole id, though the id holds ":"', async () => {

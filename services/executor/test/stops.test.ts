@@ -1,10 +1,7 @@
-import { eventSubject, STOPS, type EventType, type Stop, type TaskSpec } from '@taskstream/domain';
-import { newId } from '@taskstream/nats';
-import { createContext, createLogger, type ServiceContext } from '@taskstream/runtime';
-import { NatsServer } from '@taskstream/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STOPS, type Stop, type TaskSpec } from '@taskstream/domain';
+import { describe, expect, it } from 'vitest';
 import { InfrastructureError, Interrupted } from '../src/errors.js';
-import { FlowStops, readStoredStops } from '../src/stops.js';
+import { FlowStops } from '../src/stops.js';
 
 const cancel = STOPS['flow.cancel_requested'];
 const deadline = STOPS['flow.deadline_passed'];
@@ -131,38 +128,5 @@ describe('the stops the log holds', () => {
     // The read that guards a start always asks the log.
     await stops.storedStopOf('f');
     expect(reads).toEqual(['f', 'f']);
-  });
-});
-
-describe('the stops the log holds for a flow', () => {
-  let nats: NatsServer;
-  let ctx: ServiceContext;
-  beforeAll(async () => {
-    nats = await NatsServer.start();
-    ctx = await createContext({ natsUrl: nats.url, name: 'stops-test', log: createLogger('executor', 'silent') });
-  });
-  afterAll(async () => {
-    await ctx?.nc.close();
-    await nats?.stop();
-  });
-
-  const whys = (stops: Stop[]) => stops.map((stop) => stop.why).sort();
-  const store = async (flowId: string, ...types: EventType[]) => {
-    for (const type of types) await ctx.js.publish(eventSubject(ctx.topo.layout, flowId, type), '{}');
-  };
-
-  it("are read from the log as it is at each read, the flow's own and no other's", async () => {
-    const [flow, other] = [newId(), newId()];
-    const read = readStoredStops(ctx);
-    await store(flow, 'flow.submitted', 'flow.started', 'task.ready', 'task.started');
-    await store(other, 'flow.submitted', 'flow.cancel_requested');
-    expect(await read(flow)).toEqual([]);
-
-    await store(flow, 'flow.fail_fast');
-    expect(await read(flow)).toEqual([failFast]);
-    await store(flow, 'task.cancelled', 'flow.cancel_requested', 'flow.deadline_passed');
-    expect(whys(await read(flow))).toEqual(whys([cancel, deadline, failFast]));
-    expect(await read(other)).toEqual([cancel]);
-    expect(await read(newId())).toEqual([]);
   });
 });
