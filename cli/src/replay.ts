@@ -58,10 +58,6 @@ function detail(event: FlowEvent): string {
       return event.data.reason;
     case 'task.throttled':
       return `held by ${event.data.reason} on queue ${event.data.queue}`;
-    case 'tasks.ready': {
-      const ids = event.data.tasks.map((t) => t.task_id);
-      return `${ids.length} tasks: ${ids.length <= 5 ? ids.join(', ') : `${ids.slice(0, 5).join(', ')} and ${ids.length - 5} more`}`;
-    }
     case 'flow.failed':
     case 'flow.cancelled':
       return event.data.reason;

@@ -220,27 +220,6 @@ describe('history: views, replay, rerun, fork, feeds', () => {
     expect(full.stdout).toHaveLength(60000);
   });
 
-  it("shows tasks readied together on a queue's feed when one of them is of that queue", async () => {
-    const feed = (query: string) => {
-      const seen: any[] = [];
-      const socket = new WebSocket(`${stack.url.replace('http', 'ws')}/api/v1/feed?${query}`);
-      socket.on('message', (d) => seen.push(JSON.parse(d.toString())));
-      return { seen, socket, open: new Promise<void>((resolve) => socket.on('open', () => resolve())) };
-    };
-    const [elsewhere, nowhere] = [feed('queue=elsewhere'), feed('queue=nowhere')];
-    await Promise.all([elsewhere.open, nowhere.open]);
-    // Nine roots readied by one decision: one event for all, with one task on a queue of its own.
-    const tasks = [...Array.from({ length: 8 }, (_, i) => ({ id: `r${i}`, executor: 'noop' })), { id: 'odd', executor: 'noop', queue: 'elsewhere' }];
-    const id = await stack.submit({ tasks });
-    const batchOf = (seen: any[]) => seen.find((m) => m.event?.type === 'tasks.ready' && m.event.flow_id === id);
-    await waitFor('the batch on the feed of the queue of one of its tasks', () => batchOf(elsewhere.seen));
-    expect(batchOf(elsewhere.seen).event.data.tasks.map((t: any) => t.task_id).sort()).toEqual(tasks.map((t) => t.id).sort());
-    await stack.inject({ method: 'POST', url: `/api/v1/flows/${id}/cancel`, payload: { reason: 'done looking' } });
-    await stack.settled(id);
-    for (const { socket } of [elsewhere, nowhere]) socket.close();
-    expect(nowhere.seen.filter((m) => m.event?.flow_id === id)).toEqual([]);
-  });
-
   it('exports history as NDJSON, draws the graph, and keeps queue statistics', async () => {
     const ndjson = await stack.inject({ method: 'GET', url: `/api/v1/flows/${ids[0]}/events?format=ndjson` });
     expect(ndjson.headers['content-type']).toMatch(/application\/x-ndjson/);

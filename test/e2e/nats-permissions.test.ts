@@ -46,7 +46,7 @@ describe('NATS permissions: one user per service, streams made by the provisione
     const nats = await startNats();
     try {
       const checking = await failedStart(nats.url, 'planner', 'planner', { TASKSTREAM_PROVISION: 'false' });
-      expect(checking).toContain('NATS has no stream TS_EVENTS, stream TS_WORK, stream TS_READY, stream TS_TIMERS, stream TS_SIGNALS, stream TS_DLQ, key-value bucket ts_flows');
+      expect(checking).toContain('NATS has no stream TS_EVENTS, stream TS_WORK, stream TS_TIMERS, stream TS_SIGNALS, stream TS_DLQ, key-value bucket ts_flows');
       expect(checking).toContain('object store ts_definitions');
       expect(checking).toContain('taskstream provision --nats <url>');
 

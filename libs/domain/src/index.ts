@@ -9,7 +9,6 @@ export * from './events/subjects.js';
 export * from './decider/state.js';
 export * from './decider/evolve.js';
 export * from './decider/decide.js';
-export * from './decider/ready-batches.js';
 export * from './views/flow-view.js';
 export * from './views/paged-view.js';
 export * from './views/flow-tally.js';

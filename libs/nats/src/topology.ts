@@ -14,7 +14,7 @@ import {
 import { Kvm } from '@nats-io/kv';
 import type { Layout } from './records.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DEFAULT_PARTITIONS, MAX_SIGNAL_LOOKBACK_SECS, allDlqFilter, allEventsFilter, allReadyFilter, allSignalsFilter, allTimersFilter, allWorkFilter, type SubjectLayout } from '@taskstream/domain';
+import { DEFAULT_PARTITIONS, MAX_SIGNAL_LOOKBACK_SECS, allDlqFilter, allEventsFilter, allSignalsFilter, allTimersFilter, allWorkFilter, type SubjectLayout } from '@taskstream/domain';
 
 const SECOND_NS = 1_000_000_000;
 /** Signals are kept as long as the longest look-back a wait task may ask for. */
@@ -27,8 +27,6 @@ export interface Topology {
   replicas: number;
   eventsStream: string;
   workStream: string;
-  /** The tasks of each `tasks.ready`, one message a task, while they wait for a dispatcher (read and written only by dispatchers). */
-  readyStream: string;
   dlqStream: string;
   /** Durable timers (flow deadlines), each held back by delayed redelivery until due. */
   timersStream: string;
@@ -79,7 +77,6 @@ export function topology(options: TopologyOptions = {}): Topology {
     replicas: options.replicas ?? 1,
     eventsStream: `${upper}_EVENTS`,
     workStream: `${upper}_WORK`,
-    readyStream: `${upper}_READY`,
     dlqStream: `${upper}_DLQ`,
     timersStream: `${upper}_TIMERS`,
     signalsStream: `${upper}_SIGNALS`,
@@ -113,8 +110,6 @@ export function streamConfigs(topo: Topology): Array<Partial<StreamConfig> & { n
     { ...common, name: topo.eventsStream, subjects: [allEventsFilter(topo.layout)], retention: RetentionPolicy.Limits, max_msg_size: 4 * 1024 * 1024, allow_direct: true },
     // Work items: removed once an executor acknowledges them.
     { ...common, name: topo.workStream, subjects: [allWorkFilter(topo.layout)], retention: RetentionPolicy.Workqueue },
-    // Tasks readied together, one message each: removed once a dispatcher has dispatched the task or let it go.
-    { ...common, name: topo.readyStream, subjects: [allReadyFilter(topo.layout)], retention: RetentionPolicy.Workqueue, max_msg_size: 1024 * 1024 },
     // Timers: removed once they have fired.
     { ...common, name: topo.timersStream, subjects: [allTimersFilter(topo.layout)], retention: RetentionPolicy.Workqueue },
     // Signals: kept a day, the longest a wait task may look back.
@@ -136,7 +131,6 @@ export const STREAM_LAYOUTS: Layout[] = [
     readers: ['planner', 'dispatcher', 'executor', 'projector', 'gateway'],
   },
   { bucket: (topo) => topo.workStream, kind: 'stream', keys: '`ts.work.<queue>`', value: 'work items', writers: ['dispatcher'], readers: ['executor'] },
-  { bucket: (topo) => topo.readyStream, kind: 'stream', keys: '`ts.ready.<consumer>.<queue>`', value: 'one task of a `tasks.ready`, as its own `task.ready` would be', writers: ['dispatcher'], readers: ['dispatcher'] },
   { bucket: (topo) => topo.timersStream, kind: 'stream', keys: '`ts.timer.<flow_id>`', value: 'flow deadline or a waiting task\'s timeout', writers: ['planner'], readers: ['planner'] },
   { bucket: (topo) => topo.signalsStream, kind: 'stream', keys: '`ts.signal.<name>`', value: 'a signal: its id, payload and sender, kept a day', writers: ['gateway'], readers: ['planner'] },
   {

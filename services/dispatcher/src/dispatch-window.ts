@@ -75,34 +75,16 @@ export class DispatchWindow {
       this.fill();
     });
     if (!go) return;
-    await this.sent(held.key, send);
-  }
-
-  /** Runs the send of a task holding a slot; a send that fails gives the slot back. */
-  private async sent(key: string, send: () => Promise<void>): Promise<void> {
     try {
       await send();
     } catch (error) {
       // The redelivery waits for a slot again.
-      this.free(key);
+      this.free(held.key);
       throw error;
     } finally {
       this.sending--;
       this.fill();
     }
-  }
-
-  /**
-   * Sends the task at once, taking a slot, if nothing waits here and a slot is free; undefined
-   * otherwise, and the task must wait on a message of its own. Its send is not held back by the
-   * bound on sends in progress: its caller bounds those (a batch's tasks, a few batches at a time).
-   */
-  tryDispatch(held: Omit<Held, 'msg'>, send: () => Promise<void>): Promise<void> | undefined {
-    this.expireLeases();
-    if (this.closed || this.waiting.size > 0 || this.slots.size >= this.options.size) return undefined;
-    this.sending++;
-    this.take(held);
-    return this.sent(held.key, send);
   }
 
   /** Whether a task of this flow waits or holds a slot here: only then is its end worth reading. */
@@ -131,31 +113,23 @@ export class DispatchWindow {
     for (const entry of this.waiting.drain()) entry.handBack(new HandBack('dispatcher stopping'));
   }
 
-  private expireLeases(): void {
+  private fill(): void {
     const expired = this.now() - this.options.leaseMs;
     for (const [key, slot] of this.slots) {
       if (slot.at > expired) break;
       this.free(key);
     }
-  }
-
-  private fill(): void {
-    this.expireLeases();
     while (this.slots.size < this.options.size && this.sending < this.options.sending) {
       const next = this.waiting.first();
       if (!next) break;
       this.waiting.admit(next);
       this.sending++;
-      this.take(next);
+      // A redelivered task that still holds its slot takes it again, renewed.
+      this.free(next.key);
+      this.slots.set(next.key, { flowId: next.flowId, at: this.now() });
+      this.slotsByFlow.set(next.flowId, (this.slotsByFlow.get(next.flowId) ?? 0) + 1);
       next.release(true);
     }
-  }
-
-  private take(held: { key: string; flowId: string }): void {
-    // A redelivered task that still holds its slot takes it again, renewed.
-    this.free(held.key);
-    this.slots.set(held.key, { flowId: held.flowId, at: this.now() });
-    this.slotsByFlow.set(held.flowId, (this.slotsByFlow.get(held.flowId) ?? 0) + 1);
   }
 
   private free(key: string): boolean {

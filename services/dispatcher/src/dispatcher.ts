@@ -1,11 +1,10 @@
 import { DeadLetters, EventLog, KnownStops, QueueLimitsStore, QueuePolicyStore, readStoredStops, watchStops } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
-import { splitBatch } from './batches.js';
-import { startBatchConsumer, startReadyConsumers, startReleaseConsumers } from './consumers.js';
+import { startReadyConsumer, startReleaseConsumers } from './consumers.js';
 import { dispatchStep } from './dispatch.js';
 import { subscribeEnds } from './ends.js';
 import { LimitsWatch } from './limits-watch.js';
-import { readyHandlers } from './ready.js';
+import { readyHandler } from './ready.js';
 import { releaseHandler } from './releases.js';
 import { Rooms, type QueueStats } from './rooms.js';
 import { throttleReport } from './throttled.js';
@@ -68,9 +67,8 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
   const unreport = reportWaiting(() => rooms.stats());
 
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
-  const { onReady, atOnce } = readyHandlers({ js: ctx.js, topo: ctx.topo, policyOf, rooms, stops, limits, windowSize, dispatch: dispatchStep(ctx.js, ctx.topo.layout) });
-  const loops = await startReadyConsumers(ctx, settings, deadLetters, onReady);
-  loops.push(await startBatchConsumer(ctx, settings, deadLetters, splitBatch({ js: ctx.js, topo: ctx.topo, consumer: settings.consumer, atOnce })));
+  const onReady = readyHandler({ js: ctx.js, topo: ctx.topo, policyOf, rooms, stops, limits, windowSize, dispatch: dispatchStep(ctx.js, ctx.topo.layout) });
+  const loops = [await startReadyConsumer(ctx, settings, deadLetters, onReady)];
   loops.push(...(await startReleaseConsumers(ctx, settings, deadLetters, releaseHandler(limits, watched, policyOf))));
   ctx.log.info({ consumer: settings.consumer }, 'dispatcher started');
 

@@ -38,37 +38,20 @@ async function alreadyFinished(js: JetStreamClient, topo: Topology, ready: Event
  * instead: on arrival, of what the stop watch has told (free); and for a limited queue once more of
  * the log after admission, as a slot taken for a task whose end has passed would be held for good.
  */
-export interface ReadyHandlers {
-  /** Handles one `task.ready` (see above). */
-  onReady: (ready: EventOf<'task.ready'>, msg: JsMsg) => Promise<void>;
-  /**
-   * Lets a task of a `tasks.ready` leave at once if it need not wait: its flow is known to be
-   * stopped (it is dropped), or its queue is unlimited and its window has a free slot and nothing
-   * waiting (or there is no window). Returns the dispatch under way, or undefined when the task must
-   * wait, on a message of its own.
-   */
-  atOnce: (ready: EventOf<'task.ready'>, seq: number) => Promise<void> | undefined;
-}
-
-export function readyHandlers(options: ReadyHandlerOptions): ReadyHandlers {
+export function readyHandler(options: ReadyHandlerOptions): (ready: EventOf<'task.ready'>, msg: JsMsg) => Promise<void> {
   const { js, topo, policyOf, rooms, stops, limits, windowSize, dispatch } = options;
   // Thousands of ready events may be in hand at once (most of them waiting at a gate or a window);
   // their publishes go out a few hundred at a time so the pending requests do not pile up in memory.
   const dispatching = pLimit(DISPATCHING);
-  const prepare = (ready: EventOf<'task.ready'>, seq: number) => {
+  return async (ready, msg) => {
+    if (stops.reasonFor(ready.flow_id, ready.data.spec) !== undefined) return;
+    if (msg.info.deliveryCount > 1 && (await alreadyFinished(js, topo, ready))) return;
     const queue = ready.data.queue;
     const policy = policyOf(queue);
     const spec = withQueueDefaults(ready.data.spec, policy);
     // Dispatched from the window or the gate, maybe much later: in this event's trace.
     const send = bindTraceContext(() => dispatch(ready, spec));
-    const held = { key: idempotencyKeyOf(ready.flow_id, ready.task_id), flowId: ready.flow_id, priority: ready.data.priority, seq };
-    return { queue, policy, spec, send, held };
-  };
-  const onReady = async (ready: EventOf<'task.ready'>, msg: JsMsg): Promise<void> => {
-    if (stops.reasonFor(ready.flow_id, ready.data.spec) !== undefined) return;
-    if (msg.info.deliveryCount > 1 && (await alreadyFinished(js, topo, ready))) return;
-    const { queue, policy, spec, send, held } = prepare(ready, msg.seq);
-    const waiter = { ...held, msg };
+    const waiter = { key: idempotencyKeyOf(ready.flow_id, ready.task_id), flowId: ready.flow_id, priority: ready.data.priority, seq: msg.seq, msg };
     if (!isLimited(policy) && windowSize > 0) {
       await rooms.window(queue).dispatch(waiter, send);
       return;
@@ -85,12 +68,4 @@ export function readyHandlers(options: ReadyHandlerOptions): ReadyHandlers {
     }
     await dispatching(send);
   };
-  const atOnce = (ready: EventOf<'task.ready'>, seq: number): Promise<void> | undefined => {
-    if (stops.reasonFor(ready.flow_id, ready.data.spec) !== undefined) return Promise.resolve();
-    const { queue, policy, send, held } = prepare(ready, seq);
-    if (isLimited(policy)) return undefined;
-    if (windowSize === 0) return dispatching(send);
-    return rooms.window(queue).tryDispatch(held, send);
-  };
-  return { onReady, atOnce };
 }

@@ -141,30 +141,4 @@ describe('dispatch window', () => {
     expect(w.sent).toEqual(['f:t1']);
     expect(w.handedBack).toEqual(['f:t2', 'f:t3']);
   });
-
-  it('sends a task at once only while nothing waits and a slot is free, taking the slot', async () => {
-    const w = windowOf(2);
-    const send = (key: string) => async () => void w.sent.push(key);
-    const at = (task: string, seq: number) => ({ key: `f:${task}`, flowId: 'f', priority: 0, seq });
-    expect(w.window.tryDispatch(at('a', 1), send('f:a'))).toBeInstanceOf(Promise);
-    await w.settle();
-    expect(w.window.inFlight).toBe(1);
-    w.ready('f', 'b');
-    await w.settle();
-    // The window is full: the next task must wait, on a message of its own.
-    expect(w.window.tryDispatch(at('c', 3), send('f:c'))).toBeUndefined();
-    w.ready('f', 'c');
-    w.window.ended('f:a');
-    await w.settle();
-    expect(w.sent).toEqual(['f:a', 'f:b', 'f:c']);
-    // A slot frees while another task waits: the waiting one goes first, so nothing jumps the line.
-    w.ready('f', 'd');
-    await w.settle();
-    w.window.ended('f:b');
-    expect(w.window.size).toBe(0);
-    w.ready('f', 'e');
-    await w.settle();
-    expect(w.window.size).toBe(1);
-    expect(w.window.tryDispatch(at('g', 9), send('f:g'))).toBeUndefined();
-  });
 });

@@ -1,9 +1,8 @@
 import { allWorkFilter, eventTypeFilter, type TaskSpec, type WorkItem } from '@taskstream/domain';
-import { EventLog, Kvm, newId, QueueLimitsStore, QueuePolicyStore, type JsMsg } from '@taskstream/nats';
+import { EventLog, Kvm, newId, QueueLimitsStore, QueuePolicyStore } from '@taskstream/nats';
 import { createContext, createLogger, type ServiceContext } from '@taskstream/runtime';
 import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { splitBatch } from '../src/batches.js';
 import { startDispatcher, type DispatcherHandle } from '../src/dispatcher.js';
 
 let nats: NatsServer;
@@ -58,18 +57,6 @@ async function cancelRequested(flowId: string): Promise<void> {
 }
 
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
-
-/** Readies the tasks together, in one tasks.ready, as the planner stores a decision readying many. */
-async function readyTogether(queue: string, flowId: string, taskIds: string[]): Promise<string[]> {
-  const tasks = taskIds.map((id) => ({ task_id: id, queue, priority: 0, spec: { id, executor: 'noop', config: {}, depends_on: [], queue, priority: 0 } satisfies TaskSpec }));
-  await log.appendNew({ type: 'tasks.ready', flow_id: flowId, data: { tasks } }, `${flowId}:${taskIds[0]}:tasks.ready:${taskIds.length}`);
-  return taskIds.map((id) => `${flowId}:${id}`);
-}
-
-/** How many messages a durable consumer of the log has delivered and not had acknowledged. */
-async function unacknowledged(consumer: string): Promise<number> {
-  return (await ctx.jsm.consumers.info(ctx.topo.eventsStream, consumer)).num_ack_pending;
-}
 
 describe('dispatcher against a real nats-server', () => {
   it('lets a small flow in as slots free, though one flow fills every ready event it may hold', async () => {
@@ -206,69 +193,5 @@ describe('dispatcher against a real nats-server', () => {
     expect(dispatchedOf(flowId)).toEqual([first]);
     await succeeded(first!);
     await waitFor('the second task to be dispatched', () => (dispatchedOf(flowId).includes(second!) ? true : undefined));
-  }, 60_000);
-
-  it('splits a tasks.ready into its tasks, acknowledged at once, which wait and leave one by one in their order', async () => {
-    const queue = 'together';
-    const dispatcher = await startDispatcher(ctx, { consumer: 'together', dispatchWindow: 2 });
-    handles.push(dispatcher);
-    const flowId = newId();
-    const keys = await readyTogether(queue, flowId, ids('t', 5));
-    await waitFor('the window to fill', () => (dispatchedOf(flowId).length === 2 ? true : undefined));
-    await waitFor('the other three to wait', () => (dispatcher.stats()[queue]?.waiting === 3 ? true : undefined));
-    // Nothing holds the batch: each waiting task holds its own message on the ready stream.
-    await waitFor('the batch to be acknowledged', async () => ((await unacknowledged('together-batches')) === 0 ? true : undefined));
-    expect((await ctx.jsm.consumers.info(ctx.topo.readyStream, 'together')).num_ack_pending).toBe(3);
-    for (let ended = 0; ended < keys.length; ended++) {
-      await succeeded(dispatchedOf(flowId)[ended]!);
-      await waitFor('the next dispatch', () => (dispatchedOf(flowId).length === Math.min(keys.length, ended + 3) ? true : undefined));
-    }
-    expect(dispatchedOf(flowId)).toEqual(keys);
-    await waitFor('the ready stream to let them go', async () => ((await ctx.jsm.consumers.info(ctx.topo.readyStream, 'together')).num_ack_pending === 0 ? true : undefined));
-  }, 60_000);
-
-  it('stores the tasks of a batch that comes again once, and none the log shows under way', async () => {
-    const flowId = newId();
-    const batch = { type: 'tasks.ready', flow_id: flowId, id: newId(), version: 1, time: new Date().toISOString(), data: { tasks: ids('t', 4).map((id) => ({ task_id: id, queue: 'again', priority: 0, spec: { id, executor: 'noop', config: {}, depends_on: [], queue: 'again', priority: 0 } })) } } as const;
-    const stored = async () => (await ctx.jsm.streams.info(ctx.topo.readyStream)).state.last_seq;
-    const before = await stored();
-    // As if a stream of another consumer name had stored them long ago, past its de-duplication
-    // window: the repeat is kept from the log alone.
-    const split = (consumer: string, deliveryCount: number) => splitBatch({ js: ctx.js, topo: ctx.topo, consumer })(batch, { seq: 1, info: { deliveryCount } } as JsMsg);
-    await split('again', 2);
-    await split('again', 3);
-    expect((await stored()) - before).toBe(4);
-    await log.appendNew({ type: 'task.started', flow_id: flowId, task_id: 't1', attempt: 1, data: { executor_id: 'test' } }, `${flowId}:t1:task.started:1`);
-    await succeeded(`${flowId}:t2`);
-    await split('again-later', 2);
-    expect((await stored()) - before).toBe(6);
-  });
-
-  it('skips the tasks that ended when a tasks.ready comes back to another dispatcher', async () => {
-    const queue = 'together-again';
-    const options = { consumer: 'together-again', dispatchWindow: 2, ackWaitMs: 2_000 };
-    // The first dispatcher has a connection of its own, closed when it stops, as a process's is.
-    const ownCtx = await createContext({ natsUrl: nats.url, name: 'dispatcher-test-first', log: createLogger('dispatcher', 'silent') });
-    const first = await startDispatcher(ownCtx, options);
-    const flowId = newId();
-    const [a, b, c, d] = await readyTogether(queue, flowId, ids('t', 4));
-    await waitFor('the window to fill', () => (dispatchedOf(flowId).length === 2 ? true : undefined));
-    await succeeded(a!);
-    await waitFor('the third to be dispatched', () => (dispatchedOf(flowId).length === 3 ? true : undefined));
-    // The first dispatcher dies (its connection goes, nothing handed back) with one task of the
-    // batch ended, two dispatched and one still waiting: the batch comes back after the ack wait.
-    await ownCtx.nc.close();
-    await first.stop().catch(() => {});
-    const before = dispatchedOf(flowId).length;
-    handles.push(await startDispatcher(ctx, options));
-    // Whether the batch comes back before these ends or after, their window slots are freed.
-    await succeeded(b!);
-    await succeeded(c!);
-    await waitFor('the last task to be dispatched', () => (dispatchedOf(flowId).includes(d!) ? true : undefined), 20_000);
-    // The ended task is not published again; the others may be (their work items are de-duplicated by id).
-    const again = dispatchedOf(flowId).slice(before);
-    expect(again).not.toContain(a);
-    expect(again.at(-1)).toBe(d);
-    expect(new Set(dispatchedOf(flowId))).toEqual(new Set([a, b, c, d]));
   }, 60_000);
 });

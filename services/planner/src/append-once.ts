@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { batchReadyDecisions, decideAll, type EventDraft, type FlowEvent } from '@taskstream/domain';
+import { decideAll, type EventDraft, type FlowEvent } from '@taskstream/domain';
 import type { EventLog, Logger } from '@taskstream/nats';
 import { freshDecisions, startOf, unemitted } from './decisions.js';
 import type { ChildFlows } from './children.js';
@@ -46,8 +46,7 @@ export class DecisionAppender {
       // A trigger task's child is submitted before its wait is stored (see ChildFlows).
       const children = this.children;
       const stored = children === undefined ? fresh : await Promise.all(fresh.map((d) => children.launch(d, flow.state)));
-      // Tasks readied together are stored together (tasks.ready); `emitted` keeps each task's key.
-      await this.log.appendDecisions(batchReadyDecisions(stored.map(withApprovalCode)), causeTime);
+      await this.log.appendDecisions(stored.map(withApprovalCode), causeTime);
       for (const d of fresh) flow.emitted.add(d.key);
       decisionsStored(fresh, flow.state.definition.queue);
     }

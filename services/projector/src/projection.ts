@@ -48,7 +48,7 @@ export class Projection {
   private async fold(event: FlowEvent, msg: JsMsg): Promise<Folded | undefined> {
     const flow = this.memory.get(event.flow_id);
     // Tasks added while the flow runs get their own keys in a paged view.
-    const touched: TouchedTasks = new Set(touchedBy(event));
+    const touched: TouchedTasks = new Set('task_id' in event ? [event.task_id] : event.type === 'flow.tasks_added' ? event.data.tasks.map((t) => t.id) : []);
     if (flow === undefined) return this.take(event, msg, touched);
     if (msg.seq > flow.state.last_seq) {
       evolve(flow.state, event, msg.seq);
@@ -93,12 +93,4 @@ export class Projection {
     const keyPerTask = stored?.tasks_paged === true && stored.task_page_size === undefined;
     return { flow: this.memory.hold(event.flow_id, state, stored?.task_page_size === TASK_PAGE_SIZE, keyPerTask), tasks };
   }
-}
-
-/** The tasks whose views an event may change. */
-function touchedBy(event: FlowEvent): string[] {
-  if ('task_id' in event) return [event.task_id];
-  if (event.type === 'flow.tasks_added') return event.data.tasks.map((t) => t.id);
-  if (event.type === 'tasks.ready') return event.data.tasks.map((t) => t.task_id);
-  return [];
 }

@@ -40,10 +40,6 @@ export function describeEvent({ seq, event }: StoredEvent): string {
         return `${event.data.kind === 'map' ? 'Map' : 'Spawn'} task ${event.data.by_task} added ${count(event.data.tasks.length, 'task')}: ${list(event.data.tasks.map((t) => t.id))}`;
       case 'task.ready':
         return `${task} is ready to run in queue ${event.data.queue}`;
-      case 'tasks.ready': {
-        const queues = [...new Set(event.data.tasks.map((t) => t.queue))];
-        return `${count(event.data.tasks.length, 'task')} ready to run in queue${queues.length === 1 ? '' : 's'} ${list(queues)}: ${list(event.data.tasks.map((t) => t.task_id))}`;
-      }
       case 'task.throttled':
         return `${task} is held by queue ${event.data.queue}: ${THROTTLE_WORDS[event.data.reason] ?? event.data.reason}`;
       case 'task.dispatched':

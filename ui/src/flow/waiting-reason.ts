@@ -58,8 +58,7 @@ export function awaitedSignal(task: TaskView, events: readonly StoredEvent[]): s
 export function resolvedInput(task: TaskView, events: readonly StoredEvent[]): { resolved: boolean; input: unknown; config: unknown } | undefined {
   for (let i = events.length - 1; i >= 0; i--) {
     const { event } = events[i]!;
-    const ready = event.type === 'task.ready' && event.task_id === task.id ? event.data : event.type === 'tasks.ready' ? event.data.tasks.find((t) => t.task_id === task.id) : undefined;
-    if (ready !== undefined) return { resolved: true, input: ready.spec.input, config: ready.spec.config };
+    if (event.type === 'task.ready' && event.task_id === task.id) return { resolved: true, input: event.data.spec.input, config: event.data.spec.config };
   }
   for (const { event } of events) {
     const specs = event.type === 'flow.submitted' ? event.data.definition?.tasks : event.type === 'flow.tasks_added' ? event.data.tasks : undefined;

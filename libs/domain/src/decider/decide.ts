@@ -67,8 +67,6 @@ function affectedBy(state: FlowState, event: FlowEvent): readonly string[] {
     case 'task.dispatched':
     case 'task.started':
       return state.status === 'cancelling' ? [event.task_id] : [];
-    case 'tasks.ready':
-      return state.status === 'cancelling' ? event.data.tasks.map((t) => t.task_id) : [];
     default:
       return [];
   }

@@ -149,13 +149,6 @@ function apply(state: FlowState, event: FlowEvent): void {
         if (advance(state, task, 'ready')) task.ready_at = event.time;
       });
       return;
-    case 'tasks.ready':
-      for (const { task_id } of event.data.tasks) {
-        withTask(state, task_id, (task) => {
-          if (advance(state, task, 'ready')) task.ready_at = event.time;
-        });
-      }
-      return;
     case 'task.waiting':
       withTask(state, event.task_id, (task) => {
         if (!advance(state, task, 'waiting')) return;

@@ -207,19 +207,11 @@ export const FlowWebhookAbandoned = envelope(
 );
 
 // Task lifecycle.
-const Readied = z.object({ queue: QueueName, priority: z.number().int(), concurrency_key: z.string().optional(), spec: TaskSpec });
-export const TaskReady = envelope('task.ready', Readied, taskScope);
-/** Most tasks one `tasks.ready` records. */
-export const READY_BATCH_MAX_TASKS = 100;
-/** One task of a `tasks.ready`: what its own `task.ready` would carry. */
-export const ReadyTask = Readied.extend({ task_id: TaskId });
-export type ReadyTask = z.infer<typeof ReadyTask>;
-/**
- * Tasks that one decision readied together (a submission's roots, the branches of a fan-out),
- * recorded in one event instead of one `task.ready` each, in definition order. Every reader treats
- * each entry as the task's own `task.ready` (see readiedBy); see batchReadyDecisions for when.
- */
-export const TasksReady = envelope('tasks.ready', z.object({ tasks: z.array(ReadyTask).min(2).max(READY_BATCH_MAX_TASKS) }), flowScope);
+export const TaskReady = envelope(
+  'task.ready',
+  z.object({ queue: QueueName, priority: z.number().int(), concurrency_key: z.string().optional(), spec: TaskSpec }),
+  taskScope,
+);
 export const THROTTLE_REASONS = ['rate', 'concurrency', 'key_concurrency'] as const;
 export const TaskThrottled = envelope(
   'task.throttled',
@@ -384,7 +376,6 @@ export const FlowEvent = z.discriminatedUnion('type', [
   FlowWebhookDelivered,
   FlowWebhookAbandoned,
   TaskReady,
-  TasksReady,
   TaskWaiting,
   TaskThrottled,
   TaskDispatched,
@@ -429,13 +420,3 @@ export type EventDraft = {
 export type EventBody<K extends keyof FlowEvent | 'task_id' | 'attempt'> = {
   [T in EventType]: Omit<EventOf<T>, K>;
 }[EventType];
-
-/**
- * The tasks an event readies, each as its own `task.ready` would say it: one for a `task.ready`,
- * every entry of a `tasks.ready`, none for anything else.
- */
-export function readiedBy(event: FlowEvent): Array<EventOf<'task.ready'>> {
-  if (event.type === 'task.ready') return [event];
-  if (event.type !== 'tasks.ready') return [];
-  return event.data.tasks.map(({ task_id, ...data }) => ({ id: event.id, type: 'task.ready', version: event.version, flow_id: event.flow_id, task_id, time: event.time, data }));
-}

@@ -5,7 +5,6 @@ import type { EventType } from './catalogue.js';
  * Subject layout (see docs/architecture.md):
  *   ts.evt.<partition>.<flow_id>.<type...>   every flow and task event (type has a dot: task.ready)
  *   ts.work.<queue>                          work items for one executor pool
- *   ts.ready.<group>.<queue>                 tasks readied together, one message each, for one group of dispatchers
  *   ts.dlq.<source>                          messages set aside, with the reason
  *   ts.timer.<flow_id>                       durable flow deadlines (timeout_secs)
  *   ts.signal.<name>                         signals sent to wait tasks
@@ -44,19 +43,6 @@ export function workSubject(layout: SubjectLayout, queue: string): string {
 
 export function allWorkFilter(layout: SubjectLayout): string {
   return `${layout.prefix}.work.>`;
-}
-
-/** `group` is the dispatchers' consumer name: each group has its own share of the ready stream. */
-export function readySubject(layout: SubjectLayout, group: string, queue: string): string {
-  return `${layout.prefix}.ready.${group}.${queue}`;
-}
-
-export function readyGroupFilter(layout: SubjectLayout, group: string): string {
-  return `${layout.prefix}.ready.${group}.>`;
-}
-
-export function allReadyFilter(layout: SubjectLayout): string {
-  return `${layout.prefix}.ready.>`;
 }
 
 export function timerSubject(layout: SubjectLayout, flowId: string): string {

@@ -172,8 +172,6 @@ export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, fl
       await pump(socket, feed, after, request.log, (event) => {
         if (types && !types.includes(event.type)) return false;
         if (queue !== undefined) {
-          // Tasks readied together may be of several queues: the batch is shown if one is this one.
-          if (event.type === 'tasks.ready') return event.data.tasks.some((task) => task.queue === queue);
           const data = event.data as { queue?: string; definition?: { queue: string } };
           const eventQueue = data.queue ?? data.definition?.queue ?? index.get(event.flow_id)?.queue;
           if (eventQueue !== queue) return false;
