@@ -77,7 +77,7 @@ describe('the stops the log holds', () => {
     const watches = [await watchStops(jetstream(nc), topo, fromNow, log), await watchStops(jetstream(nc), topo, fromSince, log, { since })];
     try {
       await store(after, 'flow.submitted', 'flow.deadline_passed');
-      expect(await eventually(() => fromNow.reasonFor(after, task) !== undefined && fromSince.reasonFor(after, task) !== undefined)).toBe(true);
+      expect(await eventually(() => [fromNow.reasonFor(after, task), fromSince.reasonFor(after, task), fromSince.reasonFor(before, task)].every((why) => why !== undefined))).toBe(true);
       expect(fromNow.reasonFor(after, task)).toBe(deadline.why);
       expect(fromSince.reasonFor(before, task)).toBe(cancel.why);
       expect(fromNow.reasonFor(before, task)).toBeUndefined();

@@ -68,7 +68,7 @@ export class DispatchWindow {
    * Waits for the task's turn and a slot, then runs `send`; a send that fails gives the slot back.
    * A task that ends while it waits is not sent.
    */
-  async dispatch(held: Held, send: () => Promise<void>): Promise<void> {
+  async dispatch(held: Held, send: () => Promise<unknown>): Promise<void> {
     const go = await new Promise<boolean>((release, handBack) => {
       if (this.closed) return handBack(new HandBack('dispatcher stopping'));
       this.waiting.add({ ...held, release, handBack });

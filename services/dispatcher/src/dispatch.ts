@@ -16,8 +16,11 @@ export function withQueueDefaults(spec: TaskSpec, policy: QueuePolicy): TaskSpec
   };
 }
 
-/** Sends an admitted task on its way, with the spec its queue's defaults completed. */
-export type Dispatch = (ready: EventOf<'task.ready'>, spec: TaskSpec) => Promise<void>;
+/**
+ * Sends an admitted task on its way, with the spec its queue's defaults completed. Resolves true
+ * when the work stream already held the task's work item (a dispatch repeated).
+ */
+export type Dispatch = (ready: EventOf<'task.ready'>, spec: TaskSpec) => Promise<boolean>;
 
 /**
  * The dispatch step: publishes the work item on `work.<queue>` (msgID `<flow>:<task>:work`, so a
@@ -27,12 +30,13 @@ export type Dispatch = (ready: EventOf<'task.ready'>, spec: TaskSpec) => Promise
  * sequential wait for the first's acknowledgement.
  */
 export function dispatchStep(js: JetStreamClient, layout: SubjectLayout): Dispatch {
-  const send = async (ready: EventOf<'task.ready'>, spec: TaskSpec): Promise<void> => {
+  const send = async (ready: EventOf<'task.ready'>, spec: TaskSpec): Promise<boolean> => {
     const key = idempotencyKeyOf(ready.flow_id, ready.task_id);
     const item: WorkItem = { version: 1, flow_id: ready.flow_id, task_id: ready.task_id, spec, idempotency_key: key, dispatched_at: new Date().toISOString() };
     const headers = traceHeaders();
-    await js.publish(workSubject(layout, ready.data.queue), encodeJson(item), { msgID: `${key}:work`, ...(headers && { headers }) });
+    const ack = await js.publish(workSubject(layout, ready.data.queue), encodeJson(item), { msgID: `${key}:work`, ...(headers && { headers }) });
     dispatched(ready, Date.now());
+    return ack.duplicate;
   };
   return (ready, spec) => inChildSpan('dispatch task', activeTraceContext(), { kind: SpanKind.PRODUCER, attributes: { ...flowAttributes(ready), 'taskstream.queue': ready.data.queue } }, () => send(ready, spec));
 }

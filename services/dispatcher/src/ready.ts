@@ -29,14 +29,18 @@ async function alreadyFinished(js: JetStreamClient, topo: Topology, ready: Event
 /**
  * Handles one `task.ready`: applies its queue's defaults, then dispatches it through the queue's
  * window (unlimited queue), after admission at its gate (limited queue), or at once (no window).
- * Resolves when the task was dispatched or left (its flow stopped, or it ended while waiting): the
- * ready event is then acked.
+ * Resolves when the task was dispatched or left (it ended while waiting): the ready event is then
+ * acked.
  *
- * A task of a stopped flow is cancelled by the planner, and this dispatcher drops it when it sees
- * that end while the task waits here. An end stored while no dispatcher held the ready event (a
- * backlog, or a restart that handed it back) is never seen here, so the flow's stop is asked
- * instead: on arrival, of what the stop watch has told (free); and for a limited queue once more of
- * the log after admission, as a slot taken for a task whose end has passed would be held for good.
+ * A slot taken for a task whose end has already passed would be held for good, as a task's end is
+ * stored once. This dispatcher drops a task whose end it sees while the task waits here; an end
+ * stored while no dispatcher held the ready event (a backlog, or a restart that handed it back) is
+ * found otherwise. A task that has not started ends only by its flow's stop, so a task of a flow
+ * known to be stopped (from the stop watch, free) goes to the executor at once without a slot, and
+ * a limited queue reads the flow's stops from the log again once it has admitted a task. The
+ * executor then decides, as for any task of a stopped flow: it cancels the task, or runs one the
+ * stop spares. And whenever a task leaves without a slot, any slot an earlier delivery of it took
+ * is given back (an idempotent release), as is one whose repeated dispatch finds the task ended.
  */
 export function readyHandler(options: ReadyHandlerOptions): (ready: EventOf<'task.ready'>, msg: JsMsg) => Promise<void> {
   const { js, topo, policyOf, rooms, stops, limits, windowSize, dispatch } = options;
@@ -44,28 +48,44 @@ export function readyHandler(options: ReadyHandlerOptions): (ready: EventOf<'tas
   // their publishes go out a few hundred at a time so the pending requests do not pile up in memory.
   const dispatching = pLimit(DISPATCHING);
   return async (ready, msg) => {
-    if (stops.reasonFor(ready.flow_id, ready.data.spec) !== undefined) return;
-    if (msg.info.deliveryCount > 1 && (await alreadyFinished(js, topo, ready))) return;
     const queue = ready.data.queue;
     const policy = policyOf(queue);
+    const limited = isLimited(policy);
+    const key = idempotencyKeyOf(ready.flow_id, ready.task_id);
+    const giveBack = async () => {
+      if (limited) await limits.release([queue], key);
+    };
+    if (msg.info.deliveryCount > 1 && (await alreadyFinished(js, topo, ready))) return giveBack();
     const spec = withQueueDefaults(ready.data.spec, policy);
     // Dispatched from the window or the gate, maybe much later: in this event's trace.
     const send = bindTraceContext(() => dispatch(ready, spec));
-    const waiter = { key: idempotencyKeyOf(ready.flow_id, ready.task_id), flowId: ready.flow_id, priority: ready.data.priority, seq: msg.seq, msg };
-    if (!isLimited(policy) && windowSize > 0) {
+    const withoutSlot = async () => {
+      await giveBack();
+      await dispatching(send);
+    };
+    if (stops.reasonFor(ready.flow_id, ready.data.spec) !== undefined) return withoutSlot();
+    const waiter = { key, flowId: ready.flow_id, priority: ready.data.priority, seq: msg.seq, msg };
+    if (!limited && windowSize > 0) {
       await rooms.window(queue).dispatch(waiter, send);
       return;
     }
-    if (isLimited(policy)) {
+    if (limited) {
       const concurrencyKey = ready.data.concurrency_key;
       const admitted = await rooms.gate(queue).wait({ ...waiter, ...(concurrencyKey !== undefined && { concurrencyKey }) });
       if (!admitted) return;
       // The slot is recorded: a stop stored from now on ends the task later, and that end releases it.
-      if ((await stops.storedStop(ready.flow_id, spec)) !== undefined) {
-        await limits.release([queue], waiter.key);
-        return;
+      let stopped: boolean;
+      try {
+        stopped = (await stops.storedStop(ready.flow_id, spec)) !== undefined;
+      } catch (error) {
+        await giveBack();
+        throw error;
       }
+      if (stopped) return withoutSlot();
     }
-    await dispatching(send);
+    const repeated = await dispatching(send);
+    // A dispatch whose acknowledgement was lost comes back, maybe as a first delivery (nats-server
+    // 2.9), and is admitted again after its task may have run and released its slot.
+    if (limited && repeated && (await alreadyFinished(js, topo, ready))) await giveBack();
   };
 }

@@ -3,7 +3,7 @@ import { EventLog, Kvm, newId, QueueLimitsStore, QueuePolicyStore } from '@tasks
 import { createContext, createLogger, type ServiceContext } from '@taskstream/runtime';
 import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startDispatcher, type DispatcherHandle } from '../src/dispatcher.js';
+import { startDispatcher, type DispatcherHandle, type DispatcherOptions } from '../src/dispatcher.js';
 
 let nats: NatsServer;
 let ctx: ServiceContext;
@@ -127,13 +127,14 @@ describe('dispatcher against a real nats-server', () => {
   }, 60_000);
 
   /**
-   * A queue of concurrency 1 with one task running and two waiting; the dispatcher stops (handing
-   * the waiting two back) and the flow is cancelled before the next one starts. Returns the
-   * cancelled flow's waiting tasks and a task of another flow, ready after the restart.
+   * A queue with one task dispatched and two waiting; the dispatcher stops (handing the waiting two
+   * back) and the flow is cancelled, with every task's end stored, before the next one starts.
+   * Returns the cancelled flow and a task of another flow, ready after the restart, once dispatched.
    */
-  async function cancelledWhileStopped(queue: string, consumer: string, restarted: { stopsLookbackMs?: number }) {
-    await (await QueuePolicyStore.open(ctx.js, ctx.topo)).put(queue, { concurrency: 1 });
-    const first = await startDispatcher(ctx, { consumer });
+  async function cancelledWhileStopped(queue: string, options: DispatcherOptions, restarted: { stopsLookbackMs?: number }) {
+    // A hand-back may come back only after the ack wait (nats-server 2.9): a short one.
+    options = { ...options, ackWaitMs: 2_000 };
+    const first = await startDispatcher(ctx, options);
     const flowId = newId();
     const [running, ...waiting] = await ready(queue, flowId, ids('t', 3));
     await waitFor('the first task to be dispatched', () => (dispatchedOf(flowId).length === 1 ? true : undefined));
@@ -141,26 +142,55 @@ describe('dispatcher against a real nats-server', () => {
     await first.stop();
     await cancelRequested(flowId);
     for (const key of [running!, ...waiting]) await cancelled(key);
-    handles.push(await startDispatcher(ctx, { consumer, ...restarted }));
+    const second = await startDispatcher(ctx, { ...options, ...restarted });
+    handles.push(second);
+    // The handed-back tasks come back (at once, or after the ack wait) before the next flow's task is
+    // ready: each is dropped as ended, or sent to the executor without a slot, and the slot stays free.
+    await new Promise((resolve) => setTimeout(resolve, 2 * options.ackWaitMs! + 1_000));
     const [later] = await ready(queue, newId(), ['next']);
     await waitFor("the other flow's task to be dispatched", () => (dispatched.includes(later!) ? true : undefined));
-    return { flowId, running: running!, later: later! };
+    return { flowId, later: later!, second };
   }
 
-  it('drops the tasks handed back at a restart whose flow was cancelled meanwhile', async () => {
+  it('takes no slot at a limited queue for the tasks handed back at a restart whose flow was cancelled meanwhile', async () => {
     const queue = 'restarted';
-    const { flowId, running, later } = await cancelledWhileStopped(queue, 'restarted', {});
-    expect(dispatchedOf(flowId)).toEqual([running]);
+    await (await QueuePolicyStore.open(ctx.js, ctx.topo)).put(queue, { concurrency: 1 });
+    const { later } = await cancelledWhileStopped(queue, { consumer: 'restarted' }, {});
     const { record } = await (await QueueLimitsStore.open(ctx.js, ctx.topo)).read(queue);
     expect(Object.keys(record.holders)).toEqual([later]);
   }, 60_000);
 
   it('gives back the slot of a task admitted after its flow stopped, when the stop watch began too late to tell', async () => {
     const queue = 'late-watch';
-    const { flowId, running, later } = await cancelledWhileStopped(queue, 'late-watch', { stopsLookbackMs: 0 });
-    expect(dispatchedOf(flowId)).toEqual([running]);
+    await (await QueuePolicyStore.open(ctx.js, ctx.topo)).put(queue, { concurrency: 1 });
+    const { later } = await cancelledWhileStopped(queue, { consumer: 'late-watch' }, { stopsLookbackMs: 0 });
     const { record } = await (await QueueLimitsStore.open(ctx.js, ctx.topo)).read(queue);
     expect(Object.keys(record.holders)).toEqual([later]);
+  }, 60_000);
+
+  it('takes no window slot for a task of a flow it knows stopped, and sends it to the executor to settle', async () => {
+    const queue = 'restarted-window';
+    // A slot taken by a task whose end was stored before this dispatcher started would be held for the whole lease.
+    const { later, second } = await cancelledWhileStopped(queue, { consumer: 'restarted-window', dispatchWindow: 1, dispatchLeaseMs: 600_000 }, {});
+    expect(second.stats()[queue]?.running).toBe(1);
+    expect(dispatched.at(-1)).toBe(later);
+  }, 60_000);
+
+  it("sends a stopped flow's tasks to the executor, which decides: a cleanup task fail_fast spares is not dropped", async () => {
+    const queue = 'spared';
+    await (await QueuePolicyStore.open(ctx.js, ctx.topo)).put(queue, { concurrency: 1 });
+    const flowId = newId();
+    // fail_fast spares `always` tasks; a deadline after it is one the planner no longer acts on, so
+    // only the executor can end the cleanup task: dropped here, the flow would never finish.
+    await log.appendNew({ type: 'flow.fail_fast', flow_id: flowId, data: { task_id: 'build', reason: 'build failed' } }, `${flowId}:flow.fail_fast`);
+    await log.appendNew({ type: 'flow.deadline_passed', flow_id: flowId, data: { timeout_secs: 1 } }, `${flowId}:flow.deadline_passed`);
+    const dispatcher = await startDispatcher(ctx, { consumer: 'spared' });
+    handles.push(dispatcher);
+    const spec: TaskSpec = { id: 'cleanup', executor: 'noop', config: {}, depends_on: [], queue, priority: 0, trigger_rule: 'always' };
+    await log.appendNew({ type: 'task.ready', flow_id: flowId, task_id: 'cleanup', data: { queue, priority: 0, spec } }, `${flowId}:cleanup:task.ready`);
+    await waitFor('the cleanup task to be dispatched', () => (dispatchedOf(flowId).length === 1 ? true : undefined));
+    const { record } = await (await QueueLimitsStore.open(ctx.js, ctx.topo)).read(queue);
+    expect(Object.keys(record.holders)).toEqual([]);
   }, 60_000);
 
   it('records a held task as throttled under its whole id, though the id holds ":"', async () => {
