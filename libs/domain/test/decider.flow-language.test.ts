@@ -5,6 +5,11 @@ import {
   evolve,
   resolveForAttempt,
   fold,
+  sparedByFailFast,
+  STOP_EVENTS,
+  STOPS,
+  stopReason,
+  strongerStop,
   TERMINAL_FLOW_EVENTS,
   TRIGGER_RULES,
   triggerVerdict,
@@ -12,6 +17,7 @@ import {
   type FlowDefinition,
   type FlowEvent,
   type FlowState,
+  type Stop,
   type TaskStatus,
   type TriggerRule,
 } from '../src/index.js';
@@ -219,6 +225,35 @@ describe('fail_fast', () => {
     const history = [ev.submitted(def), ev.started(), ev.taskStarted('b'), ev.failed('a')];
     const failFast = stamp({ type: 'flow.fail_fast', flow_id: FLOW, data: { task_id: 'a', reason: 'fail_fast: task "a" failed' } });
     given([...history, failFast]).when(ev.cancelRequested()).then(['task.cancelled:c', 'task.cancelled:cleanup']);
+  });
+
+  it("the flow's timeout passing during fail_fast also cancels the always tasks, and the flow fails by fail_fast, not FLOW_TIMEOUT", () => {
+    const history = [ev.submitted(def), ev.started(), ev.taskStarted('b'), ev.failed('a')];
+    const failFast = stamp({ type: 'flow.fail_fast', flow_id: FLOW, data: { task_id: 'a', reason: 'fail_fast: task "a" failed' } });
+    given([...history, failFast]).when(ev.deadlinePassed()).then(['task.cancelled:c', 'task.cancelled:cleanup']);
+    const cancelled = (task: string) => stamp({ type: 'task.cancelled', flow_id: FLOW, task_id: task, data: { reason: 'stopped' } });
+    const before = [...history, failFast, ev.deadlinePassed(), cancelled('c'), cancelled('cleanup')];
+    const { drafts } = given(before).when(cancelled('b')).then(['flow.failed']);
+    expect(drafts[0]!.data).toMatchObject({ failed_tasks: ['a'], reason: expect.stringMatching(/^fail_fast: task "a" failed; /) });
+    expect(drafts[0]!.data).not.toHaveProperty('code');
+  });
+
+  it('spares an always task exactly when every executor and dispatcher would (KnownStops), whatever stops arrive in whatever order', () => {
+    const stopEvent = {
+      'flow.cancel_requested': ev.cancelRequested,
+      'flow.deadline_passed': ev.deadlinePassed,
+      'flow.fail_fast': () => stamp({ type: 'flow.fail_fast', flow_id: FLOW, data: { task_id: 'a', reason: 'fail_fast: task "a" failed' } }),
+    } as const;
+    fc.assert(
+      fc.property(fc.shuffledSubarray([...STOP_EVENTS], { minLength: 1 }), (order) => {
+        const state = fold([ev.submitted(def), ev.started(), ...order.map((type) => stopEvent[type]())]) as FlowState;
+        const known = order.reduce<Stop | undefined>((strongest, type) => strongerStop(strongest, STOPS[type]), undefined);
+        for (const id of state.order) {
+          const task = state.tasks[id]!;
+          expect(sparedByFailFast(state, task)).toBe(stopReason(known, task.spec) === undefined);
+        }
+      }),
+    );
   });
 });
 

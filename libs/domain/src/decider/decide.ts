@@ -240,7 +240,7 @@ function completion(state: FlowState, statusOf: (id: string) => TaskStatus): Eve
   const flowId = state.flow_id;
   const total = state.order.length;
   const succeeded = state.order.filter((id) => statusOf(id) === 'succeeded').length;
-  if (state.status === 'cancelling' && state.deadline_passed_at !== undefined) {
+  if (state.status === 'cancelling' && state.deadline_passed_at !== undefined && state.fail_fast_at === undefined) {
     const unfinished = state.order.filter((id) => statusOf(id) !== 'succeeded');
     return {
       key: `${flowId}:flow.failed`,

@@ -108,6 +108,11 @@ function apply(state: FlowState, event: FlowEvent): void {
       }
       return;
     case 'flow.deadline_passed':
+      // The timeout passing during fail_fast is recorded, as a cancel is: it stops the `always` tasks too.
+      if (state.status === 'cancelling' && state.fail_fast_at !== undefined && state.deadline_passed_at === undefined) {
+        state.deadline_passed_at = event.time;
+        return;
+      }
       if (!TERMINAL_FLOW_STATUSES.has(state.status) && state.status !== 'cancelling') {
         state.status = 'cancelling';
         state.deadline_passed_at = event.time;

@@ -116,7 +116,7 @@ export interface FlowState {
   finished_at?: string;
   cancel_requested_at?: string;
   cancel_reason?: string;
-  /** The flow's timeout passed: once its tasks have wound down it fails with FLOW_TIMEOUT. */
+  /** The flow's timeout passed: once its tasks have wound down it fails with FLOW_TIMEOUT (unless fail_fast stopped it first). */
   deadline_passed_at?: string;
   /** A task failed in a fail_fast flow: everything else winds down (but `always` tasks) and the flow fails. */
   fail_fast_at?: string;
@@ -135,9 +135,12 @@ export function isTerminalFlow(state: FlowState | null): boolean {
   return state !== null && TERMINAL_FLOW_STATUSES.has(state.status);
 }
 
-/** Whether a flow winding down lets `task` be: a fail_fast flow spares its `always` tasks (cleanup) unless it is also cancelled. */
+/**
+ * Whether a flow winding down lets `task` be: a fail_fast flow spares its `always` tasks (cleanup)
+ * unless it is also cancelled or its timeout passes (as every service's KnownStops has it).
+ */
 export function sparedByFailFast(state: FlowState, task: TaskState): boolean {
-  return state.fail_fast_at !== undefined && state.cancel_requested_at === undefined && task.spec.trigger_rule === 'always';
+  return state.fail_fast_at !== undefined && state.cancel_requested_at === undefined && state.deadline_passed_at === undefined && task.spec.trigger_rule === 'always';
 }
 
 /** Whether an ack (or a timeout) may still end `taskId`: it waits, and its flow is not about to cancel it. */
