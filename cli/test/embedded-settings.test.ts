@@ -30,10 +30,10 @@ describe("the embedded stack's settings", () => {
   });
 
   it('take the environment as a deployed service does, under the choices the stack makes itself', () => {
-    const env = { TASKSTREAM_LEASE_MS: '2500', TASKSTREAM_ACK_WAIT_MS: '12000', TASKSTREAM_DISPATCH_WINDOW: '0', TASKSTREAM_REBUILD: 'on', TASKSTREAM_HTTP_ALLOW: 'api.internal', TASKSTREAM_KILL_GRACE_MS: '500' };
+    const env = { TASKSTREAM_LEASE_MS: '2500', TASKSTREAM_ACK_WAIT_MS: '12000', TASKSTREAM_DISPATCH_WINDOW: '0', TASKSTREAM_REBUILD: 'on', TASKSTREAM_FLOW_RETENTION_SECS: '86400', TASKSTREAM_HTTP_ALLOW: 'api.internal', TASKSTREAM_KILL_GRACE_MS: '500' };
     const settings = stackSettings({ env: { ...env, TASKSTREAM_QUEUE: 'ci', TASKSTREAM_ALLOW_SHELL: 'false', TASKSTREAM_SHUTDOWN_GRACE_MS: '60000' } });
     expect(settings.planner.leaseMs).toBe(2500);
-    expect(settings.projector).toEqual({ leaseMs: 2500, rebuild: true });
+    expect(settings.projector).toEqual({ leaseMs: 2500, rebuild: true, flowRetentionSecs: 86_400 });
     expect(settings.dispatcher).toMatchObject({ ackWaitMs: 12_000, dispatchWindow: 0 });
     expect(settings.executor).toMatchObject({ ackWaitMs: 12_000, httpAllow: ['api.internal'], killGraceMs: 500, queue: '*', shellEnabled: true, shutdownGraceMs: 5_000 });
     expect(stackSettings({ env, httpAllow: ['localhost'], queue: 'ci', concurrency: 2, stepGraceMs: 100 }).executor).toMatchObject({ httpAllow: ['localhost'], queue: 'ci', concurrency: 2, shutdownGraceMs: 100 });

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { eventSubject } from '@taskstream/domain';
-import { connectNats, generateApiKey, jetstream, jetstreamManager, topology, type NatsConnection } from '@taskstream/nats';
+import { ArtifactStore, connectNats, Definitions, FlowRetention, FlowSummaryStore, FlowViewStore, generateApiKey, jetstream, jetstreamManager, Kvm, topology, type NatsConnection } from '@taskstream/nats';
 import { ConfiguredNats, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Deployment } from '../support/deployment.js';
@@ -231,6 +231,28 @@ describe('NATS permissions: one user per service, streams made by the provisione
       await deployment.restart('projector', { TASKSTREAM_REBUILD: 'true', TASKSTREAM_LOG_LEVEL: 'info' });
       await waitFor('the rebuild', () => (deployment!.processes.get('projector')!.logs().includes('rebuild complete; going live') ? true : undefined), 30_000);
       expect((await api('GET', `/api/v1/flows/${flowId}`)).body.status).toBe('succeeded');
+
+      // Flow retention under the projector's user: each ended flow purged from the log, the views
+      // and summaries, and both object stores (the large definition, the artifact).
+      const projector = jetstream(await connectAs('projector'));
+      const kvm = new Kvm(projector);
+      const stores = {
+        js: projector,
+        topo,
+        views: new FlowViewStore(projector, await kvm.open(topo.flowsBucket), topo.flowsBucket),
+        summaries: new FlowSummaryStore(await kvm.open(topo.summariesBucket), topo.summariesBucket),
+        definitions: await Definitions.open(projector, topo),
+        artifacts: await ArtifactStore.open(projector, topo),
+      };
+      const retention = new FlowRetention(stores, 1);
+      let removed = 0;
+      for (let partition = 0; partition < topo.layout.partitions; partition++) removed += await retention.sweep(partition, Date.now() + 1_000);
+      expect(removed).toBeGreaterThanOrEqual(8);
+      expect((await api('GET', `/api/v1/flows/${flowId}`)).status).toBe(404);
+      expect((await api('GET', `/api/v1/flows/${files}/artifacts/a.txt`)).status).toBe(404);
+      const stored = await jetstreamManager(await connectAs('provisioner'));
+      expect((await stored.streams.info(`OBJ_${topo.definitionsBucket}`)).state.messages).toBe(0);
+      expect((await stored.streams.info(`OBJ_${topo.artifactsBucket}`)).state.messages).toBe(0);
 
       expect(violations(nats.output()), nats.output()).toEqual([]);
       expect([...deployment.processes.values()].every((p) => !p.exited), deployment.logs()).toBe(true);

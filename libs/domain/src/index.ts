@@ -4,6 +4,7 @@ export * from './flow/executors.js';
 export * from './flow/graph.js';
 export * from './flow/validate.js';
 export * from './flow/limits.js';
+export * from './flow/retention.js';
 export * from './events/catalogue.js';
 export * from './events/subjects.js';
 export * from './decider/state.js';

@@ -1,7 +1,8 @@
 import { StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
-import { artifactFlowPrefix, eventSubject } from '@taskstream/domain';
-import { readEvents } from './history.js';
+import { eventSubject } from '@taskstream/domain';
+import { readEvents, readEventsDirect } from './history.js';
+import { purgeObject } from './object-purge.js';
 import type { Layout } from './records.js';
 import type { Topology } from './topology.js';
 
@@ -101,15 +102,18 @@ export class ArtifactStore {
   }
 
   /**
-   * Deletes every object of the flow: those its events name, and any other under its prefix (an
-   * upload whose event was never stored). Reads the whole store's index to find the latter.
+   * Removes every object the flow's events name, leaving nothing behind (retention; the flow's
+   * events must still be in the log). An upload whose event was never stored (its executor died
+   * between the two) is not named, and stays.
    */
-  async deleteFlow(flowId: string): Promise<number> {
-    const prefix = artifactFlowPrefix(flowId);
-    const names = new Set((await this.objectsOf(flowId)).map((o) => o.object));
-    for (const info of await this.store.list()) if (info.name.startsWith(prefix) && !info.deleted) names.add(info.name);
-    for (const name of names) await this.store.delete(name);
-    return names.size;
+  async removeFlow(flowId: string): Promise<number> {
+    const events = await readEventsDirect(this.js, this.topo.eventsStream, eventSubject(this.topo.layout, flowId, 'task.artifact_stored'), 0);
+    const names = new Set(events.flatMap((stored) => ('event' in stored && stored.event.type === 'task.artifact_stored' ? [stored.event.data.object] : [])));
+    if (names.size === 0) return 0;
+    const jsm = await this.js.jetstreamManager();
+    let removed = 0;
+    for (const name of names) if (await purgeObject(jsm, this.store, this.topo.artifactsBucket, name)) removed++;
+    return removed;
   }
 }
 

@@ -5,6 +5,7 @@ import { StorageType } from '@nats-io/jetstream';
 import type { DefinitionRef, FlowDefinition, FlowEvent, Lineage } from '@taskstream/domain';
 import type { Topology } from './topology.js';
 import type { Layout } from './records.js';
+import { purgeObject } from './object-purge.js';
 
 interface StoredDefinition {
   definition: FlowDefinition;
@@ -43,6 +44,7 @@ export class Definitions {
   private cachedBytes = 0;
 
   private constructor(
+    private readonly js: JetStreamClient,
     private readonly store: ObjectStore,
     private readonly bucket: string,
     private readonly cacheBytes: number,
@@ -51,7 +53,7 @@ export class Definitions {
   static async open(js: JetStreamClient, topo: Topology, options: { cacheBytes?: number } = {}): Promise<Definitions> {
     const objm = new Objm(js);
     const store = await objm.create(topo.definitionsBucket, { replicas: topo.replicas, storage: StorageType.File });
-    return new Definitions(store, topo.definitionsBucket, options.cacheBytes ?? DEFINITION_CACHE_BYTES);
+    return new Definitions(js, store, topo.definitionsBucket, options.cacheBytes ?? DEFINITION_CACHE_BYTES);
   }
 
   /** Stores a definition before its submission is appended, so no event names a missing object. */
@@ -79,6 +81,12 @@ export class Definitions {
     if (entry === undefined) return;
     this.cache.delete(flowId);
     this.cachedBytes -= entry.bytes;
+  }
+
+  /** Removes the definition stored for `flowId`, if one was (retention), leaving nothing behind. */
+  async remove(flowId: string): Promise<void> {
+    this.release(flowId);
+    await purgeObject(await this.js.jetstreamManager(), this.store, this.bucket, flowId);
   }
 
   private cached(ref: DefinitionRef): StoredDefinition | undefined {

@@ -1,3 +1,4 @@
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { FlowSummary } from '@taskstream/domain';
 import { z } from 'zod';
@@ -61,6 +62,21 @@ export class FlowSummaryStore {
     })();
     if ((await this.kv.status()).values === 0) ready();
     return () => watch.stop();
+  }
+
+  /**
+   * Removes the flow's summary (retention). The bucket keeps a removal marker, which is how each
+   * gateway's watch learns of it; `dropMarker` removes that once every watch has had time to see it.
+   */
+  remove(flowId: string): Promise<void> {
+    return this.kv.purge(flowId);
+  }
+
+  /** Removes the marker `remove` left for `flowId`, unless the flow has a summary again. */
+  async dropMarker(jsm: JetStreamManager, flowId: string): Promise<void> {
+    const entry = await this.kv.get(flowId);
+    if (entry === null || entry.operation === 'PUT') return;
+    await jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${flowId}`, keep: 0 });
   }
 
   async purgeAll(): Promise<void> {

@@ -168,6 +168,18 @@ export class FlowViewStore {
     );
   }
 
+  /**
+   * Removes the flow's view, whole or paged, leaving no record (nothing watches this bucket; a
+   * read finds no view and the caller folds the log): for retention. The header goes first, so a
+   * reader never finds a header without its pages.
+   */
+  async remove(flowId: string): Promise<void> {
+    const jsm = await this.js.jetstreamManager();
+    const stream = `KV_${this.bucket}`;
+    await jsm.streams.purge(stream, { filter: `$KV.${this.bucket}.${flowViewKey(flowId)}` });
+    await jsm.streams.purge(stream, { filter: `$KV.${this.bucket}.${pagedViewKeys(flowId)}` });
+  }
+
   /** Removes every view (a rebuild starts from nothing). */
   async purgeAll(): Promise<void> {
     for await (const key of await this.kv.keys()) await this.kv.purge(key);

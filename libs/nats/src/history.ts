@@ -80,7 +80,8 @@ async function readEventsOnceOrDirect(
   }
 }
 
-async function readEventsDirect(
+/** Every event on `filter` after `afterSeq`, one direct get each (no consumer): for reads expected to find few or none. */
+export async function readEventsDirect(
   js: JetStreamClient,
   stream: string,
   filter: string,
@@ -115,6 +116,15 @@ async function readEventsOnce(
   });
   if (end === 'stalled') out.push(...(await readEventsDirect(js, stream, filter, last)));
   return out;
+}
+
+/**
+ * Removes every event of a flow from the log, leaving nothing behind: for retention only (see
+ * FlowRetention), once the flow has ended and been kept as long as the operator asked.
+ */
+export async function purgeFlowEvents(js: JetStreamClient, topo: Topology, flowId: string): Promise<number> {
+  const jsm = await js.jetstreamManager();
+  return (await jsm.streams.purge(topo.eventsStream, { filter: flowEventsFilter(topo.layout, flowId) })).purged;
 }
 
 export async function readFlowHistory(js: JetStreamClient, topo: Topology, flowId: string, afterSeq = 0): Promise<StoredEvent[]> {

@@ -16,6 +16,7 @@ export * from './api-keys.js';
 export * from './records.js';
 export * from './flow-views.js';
 export * from './flow-summaries.js';
+export * from './flow-retention.js';
 export * from './idempotency.js';
 export { LAYOUT as QUEUE_POLICIES_LAYOUT, CorruptQueuePolicyError, decodeQueuePolicy, queueOfPolicyKey, queuePolicyKey, QueuePolicyRecord, QueuePolicyStore, QueuePolicyTable } from './queue-policies.js';
 export { LAYOUT as QUEUE_LIMITS_LAYOUT, CorruptQueueLimitsError, decodeQueueLimits, queueLimitsKey, QueueLimitsSchema, QueueLimitsStore, queueOfLimitsKey, type LimitsChange } from './queue-limits.js';

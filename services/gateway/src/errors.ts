@@ -23,7 +23,7 @@ export const ERRORS = {
     message: (needed: string, has: string) => `this route needs the "${needed}" scope; the key has "${has}"`,
     details: (needed: string) => ({ required_scope: needed }),
   },
-  FLOW_NOT_FOUND: { status: 404, message: (id: string) => `no flow with id "${id}"; check the id returned when the flow was submitted` },
+  FLOW_NOT_FOUND: { status: 404, message: (id: string) => `no flow with id "${id}"; check the id returned when the flow was submitted (a flow that ended longer ago than the flow retention, if one is set, has been removed)` },
   TASK_NOT_FOUND: { status: 404, message: (flowId: string, taskId: string) => `flow "${flowId}" has no task "${taskId}"; GET /api/v1/flows/${flowId} lists its tasks (encode "/" in a task id as %2F)` },
   NOT_AN_APPROVAL: {
     status: 400,
@@ -114,7 +114,7 @@ export const ERROR_WHEN: Record<ErrorCode, string> = {
   MALFORMED_REQUEST: 'not valid HTTP/1.1 (answered, then the connection is closed)',
   UNAUTHORIZED: 'no valid API key: missing, malformed, unknown, revoked or expired, all answered alike',
   FORBIDDEN: "the key lacks the route's scope; `required_scope` names the scope needed",
-  FLOW_NOT_FOUND: 'no flow with that id (also for a malformed id)',
+  FLOW_NOT_FOUND: 'no flow with that id (also for a malformed id, and for a flow removed past its retention)',
   TASK_NOT_FOUND: 'the flow has no task with that id',
   NOT_AN_APPROVAL: 'acking a task that is not an approval task',
   INVALID_APPROVAL_CODE: "an ack whose `code` is missing or is not the task's approval code; nothing is changed",

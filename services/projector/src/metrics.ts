@@ -8,6 +8,8 @@ import { counter, histogram } from '@taskstream/runtime';
 
 const eventsProjected = counter({ name: 'taskstream_projector_events_total', help: 'Events folded into views by the live consumers, by event type.', labelNames: ['type'] });
 
+const flowsRemovedTotal = counter({ name: 'taskstream_projector_flows_removed_total', help: 'Flows removed past their retention (TASKSTREAM_FLOW_RETENTION_SECS): events, view, summary, definition and artifacts.' });
+
 const batchWrites = histogram({
   name: 'taskstream_projector_batch_write_seconds',
   help: 'How long writing one batch of views and summaries took (written batches only).',
@@ -23,4 +25,9 @@ export function eventProjected(type: EventType): void {
 export function batchWriting(): () => void {
   const end = batchWrites.startTimer();
   return () => void end();
+}
+
+/** Flows past their retention were removed. */
+export function flowsRemoved(count: number): void {
+  flowsRemovedTotal.inc(count);
 }

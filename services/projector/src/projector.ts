@@ -1,10 +1,11 @@
 import { hostname } from 'node:os';
 import { partitionFilter } from '@taskstream/domain';
-import { DeadLetters, decodeEvent, definitionsOf, ensureOrderedTakeover, FlowSummaryStore, FlowViewStore, Kvm, newId, startConsumerLoop } from '@taskstream/nats';
+import { ArtifactStore, DeadLetters, decodeEvent, FlowRetention, definitionsOf, ensureOrderedTakeover, FlowSummaryStore, FlowViewStore, Kvm, newId, startConsumerLoop } from '@taskstream/nats';
 import { PartitionOwner, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import { FlowMemory } from './flow-memory.js';
 import { Projection } from './projection.js';
 import { rebuildViews } from './rebuild.js';
+import { startRetentionSweeps } from './retention.js';
 import { viewBatch } from './view-batch.js';
 
 export interface ProjectorOptions {
@@ -16,6 +17,12 @@ export interface ProjectorOptions {
   maxCachedFlows?: number;
   /** Throw every view away and fold the whole log again before going live. */
   rebuild?: boolean;
+  /**
+   * Remove a flow this many seconds after it ended (its events, view, summary, definition and
+   * artifacts); 0 or absent keeps every flow. The setting is bounded (MIN_FLOW_RETENTION_SECS);
+   * this option is not, for tests.
+   */
+  flowRetentionSecs?: number;
 }
 
 /**
@@ -65,10 +72,21 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     },
   });
   await owner.start();
-  ctx.log.info({ consumer, partitions: owner.partitions }, 'projector started');
+  const retentionMs = (options.flowRetentionSecs ?? 0) * 1000;
+  const sweeps =
+    retentionMs > 0
+      ? startRetentionSweeps(
+          ctx,
+          new FlowRetention({ js: ctx.js, topo: ctx.topo, views, summaries, definitions, artifacts: await ArtifactStore.open(ctx.js, ctx.topo) }, retentionMs, (flowId) => memory.forget(flowId)),
+          retentionMs,
+          () => owner.partitions,
+        )
+      : undefined;
+  ctx.log.info({ consumer, partitions: owner.partitions, ...(retentionMs > 0 && { flow_retention_secs: retentionMs / 1000 }) }, 'projector started');
   return {
     name: 'projector',
     stop: async () => {
+      await sweeps?.stop();
       await owner.stop();
       await batch.close();
     },

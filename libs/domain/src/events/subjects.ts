@@ -37,6 +37,11 @@ export function eventTypeFilter(layout: SubjectLayout, type: EventType): string 
   return `${layout.prefix}.evt.*.*.${type}`;
 }
 
+/** Every event of one type in one partition. */
+export function partitionTypeFilter(layout: SubjectLayout, partition: number, type: EventType): string {
+  return `${layout.prefix}.evt.${partition}.*.${type}`;
+}
+
 export function workSubject(layout: SubjectLayout, queue: string): string {
   return `${layout.prefix}.work.${queue}`;
 }

@@ -1,0 +1,27 @@
+/**
+ * How long a finished flow is kept (its events, view, summary, definition and artifacts) before
+ * the projector that owns its partition removes it. Off (0) keeps every flow, as before retention.
+ */
+
+/**
+ * The shortest retention an operator may set: longer than a finished flow may still append
+ * events (its webhook's retries, about four minutes) and than the log's de-duplication window
+ * (ten minutes), so nothing is written for a flow once it is gone.
+ */
+export const MIN_FLOW_RETENTION_SECS = 3_600;
+/** The longest: ten years. */
+export const MAX_FLOW_RETENTION_SECS = 10 * 365 * 24 * 3_600;
+
+/** Whether a flow that ended at `endedAtMs` has been kept `retentionMs` by `nowMs`. */
+export function isExpired(endedAtMs: number, nowMs: number, retentionMs: number): boolean {
+  return retentionMs > 0 && nowMs - endedAtMs >= retentionMs;
+}
+
+/**
+ * How often a projector looks for expired flows: a tenth of the retention, between a second and
+ * ten minutes, so a flow is removed at most a tenth of its retention late and an idle projector
+ * asks the log little.
+ */
+export function retentionSweepMs(retentionMs: number): number {
+  return Math.min(600_000, Math.max(1_000, Math.floor(retentionMs / 10)));
+}

@@ -1,0 +1,31 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { isExpired, retentionSweepMs } from '../src/index.js';
+
+describe('flow retention', () => {
+  it('expires a flow exactly once it has been kept the retention, and never with retention off', () => {
+    expect(isExpired(1_000, 61_000, 60_000)).toBe(true);
+    expect(isExpired(1_000, 60_999, 60_000)).toBe(false);
+    expect(isExpired(0, Number.MAX_SAFE_INTEGER, 0)).toBe(false);
+    fc.assert(
+      fc.property(fc.nat(2 ** 45), fc.nat(2 ** 40), fc.nat(2 ** 40), (endedAt, kept, retention) => {
+        expect(isExpired(endedAt, endedAt + kept, retention)).toBe(retention > 0 && kept >= retention);
+      }),
+    );
+  });
+
+  it('sweeps every tenth of the retention, at least every ten minutes and at most every second', () => {
+    expect(retentionSweepMs(3_600_000)).toBe(360_000);
+    expect(retentionSweepMs(30 * 24 * 3_600_000)).toBe(600_000);
+    expect(retentionSweepMs(2_000)).toBe(1_000);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 45 }), (retention) => {
+        const every = retentionSweepMs(retention);
+        expect(every).toBeGreaterThanOrEqual(1_000);
+        expect(every).toBeLessThanOrEqual(600_000);
+        // A flow is removed no later than a tenth of its retention (or the bounds) after it expires.
+        expect(every <= Math.max(1_000, retention / 10)).toBe(true);
+      }),
+    );
+  });
+});

@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { Base64UrlPaddedCodec } from '@nats-io/obj';
+import { artifactObjectName, EVENT_VERSION, eventSubject, flowEventsFilter, partitionOf, validateFlow, type EventType, type FlowSummary } from '@taskstream/domain';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArtifactStore } from '../src/artifacts.js';
+import { encodeJson } from '../src/codec.js';
+import { connectNats, type NatsConnection } from '../src/connection.js';
+import { Definitions } from '../src/definitions.js';
+import { FlowRetention, SUMMARY_MARKER_MS } from '../src/flow-retention.js';
+import { FlowSummaryStore } from '../src/flow-summaries.js';
+import { FlowViewStore, taskPageKey } from '../src/flow-views.js';
+import { newId } from '../src/ids.js';
+import { NatsServer } from '../src/server-process.js';
+import { ensureTopology, topology } from '../src/topology.js';
+
+const RETENTION_MS = 60_000;
+const PARTITION = 3;
+const topo = topology({ prefix: 'rettest' });
+
+/** A fresh flow id in PARTITION, so one sweep sees every flow of a test. */
+function flowId(): string {
+  for (;;) {
+    const id = newId();
+    if (partitionOf(id, topo.layout.partitions) === PARTITION) return id;
+  }
+}
+
+describe('flow retention, on a real server', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  let js: JetStreamClient;
+  let jsm: JetStreamManager;
+  let viewsKv: KV;
+  let summariesKv: KV;
+  let views: FlowViewStore;
+  let summaries: FlowSummaryStore;
+  let definitions: Definitions;
+  let artifacts: ArtifactStore;
+  let removed: string[];
+  let retention: FlowRetention;
+
+  /** Stores an event of the flow; returns when the server stored it. */
+  const store = async (id: string, type: EventType, data: object = {}, scope: object = {}): Promise<number> => {
+    const event = { id: newId(), version: EVENT_VERSION, time: new Date().toISOString(), type, flow_id: id, ...scope, data };
+    const ack = await js.publish(eventSubject(topo.layout, id, type), encodeJson(event));
+    return (await jsm.streams.getMessage(topo.eventsStream, { seq: ack.seq }))!.time.getTime();
+  };
+  /** A flow as the services leave it: events, a paged view, a summary, a stored definition and an artifact. */
+  const flow = async (ended?: 'flow.succeeded' | 'flow.failed' | 'flow.cancelled'): Promise<{ id: string; object: string; endedAt?: number }> => {
+    const id = flowId();
+    const object = artifactObjectName(id, 'a', 1, 'out.txt');
+    await store(id, 'flow.submitted');
+    const parsed = validateFlow({ tasks: [{ id: 'a', executor: 'noop' }] });
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+    await definitions.offload(id, { definition: parsed.flow });
+    await artifacts.put(object, new Blob([id]).stream());
+    await store(id, 'task.artifact_stored', { name: 'out.txt', bytes: id.length, sha256: createHash('sha256').update(id).digest('hex'), object }, { task_id: 'a', attempt: 1 });
+    await viewsKv.put(id, JSON.stringify({ flow_id: id, status: 'running', last_seq: 1, tasks: [], tasks_paged: true, task_page_size: 1 }));
+    await viewsKv.put(taskPageKey(id, 0), JSON.stringify({ first: 0, tasks: [] }));
+    await summaries.put(id, { flow_id: id, status: 'running', queue: 'default', submitted_at: new Date().toISOString(), total: 1 } as FlowSummary);
+    return { id, object, ...(ended && { endedAt: await store(id, ended) }) };
+  };
+  const eventsOf = async (id: string) => (await jsm.direct.getMessage(topo.eventsStream, { next_by_subj: flowEventsFilter(topo.layout, id), seq: 1 })) !== null;
+  /** Whether a stream holds any message on `subject`, deletion markers included. */
+  const holds = (stream: string, subject: string) =>
+    jsm.streams.getMessage(stream, { last_by_subj: subject }).then(
+      (msg) => msg !== null,
+      () => false,
+    );
+  const objectMeta = (bucket: string, name: string) => holds(`OBJ_${bucket}`, `$O.${bucket}.M.${Base64UrlPaddedCodec.encode(name)}`);
+  /** Everything a flow leaves in any store (markers count), as the tests compare it. */
+  const traces = async (f: { id: string; object: string }) => ({
+    events: await eventsOf(f.id),
+    view: await holds(`KV_${topo.flowsBucket}`, `$KV.${topo.flowsBucket}.${f.id}`),
+    page: await holds(`KV_${topo.flowsBucket}`, `$KV.${topo.flowsBucket}.${taskPageKey(f.id, 0)}`),
+    summary: (await summariesKv.get(f.id))?.operation ?? null,
+    definition: await objectMeta(topo.definitionsBucket, f.id),
+    artifact: await objectMeta(topo.artifactsBucket, f.object),
+  });
+  const kept = { events: true, view: true, page: true, summary: 'PUT', definition: true, artifact: true };
+  // Only the summary keeps a marker, for the gateways' watches (dropped later: see below).
+  const gone = { events: false, view: false, page: false, summary: 'PURGE', definition: false, artifact: false };
+
+  beforeAll(async () => {
+    server = await NatsServer.start();
+    nc = await connectNats({ servers: server.url, name: 'retention-test' });
+    await ensureTopology(nc, topo);
+    js = jetstream(nc);
+    jsm = await jetstreamManager(nc);
+    const kvm = new Kvm(js);
+    viewsKv = await kvm.open(topo.flowsBucket);
+    summariesKv = await kvm.open(topo.summariesBucket);
+    views = new FlowViewStore(js, viewsKv, topo.flowsBucket);
+    summaries = new FlowSummaryStore(summariesKv, topo.summariesBucket);
+    definitions = await Definitions.open(js, topo);
+    artifacts = await ArtifactStore.open(js, topo);
+    removed = [];
+    retention = new FlowRetention({ js, topo, views, summaries, definitions, artifacts }, RETENTION_MS, (id) => removed.push(id));
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it('removes a flow ended longer ago than the retention, whole, and keeps those ended since and those still running', async () => {
+    const running = await flow();
+    const first = await flow('flow.succeeded');
+    await new Promise((r) => setTimeout(r, 20));
+    const second = await flow('flow.cancelled');
+    const failed = await flow('flow.failed');
+    expect(await traces(first)).toEqual(kept);
+
+    // Just short of the first flow's retention, nothing goes.
+    expect(await retention.sweep(PARTITION, first.endedAt! + RETENTION_MS - 1)).toBe(0);
+    expect(await retention.sweep(PARTITION, first.endedAt! + RETENTION_MS)).toBe(1);
+    expect(removed).toEqual([first.id]);
+    expect(await traces(first)).toEqual(gone);
+    for (const other of [running, second, failed]) expect(await traces(other)).toEqual(kept);
+
+    // Much later, every ended flow of the partition goes; the running one stays whatever its age.
+    expect(await retention.sweep(PARTITION, Date.now() + 10 * RETENTION_MS)).toBe(2);
+    expect(removed.slice(1).sort()).toEqual([second.id, failed.id].sort());
+    for (const other of [second, failed]) expect(await traces(other)).toEqual(gone);
+    expect(await traces(running)).toEqual(kept);
+    // Another partition's sweep touches none of this one's flows.
+    const later = await flow('flow.succeeded');
+    expect(await retention.sweep(PARTITION + 1, Date.now() + 10 * RETENTION_MS)).toBe(0);
+    expect(await traces(later)).toEqual(kept);
+  });
+
+  it("drops a removed summary's marker once every gateway's watch has had time to see it", async () => {
+    const ended = await flow('flow.succeeded');
+    // Later than any time the sweeps before asked for, as a clock would be.
+    const now = Date.now() + 20 * RETENTION_MS;
+    expect(await retention.sweep(PARTITION, now)).toBeGreaterThanOrEqual(1);
+    expect((await summariesKv.get(ended.id))?.operation).toBe('PURGE');
+    await retention.sweep(PARTITION, now + SUMMARY_MARKER_MS - 1);
+    expect((await summariesKv.get(ended.id))?.operation).toBe('PURGE');
+    await retention.sweep(PARTITION, now + SUMMARY_MARKER_MS);
+    expect(await summariesKv.get(ended.id)).toBeNull();
+    expect(await holds(`KV_${topo.summariesBucket}`, `$KV.${topo.summariesBucket}.${ended.id}`)).toBe(false);
+  });
+
+  it('finishes a removal cut short, found again by its terminal event', async () => {
+    const ended = await flow('flow.failed');
+    // As if a projector died after removing the view and the summary: the events are still there.
+    await views.remove(ended.id);
+    await summaries.remove(ended.id);
+    const fresh = new FlowRetention({ js, topo, views, summaries, definitions, artifacts }, RETENTION_MS);
+    expect(await fresh.sweep(PARTITION, Date.now() + 10 * RETENTION_MS)).toBeGreaterThanOrEqual(1);
+    expect(await traces(ended)).toEqual(gone);
+  });
+});
