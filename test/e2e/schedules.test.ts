@@ -241,6 +241,30 @@ describe('schedules through the services', () => {
     expect((await api('GET', `/api/v1/flows/${flowId}/events`)).body.events.filter((e: any) => e.event.type === 'flow.submitted')).toHaveLength(1);
   });
 
+  it('a run removed by flow retention is neither submitted again nor waited for by overlap', async () => {
+    const schedule = await create({ name: 'after retention', cron: '* * * * * *', overlap: 'skip', flow: quick, enabled: false });
+    // The progress once the last run ended and flow retention removed it: the decision is recorded as
+    // submitted, and the log no longer holds the run.
+    const at = new Date(Date.now() - 3_600_000).toISOString();
+    const removed = derivedFlowId(`schedule:${schedule.id}:${at}`, Date.parse(at));
+    const nc = await connectNats({ servers: nats.url, name: 'schedules-retention-test' });
+    try {
+      const store = await ScheduleStore.open(jetstream(nc), topology());
+      const run = { scheduled_at: at, flow_id: removed };
+      expect(await store.writeProgress(schedule.id, { through: at, started: [run], last_run: run, submitted: true, skipped: 0, updated_at: at }, 0)).toBe(true);
+      expect((await api('PUT', `/api/v1/schedules/${schedule.id}`, { enabled: true })).status).toBe(200);
+      // Overlap `skip` asks whether the last run goes on: it ended (it is gone), so the next times run.
+      const started = await waitFor('a run after the removed one', async () => ((await runs(schedule.id)).length > 0 ? await runs(schedule.id) : undefined), 20_000, 200);
+      await pause(schedule.id);
+      expect(started.every((r) => r.flow_id !== removed)).toBe(true);
+      expect((await api('GET', `/api/v1/flows/${removed}`)).status).toBe(404);
+      // The new decision's runs are recorded as submitted by the look after it.
+      await waitFor('the decision to be recorded as submitted', async () => ((await store.progress(schedule.id)).progress?.submitted === true && (await store.progress(schedule.id)).progress?.last_run?.flow_id !== removed ? true : undefined), 10_000, 100);
+    } finally {
+      await nc.close();
+    }
+  });
+
   it('taskstream schedule add, list, show (the next five fire times), pause, resume and delete, through the gateway', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'schedule-cli-'));
     const file = join(dir, 'nightly.json');

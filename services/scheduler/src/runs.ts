@@ -41,10 +41,14 @@ export class ScheduledRuns {
     }
   }
 
-  /** Whether the run still goes on: submitted (or about to be) and not ended. */
+  /**
+   * Whether the run still goes on: in the log and not ended. Asked only once its decision's runs
+   * are known to be submitted (see ScheduleLoop), so a run the log no longer holds was removed by
+   * flow retention: it ended.
+   */
   async running(flowId: string): Promise<boolean> {
     for (const type of ENDS) if (await this.last(flowId, type)) return false;
-    return true;
+    return this.submitted(flowId);
   }
 
   private async submitted(flowId: string): Promise<boolean> {

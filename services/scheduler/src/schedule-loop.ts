@@ -20,7 +20,7 @@ export interface LoopDeps {
 
 /**
  * One schedule, followed by one scheduler instance: sleeps until its next scheduled time, then
- * looks: makes sure the runs the last stored decision started were submitted, plans the next
+ * looks: makes sure the runs the last stored decision started were submitted (and records it), plans the next
  * decision (planTicks) and stores it by compare-and-set on the schedule's progress, then submits
  * the runs it started. Every instance does the same; the compare-and-set lets one decision through
  * for each step, and the conditional append one submission for each run.
@@ -72,7 +72,14 @@ export class ScheduleLoop {
   async look(schedule: ScheduleRecord): Promise<number | undefined> {
     const { store, runs, graceMs } = this.deps;
     const { progress, revision } = await store.progress(schedule.id);
-    await runs.ensure(schedule, progress?.started ?? []);
+    if (progress !== undefined && progress.started.length > 0 && progress.submitted !== true) {
+      // The last decision's runs are submitted, and that is recorded, before anything else: once
+      // it is, a run the log no longer holds was removed by flow retention, not lost, and is
+      // neither submitted again nor waited for. Then look again, at the recorded progress.
+      await runs.ensure(schedule, progress.started);
+      if (!(await store.writeProgress(schedule.id, { ...progress, submitted: true }, revision))) decisionConflict();
+      return this.now();
+    }
     if (!schedule.enabled || this.stopped) return undefined;
     const now = this.now();
     const previousRunning = needsPreviousStatus(schedule, progress, now, graceMs) ? await runs.running(progress!.last_run!.flow_id) : false;
@@ -84,6 +91,8 @@ export class ScheduleLoop {
     }
     runsSkipped(plan.skipped);
     await runs.ensure(schedule, plan.start);
+    // The next look records that they are submitted.
+    if (plan.start.length > 0) return this.now();
     return plan.progress.buffered !== undefined ? Math.min(plan.wakeAt ?? Infinity, now + BUFFER_POLL_MS) : plan.wakeAt;
   }
 

@@ -18,6 +18,12 @@ export const ScheduleProgress = z.object({
   through: Iso,
   /** The runs the last decision started: whoever reads this makes sure each was submitted. */
   started: z.array(ScheduledRun).max(SCHEDULE_LIMITS.runsPerDecision),
+  /**
+   * Every run in `started` is known to be in the log: a look made sure of it after the decision.
+   * From then on a run the log no longer holds was removed by flow retention (it ended), and is
+   * neither submitted again nor waited for.
+   */
+  submitted: z.literal(true).optional(),
   /** The latest run started: the one `overlap` looks at. */
   last_run: ScheduledRun.optional(),
   /** A scheduled time waiting for the previous run to end (`overlap: buffer_one`). */
