@@ -143,6 +143,24 @@ describe('flow retention, on a real server', () => {
     expect(await holds(`KV_${topo.summariesBucket}`, `$KV.${topo.summariesBucket}.${ended.id}`)).toBe(false);
   });
 
+  it('keeps a flow past its retention while a rerun or fork of it is in the log, whose tasks may read its artifacts', async () => {
+    const parent = await flow('flow.succeeded');
+    const rerun = await flow();
+    await store(parent.id, 'flow.derived', { kind: 'rerun', child_flow_id: rerun.id, at_seq: 1 });
+    const later = Date.now() + 40 * RETENTION_MS;
+    expect(await retention.sweep(PARTITION, later)).toBe(0);
+    expect(await traces(parent)).toEqual(kept);
+    // Still held at the next sweep, while the rerun runs.
+    expect(await retention.sweep(PARTITION, later + 1)).toBe(0);
+    await store(rerun.id, 'flow.failed');
+    // The rerun goes once past its own retention; its parent goes at the sweep after.
+    expect(await retention.sweep(PARTITION, Date.now() + 41 * RETENTION_MS)).toBe(1);
+    expect(await traces(rerun)).toEqual(gone);
+    expect(await traces(parent)).toEqual(kept);
+    expect(await retention.sweep(PARTITION, Date.now() + 42 * RETENTION_MS)).toBe(1);
+    expect(await traces(parent)).toEqual(gone);
+  });
+
   it('finishes a removal cut short, found again by its terminal event', async () => {
     const ended = await flow('flow.failed');
     // As if a projector died after removing the view and the summary: the events are still there.
