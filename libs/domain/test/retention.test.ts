@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isExpired, retentionSweepMs } from '../src/index.js';
+import { isExpired, mayOutliveItsFlow, MIN_FLOW_RETENTION_SECS, retentionSweepMs } from '../src/index.js';
 
 describe('flow retention', () => {
   it('expires a flow exactly once it has been kept the retention, and never with retention off', () => {
@@ -25,6 +25,17 @@ describe('flow retention', () => {
         expect(every).toBeLessThanOrEqual(600_000);
         // A flow is removed no later than a tenth of its retention (or the bounds) after it expires.
         expect(every <= Math.max(1_000, retention / 10)).toBe(true);
+      }),
+    );
+  });
+
+  it('asks about the flow of a work item only once it is older than the shortest retention', () => {
+    const hour = MIN_FLOW_RETENTION_SECS * 1_000;
+    expect(mayOutliveItsFlow(0, hour - 1)).toBe(false);
+    expect(mayOutliveItsFlow(0, hour)).toBe(true);
+    fc.assert(
+      fc.property(fc.nat(2 ** 45), fc.nat(2 ** 40), (dispatchedAt, age) => {
+        expect(mayOutliveItsFlow(dispatchedAt, dispatchedAt + age)).toBe(age >= hour);
       }),
     );
   });

@@ -1,5 +1,5 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { eventSubject, flowIdOfSubject, isExpired, partitionTypeFilter, TERMINAL_FLOW_EVENTS } from '@taskstream/domain';
+import { eventSubject, flowEventsFilter, flowIdOfSubject, isExpired, partitionTypeFilter, TERMINAL_FLOW_EVENTS } from '@taskstream/domain';
 import type { ArtifactStore } from './artifacts.js';
 import type { Definitions } from './definitions.js';
 import type { FlowSummaryStore } from './flow-summaries.js';
@@ -19,20 +19,39 @@ export interface FlowRetentionStores {
   summaries: FlowSummaryStore;
   definitions: Definitions;
   artifacts: ArtifactStore;
+  /**
+   * The stream sequence through which the partition's events have been folded into the views
+   * (the projector's consumer's acknowledgement floor): a flow with events beyond it may still be
+   * written back by a pending write, so it waits. Absent: no such wait.
+   */
+  foldedThrough?: (partition: number) => Promise<number>;
+}
+
+/** Flows one sweep of a partition removes at most; a sweep that reached it says there is more. */
+export const REMOVALS_PER_SWEEP = 200;
+
+/** What one sweep of a partition did. */
+export interface SweepResult {
+  removed: number;
+  /** It stopped at REMOVALS_PER_SWEEP with flows past their retention left: sweep again soon. */
+  more: boolean;
 }
 
 /**
  * Removes the flows that ended longer ago than the retention: their artifacts, stored definition,
- * view, summary and, last, their events. A flow that a rerun or fork still in the log derives from
- * is kept until that one is removed (the rerun's tasks read the artifacts it reuses where the
- * parent stored them). A flow is found by its terminal event (stored in the
+ * view, summary and, last, their events. A flow is found by its terminal event (stored in the
  * order flows end), so a walk of a partition's terminal events stops at the first flow still
  * kept, and a removal cut short (a crash, a lost connection) is found and finished by the next
- * walk. Each owner module removes what it owns; this decides when.
+ * walk. Two kinds of flow past their retention are held and looked at again by each sweep: one
+ * that a rerun or fork still in the log derives from (its tasks read the artifacts it reuses where
+ * the parent stored them), and one with events not yet folded into its view (a write still to come
+ * would bring the view back). Each owner module removes what it owns; this decides when.
  */
 export class FlowRetention {
-  /** Per partition and terminal type, the sequence the next walk starts from: everything before it is removed. */
+  /** Per partition and terminal type, the sequence the next walk starts from: everything before it is removed or held. */
   private readonly cursors = new Map<string, number>();
+  /** Per partition, the flows held (see above). Forgotten with the process: the next walk from the start finds them again. */
+  private readonly held = new Map<number, Set<string>>();
   /** Summaries removed, oldest first, with when: their markers are still to be dropped. */
   private readonly markers = new Map<string, number>();
 
@@ -43,24 +62,19 @@ export class FlowRetention {
     private readonly removed: (flowId: string) => void = () => {},
   ) {}
 
-  /**
-   * Per partition, flows past their retention that a rerun or fork still in the log derives from:
-   * its tasks may read their artifacts, so they stay until it is removed, and are looked at again
-   * by each sweep. Forgotten with the process: the next walk from the start finds them again.
-   */
-  private readonly held = new Map<number, Set<string>>();
-
-  /** Removes the partition's flows that ended `retentionMs` or longer before `now`; returns how many. */
-  async sweep(partition: number, now = Date.now()): Promise<number> {
+  /** Removes the partition's flows that ended `retentionMs` or longer before `now`, at most REMOVALS_PER_SWEEP. */
+  async sweep(partition: number, now = Date.now()): Promise<SweepResult> {
     const { js, topo } = this.stores;
     const jsm = await js.jetstreamManager();
+    const folded = this.stores.foldedThrough === undefined ? Number.MAX_SAFE_INTEGER : await this.stores.foldedThrough(partition);
     const held = this.held.get(partition) ?? new Set<string>();
     this.held.set(partition, held);
-    let count = 0;
+    let removed = 0;
     for (const flowId of held) {
-      if (await this.removeUnlessDerived(jsm, flowId, now)) {
+      if (removed === REMOVALS_PER_SWEEP) return { removed, more: true };
+      if (await this.removeUnlessHeld(jsm, flowId, folded, now)) {
         held.delete(flowId);
-        count++;
+        removed++;
       }
     }
     for (const type of TERMINAL_FLOW_EVENTS) {
@@ -68,9 +82,10 @@ export class FlowRetention {
       for (let seq = this.cursors.get(filter) ?? 1; ; ) {
         const ended = await jsm.direct.getMessage(topo.eventsStream, { next_by_subj: filter, seq });
         if (ended === null || !isExpired(ended.time.getTime(), now, this.retentionMs)) break;
+        if (removed === REMOVALS_PER_SWEEP) return { removed, more: true };
         const flowId = flowIdOfSubject(topo.layout, ended.subject);
         if (flowId !== undefined) {
-          if (await this.removeUnlessDerived(jsm, flowId, now)) count++;
+          if (await this.removeUnlessHeld(jsm, flowId, folded, now)) removed++;
           else held.add(flowId);
         }
         seq = ended.seq + 1;
@@ -78,16 +93,18 @@ export class FlowRetention {
       }
     }
     await this.dropMarkers(now);
-    return count;
+    return { removed, more: false };
   }
 
-  /** Removes the flow unless a rerun or fork of it is still in the log; whether it did. */
-  private async removeUnlessDerived(jsm: JetStreamManager, flowId: string, now: number): Promise<boolean> {
+  /** Removes the flow unless it is to be held (see FlowRetention); whether it did. */
+  private async removeUnlessHeld(jsm: JetStreamManager, flowId: string, folded: number, now: number): Promise<boolean> {
     const { js, topo } = this.stores;
+    // Asked of the stream's leader, as is each rerun's submission: a replica behind would answer "none".
+    const last = await jsm.streams.getMessage(topo.eventsStream, { last_by_subj: flowEventsFilter(topo.layout, flowId) });
+    if (last !== null && last.seq > folded) return false;
     const derived = await readEventsDirect(js, topo.eventsStream, eventSubject(topo.layout, flowId, 'flow.derived'), 0);
     for (const stored of derived) {
       if (!('event' in stored) || stored.event.type !== 'flow.derived') continue;
-      // Asked of the stream's leader: a replica that has not caught up would answer "none" for a new child.
       if ((await jsm.streams.getMessage(topo.eventsStream, { last_by_subj: eventSubject(topo.layout, stored.event.data.child_flow_id, 'flow.submitted') })) !== null) return false;
     }
     await this.remove(flowId, now);

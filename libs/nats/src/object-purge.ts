@@ -11,7 +11,8 @@ export async function purgeObject(jsm: JetStreamManager, store: ObjectStore, buc
   const info = await store.info(name);
   if (info === null) return false;
   const stream = `OBJ_${bucket}`;
-  await jsm.streams.purge(stream, { filter: `$O.${bucket}.M.${Base64UrlPaddedCodec.encode(name)}` });
+  // Chunks first: the metadata is how the object is found again after an interruption.
   await jsm.streams.purge(stream, { filter: `$O.${bucket}.C.${info.nuid}` });
+  await jsm.streams.purge(stream, { filter: `$O.${bucket}.M.${Base64UrlPaddedCodec.encode(name)}` });
   return !info.deleted;
 }

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { artifactObjectName, EVENT_VERSION, eventSubject } from '@taskstream/domain';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Objm } from '@nats-io/obj';
 import { ArtifactStore } from '../src/artifacts.js';
+import { purgeObject } from '../src/object-purge.js';
 import { connectNats, type NatsConnection } from '../src/connection.js';
 import { encodeJson } from '../src/codec.js';
 import { NatsServer } from '../src/server-process.js';
@@ -66,6 +68,23 @@ describe('the artifacts object store, on a real server', () => {
     // An upload no event names is not the flow's as far as the log knows: it stays, as does another flow's.
     expect(await text((await store.get(orphan))!.data)).toBe(orphan);
     expect(await text((await store.get(other))!.data)).toBe(other);
+  });
+
+  it('purges an object cut short after its chunks (its metadata is how it is found again), leaving nothing', async () => {
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const store = await new Objm(js).open(topo.artifactsBucket);
+    const name = artifactObjectName(OTHER, 'cut', 1, 'short.txt');
+    await store.put({ name }, streamOf('cut short'));
+    const info = (await store.info(name))!;
+    const stream = `OBJ_${topo.artifactsBucket}`;
+    const before = (await jsm.streams.info(stream)).state.messages;
+    // As if interrupted after the first purge: the chunks are gone, the metadata is not.
+    await jsm.streams.purge(stream, { filter: `$O.${topo.artifactsBucket}.C.${info.nuid}` });
+    expect(await purgeObject(jsm, store, topo.artifactsBucket, name)).toBe(true);
+    expect(await store.info(name)).toBeNull();
+    expect((await jsm.streams.info(stream)).state.messages).toBe(before - 2);
+    expect(await purgeObject(jsm, store, topo.artifactsBucket, name)).toBe(false);
   });
 
   it("is provisioned with the events stream's max age", async () => {

@@ -8,7 +8,7 @@ import { ArtifactStore } from '../src/artifacts.js';
 import { encodeJson } from '../src/codec.js';
 import { connectNats, type NatsConnection } from '../src/connection.js';
 import { Definitions } from '../src/definitions.js';
-import { FlowRetention, SUMMARY_MARKER_MS } from '../src/flow-retention.js';
+import { FlowRetention, REMOVALS_PER_SWEEP, SUMMARY_MARKER_MS } from '../src/flow-retention.js';
 import { FlowSummaryStore } from '../src/flow-summaries.js';
 import { FlowViewStore, taskPageKey } from '../src/flow-views.js';
 import { newId } from '../src/ids.js';
@@ -113,20 +113,20 @@ describe('flow retention, on a real server', () => {
     expect(await traces(first)).toEqual(kept);
 
     // Just short of the first flow's retention, nothing goes.
-    expect(await retention.sweep(PARTITION, first.endedAt! + RETENTION_MS - 1)).toBe(0);
-    expect(await retention.sweep(PARTITION, first.endedAt! + RETENTION_MS)).toBe(1);
+    expect((await retention.sweep(PARTITION, first.endedAt! + RETENTION_MS - 1)).removed).toBe(0);
+    expect((await retention.sweep(PARTITION, first.endedAt! + RETENTION_MS)).removed).toBe(1);
     expect(removed).toEqual([first.id]);
     expect(await traces(first)).toEqual(gone);
     for (const other of [running, second, failed]) expect(await traces(other)).toEqual(kept);
 
     // Much later, every ended flow of the partition goes; the running one stays whatever its age.
-    expect(await retention.sweep(PARTITION, Date.now() + 10 * RETENTION_MS)).toBe(2);
+    expect((await retention.sweep(PARTITION, Date.now() + 10 * RETENTION_MS)).removed).toBe(2);
     expect(removed.slice(1).sort()).toEqual([second.id, failed.id].sort());
     for (const other of [second, failed]) expect(await traces(other)).toEqual(gone);
     expect(await traces(running)).toEqual(kept);
     // Another partition's sweep touches none of this one's flows.
     const later = await flow('flow.succeeded');
-    expect(await retention.sweep(PARTITION + 1, Date.now() + 10 * RETENTION_MS)).toBe(0);
+    expect((await retention.sweep(PARTITION + 1, Date.now() + 10 * RETENTION_MS)).removed).toBe(0);
     expect(await traces(later)).toEqual(kept);
   });
 
@@ -134,7 +134,7 @@ describe('flow retention, on a real server', () => {
     const ended = await flow('flow.succeeded');
     // Later than any time the sweeps before asked for, as a clock would be.
     const now = Date.now() + 20 * RETENTION_MS;
-    expect(await retention.sweep(PARTITION, now)).toBeGreaterThanOrEqual(1);
+    expect((await retention.sweep(PARTITION, now)).removed).toBeGreaterThanOrEqual(1);
     expect((await summariesKv.get(ended.id))?.operation).toBe('PURGE');
     await retention.sweep(PARTITION, now + SUMMARY_MARKER_MS - 1);
     expect((await summariesKv.get(ended.id))?.operation).toBe('PURGE');
@@ -148,17 +148,54 @@ describe('flow retention, on a real server', () => {
     const rerun = await flow();
     await store(parent.id, 'flow.derived', { kind: 'rerun', child_flow_id: rerun.id, at_seq: 1 });
     const later = Date.now() + 40 * RETENTION_MS;
-    expect(await retention.sweep(PARTITION, later)).toBe(0);
+    expect((await retention.sweep(PARTITION, later)).removed).toBe(0);
     expect(await traces(parent)).toEqual(kept);
     // Still held at the next sweep, while the rerun runs.
-    expect(await retention.sweep(PARTITION, later + 1)).toBe(0);
+    expect((await retention.sweep(PARTITION, later + 1)).removed).toBe(0);
     await store(rerun.id, 'flow.failed');
     // The rerun goes once past its own retention; its parent goes at the sweep after.
-    expect(await retention.sweep(PARTITION, Date.now() + 41 * RETENTION_MS)).toBe(1);
+    expect((await retention.sweep(PARTITION, Date.now() + 41 * RETENTION_MS)).removed).toBe(1);
     expect(await traces(rerun)).toEqual(gone);
     expect(await traces(parent)).toEqual(kept);
-    expect(await retention.sweep(PARTITION, Date.now() + 42 * RETENTION_MS)).toBe(1);
+    expect((await retention.sweep(PARTITION, Date.now() + 42 * RETENTION_MS)).removed).toBe(1);
     expect(await traces(parent)).toEqual(gone);
+  });
+
+  it('removes flows of one outcome in the order they ended, each once past its own retention', async () => {
+    const fresh = new FlowRetention({ js, topo, views, summaries, definitions, artifacts }, RETENTION_MS);
+    const earlier = await flow('flow.succeeded');
+    await new Promise((r) => setTimeout(r, 20));
+    const later = await flow('flow.succeeded');
+    expect(await fresh.sweep(PARTITION, earlier.endedAt! + RETENTION_MS)).toEqual({ removed: 1, more: false });
+    expect([await traces(earlier), await traces(later)]).toEqual([gone, kept]);
+    expect(await fresh.sweep(PARTITION, later.endedAt! + RETENTION_MS)).toEqual({ removed: 1, more: false });
+    expect(await traces(later)).toEqual(gone);
+  });
+
+  it('holds a flow whose last events are not folded into its view yet, and removes it once they are', async () => {
+    let folded = 0;
+    const fresh = new FlowRetention({ js, topo, views, summaries, definitions, artifacts, foldedThrough: async () => folded }, RETENTION_MS);
+    const ended = await flow('flow.cancelled');
+    const last = (await jsm.streams.getMessage(topo.eventsStream, { last_by_subj: flowEventsFilter(topo.layout, ended.id) }))!.seq;
+    folded = last - 1;
+    expect((await fresh.sweep(PARTITION, Date.now() + 60 * RETENTION_MS)).removed).toBe(0);
+    expect(await traces(ended)).toEqual(kept);
+    folded = last;
+    expect((await fresh.sweep(PARTITION, Date.now() + 60 * RETENTION_MS)).removed).toBe(1);
+    expect(await traces(ended)).toEqual(gone);
+  });
+
+  it('removes at most REMOVALS_PER_SWEEP flows a sweep, and says when more are left', async () => {
+    const fresh = new FlowRetention({ js, topo, views, summaries, definitions, artifacts }, RETENTION_MS);
+    const many = REMOVALS_PER_SWEEP + 3;
+    for (let i = 0; i < many; i++) {
+      const id = flowId();
+      await store(id, 'flow.submitted');
+      await store(id, 'flow.succeeded');
+    }
+    const now = Date.now() + 70 * RETENTION_MS;
+    expect(await fresh.sweep(PARTITION, now)).toEqual({ removed: REMOVALS_PER_SWEEP, more: true });
+    expect(await fresh.sweep(PARTITION, now)).toEqual({ removed: 3, more: false });
   });
 
   it('finishes a removal cut short, found again by its terminal event', async () => {
@@ -167,7 +204,7 @@ describe('flow retention, on a real server', () => {
     await views.remove(ended.id);
     await summaries.remove(ended.id);
     const fresh = new FlowRetention({ js, topo, views, summaries, definitions, artifacts }, RETENTION_MS);
-    expect(await fresh.sweep(PARTITION, Date.now() + 10 * RETENTION_MS)).toBeGreaterThanOrEqual(1);
+    expect((await fresh.sweep(PARTITION, Date.now() + 10 * RETENTION_MS)).removed).toBeGreaterThanOrEqual(1);
     expect(await traces(ended)).toEqual(gone);
   });
 });

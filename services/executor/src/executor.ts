@@ -1,4 +1,4 @@
-import type { WorkItem } from '@taskstream/domain';
+import { eventSubject, type WorkItem } from '@taskstream/domain';
 import { DeadLetters, foldFlowHistory } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
 import { artifactLimitsOf, openArtifacts } from './artifacts.js';
@@ -32,7 +32,8 @@ export async function startExecutor(ctx: ServiceContext, options: ExecutorOption
   const deadLetters = new DeadLetters(ctx.js, ctx.topo);
   const artifacts = await openArtifacts(ctx, artifactLimitsOf(options));
   const readHistory = (item: WorkItem) => readAttemptHistory(ctx, item);
-  const handler = new WorkHandler({ config, log: ctx.log, recorder, stops: flowStops.stops, steps, deadLetters, readHistory, readSecret, artifacts });
+  const flowKept = async (flowId: string) => (await ctx.jsm.streams.getMessage(ctx.topo.eventsStream, { last_by_subj: eventSubject(ctx.topo.layout, flowId, 'flow.submitted') })) !== null;
+  const handler = new WorkHandler({ config, log: ctx.log, recorder, stops: flowStops.stops, steps, deadLetters, readHistory, flowKept, readSecret, artifacts });
   const poison = watchPoison(ctx, { config, deadLetters, recorder, readHistory });
   const loop = await startWorkLoop(ctx, config, handler.handle, deadLetters);
   const webhooks = await startWebhooks(ctx, { allow: options.webhookAllow ?? [], readSecret, deadLetters });

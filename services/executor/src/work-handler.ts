@@ -1,4 +1,4 @@
-import { decideAttempt, type AttemptHistory, type AttemptVerdict, type WorkItem } from '@taskstream/domain';
+import { decideAttempt, mayOutliveItsFlow, type AttemptHistory, type AttemptVerdict, type WorkItem } from '@taskstream/domain';
 import { HandBack, type DeadLetters, type JsMsg } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { AttemptRunner, type AttemptDeps } from './attempt-runner.js';
@@ -17,6 +17,8 @@ export interface WorkHandlerDeps extends AttemptDeps {
   steps: Record<string, StepRunner>;
   deadLetters: DeadLetters;
   readHistory: (item: WorkItem) => Promise<AttemptHistory>;
+  /** Whether the log still holds the flow's submission (asked of the stream's leader). */
+  flowKept: (flowId: string) => Promise<boolean>;
 }
 
 type Run = Extract<AttemptVerdict, { kind: 'run' }>;
@@ -35,6 +37,13 @@ export class WorkHandler {
   constructor(private readonly deps: WorkHandlerDeps) {}
 
   readonly handle = async (item: WorkItem, msg: JsMsg): Promise<void> => {
+    // A work item left in the stream by a flow that has since ended and been removed by flow
+    // retention (its executors were down for longer than that): its flow's stops are gone with it,
+    // so it is dropped here, writing nothing, rather than run.
+    if (mayOutliveItsFlow(Date.parse(item.dispatched_at), Date.now()) && !(await this.deps.flowKept(item.flow_id))) {
+      this.deps.log.info({ flow_id: item.flow_id, task_id: item.task_id, dispatched_at: item.dispatched_at }, 'work item of a flow removed by flow retention dropped');
+      return;
+    }
     // A redelivered item is a suspect only if an attempt of it started and never reported back;
     // one coming back from a durable retry or a hand-back is not.
     const prior = msg.info.deliveryCount > 1 ? await this.deps.readHistory(item) : undefined;

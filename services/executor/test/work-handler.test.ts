@@ -22,9 +22,10 @@ function itemOf(spec: Partial<TaskSpec>): WorkItem {
 }
 
 /** A handler over in-memory parts: the log's stops and the task's history are what the test says. */
-function handlerFor(step: StepRunner | undefined, log: { stops?: () => Stop[]; history?: AttemptHistory } = {}) {
+function handlerFor(step: StepRunner | undefined, log: { stops?: () => Stop[]; history?: AttemptHistory; kept?: boolean } = {}) {
   const recorded: Array<{ event: EventBody<'id' | 'version' | 'time'>; msgID: string }> = [];
   let stopReads = 0;
+  let keptReads = 0;
   const stops = new FlowStops(async () => {
     stopReads++;
     return log.stops?.() ?? [];
@@ -45,10 +46,14 @@ function handlerFor(step: StepRunner | undefined, log: { stops?: () => Stop[]; h
     steps: step === undefined ? {} : { test: step },
     deadLetters: {} as DeadLetters,
     readHistory: async () => log.history!,
+    flowKept: async () => {
+      keptReads++;
+      return log.kept ?? true;
+    },
     readSecret: async () => undefined,
   });
   const handle = (item: WorkItem, deliveryCount = 1) => handler.handle(item, { info: { deliveryCount }, working: () => {} } as unknown as JsMsg);
-  return { handler, handle, recorded, stops, stopReads: () => stopReads, outcome: () => recorded.find((r) => r.msgID === 'f:t:outcome')?.event };
+  return { handler, handle, recorded, stops, stopReads: () => stopReads, keptReads: () => keptReads, outcome: () => recorded.find((r) => r.msgID === 'f:t:outcome')?.event };
 }
 
 describe('a work item from decision to outcome', () => {
@@ -97,6 +102,19 @@ describe('a work item from decision to outcome', () => {
     const { handle, recorded } = handlerFor(async () => 1, { stops: () => [STOPS['flow.deadline_passed']] });
     await handle(itemOf({}));
     expect(recorded.map((r) => r.event)).toEqual([{ type: 'task.cancelled', data: { reason: "the flow's timeout passed before the task started" }, flow_id: 'f', task_id: 't' }]);
+  });
+
+  it('drops, running and writing nothing, a work item older than the shortest retention whose flow the log no longer holds', async () => {
+    const ran: string[] = [];
+    const removed = handlerFor(async () => void ran.push('step'), { kept: false });
+    await removed.handle(itemOf({}));
+    expect([ran, removed.recorded, removed.stopReads()]).toEqual([[], [], 0]);
+    // An old item of a flow still kept runs; a young one runs without the question being asked.
+    const old = handlerFor(async () => void ran.push('old'));
+    await old.handle(itemOf({}));
+    const young = handlerFor(async () => void ran.push('young'), { kept: false });
+    await young.handle({ ...itemOf({}), dispatched_at: new Date(Date.now() - 3_599_000).toISOString() });
+    expect([ran, old.keptReads(), young.keptReads()]).toEqual([['old', 'young'], 1, 0]);
   });
 
   it('fails a task whose step this executor does not have', async () => {

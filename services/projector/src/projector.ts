@@ -77,7 +77,19 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
     retentionMs > 0
       ? startRetentionSweeps(
           ctx,
-          new FlowRetention({ js: ctx.js, topo: ctx.topo, views, summaries, definitions, artifacts: await ArtifactStore.open(ctx.js, ctx.topo) }, retentionMs, (flowId) => memory.forget(flowId)),
+          new FlowRetention(
+            {
+              js: ctx.js,
+              topo: ctx.topo,
+              views,
+              summaries,
+              definitions,
+              artifacts: await ArtifactStore.open(ctx.js, ctx.topo),
+              foldedThrough: async (partition) => (await ctx.jsm.consumers.info(ctx.topo.eventsStream, `${consumer}-p${partition}`)).ack_floor.stream_seq,
+            },
+            retentionMs,
+            (flowId) => memory.forget(flowId),
+          ),
           retentionMs,
           () => owner.partitions,
         )

@@ -3,38 +3,46 @@ import type { FlowRetention } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import { flowsRemoved } from './metrics.js';
 
+/** After a sweep that left flows past their retention (it removes a bounded number), the next one starts this soon. */
+const AGAIN_MS = 100;
+
 /**
  * Sweeps the partitions this projector owns for flows past their retention, one partition after
- * another, every tenth of the retention (see retentionSweepMs). A failed sweep is logged and
- * tried again at the next one; it never stops the projector.
+ * another, every tenth of the retention (see retentionSweepMs), or at once while a backlog is left
+ * (after retention is turned on over a long history). A failed sweep is logged and tried again at
+ * the next one; it never stops the projector. Stopping waits for at most one partition's sweep.
  */
 export function startRetentionSweeps(ctx: ServiceContext, retention: FlowRetention, retentionMs: number, owned: () => number[]): { stop(): Promise<void> } {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
-  const sweep = async () => {
+  /** Whether flows past their retention were left. */
+  const sweep = async (): Promise<boolean> => {
+    let more = false;
     for (const partition of owned()) {
-      if (stopped) return;
+      if (stopped) return false;
       try {
-        const removed = await retention.sweep(partition);
-        if (removed > 0) {
-          flowsRemoved(removed);
-          ctx.log.info({ partition, removed, retention_secs: retentionMs / 1000 }, 'removed flows past their retention');
+        const result = await retention.sweep(partition);
+        more ||= result.more;
+        if (result.removed > 0) {
+          flowsRemoved(result.removed);
+          ctx.log.info({ partition, removed: result.removed, more: result.more, retention_secs: retentionMs / 1000 }, 'removed flows past their retention');
         }
       } catch (error) {
         ctx.log.warn({ partition, err: (error as Error).message }, 'could not remove the flows past their retention; trying again at the next sweep');
       }
     }
+    return more;
   };
-  const schedule = () => {
+  const schedule = (delayMs: number) => {
     timer = setTimeout(() => {
-      running = sweep().finally(() => {
+      running = sweep().then((more) => {
         running = undefined;
-        if (!stopped) schedule();
+        if (!stopped) schedule(more ? AGAIN_MS : retentionSweepMs(retentionMs));
       });
-    }, retentionSweepMs(retentionMs));
+    }, delayMs);
   };
-  schedule();
+  schedule(retentionSweepMs(retentionMs));
   return {
     stop: async () => {
       stopped = true;

@@ -4,9 +4,9 @@
  */
 
 /**
- * The shortest retention an operator may set: longer than a finished flow may still append
+ * The shortest retention an operator may set: longer than a finished flow normally still appends
  * events (its webhook's retries, about four minutes) and than the log's de-duplication window
- * (ten minutes), so nothing is written for a flow once it is gone.
+ * (ten minutes).
  */
 export const MIN_FLOW_RETENTION_SECS = 3_600;
 /** The longest: ten years. */
@@ -24,4 +24,13 @@ export function isExpired(endedAtMs: number, nowMs: number, retentionMs: number)
  */
 export function retentionSweepMs(retentionMs: number): number {
   return Math.min(600_000, Math.max(1_000, Math.floor(retentionMs / 10)));
+}
+
+/**
+ * Whether a work item dispatched at `dispatchedAtMs` may belong to a flow retention removed: only
+ * one older than the shortest retention can (its flow ended after the dispatch, and is kept at
+ * least that long after its end), so younger ones need no look at the log.
+ */
+export function mayOutliveItsFlow(dispatchedAtMs: number, nowMs: number): boolean {
+  return nowMs - dispatchedAtMs >= MIN_FLOW_RETENTION_SECS * 1_000;
 }
