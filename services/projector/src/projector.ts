@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 import { partitionFilter } from '@taskstream/domain';
-import { ArtifactStore, DeadLetters, decodeEvent, FlowRetention, definitionsOf, ensureOrderedTakeover, FlowSummaryStore, FlowViewStore, Kvm, newId, startConsumerLoop } from '@taskstream/nats';
+import { DeadLetters, decodeEvent, definitionsOf, ensureOrderedTakeover, FlowSummaryStore, FlowViewStore, Kvm, newId, startConsumerLoop } from '@taskstream/nats';
 import { PartitionOwner, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import { FlowMemory } from './flow-memory.js';
 import { Projection } from './projection.js';
 import { rebuildViews } from './rebuild.js';
-import { startRetentionSweeps } from './retention.js';
+import { startFlowRetention } from './retention.js';
 import { viewBatch } from './view-batch.js';
 
 export interface ProjectorOptions {
@@ -73,27 +73,7 @@ export async function startProjector(ctx: ServiceContext, options: ProjectorOpti
   });
   await owner.start();
   const retentionMs = (options.flowRetentionSecs ?? 0) * 1000;
-  const sweeps =
-    retentionMs > 0
-      ? startRetentionSweeps(
-          ctx,
-          new FlowRetention(
-            {
-              js: ctx.js,
-              topo: ctx.topo,
-              views,
-              summaries,
-              definitions,
-              artifacts: await ArtifactStore.open(ctx.js, ctx.topo),
-              foldedThrough: async (partition) => (await ctx.jsm.consumers.info(ctx.topo.eventsStream, `${consumer}-p${partition}`)).ack_floor.stream_seq,
-            },
-            retentionMs,
-            (flowId) => memory.forget(flowId),
-          ),
-          retentionMs,
-          () => owner.partitions,
-        )
-      : undefined;
+  const sweeps = retentionMs > 0 ? await startFlowRetention(ctx, { retentionMs, views, summaries, definitions, memory, consumer, owned: () => owner.partitions }) : undefined;
   ctx.log.info({ consumer, partitions: owner.partitions, ...(retentionMs > 0 && { flow_retention_secs: retentionMs / 1000 }) }, 'projector started');
   return {
     name: 'projector',

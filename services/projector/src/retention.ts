@@ -1,7 +1,38 @@
 import { retentionSweepMs } from '@taskstream/domain';
-import type { FlowRetention } from '@taskstream/nats';
+import { ArtifactStore, FlowRetention, type Definitions, type FlowSummaryStore, type FlowViewStore } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
+import type { FlowMemory } from './flow-memory.js';
 import { flowsRemoved } from './metrics.js';
+
+export interface FlowRetentionParts {
+  retentionMs: number;
+  views: FlowViewStore;
+  summaries: FlowSummaryStore;
+  definitions: Definitions;
+  memory: FlowMemory;
+  /** The prefix of the partition consumers, whose acknowledgement floors say what is folded. */
+  consumer: string;
+  owned: () => number[];
+}
+
+/** Flow retention in this projector: FlowRetention over its stores, swept over the partitions it owns. */
+export async function startFlowRetention(ctx: ServiceContext, parts: FlowRetentionParts): Promise<{ stop(): Promise<void> }> {
+  const { retentionMs, views, summaries, definitions, memory, consumer } = parts;
+  const retention = new FlowRetention(
+    {
+      js: ctx.js,
+      topo: ctx.topo,
+      views,
+      summaries,
+      definitions,
+      artifacts: await ArtifactStore.open(ctx.js, ctx.topo),
+      foldedThrough: async (partition) => (await ctx.jsm.consumers.info(ctx.topo.eventsStream, `${consumer}-p${partition}`)).ack_floor.stream_seq,
+    },
+    retentionMs,
+    (flowId) => memory.forget(flowId),
+  );
+  return startRetentionSweeps(ctx, retention, retentionMs, parts.owned);
+}
 
 /** After a sweep that left flows past their retention (it removes a bounded number), the next one starts this soon. */
 const AGAIN_MS = 100;
@@ -12,7 +43,7 @@ const AGAIN_MS = 100;
  * (after retention is turned on over a long history). A failed sweep is logged and tried again at
  * the next one; it never stops the projector. Stopping waits for at most one partition's sweep.
  */
-export function startRetentionSweeps(ctx: ServiceContext, retention: FlowRetention, retentionMs: number, owned: () => number[]): { stop(): Promise<void> } {
+function startRetentionSweeps(ctx: ServiceContext, retention: FlowRetention, retentionMs: number, owned: () => number[]): { stop(): Promise<void> } {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
