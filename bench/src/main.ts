@@ -13,8 +13,8 @@ const quick = process.argv.includes('--quick');
 // profiled run are not compared with peers, the summary says where each process spends its time.
 const profile = process.argv.includes('--profile');
 // --only=chain,limits: just these workloads (independent, chain, fan-out, open-loop, limits,
-// many-flows, small-beside-big).
-const WORKLOADS = ['independent', 'chain', 'fan-out', 'open-loop', 'limits', 'many-flows', 'small-beside-big'] as const;
+// many-flows, small-beside-big, retention).
+const WORKLOADS = ['independent', 'chain', 'fan-out', 'open-loop', 'limits', 'many-flows', 'small-beside-big', 'retention'] as const;
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',');
 const unknown = only?.filter((name) => !(WORKLOADS as readonly string[]).includes(name)) ?? [];
 if (unknown.length > 0) {
@@ -32,6 +32,7 @@ const size = {
   manyFlows: { flows: 20, perFlow: quick ? 100 : 500 },
   smallBesideBig: quick ? 2_000 : 10_000,
   openLoop: quick ? { flows: 500, rates: [200, 500, 1_000, 1_500] } : { flows: 2_000, rates: [200, 500, 1_000, 1_500] },
+  retention: quick ? 1_000 : 3_000,
 };
 
 function fmt(n: number, digits = 1): string {
@@ -41,6 +42,7 @@ function fmt(n: number, digits = 1): string {
 async function main() {
   const results: Result[] = [];
   const openLoop: Array<Awaited<ReturnType<typeof ts.openLoop>>> = [];
+  let retention: ts.RetentionResult | undefined;
   const log = (line: string) => process.stderr.write(`${line}\n`);
 
   log(`Taskstream (five services as processes, nats-server with file storage)...`);
@@ -78,6 +80,11 @@ async function main() {
     if (wanted('small-beside-big')) {
       results.push(await ts.smallBesideBig(system, size.smallBesideBig));
       log(`  small beside big: ${results.at(-1)!.notes}`);
+    }
+    // Last: it removes every flow that ended before it.
+    if (wanted('retention')) {
+      retention = await ts.retention(system, size.retention);
+      log(`  retention: ${fmt(retention.removed_per_sec, 0)} flows removed/s against ${fmt(retention.run_flows_per_sec, 0)} run/s (${fmt(retention.ratio, 2)}x)`);
     }
     if (!profile && (wanted('independent') || wanted('chain'))) {
       log('raw JetStream on the same nats-server...');
@@ -140,6 +147,12 @@ async function main() {
     '',
     `Highest sustained rate: ${sustained.length ? Math.max(...sustained) : 'none'} flows/s.`,
     '',
+    ...(retention
+      ? [
+          `Flow retention: ${retention.flows} single-task flows run at ${fmt(retention.run_flows_per_sec, 0)}/s; ${retention.removed} ended flows removed at ${fmt(retention.removed_per_sec, 0)}/s (${fmt(retention.ratio, 2)}x the rate they ran), ${fmt(retention.cpu_s_per_1k_removed, 2)} CPU s per 1k removed (${Object.entries(retention.cpu_s_by_process).map(([k, v]) => `${k} ${v}`).join(', ')}).`,
+          '',
+        ]
+      : []),
     ...manyFlowsMarkdown(results.filter((r): r is ManyFlowsResult => r.workload === '6-many-flows')),
     ...memoryMarkdown(results.flatMap((r) => (r.memory ? [{ workload: r.workload, memory: r.memory }] : []))),
     `Ratios (Taskstream / peer, same run): ${Object.entries(ratios).map(([k, v]) => `${k} ${fmt(v, 2)}`).join('; ')}`,
@@ -160,7 +173,7 @@ async function main() {
     at_200_per_sec: at200 && { p50_ms: at200.p50_ms, p99_ms: at200.p99_ms },
     steps: openLoop.map(({ usage, ...step }) => ({ ...step, cpu_s_per_1k: (usage.cpu_s / step.flows) * 1000, peak_rss_mb: usage.peak_rss_mb })),
   };
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version }, results, workload2, ratios, ...(profile && { profiles }) }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version }, results, workload2, ...(retention && { retention }), ratios, ...(profile && { profiles }) }, null, 2) + '\n');
   log(`results written to ${file}`);
   process.exit(0);
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { fold } from '@taskstream/domain';
-import { connectNats, jetstreamManager, type NatsConnection } from '@taskstream/nats';
+import { ArtifactStore, connectNats, Definitions, FlowRetention, FlowSummaryStore, FlowViewStore, jetstream, jetstreamManager, Kvm, topology, type NatsConnection } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { liveHeapMb, MEMORY_TARGETS, memoryVerdicts, type ServiceMemory } from './memory.js';
 import { percentile, ProcessMeter, rssMb } from './procs.js';
@@ -421,4 +421,67 @@ export async function smallBesideBig(system: TaskstreamSystem, big: number): Pro
     big_ended_before: ended,
     notes: `2-task flow alone ${baseline.toFixed(0)} ms (median of 5), 0.6 s after a ${big}-task flow on the same queue ${beside.makespanMs.toFixed(0)} ms: x${ratio.toFixed(1)}; ${ended} of the big flow's ${big} tasks had ended when it finished; p50/p99: the small flow alone`,
   };
+}
+
+export interface RetentionResult {
+  flows: number;
+  /** Single-task flows submitted over REST 64 at a time, from the first submission to the last end. */
+  run_flows_per_sec: number;
+  /** Every ended flow, removed by flow retention's sweeps over all partitions. */
+  removed: number;
+  removed_per_sec: number;
+  /** CPU of nats-server and the sweeping process per 1,000 flows removed. */
+  cpu_s_per_1k_removed: number;
+  cpu_s_by_process: Record<string, number>;
+  /** removed_per_sec / run_flows_per_sec: above 1, retention keeps up with the flows this system can run. */
+  ratio: number;
+}
+
+/**
+ * Flow retention against the rate flows run: `flows` single-task flows, then the projector's
+ * sweep (FlowRetention, the same code, run in this process with a retention of 1 ms) over every
+ * partition until nothing is left to remove. Removal has to outpace what the system can run, or
+ * retention falls behind under sustained load.
+ */
+export async function retention(system: TaskstreamSystem, flows: number): Promise<RetentionResult> {
+  let ended = 0;
+  const endSub = system.nc.subscribe('ts.evt.*.*.flow.succeeded', { callback: () => void ended++ });
+  const started = Date.now();
+  const submit = () =>
+    fetch(`${system.gateway}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tasks: [{ id: 'only', executor: 'noop' }] }) }).then((r) => {
+      if (r.status !== 202) throw new Error(`submission refused: ${r.status}`);
+    });
+  for (let sent = 0; sent < flows; sent += 64) await Promise.all(Array.from({ length: Math.min(64, flows - sent) }, submit));
+  await waitFor(`${flows} flows to end`, () => (ended >= flows ? true : undefined), 120_000, 20);
+  const runSecs = (Date.now() - started) / 1000;
+  endSub.unsubscribe();
+
+  const js = jetstream(system.nc);
+  const topo = topology();
+  const kvm = new Kvm(js);
+  const stores = {
+    js,
+    topo,
+    views: new FlowViewStore(js, await kvm.open(topo.flowsBucket), topo.flowsBucket),
+    summaries: new FlowSummaryStore(await kvm.open(topo.summariesBucket), topo.summariesBucket),
+    definitions: await Definitions.open(js, topo),
+    artifacts: await ArtifactStore.open(js, topo),
+  };
+  const sweeper = new FlowRetention(stores, 1);
+  const meter = new ProcessMeter(new Map([['nats-server', system.nats.pid!], ['sweeper', process.pid]]));
+  const removing = Date.now();
+  let removed = 0;
+  for (let more = true; more; ) {
+    more = false;
+    for (let partition = 0; partition < topo.layout.partitions; partition++) {
+      const swept = await sweeper.sweep(partition, Date.now() + 1_000);
+      removed += swept.removed;
+      more ||= swept.more;
+    }
+  }
+  const removeSecs = (Date.now() - removing) / 1000;
+  const usage = meter.stop();
+  const runRate = flows / runSecs;
+  const removeRate = removed / removeSecs;
+  return { flows, run_flows_per_sec: runRate, removed, removed_per_sec: removeRate, cpu_s_per_1k_removed: (usage.cpu_s / removed) * 1000, cpu_s_by_process: usage.cpu_s_by_process, ratio: removeRate / runRate };
 }

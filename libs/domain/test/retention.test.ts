@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isExpired, mayOutliveItsFlow, MIN_FLOW_RETENTION_SECS, retentionSweepMs } from '../src/index.js';
+import { foldedAfterEnd, isExpired, mayOutliveItsFlow, MIN_FLOW_RETENTION_SECS, retentionSweepMs, webhookDeliveryWindowMs } from '../src/index.js';
 
 describe('flow retention', () => {
   it('expires a flow exactly once it has been kept the retention, and never with retention off', () => {
@@ -36,6 +36,19 @@ describe('flow retention', () => {
     fc.assert(
       fc.property(fc.nat(2 ** 45), fc.nat(2 ** 40), (dispatchedAt, age) => {
         expect(mayOutliveItsFlow(dispatchedAt, dispatchedAt + age)).toBe(age >= hour);
+      }),
+    );
+  });
+
+  it("waits for the events a flow may append after its end (its webhook's attempts) to be folded, or under a shorter retention for the retention", () => {
+    const late = webhookDeliveryWindowMs() + 60_000;
+    const hour = MIN_FLOW_RETENTION_SECS * 1_000;
+    expect(late).toBeLessThan(hour);
+    expect(foldedAfterEnd(0, late - 1, hour)).toBe(false);
+    expect(foldedAfterEnd(0, late, hour)).toBe(true);
+    fc.assert(
+      fc.property(fc.nat(2 ** 45), fc.nat(2 ** 30), fc.integer({ min: 1, max: 2 ** 36 }), (endedAt, after, retention) => {
+        expect(foldedAfterEnd(endedAt, endedAt + after, retention)).toBe(after >= Math.min(late, retention));
       }),
     );
   });

@@ -1,5 +1,5 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { eventSubject, flowEventsFilter, flowIdOfSubject, isExpired, partitionTypeFilter, TERMINAL_FLOW_EVENTS } from '@taskstream/domain';
+import { eventSubject, flowIdOfSubject, foldedAfterEnd, isExpired, partitionTypeFilter, TERMINAL_FLOW_EVENTS } from '@taskstream/domain';
 import type { ArtifactStore } from './artifacts.js';
 import type { Definitions } from './definitions.js';
 import type { FlowSummaryStore } from './flow-summaries.js';
@@ -20,11 +20,11 @@ export interface FlowRetentionStores {
   definitions: Definitions;
   artifacts: ArtifactStore;
   /**
-   * The stream sequence through which the partition's events have been folded into the views
-   * (the projector's consumer's acknowledgement floor): a flow with events beyond it may still be
-   * written back by a pending write, so it waits. Absent: no such wait.
+   * A time before which every event of the partition stored has been folded into the views (see
+   * foldedAfterEnd): a flow whose events may not all be folded yet could be written back by a
+   * write still to come, so it waits. Absent: no such wait.
    */
-  foldedThrough?: (partition: number) => Promise<number>;
+  foldedBefore?: (partition: number) => Promise<number>;
 }
 
 /** Flows one sweep of a partition removes at most; a sweep that reached it says there is more. */
@@ -44,14 +44,14 @@ export interface SweepResult {
  * kept, and a removal cut short (a crash, a lost connection) is found and finished by the next
  * walk. Two kinds of flow past their retention are held and looked at again by each sweep: one
  * that a rerun or fork still in the log derives from (its tasks read the artifacts it reuses where
- * the parent stored them), and one with events not yet folded into its view (a write still to come
- * would bring the view back). Each owner module removes what it owns; this decides when.
+ * the parent stored them), and one whose events may not all be folded into its view yet (a write
+ * still to come would bring the view back). Each owner module removes what it owns; this decides when.
  */
 export class FlowRetention {
   /** Per partition and terminal type, the sequence the next walk starts from: everything before it is removed or held. */
   private readonly cursors = new Map<string, number>();
-  /** Per partition, the flows held (see above). Forgotten with the process: the next walk from the start finds them again. */
-  private readonly held = new Map<number, Set<string>>();
+  /** Per partition, the flows held (see above), with when each ended. Forgotten with the process: the next walk from the start finds them again. */
+  private readonly held = new Map<number, Map<string, number>>();
   /** Summaries removed, oldest first, with when: their markers are still to be dropped. */
   private readonly markers = new Map<string, number>();
 
@@ -66,13 +66,13 @@ export class FlowRetention {
   async sweep(partition: number, now = Date.now()): Promise<SweepResult> {
     const { js, topo } = this.stores;
     const jsm = await js.jetstreamManager();
-    const folded = this.stores.foldedThrough === undefined ? Number.MAX_SAFE_INTEGER : await this.stores.foldedThrough(partition);
-    const held = this.held.get(partition) ?? new Set<string>();
+    const folded = this.stores.foldedBefore === undefined ? Number.MAX_SAFE_INTEGER : await this.stores.foldedBefore(partition);
+    const held = this.held.get(partition) ?? new Map<string, number>();
     this.held.set(partition, held);
     let removed = 0;
-    for (const flowId of held) {
+    for (const [flowId, endedAt] of held) {
       if (removed === REMOVALS_PER_SWEEP) return { removed, more: true };
-      if (await this.removeUnlessHeld(jsm, flowId, folded, now)) {
+      if (await this.removeUnlessHeld(jsm, flowId, endedAt, folded, now)) {
         held.delete(flowId);
         removed++;
       }
@@ -85,8 +85,8 @@ export class FlowRetention {
         if (removed === REMOVALS_PER_SWEEP) return { removed, more: true };
         const flowId = flowIdOfSubject(topo.layout, ended.subject);
         if (flowId !== undefined) {
-          if (await this.removeUnlessHeld(jsm, flowId, folded, now)) removed++;
-          else held.add(flowId);
+          if (await this.removeUnlessHeld(jsm, flowId, ended.time.getTime(), folded, now)) removed++;
+          else held.set(flowId, ended.time.getTime());
         }
         seq = ended.seq + 1;
         this.cursors.set(filter, seq);
@@ -97,14 +97,13 @@ export class FlowRetention {
   }
 
   /** Removes the flow unless it is to be held (see FlowRetention); whether it did. */
-  private async removeUnlessHeld(jsm: JetStreamManager, flowId: string, folded: number, now: number): Promise<boolean> {
+  private async removeUnlessHeld(jsm: JetStreamManager, flowId: string, endedAt: number, foldedBefore: number, now: number): Promise<boolean> {
     const { js, topo } = this.stores;
-    // Asked of the stream's leader, as is each rerun's submission: a replica behind would answer "none".
-    const last = await jsm.streams.getMessage(topo.eventsStream, { last_by_subj: flowEventsFilter(topo.layout, flowId) });
-    if (last !== null && last.seq > folded) return false;
+    if (!foldedAfterEnd(endedAt, foldedBefore, this.retentionMs)) return false;
     const derived = await readEventsDirect(js, topo.eventsStream, eventSubject(topo.layout, flowId, 'flow.derived'), 0);
     for (const stored of derived) {
       if (!('event' in stored) || stored.event.type !== 'flow.derived') continue;
+      // Asked of the stream's leader: a replica behind would answer "none" for a rerun just made.
       if ((await jsm.streams.getMessage(topo.eventsStream, { last_by_subj: eventSubject(topo.layout, stored.event.data.child_flow_id, 'flow.submitted') })) !== null) return false;
     }
     await this.remove(flowId, now);
@@ -114,10 +113,7 @@ export class FlowRetention {
   private async remove(flowId: string, now: number): Promise<void> {
     const { js, topo, views, summaries, definitions, artifacts } = this.stores;
     // The artifacts are found through the flow's events, and the flow through its terminal event: events go last.
-    await artifacts.removeFlow(flowId);
-    await definitions.remove(flowId);
-    await views.remove(flowId);
-    await summaries.remove(flowId);
+    await Promise.all([artifacts.removeFlow(flowId), definitions.remove(flowId), views.remove(flowId), summaries.remove(flowId)]);
     this.markers.delete(flowId);
     this.markers.set(flowId, now);
     await purgeFlowEvents(js, topo, flowId);

@@ -170,14 +170,16 @@ export class FlowViewStore {
 
   /**
    * Removes the flow's view, whole or paged, leaving no record (nothing watches this bucket; a
-   * read finds no view and the caller folds the log): for retention. The header goes first, so a
-   * reader never finds a header without its pages.
+   * read finds no view and the caller folds the log): for retention. A paged view's pages go
+   * first and its header last, so a removal cut short is found again by the header (a read in
+   * between finds the pages missing and folds the log, as for any view that does not add up).
    */
   async remove(flowId: string): Promise<void> {
     const jsm = await this.js.jetstreamManager();
     const stream = `KV_${this.bucket}`;
+    // Only a paged view has keys under the flow's; a purge of those matches every key of the bucket.
+    if ((await this.header(flowId))?.tasks_paged === true) await jsm.streams.purge(stream, { filter: `$KV.${this.bucket}.${pagedViewKeys(flowId)}` });
     await jsm.streams.purge(stream, { filter: `$KV.${this.bucket}.${flowViewKey(flowId)}` });
-    await jsm.streams.purge(stream, { filter: `$KV.${this.bucket}.${pagedViewKeys(flowId)}` });
   }
 
   /** Removes every view (a rebuild starts from nothing). */

@@ -1,5 +1,5 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
-import { evolve, flowEventsFilter, type FlowEvent, type FlowState } from '@taskstream/domain';
+import { EVENT_TYPES, eventSubject, evolve, flowEventsFilter, type FlowEvent, type FlowState } from '@taskstream/domain';
 import { decodeEvent } from './codec.js';
 import { lastStoredSeq } from './last-stored.js';
 import { readStored } from './stored-read.js';
@@ -124,7 +124,10 @@ async function readEventsOnce(
  */
 export async function purgeFlowEvents(js: JetStreamClient, topo: Topology, flowId: string): Promise<number> {
   const jsm = await js.jetstreamManager();
-  return (await jsm.streams.purge(topo.eventsStream, { filter: flowEventsFilter(topo.layout, flowId) })).purged;
+  // One purge per event type, each on a literal subject: nats-server finds those by its subject
+  // index, where a purge of `<flow>.>` matches every subject of the stream (its cost grows with the log).
+  const purged = await Promise.all(EVENT_TYPES.map((type) => jsm.streams.purge(topo.eventsStream, { filter: eventSubject(topo.layout, flowId, type) })));
+  return purged.reduce((sum, { purged: n }) => sum + n, 0);
 }
 
 export async function readFlowHistory(js: JetStreamClient, topo: Topology, flowId: string, afterSeq = 0): Promise<StoredEvent[]> {

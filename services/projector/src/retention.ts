@@ -1,4 +1,5 @@
-import { retentionSweepMs } from '@taskstream/domain';
+import { partitionFilter, retentionSweepMs } from '@taskstream/domain';
+import type { MsgRequest } from '@nats-io/jetstream';
 import { ArtifactStore, FlowRetention, type Definitions, type FlowSummaryStore, type FlowViewStore } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FlowMemory } from './flow-memory.js';
@@ -26,7 +27,13 @@ export async function startFlowRetention(ctx: ServiceContext, parts: FlowRetenti
       summaries,
       definitions,
       artifacts: await ArtifactStore.open(ctx.js, ctx.topo),
-      foldedThrough: async (partition) => (await ctx.jsm.consumers.info(ctx.topo.eventsStream, `${consumer}-p${partition}`)).ack_floor.stream_seq,
+      // The partition's first event not yet acknowledged (acknowledged once its views are written): everything stored before it is folded.
+      foldedBefore: async (partition) => {
+        const floor = (await ctx.jsm.consumers.info(ctx.topo.eventsStream, `${consumer}-p${partition}`)).ack_floor.stream_seq;
+        // Asked of the stream's leader: a replica behind would answer "none", as if all were folded.
+        const next = await ctx.jsm.streams.getMessage(ctx.topo.eventsStream, { seq: floor + 1, next_by_subj: partitionFilter(ctx.topo.layout, partition) } as unknown as MsgRequest);
+        return next === null ? Date.now() : next.time.getTime();
+      },
     },
     retentionMs,
     (flowId) => memory.forget(flowId),

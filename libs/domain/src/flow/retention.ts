@@ -12,6 +12,8 @@ export const MIN_FLOW_RETENTION_SECS = 3_600;
 /** The longest: ten years. */
 export const MAX_FLOW_RETENTION_SECS = 10 * 365 * 24 * 3_600;
 
+import { webhookDeliveryWindowMs } from '../webhooks/delivery.js';
+
 /** Whether a flow that ended at `endedAtMs` has been kept `retentionMs` by `nowMs`. */
 export function isExpired(endedAtMs: number, nowMs: number, retentionMs: number): boolean {
   return retentionMs > 0 && nowMs - endedAtMs >= retentionMs;
@@ -33,4 +35,15 @@ export function retentionSweepMs(retentionMs: number): number {
  */
 export function mayOutliveItsFlow(dispatchedAtMs: number, nowMs: number): boolean {
   return nowMs - dispatchedAtMs >= MIN_FLOW_RETENTION_SECS * 1_000;
+}
+
+/**
+ * Whether every event of a flow that ended at `endedAtMs` has been folded into its view, when
+ * everything stored before `foldedBeforeMs` has been. A flow still appends events for a while after
+ * it ends (its completion webhook's attempts, at most webhookDeliveryWindowMs), so those must be
+ * folded too, or a write still to come would bring back the view of a removed flow. Under the
+ * shortest retention (tests only), the retention itself is the wait.
+ */
+export function foldedAfterEnd(endedAtMs: number, foldedBeforeMs: number, retentionMs: number): boolean {
+  return endedAtMs + Math.min(webhookDeliveryWindowMs() + 60_000, retentionMs) <= foldedBeforeMs;
 }
