@@ -5,8 +5,8 @@
 
 /**
  * The shortest retention an operator may set: longer than a finished flow normally still appends
- * events (its webhook's retries, about four minutes) and than the log's de-duplication window
- * (ten minutes).
+ * events (its webhook's retries, up to three and a half minutes) and than the log's
+ * de-duplication window (ten minutes).
  */
 export const MIN_FLOW_RETENTION_SECS = 3_600;
 /** The longest: ten years. */
