@@ -53,12 +53,7 @@ export function artifactNameProblem(name: string): string | undefined {
  * matches its object, and a later attempt's file supersedes an earlier one's by name in the fold.
  */
 export function artifactObjectName(flowId: string, taskId: string, attempt: number, name: string): string {
-  return `${artifactFlowPrefix(flowId)}${encodeURIComponent(taskId)}/${attempt}/${name}`;
-}
-
-/** The beginning every object name of the flow's artifacts shares. */
-export function artifactFlowPrefix(flowId: string): string {
-  return `${flowId}/`;
+  return `${flowId}/${encodeURIComponent(taskId)}/${attempt}/${name}`;
 }
 
 /** An artifact a task reads through `${tasks.<id>.artifacts.<name>}`, as the planner bound it in task.ready. */
