@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { eventSubject } from '@taskstream/domain';
-import { ArtifactStore, connectNats, Definitions, FlowRetention, FlowSummaryStore, FlowViewStore, generateApiKey, jetstream, jetstreamManager, Kvm, topology, type NatsConnection } from '@taskstream/nats';
+import { ArtifactStore, connectNats, Definitions, FlowRetention, FlowSummaryStore, FlowViewStore, generateApiKey, SUMMARY_MARKER_MS, jetstream, jetstreamManager, Kvm, topology, type NatsConnection } from '@taskstream/nats';
 import { ConfiguredNats, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Deployment } from '../support/deployment.js';
@@ -251,6 +251,10 @@ describe('NATS permissions: one user per service, streams made by the provisione
         for (let partition = 0; partition < topo.layout.partitions; partition++) removed += (await retention.sweep(partition, Date.now() + round * 1_000)).removed;
       }
       expect(removed).toBeGreaterThanOrEqual(8);
+      // Half an hour on, the summaries' removal markers are dropped, under the same user.
+      await retention.sweep(0, Date.now() + SUMMARY_MARKER_MS + 3_000);
+      const summaryKv = await new Kvm(jetstream(await connectAs('provisioner'))).open(topo.summariesBucket);
+      expect(await summaryKv.get(flowId)).toBeNull();
       expect((await api('GET', `/api/v1/flows/${flowId}`)).status).toBe(404);
       expect((await api('GET', `/api/v1/flows/${files}/artifacts/a.txt`)).status).toBe(404);
       const stored = await jetstreamManager(await connectAs('provisioner'));
