@@ -14,7 +14,7 @@ export const SCHEDULES_LAYOUT: Layout = {
   bucket: (topo) => topo.schedulesBucket,
   kind: 'KV',
   keys: '`s.<id>` → schedule `{id, name, cron, timezone, flow or template, params, enabled, catchup, overlap, …}`; `p.<id>`',
-  value: 'progress `{through, started, last_run, buffered, skipped}`',
+  value: 'progress `{through, started, submitted, last_run, buffered, skipped}`',
   writers: ['gateway', 'scheduler'],
   readers: ['gateway', 'scheduler'],
 };
