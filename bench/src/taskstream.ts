@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { fold } from '@taskstream/domain';
-import { ArtifactStore, connectNats, Definitions, FlowRetention, FlowSummaryStore, FlowViewStore, jetstream, jetstreamManager, Kvm, topology, type NatsConnection } from '@taskstream/nats';
+import { connectNats, FlowRetention, jetstream, jetstreamManager, topology, type NatsConnection } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { liveHeapMb, MEMORY_TARGETS, memoryVerdicts, type ServiceMemory } from './memory.js';
 import { percentile, ProcessMeter, rssMb } from './procs.js';
@@ -456,18 +456,8 @@ export async function retention(system: TaskstreamSystem, flows: number): Promis
   const runSecs = (Date.now() - started) / 1000;
   endSub.unsubscribe();
 
-  const js = jetstream(system.nc);
   const topo = topology();
-  const kvm = new Kvm(js);
-  const stores = {
-    js,
-    topo,
-    views: new FlowViewStore(js, await kvm.open(topo.flowsBucket), topo.flowsBucket),
-    summaries: new FlowSummaryStore(await kvm.open(topo.summariesBucket), topo.summariesBucket),
-    definitions: await Definitions.open(js, topo),
-    artifacts: await ArtifactStore.open(js, topo),
-  };
-  const sweeper = new FlowRetention(stores, 1);
+  const sweeper = await FlowRetention.open(jetstream(system.nc), topo, 1);
   const meter = new ProcessMeter(new Map([['nats-server', system.nats.pid!], ['sweeper', process.pid]]));
   const removing = Date.now();
   let removed = 0;

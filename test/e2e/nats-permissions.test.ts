@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { eventSubject } from '@taskstream/domain';
-import { ArtifactStore, connectNats, Definitions, FlowRetention, FlowSummaryStore, FlowViewStore, generateApiKey, SUMMARY_MARKER_MS, jetstream, jetstreamManager, Kvm, topology, type NatsConnection } from '@taskstream/nats';
+import { connectNats, FlowRetention, generateApiKey, SUMMARY_MARKER_MS, jetstream, jetstreamManager, Kvm, topology, type NatsConnection } from '@taskstream/nats';
 import { ConfiguredNats, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Deployment } from '../support/deployment.js';
@@ -234,17 +234,7 @@ describe('NATS permissions: one user per service, streams made by the provisione
 
       // Flow retention under the projector's user: each ended flow purged from the log, the views
       // and summaries, and both object stores (the large definition, the artifact).
-      const projector = jetstream(await connectAs('projector'));
-      const kvm = new Kvm(projector);
-      const stores = {
-        js: projector,
-        topo,
-        views: new FlowViewStore(projector, await kvm.open(topo.flowsBucket), topo.flowsBucket),
-        summaries: new FlowSummaryStore(await kvm.open(topo.summariesBucket), topo.summariesBucket),
-        definitions: await Definitions.open(projector, topo),
-        artifacts: await ArtifactStore.open(projector, topo),
-      };
-      const retention = new FlowRetention(stores, 1);
+      const retention = await FlowRetention.open(jetstream(await connectAs('projector')), topo, 1);
       let removed = 0;
       // Twice: a flow with a rerun goes at the sweep after the rerun's.
       for (const round of [1, 2]) {

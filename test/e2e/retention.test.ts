@@ -4,7 +4,7 @@ import { startProjector } from '@taskstream/projector';
 import { createContext, scrapeMetrics, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Deployment } from '../support/deployment.js';
+import { ALL_SERVICES, Deployment, FAST_FAILOVER } from '../support/deployment.js';
 
 /*
  * Flow retention through the services: the gateway, planner, dispatcher and executor as their own
@@ -38,16 +38,8 @@ describe('flow retention', () => {
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    deployment = await Deployment.start(
-      nats.url,
-      [
-        ['gateway', 'gateway'],
-        ['planner', 'planner'],
-        ['dispatcher', 'dispatcher'],
-        ['executor', 'executor', { TASKSTREAM_ALLOW_SHELL: 'true' }],
-      ],
-      { TASKSTREAM_LEASE_MS: '2000' },
-    );
+    // Every service but the projector, which runs here.
+    deployment = await Deployment.start(nats.url, ALL_SERVICES.filter(([name]) => name !== 'projector'), FAST_FAILOVER);
     base = deployment.gatewayUrl;
     ctx = await createContext({ natsUrl: nats.url, name: 'projector-with-retention', log: silentLogger });
     projector = await startProjector(ctx, { flowRetentionSecs: RETENTION_SECS, leaseMs: 2000 });

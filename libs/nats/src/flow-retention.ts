@@ -1,9 +1,10 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { eventSubject, flowIdOfSubject, foldedAfterEnd, isExpired, partitionTypeFilter, TERMINAL_FLOW_EVENTS } from '@taskstream/domain';
-import type { ArtifactStore } from './artifacts.js';
-import type { Definitions } from './definitions.js';
-import type { FlowSummaryStore } from './flow-summaries.js';
-import type { FlowViewStore } from './flow-views.js';
+import { Kvm } from '@nats-io/kv';
+import { ArtifactStore } from './artifacts.js';
+import { Definitions } from './definitions.js';
+import { FlowSummaryStore } from './flow-summaries.js';
+import { FlowViewStore } from './flow-views.js';
 import { purgeFlowEvents, readEventsDirect } from './history.js';
 import type { Topology } from './topology.js';
 
@@ -62,11 +63,28 @@ export class FlowRetention {
     private readonly removed: (flowId: string) => void = () => {},
   ) {}
 
+  /** A FlowRetention over the installation's stores, opening those `given` does not bring. */
+  static async open(js: JetStreamClient, topo: Topology, retentionMs: number, given: Partial<FlowRetentionStores> = {}, removed?: (flowId: string) => void): Promise<FlowRetention> {
+    const kvm = new Kvm(js);
+    const stores: FlowRetentionStores = {
+      js,
+      topo,
+      views: given.views ?? new FlowViewStore(js, await kvm.open(topo.flowsBucket), topo.flowsBucket),
+      summaries: given.summaries ?? new FlowSummaryStore(await kvm.open(topo.summariesBucket), topo.summariesBucket),
+      definitions: given.definitions ?? (await Definitions.open(js, topo)),
+      artifacts: given.artifacts ?? (await ArtifactStore.open(js, topo)),
+      ...(given.foldedBefore && { foldedBefore: given.foldedBefore }),
+    };
+    return new FlowRetention(stores, retentionMs, removed);
+  }
+
   /** Removes the partition's flows that ended `retentionMs` or longer before `now`, at most REMOVALS_PER_SWEEP. */
   async sweep(partition: number, now = Date.now()): Promise<SweepResult> {
     const { js, topo } = this.stores;
     const jsm = await js.jetstreamManager();
-    const folded = this.stores.foldedBefore === undefined ? Number.MAX_SAFE_INTEGER : await this.stores.foldedBefore(partition);
+    // Asked only once a flow past its retention is found, and once a sweep.
+    let asked: Promise<number> | undefined;
+    const folded = () => (asked ??= this.stores.foldedBefore?.(partition) ?? Promise.resolve(Number.MAX_SAFE_INTEGER));
     const held = this.held.get(partition) ?? new Map<string, number>();
     this.held.set(partition, held);
     let removed = 0;
@@ -97,9 +115,9 @@ export class FlowRetention {
   }
 
   /** Removes the flow unless it is to be held (see FlowRetention); whether it did. */
-  private async removeUnlessHeld(jsm: JetStreamManager, flowId: string, endedAt: number, foldedBefore: number, now: number): Promise<boolean> {
+  private async removeUnlessHeld(jsm: JetStreamManager, flowId: string, endedAt: number, foldedBefore: () => Promise<number>, now: number): Promise<boolean> {
     const { js, topo } = this.stores;
-    if (!foldedAfterEnd(endedAt, foldedBefore, this.retentionMs)) return false;
+    if (!foldedAfterEnd(endedAt, await foldedBefore(), this.retentionMs)) return false;
     const derived = await readEventsDirect(js, topo.eventsStream, eventSubject(topo.layout, flowId, 'flow.derived'), 0);
     for (const stored of derived) {
       if (!('event' in stored) || stored.event.type !== 'flow.derived') continue;

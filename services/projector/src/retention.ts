@@ -1,6 +1,6 @@
 import { partitionFilter, retentionSweepMs } from '@taskstream/domain';
 import type { MsgRequest } from '@nats-io/jetstream';
-import { ArtifactStore, FlowRetention, type Definitions, type FlowSummaryStore, type FlowViewStore } from '@taskstream/nats';
+import { FlowRetention, type Definitions, type FlowSummaryStore, type FlowViewStore } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FlowMemory } from './flow-memory.js';
 import { flowsRemoved } from './metrics.js';
@@ -19,14 +19,15 @@ export interface FlowRetentionParts {
 /** Flow retention in this projector: FlowRetention over its stores, swept over the partitions it owns. */
 export async function startFlowRetention(ctx: ServiceContext, parts: FlowRetentionParts): Promise<{ stop(): Promise<void> }> {
   const { retentionMs, views, summaries, definitions, memory, consumer } = parts;
-  const retention = new FlowRetention(
+  // The projector's own stores: their caches are the ones its folding uses.
+  const retention = await FlowRetention.open(
+    ctx.js,
+    ctx.topo,
+    retentionMs,
     {
-      js: ctx.js,
-      topo: ctx.topo,
       views,
       summaries,
       definitions,
-      artifacts: await ArtifactStore.open(ctx.js, ctx.topo),
       // The partition's first event not yet acknowledged (acknowledged once its views are written): everything stored before it is folded.
       foldedBefore: async (partition) => {
         const floor = (await ctx.jsm.consumers.info(ctx.topo.eventsStream, `${consumer}-p${partition}`)).ack_floor.stream_seq;
@@ -35,7 +36,6 @@ export async function startFlowRetention(ctx: ServiceContext, parts: FlowRetenti
         return next === null ? Date.now() : next.time.getTime();
       },
     },
-    retentionMs,
     (flowId) => memory.forget(flowId),
   );
   return startRetentionSweeps(ctx, retention, retentionMs, parts.owned);
