@@ -21,6 +21,9 @@ if (unknown.length > 0) {
   console.error(`unknown workload ${unknown.join(', ')} in --only; choose from ${WORKLOADS.join(', ')}`);
   process.exit(2);
 }
+// --node-options="--max-semi-space-size=8 …": V8 or node options on every service's command line,
+// to compare them with the defaults in runs of the same code.
+const nodeOptions = process.argv.find((arg) => arg.startsWith('--node-options='))?.slice('--node-options='.length).split(/\s+/).filter(Boolean) ?? [];
 const wanted = (name: (typeof WORKLOADS)[number]) => only === undefined || only.includes(name);
 const stamp = `${new Date().toISOString().slice(0, 10)}${quick ? '-quick' : ''}${profile ? '-profile' : ''}${only ? `-${only.join('-')}` : ''}`;
 const resultsDir = join(import.meta.dirname, '..', 'results');
@@ -48,7 +51,7 @@ async function main() {
   log(`Taskstream (five services as processes, nats-server with file storage)...`);
   const profileDir = profile ? join(import.meta.dirname, '..', 'profiles', stamp) : undefined;
   if (profileDir) rmSync(profileDir, { recursive: true, force: true });
-  const system = await ts.TaskstreamSystem.start({ profileDir });
+  const system = await ts.TaskstreamSystem.start({ profileDir, nodeOptions });
   try {
     await system.run({ tasks: Array.from({ length: 50 }, (_, i) => ({ id: `warm${i}`, executor: 'noop' })) });
     if (wanted('independent')) {
@@ -66,7 +69,7 @@ async function main() {
     for (const rate of wanted('open-loop') ? size.openLoop.rates : []) {
       const step = await ts.openLoop(system, rate, size.openLoop.flows);
       openLoop.push(step);
-      log(`  open loop ${rate}/s: ${step.sustained ? 'sustained' : 'not sustained'}, drain ${fmt(step.drain_ms, 0)} ms, p50 ${fmt(step.p50_ms)} ms, p99 ${fmt(step.p99_ms)} ms`);
+      log(`  open loop ${rate}/s: ${step.sustained ? 'sustained' : 'not sustained'}, drain ${fmt(step.drain_ms, 0)} ms, p50 ${fmt(step.p50_ms)} ms, p99 ${fmt(step.p99_ms)} ms; CPU s by process: ${Object.entries(step.usage.cpu_s_by_process).map(([name, s]) => `${name} ${fmt(s, 2)}`).join(', ')}`);
       if (!step.sustained) break;
     }
     if (wanted('limits')) {
@@ -171,9 +174,9 @@ async function main() {
   const workload2 = {
     highest_sustained_per_sec: sustained.length ? Math.max(...sustained) : 0,
     at_200_per_sec: at200 && { p50_ms: at200.p50_ms, p99_ms: at200.p99_ms },
-    steps: openLoop.map(({ usage, ...step }) => ({ ...step, cpu_s_per_1k: (usage.cpu_s / step.flows) * 1000, peak_rss_mb: usage.peak_rss_mb })),
+    steps: openLoop.map(({ usage, ...step }) => ({ ...step, cpu_s_per_1k: (usage.cpu_s / step.flows) * 1000, cpu_s_by_process: usage.cpu_s_by_process, peak_rss_mb: usage.peak_rss_mb })),
   };
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version }, results, workload2, ...(retention && { retention }), ratios, ...(profile && { profiles }) }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version }, ...(nodeOptions.length > 0 && { node_options: nodeOptions }), results, workload2, ...(retention && { retention }), ratios, ...(profile && { profiles }) }, null, 2) + '\n');
   log(`results written to ${file}`);
   process.exit(0);
 }

@@ -64,8 +64,9 @@ export class TaskstreamSystem {
   /**
    * Every service runs with `--expose-gc` and the heap probe, over an IPC channel (`liveHeapsMb`).
    * With `profileDir`, every service runs under `node --cpu-prof` and writes `<name>.cpuprofile` there on stop.
+   * `nodeOptions` go on every service's node command line (V8 options, for a comparison).
    */
-  static async start(options: { profileDir?: string } = {}): Promise<TaskstreamSystem> {
+  static async start(options: { profileDir?: string; nodeOptions?: readonly string[] } = {}): Promise<TaskstreamSystem> {
     // One flow of 10,000 tasks carries a definition of about 2 MiB in its flow.submitted event and
     // view: more than nats-server's default 1 MiB payload (docs/operations.md).
     const config = join(mkdtempSync(join(tmpdir(), 'taskstream-bench-')), 'nats.conf');
@@ -76,7 +77,7 @@ export class TaskstreamSystem {
     const children = new Map<string, ChildProcess>();
     const profiling = (name: string) => (options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
     const start = (name: string, service: string, extra: Record<string, string> = {}) =>
-      children.set(name, spawn(process.execPath, ['--expose-gc', `--import=${HEAP_PROBE}`, ...profiling(name), join(ROOT, 'services', service, 'dist', 'main.js')], { env: { ...env, ...extra }, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] }));
+      children.set(name, spawn(process.execPath, ['--expose-gc', `--import=${HEAP_PROBE}`, ...profiling(name), ...(options.nodeOptions ?? []), join(ROOT, 'services', service, 'dist', 'main.js')], { env: { ...env, ...extra }, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] }));
     start('gateway', 'gateway', { TASKSTREAM_PORT: String(port) });
     start('planner', 'planner');
     start('dispatcher', 'dispatcher');

@@ -6,7 +6,7 @@ import { ApiKeyStore, NatsServer, silentLogger, type Logger } from '@taskstream/
 import { startPlanner } from '@taskstream/planner';
 import { startProjector } from '@taskstream/projector';
 import { startScheduler } from '@taskstream/scheduler';
-import { collectProcessMetrics, createContext, createLogger, SettingError, startTracing, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
+import { applyHeapGrowth, collectProcessMetrics, createContext, createLogger, SettingError, startTracing, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
 import { stackSettings, type StackSettingOptions, type StackSettings } from './stack-settings.js';
 import { httpAllowOf } from './commands/service.js';
@@ -107,9 +107,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const settings = settingsOf(options);
   const nats = options.natsUrl === undefined ? await startNats(options.dataDir ?? '.taskstream') : undefined;
   const natsUrl = options.natsUrl ?? nats!.url;
+  const { common } = settings;
+  applyHeapGrowth(common.heapGrowthPercent);
   collectProcessMetrics();
   const tracing = await startTracing('embedded');
-  const { common } = settings;
   const logFor = (name: string): Logger => (common.logLevel === 'silent' ? silentLogger : createLogger(name, common.logLevel));
   const contexts: ServiceContext[] = [];
   const handles: ServiceHandle[] = [];

@@ -7,3 +7,4 @@ export * from './metrics.js';
 export * from './settings.js';
 export * from './tracing.js';
 export * from './known-variables.js';
+export * from './heap.js';

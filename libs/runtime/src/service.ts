@@ -1,5 +1,6 @@
 import { createContext, type ServiceContext } from './context.js';
 import { readCommonEnv, type CommonEnv } from './env.js';
+import { applyHeapGrowth } from './heap.js';
 import { createLogger } from './logger.js';
 import { collectProcessMetrics, readMetricsSettings, startMetricsServer } from './metrics.js';
 import { startTracing } from './tracing.js';
@@ -117,6 +118,7 @@ export async function runService(
     createLogger(name).fatal({ err: error }, (error as Error).message);
     process.exit(1);
   }
+  applyHeapGrowth(common.heapGrowthPercent);
   const log = createLogger(name, common.logLevel);
   try {
     const tracing = await startTracing(name);

@@ -102,6 +102,12 @@ export const COMMON_SETTINGS = {
   prefix: { env: 'TASKSTREAM_PREFIX', flag: '--prefix <prefix>', default: 'ts', help: 'subject and stream prefix', schema: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, "-" or "_"') },
   replicas: { env: 'TASKSTREAM_REPLICAS', flag: '--replicas <n>', default: '1', help: 'stream replicas (3 on a cluster)', schema: wholeSetting(1) },
   logLevel: { env: 'TASKSTREAM_LOG_LEVEL', flag: '--log-level <level>', default: 'info', help: 'log level', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be fatal, error, warn, info, debug, trace or silent' }) },
+  heapGrowthPercent: {
+    env: 'TASKSTREAM_HEAP_GROWTH_PERCENT',
+    default: '0',
+    help: 'how far the heap may grow past what the last full garbage collection kept before the next one, in percent (0: as V8 decides); lower holds less memory for more CPU',
+    schema: wholeSetting(0).max(400, 'must be at most 400'),
+  },
   natsAsyncTraces: { env: 'TASKSTREAM_NATS_ASYNC_TRACES', default: 'false', help: "a timed-out NATS request's error names the call that started it (costs CPU)", schema: switchSetting() },
   ...NATS_AUTH_SETTINGS,
   provision: { env: 'TASKSTREAM_PROVISION', default: 'true', help: 'create or update the streams and buckets at start, or only check that they exist', schema: switchSetting() },

@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@taskstream/nats';
 import { afterAll, describe, expect, it } from 'vitest';
-import { COMMON_SETTINGS, createContext, layeredEnv, readCommonEnv, readNatsAuth, SettingError } from '../src/index.js';
+import { COMMON_SETTINGS, createContext, heapGrowthOption, layeredEnv, readCommonEnv, readNatsAuth, SettingError } from '../src/index.js';
 
 const PASSWORD = 'pa55-never-shown';
 
 describe('the settings every service shares', () => {
   it('are read through their declarations: every default as declared, NATS access none', () => {
-    expect(readCommonEnv({})).toEqual({ natsUrl: 'nats://127.0.0.1:4222', prefix: 'ts', replicas: 1, logLevel: 'info', natsAsyncTraces: false, natsAuth: {}, provision: true });
+    expect(readCommonEnv({})).toEqual({ natsUrl: 'nats://127.0.0.1:4222', prefix: 'ts', replicas: 1, logLevel: 'info', heapGrowthPercent: 0, natsAsyncTraces: false, natsAuth: {}, provision: true });
     expect(readCommonEnv({ TASKSTREAM_REPLICAS: '3', TASKSTREAM_PROVISION: 'off', TASKSTREAM_NATS_ASYNC_TRACES: 'yes', TASKSTREAM_PREFIX: '' })).toMatchObject({ replicas: 3, provision: false, natsAsyncTraces: true, prefix: 'ts' });
   });
 
@@ -19,6 +19,24 @@ describe('the settings every service shares', () => {
     expect(read({ TASKSTREAM_PROVISION: 'maybe' })).toThrow('TASKSTREAM_PROVISION must be true or false, not "maybe"');
     expect(read({ TASKSTREAM_LOG_LEVEL: 'loud' })).toThrow(/^TASKSTREAM_LOG_LEVEL must be fatal, error/);
     expect(read({ TASKSTREAM_PREFIX: 'a.b' })).toThrow(SettingError);
+    expect(read({ TASKSTREAM_HEAP_GROWTH_PERCENT: '-1' })).toThrow('TASKSTREAM_HEAP_GROWTH_PERCENT must be at least 0, not "-1"');
+    expect(read({ TASKSTREAM_HEAP_GROWTH_PERCENT: '401' })).toThrow('TASKSTREAM_HEAP_GROWTH_PERCENT must be at most 400, not "401"');
+    expect(read({ TASKSTREAM_HEAP_GROWTH_PERCENT: 'lots' })).toThrow('TASKSTREAM_HEAP_GROWTH_PERCENT must be a whole number, not "lots"');
+  });
+});
+
+describe('the heap growth a service runs with', () => {
+  it("is V8's heap-growing-percent option with the setting's value", () => {
+    expect(heapGrowthOption(25, [])).toBe('--heap-growing-percent=25');
+    expect(heapGrowthOption(400, ['--expose-gc'])).toBe('--heap-growing-percent=400');
+    expect(readCommonEnv({ TASKSTREAM_HEAP_GROWTH_PERCENT: '60' }).heapGrowthPercent).toBe(60);
+  });
+
+  it("is left to V8 at 0, and to the operator's own option on node's command line (in either spelling)", () => {
+    expect(heapGrowthOption(0, [])).toBeUndefined();
+    expect(heapGrowthOption(25, ['--heap-growing-percent=80'])).toBeUndefined();
+    expect(heapGrowthOption(25, ['--heap_growing_percent=80'])).toBeUndefined();
+    expect(heapGrowthOption(25, ['--heap-growing-percent', '80'])).toBeUndefined();
   });
 });
 
