@@ -1,6 +1,6 @@
 import { partitionFilter, retentionSweepMs } from '@taskstream/domain';
 import type { MsgRequest } from '@nats-io/jetstream';
-import { FlowRetention, type Definitions, type FlowSummaryStore, type FlowViewStore } from '@taskstream/nats';
+import { FlowRetention, type Definitions, type FlowSummaryStore, type FlowViewStore, type Logger } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { FlowMemory } from './flow-memory.js';
 import { flowsRemoved } from './metrics.js';
@@ -38,11 +38,11 @@ export async function startFlowRetention(ctx: ServiceContext, parts: FlowRetenti
     },
     (flowId) => memory.forget(flowId),
   );
-  return startRetentionSweeps(ctx, retention, retentionMs, parts.owned);
+  return startRetentionSweeps(ctx.log, retention, retentionMs, parts.owned);
 }
 
 /** After a sweep that left flows past their retention (it removes a bounded number), the next one starts this soon. */
-const AGAIN_MS = 100;
+export const AGAIN_MS = 100;
 
 /**
  * Sweeps the partitions this projector owns for flows past their retention, one partition after
@@ -50,7 +50,7 @@ const AGAIN_MS = 100;
  * (after retention is turned on over a long history). A failed sweep is logged and tried again at
  * the next one; it never stops the projector. Stopping waits for at most one partition's sweep.
  */
-function startRetentionSweeps(ctx: ServiceContext, retention: FlowRetention, retentionMs: number, owned: () => number[]): { stop(): Promise<void> } {
+export function startRetentionSweeps(log: Logger, retention: Pick<FlowRetention, 'sweep'>, retentionMs: number, owned: () => number[]): { stop(): Promise<void> } {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
@@ -64,10 +64,10 @@ function startRetentionSweeps(ctx: ServiceContext, retention: FlowRetention, ret
         more ||= result.more;
         if (result.removed > 0) {
           flowsRemoved(result.removed);
-          ctx.log.info({ partition, removed: result.removed, more: result.more, retention_secs: retentionMs / 1000 }, 'removed flows past their retention');
+          log.info({ partition, removed: result.removed, more: result.more, retention_secs: retentionMs / 1000 }, 'removed flows past their retention');
         }
       } catch (error) {
-        ctx.log.warn({ partition, err: (error as Error).message }, 'could not remove the flows past their retention; trying again at the next sweep');
+        log.warn({ partition, err: (error as Error).message }, 'could not remove the flows past their retention; trying again at the next sweep');
       }
     }
     return more;
