@@ -55,6 +55,8 @@ export class FlowRetention {
   private readonly held = new Map<number, Map<string, number>>();
   /** Summaries removed, oldest first, with when: their markers are still to be dropped. */
   private readonly markers = new Map<string, number>();
+  /** The markers left by earlier processes, read into `markers` before this one's first sweep. */
+  private earlierMarkers: Promise<void> | undefined;
 
   constructor(
     private readonly stores: FlowRetentionStores,
@@ -85,6 +87,7 @@ export class FlowRetention {
     // Asked only once a flow past its retention is found, and once a sweep.
     let asked: Promise<number> | undefined;
     const folded = () => (asked ??= this.stores.foldedBefore?.(partition) ?? Promise.resolve(Number.MAX_SAFE_INTEGER));
+    await (this.earlierMarkers ??= this.readEarlierMarkers());
     const held = this.held.get(partition) ?? new Map<string, number>();
     this.held.set(partition, held);
     let removed = 0;
@@ -136,6 +139,16 @@ export class FlowRetention {
     this.markers.set(flowId, now);
     await purgeFlowEvents(js, topo, flowId);
     this.removed(flowId);
+  }
+
+  /** Read once; a failed read is tried again by the next sweep. */
+  private async readEarlierMarkers(): Promise<void> {
+    try {
+      for (const { flowId, at } of await this.stores.summaries.markers(this.stores.js)) if (!this.markers.has(flowId)) this.markers.set(flowId, at);
+    } catch (error) {
+      this.earlierMarkers = undefined;
+      throw error;
+    }
   }
 
   private async dropMarkers(now: number): Promise<void> {

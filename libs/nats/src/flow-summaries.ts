@@ -1,9 +1,10 @@
-import type { JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { FlowSummary } from '@taskstream/domain';
 import { z } from 'zod';
 import { encodeJson } from './codec.js';
 import { decodeRecord, type Layout } from './records.js';
+import { readStored } from './stored-read.js';
 
 /**
  * The flow summaries bucket (`<prefix>_flow_summaries`): one summary per flow under its id, with
@@ -77,6 +78,22 @@ export class FlowSummaryStore {
     const entry = await this.kv.get(flowId);
     if (entry === null || entry.operation === 'PUT') return;
     await jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${flowId}`, keep: 0 });
+  }
+
+  /**
+   * The markers `remove` left and nobody dropped yet, oldest first, each with when it was stored:
+   * what a process that drops them reads once when it starts, since those an earlier process
+   * meant to drop were forgotten with it. One read of every key's last record, headers only.
+   */
+  async markers(js: JetStreamClient): Promise<Array<{ flowId: string; at: number }>> {
+    const prefix = `$KV.${this.bucket}.`;
+    const consumer = await js.consumers.get(`KV_${this.bucket}`, { filter_subjects: `${prefix}>`, deliver_policy: DeliverPolicy.LastPerSubject, headers_only: true });
+    const found: Array<{ flowId: string; at: number }> = [];
+    const end = await readStored(consumer, (msg) => {
+      if (msg.headers?.get('KV-Operation') === 'PURGE') found.push({ flowId: msg.subject.slice(prefix.length), at: Math.floor(msg.info.timestampNanos / 1_000_000) });
+    });
+    if (end === 'stalled') throw new Error(`the read of ${this.bucket}'s removal markers stalled`);
+    return found;
   }
 
   async purgeAll(): Promise<void> {

@@ -143,6 +143,24 @@ describe('flow retention, on a real server', () => {
     expect(await holds(`KV_${topo.summariesBucket}`, `$KV.${topo.summariesBucket}.${ended.id}`)).toBe(false);
   });
 
+  it('drops the markers an earlier process left when it stopped before dropping them, each once old enough', async () => {
+    const ended = await flow('flow.succeeded');
+    const now = Date.now() + 30 * RETENTION_MS;
+    expect((await retention.sweep(PARTITION, now)).removed).toBeGreaterThanOrEqual(1);
+    expect((await summariesKv.get(ended.id))?.operation).toBe('PURGE');
+    const removedAt = Date.now();
+    // A process started after that one stopped: it learns of the marker from the bucket.
+    const restarted = new FlowRetention({ js, topo, views, summaries, definitions, artifacts }, RETENTION_MS);
+    await restarted.sweep(PARTITION, removedAt + SUMMARY_MARKER_MS - 1_000);
+    expect((await summariesKv.get(ended.id))?.operation).toBe('PURGE');
+    await restarted.sweep(PARTITION, removedAt + SUMMARY_MARKER_MS + 1_000);
+    expect(await holds(`KV_${topo.summariesBucket}`, `$KV.${topo.summariesBucket}.${ended.id}`)).toBe(false);
+    // Summaries are not markers: a running flow's stays.
+    const running = await flow();
+    await new FlowRetention({ js, topo, views, summaries, definitions, artifacts }, RETENTION_MS).sweep(PARTITION, Date.now() + 10 * SUMMARY_MARKER_MS);
+    expect((await summariesKv.get(running.id))?.operation).toBe('PUT');
+  });
+
   it('keeps a flow past its retention while a rerun or fork of it is in the log, whose tasks may read its artifacts', async () => {
     const parent = await flow('flow.succeeded');
     const rerun = await flow();
