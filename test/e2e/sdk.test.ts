@@ -44,6 +44,22 @@ async function failure(promise: Promise<unknown>): Promise<TaskstreamError> {
   throw new Error('expected the call to fail');
 }
 
+/**
+ * `call`, whose failure also says what the flow's log and view held: an ack that fails with a
+ * code the client read from the view is told apart from one whose view was behind or ahead.
+ */
+async function explained<T>(client: TaskstreamClient, flowId: string, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    const history = await client.history(flowId).catch((e: Error) => e.message);
+    const view = await client.get(flowId).catch((e: Error) => e.message);
+    const events = typeof history === 'string' ? history : history.map((e) => ({ seq: e.seq, type: e.event.type, task: (e.event as { task_id?: string }).task_id, data: e.event.data }));
+    (error as Error).message += `\nthe flow's history: ${JSON.stringify(events)}\nits view: ${JSON.stringify(view)}`;
+    throw error;
+  }
+}
+
 describe('the TypeScript client against the services', () => {
   let nats: NatsServer;
   let deployment: Deployment;
@@ -182,7 +198,7 @@ describe('the TypeScript client against the services', () => {
     await waitFor('the gate to wait', async () => ((await admin.get(id)).tasks.find((t) => t.id === 'gate')?.status === 'waiting' ? true : undefined), 20_000);
     const wrong = await failure(admin.approve(id, 'gate', { code: '0'.repeat(32) }));
     expect(wrong.code).toBe('INVALID_APPROVAL_CODE');
-    await admin.approve(id, 'gate', { approvedBy: 'sdk-test' });
+    await explained(admin, id, admin.approve(id, 'gate', { approvedBy: 'sdk-test' }));
     const twice = await failure(admin.approve(id, 'gate'));
     expect(twice.code).toBe('TASK_NOT_WAITING');
     await waitFor('the wait task to wait', async () => ((await admin.get(id)).tasks.find((t) => t.id === 'paid')?.status === 'waiting' ? true : undefined), 20_000);
@@ -194,7 +210,7 @@ describe('the TypeScript client against the services', () => {
 
     const rejected = (await admin.submit(gated)).flow_id;
     await waitFor('the gate to wait', async () => ((await admin.get(rejected)).tasks.find((t) => t.id === 'gate')?.status === 'waiting' ? true : undefined), 20_000);
-    await admin.reject(rejected, 'gate', { reason: 'not today' });
+    await explained(admin, rejected, admin.reject(rejected, 'gate', { reason: 'not today' }));
     const failed = await admin.wait(rejected, { timeoutMs: 20_000 });
     expect(failed.status).toBe('failed');
     expect(failed.tasks.find((t) => t.id === 'gate')?.error?.message).toBe('not today');
