@@ -8,9 +8,14 @@ import type { ProjectedFlow } from './view-store.js';
  * events are skipped without reading the store again. A stored view only moves forward, so an
  * entry never goes wrong, only stale.
  */
+/** Forgotten flows whose last state's sequence is kept: a late delivery comes within the ack wait. */
+const HANDED_OVER_KEPT = 10_000;
+
 export class FlowMemory {
   private readonly flows = new Map<string, ProjectedFlow>();
   private readonly storedAhead = new Map<string, number>();
+  /** Flows let go, with the sequence of the state they were let go with (see handedOverAt). */
+  private readonly handedOver = new Map<string, number>();
 
   constructor(
     private readonly max: number,
@@ -32,7 +37,22 @@ export class FlowMemory {
   }
 
   forget(flowId: string): void {
-    if (this.flows.delete(flowId)) this.released(flowId);
+    const flow = this.flows.get(flowId);
+    if (flow === undefined) return;
+    this.flows.delete(flowId);
+    this.handedOver.delete(flowId);
+    this.handedOver.set(flowId, flow.state.last_seq);
+    if (this.handedOver.size > HANDED_OVER_KEPT) this.handedOver.delete(this.handedOver.keys().next().value!);
+    this.released(flowId);
+  }
+
+  /**
+   * The sequence of the state a recently forgotten flow was let go with. That state may still be on
+   * its way to the store (a flow is let go as soon as its end is folded, before the batch holding it
+   * is written), so a state older than it, folded for a late delivery, must not be written after it.
+   */
+  handedOverAt(flowId: string): number | undefined {
+    return this.handedOver.get(flowId);
   }
 
   /** Whether the stored view of a flow not held is known to reflect `seq` already. */

@@ -79,7 +79,15 @@ export class Projection {
     }
     let state: FlowState;
     let tasks = touched;
-    if (event.type === 'flow.submitted') {
+    const handedOver = this.memory.handedOverAt(event.flow_id);
+    if (handedOver !== undefined && handedOver >= msg.seq) {
+      // This process let the flow go at a later state that may not be stored yet: the state of this
+      // event, written now, would land after it and take the view back. Fold up to that state instead.
+      const refolded = await foldFlowHistory(this.ctx.js, this.ctx.topo, event.flow_id, handedOver);
+      if (refolded === null) return undefined;
+      state = refolded;
+      tasks = 'all';
+    } else if (event.type === 'flow.submitted') {
       state = evolve(null, event, msg.seq)!;
       tasks = 'all';
     } else {

@@ -23,6 +23,20 @@ describe('the projector\'s flow memory', () => {
     for (const id of flowIds.slice(2)) expect(memory.get(id) !== undefined).toBe(!gone.includes(id));
   });
 
+  it('keeps the sequence a flow was let go with, for a late delivery of an older event', () => {
+    const memory = new FlowMemory(10, 2);
+    memory.hold(flowIds[0]!, state(7), false);
+    expect(memory.handedOverAt(flowIds[0]!)).toBeUndefined();
+    memory.forget(flowIds[0]!);
+    expect(memory.handedOverAt(flowIds[0]!)).toBe(7);
+    memory.forget(flowIds[1]!);
+    expect(memory.handedOverAt(flowIds[1]!)).toBeUndefined();
+    // Let go with its partition too: this process may take the partition again while that state is on its way.
+    memory.hold(flowIds[2]!, state(4), false);
+    memory.forgetPartition(partitionOf(flowIds[2]!, 2));
+    expect(memory.handedOverAt(flowIds[2]!)).toBe(4);
+  });
+
   it('forgets a partition\'s stored sequences with its flows', () => {
     const memory = new FlowMemory(10, 2);
     for (const id of flowIds) memory.rememberStored(id, 5);
