@@ -24,9 +24,14 @@ export interface SubmitResult {
   replayed: boolean;
 }
 
+/** Flows whose last answered sequence a gateway keeps (about 100 bytes each). */
+const ANSWERS_KEPT = 10_000;
+
 /** Reads and writes flows through the log and the projector's views: the gateway's only state. */
 export class Flows {
   private readonly log: EventLog;
+  /** The last sequence `view` answered per flow, for the flows read most recently (ANSWERS_KEPT). */
+  private readonly answered = new Map<string, number>();
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -107,16 +112,27 @@ export class Flows {
   }
 
   /**
-   * The projector's view, whatever the flow's size. Only a flow the projector has not written yet
-   * (just submitted) is folded from the log: a view is never refolded per request.
+   * The projector's view, whatever the flow's size; never older than what this gateway answered
+   * for the flow before. A flow the projector has not written yet (just submitted) is folded from
+   * the log, and that answer is ahead of the views the projector writes next while it catches up:
+   * serving one of those would take a flow back in time (a task that was waiting, pending again).
+   * So a view older than the last answer is folded from the log instead, which only happens while
+   * the projector is behind.
    */
   async view(flowId: string): Promise<FlowView> {
     if (!ULID_PATTERN.test(flowId)) throw apiError('FLOW_NOT_FOUND', flowId);
     const view = await this.views.read(flowId);
-    if (view) return view;
+    if (view && view.last_seq >= (this.answered.get(flowId) ?? 0)) return this.answer(view);
     const state = await foldFlowHistory(this.ctx.js, this.ctx.topo, flowId);
     if (state === null) throw apiError('FLOW_NOT_FOUND', flowId);
-    return toFlowView(state);
+    return this.answer(toFlowView(state));
+  }
+
+  private answer(view: FlowView): FlowView {
+    this.answered.delete(view.flow_id);
+    this.answered.set(view.flow_id, view.last_seq);
+    if (this.answered.size > ANSWERS_KEPT) this.answered.delete(this.answered.keys().next().value!);
+    return view;
   }
 
   /** Whether the flow was ever submitted: one direct read, whatever its size. */
