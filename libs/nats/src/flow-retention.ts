@@ -6,10 +6,13 @@ import { Definitions } from './definitions.js';
 import { FlowSummaryStore } from './flow-summaries.js';
 import { FlowViewStore } from './flow-views.js';
 import { purgeFlowEvents, readEventsDirect } from './history.js';
+import { silentLogger, type Logger } from './logger.js';
 import type { Topology } from './topology.js';
 
 /** How long a removed summary's marker stays, so that every gateway's watch (and one reconnecting) sees the removal. */
 export const SUMMARY_MARKER_MS = 30 * 60_000;
+/** After a failed read of the markers earlier processes left, the next try waits this long. */
+const MARKERS_READ_RETRY_MS = 60_000;
 /** Markers waiting to be dropped, at most; past it the oldest is dropped at once. */
 const MAX_MARKERS = 200_000;
 
@@ -55,18 +58,19 @@ export class FlowRetention {
   private readonly held = new Map<number, Map<string, number>>();
   /** Summaries removed, oldest first, with when: their markers are still to be dropped. */
   private readonly markers = new Map<string, number>();
-  /** The markers left by earlier processes, read into `markers` before this one's first sweep. */
-  private earlierMarkers: Promise<void> | undefined;
+  /** Whether the markers left by earlier processes are read into `markers`, and when a failed read may be tried again. */
+  private earlierMarkers: { read: true } | { retryAt: number } = { retryAt: 0 };
 
   constructor(
     private readonly stores: FlowRetentionStores,
     private readonly retentionMs: number,
     /** Told of each flow removed, once it is gone. */
     private readonly removed: (flowId: string) => void = () => {},
+    private readonly log: Logger = silentLogger,
   ) {}
 
   /** A FlowRetention over the installation's stores, opening those `given` does not bring. */
-  static async open(js: JetStreamClient, topo: Topology, retentionMs: number, given: Partial<FlowRetentionStores> = {}, removed?: (flowId: string) => void): Promise<FlowRetention> {
+  static async open(js: JetStreamClient, topo: Topology, retentionMs: number, given: Partial<FlowRetentionStores> = {}, removed?: (flowId: string) => void, log?: Logger): Promise<FlowRetention> {
     const kvm = new Kvm(js);
     const stores: FlowRetentionStores = {
       js,
@@ -77,7 +81,7 @@ export class FlowRetention {
       artifacts: given.artifacts ?? (await ArtifactStore.open(js, topo)),
       ...(given.foldedBefore && { foldedBefore: given.foldedBefore }),
     };
-    return new FlowRetention(stores, retentionMs, removed);
+    return new FlowRetention(stores, retentionMs, removed, log);
   }
 
   /** Removes the partition's flows that ended `retentionMs` or longer before `now`, at most REMOVALS_PER_SWEEP. */
@@ -87,7 +91,6 @@ export class FlowRetention {
     // Asked only once a flow past its retention is found, and once a sweep.
     let asked: Promise<number> | undefined;
     const folded = () => (asked ??= this.stores.foldedBefore?.(partition) ?? Promise.resolve(Number.MAX_SAFE_INTEGER));
-    await (this.earlierMarkers ??= this.readEarlierMarkers());
     const held = this.held.get(partition) ?? new Map<string, number>();
     this.held.set(partition, held);
     let removed = 0;
@@ -141,17 +144,29 @@ export class FlowRetention {
     this.removed(flowId);
   }
 
-  /** Read once; a failed read is tried again by the next sweep. */
-  private async readEarlierMarkers(): Promise<void> {
+  /**
+   * Reads the markers earlier processes left into `markers`, once, after this process's first
+   * removals: a read that fails stops nothing, and is logged and tried again a minute later.
+   */
+  private async readEarlierMarkers(now: number): Promise<void> {
+    if ('read' in this.earlierMarkers || now < this.earlierMarkers.retryAt) return;
+    let earlier: Array<{ flowId: string; at: number }>;
     try {
-      for (const { flowId, at } of await this.stores.summaries.markers(this.stores.js)) if (!this.markers.has(flowId)) this.markers.set(flowId, at);
+      earlier = await this.stores.summaries.markers(this.stores.js);
     } catch (error) {
-      this.earlierMarkers = undefined;
-      throw error;
+      this.earlierMarkers = { retryAt: now + MARKERS_READ_RETRY_MS };
+      this.log.warn({ err: (error as Error).message }, 'could not read the removal markers earlier processes left (they stay until read); trying again in a minute');
+      return;
     }
+    this.earlierMarkers = { read: true };
+    // Oldest first, as dropMarkers walks them: the earlier ones may be older than this process's own.
+    const all = [...earlier.filter(({ flowId }) => !this.markers.has(flowId)).map(({ flowId, at }) => [flowId, at] as const), ...this.markers];
+    this.markers.clear();
+    for (const [flowId, at] of all.sort((a, b) => a[1] - b[1])) this.markers.set(flowId, at);
   }
 
   private async dropMarkers(now: number): Promise<void> {
+    await this.readEarlierMarkers(now);
     const jsm = await this.stores.js.jetstreamManager();
     for (const [flowId, at] of this.markers) {
       if (this.markers.size <= MAX_MARKERS && at > now - SUMMARY_MARKER_MS) break;

@@ -147,18 +147,49 @@ describe('flow retention, on a real server', () => {
     const ended = await flow('flow.succeeded');
     const now = Date.now() + 30 * RETENTION_MS;
     expect((await retention.sweep(PARTITION, now)).removed).toBeGreaterThanOrEqual(1);
-    expect((await summariesKv.get(ended.id))?.operation).toBe('PURGE');
-    const removedAt = Date.now();
+    const marker = (await summariesKv.get(ended.id))!;
+    expect(marker.operation).toBe('PURGE');
+    const removedAt = marker.created.getTime();
     // A process started after that one stopped: it learns of the marker from the bucket.
     const restarted = new FlowRetention({ js, topo, views, summaries, definitions, artifacts }, RETENTION_MS);
     await restarted.sweep(PARTITION, removedAt + SUMMARY_MARKER_MS - 1_000);
     expect((await summariesKv.get(ended.id))?.operation).toBe('PURGE');
     await restarted.sweep(PARTITION, removedAt + SUMMARY_MARKER_MS + 1_000);
     expect(await holds(`KV_${topo.summariesBucket}`, `$KV.${topo.summariesBucket}.${ended.id}`)).toBe(false);
-    // Summaries are not markers: a running flow's stays.
+    // Summaries are not markers: only removed flows' are read as such.
     const running = await flow();
-    await new FlowRetention({ js, topo, views, summaries, definitions, artifacts }, RETENTION_MS).sweep(PARTITION, Date.now() + 10 * SUMMARY_MARKER_MS);
-    expect((await summariesKv.get(running.id))?.operation).toBe('PUT');
+    const gone = await flow('flow.failed');
+    await retention.sweep(PARTITION, Date.now() + 40 * RETENTION_MS);
+    const markers = (await summaries.markers(js)).map((m) => m.flowId);
+    expect(markers).toContain(gone.id);
+    expect(markers).not.toContain(running.id);
+  });
+
+  it('goes on removing flows when the markers earlier processes left cannot be read, says so, and reads them a minute later', async () => {
+    let reads = 0;
+    let readable = false;
+    class Unreadable extends FlowSummaryStore {
+      override async markers(on: JetStreamClient) {
+        reads++;
+        if (!readable) throw new Error('Permissions Violation for Subscription');
+        return super.markers(on);
+      }
+    }
+    const warnings: string[] = [];
+    const log = { debug() {}, info() {}, error() {}, warn: (_fields: object | string, message?: string) => void warnings.push(message ?? '') };
+    const fresh = new FlowRetention({ js, topo, views, summaries: new Unreadable(summariesKv, topo.summariesBucket), definitions, artifacts }, RETENTION_MS, undefined, log);
+    const ended = await flow('flow.succeeded');
+    const now = Date.now() + 50 * RETENTION_MS;
+    expect((await fresh.sweep(PARTITION, now)).removed).toBeGreaterThanOrEqual(1);
+    expect(await traces(ended)).toEqual(gone);
+    expect(warnings).toEqual(['could not read the removal markers earlier processes left (they stay until read); trying again in a minute']);
+    await fresh.sweep(PARTITION, now + 1_000);
+    expect(reads).toBe(1);
+    readable = true;
+    await fresh.sweep(PARTITION, now + 61_000);
+    expect(reads).toBe(2);
+    await fresh.sweep(PARTITION, now + 62_000);
+    expect(reads).toBe(2);
   });
 
   it('keeps a flow past its retention while a rerun or fork of it is in the log, whose tasks may read its artifacts', async () => {

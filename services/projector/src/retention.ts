@@ -37,6 +37,7 @@ export async function startFlowRetention(ctx: ServiceContext, parts: FlowRetenti
       },
     },
     (flowId) => memory.forget(flowId),
+    ctx.log,
   );
   return startRetentionSweeps(ctx.log, retention, retentionMs, parts.owned);
 }
