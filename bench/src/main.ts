@@ -25,7 +25,8 @@ if (unknown.length > 0) {
 // to compare them with the defaults in runs of the same code.
 const nodeOptions = process.argv.find((arg) => arg.startsWith('--node-options='))?.slice('--node-options='.length).split(/\s+/).filter(Boolean) ?? [];
 const wanted = (name: (typeof WORKLOADS)[number]) => only === undefined || only.includes(name);
-const stamp = `${new Date().toISOString().slice(0, 10)}${quick ? '-quick' : ''}${profile ? '-profile' : ''}${only ? `-${only.join('-')}` : ''}`;
+const heapGrowth = process.env.TASKSTREAM_HEAP_GROWTH_PERCENT;
+const stamp = `${new Date().toISOString().slice(0, 10)}${quick ? '-quick' : ''}${profile ? '-profile' : ''}${only ? `-${only.join('-')}` : ''}${nodeOptions.length > 0 || heapGrowth ? '-tuned' : ''}`;
 const resultsDir = join(import.meta.dirname, '..', 'results');
 const size = {
   independent: quick ? 2_000 : 10_000,
@@ -176,7 +177,7 @@ async function main() {
     at_200_per_sec: at200 && { p50_ms: at200.p50_ms, p99_ms: at200.p99_ms },
     steps: openLoop.map(({ usage, ...step }) => ({ ...step, cpu_s_per_1k: (usage.cpu_s / step.flows) * 1000, cpu_s_by_process: usage.cpu_s_by_process, peak_rss_mb: usage.peak_rss_mb })),
   };
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version }, ...(nodeOptions.length > 0 && { node_options: nodeOptions }), results, workload2, ...(retention && { retention }), ratios, ...(profile && { profiles }) }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, machine: { cpus: cpus().length, model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version }, ...(nodeOptions.length > 0 && { node_options: nodeOptions }), ...(heapGrowth && { heap_growth_percent: heapGrowth }), results, workload2, ...(retention && { retention }), ratios, ...(profile && { profiles }) }, null, 2) + '\n');
   log(`results written to ${file}`);
   process.exit(0);
 }

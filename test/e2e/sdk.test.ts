@@ -45,8 +45,8 @@ async function failure(promise: Promise<unknown>): Promise<TaskstreamError> {
 }
 
 /**
- * `call`, whose failure also says what the flow's log and view held: an ack that fails with a
- * code the client read from the view is told apart from one whose view was behind or ahead.
+ * `call`, whose failure also says what the flow's log and view hold just after it: an ack that
+ * fails with a code the client read from the view is told apart from one whose view was behind.
  */
 async function explained<T>(client: TaskstreamClient, flowId: string, call: Promise<T>): Promise<T> {
   try {

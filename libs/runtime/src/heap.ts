@@ -9,7 +9,7 @@ const V8_FLAG = '--heap-growing-percent';
  *
  * Left to itself, V8 lets the old generation grow up to fourfold past what the last full collection
  * kept, and returns pages lazily: services whose live heap is 20-60 MB at 10,000 tasks in flight
- * reach 160-210 MB of RSS, most of it garbage not yet collected. The setting exists because V8
+ * reach 130-200 MB of RSS, most of it garbage not yet collected. The setting exists because Node
  * refuses this option in NODE_OPTIONS, and a container's command is not the operator's to edit.
  */
 export function heapGrowthOption(percent: number, execArgv: readonly string[] = process.execArgv): string | undefined {

@@ -106,7 +106,7 @@ export const COMMON_SETTINGS = {
     env: 'TASKSTREAM_HEAP_GROWTH_PERCENT',
     default: '0',
     help: 'how far the heap may grow past what the last full garbage collection kept before the next one, in percent (0: as V8 decides); lower holds less memory for more CPU',
-    schema: wholeSetting(0).max(400, 'must be at most 400'),
+    schema: wholeSetting(0).max(300, 'must be at most 300'),
   },
   natsAsyncTraces: { env: 'TASKSTREAM_NATS_ASYNC_TRACES', default: 'false', help: "a timed-out NATS request's error names the call that started it (costs CPU)", schema: switchSetting() },
   ...NATS_AUTH_SETTINGS,

@@ -20,7 +20,7 @@ describe('the settings every service shares', () => {
     expect(read({ TASKSTREAM_LOG_LEVEL: 'loud' })).toThrow(/^TASKSTREAM_LOG_LEVEL must be fatal, error/);
     expect(read({ TASKSTREAM_PREFIX: 'a.b' })).toThrow(SettingError);
     expect(read({ TASKSTREAM_HEAP_GROWTH_PERCENT: '-1' })).toThrow('TASKSTREAM_HEAP_GROWTH_PERCENT must be at least 0, not "-1"');
-    expect(read({ TASKSTREAM_HEAP_GROWTH_PERCENT: '401' })).toThrow('TASKSTREAM_HEAP_GROWTH_PERCENT must be at most 400, not "401"');
+    expect(read({ TASKSTREAM_HEAP_GROWTH_PERCENT: '301' })).toThrow('TASKSTREAM_HEAP_GROWTH_PERCENT must be at most 300, not "301"');
     expect(read({ TASKSTREAM_HEAP_GROWTH_PERCENT: 'lots' })).toThrow('TASKSTREAM_HEAP_GROWTH_PERCENT must be a whole number, not "lots"');
   });
 });
@@ -28,7 +28,7 @@ describe('the settings every service shares', () => {
 describe('the heap growth a service runs with', () => {
   it("is V8's heap-growing-percent option with the setting's value", () => {
     expect(heapGrowthOption(25, [])).toBe('--heap-growing-percent=25');
-    expect(heapGrowthOption(400, ['--expose-gc'])).toBe('--heap-growing-percent=400');
+    expect(heapGrowthOption(300, ['--expose-gc'])).toBe('--heap-growing-percent=300');
     expect(readCommonEnv({ TASKSTREAM_HEAP_GROWTH_PERCENT: '60' }).heapGrowthPercent).toBe(60);
   });
 
