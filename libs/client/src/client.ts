@@ -31,6 +31,9 @@ const FLOW_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const path = (...parts: string[]) => parts.map((p) => encodeURIComponent(p)).join('/');
 
 /** Makes an Idempotency-Key, so a submission can be retried safely when the caller gave none. */
+/** Flows whose last sequence read a client remembers. */
+const SEEN_FLOWS = 1_000;
+
 function newKey(): string {
   const bytes = new Uint8Array(16);
   globalThis.crypto.getRandomValues(bytes);
@@ -72,6 +75,8 @@ export class TaskstreamClient {
   readonly triggers: Triggers;
   private readonly openSocket: WebSocketFactory;
   private readonly headersInSocket: boolean;
+  /** The newest `last_seq` this client read per flow (the last SEEN_FLOWS read), sent back so no gateway answers older. */
+  private readonly seen = new Map<string, number>();
 
   constructor(options: ClientOptions) {
     if (!/^https?:\/\/[^/]/.test(options.baseUrl)) throw new TaskstreamError('INVALID_PARAMETER', `baseUrl must be an http:// or https:// URL, not "${options.baseUrl.slice(0, 200)}"`);
@@ -114,9 +119,26 @@ export class TaskstreamClient {
     });
   }
 
-  /** The flow's view: its status, counts, timings and every task. */
-  get(flowId: string, signal?: AbortSignal): Promise<FlowView> {
-    return this.transport.json<FlowView>({ method: 'GET', path: `/api/v1/flows/${path(flowId)}`, idempotent: true, ...(signal && { signal }) });
+  /**
+   * The flow's view: its status, counts, timings and every task. Never older than a view this
+   * client read before, whichever gateway answers (behind a load balancer, one may read a
+   * projector's view that is behind what another folded from the log).
+   */
+  async get(flowId: string, signal?: AbortSignal): Promise<FlowView> {
+    const minSeq = this.seen.get(flowId);
+    const view = await this.transport.json<FlowView>({
+      method: 'GET',
+      path: `/api/v1/flows/${path(flowId)}`,
+      ...(minSeq !== undefined && { query: { min_seq: minSeq } }),
+      idempotent: true,
+      ...(signal && { signal }),
+    });
+    if (view.last_seq > (minSeq ?? 0)) {
+      this.seen.delete(flowId);
+      this.seen.set(flowId, view.last_seq);
+      if (this.seen.size > SEEN_FLOWS) this.seen.delete(this.seen.keys().next().value!);
+    }
+    return view;
   }
 
   /** One page of the flows list, newest first. */

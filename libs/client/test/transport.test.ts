@@ -26,6 +26,19 @@ afterEach(async () => {
 const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 const FLOW = '01JAAAAAAAAAAAAAAAAAAAAAAA';
 
+describe("the client's reads of a flow", () => {
+  it('send back the newest sequence read, so no gateway answers older: a view behind it is not taken as newer', async () => {
+    const answers = [7, 12, 9, 15];
+    const server = await serve((_req, res, n) => json(res, 200, { flow_id: FLOW, status: 'running', last_seq: answers[n - 1], tasks: [] }));
+    const client = new TaskstreamClient({ baseUrl: server.url });
+    for (let i = 0; i < answers.length; i++) await client.get(FLOW);
+    expect(server.seen.map((r) => r.url)).toEqual([`/api/v1/flows/${FLOW}`, `/api/v1/flows/${FLOW}?min_seq=7`, `/api/v1/flows/${FLOW}?min_seq=12`, `/api/v1/flows/${FLOW}?min_seq=12`]);
+    // Another flow starts from nothing.
+    await client.get('01JBBBBBBBBBBBBBBBBBBBBBBB');
+    expect(server.seen.at(-1)!.url).toBe('/api/v1/flows/01JBBBBBBBBBBBBBBBBBBBBBBB');
+  });
+});
+
 describe('the client transport', () => {
   it('retries a read on 503 and 429 (as Retry-After asks, within the cap), then answers', async () => {
     const server = await serve((_req, res, n) => {

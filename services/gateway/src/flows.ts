@@ -117,12 +117,13 @@ export class Flows {
    * the log, and that answer is ahead of the views the projector writes next while it catches up:
    * serving one of those would take a flow back in time (a task that was waiting, pending again).
    * So a view older than the last answer is folded from the log instead, which only happens while
-   * the projector is behind.
+   * the projector is behind; as is one older than `minSeq`, what the client saw last (through
+   * any gateway).
    */
-  async view(flowId: string): Promise<FlowView> {
+  async view(flowId: string, minSeq = 0): Promise<FlowView> {
     if (!ULID_PATTERN.test(flowId)) throw apiError('FLOW_NOT_FOUND', flowId);
     const view = await this.views.read(flowId);
-    if (view && view.last_seq >= (this.answered.get(flowId) ?? 0)) return this.answer(view);
+    if (view && view.last_seq >= Math.max(this.answered.get(flowId) ?? 0, minSeq)) return this.answer(view);
     const state = await foldFlowHistory(this.ctx.js, this.ctx.topo, flowId);
     if (state === null) throw apiError('FLOW_NOT_FOUND', flowId);
     return this.answer(toFlowView(state));

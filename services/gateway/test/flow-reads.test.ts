@@ -64,6 +64,25 @@ describe("a gateway's reads of a flow", () => {
     expect(await read(id)).toEqual({ ...cancelling, written_by: 'projector' });
   });
 
+  it('fold the log for a client that saw the flow further on, through another gateway', async () => {
+    const submitted = await gateway.inject({ method: 'POST', url: '/api/v1/flows', payload: { tasks: [{ id: 'a', executor: 'noop' }] } });
+    const id = (submitted.json() as { flow_id: string }).flow_id;
+    const first = (await foldFlowHistory(ctx.js, ctx.topo, id))!.last_seq;
+    await storeView(id, first);
+    await gateway.inject({ method: 'POST', url: `/api/v1/flows/${id}/cancel`, payload: {} });
+    const cancelled = (await foldFlowHistory(ctx.js, ctx.topo, id))!;
+    // This gateway has not answered for the flow; the client read `cancelled` elsewhere.
+    const answer = await gateway.inject({ method: 'GET', url: `/api/v1/flows/${id}?min_seq=${cancelled.last_seq}` });
+    expect(answer.json()).toMatchObject({ last_seq: cancelled.last_seq, status: cancelled.status });
+    expect(answer.json()).not.toHaveProperty('written_by');
+    // Without it, the stored view is served as it is.
+    const fresh = await buildGateway(ctx, { auth: 'none', rateLimit: 0 });
+    expect((await fresh.inject({ method: 'GET', url: `/api/v1/flows/${id}` })).json()).toMatchObject({ last_seq: first, written_by: 'projector' });
+    await fresh.close();
+    const refused = await gateway.inject({ method: 'GET', url: `/api/v1/flows/${id}?min_seq=-1` });
+    expect(refused.statusCode).toBe(400);
+  });
+
   it('serve a view the gateway has not answered beyond, as stored', async () => {
     const submitted = await gateway.inject({ method: 'POST', url: '/api/v1/flows', payload: { tasks: [{ id: 'a', executor: 'noop' }] } });
     const id = (submitted.json() as { flow_id: string }).flow_id;

@@ -31,6 +31,13 @@ const eventsQuery = z.object({
   format: described(oneOf(['json', 'ndjson'] as const).optional(), 'json (the default): one object; ndjson: one event a line.'),
 });
 
+const viewQuery = z.object({
+  min_seq: described(
+    sequence(0).optional(),
+    "The flow's state as of this stream sequence at least, folded from the log when the view is behind it: a client that read `last_seq` N from one gateway sends N to never see the flow go back through another.",
+  ),
+});
+
 const submit = {
   config: { scope: 'submit' },
   schema: {
@@ -57,7 +64,7 @@ const view = {
     summary: "A flow's view",
     tags: ['flows'],
     params: FLOW_PARAMS,
-    querystring: NO_QUERY,
+    querystring: viewQuery,
     response: { 200: FlowViewSchema },
     errors: ['FLOW_NOT_FOUND'],
   },
@@ -124,7 +131,7 @@ export function registerFlowRoutes(app: FastifyInstance, flows: Flows, parse: Pa
       });
   });
 
-  api.get('/api/v1/flows/:id', view, async (request) => flows.view(request.params.id));
+  api.get('/api/v1/flows/:id', view, async (request) => flows.view(request.params.id, request.query.min_seq));
 
   api.get('/api/v1/flows/:id/events', events, async (request, reply) => {
     const { after = 0, format = 'json' } = request.query;
