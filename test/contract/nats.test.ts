@@ -186,6 +186,58 @@ describe('NATS lib against a real nats-server', () => {
     expect(letters.every((l) => l.stream === 'CT_EVENTS' && l.stream_seq > 0)).toBe(true);
   });
 
+  it('holds at most its concurrency in hand, and takes one more as each is done, in any order', async () => {
+    const js = jetstream(nc);
+    const jsm = await (await import('@taskstream/nats')).jetstreamManager(nc);
+    const flowId = newId();
+    await ensureConsumer(jsm, topo.eventsStream, { durable_name: 'capacity-test', filter_subject: flowEventsFilter(topo.layout, flowId), max_deliver: 3 });
+    const log = new EventLog(js, topo);
+    for (let i = 0; i < 10; i++) await log.append(started(flowId));
+    const inHand = new Map<number, () => void>();
+    let handled = 0;
+    const loop = await startConsumerLoop({
+      js,
+      stream: topo.eventsStream,
+      consumer: 'capacity-test',
+      source: 'contract',
+      decode: decodeEvent,
+      handle: (_event, msg) =>
+        new Promise<void>((resolve) =>
+          inHand.set(msg.seq, () => {
+            inHand.delete(msg.seq);
+            handled++;
+            resolve();
+          }),
+        ),
+      deadLetters: new DeadLetters(js, topo),
+      log: silentLogger,
+      maxDeliver: 3,
+      concurrency: 3,
+    });
+    const holding = (n: number) => waitFor(`${n} in hand`, () => (inHand.size === n ? [...inHand.keys()] : undefined));
+    const first = await holding(3);
+    // Nothing more comes while three are in hand.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(inHand.size).toBe(3);
+    // The last one read finishes first: the loop takes exactly one more.
+    inHand.get(first[2]!)!();
+    const next = await holding(3);
+    expect(next).not.toContain(first[2]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(inHand.size).toBe(3);
+    while (handled < 10) {
+      const [seq] = await waitFor('a message in hand', () => (inHand.size > 0 ? [...inHand.keys()] : undefined));
+      inHand.get(seq!)!();
+    }
+    await loop.stop();
+    const consumer = await js.consumers.get(topo.eventsStream, 'capacity-test');
+    const info = await waitFor('every message acknowledged', async () => {
+      const now = await consumer.info();
+      return now.num_ack_pending === 0 ? now : undefined;
+    });
+    expect(info.delivered.consumer_seq).toBe(10);
+  });
+
   it('dead-letters a message whose handler keeps failing after max deliveries', async () => {
     const js = jetstream(nc);
     const jsm = await (await import('@taskstream/nats')).jetstreamManager(nc);

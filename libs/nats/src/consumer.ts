@@ -108,6 +108,8 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
   let messages: ConsumerMessages | undefined;
   let stopping = false;
   const inFlight = new Set<Promise<void>>();
+  /** Wakes the loop waiting at capacity when a message in hand is done. */
+  let slotFreed: (() => void) | undefined;
   const acks = new AckBatch();
 
   /**
@@ -176,9 +178,15 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
             await process(msg);
             continue;
           }
-          const task = process(msg).finally(() => inFlight.delete(task));
+          const task = process(msg).finally(() => {
+            inFlight.delete(task);
+            slotFreed?.();
+          });
           inFlight.add(task);
-          if (inFlight.size >= concurrency) await Promise.race(inFlight);
+          // Not Promise.race(inFlight): that would add a reaction to every message in hand for each
+          // message read at capacity, and keep it until that message settles (quadratic).
+          if (inFlight.size >= concurrency) await new Promise<void>((resolve) => (slotFreed = resolve));
+          slotFreed = undefined;
         }
       } catch (error) {
         if (stopping) break;
