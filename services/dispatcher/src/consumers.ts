@@ -33,9 +33,8 @@ export async function startReadyConsumer(
     consumer,
     source: 'dispatcher',
     decode: decodeEvent,
-    handle: async (event, msg) => {
-      if (event.type === 'task.ready') await onReady(event, msg);
-    },
+    // Not an async wrapper: each waiting task would hold one more suspended frame.
+    handle: (event, msg) => (event.type === 'task.ready' ? onReady(event, msg) : Promise.resolve()),
     span: eventSpan('admit'),
     deadLetters,
     log: ctx.log,

@@ -68,23 +68,14 @@ export class DispatchWindow {
    * Waits for the task's turn and a slot, then runs `send`; a send that fails gives the slot back.
    * A task that ends while it waits is not sent.
    */
-  async dispatch(held: Held, send: () => Promise<unknown>): Promise<void> {
-    const go = await new Promise<boolean>((release, handBack) => {
+  dispatch(held: Held, send: () => Promise<unknown>): Promise<void> {
+    // A continuation, not an async frame suspended while the task waits: thousands wait at once.
+    return new Promise<boolean>((release, handBack) => {
       if (this.closed) return handBack(new HandBack('dispatcher stopping'));
-      this.waiting.add({ ...held, release, handBack });
+      // Named fields, not a spread: a spread here gave every waiting entry a hidden class of its own.
+      this.waiting.add({ key: held.key, flowId: held.flowId, priority: held.priority, seq: held.seq, msg: held.msg, release, handBack });
       this.fill();
-    });
-    if (!go) return;
-    try {
-      await send();
-    } catch (error) {
-      // The redelivery waits for a slot again.
-      this.free(held.key);
-      throw error;
-    } finally {
-      this.sending--;
-      this.fill();
-    }
+    }).then((go) => (go ? this.send(held.key, send) : undefined));
   }
 
   /** Whether a task of this flow waits or holds a slot here: only then is its end worth reading. */
@@ -106,6 +97,19 @@ export class DispatchWindow {
   heartbeat(): void {
     for (const entry of this.waiting.values()) entry.msg.working();
     this.fill();
+  }
+
+  private async send(key: string, send: () => Promise<unknown>): Promise<void> {
+    try {
+      await send();
+    } catch (error) {
+      // The redelivery waits for a slot again.
+      this.free(key);
+      throw error;
+    } finally {
+      this.sending--;
+      this.fill();
+    }
   }
 
   close(): void {

@@ -61,7 +61,9 @@ export class QueueGate {
    */
   wait(waiter: Omit<Waiter, 'admitted' | 'handBack'>): Promise<boolean> {
     return new Promise((admitted, handBack) => {
-      this.waiting.add({ ...waiter, admitted, handBack });
+      const { key, flowId, concurrencyKey, priority, seq, msg } = waiter;
+      // Named fields, not a spread: a spread here gave every waiting entry a hidden class of its own.
+      this.waiting.add({ key, flowId, concurrencyKey, priority, seq, msg, admitted, handBack });
       this.wake();
     });
   }

@@ -47,28 +47,26 @@ export function readyHandler(options: ReadyHandlerOptions): (ready: EventOf<'tas
   // Thousands of ready events may be in hand at once (most of them waiting at a gate or a window);
   // their publishes go out a few hundred at a time so the pending requests do not pile up in memory.
   const dispatching = pLimit(DISPATCHING);
+  // Thousands of tasks wait at once: what each holds while it waits is kept small (no per-task
+  // helpers, no suspended frame of its own for the common case), as it is multiplied by them.
+  const giveBack = async (limited: boolean, queue: string, key: string) => {
+    if (limited) await limits.release([queue], key);
+  };
+  const withoutSlot = async (limited: boolean, queue: string, key: string, send: () => Promise<boolean>) => {
+    await giveBack(limited, queue, key);
+    await dispatching(send);
+  };
   return async (ready, msg) => {
     const queue = ready.data.queue;
-    const policy = policyOf(queue);
-    const limited = isLimited(policy);
+    const limited = isLimited(policyOf(queue));
     const key = idempotencyKeyOf(ready.flow_id, ready.task_id);
-    const giveBack = async () => {
-      if (limited) await limits.release([queue], key);
-    };
-    if (msg.info.deliveryCount > 1 && (await alreadyFinished(js, topo, ready))) return giveBack();
-    const spec = withQueueDefaults(ready.data.spec, policy);
-    // Dispatched from the window or the gate, maybe much later: in this event's trace.
-    const send = bindTraceContext(() => dispatch(ready, spec));
-    const withoutSlot = async () => {
-      await giveBack();
-      await dispatching(send);
-    };
-    if (stops.reasonFor(ready.flow_id, ready.data.spec) !== undefined) return withoutSlot();
+    if (msg.info.deliveryCount > 1 && (await alreadyFinished(js, topo, ready))) return giveBack(limited, queue, key);
+    // Dispatched from the window or the gate, maybe much later: in this event's trace, with the
+    // queue's defaults as they are then.
+    const send = bindTraceContext(() => dispatch(ready, withQueueDefaults(ready.data.spec, policyOf(queue))));
+    if (stops.reasonFor(ready.flow_id, ready.data.spec) !== undefined) return withoutSlot(limited, queue, key, send);
     const waiter = { key, flowId: ready.flow_id, priority: ready.data.priority, seq: msg.seq, msg };
-    if (!limited && windowSize > 0) {
-      await rooms.window(queue).dispatch(waiter, send);
-      return;
-    }
+    if (!limited && windowSize > 0) return rooms.window(queue).dispatch(waiter, send);
     if (limited) {
       const concurrencyKey = ready.data.concurrency_key;
       const admitted = await rooms.gate(queue).wait({ ...waiter, ...(concurrencyKey !== undefined && { concurrencyKey }) });
@@ -76,16 +74,16 @@ export function readyHandler(options: ReadyHandlerOptions): (ready: EventOf<'tas
       // The slot is recorded: a stop stored from now on ends the task later, and that end releases it.
       let stopped: boolean;
       try {
-        stopped = (await stops.storedStop(ready.flow_id, spec)) !== undefined;
+        stopped = (await stops.storedStop(ready.flow_id, ready.data.spec)) !== undefined;
       } catch (error) {
-        await giveBack();
+        await giveBack(limited, queue, key);
         throw error;
       }
-      if (stopped) return withoutSlot();
+      if (stopped) return withoutSlot(limited, queue, key, send);
     }
     const repeated = await dispatching(send);
     // A dispatch whose acknowledgement was lost comes back, maybe as a first delivery (nats-server
     // 2.9), and is admitted again after its task may have run and released its slot.
-    if (limited && repeated && (await alreadyFinished(js, topo, ready))) await giveBack();
+    if (limited && repeated && (await alreadyFinished(js, topo, ready))) await giveBack(limited, queue, key);
   };
 }

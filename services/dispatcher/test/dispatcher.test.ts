@@ -12,6 +12,8 @@ let log: EventLog;
 const handles: DispatcherHandle[] = [];
 /** Task keys in the order their work items were published. */
 const dispatched: string[] = [];
+/** Each work item published, by task key. */
+const items = new Map<string, WorkItem>();
 /** Dispatches of these flows' tasks, in order. */
 const dispatchedOf = (...flowIds: string[]) => dispatched.filter((key) => flowIds.includes(key.slice(0, key.indexOf(':'))));
 
@@ -19,7 +21,13 @@ beforeAll(async () => {
   nats = await NatsServer.start();
   ctx = await createContext({ natsUrl: nats.url, name: 'dispatcher-test', log: createLogger('dispatcher', 'silent') });
   log = new EventLog(ctx.js, ctx.topo);
-  ctx.nc.subscribe(allWorkFilter(ctx.topo.layout), { callback: (_error, msg) => void dispatched.push(msg.json<WorkItem>().idempotency_key) });
+  ctx.nc.subscribe(allWorkFilter(ctx.topo.layout), {
+    callback: (_error, msg) => {
+      const item = msg.json<WorkItem>();
+      dispatched.push(item.idempotency_key);
+      items.set(item.idempotency_key, item);
+    },
+  });
 }, 60_000);
 
 afterEach(async () => {
@@ -223,5 +231,24 @@ describe('dispatcher against a real nats-server', () => {
     expect(dispatchedOf(flowId)).toEqual([first]);
     await succeeded(first!);
     await waitFor('the second task to be dispatched', () => (dispatchedOf(flowId).includes(second!) ? true : undefined));
+  }, 60_000);
+
+  it("completes a task with its queue's defaults as they are when it leaves, though they changed while it waited", async () => {
+    const queue = 'retuned';
+    const policies = await QueuePolicyStore.open(ctx.js, ctx.topo);
+    await policies.put(queue, { timeout_secs: 7, max_retries: 1 });
+    const dispatcher = await startDispatcher(ctx, { consumer: 'retuned', dispatchWindow: 1 });
+    handles.push(dispatcher);
+    const flowId = newId();
+    const [first, second] = await ready(queue, flowId, ids('t', 2));
+    await waitFor('the first task to be dispatched', () => (items.has(first!) ? true : undefined));
+    await waitFor('the second to wait for a slot', () => (dispatcher.stats()[queue]?.waiting === 1 ? true : undefined));
+    await policies.put(queue, { timeout_secs: 9, max_retries: 2 });
+    // The watch of policies is asynchronous: the change reaches the dispatcher soon after it is stored.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await succeeded(first!);
+    const item = await waitFor('the second task to be dispatched', () => items.get(second!));
+    expect(items.get(first!)!.spec).toMatchObject({ timeout_secs: 7, retries: 1 });
+    expect(item.spec).toMatchObject({ timeout_secs: 9, retries: 2 });
   }, 60_000);
 });
