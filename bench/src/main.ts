@@ -13,8 +13,8 @@ const quick = process.argv.includes('--quick');
 // profiled run are not compared with peers, the summary says where each process spends its time.
 const profile = process.argv.includes('--profile');
 // --only=chain,limits: just these workloads (independent, chain, fan-out, open-loop, limits,
-// many-flows, small-beside-big, retention).
-const WORKLOADS = ['independent', 'chain', 'fan-out', 'open-loop', 'limits', 'many-flows', 'small-beside-big', 'retention'] as const;
+// many-flows, backlog, small-beside-big, retention).
+const WORKLOADS = ['independent', 'chain', 'fan-out', 'open-loop', 'limits', 'many-flows', 'backlog', 'small-beside-big', 'retention'] as const;
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',');
 const unknown = only?.filter((name) => !(WORKLOADS as readonly string[]).includes(name)) ?? [];
 if (unknown.length > 0) {
@@ -34,6 +34,8 @@ const size = {
   fanOut: 1_000,
   limits: quick ? 300 : 1_000,
   manyFlows: { flows: 20, perFlow: quick ? 100 : 500 },
+  // More ready tasks than a dispatcher holds at once (10,000): the steady state of a busy engine.
+  backlog: { flows: 3, perFlow: quick ? 4_000 : 10_000 },
   smallBesideBig: quick ? 2_000 : 10_000,
   openLoop: quick ? { flows: 500, rates: [200, 500, 1_000, 1_500] } : { flows: 2_000, rates: [200, 500, 1_000, 1_500] },
   retention: quick ? 1_000 : 3_000,
@@ -81,6 +83,10 @@ async function main() {
       results.push(await ts.manyFlows(system, size.manyFlows.flows, size.manyFlows.perFlow));
       log(`  many flows: ${fmt(results.at(-1)!.tasks_per_sec)} tasks/s, flow makespan spread ${fmt((results.at(-1) as ManyFlowsResult).flow_makespan_spread, 2)}`);
     }
+    if (wanted('backlog')) {
+      results.push(await ts.manyFlows(system, size.backlog.flows, size.backlog.perFlow, '8-backlog'));
+      log(`  backlog: ${fmt(results.at(-1)!.tasks_per_sec)} tasks/s, ${fmt(results.at(-1)!.cpu_s_per_1k, 2)} CPU s / 1k tasks, dispatcher peak ${results.at(-1)!.peak_rss_mb['dispatcher']} MB`);
+    }
     if (wanted('small-beside-big')) {
       results.push(await ts.smallBesideBig(system, size.smallBesideBig));
       log(`  small beside big: ${results.at(-1)!.notes}`);
@@ -121,6 +127,7 @@ async function main() {
     const theirs = results.find((r) => r.workload === workload && r.system === peer)?.[key];
     return mine !== undefined && theirs !== undefined ? mine / theirs : Number.NaN;
   };
+  const ownTasksPerSec = (workload: string) => results.find((r) => r.workload === workload && r.system === 'taskstream')?.tasks_per_sec ?? Number.NaN;
   const ratios = {
     independent_tps_vs_bullmq_aof: ratio('1-independent', 'bullmq-aof', 'tasks_per_sec'),
     independent_tps_vs_raw: ratio('1-independent', 'raw-jetstream', 'tasks_per_sec'),
@@ -130,7 +137,9 @@ async function main() {
     fan_out_tps_vs_bullmq_aof: ratio('4-fan-out-in', 'bullmq-aof', 'tasks_per_sec'),
     many_flows_tps_vs_bullmq_aof: ratio('6-many-flows', 'bullmq-aof', 'tasks_per_sec'),
     many_flows_tps_vs_bullmq_nopersist: ratio('6-many-flows', 'bullmq-nopersist', 'tasks_per_sec'),
-    // Not a peer comparison: the small flow beside a big one against the same flow alone.
+    // Not peer comparisons: a backlog beyond what a dispatcher holds against one flow of 10,000;
+    // the small flow beside a big one against the same flow alone.
+    backlog_tps_vs_independent: ownTasksPerSec('8-backlog') / ownTasksPerSec('1-independent'),
     small_flow_beside_big_vs_alone: (results.find((r) => r.workload === '7-small-beside-big') as { ratio?: number } | undefined)?.ratio ?? Number.NaN,
   };
   const sustained = openLoop.filter((s) => s.sustained).map((s) => s.rate);

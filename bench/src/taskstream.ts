@@ -237,7 +237,7 @@ function storedPerTask(before: Record<string, number>, after: Record<string, num
  * Workload 6: `flows` flows of `perFlow` independent no-ops, submitted at once over REST on one
  * queue; throughput over all tasks, each flow's makespan, and each service's memory.
  */
-export async function manyFlows(system: TaskstreamSystem, flows: number, perFlow: number): Promise<ManyFlowsResult> {
+export async function manyFlows(system: TaskstreamSystem, flows: number, perFlow: number, workload = '6-many-flows'): Promise<ManyFlowsResult> {
   const idleHeapMb = await system.liveHeapsMb();
   const watch = new FlowEndWatch(system.nc);
   const meter = new ProcessMeter(system.pids());
@@ -251,7 +251,7 @@ export async function manyFlows(system: TaskstreamSystem, flows: number, perFlow
   const histories = await Promise.all(flowIds.map((flowId) => system.history(flowId)));
   const counts = histories.map((events) => taskCounts(events, perFlow));
   return {
-    workload: '6-many-flows',
+    workload,
     system: 'taskstream',
     ...measured(flows * perFlow, endedAt - started, histories.flatMap(startLatencies), usage),
     ...settled,
