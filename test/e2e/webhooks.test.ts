@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { EVENT_VERSION, eventSubject, type FlowEvent } from '@taskstream/domain';
+import { connectNats, EventLog, jetstream, jetstreamManager, newId, topology, WEBHOOKS_HINT, type NatsConnection } from '@taskstream/nats';
 import { NatsServer, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SERVICES, Deployment, FAST_FAILOVER } from '../support/deployment.js';
@@ -24,6 +26,7 @@ describe('completion webhooks, delivered by the executors from a durable consume
   let nats: NatsServer;
   let deployment: Deployment;
   let base: string;
+  let nc: NatsConnection;
   const endpoints: Endpoint[] = [];
 
   const endpoint = async (status?: (req: IncomingMessage, n: number) => number) => {
@@ -62,8 +65,10 @@ describe('completion webhooks, delivered by the executors from a durable consume
     // The executor may reach 127.0.0.1 (the receivers), not the rest of the loopback range.
     deployment = await Deployment.start(nats.url, ALL_SERVICES, { ...FAST_FAILOVER, TASKSTREAM_HTTP_ALLOW: '127.0.0.0/8', TASKSTREAM_WEBHOOK_ALLOW: '127.0.0.1/32' });
     base = deployment.gatewayUrl;
+    nc = await connectNats({ servers: nats.url, name: 'webhooks-test' });
   });
   afterAll(async () => {
+    await nc?.close();
     await Promise.all(endpoints.map((e) => e.close()));
     await deployment?.stop();
     await nats?.stop();
@@ -178,5 +183,33 @@ describe('completion webhooks, delivered by the executors from a durable consume
     expect(outcome(await view(id))).toEqual(outcome(before));
     expect(before.status).toBe('succeeded');
     expect(deployment.logs()).not.toMatch(/setting aside/);
+  });
+
+  it('stores a flow\'s end with a hint naming the webhooks its definition sets, for the executors to read instead of the definition', async () => {
+    const receiver = await endpoint();
+    const id = await submit({ webhooks: { on_failure: `${receiver.url}/failed` }, tasks: [{ id: 'a', executor: 'noop' }] });
+    expect((await settled(id)).status).toBe('succeeded');
+    const topo = topology();
+    const end = await (await jetstreamManager(nc)).direct.getMessage(topo.eventsStream, { last_by_subj: eventSubject(topo.layout, id, 'flow.succeeded') });
+    expect(end?.header?.get(WEBHOOKS_HINT)).toBe('on_failure');
+  });
+
+  it('reads the definition of a flow whose end carries no hint (stored before hints), and trusts a hint that names none', async () => {
+    const receiver = await endpoint();
+    // Tasks on a queue no executor serves: the flows stay running until this test ends them.
+    const flow = { webhooks: { on_complete: `${receiver.url}/done` }, tasks: [{ id: 'waits', executor: 'noop', queue: 'nobody-serves' }] };
+    const [hinted, unhinted] = [await submit(flow), await submit(flow)];
+    await waitFor('both flows to start', async () => ((await view(hinted)).status === 'running' && (await view(unhinted)).status === 'running' ? true : undefined));
+    const log = new EventLog(jetstream(nc), topology());
+    const ended = (flowId: string): FlowEvent => ({ id: newId(), type: 'flow.succeeded', version: EVENT_VERSION, flow_id: flowId, time: new Date().toISOString(), data: { succeeded: 1, total: 1 } });
+    await log.append(ended(hinted), undefined, { [WEBHOOKS_HINT]: 'none' });
+    await log.append(ended(unhinted));
+    const history = await deliveryEnded(unhinted);
+    expect(history.filter((e) => e.type === 'flow.webhook_delivered')).toHaveLength(1);
+    expect(JSON.parse(receiver.requests[0]!.body)).toMatchObject({ event: 'flow_completed', flow_id: unhinted });
+    // Both ends were stored before either was handled; give the hinted one time to (wrongly) call.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(receiver.requests.map((r) => JSON.parse(r.body).flow_id)).toEqual([unhinted]);
+    expect((await events(hinted)).filter((e) => e.type.startsWith('flow.webhook'))).toEqual([]);
   });
 });

@@ -1,10 +1,23 @@
 import { JetStreamApiError, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
 import pLimit from 'p-limit';
 import { EVENT_VERSION, eventSubject, TERMINAL_FLOW_EVENTS, TERMINAL_TASK_EVENTS, type EventBody, type EventDraft, type FlowEvent } from '@taskstream/domain';
 import { encodeJson } from './codec.js';
 import { deterministicId, newId } from './ids.js';
 import type { Topology } from './topology.js';
 import { activeTraceContext, traceHeaders, withTraceContext } from './trace-context.js';
+
+/**
+ * Headers an event is stored with that save a reader work, never part of the event: a reader
+ * finding none (an event stored before hints, or by a writer that gives none) does the work.
+ */
+export type EventHints = Partial<Record<typeof WEBHOOKS_HINT, string>>;
+
+/**
+ * On a flow's end, the webhooks its definition sets (`on_complete,on_failure`, either, or `none`),
+ * so the executors' webhook consumers need not read the definition of a flow that sets none.
+ */
+export const WEBHOOKS_HINT = 'Taskstream-Webhooks';
 
 const WRONG_LAST_SEQUENCE = 10071;
 
@@ -23,8 +36,12 @@ export class EventLog {
    * or skipping it, an executor finishing or cancelling it), and a flow's by the flow: within the
    * de-duplication window the first one stored is the only one stored, so each gets exactly one.
    */
-  async append(event: FlowEvent, msgID: string = event.id): Promise<PubAck> {
-    const headers = traceHeaders();
+  async append(event: FlowEvent, msgID: string = event.id, hints?: EventHints): Promise<PubAck> {
+    let headers = traceHeaders();
+    if (hints !== undefined) {
+      headers ??= natsHeaders();
+      for (const [name, value] of Object.entries(hints)) headers.set(name, value);
+    }
     return this.js.publish(eventSubject(this.topo.layout, event.flow_id, event.type), encodeJson(event), { msgID: terminalEventKey(event) ?? msgID, ...(headers && { headers }) });
   }
 
@@ -34,11 +51,11 @@ export class EventLog {
    * otherwise holds 10,000 encoded events and pending requests in memory), and all PubAcks are
    * awaited before returning.
    */
-  async appendAll(items: ReadonlyArray<{ event: FlowEvent; msgID: string }>, window = 256): Promise<PubAck[]> {
+  async appendAll(items: ReadonlyArray<{ event: FlowEvent; msgID: string; hints?: EventHints }>, window = 256): Promise<PubAck[]> {
     const limit = pLimit(window);
     // The queue runs each append from whichever append freed its slot: keep the caller's trace.
     const caller = activeTraceContext();
-    return Promise.all(items.map(({ event, msgID }) => limit(() => withTraceContext(caller, () => this.append(event, msgID)))));
+    return Promise.all(items.map(({ event, msgID, hints }) => limit(() => withTraceContext(caller, () => this.append(event, msgID, hints)))));
   }
 
   /** Appends an event the shell originates, stamping a fresh id, the schema version and the time. */
@@ -63,10 +80,10 @@ export class EventLog {
     }
   }
 
-  /** Stamps decisions with deterministic ids and appends them, keyed for de-duplication. */
-  async appendDecisions(drafts: readonly EventDraft[], causeTimeMs: number, now: Date = new Date()): Promise<FlowEvent[]> {
+  /** Stamps decisions with deterministic ids and appends them, keyed for de-duplication, with the hints `hintsOf` gives. */
+  async appendDecisions(drafts: readonly EventDraft[], causeTimeMs: number, hintsOf: (draft: EventDraft) => EventHints | undefined = () => undefined, now: Date = new Date()): Promise<FlowEvent[]> {
     const events = drafts.map((draft) => stampDecision(draft, causeTimeMs, now));
-    await this.appendAll(events.map((event, i) => ({ event, msgID: drafts[i]!.key })));
+    await this.appendAll(events.map((event, i) => ({ event, msgID: drafts[i]!.key, hints: hintsOf(drafts[i]!) })));
     return events;
   }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { decideAll, type EventDraft, type FlowEvent } from '@taskstream/domain';
-import type { EventLog, Logger } from '@taskstream/nats';
+import { decideAll, WEBHOOK_TRIGGERS, webhookKinds, type EventDraft, type FlowDefinition, type FlowEvent } from '@taskstream/domain';
+import { WEBHOOKS_HINT, type EventHints, type EventLog, type Logger } from '@taskstream/nats';
 import { freshDecisions, startOf, unemitted } from './decisions.js';
 import type { ChildFlows } from './children.js';
 import type { CachedFlow, FlowHistory } from './flow-cache.js';
@@ -46,12 +46,17 @@ export class DecisionAppender {
       // A trigger task's child is submitted before its wait is stored (see ChildFlows).
       const children = this.children;
       const stored = children === undefined ? fresh : await Promise.all(fresh.map((d) => children.launch(d, flow.state)));
-      await this.log.appendDecisions(stored.map(withApprovalCode), causeTime);
+      await this.log.appendDecisions(stored.map(withApprovalCode), causeTime, webhookHints(flow.state.definition));
       for (const d of fresh) flow.emitted.add(d.key);
       decisionsStored(fresh, flow.state.definition.queue);
     }
     return true;
   }
+}
+
+/** A flow's end tells the webhook consumers which webhooks its definition sets: none, mostly. */
+function webhookHints(definition: Pick<FlowDefinition, 'webhooks'>): (draft: EventDraft) => EventHints | undefined {
+  return (draft) => (WEBHOOK_TRIGGERS[draft.type] === undefined ? undefined : { [WEBHOOKS_HINT]: webhookKinds(definition).join(',') || 'none' });
 }
 
 /**

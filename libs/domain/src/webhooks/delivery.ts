@@ -33,6 +33,11 @@ export const WEBHOOK_TRIGGERS: Readonly<Partial<Record<EventType, WebhookKind>>>
   'flow.cancelled': 'on_failure',
 };
 
+/** The webhooks a definition sets, as the planner tells them with a flow's end (see the event log's hints). */
+export function webhookKinds(definition: Pick<FlowDefinition, 'webhooks'>): WebhookKind[] {
+  return (['on_complete', 'on_failure'] as const).filter((kind) => definition.webhooks?.[kind] !== undefined);
+}
+
 export function webhookTarget(definition: Pick<FlowDefinition, 'webhooks'>, terminal: EventType): WebhookTarget | undefined {
   const webhook = WEBHOOK_TRIGGERS[terminal];
   const url = webhook === undefined ? undefined : definition.webhooks?.[webhook];

@@ -16,7 +16,7 @@ import {
   type FlowEvent,
   type WebhookTarget,
 } from '@taskstream/domain';
-import { decodeEvent, definitionsOf, EventLog, foldFlowHistory, HandBack, type JsMsg } from '@taskstream/nats';
+import { decodeEvent, definitionsOf, EventLog, foldFlowHistory, HandBack, WEBHOOKS_HINT, type JsMsg } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
 import type { Agent } from 'undici';
 import { postWebhook } from './send.js';
@@ -52,6 +52,10 @@ export class WebhookDelivery {
   readonly handle = async (event: FlowEvent, msg: JsMsg): Promise<void> => {
     if (WEBHOOK_TRIGGERS[event.type] === undefined) return;
     const flowId = event.flow_id;
+    // The planner says with a flow's end which webhooks the flow sets: most set none, and their
+    // definitions need not be read. An end stored without the hint is read as before.
+    const hinted = msg.headers?.get(WEBHOOKS_HINT);
+    if (hinted && !hinted.split(',').includes(WEBHOOK_TRIGGERS[event.type]!)) return;
     if (!(await this.mayCall(flowId, event.type))) return;
     if ((await this.last(flowId, 'flow.webhook_delivered')) || (await this.last(flowId, 'flow.webhook_abandoned'))) return;
     const state = await foldFlowHistory(this.deps.ctx.js, this.deps.ctx.topo, flowId);
