@@ -92,16 +92,17 @@ const events = {
 async function streamFlow(s: TaskedServices, id: string, request: FastifyRequest, reply: FastifyReply, feed: Awaited<ReturnType<typeof followEvents>>): Promise<void> {
   let closed = false;
   const raw = reply.raw;
-  const gone = new Promise<void>((resolve) =>
-    request.raw.once('close', () => {
-      closed = true;
-      void feed.close();
-      resolve();
-    }),
-  );
+  const gone = new AbortController();
+  request.raw.once('close', () => {
+    closed = true;
+    void feed.close();
+    gone.abort();
+  });
   raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-content-type-options': 'nosniff', 'x-accel-buffering': 'no' });
+  // A slow client is waited for; one that leaves ends the wait (not a race with a promise of its
+  // leaving, which would keep a reaction for every wait until the stream ends).
   const write = async (text: string) => {
-    if (!closed && !raw.write(text)) await Promise.race([once(raw, 'drain'), gone]);
+    if (!closed && !raw.write(text)) await once(raw, 'drain', { signal: gone.signal }).catch(() => undefined);
   };
   const ping = setInterval(() => void write(':ping\n\n'), PING_MS);
   const sent = new Map<string, TaskedTaskState>();
