@@ -254,6 +254,9 @@ describe('API keys and scopes', () => {
       // Each started second (a window) lets RATE_LIMIT through; all of these usually fit in one.
       const windows = 1 + Math.floor((Date.now() - started) / 1_000);
       const limited = responses.filter((r) => r.status === 429);
+      // Anything but 200 or 429 is a defect: say which, with its body.
+      const others = responses.filter((r) => r.status !== 200 && r.status !== 429);
+      expect(await Promise.all(others.map(async (r) => `${r.status} ${await r.text()}`))).toEqual([]);
       expect(limited.length).toBeGreaterThan(0);
       expect(responses.filter((r) => r.status === 200).length).toBeLessThanOrEqual(RATE_LIMIT * windows);
       expect(limited.length + responses.filter((r) => r.status === 200).length).toBe(RATE_LIMIT * 3);
