@@ -38,3 +38,4 @@ export * from './webhooks/delivery.js';
 export * from './schedules/index.js';
 export * from './templates/index.js';
 export * from './triggers/index.js';
+export * from './limits/recent.js';

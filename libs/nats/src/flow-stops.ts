@@ -1,4 +1,4 @@
-import { eventSubject, eventTypeFilter, flowIdOfSubject, STOP_EVENTS, stopReason, STOPS, strongerStop, type Stop, type TaskSpec } from '@taskstream/domain';
+import { eventSubject, eventTypeFilter, flowIdOfSubject, RecentMap, RecentSet, STOP_EVENTS, stopReason, STOPS, strongerStop, type Stop, type TaskSpec } from '@taskstream/domain';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { watchStoredSubjects } from './history.js';
@@ -19,9 +19,9 @@ export type ReadStoredStops = (flowId: string) => Promise<Stop[]>;
  * known at once; what was stored before the watch began is read from the log, once per flow.
  */
 export class KnownStops {
-  private readonly stopped = new Map<string, Stop>();
+  private readonly stopped = new RecentMap<string, Stop>(MAX_KNOWN_STOPS);
   /** Flows whose stored stops were read here, after the watch began: it has told every later one. */
-  private readonly read = new Set<string>();
+  private readonly read = new RecentSet<string>(MAX_KNOWN_STOPS);
 
   constructor(private readonly readStored: ReadStoredStops) {}
 
@@ -36,7 +36,6 @@ export class KnownStops {
     const known = this.stopped.get(flowId);
     if (known !== undefined && strongerStop(known, stop) === known) return undefined;
     this.stopped.set(flowId, stop);
-    if (this.stopped.size > MAX_KNOWN_STOPS) this.stopped.delete(this.stopped.keys().next().value!);
     return stop;
   }
 
@@ -57,7 +56,6 @@ export class KnownStops {
     const stop = found.reduce<Stop | undefined>((strongest, next) => strongerStop(strongest, next), known);
     if (stop !== undefined) this.stop(flowId, stop);
     this.read.add(flowId);
-    if (this.read.size > MAX_KNOWN_STOPS) this.read.delete(this.read.values().next().value!);
     return stop;
   }
 

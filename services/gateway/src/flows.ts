@@ -2,6 +2,7 @@ import {
   eventSubject,
   MAX_TASKS_PER_FLOW,
   oversizedPart,
+  RecentMap,
   lineageFrom,
   toFlowView,
   ULID_PATTERN,
@@ -31,7 +32,7 @@ const ANSWERS_KEPT = 10_000;
 export class Flows {
   private readonly log: EventLog;
   /** The last sequence `view` answered per flow, for the flows read most recently (ANSWERS_KEPT). */
-  private readonly answered = new Map<string, number>();
+  private readonly answered = new RecentMap<string, number>(ANSWERS_KEPT);
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -130,9 +131,7 @@ export class Flows {
   }
 
   private answer(view: FlowView): FlowView {
-    this.answered.delete(view.flow_id);
     this.answered.set(view.flow_id, view.last_seq);
-    if (this.answered.size > ANSWERS_KEPT) this.answered.delete(this.answered.keys().next().value!);
     return view;
   }
 

@@ -1,4 +1,4 @@
-import { FlowTally, partitionOf, type FlowState } from '@taskstream/domain';
+import { FlowTally, partitionOf, RecentMap, type FlowState } from '@taskstream/domain';
 import type { ProjectedFlow } from './view-store.js';
 
 /**
@@ -13,16 +13,18 @@ const HANDED_OVER_KEPT = 10_000;
 
 export class FlowMemory {
   private readonly flows = new Map<string, ProjectedFlow>();
-  private readonly storedAhead = new Map<string, number>();
+  private readonly storedAhead: RecentMap<string, number>;
   /** Flows let go, with the sequence of the state they were let go with (see handedOverAt). */
-  private readonly handedOver = new Map<string, number>();
+  private readonly handedOver = new RecentMap<string, number>(HANDED_OVER_KEPT);
 
   constructor(
     private readonly max: number,
     private readonly partitions: number,
     /** Told of every flow no longer held, so what was kept to fold it again (its definition) may go. */
     private readonly released: (flowId: string) => void = () => {},
-  ) {}
+  ) {
+    this.storedAhead = new RecentMap(max);
+  }
 
   get(flowId: string): ProjectedFlow | undefined {
     return this.flows.get(flowId);
@@ -40,9 +42,7 @@ export class FlowMemory {
     const flow = this.flows.get(flowId);
     if (flow === undefined) return;
     this.flows.delete(flowId);
-    this.handedOver.delete(flowId);
     this.handedOver.set(flowId, flow.state.last_seq);
-    if (this.handedOver.size > HANDED_OVER_KEPT) this.handedOver.delete(this.handedOver.keys().next().value!);
     this.released(flowId);
   }
 
@@ -63,7 +63,6 @@ export class FlowMemory {
 
   rememberStored(flowId: string, seq: number): void {
     this.storedAhead.set(flowId, seq);
-    if (this.storedAhead.size > this.max) this.storedAhead.delete(this.storedAhead.keys().next().value!);
   }
 
   /** Another instance owns `partition` now: what was remembered of its flows may go stale. */

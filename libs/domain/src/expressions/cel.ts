@@ -26,6 +26,7 @@
  */
 import { Environment, serialize, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
 import { Duration, UnsignedInt } from '@marcbachmann/cel-js/evaluator';
+import { RecentMap } from '../limits/recent.js';
 
 export type ExpressionKind = 'condition' | 'transform' | 'match';
 
@@ -114,7 +115,7 @@ interface Failure {
 
 type Compiled = { ok: true; program: ParseResult; taskRefs: string[] } | ({ ok: false } & Failure);
 
-const cache = new Map<string, Compiled>();
+const cache = new RecentMap<string, Compiled>(EXPRESSION_CACHE_SIZE);
 
 function position(source: string, offset: number): { line: number; column: number } {
   let line = 1;
@@ -274,13 +275,12 @@ function compile(source: string, kind: ExpressionKind): Compiled {
   const key = `${kind}\u0000${source}`;
   const cached = cache.get(key);
   if (cached) {
-    cache.delete(key);
+    // Used again: the most recent now.
     cache.set(key, cached);
     return cached;
   }
   const compiled = compileUncached(source, kind);
   cache.set(key, compiled);
-  if (cache.size > EXPRESSION_CACHE_SIZE) cache.delete(cache.keys().next().value!);
   return compiled;
 }
 

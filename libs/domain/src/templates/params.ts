@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { Problem } from '../flow/validate.js';
+import { RecentMap } from '../limits/recent.js';
 import { MAX_PARAM_PROBLEMS } from './limits.js';
 
 /**
@@ -10,8 +11,8 @@ import { MAX_PARAM_PROBLEMS } from './limits.js';
 export type CompiledParams = { ok: true; declared: string[]; check: (params: Record<string, unknown>) => { params: Record<string, unknown>; problems: Problem[] } } | { ok: false; problems: Problem[] };
 
 /** Compiled schemas by their text: a template's schema is compiled once, not at every run. */
-const compiled = new Map<string, CompiledParams>();
 const CACHED = 64;
+const compiled = new RecentMap<string, CompiledParams>(CACHED);
 
 /** Compiles a params schema, or says what is wrong with it (paths start at `params_schema`). */
 export function compileParamsSchema(schema: Record<string, unknown>): CompiledParams {
@@ -19,7 +20,6 @@ export function compileParamsSchema(schema: Record<string, unknown>): CompiledPa
   const hit = compiled.get(text);
   if (hit) return hit;
   const result = compile(schema);
-  if (compiled.size >= CACHED) compiled.delete(compiled.keys().next().value!);
   compiled.set(text, result);
   return result;
 }
