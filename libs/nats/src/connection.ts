@@ -62,3 +62,28 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
 }
 
 export type { NatsConnection };
+
+/**
+ * Calls `back` each time the connection returns from an outage of at least `minOutageMs`, for state
+ * a process keeps from a watch: a watch resumes where it stopped, and what the server dropped
+ * meanwhile (a removal marker, say) it never sees. Stops with the connection, or at the next status
+ * after the returned function is called.
+ */
+export function onReturnFromOutage(nc: NatsConnection, minOutageMs: number, back: (outageMs: number) => void): () => void {
+  let stopped = false;
+  void (async () => {
+    let downSince: number | undefined;
+    for await (const status of nc.status()) {
+      if (stopped) break;
+      if (status.type === 'disconnect') downSince ??= Date.now();
+      else if (status.type === 'reconnect' && downSince !== undefined) {
+        const outageMs = Date.now() - downSince;
+        downSince = undefined;
+        if (outageMs >= minOutageMs) back(outageMs);
+      }
+    }
+  })();
+  return () => {
+    stopped = true;
+  };
+}

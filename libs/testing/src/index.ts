@@ -4,3 +4,4 @@ export * from './wait.js';
 export * from './processes.js';
 export * from './configured.js';
 export * from './loopback-only.js';
+export * from './proxy.js';

@@ -4,7 +4,7 @@ import type { OpenAPIV3_1 } from 'openapi-types';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import websocket, { type WebSocket } from '@fastify/websocket';
-import { ApiKeyStore, FlowSummaryStore, FlowViewStore, IdempotencyStore, Kvm, SecretStore, TemplateStore, TriggerStore } from '@taskstream/nats';
+import { ApiKeyStore, FlowSummaryStore, FlowViewStore, IdempotencyStore, Kvm, onReturnFromOutage, SecretStore, SUMMARY_MARKER_MS, TemplateStore, TriggerStore } from '@taskstream/nats';
 import type { PinoLogger, ServiceContext } from '@taskstream/runtime';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { authenticate, PUBLIC_ROUTES, redactUrl, requireScopes, securityHeaders, type KeyAuth } from './auth.js';
@@ -44,6 +44,11 @@ export interface GatewayOptions {
   rateLimit?: number;
   /** Origins allowed to call the API from a browser (CORS); none or empty: CORS off. */
   corsOrigins?: readonly string[];
+  /**
+   * An outage of NATS at least this long makes the gateway read the flows list again when it is
+   * back (default: half of SUMMARY_MARKER_MS, the time retention keeps a removal marker).
+   */
+  listReadAgainAfterOutageMs?: number;
 }
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
@@ -161,10 +166,19 @@ async function openKeys(app: FastifyInstance, ctx: ServiceContext, options: Gate
 }
 
 /** The read models and stores the routes serve from. */
-async function openStores(app: FastifyInstance, ctx: ServiceContext) {
+async function openStores(app: FastifyInstance, ctx: ServiceContext, readAgainAfterOutageMs: number) {
   const kvm = new Kvm(ctx.js);
   const index = await FlowIndex.open(new FlowSummaryStore(await kvm.open(ctx.topo.summariesBucket), ctx.topo.summariesBucket), (error) => app.log.error({ err: error }, 'a flow summary is corrupt; skipped'));
-  app.addHook('onClose', async () => index.stop());
+  // The watch learns of a flow retention removed from a marker that is dropped after a while: a
+  // gateway cut off for long may have missed some, and lists them until it reads the list again.
+  const unfollow = onReturnFromOutage(ctx.nc, readAgainAfterOutageMs, (outageMs) => {
+    app.log.warn({ outage_ms: outageMs }, 'NATS is back after a long outage: reading the flows list again, so flows removed meanwhile leave it');
+    index.readAgain().catch((error: unknown) => app.log.error({ err: error }, 'could not read the flows list again; flows removed during the outage stay listed until the gateway restarts'));
+  });
+  app.addHook('onClose', async () => {
+    unfollow();
+    index.stop();
+  });
   const queues = await Queues.open(ctx.js, ctx.topo, index);
   const flows = new Flows(
     ctx,
@@ -258,7 +272,7 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   requireScopes(app);
   await describeRoutes(app);
   const { keys, auth } = await openKeys(app, ctx, options);
-  const { index, queues, flows } = await openStores(app, ctx);
+  const { index, queues, flows } = await openStores(app, ctx, options.listReadAgainAfterOutageMs ?? SUMMARY_MARKER_MS / 2);
   // Bodies are parsed by the flow parser itself, so JSON and YAML errors read the same way.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/json', ...YAML_TYPES, 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));

@@ -18,6 +18,18 @@ export interface FlowQuery {
   after?: string;
 }
 
+/** What the index lists: every summary, the queues' loads, and the ids sorted once asked. */
+interface Listing {
+  byId: Map<string, FlowSummary>;
+  loads: Map<string, Map<string, QueueLoad>>;
+  sorted?: string[];
+}
+
+/** How long a first read of every summary may take before the index serves what it has read. */
+const FIRST_READ_MS = 5_000;
+/** How long a read again may take before the index swaps to it anyway (it goes on filling). */
+const READ_AGAIN_MS = 60_000;
+
 /**
  * The flows list, kept in memory from the projector's summaries by a KV watch. Pages are ordered
  * newest first by flow id (a ULID, so by submission time) and continue strictly after the cursor's
@@ -25,82 +37,103 @@ export interface FlowQuery {
  *
  * Queue statistics are the sum of the summaries' loads (each a function of its flow's fold), kept
  * by queue so a read adds up only that queue's flows.
+ *
+ * A watch learns that retention removed a flow from the removal marker its summary leaves, and
+ * markers are dropped after a while (SUMMARY_MARKER_MS). A watch cut off for longer may never see
+ * some: `readAgain` replaces the listing with one read afresh.
  */
 export class FlowIndex {
-  private readonly byId = new Map<string, FlowSummary>();
-  private readonly loads = new Map<string, Map<string, QueueLoad>>();
-  private sorted: string[] | undefined;
+  private listing: Listing = { byId: new Map(), loads: new Map() };
   private stopWatch: (() => void) | undefined;
 
+  private constructor(
+    private readonly store: FlowSummaryStore,
+    private readonly corrupt: (error: Error) => void,
+  ) {}
+
   static async open(store: FlowSummaryStore, corrupt: (error: Error) => void): Promise<FlowIndex> {
-    const index = new FlowIndex();
-    let ready!: () => void;
-    const initialized = new Promise<void>((r) => (ready = r));
-    index.stopWatch = await store.watch((change) => index.apply(change), ready, corrupt);
-    await Promise.race([initialized, new Promise((r) => setTimeout(r, 5_000))]);
+    const index = new FlowIndex(store, corrupt);
+    await index.read(FIRST_READ_MS);
     return index;
   }
 
-  private apply({ flowId, summary }: SummaryChange): void {
-    if (summary !== undefined) {
-      if (!this.byId.has(flowId)) this.sorted = undefined;
-      const { load, ...listed } = summary;
-      this.byId.set(flowId, listed);
-      this.setLoad(flowId, load ?? {});
-    } else if (this.byId.delete(flowId)) {
-      this.sorted = undefined;
-      this.setLoad(flowId, {});
-    }
+  /** Reads every summary again and lists what it finds, serving the previous listing meanwhile. */
+  readAgain(): Promise<void> {
+    return this.read(READ_AGAIN_MS);
   }
 
-  private setLoad(flowId: string, load: Record<string, QueueLoad>): void {
-    for (const [queue, flows] of this.loads) {
-      if (!Object.hasOwn(load, queue) && flows.delete(flowId) && flows.size === 0) this.loads.delete(queue);
-    }
-    for (const [queue, share] of Object.entries(load)) {
-      let flows = this.loads.get(queue);
-      if (flows === undefined) this.loads.set(queue, (flows = new Map()));
-      flows.set(flowId, share);
-    }
+  private async read(patienceMs: number): Promise<void> {
+    const listing: Listing = { byId: new Map(), loads: new Map() };
+    let ready!: () => void;
+    const initialized = new Promise<void>((r) => (ready = r));
+    const stopWatch = await this.store.watch((change) => apply(listing, change), ready, this.corrupt);
+    await Promise.race([initialized, new Promise((r) => setTimeout(r, patienceMs).unref())]);
+    this.stopWatch?.();
+    this.listing = listing;
+    this.stopWatch = stopWatch;
   }
 
   /** A queue's statistics now: the loads of its flows added up. */
   queueStats(queue: string, now = new Date()): QueueStatsView {
-    const stats = sumQueueLoads(queue, this.loads.get(queue)?.values() ?? [], now);
+    const stats = sumQueueLoads(queue, this.listing.loads.get(queue)?.values() ?? [], now);
     stats.minutes = Object.fromEntries(Object.entries(stats.minutes).sort(([a], [b]) => a.localeCompare(b)));
     return stats;
   }
 
   get(flowId: string): FlowSummary | undefined {
-    return this.byId.get(flowId);
+    return this.listing.byId.get(flowId);
   }
 
   query(q: FlowQuery): { flows: FlowSummary[]; next?: string } {
-    this.sorted ??= [...this.byId.keys()].sort().reverse();
+    const listing = this.listing;
+    const sorted = (listing.sorted ??= [...listing.byId.keys()].sort().reverse());
     const flows: FlowSummary[] = [];
     let start = 0;
     if (q.after !== undefined) {
       // Binary search for the first id strictly older than the cursor.
       let lo = 0;
-      let hi = this.sorted.length;
+      let hi = sorted.length;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
-        if (this.sorted[mid]! >= q.after) lo = mid + 1;
+        if (sorted[mid]! >= q.after) lo = mid + 1;
         else hi = mid;
       }
       start = lo;
     }
     let i = start;
-    for (; i < this.sorted.length && flows.length < q.limit; i++) {
-      const summary = this.byId.get(this.sorted[i]!);
+    for (; i < sorted.length && flows.length < q.limit; i++) {
+      const summary = listing.byId.get(sorted[i]!);
       if (summary && matches(summary, q)) flows.push(summary);
     }
-    const more = i < this.sorted.length && flows.length === q.limit;
+    const more = i < sorted.length && flows.length === q.limit;
     return { flows, ...(more && { next: flows.at(-1)!.flow_id }) };
   }
 
   stop(): void {
     this.stopWatch?.();
+  }
+}
+
+function apply(listing: Listing, { flowId, summary }: SummaryChange): void {
+  if (summary !== undefined) {
+    if (!listing.byId.has(flowId)) listing.sorted = undefined;
+    const { load, ...listed } = summary;
+    listing.byId.set(flowId, listed);
+    setLoad(listing, flowId, load ?? {});
+  } else if (listing.byId.delete(flowId)) {
+    listing.sorted = undefined;
+    setLoad(listing, flowId, {});
+  }
+}
+
+function setLoad(listing: Listing, flowId: string, load: Record<string, QueueLoad>): void {
+  for (const [queue, flows] of listing.loads) {
+    if (!Object.hasOwn(load, queue) && flows.delete(flowId) && flows.size === 0) listing.loads.delete(queue);
+  }
+  for (const [queue, share] of Object.entries(load)) {
+    let flows = listing.loads.get(queue);
+    if (flows === undefined) listing.loads.set(queue, (flows = new Map()));
+    flows.set(flowId, share);
   }
 }
 
