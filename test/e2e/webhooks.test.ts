@@ -207,8 +207,12 @@ describe('completion webhooks, delivered by the executors from a durable consume
     const history = await deliveryEnded(unhinted);
     expect(history.filter((e) => e.type === 'flow.webhook_delivered')).toHaveLength(1);
     expect(JSON.parse(receiver.requests[0]!.body)).toMatchObject({ event: 'flow_completed', flow_id: unhinted });
-    // Both ends were stored before either was handled; give the hinted one time to (wrongly) call.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Once the webhook consumer holds nothing more, the hinted end was handled too.
+    const consumer = await jetstream(nc).consumers.get(topology().eventsStream, 'executor-webhook-succeeded');
+    await waitFor('every flow end to be handled', async () => {
+      const info = await consumer.info();
+      return info.num_pending === 0 && info.num_ack_pending === 0 ? true : undefined;
+    });
     expect(receiver.requests.map((r) => JSON.parse(r.body).flow_id)).toEqual([unhinted]);
     expect((await events(hinted)).filter((e) => e.type.startsWith('flow.webhook'))).toEqual([]);
   });

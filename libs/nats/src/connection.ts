@@ -1,4 +1,4 @@
-import { credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { credsAuthenticator, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { skipStacksOfAnsweredRequests } from './settled-requests.js';
 import { connectCoalescing } from './transport.js';
 
@@ -66,15 +66,14 @@ export type { NatsConnection };
 /**
  * Calls `back` each time the connection returns from an outage of at least `minOutageMs`, for state
  * a process keeps from a watch: a watch resumes where it stopped, and what the server dropped
- * meanwhile (a removal marker, say) it never sees. Stops with the connection, or at the next status
- * after the returned function is called.
+ * meanwhile (a removal marker, say) it never sees. Stops with the connection or the returned function.
  */
 export function onReturnFromOutage(nc: NatsConnection, minOutageMs: number, back: (outageMs: number) => void): () => void {
-  let stopped = false;
+  // nats.js hands out a queued iterator, which stops (and stops listening) at once.
+  const statuses = nc.status() as AsyncIterable<Status> & { stop(): void };
   void (async () => {
     let downSince: number | undefined;
-    for await (const status of nc.status()) {
-      if (stopped) break;
+    for await (const status of statuses) {
       if (status.type === 'disconnect') downSince ??= Date.now();
       else if (status.type === 'reconnect' && downSince !== undefined) {
         const outageMs = Date.now() - downSince;
@@ -83,7 +82,5 @@ export function onReturnFromOutage(nc: NatsConnection, minOutageMs: number, back
       }
     }
   })();
-  return () => {
-    stopped = true;
-  };
+  return () => statuses.stop();
 }

@@ -178,10 +178,14 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
             await process(msg);
             continue;
           }
-          const task = process(msg).finally(() => {
-            inFlight.delete(task);
-            slotFreed?.();
-          });
+          const task = process(msg)
+            // process handles every failure of a message; only a nak or term on a connection gone
+            // can still throw, and that message comes back after its ack wait anyway.
+            .catch((error: unknown) => log.error({ err: error, subject: msg.subject, seq: msg.seq }, 'could not settle a message; it will come back'))
+            .finally(() => {
+              inFlight.delete(task);
+              slotFreed?.();
+            });
           inFlight.add(task);
           // Not Promise.race(inFlight): that would add a reaction to every message in hand for each
           // message read at capacity, and keep it until that message settles (quadratic).

@@ -1,4 +1,5 @@
 import { DeadLetters, EventLog, KnownStops, QueueLimitsStore, QueuePolicyStore, readStoredStops, watchStops } from '@taskstream/nats';
+import type { QueuePolicy } from '@taskstream/domain';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
 import { startReadyConsumer, startReleaseConsumers } from './consumers.js';
 import { dispatchStep } from './dispatch.js';
@@ -37,6 +38,8 @@ export interface DispatcherOptions {
 export interface DispatcherHandle extends ServiceHandle {
   /** Per-queue counters (the seam metrics export reads). */
   stats(): Record<string, QueueStats>;
+  /** A queue's policy as this dispatcher applies it now (its watch's copy, maybe a moment behind the store). */
+  policyOf(queue: string): QueuePolicy;
 }
 
 /**
@@ -75,6 +78,7 @@ export async function startDispatcher(ctx: ServiceContext, options: DispatcherOp
   return {
     name: 'dispatcher',
     stats: () => rooms.stats(),
+    policyOf,
     async stop() {
       clearInterval(heartbeat);
       unreport();

@@ -244,8 +244,7 @@ describe('dispatcher against a real nats-server', () => {
     await waitFor('the first task to be dispatched', () => (items.has(first!) ? true : undefined));
     await waitFor('the second to wait for a slot', () => (dispatcher.stats()[queue]?.waiting === 1 ? true : undefined));
     await policies.put(queue, { timeout_secs: 9, max_retries: 2 });
-    // The watch of policies is asynchronous: the change reaches the dispatcher soon after it is stored.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await waitFor('the dispatcher to see the new policy', () => (dispatcher.policyOf(queue).timeout_secs === 9 ? true : undefined));
     await succeeded(first!);
     const item = await waitFor('the second task to be dispatched', () => items.get(second!));
     expect(items.get(first!)!.spec).toMatchObject({ timeout_secs: 7, retries: 1 });

@@ -27,8 +27,6 @@ interface Listing {
 
 /** How long a first read of every summary may take before the index serves what it has read. */
 const FIRST_READ_MS = 5_000;
-/** How long a read again may take before the index swaps to it anyway (it goes on filling). */
-const READ_AGAIN_MS = 60_000;
 
 /**
  * The flows list, kept in memory from the projector's summaries by a KV watch. Pages are ordered
@@ -45,6 +43,9 @@ const READ_AGAIN_MS = 60_000;
 export class FlowIndex {
   private listing: Listing = { byId: new Map(), loads: new Map() };
   private stopWatch: (() => void) | undefined;
+  /** Counts reads begun: only the latest may install its listing. */
+  private reads = 0;
+  private stopped = false;
 
   private constructor(
     private readonly store: FlowSummaryStore,
@@ -57,17 +58,26 @@ export class FlowIndex {
     return index;
   }
 
-  /** Reads every summary again and lists what it finds, serving the previous listing meanwhile. */
+  /**
+   * Reads every summary again and lists what it finds once all are read, serving the previous
+   * listing meanwhile. A later read supersedes one still under way.
+   */
   readAgain(): Promise<void> {
-    return this.read(READ_AGAIN_MS);
+    return this.read();
   }
 
-  private async read(patienceMs: number): Promise<void> {
+  /** Reads every summary into a new listing; at start, serves what was read after `patienceMs`. */
+  private async read(patienceMs?: number): Promise<void> {
+    const read = ++this.reads;
     const listing: Listing = { byId: new Map(), loads: new Map() };
     let ready!: () => void;
     const initialized = new Promise<void>((r) => (ready = r));
     const stopWatch = await this.store.watch((change) => apply(listing, change), ready, this.corrupt);
-    await Promise.race([initialized, new Promise((r) => setTimeout(r, patienceMs).unref())]);
+    await (patienceMs === undefined ? initialized : Promise.race([initialized, new Promise((r) => setTimeout(r, patienceMs).unref())]));
+    if (this.stopped || read !== this.reads) {
+      stopWatch();
+      return;
+    }
     this.stopWatch?.();
     this.listing = listing;
     this.stopWatch = stopWatch;
@@ -110,6 +120,7 @@ export class FlowIndex {
   }
 
   stop(): void {
+    this.stopped = true;
     this.stopWatch?.();
   }
 }
