@@ -5,7 +5,7 @@ import { ALL_SERVICES, cleanupAfterEach, Deployment, expectIdle, expectSettled, 
 const cleanup = cleanupAfterEach();
 
 describe('a three-node cluster with replicated streams and buckets (R3)', () => {
-  it('loses one node mid-run: every flow completes once; the node rejoins', { timeout: 480_000 }, async () => {
+  it('loses one node mid-run: every flow completes once; the node rejoins', { timeout: 600_000 }, async () => {
     const cluster = await NatsCluster.start(3);
     cleanup(async () => cluster.stop());
     const deployment = await Deployment.start(cluster.urls.join(','), ALL_SERVICES, { ...FAST_FAILOVER, TASKSTREAM_REPLICAS: '3' });
@@ -19,7 +19,8 @@ describe('a three-node cluster with replicated streams and buckets (R3)', () => 
     await new Promise((r) => setTimeout(r, 1000));
     await cluster.nodes[0]!.kill();
     const ids = await submitting;
-    const settled = await expectSettled(gateway, ids, 'succeeded', 180_000);
+    // Recovery on nats-server 2.9 takes a minute or two, once over three (docs/guarantees.md).
+    const settled = await expectSettled(gateway, ids, 'succeeded', 300_000);
     expect(sink.effects.size).toBe(82);
     await cluster.nodes[0]!.restart();
     // Queue statistics are the sum of each flow's summary, a function of its fold: exact without a rebuild.

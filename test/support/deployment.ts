@@ -156,7 +156,10 @@ export async function expectSettled(gateway: () => string, ids: string[], status
         return v && ['succeeded', 'failed', 'cancelled'].includes(v.status) ? v : undefined;
       }, timeoutMs, 100);
     } catch (error) {
-      throw new Error(`${(error as Error).message}; it stands at ${JSON.stringify(last?.tasks?.map((t: any) => [t.id, t.status, t.attempts.length, t.error?.code]))}`);
+      // Whether the log lacks the flow's end (the planner) or only the view does (the projector).
+      const history = (await (await fetch(`${gateway()}/api/v1/flows/${id}/events`).catch(() => undefined))?.json().catch(() => undefined)) as { events?: Array<{ seq: number; event: { type: string; task_id?: string } }> } | undefined;
+      const logged = history?.events?.slice(-8).map((e) => `${e.seq} ${e.event.type}${e.event.task_id ? ` ${e.event.task_id}` : ''}`);
+      throw new Error(`${(error as Error).message}; it stands at ${JSON.stringify(last?.tasks?.map((t: any) => [t.id, t.status, t.attempts.length, t.error?.code]))}, view status ${last?.status} at seq ${last?.last_seq}; the log ends ${JSON.stringify(logged ?? 'unread')}`);
     }
   }
   const recoveryMs = Date.now() - started;
