@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connectNats, jetstreamManager, PARTITION_MAX_DELIVER, topology } from '@taskstream/nats';
 import { waitFor } from '@taskstream/testing';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,20 @@ describe('flows through the embedded stack', () => {
   });
   afterAll(async () => {
     await stack?.stop();
+  });
+
+  it("gives each partition's event to the planner and the projector PARTITION_MAX_DELIVER times before it is set aside", async () => {
+    const nc = await connectNats({ servers: stack.nats.url, name: 'consumers-check' });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const topo = topology();
+      for (const consumer of ['planner-p0', 'projector-p15']) {
+        const info = await waitFor(`consumer ${consumer}`, () => jsm.consumers.info(topo.eventsStream, consumer).catch(() => undefined));
+        expect({ consumer, max_deliver: info.config.max_deliver }).toEqual({ consumer, max_deliver: PARTITION_MAX_DELIVER });
+      }
+    } finally {
+      await nc.close();
+    }
   });
 
   it('fails the descendants of a failing task, not its siblings, and the events say why', async () => {

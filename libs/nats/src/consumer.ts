@@ -78,6 +78,26 @@ export interface RunningConsumer {
   pending(): Promise<number>;
 }
 
+/** The wait before delivery n + 1 of a message whose handling failed: 250 ms doubling, at most 30 s. */
+export function defaultRetryDelayMs(deliveryCount: number): number {
+  return Math.min(30_000, 250 * 2 ** (deliveryCount - 1));
+}
+
+/** How long a message whose handling keeps failing is retried before the last of `maxDeliver` deliveries sets it aside. */
+export function retryBudgetMs(maxDeliver: number, retryDelayMs: (deliveryCount: number) => number = defaultRetryDelayMs): number {
+  let total = 0;
+  for (let n = 1; n < maxDeliver; n++) total += retryDelayMs(n);
+  return total;
+}
+
+/**
+ * Deliveries of a partition's event to the planner or projector before it is set aside: a flow
+ * whose event is set aside stops (or its view does) until an operator retries it, so the retries
+ * outlast a NATS outage of several minutes (a node loss on nats-server 2.9 stalls JetStream's API
+ * for a minute or two), about seven minutes (retryBudgetMs), where 10 gave a minute and a half.
+ */
+export const PARTITION_MAX_DELIVER = 20;
+
 let observer: ConsumerObserver | undefined;
 const running = new Set<RunningConsumer>();
 
@@ -103,7 +123,7 @@ export function runningConsumers(): RunningConsumer[] {
 export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Promise<ConsumerLoop> {
   const { js, stream, consumer, source, log } = options;
   const concurrency = options.concurrency ?? 1;
-  const retryDelay = options.retryDelayMs ?? ((n: number) => Math.min(30_000, 250 * 2 ** (n - 1)));
+  const retryDelay = options.retryDelayMs ?? defaultRetryDelayMs;
   let c = await js.consumers.get(stream, consumer);
   let messages: ConsumerMessages | undefined;
   let stopping = false;

@@ -1,4 +1,4 @@
-import { DeadLetters, EventLog, TemplateStore } from '@taskstream/nats';
+import { DeadLetters, EventLog, PARTITION_MAX_DELIVER, TemplateStore } from '@taskstream/nats';
 import type { ServiceContext, ServiceHandle } from '@taskstream/runtime';
 import { DecisionAppender } from './append-once.js';
 import { ChildFlows } from './children.js';
@@ -43,7 +43,7 @@ export async function startPlanner(ctx: ServiceContext, options: PlannerOptions 
     consumer,
     instanceId: options.instanceId,
     leaseMs: options.leaseMs,
-    maxDeliver: options.maxDeliver ?? 10,
+    maxDeliver: options.maxDeliver ?? PARTITION_MAX_DELIVER,
     concurrency: options.concurrency ?? 32,
     handle: planner.handle,
     cache,

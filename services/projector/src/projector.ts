@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { partitionFilter } from '@taskstream/domain';
-import { DeadLetters, decodeEvent, definitionsOf, ensureOrderedTakeover, FlowSummaryStore, FlowViewStore, Kvm, newId, startConsumerLoop } from '@taskstream/nats';
+import { DeadLetters, decodeEvent, definitionsOf, ensureOrderedTakeover, FlowSummaryStore, FlowViewStore, Kvm, newId, PARTITION_MAX_DELIVER, startConsumerLoop } from '@taskstream/nats';
 import { PartitionOwner, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import { FlowMemory } from './flow-memory.js';
 import { Projection } from './projection.js';
@@ -34,7 +34,7 @@ export interface ProjectorOptions {
  */
 export async function startProjector(ctx: ServiceContext, options: ProjectorOptions = {}): Promise<ServiceHandle> {
   const consumer = options.consumer ?? 'projector';
-  const maxDeliver = options.maxDeliver ?? 10;
+  const maxDeliver = options.maxDeliver ?? PARTITION_MAX_DELIVER;
   const kvm = new Kvm(ctx.js);
   const definitions = await definitionsOf(ctx.js, ctx.topo);
   const views = new FlowViewStore(ctx.js, await kvm.open(ctx.topo.flowsBucket), ctx.topo.flowsBucket);
