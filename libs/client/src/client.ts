@@ -30,10 +30,10 @@ export function isFlowEnd(event: FlowEvent): boolean {
 const FLOW_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const path = (...parts: string[]) => parts.map((p) => encodeURIComponent(p)).join('/');
 
-/** Makes an Idempotency-Key, so a submission can be retried safely when the caller gave none. */
 /** Flows whose last sequence read a client remembers. */
 const SEEN_FLOWS = 1_000;
 
+/** Makes an Idempotency-Key, so a submission can be retried safely when the caller gave none. */
 function newKey(): string {
   const bytes = new Uint8Array(16);
   globalThis.crypto.getRandomValues(bytes);

@@ -171,24 +171,13 @@ async function openStores(app: FastifyInstance, ctx: ServiceContext, readAgainAf
   const index = await FlowIndex.open(new FlowSummaryStore(await kvm.open(ctx.topo.summariesBucket), ctx.topo.summariesBucket), (error) => app.log.error({ err: error }, 'a flow summary is corrupt; skipped'));
   // The watch learns of a flow retention removed from a marker that is dropped after a while: a
   // gateway cut off for long may have missed some, and lists them until it reads the list again.
-  let closed = false;
-  const readAgain = async (attempt = 1): Promise<void> => {
-    try {
-      await index.readAgain();
-    } catch (error) {
-      if (closed) return;
-      // JetStream may not answer yet just after a reconnect (a server restarting, a leader elected).
-      const retryInMs = Math.min(60_000, 1_000 * 2 ** (attempt - 1));
-      app.log.error({ err: error, retry_in_ms: retryInMs }, 'could not read the flows list again; flows removed during the outage stay listed until it is read');
-      setTimeout(() => void readAgain(attempt + 1), retryInMs).unref();
-    }
-  };
   const unfollow = onReturnFromOutage(ctx.nc, readAgainAfterOutageMs, (outageMs) => {
     app.log.warn({ outage_ms: outageMs }, 'NATS is back after a long outage: reading the flows list again, so flows removed meanwhile leave it');
-    void readAgain();
+    void index.readAgain((error, retryInMs) =>
+      app.log.error({ err: error, retry_in_ms: retryInMs }, 'could not read the flows list again; flows removed during the outage stay listed until it is read'),
+    );
   });
   app.addHook('onClose', async () => {
-    closed = true;
     unfollow();
     index.stop();
   });

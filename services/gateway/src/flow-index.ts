@@ -60,10 +60,22 @@ export class FlowIndex {
 
   /**
    * Reads every summary again and lists what it finds once all are read, serving the previous
-   * listing meanwhile. A later read supersedes one still under way.
+   * listing meanwhile. A later read supersedes one still under way. A read that fails (JetStream
+   * may not answer yet just after a reconnect) is told to `failed` and tried again, a second later
+   * and doubling up to a minute, until one succeeds or the index stops.
    */
-  readAgain(): Promise<void> {
-    return this.read();
+  async readAgain(failed: (error: unknown, retryInMs: number) => void): Promise<void> {
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        await this.read();
+        return;
+      } catch (error) {
+        if (this.stopped) return;
+        const retryInMs = Math.min(60_000, 1_000 * 2 ** (attempt - 1));
+        failed(error, retryInMs);
+        await new Promise((resolve) => setTimeout(resolve, retryInMs).unref());
+      }
+    }
   }
 
   /** Reads every summary into a new listing; at start, serves what was read after `patienceMs`. */

@@ -1,6 +1,9 @@
 import { FlowTally, partitionOf, RecentMap, type FlowState } from '@taskstream/domain';
 import type { ProjectedFlow } from './view-store.js';
 
+/** Forgotten flows whose last state's sequence is kept: a late delivery comes within the ack wait. */
+const HANDED_OVER_KEPT = 10_000;
+
 /**
  * What the projector remembers between events: the flows it holds (least recently added are
  * dropped past a bound), and for flows not held whose stored view was found at or beyond an event
@@ -8,9 +11,6 @@ import type { ProjectedFlow } from './view-store.js';
  * events are skipped without reading the store again. A stored view only moves forward, so an
  * entry never goes wrong, only stale.
  */
-/** Forgotten flows whose last state's sequence is kept: a late delivery comes within the ack wait. */
-const HANDED_OVER_KEPT = 10_000;
-
 export class FlowMemory {
   private readonly flows = new Map<string, ProjectedFlow>();
   private readonly storedAhead: RecentMap<string, number>;

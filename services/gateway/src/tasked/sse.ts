@@ -90,11 +90,10 @@ const events = {
 
 /** Follows the flow's log and writes Tasked's events to the hijacked response until the flow ends or the client goes. */
 async function streamFlow(s: TaskedServices, id: string, request: FastifyRequest, reply: FastifyReply, feed: Awaited<ReturnType<typeof followEvents>>): Promise<void> {
-  let closed = false;
   const raw = reply.raw;
   const gone = new AbortController();
+  const closed = () => gone.signal.aborted;
   request.raw.once('close', () => {
-    closed = true;
     void feed.close();
     gone.abort();
   });
@@ -102,7 +101,7 @@ async function streamFlow(s: TaskedServices, id: string, request: FastifyRequest
   // A slow client is waited for; one that leaves ends the wait (not a race with a promise of its
   // leaving, which would keep a reaction for every wait until the stream ends).
   const write = async (text: string) => {
-    if (!closed && !raw.write(text)) await once(raw, 'drain', { signal: gone.signal }).catch(() => undefined);
+    if (!closed() && !raw.write(text)) await once(raw, 'drain', { signal: gone.signal }).catch(() => undefined);
   };
   const ping = setInterval(() => void write(':ping\n\n'), PING_MS);
   const sent = new Map<string, TaskedTaskState>();
@@ -110,7 +109,7 @@ async function streamFlow(s: TaskedServices, id: string, request: FastifyRequest
   let state: FlowState | null = null;
   try {
     for await (const item of feed.events) {
-      if (closed) break;
+      if (closed()) break;
       if (!('event' in item)) continue;
       const event = state === null && item.event.type === 'flow.submitted' ? await (await definitionsOf(s.ctx.js, s.ctx.topo)).hydrate(item.event) : item.event;
       state = evolve(state, event, item.seq);
