@@ -3,7 +3,7 @@ import { eventTypeFilter, type EventType, type FlowEvent } from '@taskstream/dom
 import { decodeEvent, type Decoded } from './codec.js';
 import type { DeadLetters } from './dead-letters.js';
 import type { Logger } from './logger.js';
-import { ensureConsumer, type Topology } from './topology.js';
+import { ensureConsumer, patiently, type Topology } from './topology.js';
 import { inChildSpan, SpanKind, traceContextOf } from './trace-context.js';
 import type { Attributes } from '@opentelemetry/api';
 
@@ -124,7 +124,8 @@ export async function startConsumerLoop<T>(options: ConsumerLoopOptions<T>): Pro
   const { js, stream, consumer, source, log } = options;
   const concurrency = options.concurrency ?? 1;
   const retryDelay = options.retryDelayMs ?? defaultRetryDelayMs;
-  let c = await js.consumers.get(stream, consumer);
+  // Right after ensureConsumer, on a server slow to answer while many services start at once.
+  let c = await patiently(() => js.consumers.get(stream, consumer));
   let messages: ConsumerMessages | undefined;
   let stopping = false;
   const inFlight = new Set<Promise<void>>();

@@ -1,7 +1,7 @@
 import { createContext, type ServiceContext } from './context.js';
 import { readCommonEnv, type CommonEnv } from './env.js';
 import { applyHeapGrowth } from './heap.js';
-import { createLogger } from './logger.js';
+import { createLogger, type PinoLogger } from './logger.js';
 import { collectProcessMetrics, readMetricsSettings, startMetricsServer } from './metrics.js';
 import { startTracing } from './tracing.js';
 import type { Logger } from '@taskstream/nats';
@@ -100,10 +100,24 @@ export function stopOnSignals(handles: ServiceHandle[], log: Logger, onStopped: 
 }
 
 /**
+ * Turns an error nothing caught (a bug) into one fatal log line, with its stack, and exit code 1:
+ * the process's state is unknown after it, and a supervisor restarts a process that exits. Node
+ * alone would print the stack as plain lines that a log pipeline reading JSON cannot attribute.
+ */
+export function exitOnUncaughtErrors(log: PinoLogger): void {
+  const fatal = (what: string) => (error: unknown) => {
+    log.fatal({ err: error }, `${what}: ${error instanceof Error ? error.message : String(error)}; exiting`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', fatal('uncaught exception'));
+  process.on('unhandledRejection', fatal('unhandled promise rejection'));
+}
+
+/**
  * The whole of a service's main.ts: read the common environment, serve metrics when
  * TASKSTREAM_METRICS_PORT is set, trace when OTEL_EXPORTER_OTLP_ENDPOINT is set, connect, start,
- * stop on signals (sending the last spans), and turn a startup failure into one fatal log line and
- * exit code 1.
+ * stop on signals (sending the last spans), and turn a startup failure, or any error nothing caught,
+ * into one fatal log line and exit code 1.
  */
 export async function runService(
   name: string,
@@ -120,6 +134,7 @@ export async function runService(
   }
   applyHeapGrowth(common.heapGrowthPercent);
   const log = createLogger(name, common.logLevel);
+  exitOnUncaughtErrors(log);
   try {
     const tracing = await startTracing(name);
     collectProcessMetrics();
