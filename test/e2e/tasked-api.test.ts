@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { generateApiKey } from '@taskstream/nats';
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
@@ -270,6 +271,38 @@ describe("Tasked's REST API under /tasked", () => {
       for (const s of streams) s.abort.abort();
       await client.cancelFlow(body.id);
     }
+  });
+
+  it('waits for an event stream client that stops reading, without buffering for it, and frees the stream once it leaves', async () => {
+    await client.createQueue('tq-slow');
+    // About 11 MB of task_state events, more than loopback's socket buffers hold for a client not reading.
+    const tasks = [
+      taskDef({ id: 'seed', executor: 'noop', config: { output: 'x'.repeat(96 * 1024) } }),
+      ...Array.from({ length: 60 }, (_, i) => taskDef({ id: `double-${i}`, executor: 'transform', config: { expr: 'tasks.seed.output + tasks.seed.output' }, depends_on: ['seed'] })),
+    ];
+    const { body } = await client.submitFlow('tq-slow', flowDef(tasks));
+    await waitFor('the flow to end', async () => ((await client.getFlow(body.id)).body.state === 'succeeded' ? true : undefined), 30_000);
+    const streamsOpen = async () => {
+      const text = await (await fetch(`${deployment.gatewayUrl}/metrics`)).text();
+      return Number(/^taskstream_gateway_tasked_event_streams (\d+)$/m.exec(text)?.[1]);
+    };
+    expect(await streamsOpen()).toBe(0);
+
+    // A reader gets the whole stream and its end.
+    const whole = await client.events(body.id);
+    expect(whole.filter((e) => e.event === 'task_state' && e.data.state === 'succeeded')).toHaveLength(61);
+    expect(whole.at(-1)!.event).toBe('flow_complete');
+
+    const { port } = new URL(deployment.gatewayUrl);
+    const slow = connect(Number(port), '127.0.0.1');
+    slow.pause();
+    slow.write(`GET /tasked/api/v1/flows/${body.id}/events HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+    await waitFor('the slow stream to open', async () => ((await streamsOpen()) === 1 ? true : undefined));
+    // The reader above had all of it within this time: this stream is held by its client, not ended.
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(await streamsOpen()).toBe(1);
+    slow.destroy();
+    await waitFor('the stream to be freed once its client left', async () => ((await streamsOpen()) === 0 ? true : undefined));
   });
 
   it("creates, lists, reads, replaces and deletes schedules with Tasked's shapes", async () => {

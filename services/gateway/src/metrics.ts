@@ -19,9 +19,17 @@ const requestDuration = histogram({
 
 const feedClients = gauge({ name: 'taskstream_gateway_feed_clients', help: 'WebSocket feed clients connected now.' });
 
+const taskedStreams = gauge({ name: 'taskstream_gateway_tasked_event_streams', help: "Tasked server-sent event streams open now (a gateway holds at most 100; a slow client's counts until it leaves)." });
+
 /** A flow was appended to the log. */
 export function flowSubmitted(queue: string): void {
   flowsSubmitted.inc({ queue });
+}
+
+/** A Tasked event stream opened: call what this returns once it has ended. */
+export function taskedStreamOpened(): () => void {
+  taskedStreams.inc();
+  return () => taskedStreams.dec();
 }
 
 /**

@@ -4,6 +4,7 @@ import { definitionsOf, followEvents } from '@taskstream/nats';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { taskedStreamOpened } from '../metrics.js';
 import { FLOW_ID, taskedSchema } from './doc.js';
 import { notFound, TaskedError } from './errors.js';
 import type { TaskedServices } from './index.js';
@@ -139,12 +140,14 @@ export function registerTaskedEventRoutes(app: FastifyInstance, s: TaskedService
     if (open >= MAX_STREAMS) throw new TaskedError(503, 'too_many_connections', 'Too many concurrent SSE connections');
     if (!(await s.flows.exists(id))) throw notFound.flow(id);
     open++;
+    const closed = taskedStreamOpened();
     try {
       const feed = await followEvents(s.ctx.js, s.ctx.topo.eventsStream, flowEventsFilter(s.ctx.topo.layout, id), 0);
       reply.hijack();
       await streamFlow(s, id, request, reply, feed);
     } finally {
       open--;
+      closed();
     }
   });
 }
