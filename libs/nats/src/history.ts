@@ -1,5 +1,5 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
-import { EVENT_TYPES, eventSubject, evolve, flowEventsFilter, type FlowEvent, type FlowState } from '@taskstream/domain';
+import { EVENT_TYPES, eventSubject, evolve, flowEventsFilter, TERMINAL_FLOW_EVENTS, type EventType, type FlowEvent, type FlowState } from '@taskstream/domain';
 import { decodeEvent } from './codec.js';
 import { lastStoredSeq } from './last-stored.js';
 import { readStored } from './stored-read.js';
@@ -40,7 +40,9 @@ function startFrom(afterSeq: number) {
  * report nothing pending, which once made a flow's history read empty. So the stream's leader is
  * asked first for its last message on `filter`, and the read is not done until it has reached it:
  * it reads on from where it stopped a few times, then fails (a JetStream error, which the API
- * answers with 503) rather than return less than was stored before it began.
+ * answers with 503) rather than return less than was stored before it began. Unless the leader's
+ * last message on `filter` is then below where it was: the messages were removed meanwhile (flow
+ * retention), and the read returns nothing, as for a flow never stored. Reads are of one flow.
  */
 export async function readEvents(
   js: JetStreamClient,
@@ -52,6 +54,8 @@ export async function readEvents(
   const out = await readEventsOnceOrDirect(js, stream, filter, afterSeq);
   for (let look = 1; expected !== undefined && (out.at(-1)?.seq ?? afterSeq) < expected; look++) {
     const reached = out.at(-1)?.seq ?? afterSeq;
+    // Not behind but removed: retention deleted the flow's events while they were read.
+    if (((await leaderLastSeq(js, stream, filter)) ?? 0) < expected) return [];
     if (look > CATCH_UP_LOOKS) {
       throw new Error(`JetStream stream ${stream} holds messages on ${filter} up to sequence ${expected}, but a read stopped at ${reached} after ${CATCH_UP_LOOKS} tries; a replica is catching up, retry shortly`);
     }
@@ -59,6 +63,11 @@ export async function readEvents(
     out.push(...(await readEventsOnceOrDirect(js, stream, filter, reached)));
   }
   return out;
+}
+
+/** The stream leader's last sequence on `filter`, undefined when it holds none; failing if it cannot be asked. */
+async function leaderLastSeq(js: JetStreamClient, stream: string, filter: string): Promise<number | undefined> {
+  return (await (await js.jetstreamManager(false)).streams.getMessage(stream, { last_by_subj: filter }))?.seq;
 }
 
 /** Reads on from where a read stopped short of the leader's last message at most this often. */
@@ -120,14 +129,24 @@ async function readEventsOnce(
 
 /**
  * Removes every event of a flow from the log, leaving nothing behind: for retention only (see
- * FlowRetention), once the flow has ended and been kept as long as the operator asked.
+ * FlowRetention), once the flow has ended and been kept as long as the operator asked; how many.
+ * One purge per event type, each on a literal subject: nats-server finds those by its subject
+ * index, where a purge of `<flow>.>` matches every subject of the stream (its cost grows with the
+ * log). The submission goes first: a read folding the flow meanwhile finds no beginning, so the
+ * flow is not found rather than half there. Its end goes last: a removal cut short is found again
+ * by its end.
  */
 export async function purgeFlowEvents(js: JetStreamClient, topo: Topology, flowId: string): Promise<number> {
   const jsm = await js.jetstreamManager();
-  // One purge per event type, each on a literal subject: nats-server finds those by its subject
-  // index, where a purge of `<flow>.>` matches every subject of the stream (its cost grows with the log).
-  const purged = await Promise.all(EVENT_TYPES.map((type) => jsm.streams.purge(topo.eventsStream, { filter: eventSubject(topo.layout, flowId, type) })));
-  return purged.reduce((sum, { purged: n }) => sum + n, 0);
+  const purge = async (types: readonly EventType[]) => {
+    const purged = await Promise.all(types.map((type) => jsm.streams.purge(topo.eventsStream, { filter: eventSubject(topo.layout, flowId, type) })));
+    return purged.reduce((sum, { purged: n }) => sum + n, 0);
+  };
+  return (
+    (await purge(['flow.submitted'])) +
+    (await purge(EVENT_TYPES.filter((type) => type !== 'flow.submitted' && !TERMINAL_FLOW_EVENTS.has(type)))) +
+    (await purge([...TERMINAL_FLOW_EVENTS]))
+  );
 }
 
 export async function readFlowHistory(js: JetStreamClient, topo: Topology, flowId: string, afterSeq = 0): Promise<StoredEvent[]> {
