@@ -12,9 +12,14 @@ export interface Held {
   msg: { working(): void };
 }
 
+/**
+ * How a task left the window: dispatched (sent), ended while it waited (not sent), or handed over
+ * because its queue became limited while it waited (not sent: it is to wait at the queue's gate).
+ */
+export type WindowExit = 'dispatched' | 'ended' | 'limited';
+
 interface Entry extends Held {
-  /** true: dispatch it; false: it ended while waiting. */
-  release: (go: boolean) => void;
+  release: (exit: WindowExit) => void;
   handBack: (error: Error) => void;
 }
 
@@ -66,16 +71,24 @@ export class DispatchWindow {
 
   /**
    * Waits for the task's turn and a slot, then runs `send`; a send that fails gives the slot back.
-   * A task that ends while it waits is not sent.
+   * A task that ends while it waits, or is handed over (`handOver`), is not sent.
    */
-  dispatch(held: Held, send: () => Promise<unknown>): Promise<void> {
+  dispatch(held: Held, send: () => Promise<unknown>): Promise<WindowExit> {
     // A continuation, not an async frame suspended while the task waits: thousands wait at once.
-    return new Promise<boolean>((release, handBack) => {
+    return new Promise<WindowExit>((release, handBack) => {
       if (this.closed) return handBack(new HandBack('dispatcher stopping'));
       // Named fields, not a spread: a spread here gave every waiting entry a hidden class of its own.
       this.waiting.add({ key: held.key, flowId: held.flowId, priority: held.priority, seq: held.seq, msg: held.msg, release, handBack });
       this.fill();
-    }).then((go) => (go ? this.send(held.key, send) : undefined));
+    }).then((exit) => (exit === 'dispatched' ? this.send(held.key, send).then(() => exit) : exit));
+  }
+
+  /**
+   * The queue became limited: every task still waiting leaves for the queue's gate, where the
+   * limits apply to it. Tasks already dispatched hold no slot of the limits and keep running.
+   */
+  handOver(): void {
+    for (const entry of this.waiting.drain()) entry.release('limited');
   }
 
   /** Whether a task of this flow waits or holds a slot here: only then is its end worth reading. */
@@ -89,7 +102,7 @@ export class DispatchWindow {
    * no second end would ever come.
    */
   ended(key: string): void {
-    for (const entry of this.waiting.take(key)) entry.release(false);
+    for (const entry of this.waiting.take(key)) entry.release('ended');
     if (this.free(key)) this.fill();
   }
 
@@ -132,7 +145,7 @@ export class DispatchWindow {
       this.free(next.key);
       this.slots.set(next.key, { flowId: next.flowId, at: this.now() });
       this.slotsByFlow.set(next.flowId, (this.slotsByFlow.get(next.flowId) ?? 0) + 1);
-      next.release(true);
+      next.release('dispatched');
     }
   }
 

@@ -2,6 +2,7 @@ import { attemptHistory, idempotencyKeyOf, isLimited, type EventOf, type QueuePo
 import { bindTraceContext, readFlowHistory, type JetStreamClient, type JsMsg, type KnownStops, type QueueLimitsStore, type Topology } from '@taskstream/nats';
 import pLimit from 'p-limit';
 import { DISPATCHING, withQueueDefaults, type Dispatch } from './dispatch.js';
+import type { Waiter } from './queue-gate.js';
 import type { Rooms } from './rooms.js';
 
 export interface ReadyHandlerOptions {
@@ -29,8 +30,8 @@ async function alreadyFinished(js: JetStreamClient, topo: Topology, ready: Event
 /**
  * Handles one `task.ready`: dispatches it through the queue's window (unlimited queue), after
  * admission at its gate (limited queue), or at once (no window), as the queue's policy says when
- * the event arrives; the spec sent is completed with the queue's defaults as they are when it
- * leaves. Resolves when the task was dispatched or left (it ended while waiting): the ready event
+ * the event arrives; a task waiting at the window when its queue becomes limited moves to the
+ * gate. The spec sent is completed with the queue's defaults as they are when it leaves. Resolves when the task was dispatched or left (it ended while waiting): the ready event
  * is then acked.
  *
  * A slot taken for a task whose end has already passed would be held for good, as a task's end is
@@ -57,6 +58,24 @@ export function readyHandler(options: ReadyHandlerOptions): (ready: EventOf<'tas
     await giveBack(limited, queue, key);
     await dispatching(send);
   };
+  const throughGate = async (ready: EventOf<'task.ready'>, queue: string, key: string, send: () => Promise<boolean>, waiter: Omit<Waiter, 'admitted' | 'handBack' | 'concurrencyKey'>) => {
+    const concurrencyKey = ready.data.concurrency_key;
+    const admitted = await rooms.gate(queue).wait({ ...waiter, ...(concurrencyKey !== undefined && { concurrencyKey }) });
+    if (!admitted) return;
+    // The slot is recorded: a stop stored from now on ends the task later, and that end releases it.
+    let stopped: boolean;
+    try {
+      stopped = (await stops.storedStop(ready.flow_id, ready.data.spec)) !== undefined;
+    } catch (error) {
+      await giveBack(true, queue, key);
+      throw error;
+    }
+    if (stopped) return withoutSlot(true, queue, key, send);
+    const repeated = await dispatching(send);
+    // A dispatch whose acknowledgement was lost comes back, maybe as a first delivery (nats-server
+    // 2.9), and is admitted again after its task may have run and released its slot.
+    if (repeated && (await alreadyFinished(js, topo, ready))) await giveBack(true, queue, key);
+  };
   return async (ready, msg) => {
     const queue = ready.data.queue;
     const limited = isLimited(policyOf(queue));
@@ -67,24 +86,9 @@ export function readyHandler(options: ReadyHandlerOptions): (ready: EventOf<'tas
     const send = bindTraceContext(() => dispatch(ready, withQueueDefaults(ready.data.spec, policyOf(queue))));
     if (stops.reasonFor(ready.flow_id, ready.data.spec) !== undefined) return withoutSlot(limited, queue, key, send);
     const waiter = { key, flowId: ready.flow_id, priority: ready.data.priority, seq: msg.seq, msg };
-    if (!limited && windowSize > 0) return rooms.window(queue).dispatch(waiter, send);
-    if (limited) {
-      const concurrencyKey = ready.data.concurrency_key;
-      const admitted = await rooms.gate(queue).wait({ ...waiter, ...(concurrencyKey !== undefined && { concurrencyKey }) });
-      if (!admitted) return;
-      // The slot is recorded: a stop stored from now on ends the task later, and that end releases it.
-      let stopped: boolean;
-      try {
-        stopped = (await stops.storedStop(ready.flow_id, ready.data.spec)) !== undefined;
-      } catch (error) {
-        await giveBack(limited, queue, key);
-        throw error;
-      }
-      if (stopped) return withoutSlot(limited, queue, key, send);
-    }
-    const repeated = await dispatching(send);
-    // A dispatch whose acknowledgement was lost comes back, maybe as a first delivery (nats-server
-    // 2.9), and is admitted again after its task may have run and released its slot.
-    if (limited && repeated && (await alreadyFinished(js, topo, ready))) await giveBack(limited, queue, key);
+    if (limited) return throughGate(ready, queue, key, send, waiter);
+    // The queue may become limited while the task waits at the window: it then waits at the gate.
+    if (windowSize > 0) return rooms.window(queue).dispatch(waiter, send).then((exit) => (exit === 'limited' ? throughGate(ready, queue, key, send, waiter) : undefined));
+    await dispatching(send);
   };
 }

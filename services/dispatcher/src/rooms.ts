@@ -1,4 +1,4 @@
-import type { QueuePolicy, ThrottleReason } from '@taskstream/domain';
+import { isLimited, type QueuePolicy, type ThrottleReason } from '@taskstream/domain';
 import type { Logger, QueueLimitsStore } from '@taskstream/nats';
 import { DISPATCHING } from './dispatch.js';
 import { DispatchWindow } from './dispatch-window.js';
@@ -25,7 +25,8 @@ export interface RoomsOptions {
 
 /**
  * Where this dispatcher's ready tasks wait, per queue: a window for an unlimited queue, a gate for a
- * limited one (a queue whose policy changed may have tasks at both). Each is made on first use.
+ * limited one. A queue that becomes limited hands its window's waiting tasks to its gate; one that
+ * stops being limited lets its gate admit everyone waiting there. Each is made on first use.
  */
 export class Rooms {
   private readonly gates = new Map<string, QueueGate>();
@@ -49,9 +50,14 @@ export class Rooms {
     return gate;
   }
 
-  /** The queue's policy or limits changed: its gate (if any) looks again. */
+  /**
+   * The queue's policy or limits changed: its gate (if any) looks again, and if the queue is now
+   * limited, the tasks waiting at its window leave for the gate.
+   */
   wake(queue: string): void {
     this.gates.get(queue)?.wake();
+    const window = this.windows.get(queue);
+    if (window !== undefined && window.size > 0 && isLimited(this.options.policyOf(queue))) window.handOver();
   }
 
   /** Whether a task of this flow waits or holds a window slot here: only then is its end worth reading. */

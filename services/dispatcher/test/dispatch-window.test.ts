@@ -14,6 +14,8 @@ function windowOf(size: number, options: { leaseMs?: number; sending?: number } 
   const failed: string[] = [];
   /** Tasks whose ready event would be acknowledged: sent, or ended while waiting. */
   const done: string[] = [];
+  /** Tasks handed over to the gate (their queue became limited), not sent. */
+  const limited: string[] = [];
   const heartbeats = new Map<string, number>();
   const pending: Array<() => void> = [];
   let holdSends = false;
@@ -27,7 +29,7 @@ function windowOf(size: number, options: { leaseMs?: number; sending?: number } 
       if (outcome === 'fail') throw new Error('publish failed');
     };
     window.dispatch({ key, flowId, priority: 0, seq: ++seq, msg }, send).then(
-      () => void done.push(key),
+      (exit) => void (exit === 'limited' ? limited : done).push(key),
       (error: unknown) => void (error instanceof HandBack ? handedBack : failed).push(key),
     );
   };
@@ -39,6 +41,7 @@ function windowOf(size: number, options: { leaseMs?: number; sending?: number } 
     handedBack,
     failed,
     done,
+    limited,
     heartbeats,
     settle,
     advance: (ms: number) => void (now += ms),
@@ -141,4 +144,21 @@ describe('dispatch window', () => {
     expect(w.sent).toEqual(['f:t1']);
     expect(w.handedBack).toEqual(['f:t2', 'f:t3']);
   });
+
+  it('hands every waiting task over when its queue becomes limited, and keeps the slots of those sent', async () => {
+    const w = windowOf(2);
+    for (let i = 1; i <= 4; i++) w.ready('f', `t${i}`);
+    await w.settle();
+    w.window.handOver();
+    await w.settle();
+    expect({ sent: w.sent, done: w.done, limited: w.limited, waiting: w.window.size, inFlight: w.window.inFlight }).toEqual({ sent: ['f:t1', 'f:t2'], done: ['f:t1', 'f:t2'], limited: ['f:t3', 'f:t4'], waiting: 0, inFlight: 2 });
+    // A task that comes later still waits for a slot, which the ends of those sent free.
+    w.ready('g', 'a');
+    await w.settle();
+    expect(w.sent).toEqual(['f:t1', 'f:t2']);
+    w.window.ended('f:t1');
+    await w.settle();
+    expect(w.sent).toEqual(['f:t1', 'f:t2', 'g:a']);
+  });
 });
+

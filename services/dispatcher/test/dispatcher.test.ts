@@ -250,4 +250,29 @@ describe('dispatcher against a real nats-server', () => {
     expect(items.get(first!)!.spec).toMatchObject({ timeout_secs: 7, retries: 1 });
     expect(item.spec).toMatchObject({ timeout_secs: 9, retries: 2 });
   }, 60_000);
+
+  it('applies a limit set on a busy queue to the tasks waiting at its window, not only to those that come after', async () => {
+    const queue = 'tightened';
+    const dispatcher = await startDispatcher(ctx, { consumer: 'tightened', dispatchWindow: 2 });
+    handles.push(dispatcher);
+    const flowId = newId();
+    const [t1, t2, t3, t4, t5] = await ready(queue, flowId, ids('t', 5));
+    await waitFor('two tasks to be dispatched, three to wait', () => (dispatchedOf(flowId).length === 2 && dispatcher.stats()[queue]?.waiting === 3 ? true : undefined));
+    await (await QueuePolicyStore.open(ctx.js, ctx.topo)).put(queue, { concurrency: 1 });
+    // The two running were sent before the limit: they hold none of its slots. The first waiting takes the one slot.
+    await waitFor('one waiting task to be admitted at the gate', () => (dispatchedOf(flowId).length === 3 ? true : undefined));
+    expect(dispatchedOf(flowId)).toEqual([t1, t2, t3]);
+    await succeeded(t1!);
+    await succeeded(t2!);
+    await waitFor('the others to wait at the gate', () => (dispatcher.stats()[queue]?.waiting === 2 ? true : undefined));
+    // Their window slots freed, yet nothing more goes: the limit holds them (the window would have sent both).
+    await new Promise((r) => setTimeout(r, 500));
+    expect(dispatchedOf(flowId)).toEqual([t1, t2, t3]);
+    await succeeded(t3!);
+    await waitFor('the next to take the slot', () => (dispatchedOf(flowId).length === 4 ? true : undefined));
+    await succeeded(t4!);
+    await waitFor('the last to take it', () => (dispatchedOf(flowId).length === 5 ? true : undefined));
+    expect(dispatchedOf(flowId)).toEqual([t1, t2, t3, t4, t5]);
+  }, 60_000);
 });
+
