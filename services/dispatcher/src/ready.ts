@@ -31,8 +31,8 @@ async function alreadyFinished(js: JetStreamClient, topo: Topology, ready: Event
  * Handles one `task.ready`: dispatches it through the queue's window (unlimited queue), after
  * admission at its gate (limited queue), or at once (no window), as the queue's policy says when
  * the event arrives; a task waiting at the window when its queue becomes limited moves to the
- * gate. The spec sent is completed with the queue's defaults as they are when it leaves. Resolves when the task was dispatched or left (it ended while waiting): the ready event
- * is then acked.
+ * gate. The spec sent is completed with the queue's defaults as they are when it leaves. Resolves
+ * when the task was dispatched or left (it ended while waiting): the ready event is then acked.
  *
  * A slot taken for a task whose end has already passed would be held for good, as a task's end is
  * stored once. This dispatcher drops a task whose end it sees while the task waits here; an end
