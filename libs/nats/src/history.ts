@@ -50,12 +50,13 @@ export async function readEvents(
   filter: string,
   afterSeq = 0,
 ): Promise<Array<StoredEvent | InvalidStored>> {
-  const expected = await lastStoredSeq(js, stream, filter);
+  // Not asked (a read without the check) when the leader cannot be asked.
+  const expected = await lastStoredSeq(js, stream, filter).catch(() => undefined);
   const out = await readEventsOnceOrDirect(js, stream, filter, afterSeq);
   for (let look = 1; expected !== undefined && (out.at(-1)?.seq ?? afterSeq) < expected; look++) {
     const reached = out.at(-1)?.seq ?? afterSeq;
     // Not behind but removed: retention deleted the flow's events while they were read.
-    if (((await leaderLastSeq(js, stream, filter)) ?? 0) < expected) return [];
+    if (((await lastStoredSeq(js, stream, filter)) ?? 0) < expected) return [];
     if (look > CATCH_UP_LOOKS) {
       throw new Error(`JetStream stream ${stream} holds messages on ${filter} up to sequence ${expected}, but a read stopped at ${reached} after ${CATCH_UP_LOOKS} tries; a replica is catching up, retry shortly`);
     }
@@ -63,11 +64,6 @@ export async function readEvents(
     out.push(...(await readEventsOnceOrDirect(js, stream, filter, reached)));
   }
   return out;
-}
-
-/** The stream leader's last sequence on `filter`, undefined when it holds none; failing if it cannot be asked. */
-async function leaderLastSeq(js: JetStreamClient, stream: string, filter: string): Promise<number | undefined> {
-  return (await (await js.jetstreamManager(false)).streams.getMessage(stream, { last_by_subj: filter }))?.seq;
 }
 
 /** Reads on from where a read stopped short of the leader's last message at most this often. */

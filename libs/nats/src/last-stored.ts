@@ -25,14 +25,10 @@ export async function storesAnyOn(nc: NatsConnection, stream: string, subject: s
 
 /**
  * The stream leader's last sequence on `subject` (wildcards allowed), undefined when it holds none
- * there or cannot be asked. For reads that must reach it (see readEvents); off the hot path, so it
- * goes through `jsm.streams.getMessage`, which needs no connection of its own.
+ * there; failing when it cannot be asked. For reads that must reach it (see readEvents); off the
+ * hot path, so it goes through `jsm.streams.getMessage`, which needs no connection of its own.
  */
 export async function lastStoredSeq(js: JetStreamClient, stream: string, subject: string): Promise<number | undefined> {
-  try {
-    const jsm = await js.jetstreamManager(false);
-    return (await jsm.streams.getMessage(stream, { last_by_subj: subject }))?.seq;
-  } catch {
-    return undefined;
-  }
+  const jsm = await js.jetstreamManager(false);
+  return (await jsm.streams.getMessage(stream, { last_by_subj: subject }))?.seq;
 }

@@ -33,11 +33,11 @@ describe('storesAnyOn', () => {
     await expect(storesAnyOn(nc, 'NO_SUCH_STREAM', 'stops.f1.cancel')).rejects.toThrow(/stream NO_SUCH_STREAM: stream not found/);
   });
 
-  it("gives the leader's last sequence on a subject or wildcard, and none for nothing or no stream", async () => {
+  it("gives the leader's last sequence on a subject or wildcard, none for nothing, and fails for no stream", async () => {
     const js = jetstream(nc);
     const { seq } = await js.publish('stops.f4.deadline', 'z');
     expect(await lastStoredSeq(js, 'STOPS', 'stops.f4.>')).toBe(seq);
     expect(await lastStoredSeq(js, 'STOPS', 'stops.f5.>')).toBeUndefined();
-    expect(await lastStoredSeq(js, 'NO_SUCH_STREAM', 'stops.f4.>')).toBeUndefined();
+    await expect(lastStoredSeq(js, 'NO_SUCH_STREAM', 'stops.f4.>')).rejects.toThrow(/stream not found/);
   });
 });

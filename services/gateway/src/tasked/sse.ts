@@ -140,14 +140,14 @@ export function registerTaskedEventRoutes(app: FastifyInstance, s: TaskedService
     if (open >= MAX_STREAMS) throw new TaskedError(503, 'too_many_connections', 'Too many concurrent SSE connections');
     if (!(await s.flows.exists(id))) throw notFound.flow(id);
     open++;
-    const closed = taskedStreamOpened();
+    const streamEnded = taskedStreamOpened();
     try {
       const feed = await followEvents(s.ctx.js, s.ctx.topo.eventsStream, flowEventsFilter(s.ctx.topo.layout, id), 0);
       reply.hijack();
       await streamFlow(s, id, request, reply, feed);
     } finally {
       open--;
-      closed();
+      streamEnded();
     }
   });
 }
