@@ -156,6 +156,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     }
     const gateway = await buildGateway(gatewayCtx, {
       bodyLimit: settings.gateway.bodyLimit,
+      clientStallMs: settings.gateway.clientStallSecs * 1000,
       ...(common.logLevel !== 'silent' && { logger: createLogger('gateway', common.logLevel) }),
       ...(options.auth && { auth: 'keys' as const, rateLimit: DEFAULT_RATE_LIMIT }),
     });

@@ -19,6 +19,7 @@ import { DeadLetterQueue } from './dead-letters.js';
 import { Queues } from './queues.js';
 import { Schedules } from './schedules.js';
 import { observeGateway } from './metrics.js';
+import { DEFAULT_CLIENT_STALL_MS } from './stall.js';
 import { traceRequests } from './tracing.js';
 import { Templates } from './templates.js';
 import { Triggers } from './triggers.js';
@@ -49,6 +50,11 @@ export interface GatewayOptions {
    * back (default: half of SUMMARY_MARKER_MS, the time retention keeps a removal marker).
    */
   listReadAgainAfterOutageMs?: number;
+  /**
+   * How long a streaming client (a WebSocket feed after its resync message, a Tasked event stream)
+   * may read nothing of what waits for it before it is dropped (default DEFAULT_CLIENT_STALL_MS).
+   */
+  clientStallMs?: number;
 }
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
@@ -288,7 +294,7 @@ export async function buildGateway(ctx: ServiceContext, options: GatewayOptions 
   const secrets = await SecretStore.open(ctx.js, ctx.topo);
   const templates = new Templates(await TemplateStore.open(ctx.js, ctx.topo), flows);
   const triggers = new Triggers(ctx, await TriggerStore.open(ctx.js, ctx.topo), templates, secrets, new IdempotencyStore(await new Kvm(ctx.js).open(ctx.topo.idempotencyBucket), ctx.topo.idempotencyBucket), flows);
-  registerRoutes(app, { ctx, flows, schedules: await Schedules.open(ctx.js, ctx.topo), approvals: new Approvals(ctx), index, queues, keys, dlq: new DeadLetterQueue(ctx), secrets, templates, triggers });
+  registerRoutes(app, { ctx, flows, schedules: await Schedules.open(ctx.js, ctx.topo), approvals: new Approvals(ctx), index, queues, keys, dlq: new DeadLetterQueue(ctx), secrets, templates, triggers, clientStallMs: options.clientStallMs ?? DEFAULT_CLIENT_STALL_MS });
   return app;
 }
 

@@ -21,6 +21,12 @@ const feedClients = gauge({ name: 'taskstream_gateway_feed_clients', help: 'WebS
 
 const taskedStreams = gauge({ name: 'taskstream_gateway_tasked_event_streams', help: "Tasked server-sent event streams open now (a gateway holds at most 100; a slow client's counts until it leaves)." });
 
+const stalledClients = counter({
+  name: 'taskstream_gateway_stalled_clients_dropped_total',
+  help: 'Streaming clients dropped for reading nothing of what was waiting for them for the stall limit (TASKSTREAM_CLIENT_STALL_SECS), by stream: feed (a WebSocket feed after its resync) or tasked_events.',
+  labelNames: ['stream'],
+});
+
 /** A flow was appended to the log. */
 export function flowSubmitted(queue: string): void {
   flowsSubmitted.inc({ queue });
@@ -30,6 +36,11 @@ export function flowSubmitted(queue: string): void {
 export function taskedStreamOpened(): () => void {
   taskedStreams.inc();
   return () => taskedStreams.dec();
+}
+
+/** A streaming client that read nothing for the stall limit was dropped. */
+export function clientDropped(stream: 'feed' | 'tasked_events'): void {
+  stalledClients.inc({ stream });
 }
 
 /**

@@ -8,6 +8,8 @@ export interface ServeOptions {
   port: number;
   logger: PinoLogger;
   bodyLimit?: number;
+  /** See GatewayOptions.clientStallMs. */
+  clientStallMs?: number;
   /** Where the security settings come from (TASKSTREAM_AUTH and the others; see settings.ts). */
   env?: NodeJS.ProcessEnv;
 }
@@ -20,7 +22,7 @@ export interface ServeOptions {
 export async function serveGateway(ctx: ServiceContext, options: ServeOptions): Promise<ServiceHandle & { app: FastifyInstance }> {
   const security = readGatewaySecurity(options.env ?? process.env);
   checkExposure(options.host, security.auth, security.allowUnauthenticated);
-  const app = await buildGateway(ctx, { logger: options.logger, bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT, ...securityOptions(security) });
+  const app = await buildGateway(ctx, { logger: options.logger, bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT, ...(options.clientStallMs !== undefined && { clientStallMs: options.clientStallMs }), ...securityOptions(security) });
   try {
     await app.listen({ host: options.host, port: options.port });
   } catch (error) {

@@ -4,12 +4,20 @@ import { boolFrom, createLogger, intFrom, readCommonEnv, readSettings, runServic
 import { z } from 'zod';
 import { DEFAULT_BODY_LIMIT, type GatewayOptions } from './app.js';
 import { serveGateway } from './serve.js';
+import { DEFAULT_CLIENT_STALL_MS } from './stall.js';
 
 /** Where the gateway listens and what it accepts; its protection is read by readGatewaySecurity below. */
 export const GATEWAY_SETTINGS = {
   host: { env: 'TASKSTREAM_HOST', flag: '--host <host>', default: '127.0.0.1', help: 'address to listen on', schema: z.string().min(1, 'must name an address') },
   port: { env: 'TASKSTREAM_PORT', flag: '-p, --port <port>', default: '8080', help: 'port to listen on', schema: wholeSetting(0).max(65535, 'must be at most 65535') },
   bodyLimit: { env: 'TASKSTREAM_BODY_LIMIT', flag: '--body-limit <bytes>', default: String(DEFAULT_BODY_LIMIT), help: 'largest request body accepted, in bytes (a larger one is answered 413)', schema: wholeSetting(1) },
+  clientStallSecs: {
+    env: 'TASKSTREAM_CLIENT_STALL_SECS',
+    flag: '--client-stall-secs <seconds>',
+    default: String(DEFAULT_CLIENT_STALL_MS / 1000),
+    help: 'how long a streaming client (a WebSocket feed told to resync, a Tasked event stream) may read nothing of what waits for it before it is dropped',
+    schema: wholeSetting(1).max(86_400, 'must be at most 86400 (a day)'),
+  },
 } satisfies Settings;
 
 /**
@@ -26,8 +34,8 @@ export function checkGatewaySettings(env: NodeJS.ProcessEnv): void {
 /** The gateway as its own process: settings from the environment, stopped by SIGTERM. `main.ts` and `taskstream gateway` both run this. */
 export function runGatewayService(): Promise<void> {
   return runService('gateway', (ctx, env) => {
-    const { host, port, bodyLimit } = readSettings(GATEWAY_SETTINGS, env);
-    return serveGateway(ctx, { host, port, bodyLimit, logger: createLogger('gateway', readCommonEnv(env).logLevel), env });
+    const { host, port, bodyLimit, clientStallSecs } = readSettings(GATEWAY_SETTINGS, env);
+    return serveGateway(ctx, { host, port, bodyLimit, clientStallMs: clientStallSecs * 1000, logger: createLogger('gateway', readCommonEnv(env).logLevel), env });
   });
 }
 

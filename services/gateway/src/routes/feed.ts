@@ -8,14 +8,14 @@ import { z } from 'zod';
 import { apiError, type ErrorCode } from '../errors.js';
 import type { FlowIndex } from '../flow-index.js';
 import type { Flows } from '../flows.js';
+import { clientDropped } from '../metrics.js';
 import { described } from '../openapi/registry.js';
 import { FeedMessage } from '../openapi/schemas.js';
+import { watchForStall } from '../stall.js';
 import { FLOW_PARAMS, flowIdQuery, listParam, queueName, quote, Refusal, sequence } from './input.js';
 
 /** Bytes of messages a client may leave unread in the gateway, beyond what the network holds, before it is told to resync. */
 export const MAX_BUFFERED = 1024 * 1024;
-/** How long a client that fell behind may read nothing before it is dropped without a close frame. */
-export const STALL_LIMIT_MS = 120_000;
 /** The close code after a `resync` message. */
 export const RESYNC_CLOSE_CODE = 4008;
 
@@ -25,20 +25,18 @@ export const RESYNC_CLOSE_CODE = 4008;
  * at once starts the WebSocket close timeout while the backlog ahead of the message is still unread,
  * and a client paused longer than that timeout lost both and saw 1006.
  */
-function resync(socket: WebSocket, after: number, log: FastifyBaseLogger): void {
+function resync(socket: WebSocket, after: number, log: FastifyBaseLogger, stallMs: number): void {
   log.info({ after }, 'feed client fell behind; sent resync');
-  let buffered = socket.bufferedAmount;
-  let progressAt = Date.now();
-  const watch = setInterval(() => {
-    if (socket.bufferedAmount < buffered) {
-      buffered = socket.bufferedAmount;
-      progressAt = Date.now();
-    } else if (Date.now() - progressAt >= STALL_LIMIT_MS) {
+  const stopWatch = watchForStall(
+    () => socket.bufferedAmount,
+    stallMs,
+    () => {
+      log.info({ after, stall_ms: stallMs }, 'feed client read nothing of its backlog; dropped');
+      clientDropped('feed');
       socket.terminate();
-    }
-  }, 1_000);
-  watch.unref();
-  socket.once('close', () => clearInterval(watch));
+    },
+  );
+  socket.once('close', stopWatch);
   const message = `you fell behind: more than ${MAX_BUFFERED / (1024 * 1024)} MiB of events were waiting for you to read; reconnect with after=${after} to continue with the next event`;
   socket.send(JSON.stringify({ type: 'resync', after, message }), (error) => {
     if (!error) socket.close(RESYNC_CLOSE_CODE, `fell behind; reconnect with after=${after}`);
@@ -50,7 +48,7 @@ function resync(socket: WebSocket, after: number, log: FastifyBaseLogger): void 
  * gets one `resync` message and is closed: its backlog never grows without bound, and nobody else
  * waits for it.
  */
-async function pump(socket: WebSocket, feed: Awaited<ReturnType<typeof followEvents>>, after: number, log: FastifyBaseLogger, keep: (event: FlowEvent) => boolean): Promise<void> {
+async function pump(socket: WebSocket, feed: Awaited<ReturnType<typeof followEvents>>, after: number, log: FastifyBaseLogger, stallMs: number, keep: (event: FlowEvent) => boolean): Promise<void> {
   let closed = false;
   let lastSent = after;
   socket.on('close', () => {
@@ -61,7 +59,7 @@ async function pump(socket: WebSocket, feed: Awaited<ReturnType<typeof followEve
     if (closed) break;
     if (socket.bufferedAmount > MAX_BUFFERED) {
       void feed.close();
-      resync(socket, lastSent, log);
+      resync(socket, lastSent, log, stallMs);
       break;
     }
     if ('event' in item && !keep(item.event)) continue;
@@ -135,7 +133,7 @@ function feedSchema<Q extends z.ZodObject>(operationId: string, summary: string,
   };
 }
 
-export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, flows: Flows, index: FlowIndex): void {
+export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, flows: Flows, index: FlowIndex, stallMs: number): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
   api.route({
     method: 'GET',
@@ -151,7 +149,7 @@ export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, fl
     wsHandler: async (socket, request) => {
       const after = request.query.after ?? 0;
       const feed = await followEvents(ctx.js, ctx.topo.eventsStream, flowEventsFilter(ctx.topo.layout, request.params.id), after);
-      await pump(socket, feed, after, request.log, () => true);
+      await pump(socket, feed, after, request.log, stallMs, () => true);
     },
   });
 
@@ -169,7 +167,7 @@ export function registerFeedRoutes(app: FastifyInstance, ctx: ServiceContext, fl
       // One filter subject per consumer (nats-server 2.9): the narrowest one, the rest filtered here.
       const filter = flow ? flowEventsFilter(ctx.topo.layout, flow) : types?.length === 1 ? eventTypeFilter(ctx.topo.layout, types[0]!) : allEventsFilter(ctx.topo.layout);
       const feed = await followEvents(ctx.js, ctx.topo.eventsStream, filter, after);
-      await pump(socket, feed, after, request.log, (event) => {
+      await pump(socket, feed, after, request.log, stallMs, (event) => {
         if (types && !types.includes(event.type)) return false;
         if (queue !== undefined) {
           const data = event.data as { queue?: string; definition?: { queue: string } };

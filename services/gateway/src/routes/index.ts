@@ -27,6 +27,7 @@ import { registerTemplateRoutes } from './templates.js';
 import { registerTriggerRoutes } from './triggers.js';
 import { registerMcpRoutes } from '../mcp.js';
 import { registerTaskedRoutes } from '../tasked/index.js';
+import { DEFAULT_CLIENT_STALL_MS } from '../stall.js';
 import { registerWhoamiRoute } from '../whoami.js';
 
 /** What the routes serve from; used only when a request arrives. */
@@ -42,6 +43,8 @@ export interface RouteServices {
   schedules: Schedules;
   templates: Templates;
   triggers: Triggers;
+  /** How long a streaming client (a feed, a Tasked event stream) may read nothing of what waits for it before it is dropped. */
+  clientStallMs: number;
 }
 
 /** Every route of the API, family by family. */
@@ -51,7 +54,7 @@ export function registerRoutes(app: FastifyInstance, s: RouteServices): void {
   registerApprovalRoutes(app, s.approvals);
   registerSignalRoutes(app, s.ctx);
   registerArtifactRoutes(app, s.ctx);
-  registerFeedRoutes(app, s.ctx, s.flows, s.index);
+  registerFeedRoutes(app, s.ctx, s.flows, s.index, s.clientStallMs);
   registerQueueRoutes(app, s.queues);
   registerHistoryRoutes(app, s.flows, s.index, s.ctx);
   registerDeadLetterRoutes(app, s.dlq);
@@ -64,7 +67,7 @@ export function registerRoutes(app: FastifyInstance, s: RouteServices): void {
   registerHookRoutes(app, s.triggers);
   registerMcpRoutes(app);
   // Tasked's REST API under /tasked, on the same services.
-  registerTaskedRoutes(app, { ctx: s.ctx, flows: s.flows, approvals: s.approvals, index: s.index, queues: s.queues, schedules: s.schedules });
+  registerTaskedRoutes(app, { ctx: s.ctx, flows: s.flows, approvals: s.approvals, index: s.index, queues: s.queues, schedules: s.schedules, clientStallMs: s.clientStallMs });
 }
 
 /**
@@ -80,5 +83,5 @@ export function describingOnly(): RouteServices {
       },
     },
   ) as never;
-  return { ctx: absent, flows: absent, approvals: absent, index: absent, queues: absent, dlq: absent, secrets: absent, keys: absent, schedules: absent, templates: absent, triggers: absent };
+  return { ctx: absent, flows: absent, approvals: absent, index: absent, queues: absent, dlq: absent, secrets: absent, keys: absent, schedules: absent, templates: absent, triggers: absent, clientStallMs: DEFAULT_CLIENT_STALL_MS };
 }

@@ -30,6 +30,8 @@ export interface TaskedServices {
   index: FlowIndex;
   queues: Queues;
   schedules: Schedules;
+  /** How long an event stream's client may read nothing of what waits for it before it is dropped. */
+  clientStallMs: number;
 }
 
 /** Failures that mean NATS did not answer (worth a retry), as the gateway's own error answers judge them. */

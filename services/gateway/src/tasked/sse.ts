@@ -4,7 +4,8 @@ import { definitionsOf, followEvents } from '@taskstream/nats';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { taskedStreamOpened } from '../metrics.js';
+import { clientDropped, taskedStreamOpened } from '../metrics.js';
+import { watchForStall } from '../stall.js';
 import { FLOW_ID, taskedSchema } from './doc.js';
 import { notFound, TaskedError } from './errors.js';
 import type { TaskedServices } from './index.js';
@@ -100,10 +101,20 @@ async function streamFlow(s: TaskedServices, id: string, request: FastifyRequest
   });
   raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-content-type-options': 'nosniff', 'x-accel-buffering': 'no' });
   // A slow client is waited for; one that leaves ends the wait (not a race with a promise of its
-  // leaving, which would keep a reaction for every wait until the stream ends).
+  // leaving, which would keep a reaction for every wait until the stream ends), and one that reads
+  // nothing of what waits for it for the stall limit is dropped, which ends the wait the same way.
   const write = async (text: string) => {
     if (!closed() && !raw.write(text)) await once(raw, 'drain', { signal: gone.signal }).catch(() => undefined);
   };
+  const stopWatch = watchForStall(
+    () => raw.writableLength,
+    s.clientStallMs,
+    () => {
+      request.log.info({ flow_id: id, stall_ms: s.clientStallMs }, 'a Tasked event stream client read nothing of what waited for it; dropped');
+      clientDropped('tasked_events');
+      raw.destroy();
+    },
+  );
   const ping = setInterval(() => void write(':ping\n\n'), PING_MS);
   const sent = new Map<string, TaskedTaskState>();
   const outputs = new Map<string, string>();
@@ -126,6 +137,7 @@ async function streamFlow(s: TaskedServices, id: string, request: FastifyRequest
     await write(sseEvent('error', { error: 'engine_error', message: 'internal error' }));
   } finally {
     clearInterval(ping);
+    stopWatch();
     await feed.close().catch(() => undefined);
     raw.end();
   }
