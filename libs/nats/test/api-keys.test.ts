@@ -15,7 +15,7 @@ import {
   type ApiKeyTable,
 } from '../src/api-keys.js';
 import { connectNats, type NatsConnection } from '../src/connection.js';
-import { NatsServer } from '../src/server-process.js';
+import { NatsServer } from '@taskstream/testing';
 import { ensureTopology, topology } from '../src/topology.js';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';

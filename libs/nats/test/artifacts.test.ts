@@ -7,7 +7,7 @@ import { ArtifactStore } from '../src/artifacts.js';
 import { purgeObject } from '../src/object-purge.js';
 import { connectNats, type NatsConnection } from '../src/connection.js';
 import { encodeJson } from '../src/codec.js';
-import { NatsServer } from '../src/server-process.js';
+import { NatsServer } from '@taskstream/testing';
 import { ensureTopology, topology } from '../src/topology.js';
 
 const FLOW = '01JAAAAAAAAAAAAAAAAAAAAAAA';

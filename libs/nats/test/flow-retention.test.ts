@@ -12,7 +12,7 @@ import { FlowRetention, REMOVALS_PER_SWEEP, SUMMARY_MARKER_MS } from '../src/flo
 import { FlowSummaryStore } from '../src/flow-summaries.js';
 import { FlowViewStore, taskPageKey } from '../src/flow-views.js';
 import { newId } from '../src/ids.js';
-import { NatsServer } from '../src/server-process.js';
+import { NatsServer } from '@taskstream/testing';
 import { ensureTopology, topology } from '../src/topology.js';
 
 const RETENTION_MS = 60_000;

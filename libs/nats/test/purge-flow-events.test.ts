@@ -1,12 +1,11 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { EVENT_VERSION, eventSubject, flowEventsFilter, type EventType } from '@taskstream/domain';
-import { LoopbackProxy } from '@taskstream/testing';
+import { LoopbackProxy, NatsServer } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeJson } from '../src/codec.js';
 import { connectNats, type NatsConnection } from '../src/connection.js';
 import { purgeFlowEvents, readEvents, readEventsDirect } from '../src/history.js';
 import { newId } from '../src/ids.js';
-import { NatsServer } from '../src/server-process.js';
 import { ensureTopology, topology } from '../src/topology.js';
 
 const topo = topology({ prefix: 'rmtest' });

@@ -4,7 +4,7 @@ import type { QueueLimitsRecord } from '@taskstream/domain';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, type NatsConnection } from '../src/connection.js';
 import { CorruptQueueLimitsError, decodeQueueLimits, LAYOUT, queueLimitsKey, QueueLimitsStore } from '../src/queue-limits.js';
-import { NatsServer } from '../src/server-process.js';
+import { NatsServer } from '@taskstream/testing';
 import { ensureTopology, topology } from '../src/topology.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);

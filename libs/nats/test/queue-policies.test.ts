@@ -4,7 +4,7 @@ import { DEFAULT_QUEUE_POLICY, QueuePolicyInput, type QueuePolicy } from '@tasks
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, type NatsConnection } from '../src/connection.js';
 import { CorruptQueuePolicyError, decodeQueuePolicy, LAYOUT, queuePolicyKey, QueuePolicyStore, type QueuePolicyTable } from '../src/queue-policies.js';
-import { NatsServer } from '../src/server-process.js';
+import { NatsServer } from '@taskstream/testing';
 import { ensureTopology, topology } from '../src/topology.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);

@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, type NatsConnection } from '../src/connection.js';
-import { NatsServer } from '../src/server-process.js';
+import { NatsServer } from '@taskstream/testing';
 import { READ_STALL_MS, readStored } from '../src/stored-read.js';
 
 describe('readStored (real nats-server)', () => {

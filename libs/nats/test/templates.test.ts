@@ -2,7 +2,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { MAX_TEMPLATE_VERSIONS } from '@taskstream/domain';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, type NatsConnection } from '../src/connection.js';
-import { NatsServer } from '../src/server-process.js';
+import { NatsServer } from '@taskstream/testing';
 import { TemplateStore } from '../src/templates.js';
 import { ensureTopology, topology } from '../src/topology.js';
 

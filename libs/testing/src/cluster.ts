@@ -1,4 +1,4 @@
-import { freePort, NatsServer } from '@taskstream/nats';
+import { freePort, NatsServer } from './ports.js';
 
 /** A JetStream cluster of `size` nodes on loopback, each with its own store. */
 export class NatsCluster {

@@ -1,4 +1,5 @@
-export { findNatsServer, freePort, NatsServer } from '@taskstream/nats';
+export { findNatsServer } from '@taskstream/nats';
+export * from './ports.js';
 export * from './cluster.js';
 export * from './wait.js';
 export * from './processes.js';
