@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { onStopSignal } from '@taskstream/runtime';
+import { createLogger, exitOnUncaughtErrors, onStopSignal } from '@taskstream/runtime';
 import type { Stack } from './embedded.js';
 
 /** Long enough for running steps' grace and the services' hand-back; short enough for a person waiting at Ctrl-C. */
@@ -15,7 +15,9 @@ export interface Interrupt {
 /**
  * For the rest of the process's life, SIGINT or SIGTERM stops `stack` (if set by then) and exits
  * 128 + the signal's number, as a shell reports an interrupted command. A second Ctrl-C, or a stop
- * outlasting the bound, ends the steps' processes and nats-server and exits at once.
+ * outlasting the bound, ends the steps' processes and nats-server and exits at once. An error
+ * nothing caught (a bug) does the same after one fatal JSON line on standard error (standard output
+ * may be a protocol: `taskstream mcp`), and exits 1.
  */
 export function stopOnInterrupt(): Interrupt {
   let stopping = false;
@@ -24,6 +26,8 @@ export function stopOnInterrupt(): Interrupt {
       return stopping;
     },
   };
+  // The steps' processes run in process groups of their own and would outlive an exit that did not end them.
+  exitOnUncaughtErrors(createLogger('taskstream', 'fatal', process.stderr), () => interrupt.stack?.abort());
   onStopSignal(
     async () => {
       stopping = true;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from '@taskstream/testing';
@@ -71,9 +71,9 @@ class Up {
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   }
 
-  static async start(dataDir: string): Promise<Up> {
+  static async start(dataDir: string, nodeArgs: string[] = []): Promise<Up> {
     const port = await freePort();
-    const child = spawn(process.execPath, [join(ROOT, 'cli', 'bin', 'taskstream.js'), 'up', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
+    const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'cli', 'bin', 'taskstream.js'), 'up', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -171,5 +171,28 @@ describe.skipIf(!existsSync('/proc/self/task'))('taskstream up, its lifecycle', 
     const exit = await up.exitWithin(3_000);
     expect(exit, up.output).toEqual({ code: 130, signal: null });
     await allGone(below, 10_000);
+  });
+
+  it('an error nothing caught is logged as one fatal line, and ends the step and nats-server before up exits 1', async () => {
+    // A bug on demand: the exception is thrown outside any handler once up is told to (SIGUSR2).
+    const bug = join(mkdtempSync(join(tmpdir(), 'taskstream-bug-')), 'bug.mjs');
+    writeFileSync(bug, "process.on('SIGUSR2', () => setImmediate(() => { throw new Error('a bug nothing caught'); }));\n");
+    const up = await Up.start(dataDir, ['--import', bug]);
+    const sleep = await up.runLongStep();
+    const below = up.below();
+
+    up.child.kill('SIGUSR2');
+    const exit = await up.exitWithin(5_000);
+    expect(exit, up.output).toEqual({ code: 1, signal: null });
+    const fatal = up.output
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.level === 60);
+    expect(fatal, up.output).toHaveLength(1);
+    expect(fatal[0]).toMatchObject({ service: 'taskstream', msg: 'uncaught exception: a bug nothing caught; exiting' });
+    // The step's process is in a process group of its own: without the abort it would outlive up.
+    await allGone(below, 10_000);
+    expect(gone(sleep.pid)).toBe(true);
   });
 });

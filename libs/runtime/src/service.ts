@@ -103,11 +103,16 @@ export function stopOnSignals(handles: ServiceHandle[], log: Logger, onStopped: 
  * Turns an error nothing caught (a bug) into one fatal log line, with its stack, and exit code 1:
  * the process's state is unknown after it, and a supervisor restarts a process that exits. Node
  * alone would print the stack as plain lines that a log pipeline reading JSON cannot attribute.
+ * `beforeExit` runs synchronously first: what must not outlive the process is ended there.
  */
-export function exitOnUncaughtErrors(log: PinoLogger): void {
+export function exitOnUncaughtErrors(log: PinoLogger, beforeExit?: () => void): void {
   const fatal = (what: string) => (error: unknown) => {
     log.fatal({ err: error }, `${what}: ${error instanceof Error ? error.message : String(error)}; exiting`);
-    process.exit(1);
+    try {
+      beforeExit?.();
+    } finally {
+      process.exit(1);
+    }
   };
   process.on('uncaughtException', fatal('uncaught exception'));
   process.on('unhandledRejection', fatal('unhandled promise rejection'));
