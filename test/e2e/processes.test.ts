@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, NatsServer, waitFor } from '@taskstream/testing';
+import { freePort, NatsServer, StopWaiting, waitFor } from '@taskstream/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingEndpoint, ROOT, ServiceProcess, timeline } from '../support/stack.js';
 
@@ -24,10 +24,17 @@ describe('the five services as separate processes', () => {
       ServiceProcess.start('executor', { ...env, TASKSTREAM_QUEUE: 'default', TASKSTREAM_ALLOW_SHELL: 'true' }),
       ServiceProcess.start('projector', env),
     ];
-    await waitFor('the gateway to be ready', async () => ((await fetch(`${gateway}/readyz`).catch(() => undefined))?.ok ? true : undefined));
+    await waitFor('the gateway to be ready', async () => {
+      stopIfAnyExited();
+      return (await fetch(`${gateway}/readyz`).catch(() => undefined))?.ok ? true : undefined;
+    });
   });
 
   const everyLog = () => services.map((s) => `--- ${s.name}${s.exited ? ` (exited ${s.child.exitCode ?? s.child.signalCode})` : ''}\n${s.logs()}`).join('\n');
+  const stopIfAnyExited = () => {
+    const gone = services.find((s) => s.exited);
+    if (gone) throw new StopWaiting(`the ${gone.name} exited (${gone.child.exitCode ?? gone.child.signalCode}):\n${everyLog()}`);
+  };
 
   afterAll(async () => {
     await Promise.all(services.map((s) => s.stop()));
@@ -44,12 +51,11 @@ describe('the five services as separate processes', () => {
     expect(submitted.headers.get('location')).toBe(`/api/v1/flows/${flow_id}`);
 
     const view = await waitFor('the flow to succeed', async () => {
-      const gone = services.find((s) => s.exited);
-      if (gone) throw new Error(`the ${gone.name} exited (${gone.child.exitCode ?? gone.child.signalCode}):\n${gone.logs()}`);
+      stopIfAnyExited();
       const v = (await (await fetch(`${gateway}/api/v1/flows/${flow_id}`)).json()) as any;
       return v.status === 'succeeded' || v.status === 'failed' ? v : undefined;
     }, 30_000).catch((e: Error) => {
-      throw new Error(`${e.message}\n${everyLog()}`);
+      throw e instanceof StopWaiting ? e : new Error(`${e.message}\n${everyLog()}`);
     });
     expect(view.status, everyLog()).toBe('succeeded');
     expect(view.tasks.map((t: any) => [t.id, t.status])).toEqual([

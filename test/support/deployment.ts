@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { evolve, toFlowView, type FlowState } from '@taskstream/domain';
-import { freePort, NatsServer, waitFor } from '@taskstream/testing';
+import { freePort, NatsServer, StopWaiting, waitFor } from '@taskstream/testing';
 import { afterEach, expect } from 'vitest';
 import { OPEN_GATEWAY, ServiceProcess } from './stack.js';
 
@@ -47,7 +47,7 @@ export class Deployment {
       deployment.specs.set(name, { service, env: extra });
       deployment.launch(name);
     }
-    await deployment.ready();
+    await deployment.ready(deployment.gatewayUrl, true);
     return deployment;
   }
 
@@ -60,8 +60,17 @@ export class Deployment {
    * Waits for the gateway to be ready. On a three-node cluster every service's first start creates
    * each stream and bucket replicated three times, which takes tens of seconds on a loaded machine.
    */
-  async ready(url = this.gatewayUrl): Promise<void> {
-    await waitFor(`the gateway at ${url}`, async () => ((await fetch(`${url}/readyz`).catch(() => undefined))?.ok ? true : undefined), 90_000);
+  async ready(url = this.gatewayUrl, noneExited = false): Promise<void> {
+    await waitFor(
+      `the gateway at ${url}`,
+      async () => {
+        // At the first start every process should be running: one that exited will not become ready.
+        const gone = noneExited ? [...this.processes].find(([, p]) => p.exited) : undefined;
+        if (gone) throw new StopWaiting(`the ${gone[0]} exited (${gone[1].child.exitCode ?? gone[1].child.signalCode}) before the deployment was ready:\n${this.logs()}`);
+        return (await fetch(`${url}/readyz`).catch(() => undefined))?.ok ? true : undefined;
+      },
+      90_000,
+    );
   }
 
   async kill(name: string): Promise<void> {

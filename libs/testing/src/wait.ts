@@ -1,3 +1,6 @@
+/** Thrown by a probe that knows waiting longer cannot help (the process it waits for has exited): waitFor rethrows it at once. */
+export class StopWaiting extends Error {}
+
 /** Polls `probe` until it returns a value other than undefined, or fails with `what` after `timeoutMs`. */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -7,6 +10,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       const value = await probe();
       if (value !== undefined) return value;
     } catch (error) {
+      if (error instanceof StopWaiting) throw error;
       lastError = error;
     }
     await new Promise((r) => setTimeout(r, intervalMs));
