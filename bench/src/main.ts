@@ -160,6 +160,8 @@ async function main() {
     '',
     `Highest sustained rate: ${sustained.length ? Math.max(...sustained) : 'none'} flows/s.`,
     '',
+    ...openLoop.map((s) => `- Messages stored per flow at ${s.rate}/s: ${Object.entries(s.stored_per_flow).map(([k, v]) => `${k} ${v}`).join(', ')}`),
+    ...(openLoop.length > 0 ? [''] : []),
     ...(retention
       ? [
           `Flow retention: ${retention.flows} single-task flows run at ${fmt(retention.run_flows_per_sec, 0)}/s; ${retention.removed} ended flows removed at ${fmt(retention.removed_per_sec, 0)}/s (${fmt(retention.ratio, 2)}x the rate they ran), ${fmt(retention.cpu_s_per_1k_removed, 2)} CPU s per 1k removed (${Object.entries(retention.cpu_s_by_process).map(([k, v]) => `${k} ${v}`).join(', ')}).`,

@@ -338,6 +338,8 @@ export interface OpenLoopStep {
   p50_ms: number;
   p99_ms: number;
   rejected: number;
+  /** Messages each stream stored per flow accepted (KV buckets included), read once the views have settled. */
+  stored_per_flow: Record<string, number>;
 }
 
 /**
@@ -363,6 +365,7 @@ export async function openLoop(system: TaskstreamSystem, rate: number, flows: nu
       lastEnd = Date.now();
     },
   });
+  const storedBefore = await system.storedSequences();
   const meter = new ProcessMeter(system.pids());
   const t0 = Date.now() + 50;
   let rejected = 0;
@@ -391,7 +394,10 @@ export async function openLoop(system: TaskstreamSystem, rate: number, flows: nu
   endSub.unsubscribe();
   const latencies = [...scheduled].map(([id, at]) => (startedAt.get(id) ?? Number.NaN) - at).filter(Number.isFinite);
   const drain = lastEnd - lastScheduled;
-  return { rate, flows, sustained: drain <= 1000 && rejected === 0, drain_ms: drain, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), rejected, usage };
+  // The projector writes a flow's last view after its end is stored.
+  await new Promise((r) => setTimeout(r, 1_000));
+  const stored = storedPerTask(storedBefore, await system.storedSequences(), flows - rejected);
+  return { rate, flows, sustained: drain <= 1000 && rejected === 0, drain_ms: drain, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), rejected, stored_per_flow: stored, usage };
 }
 
 /**
