@@ -396,7 +396,7 @@ export async function openLoop(system: TaskstreamSystem, rate: number, flows: nu
   const drain = lastEnd - lastScheduled;
   // The projector writes a flow's last view after its end is stored.
   await new Promise((r) => setTimeout(r, 1_000));
-  const stored = storedPerTask(storedBefore, await system.storedSequences(), flows - rejected);
+  const stored = flows > rejected ? storedPerTask(storedBefore, await system.storedSequences(), flows - rejected) : {};
   return { rate, flows, sustained: drain <= 1000 && rejected === 0, drain_ms: drain, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), rejected, stored_per_flow: stored, usage };
 }
 

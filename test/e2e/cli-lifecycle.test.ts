@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from '@taskstream/testing';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { ROOT } from '../support/stack.js';
 
 interface Proc {
@@ -57,6 +57,7 @@ function descendants(pid: number): Proc[] {
 
 class Up {
   output = '';
+  stderr = '';
   /** Every process seen below it, for cleaning up after a failed test. */
   readonly seen = new Map<number, string>();
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -68,6 +69,7 @@ class Up {
     const collect = (c: Buffer) => (this.output += c.toString());
     child.stdout!.on('data', collect);
     child.stderr!.on('data', collect);
+    child.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()));
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   }
 
@@ -175,7 +177,9 @@ describe.skipIf(!existsSync('/proc/self/task'))('taskstream up, its lifecycle', 
 
   it('an error nothing caught is logged as one fatal line, and ends the step and nats-server before up exits 1', async () => {
     // A bug on demand: the exception is thrown outside any handler once up is told to (SIGUSR2).
-    const bug = join(mkdtempSync(join(tmpdir(), 'taskstream-bug-')), 'bug.mjs');
+    const bugDir = mkdtempSync(join(tmpdir(), 'taskstream-bug-'));
+    onTestFinished(() => rmSync(bugDir, { recursive: true, force: true }));
+    const bug = join(bugDir, 'bug.mjs');
     writeFileSync(bug, "process.on('SIGUSR2', () => setImmediate(() => { throw new Error('a bug nothing caught'); }));\n");
     const up = await Up.start(dataDir, ['--import', bug]);
     const sleep = await up.runLongStep();
@@ -184,7 +188,8 @@ describe.skipIf(!existsSync('/proc/self/task'))('taskstream up, its lifecycle', 
     up.child.kill('SIGUSR2');
     const exit = await up.exitWithin(5_000);
     expect(exit, up.output).toEqual({ code: 1, signal: null });
-    const fatal = up.output
+    // On standard error: standard output may be a protocol (taskstream mcp).
+    const fatal = up.stderr
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line))

@@ -28,6 +28,13 @@ describe('a service process meeting an error nothing caught', () => {
     expect(lines[0].err.type).toBe('TypeError');
   });
 
+  it('exits 1 even for a thrown value that cannot be printed', () => {
+    const { status, lines } = runWithHandlers(`setTimeout(() => {}, 10_000); Promise.reject(Object.create(null));`);
+    expect(status).toBe(1);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 60, msg: 'unhandled promise rejection: a thrown value that cannot be printed; exiting' });
+  });
+
   it('leaves a process that handles its errors running', () => {
     const { status, lines } = runWithHandlers(`Promise.reject(new Error('handled')).catch(() => {}); setTimeout(() => process.exit(0), 200);`);
     expect(status).toBe(0);

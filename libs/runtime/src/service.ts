@@ -99,17 +99,32 @@ export function stopOnSignals(handles: ServiceHandle[], log: Logger, onStopped: 
   );
 }
 
+/** An error's message, or what a thrown value says of itself; never throws. */
+function printable(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return 'a thrown value that cannot be printed';
+  }
+}
+
 /**
  * Turns an error nothing caught (a bug) into one fatal log line, with its stack, and exit code 1:
  * the process's state is unknown after it, and a supervisor restarts a process that exits. Node
  * alone would print the stack as plain lines that a log pipeline reading JSON cannot attribute.
- * `beforeExit` runs synchronously first: what must not outlive the process is ended there.
+ * `beforeExit` runs synchronously first (before a write that could block on a full pipe): what
+ * must not outlive the process is ended there.
  */
 export function exitOnUncaughtErrors(log: PinoLogger, beforeExit?: () => void): void {
   const fatal = (what: string) => (error: unknown) => {
-    log.fatal({ err: error }, `${what}: ${error instanceof Error ? error.message : String(error)}; exiting`);
+    // Whatever fails here (a value that cannot be printed, a log that cannot be written), the exit happens.
     try {
       beforeExit?.();
+    } catch {
+      // the exit below still ends the process
+    }
+    try {
+      log.fatal({ err: error }, `${what}: ${printable(error)}; exiting`);
     } finally {
       process.exit(1);
     }

@@ -12,6 +12,8 @@ import { freePort as anyFreePort, NatsServer as Server, type NatsServerOptions }
  */
 
 const FIRST = 20_000;
+/** Below Kubernetes' NodePort range (30000-32767), where a proxy may answer loopback connections to ports nobody bound. */
+const LAST = 29_999;
 const BLOCK = 400;
 
 function ephemeralStart(): number {
@@ -22,11 +24,13 @@ function ephemeralStart(): number {
   }
 }
 
-const block = (() => {
+/** This worker's ports, `first` to `first + size - 1`; undefined outside vitest, or where the ephemeral range leaves no room. */
+export const testPortBlock: { first: number; size: number } | undefined = (() => {
   const worker = Number(process.env.VITEST_POOL_ID);
   if (!Number.isInteger(worker) || worker < 1) return undefined;
-  const blocks = Math.floor((ephemeralStart() - FIRST) / BLOCK);
-  return blocks > 0 ? FIRST + ((worker - 1) % blocks) * BLOCK : undefined;
+  const blocks = Math.floor((Math.min(LAST + 1, ephemeralStart()) - FIRST) / BLOCK);
+  // More workers than blocks share them; the check that a port binds keeps them apart.
+  return blocks > 0 ? { first: FIRST + ((worker - 1) % blocks) * BLOCK, size: BLOCK } : undefined;
 })();
 
 // A worker runs one test file after another: each starts at its own place in the block, not where the last one started.
@@ -43,9 +47,9 @@ function bindable(port: number): Promise<boolean> {
 
 /** A port on 127.0.0.1 that no other test worker and no outgoing connection will take. */
 export async function freePort(): Promise<number> {
-  if (block === undefined) return anyFreePort();
+  if (testPortBlock === undefined) return anyFreePort();
   for (let tried = 0; tried < BLOCK; tried++) {
-    const port = block + (next++ % BLOCK);
+    const port = testPortBlock.first + (next++ % BLOCK);
     if (await bindable(port)) return port;
   }
   return anyFreePort();

@@ -19,7 +19,7 @@ const requestDuration = histogram({
 
 const feedClients = gauge({ name: 'taskstream_gateway_feed_clients', help: 'WebSocket feed clients connected now.' });
 
-const taskedStreams = gauge({ name: 'taskstream_gateway_tasked_event_streams', help: "Tasked server-sent event streams open now (a gateway holds at most 100; a slow client's counts until it leaves)." });
+const taskedStreams = gauge({ name: 'taskstream_gateway_tasked_event_streams', help: "Tasked server-sent event streams open now (a gateway holds at most 100; a client that stops reading holds one until it leaves or is dropped after TASKSTREAM_CLIENT_STALL_SECS)." });
 
 const stalledClients = counter({
   name: 'taskstream_gateway_stalled_clients_dropped_total',

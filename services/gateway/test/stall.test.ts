@@ -1,5 +1,7 @@
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { watchForStall } from '../src/stall.js';
+import { unsentBytes, watchForStall } from '../src/stall.js';
 
 describe('watchForStall: a streaming client that reads nothing of what waits for it', () => {
   beforeEach(() => vi.useFakeTimers());
@@ -53,6 +55,18 @@ describe('watchForStall: a streaming client that reads nothing of what waits for
     expect(drop).toHaveBeenCalledTimes(1);
   });
 
+  it("does not count a pause of the gateway's own against the client", () => {
+    const drop = vi.fn();
+    watchForStall(() => 4096, 10_000, drop);
+    vi.advanceTimersByTime(5_000);
+    // The event loop was blocked for 30 s: the checks due meanwhile all come late.
+    vi.setSystemTime(Date.now() + 30_000);
+    vi.advanceTimersByTime(1_000);
+    expect(drop).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(4_000);
+    expect(drop).toHaveBeenCalledTimes(1);
+  });
+
   it('never drops a client once stopped', () => {
     const drop = vi.fn();
     const stop = watchForStall(() => 4096, 10_000, drop);
@@ -60,5 +74,42 @@ describe('watchForStall: a streaming client that reads nothing of what waits for
     stop();
     vi.advanceTimersByTime(60_000);
     expect(drop).not.toHaveBeenCalled();
+  });
+});
+
+describe('unsentBytes', () => {
+  it('goes down as a slow client reads part of one large write, where writableLength does not', async () => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const accepted = once(server, 'connection') as Promise<[Socket]>;
+    const client = connect((server.address() as { port: number }).port, '127.0.0.1');
+    client.pause();
+    const [socket] = await accepted;
+    try {
+      // More than loopback's socket buffers hold for a client reading nothing.
+      socket.write(Buffer.alloc(32 * 1024 * 1024, 120));
+      await new Promise((r) => setTimeout(r, 200));
+      const before = unsentBytes(socket);
+      const writable = socket.writableLength;
+      expect(before).toBeGreaterThan(0);
+      let read = 0;
+      while (read < 8 * 1024 * 1024) {
+        const chunk = client.read() as Buffer | null;
+        if (chunk === null) await new Promise((r) => setTimeout(r, 10));
+        else read += chunk.length;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      expect(unsentBytes(socket)).toBeLessThan(before);
+      expect(socket.writableLength).toBe(writable);
+    } finally {
+      client.destroy();
+      socket.destroy();
+      server.close();
+    }
+  });
+
+  it('is 0 without a socket', () => {
+    expect(unsentBytes(undefined)).toBe(0);
   });
 });

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { allEventsFilter, EVENT_TYPES, eventTypeFilter, flowEventsFilter, type EventType, type FlowEvent } from '@taskstream/domain';
 import { followEvents, type InvalidStored, type StoredEvent } from '@taskstream/nats';
 import type { ServiceContext } from '@taskstream/runtime';
@@ -11,7 +12,7 @@ import type { Flows } from '../flows.js';
 import { clientDropped } from '../metrics.js';
 import { described } from '../openapi/registry.js';
 import { FeedMessage } from '../openapi/schemas.js';
-import { watchForStall } from '../stall.js';
+import { unsentBytes, watchForStall } from '../stall.js';
 import { FLOW_PARAMS, flowIdQuery, listParam, queueName, quote, Refusal, sequence } from './input.js';
 
 /** Bytes of messages a client may leave unread in the gateway, beyond what the network holds, before it is told to resync. */
@@ -28,7 +29,7 @@ export const RESYNC_CLOSE_CODE = 4008;
 function resync(socket: WebSocket, after: number, log: FastifyBaseLogger, stallMs: number): void {
   log.info({ after }, 'feed client fell behind; sent resync');
   const stopWatch = watchForStall(
-    () => socket.bufferedAmount,
+    () => socket.bufferedAmount + unsentBytes((socket as unknown as { _socket?: Socket })._socket),
     stallMs,
     () => {
       log.info({ after, stall_ms: stallMs }, 'feed client read nothing of its backlog; dropped');

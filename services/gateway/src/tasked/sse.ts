@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { clientDropped, taskedStreamOpened } from '../metrics.js';
-import { watchForStall } from '../stall.js';
+import { unsentBytes, watchForStall } from '../stall.js';
 import { FLOW_ID, taskedSchema } from './doc.js';
 import { notFound, TaskedError } from './errors.js';
 import type { TaskedServices } from './index.js';
@@ -106,8 +106,9 @@ async function streamFlow(s: TaskedServices, id: string, request: FastifyRequest
   const write = async (text: string) => {
     if (!closed() && !raw.write(text)) await once(raw, 'drain', { signal: gone.signal }).catch(() => undefined);
   };
+  // Watched until the connection closes, past the stream's end: what is still unsent then waits on the client too.
   const stopWatch = watchForStall(
-    () => raw.writableLength,
+    () => raw.writableLength + unsentBytes(raw.socket),
     s.clientStallMs,
     () => {
       request.log.info({ flow_id: id, stall_ms: s.clientStallMs }, 'a Tasked event stream client read nothing of what waited for it; dropped');
@@ -115,6 +116,7 @@ async function streamFlow(s: TaskedServices, id: string, request: FastifyRequest
       raw.destroy();
     },
   );
+  raw.once('close', stopWatch);
   const ping = setInterval(() => void write(':ping\n\n'), PING_MS);
   const sent = new Map<string, TaskedTaskState>();
   const outputs = new Map<string, string>();
@@ -137,7 +139,6 @@ async function streamFlow(s: TaskedServices, id: string, request: FastifyRequest
     await write(sseEvent('error', { error: 'engine_error', message: 'internal error' }));
   } finally {
     clearInterval(ping);
-    stopWatch();
     await feed.close().catch(() => undefined);
     raw.end();
   }
