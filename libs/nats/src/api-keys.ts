@@ -179,8 +179,14 @@ export interface NewKey {
 /** The day of a time, UTC, as `YYYY-MM-DD`. */
 export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
+/** How long a change waits at most for this process's tables to show it (see ApiKeyStore.shown). */
+const SHOWN_WAIT_MS = 2_000;
+
 /** API keys: create, list, revoke, register a known key, and a live table for verifying them. */
 export class ApiKeyStore {
+  /** The tables this store started: a change made through it waits until they show it. */
+  private readonly tables = new Set<ApiKeyTable>();
+
   constructor(
     private readonly kv: KV,
     readonly bucket: string,
@@ -197,7 +203,7 @@ export class ApiKeyStore {
       const generated = generateApiKey();
       const record = this.recordFor(generated.id, generated.secret, spec, now);
       try {
-        await this.kv.create(generated.id, encodeJson(record));
+        await this.shown(await this.kv.create(generated.id, encodeJson(record)));
         return { info: keyInfo(record), key: generated.key };
       } catch (error) {
         // Two ids colliding in 60 random bits: draw again.
@@ -216,7 +222,7 @@ export class ApiKeyStore {
     if (!parsed) throw new Error('the key is not an API key: it must look like ts_<12 characters a-z, 2-7>_<at least 43 characters of base64url>');
     if (isLive(await this.kv.get(parsed.id))) return 'exists';
     try {
-      await this.kv.create(parsed.id, encodeJson(this.recordFor(parsed.id, parsed.secret, spec, now)));
+      await this.shown(await this.kv.create(parsed.id, encodeJson(this.recordFor(parsed.id, parsed.secret, spec, now))));
       return 'created';
     } catch (error) {
       if (isWrongLastSequence(error)) return 'exists';
@@ -260,7 +266,7 @@ export class ApiKeyStore {
 
   /** Revokes a key for good; undefined when there is no key with that id. Revoking twice keeps the first time. */
   async revoke(id: string, now = Date.now()): Promise<ApiKeyInfo | undefined> {
-    return this.change(id, (record) => (record.revoked_at !== undefined ? undefined : { ...record, revoked_at: new Date(now).toISOString() }));
+    return this.change(id, (record) => (record.revoked_at !== undefined ? undefined : { ...record, revoked_at: new Date(now).toISOString() }), true);
   }
 
   /** Records that a key was used on `day` (YYYY-MM-DD), unless it already says so: at most one write per key a day. */
@@ -269,7 +275,7 @@ export class ApiKeyStore {
   }
 
   /** Applies `edit` by compare-and-set, again when someone else changed the record meanwhile; `edit` returns undefined for no change. */
-  private async change(id: string, edit: (record: ApiKeyRecord) => ApiKeyRecord | undefined): Promise<ApiKeyInfo | undefined> {
+  private async change(id: string, edit: (record: ApiKeyRecord) => ApiKeyRecord | undefined, waitShown = false): Promise<ApiKeyInfo | undefined> {
     if (!API_KEY_ID_PATTERN.test(id)) return undefined;
     for (;;) {
       const entry = await this.kv.get(id);
@@ -278,7 +284,8 @@ export class ApiKeyStore {
       const changed = edit(record);
       if (!changed) return keyInfo(record);
       try {
-        await this.kv.update(id, encodeJson(changed), entry.revision);
+        const revision = await this.kv.update(id, encodeJson(changed), entry.revision);
+        if (waitShown) await this.shown(revision);
         return keyInfo(changed);
       } catch (error) {
         if (!isWrongLastSequence(error)) throw error;
@@ -288,7 +295,19 @@ export class ApiKeyStore {
 
   /** A table of every key kept current by a watch: a created or revoked key is seen as soon as it is stored. */
   async watch(onCorrupt: (error: CorruptApiKeyError) => void = () => {}): Promise<ApiKeyTable> {
-    return ApiKeyTable.start(this.kv, this.bucket, onCorrupt);
+    const table = await ApiKeyTable.start(this.kv, this.bucket, onCorrupt);
+    this.tables.add(table);
+    table.onStop(() => this.tables.delete(table));
+    return table;
+  }
+
+  /**
+   * Waits (up to SHOWN_WAIT_MS) until every table this store started shows the bucket as of
+   * `revision`: a key created or revoked through this process verifies, or is refused, by this
+   * process as soon as the change is answered. Other processes see it when their watch does.
+   */
+  private async shown(revision: number): Promise<void> {
+    await Promise.all([...this.tables].map((table) => table.seen(revision, SHOWN_WAIT_MS)));
   }
 }
 
@@ -304,6 +323,10 @@ function checkSpec(spec: NewKey): void {
 export class ApiKeyTable {
   private readonly byId = new Map<string, ApiKeyRecord>();
   private stopWatch: (() => void) | undefined;
+  private readonly stopped: Array<() => void> = [];
+  /** The bucket's revision this table shows, and who waits for a later one. */
+  private revision = 0;
+  private readonly waiting = new Set<{ revision: number; done: () => void }>();
 
   static async start(kv: KV, bucket: string, onCorrupt: (error: CorruptApiKeyError) => void): Promise<ApiKeyTable> {
     const table = new ApiKeyTable();
@@ -325,6 +348,7 @@ export class ApiKeyTable {
         } else {
           table.byId.delete(key);
         }
+        table.showRevision(entry.revision);
         if (delta === 0) ready();
       }
     })();
@@ -338,6 +362,34 @@ export class ApiKeyTable {
     return this.byId.get(id);
   }
 
+  private showRevision(revision: number): void {
+    if (revision <= this.revision) return;
+    this.revision = revision;
+    for (const waiter of this.waiting) if (waiter.revision <= revision) waiter.done();
+  }
+
+  /** Resolves once the table shows the bucket as of `revision`, or after `timeoutMs` (the watch may be cut off; it catches up later). */
+  seen(revision: number, timeoutMs: number): Promise<void> {
+    if (revision <= this.revision) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = {
+        revision,
+        done: () => {
+          clearTimeout(timer);
+          this.waiting.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.done, timeoutMs);
+      this.waiting.add(waiter);
+    });
+  }
+
+  /** Calls `listener` when the table stops. */
+  onStop(listener: () => void): void {
+    this.stopped.push(listener);
+  }
+
   get size(): number {
     return this.byId.size;
   }
@@ -348,5 +400,7 @@ export class ApiKeyTable {
 
   stop(): void {
     this.stopWatch?.();
+    for (const waiter of this.waiting) waiter.done();
+    for (const listener of this.stopped.splice(0)) listener();
   }
 }

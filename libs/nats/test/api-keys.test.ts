@@ -181,6 +181,15 @@ describe('the key store, on a real nats-server', () => {
     expect(await store.anyUsable(NOW)).toBe(false);
   });
 
+  it("shows a key created or revoked through it in its own table as soon as the call returns", async () => {
+    for (let i = 0; i < 30; i++) {
+      const { info, key } = await store.create({ name: `at-once-${i}`, scope: 'read' });
+      expect(table.check(key).ok, `created key ${i}`).toBe(true);
+      await store.revoke(info.id);
+      expect(table.check(key), `revoked key ${i}`).toEqual({ ok: false, reason: 'revoked' });
+    }
+  });
+
   it('registers a known key once, and refuses bad names, scopes and lifetimes', async () => {
     const { key } = generateApiKey();
     expect(await store.register(key, { name: 'bootstrap admin', scope: 'admin' })).toBe('created');
