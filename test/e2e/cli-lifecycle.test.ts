@@ -104,12 +104,16 @@ class Up {
     return nats;
   }
 
-  /** Submits a flow whose one step runs `sleep 60`, and returns the sleep once it runs. */
-  async runLongStep(): Promise<Proc> {
-    const flow = { name: 'lifecycle', tasks: [{ id: 'long', executor: 'shell', config: { command: 'sleep 60' } }] };
+  /** Submits a flow whose one step runs `command` (`sleep 60`), and returns its process (named `comm`) once it runs. */
+  async runLongStep(command = 'sleep 60', comm = 'sleep'): Promise<Proc> {
+    const flow = { name: 'lifecycle', tasks: [{ id: 'long', executor: 'shell', config: { command } }] };
     const submitted = await fetch(`${this.url}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(flow) });
     expect(submitted.status, await submitted.clone().text()).toBe(202);
-    return waitFor('the step to run sleep', () => this.below().find((p) => p.comm === 'sleep'), 20_000, 100);
+    const flowId = ((await submitted.json()) as { flow_id: string }).flow_id;
+    return waitFor(`the step to run ${comm}`, () => this.below().find((p) => p.comm === comm), 20_000, 100).catch(async (error: Error) => {
+      const view = await (await fetch(`${this.url}/api/v1/flows/${flowId}`)).text();
+      throw new Error(`${error.message}\nflow: ${view}\nbelow: ${JSON.stringify(this.below())}\n${this.output}`);
+    });
   }
 
   exitWithin(ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | 'late'> {
@@ -175,14 +179,18 @@ describe.skipIf(!existsSync('/proc/self/task'))('taskstream up, its lifecycle', 
     await allGone(below, 10_000);
   });
 
-  it('an error nothing caught is logged as one fatal line, and ends the step and nats-server before up exits 1', async () => {
+  it('an error nothing caught is logged as one fatal line, and ends the step (even one ignoring SIGTERM) and nats-server before up exits 1', async () => {
     // A bug on demand: the exception is thrown outside any handler once up is told to (SIGUSR2).
     const bugDir = mkdtempSync(join(tmpdir(), 'taskstream-bug-'));
     onTestFinished(() => rmSync(bugDir, { recursive: true, force: true }));
     const bug = join(bugDir, 'bug.mjs');
     writeFileSync(bug, "process.on('SIGUSR2', () => setImmediate(() => { throw new Error('a bug nothing caught'); }));\n");
-    const up = await Up.start(dataDir, ['--import', bug]);
-    const sleep = await up.runLongStep();
+    // A step that ignores SIGTERM: only SIGKILL ends it.
+    const stubborn = join(bugDir, 'stubborn-step');
+    writeFileSync(stubborn, "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n", { mode: 0o755 });
+    // A data directory of its own: the earlier tests' steps, handed back, would run again first.
+    const up = await Up.start(join(bugDir, 'data'), ['--import', bug]);
+    const step = await up.runLongStep(stubborn, 'stubborn-step');
     const below = up.below();
 
     up.child.kill('SIGUSR2');
@@ -198,6 +206,6 @@ describe.skipIf(!existsSync('/proc/self/task'))('taskstream up, its lifecycle', 
     expect(fatal[0]).toMatchObject({ service: 'taskstream', msg: 'uncaught exception: a bug nothing caught; exiting' });
     // The step's process is in a process group of its own: without the abort it would outlive up.
     await allGone(below, 10_000);
-    expect(gone(sleep.pid)).toBe(true);
+    expect(gone(step.pid)).toBe(true);
   });
 });

@@ -102,6 +102,31 @@ function spawnPiped(file: string, args: string[], cwd: string | undefined, env: 
 
 type PipedChild = ReturnType<typeof spawnPiped>;
 
+/**
+ * Process groups of steps not yet killed. Each leads a group of its own, which nothing ends when
+ * this process exits: whatever way it exits (a second Ctrl-C, an error nothing caught, the end of a
+ * shutdown whose grace a step outlived by ignoring SIGTERM), they get SIGKILL as it does.
+ */
+const liveGroups = new Set<number>();
+let killGroupsAtExit = false;
+
+function remember(group: number): void {
+  liveGroups.add(group);
+  if (killGroupsAtExit) return;
+  killGroupsAtExit = true;
+  process.once('exit', () => {
+    for (const live of liveGroups) killGroup(live, 'SIGKILL');
+  });
+}
+
+function killGroup(group: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-group, signal);
+  } catch {
+    // the group has no process left
+  }
+}
+
 interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -132,6 +157,7 @@ class GroupRun {
     private readonly startError: (error: NodeJS.ErrnoException) => StepError,
   ) {
     this.group = child.pid;
+    if (this.group !== undefined) remember(this.group);
   }
 
   watch(): void {
@@ -151,11 +177,8 @@ class GroupRun {
 
   private signalGroup(signal: NodeJS.Signals): void {
     if (this.group === undefined) return;
-    try {
-      process.kill(-this.group, signal);
-    } catch {
-      // the group has no process left
-    }
+    killGroup(this.group, signal);
+    if (signal === 'SIGKILL') liveGroups.delete(this.group);
   }
 
   private readonly stop = (): void => {
@@ -184,6 +207,7 @@ class GroupRun {
   private readonly failedToStart = (error: NodeJS.ErrnoException): void => {
     if (this.ended) return;
     this.ended = true;
+    if (this.group !== undefined) liveGroups.delete(this.group);
     this.signal.removeEventListener('abort', this.stop);
     this.settle.reject(this.startError(error));
   };
