@@ -20,6 +20,18 @@ function gone(pid: number): boolean {
   }
 }
 
+/** A process's command line, its arguments joined by spaces. */
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return '';
+  }
+}
+
+// Each long step sleeps a different time: the earlier tests' steps, handed back, may run again beside it.
+let longSteps = 0;
+
 function comm(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
@@ -104,13 +116,14 @@ class Up {
     return nats;
   }
 
-  /** Submits a flow whose one step runs `command` (`sleep 60`), and returns its process (named `comm`) once it runs. */
-  async runLongStep(command = 'sleep 60', comm = 'sleep'): Promise<Proc> {
+  /** Submits a flow whose one step runs `command` (a sleep of a minute or so), and returns its process once it runs: the one named `comm` whose command line ends with `command`'s last word. */
+  async runLongStep(command = `sleep ${60 + ++longSteps}`, comm = 'sleep'): Promise<Proc> {
+    const last = command.split(' ').at(-1)!;
     const flow = { name: 'lifecycle', tasks: [{ id: 'long', executor: 'shell', config: { command } }] };
     const submitted = await fetch(`${this.url}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(flow) });
     expect(submitted.status, await submitted.clone().text()).toBe(202);
     const flowId = ((await submitted.json()) as { flow_id: string }).flow_id;
-    return waitFor(`the step to run ${comm}`, () => this.below().find((p) => p.comm === comm), 20_000, 100).catch(async (error: Error) => {
+    return waitFor(`the step to run ${command}`, () => this.below().find((p) => p.comm === comm && commandLine(p.pid).endsWith(last)), 20_000, 100).catch(async (error: Error) => {
       const view = await (await fetch(`${this.url}/api/v1/flows/${flowId}`)).text();
       throw new Error(`${error.message}\nflow: ${view}\nbelow: ${JSON.stringify(this.below())}\n${this.output}`);
     });
