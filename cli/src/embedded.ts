@@ -2,11 +2,11 @@ import { join } from 'node:path';
 import { startDispatcher } from '@taskstream/dispatcher';
 import { createSteps, startExecutor, type ExecutorOptions } from '@taskstream/executor';
 import { buildGateway, checkExposure, DEFAULT_RATE_LIMIT } from '@taskstream/gateway';
-import { ApiKeyStore, NatsServer, silentLogger, type Logger } from '@taskstream/nats';
+import { ApiKeyStore, Kvm, NatsServer, silentLogger, type Logger } from '@taskstream/nats';
 import { startPlanner } from '@taskstream/planner';
 import { startProjector } from '@taskstream/projector';
 import { startScheduler } from '@taskstream/scheduler';
-import { applyHeapGrowth, collectProcessMetrics, createContext, createLogger, SettingError, startTracing, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
+import { applyHeapGrowth, collectProcessMetrics, createContext, createLogger, releaseEveryLease, SettingError, startTracing, type ServiceContext, type ServiceHandle } from '@taskstream/runtime';
 import type { FastifyInstance } from 'fastify';
 import { stackSettings, type StackSettingOptions, type StackSettings } from './stack-settings.js';
 import { httpAllowOf } from './commands/service.js';
@@ -142,7 +142,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       contexts.push(ctx);
       return ctx;
     };
-    handles.push(await startProjector(await context('projector'), settings.projector));
+    const projectorCtx = await context('projector');
+    if (nats) {
+      // Started by this process just now: leases left by its earlier run are nobody's.
+      const released = await releaseEveryLease(await new Kvm(projectorCtx.js).open(projectorCtx.topo.leasesBucket));
+      if (released > 0) logFor('taskstream').info({ released }, 'released the partition leases an earlier run left');
+    }
+    handles.push(await startProjector(projectorCtx, settings.projector));
     handles.push(await startPlanner(await context('planner'), settings.planner));
     handles.push(await startDispatcher(await context('dispatcher'), settings.dispatcher));
     handles.push(await startExecutor(await context('executor'), { ...settings.executor, steps: steps.steps }));

@@ -85,10 +85,11 @@ class Up {
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   }
 
-  static async start(dataDir: string, nodeArgs: string[] = []): Promise<Up> {
+  static async start(dataDir: string, nodeArgs: string[] = [], env: Record<string, string> = {}): Promise<Up> {
     const port = await freePort();
     const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'cli', 'bin', 'taskstream.js'), 'up', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
       cwd: ROOT,
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const up = new Up(child, `http://127.0.0.1:${port}`);
@@ -159,6 +160,26 @@ describe.skipIf(!existsSync('/proc/self/task'))('taskstream up, its lifecycle', 
     up.child.kill('SIGKILL');
     await up.exited;
     await waitFor(`nats-server ${nats.pid} to end`, () => gone(nats.pid) || undefined, 10_000, 100);
+  });
+
+  it('after a kill, up resumes flows at once instead of waiting out the partition leases its earlier run held', async () => {
+    const ownDir = mkdtempSync(join(tmpdir(), 'taskstream-leases-'));
+    onTestFinished(() => rmSync(ownDir, { recursive: true, force: true }));
+    // Leases of a minute: waited out, the flow below would not end within the wait.
+    const env = { TASKSTREAM_LEASE_MS: '60000' };
+    const runs = async (up: Up) => {
+      const submitted = await fetch(`${up.url}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tasks: [{ id: 'quick', executor: 'noop' }] }) });
+      const flowId = ((await submitted.json()) as { flow_id: string }).flow_id;
+      await waitFor(`flow ${flowId} to succeed\n${up.output}`, async () => (((await (await fetch(`${up.url}/api/v1/flows/${flowId}`)).json()) as { status: string }).status === 'succeeded' ? true : undefined), 20_000, 100);
+    };
+    const first = await Up.start(ownDir, [], env);
+    await runs(first);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const second = await Up.start(ownDir, [], env);
+    await runs(second);
+    second.child.kill('SIGINT');
+    await second.exitWithin(15_000);
   });
 
   it('SIGINT with a long step running stops everything within a bound and exits 130', async () => {

@@ -28,6 +28,21 @@ export interface PartitionOwnerOptions {
   log: Logger;
 }
 
+/**
+ * Removes every lease and member record, of every role: for a process that started the server
+ * itself (the embedded stack), which no other instance can have reached yet. Its own earlier run,
+ * ended without releasing (a kill, a crash), would otherwise keep every partition until the leases
+ * ran out. Never call it on a server other processes use.
+ */
+export async function releaseEveryLease(kv: KV): Promise<number> {
+  let released = 0;
+  for await (const key of await kv.keys()) {
+    await kv.delete(key);
+    released++;
+  }
+  return released;
+}
+
 /** Partitions this instance should own: an even share of those held by live instances. */
 export function fairShare(partitions: number, liveInstances: number): number {
   return Math.ceil(partitions / Math.max(1, liveInstances));
