@@ -161,6 +161,7 @@ async function main() {
     `Highest sustained rate: ${sustained.length ? Math.max(...sustained) : 'none'} flows/s.`,
     '',
     ...openLoop.map((s) => `- Messages stored per flow at ${s.rate}/s: ${Object.entries(s.stored_per_flow).map(([k, v]) => `${k} ${v}`).join(', ')}`),
+    ...openLoop.map((s) => `- Messages exchanged with nats-server per flow at ${s.rate}/s (in / out): ${Object.entries(s.messages_per_flow).map(([k, v]) => `${k} ${v.in} / ${v.out}`).join(', ')}`),
     ...(openLoop.length > 0 ? [''] : []),
     ...(retention
       ? [
@@ -176,6 +177,7 @@ async function main() {
     '',
     ...results.filter((r) => r.rss_after_mb).map((r) => `- RSS MB 5 s after the workload, ${r.workload} ${r.system}: ${Object.entries(r.rss_after_mb!).map(([k, v]) => `${k} ${v}`).join(', ')}`),
     ...results.filter((r) => r.stored_per_task).map((r) => `- Messages stored per task, ${r.workload} ${r.system}: ${Object.entries(r.stored_per_task!).map(([k, v]) => `${k} ${v}`).join(', ')}`),
+    ...results.filter((r) => r.messages_per_task).map((r) => `- Messages exchanged with nats-server per task (in / out), ${r.workload} ${r.system}: ${Object.entries(r.messages_per_task!).map(([k, v]) => `${k} ${v.in} / ${v.out}`).join(', ')}`),
     ...results.filter((r) => r.cpu_s_by_process).map((r) => `- CPU seconds by process, ${r.workload} ${r.system}: ${Object.entries(r.cpu_s_by_process!).map(([k, v]) => `${k} ${v}`).join(', ')}`),
     ...(profileDir ? ['', `## Where each process spends its time (profiles in ${profileDir})`, '', ...profileMarkdown(profiles)] : []),
   ];

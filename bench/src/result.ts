@@ -1,6 +1,22 @@
 import type { ServiceMemory } from './memory.js';
 import { percentile } from './procs.js';
 
+/** A connection's messages: `in` what the client sent (publishes, acknowledgements, requests), `out` what it was sent (deliveries, PubAcks, replies). */
+export interface MessageCounts {
+  in: number;
+  out: number;
+}
+
+/** Each connection's messages between two readings, per unit (task or flow), by connection name; the bench's own left out. */
+export function messagesPer(before: Record<string, MessageCounts>, after: Record<string, MessageCounts>, units: number): Record<string, MessageCounts> {
+  const round = (n: number) => Math.round((n / units) * 100) / 100;
+  return Object.fromEntries(
+    Object.entries(after)
+      .filter(([name]) => name !== 'bench')
+      .map(([name, counts]) => [name, { in: round(counts.in - (before[name]?.in ?? 0)), out: round(counts.out - (before[name]?.out ?? 0)) }] as const),
+  );
+}
+
 export interface Result {
   workload: string;
   system: string;
@@ -16,6 +32,8 @@ export interface Result {
   rss_after_mb?: Record<string, number>;
   /** Messages each stream (KV buckets included) stored per task over the workload: where the broker's work goes. */
   stored_per_task?: Record<string, number>;
+  /** Messages each service exchanged with nats-server per task (`in`: it sent; `out`: it was sent), from the server's connection statistics. */
+  messages_per_task?: Record<string, MessageCounts>;
   /** Each service's live heap before and after, and peak RSS, against the memory targets. */
   memory?: ServiceMemory[];
   lost: number;

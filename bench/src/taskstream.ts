@@ -9,7 +9,7 @@ import { connectNats, FlowRetention, jetstream, jetstreamManager, topology, type
 import { freePort, NatsServer, waitFor } from '@taskstream/testing';
 import { liveHeapMb, MEMORY_TARGETS, memoryVerdicts, type ServiceMemory } from './memory.js';
 import { percentile, ProcessMeter, rssMb } from './procs.js';
-import { limitStats, lostAndDuplicates, manyFlowsFigures, measured, type ManyFlowsResult, type Result } from './result.js';
+import { limitStats, lostAndDuplicates, manyFlowsFigures, measured, messagesPer, type ManyFlowsResult, type MessageCounts, type Result } from './result.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 // Built beside main.js (bench/package.json): preloaded into every service so the bench can read its live heap.
@@ -59,6 +59,7 @@ export class TaskstreamSystem {
     readonly gateway: string,
     private readonly children: Map<string, ChildProcess>,
     private readonly profileDir: string | undefined,
+    private readonly monitorPort: number,
   ) {}
 
   /**
@@ -71,7 +72,9 @@ export class TaskstreamSystem {
     // view: more than nats-server's default 1 MiB payload (docs/operations.md).
     const config = join(mkdtempSync(join(tmpdir(), 'taskstream-bench-')), 'nats.conf');
     writeFileSync(config, 'max_payload: 8388608\n');
-    const nats = await NatsServer.start({ args: ['-c', config] });
+    // The monitoring port gives each connection's message counts (messagesByConnection).
+    const monitorPort = await freePort();
+    const nats = await NatsServer.start({ args: ['-c', config, '-m', String(monitorPort)] });
     const port = await freePort();
     const env = { ...process.env, TASKSTREAM_NATS_URL: nats.url, TASKSTREAM_LOG_LEVEL: 'error', TASKSTREAM_AUTH: 'none', TASKSTREAM_RATE_LIMIT: '0', TASKSTREAM_HTTP_ALLOW: '127.0.0.0/8,::1', TASKSTREAM_BODY_LIMIT: String(8 * 1024 * 1024) };
     const children = new Map<string, ChildProcess>();
@@ -87,7 +90,7 @@ export class TaskstreamSystem {
     const gateway = `http://127.0.0.1:${port}`;
     await waitFor('the gateway', async () => ((await fetch(`${gateway}/readyz`).catch(() => undefined))?.ok ? true : undefined), 30_000);
     const nc = await connectNats({ servers: nats.url, name: 'bench' });
-    return new TaskstreamSystem(nats, nc, gateway, children, options.profileDir);
+    return new TaskstreamSystem(nats, nc, gateway, children, options.profileDir, monitorPort);
   }
 
   pids(): Map<string, number> {
@@ -161,6 +164,19 @@ export class TaskstreamSystem {
     return { memory: memoryVerdicts(idleHeapMb, peakRssMb, await this.liveHeapsMb()), rss_after_mb: rssAfter };
   }
 
+  /** Messages each connection has exchanged with nats-server so far, by connection name (`taskstream-` left off). */
+  async messagesByConnection(): Promise<Record<string, MessageCounts>> {
+    const { connections } = (await (await fetch(`http://127.0.0.1:${this.monitorPort}/connz?limit=1024`)).json()) as { connections: Array<{ name?: string; in_msgs: number; out_msgs: number }> };
+    const out: Record<string, MessageCounts> = {};
+    for (const c of connections) {
+      const name = (c.name ?? 'unnamed').replace(/^taskstream-/, '');
+      const counts = (out[name] ??= { in: 0, out: 0 });
+      counts.in += c.in_msgs;
+      counts.out += c.out_msgs;
+    }
+    return out;
+  }
+
   /** How many messages each stream (KV buckets included) has stored so far: its last sequence. */
   async storedSequences(): Promise<Record<string, number>> {
     const jsm = await jetstreamManager(this.nc);
@@ -209,9 +225,11 @@ function noops(n: number, prefix: string) {
 export async function independent(system: TaskstreamSystem, n: number): Promise<Result> {
   const idleHeapMb = await system.liveHeapsMb();
   const storedBefore = await system.storedSequences();
+  const messagesBefore = await system.messagesByConnection();
   const { flowId, makespanMs, endedAt, usage } = await system.runToEnd({ tasks: noops(n, 't') });
   const settled = await system.settledMemory(endedAt, idleHeapMb, usage.peak_rss_mb);
   const stored = storedPerTask(storedBefore, await system.storedSequences(), n);
+  const messages = messagesPer(messagesBefore, await system.messagesByConnection(), n);
   const events = await system.history(flowId);
   return {
     workload: '1-independent',
@@ -219,6 +237,7 @@ export async function independent(system: TaskstreamSystem, n: number): Promise<
     ...measured(n, makespanMs, startLatencies(events), usage),
     ...settled,
     stored_per_task: stored,
+    messages_per_task: messages,
     ...taskCounts(events, n),
     notes: 'p50/p99: submission to task start',
   };
@@ -340,6 +359,8 @@ export interface OpenLoopStep {
   rejected: number;
   /** Messages each stream stored per flow accepted (KV buckets included), read once the views have settled. */
   stored_per_flow: Record<string, number>;
+  /** Messages each service exchanged with nats-server per flow accepted, read at the same time. */
+  messages_per_flow: Record<string, MessageCounts>;
 }
 
 /**
@@ -366,6 +387,7 @@ export async function openLoop(system: TaskstreamSystem, rate: number, flows: nu
     },
   });
   const storedBefore = await system.storedSequences();
+  const messagesBefore = await system.messagesByConnection();
   const meter = new ProcessMeter(system.pids());
   const t0 = Date.now() + 50;
   let rejected = 0;
@@ -396,8 +418,10 @@ export async function openLoop(system: TaskstreamSystem, rate: number, flows: nu
   const drain = lastEnd - lastScheduled;
   // The projector writes a flow's last view after its end is stored.
   await new Promise((r) => setTimeout(r, 1_000));
-  const stored = flows > rejected ? storedPerTask(storedBefore, await system.storedSequences(), flows - rejected) : {};
-  return { rate, flows, sustained: drain <= 1000 && rejected === 0, drain_ms: drain, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), rejected, stored_per_flow: stored, usage };
+  const accepted = flows - rejected;
+  const stored = accepted > 0 ? storedPerTask(storedBefore, await system.storedSequences(), accepted) : {};
+  const messages = accepted > 0 ? messagesPer(messagesBefore, await system.messagesByConnection(), accepted) : {};
+  return { rate, flows, sustained: drain <= 1000 && rejected === 0, drain_ms: drain, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), rejected, stored_per_flow: stored, messages_per_flow: messages, usage };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { percentile } from '../src/procs.js';
-import { flowMakespans, lostAndDuplicates, manyFlowsFigures, manyFlowsMarkdown, type ManyFlowsResult } from '../src/result.js';
+import { flowMakespans, lostAndDuplicates, manyFlowsFigures, manyFlowsMarkdown, messagesPer, type ManyFlowsResult } from '../src/result.js';
 
 describe('result figures', () => {
   it('takes a percentile as the value at that rank, NaN when there are none', () => {
@@ -32,5 +32,13 @@ describe('result figures', () => {
     expect(lines[0]).toContain('20 flows of 100');
     expect(lines).toContain('| taskstream | 2000 | 1234 | 900 | 1501 | 2.50 | 0 | 0 |');
     expect(manyFlowsMarkdown([])).toEqual([]);
+  });
+});
+
+describe('messagesPer', () => {
+  it("divides each connection's messages between two readings by the units, and leaves the bench's own out", () => {
+    const before = { planner: { in: 100, out: 50 }, bench: { in: 7, out: 7 } };
+    const after = { planner: { in: 400, out: 350 }, executor: { in: 600, out: 603 }, bench: { in: 900, out: 900 } };
+    expect(messagesPer(before, after, 100)).toEqual({ planner: { in: 3, out: 3 }, executor: { in: 6, out: 6.03 } });
   });
 });
