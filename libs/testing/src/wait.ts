@@ -1,5 +1,7 @@
 /** Thrown by a probe that knows waiting longer cannot help (the process it waits for has exited): waitFor rethrows it at once. */
-export class StopWaiting extends Error {}
+export class StopWaiting extends Error {
+  override name = 'StopWaiting';
+}
 
 /** Polls `probe` until it returns a value other than undefined, or fails with `what` after `timeoutMs`. */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, intervalMs = 50): Promise<T> {
