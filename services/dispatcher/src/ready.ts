@@ -67,14 +67,14 @@ export function readyHandler(options: ReadyHandlerOptions): (ready: EventOf<'tas
     try {
       stopped = (await stops.storedStop(ready.flow_id, ready.data.spec)) !== undefined;
     } catch (error) {
-      await giveBack(true, queue, key);
+      await limits.release([queue], key);
       throw error;
     }
     if (stopped) return withoutSlot(true, queue, key, send);
     const repeated = await dispatching(send);
     // A dispatch whose acknowledgement was lost comes back, maybe as a first delivery (nats-server
     // 2.9), and is admitted again after its task may have run and released its slot.
-    if (repeated && (await alreadyFinished(js, topo, ready))) await giveBack(true, queue, key);
+    if (repeated && (await alreadyFinished(js, topo, ready))) await limits.release([queue], key);
   };
   return async (ready, msg) => {
     const queue = ready.data.queue;
